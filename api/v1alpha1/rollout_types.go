@@ -1,0 +1,200 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Labels and annotations KULTA reads or writes on Rollouts, ReplicaSets, Pods and Services.
+const (
+	// PodTemplateHashLabel carries the hash of the pod template a ReplicaSet was built from. KULTA
+	// sets it on each ReplicaSet, its pod template and its selector, and pins Service selectors to it.
+	PodTemplateHashLabel = "rollouts.kulta.io/pod-template-hash"
+
+	// RolloutTypeLabel marks a revision's Pods as `stable` or `canary` when they are created.
+	// KULTA's example Services select on it; once KULTA pins a Service to a revision it replaces
+	// this key in the Service selector with PodTemplateHashLabel, since a promoted canary's Pods
+	// keep the label value they were created with.
+	RolloutTypeLabel = "rollouts.kulta.io/type"
+
+	// PromoteAnnotation, set to "true", advances past the current pause or promotes the preview or
+	// the winning variant. KULTA removes it once it has acted on it.
+	PromoteAnnotation = "kulta.io/promote"
+
+	// ConcludeExperimentAnnotation, set to "true", ends a running A/B experiment. KULTA removes it
+	// once it has acted on it.
+	ConcludeExperimentAnnotation = "kulta.io/conclude-experiment"
+)
+
+// RolloutSpec is the desired state of a Rollout: the Pods it runs and the strategy that moves
+// users from one revision of them to the next.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",message="spec.selector.matchLabels must match spec.template.metadata.labels"
+type RolloutSpec struct {
+	// replicas is the number of Pods wanted once a revision is fully rolled out.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// selector picks the Pods this Rollout owns. It must match spec.template's labels and must not
+	// change after creation.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.selector is immutable"
+	Selector *LabelSelector `json:"selector"`
+
+	// template is the Pod template. Each distinct template becomes one revision with its own
+	// ReplicaSet.
+	// +required
+	Template PodTemplate `json:"template"`
+
+	// strategy says how a new revision replaces the current one. Exactly one of its members is set.
+	// +required
+	Strategy RolloutStrategy `json:"strategy"`
+
+	// maxSurge is how many Pods (a number, or a percentage of replicas such as "25%") may run above
+	// replicas while the simple strategy rolls. Rounded up.
+	// +optional
+	// +kubebuilder:default="25%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%?$')",message="spec.maxSurge must be a non-negative number or a percentage such as 25%"
+	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
+
+	// maxUnavailable is how many Pods (a number, or a percentage of replicas) may be unavailable
+	// while the simple strategy rolls. Rounded down.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%?$')",message="spec.maxUnavailable must be a non-negative number or a percentage such as 25%"
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+
+	// progressDeadlineSeconds is how long a rollout may go without making progress (a step, a
+	// promotion or replicas turning ready) before it is marked Failed. Time spent in a pause that
+	// waits for a person does not count.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// revisionHistoryLimit is how many old, scaled-down ReplicaSets are kept for rollback.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+}
+
+// LabelSelector is a metav1.LabelSelector with bounds, so that the API server can afford to
+// check it against the template's labels. Its JSON is the same.
+type LabelSelector struct {
+	// matchLabels selects Pods whose labels have these values.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=24
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+
+	// matchExpressions are further requirements on Pod labels; all must hold.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	MatchExpressions []metav1.LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// AsMeta returns the selector as the metav1 type that label tooling takes.
+func (s *LabelSelector) AsMeta() *metav1.LabelSelector {
+	if s == nil {
+		return nil
+	}
+	return &metav1.LabelSelector{MatchLabels: s.MatchLabels, MatchExpressions: s.MatchExpressions}
+}
+
+// PodTemplate is a corev1.PodTemplateSpec whose metadata keeps only labels and annotations (the
+// parts a ReplicaSet's Pods use), with bounds. Its JSON is the same.
+type PodTemplate struct {
+	// metadata holds the Pods' labels and annotations.
+	// +optional
+	Metadata PodTemplateMetadata `json:"metadata,omitempty"`
+
+	// spec is the Pods' specification.
+	// +optional
+	Spec corev1.PodSpec `json:"spec,omitempty"`
+}
+
+// PodTemplateMetadata is the metadata given to a revision's Pods.
+type PodTemplateMetadata struct {
+	// labels are added to each Pod. They must include spec.selector.matchLabels.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations are added to each Pod.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// AsPodTemplateSpec returns the template as the core type a ReplicaSet takes.
+func (t *PodTemplate) AsPodTemplateSpec() corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: t.Metadata.Labels, Annotations: t.Metadata.Annotations},
+		Spec:       t.Spec,
+	}
+}
+
+// RolloutStrategy holds exactly one way of moving to a new revision.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.canary), has(self.blueGreen), has(self.abTesting), has(self.simple)].filter(x, x).size() == 1",message="spec.strategy must set exactly one of canary, blueGreen, abTesting or simple"
+type RolloutStrategy struct {
+	// canary shifts a growing share of traffic to the new revision in steps.
+	// +optional
+	Canary *CanaryStrategy `json:"canary,omitempty"`
+
+	// blueGreen runs the new revision beside the old one behind a preview Service, then switches
+	// all traffic at once.
+	// +optional
+	BlueGreen *BlueGreenStrategy `json:"blueGreen,omitempty"`
+
+	// abTesting routes requests that match a header or cookie to variant B and keeps the rest on
+	// variant A until statistics decide.
+	// +optional
+	ABTesting *ABTestingStrategy `json:"abTesting,omitempty"`
+
+	// simple replaces Pods in a rolling update, with optional analysis afterwards.
+	// +optional
+	Simple *SimpleStrategy `json:"simple,omitempty"`
+}
+
+// Rollout replaces a Deployment: each new Pod template becomes a new ReplicaSet, and KULTA moves
+// users onto it step by step, rolling back on its own when the new revision is worse.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=kro,categories={kulta,all}
+// +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.status.strategy`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStepIndex`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.currentWeight`
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Rollout struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec RolloutSpec `json:"spec"`
+
+	// status is the state KULTA observed and acted on.
+	// +optional
+	Status RolloutStatus `json:"status,omitempty"`
+}
+
+// RolloutList is a list of Rollouts.
+//
+// +kubebuilder:object:root=true
+type RolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Rollout `json:"items"`
+}

@@ -1,0 +1,270 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is where a Rollout is in its life. Conditions carry the detail; the phase is the summary
+// users and KULTA's first controller know.
+type Phase string
+
+// Phases.
+const (
+	PhaseInitializing  Phase = "Initializing"
+	PhaseProgressing   Phase = "Progressing"
+	PhasePaused        Phase = "Paused"
+	PhasePreview       Phase = "Preview"
+	PhaseExperimenting Phase = "Experimenting"
+	PhaseConcluded     Phase = "Concluded"
+	PhaseCompleted     Phase = "Completed"
+	PhaseFailed        Phase = "Failed"
+)
+
+// StrategyName names the strategy a Rollout uses, as shown in status.strategy.
+type StrategyName string
+
+// Strategy names.
+const (
+	StrategyCanary    StrategyName = "canary"
+	StrategyBlueGreen StrategyName = "blueGreen"
+	StrategyABTesting StrategyName = "abTesting"
+	StrategySimple    StrategyName = "simple"
+)
+
+// Condition types KULTA owns on a Rollout, following kstatus.
+const (
+	// ConditionReady is True when the current revision serves all traffic at full scale.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a rollout is moving between revisions.
+	ConditionProgressing = "Progressing"
+	// ConditionPaused is True while a rollout waits at a pause, for promotion, or after a failure
+	// whose policy is Pause.
+	ConditionPaused = "Paused"
+	// ConditionStalled is True when KULTA cannot go on until the user fixes something.
+	ConditionStalled = "Stalled"
+	// ConditionAnalysis reports the last analysis verdict.
+	ConditionAnalysis = "Analysis"
+	// ConditionTrafficRouted is True when the routes carry the weights the current step wants.
+	ConditionTrafficRouted = "TrafficRouted"
+)
+
+// MaxDecisions bounds status.decisions; older entries are dropped first.
+const MaxDecisions = 20
+
+// RolloutStatus is what KULTA observed and did.
+type RolloutStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions are the Ready, Progressing, Paused, Stalled, Analysis and TrafficRouted conditions.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// phase summarises the conditions.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// strategy is the strategy in use: canary, blueGreen, abTesting or simple.
+	// +optional
+	Strategy StrategyName `json:"strategy,omitempty"`
+
+	// message explains the phase.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32768
+	Message string `json:"message,omitempty"`
+
+	// currentStepIndex is the canary step being carried out (0-based).
+	// +optional
+	CurrentStepIndex *int32 `json:"currentStepIndex,omitempty"`
+
+	// currentWeight is the percentage of traffic the new revision receives.
+	// +optional
+	CurrentWeight *int32 `json:"currentWeight,omitempty"`
+
+	// stablePodTemplateHash identifies the revision that has been fully rolled out.
+	// +optional
+	StablePodTemplateHash string `json:"stablePodTemplateHash,omitempty"`
+
+	// currentPodTemplateHash identifies the revision of spec.template.
+	// +optional
+	CurrentPodTemplateHash string `json:"currentPodTemplateHash,omitempty"`
+
+	// pauseStartTime is when the current pause began.
+	// +optional
+	PauseStartTime *metav1.Time `json:"pauseStartTime,omitempty"`
+
+	// stepStartTime is when the current step began; analysis warm-up counts from it.
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+
+	// progressStartedAt is when the rollout last made progress; progressDeadlineSeconds counts from it.
+	// +optional
+	ProgressStartedAt *metav1.Time `json:"progressStartedAt,omitempty"`
+
+	// replicas is the number of Pods of all revisions.
+	// +optional
+	Replicas int32 `json:"replicas"`
+
+	// readyReplicas is the number of ready Pods of all revisions.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+
+	// updatedReplicas is the number of Pods of the current revision.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas"`
+
+	// availableReplicas is the number of available Pods of all revisions.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas"`
+
+	// selector is spec.selector in label-query form, for the scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// decisions are the latest steps KULTA took and why, oldest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Decisions []Decision `json:"decisions,omitempty"`
+
+	// abExperiment is the state of the A/B experiment.
+	// +optional
+	ABExperiment *ABExperimentStatus `json:"abExperiment,omitempty"`
+}
+
+// DecisionAction is what KULTA did.
+type DecisionAction string
+
+// Decision actions.
+const (
+	ActionInitialize  DecisionAction = "Initialize"
+	ActionStepAdvance DecisionAction = "StepAdvance"
+	ActionPromotion   DecisionAction = "Promotion"
+	ActionRollback    DecisionAction = "Rollback"
+	ActionPause       DecisionAction = "Pause"
+	ActionResume      DecisionAction = "Resume"
+	ActionComplete    DecisionAction = "Complete"
+	ActionConclude    DecisionAction = "Conclude"
+	ActionFail        DecisionAction = "Fail"
+)
+
+// Decision is one action KULTA took, with its reason and the evidence it used.
+type Decision struct {
+	// timestamp is when the decision was taken.
+	// +required
+	Timestamp metav1.Time `json:"timestamp"`
+
+	// action is what was done.
+	// +required
+	Action DecisionAction `json:"action"`
+
+	// fromStep is the step index before the decision.
+	// +optional
+	FromStep *int32 `json:"fromStep,omitempty"`
+
+	// toStep is the step index after the decision.
+	// +optional
+	ToStep *int32 `json:"toStep,omitempty"`
+
+	// reason is a CamelCase reason, such as PauseDurationExpired or AnalysisFailed.
+	// +required
+	Reason string `json:"reason"`
+
+	// message explains the decision.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+
+	// metrics are the metric values the decision used, by metric name.
+	// +optional
+	Metrics map[string]MetricSnapshot `json:"metrics,omitempty"`
+}
+
+// MetricSnapshot is one metric's value at a decision.
+type MetricSnapshot struct {
+	// value is the measured value.
+	// +required
+	Value Decimal `json:"value"`
+
+	// threshold is the limit it was judged against.
+	// +optional
+	Threshold *Decimal `json:"threshold,omitempty"`
+
+	// passed says whether the value was acceptable.
+	// +required
+	Passed bool `json:"passed"`
+}
+
+// ABVariant names a variant of an A/B experiment.
+type ABVariant string
+
+// Variants.
+const (
+	VariantA ABVariant = "A"
+	VariantB ABVariant = "B"
+)
+
+// ABExperimentStatus is the state of an A/B experiment.
+type ABExperimentStatus struct {
+	// startedAt is when variant B started receiving traffic.
+	// +required
+	StartedAt metav1.Time `json:"startedAt"`
+
+	// concludedAt is when the experiment ended.
+	// +optional
+	ConcludedAt *metav1.Time `json:"concludedAt,omitempty"`
+
+	// sampleSizeA is the number of requests variant A served in the window.
+	// +optional
+	SampleSizeA *int64 `json:"sampleSizeA,omitempty"`
+
+	// sampleSizeB is the number of requests variant B served in the window.
+	// +optional
+	SampleSizeB *int64 `json:"sampleSizeB,omitempty"`
+
+	// results holds one comparison per metric.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Results []ABMetricResult `json:"results,omitempty"`
+
+	// winner is the variant that won, when one did.
+	// +optional
+	Winner ABVariant `json:"winner,omitempty"`
+
+	// conclusionReason says why the experiment ended: SignificanceReached, MaxDurationExceeded,
+	// ManualConclusion or ConsensusReached.
+	// +optional
+	ConclusionReason string `json:"conclusionReason,omitempty"`
+}
+
+// ABMetricResult is the comparison of one metric between the variants.
+type ABMetricResult struct {
+	// name is the metric.
+	// +required
+	Name string `json:"name"`
+
+	// valueA is variant A's value.
+	// +required
+	ValueA Decimal `json:"valueA"`
+
+	// valueB is variant B's value.
+	// +required
+	ValueB Decimal `json:"valueB"`
+
+	// confidence is one minus the p-value of the difference.
+	// +required
+	Confidence Decimal `json:"confidence"`
+
+	// isSignificant says whether the difference is significant at the configured level.
+	// +required
+	IsSignificant bool `json:"isSignificant"`
+
+	// winner is the better variant for this metric, when the difference is significant.
+	// +optional
+	Winner ABVariant `json:"winner,omitempty"`
+}

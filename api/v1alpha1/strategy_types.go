@@ -1,0 +1,242 @@
+package v1alpha1
+
+// CanaryStrategy shifts traffic to the new revision in weighted steps, with pauses between them.
+//
+// +kubebuilder:validation:XValidation:rule="self.canaryService != self.stableService",message="spec.strategy.canary.canaryService and stableService must name different Services"
+// +kubebuilder:validation:XValidation:rule="self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.canary.steps: setWeight must not decrease from one step to the next"
+type CanaryStrategy struct {
+	// canaryService is the Service that KULTA points at the new revision's Pods.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	CanaryService string `json:"canaryService"`
+
+	// stableService is the Service that KULTA points at the stable revision's Pods.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	StableService string `json:"stableService"`
+
+	// port is the Service port that the routes send traffic to.
+	// +optional
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+
+	// steps are taken in order; after the last one the new revision becomes stable.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	Steps []CanaryStep `json:"steps"`
+
+	// trafficRouting names the routes whose weights KULTA moves. Without it, the share of traffic
+	// is approximated by the share of replicas.
+	// +optional
+	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+
+	// analysis checks the canary's metrics at each step and acts on a failing verdict.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
+}
+
+// CanaryStep is one step of a canary: set a weight, pause, or both (the weight first).
+//
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause)",message="each canary step must set setWeight, pause or both"
+type CanaryStep struct {
+	// setWeight is the percentage of traffic sent to the canary from this step on.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	SetWeight *int32 `json:"setWeight,omitempty"`
+
+	// pause holds the rollout at this step: for pause.duration, or until the Rollout is annotated
+	// kulta.io/promote=true when no duration is given (`pause: {}`).
+	// +optional
+	Pause *RolloutPause `json:"pause,omitempty"`
+}
+
+// RolloutPause is a pause in a canary, timed or waiting for a person.
+type RolloutPause struct {
+	// duration is how long to wait, such as 30s, 5m, 2h or 1d. Without it the pause lasts until
+	// the Rollout is promoted.
+	// +optional
+	Duration *Duration `json:"duration,omitempty"`
+}
+
+// BlueGreenStrategy runs the new revision at full scale behind previewService, then points
+// activeService at it in one switch.
+//
+// +kubebuilder:validation:XValidation:rule="self.activeService != self.previewService",message="spec.strategy.blueGreen.activeService and previewService must name different Services"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoPromotionSeconds) || (has(self.autoPromotionEnabled) && self.autoPromotionEnabled)",message="spec.strategy.blueGreen.autoPromotionSeconds requires autoPromotionEnabled: true"
+type BlueGreenStrategy struct {
+	// activeService is the Service that receives production traffic.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	ActiveService string `json:"activeService"`
+
+	// previewService is the Service that reaches the new revision before promotion.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	PreviewService string `json:"previewService"`
+
+	// port is the Service port that the routes send traffic to.
+	// +optional
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+
+	// autoPromotionEnabled promotes the preview on its own, after autoPromotionSeconds (or as soon
+	// as it is ready and its analysis passed). Without it, promotion waits for kulta.io/promote.
+	// +optional
+	AutoPromotionEnabled *bool `json:"autoPromotionEnabled,omitempty"`
+
+	// autoPromotionSeconds is how long the preview must be ready before it is promoted on its own.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	AutoPromotionSeconds *int32 `json:"autoPromotionSeconds,omitempty"`
+
+	// scaleDownDelaySeconds is how long the previous revision keeps running after the switch, so
+	// that connections in flight can finish and a quick rollback stays instant.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	ScaleDownDelaySeconds *int32 `json:"scaleDownDelaySeconds,omitempty"`
+
+	// trafficRouting names the routes whose weights KULTA switches from active to preview.
+	// +optional
+	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+
+	// analysis checks the preview's metrics before promotion.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
+}
+
+// ABTestingStrategy sends requests that match variantBMatch to variant B and all others to
+// variant A, until the experiment concludes.
+//
+// +kubebuilder:validation:XValidation:rule="self.variantAService != self.variantBService",message="spec.strategy.abTesting.variantAService and variantBService must name different Services"
+type ABTestingStrategy struct {
+	// variantAService is the Service of the control group (the current revision).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	VariantAService string `json:"variantAService"`
+
+	// variantBService is the Service of the experiment group (the new revision).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	VariantBService string `json:"variantBService"`
+
+	// port is the Service port that the routes send traffic to.
+	// +optional
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+
+	// maxDuration ends the experiment after this long, such as 24h or 7d, whatever the statistics say.
+	// +optional
+	MaxDuration *Duration `json:"maxDuration,omitempty"`
+
+	// variantBMatch says which requests go to variant B.
+	// +required
+	VariantBMatch ABMatch `json:"variantBMatch"`
+
+	// trafficRouting names the routes that get the variant B rule.
+	// +optional
+	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+
+	// analysis compares the two variants' metrics.
+	// +optional
+	Analysis *ABAnalysis `json:"analysis,omitempty"`
+}
+
+// ABMatch picks the requests for variant B by a header, a cookie, or either of the two.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.header) || has(self.cookie)",message="spec.strategy.abTesting.variantBMatch must set header or cookie"
+type ABMatch struct {
+	// header matches a request header.
+	// +optional
+	Header *HeaderMatch `json:"header,omitempty"`
+
+	// cookie matches a cookie in the Cookie header.
+	// +optional
+	Cookie *CookieMatch `json:"cookie,omitempty"`
+}
+
+// MatchType says how a header value is compared.
+//
+// +kubebuilder:validation:Enum=Exact;RegularExpression
+type MatchType string
+
+// Header match types, as in Gateway API.
+const (
+	MatchExact             MatchType = "Exact"
+	MatchRegularExpression MatchType = "RegularExpression"
+)
+
+// HeaderMatch matches one request header.
+type HeaderMatch struct {
+	// name is the header name, such as X-Variant.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_|~]+$`
+	Name string `json:"name"`
+
+	// value is the value to match.
+	// +required
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value"`
+
+	// type is Exact (the default) or RegularExpression.
+	// +optional
+	// +kubebuilder:default=Exact
+	Type MatchType `json:"type,omitempty"`
+}
+
+// CookieMatch matches one cookie by exact value.
+type CookieMatch struct {
+	// name is the cookie name, such as ab_variant.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_|~]+$`
+	Name string `json:"name"`
+
+	// value is the cookie value to match.
+	// +required
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value"`
+}
+
+// SimpleStrategy is a rolling update bounded by spec.maxSurge and spec.maxUnavailable.
+type SimpleStrategy struct {
+	// analysis checks the new revision's metrics after the update and rolls back on failure.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
+}
+
+// TrafficRouting names the routes whose weights and rules KULTA manages.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI)",message="spec.strategy.*.trafficRouting must set gatewayAPI"
+type TrafficRouting struct {
+	// gatewayAPI routes traffic with Gateway API routes the user owns.
+	// +optional
+	GatewayAPI *GatewayAPIRouting `json:"gatewayAPI,omitempty"`
+}
+
+// GatewayAPIRouting names the user's Gateway API routes.
+type GatewayAPIRouting struct {
+	// httpRoute is the name of an HTTPRoute in the Rollout's namespace. KULTA changes only the
+	// weights of the backendRefs that name the strategy's Services, and the rules it adds itself.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	HTTPRoute string `json:"httpRoute"`
+}

@@ -1,0 +1,402 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+// TestExamplesAreAccepted applies every manifest in examples/ unchanged, each file in its own
+// namespace, and checks that every object is accepted.
+func TestExamplesAreAccepted(t *testing.T) {
+	e := testenv.Require(t, env)
+	files, err := filepath.Glob(filepath.Join(e.RepoRoot, "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 6 {
+		t.Fatalf("want at least 6 example files, found %d", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			g := NewWithT(t)
+			ns := e.CreateNamespace(t, "example")
+			objs, err := testutil.DecodeManifests(file)
+			g.Expect(err).NotTo(HaveOccurred())
+			rollouts := 0
+			for _, obj := range objs {
+				obj.SetNamespace(ns)
+				g.Expect(e.Client.Create(context.Background(), obj)).To(Succeed(), "creating %s %s", obj.GetKind(), obj.GetName())
+				if obj.GetKind() == "Rollout" {
+					rollouts++
+					var ro kultav1alpha1.Rollout
+					g.Expect(e.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), &ro)).To(Succeed())
+					g.Expect(ro.Spec.Replicas).NotTo(BeNil())
+				}
+			}
+			g.Expect(rollouts).To(Equal(1))
+		})
+	}
+}
+
+// TestKultaExampleNumbersStayNumbers checks that YAML numbers such as `threshold: 5.0` and
+// `confidenceLevel: 0.95` are accepted as numbers and read back with their value.
+func TestKultaExampleNumbersStayNumbers(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ns := e.CreateNamespace(t, "numbers")
+	for _, file := range []string{"canary-analysis.yaml", "ab-testing.yaml"} {
+		objs, err := testutil.DecodeManifests(filepath.Join(e.RepoRoot, "examples", file))
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, obj := range objs {
+			obj.SetNamespace(ns)
+			g.Expect(e.Client.Create(context.Background(), obj)).To(Succeed())
+		}
+	}
+	var canary kultav1alpha1.Rollout
+	g.Expect(e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "shop"}, &canary)).To(Succeed())
+	threshold, err := canary.Spec.Strategy.Canary.Analysis.Metrics[0].Threshold.Float64()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(threshold).To(Equal(5.0))
+
+	var ab kultav1alpha1.Rollout
+	g.Expect(e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "landing"}, &ab)).To(Succeed())
+	confidence, err := ab.Spec.Strategy.ABTesting.Analysis.ConfidenceLevel.Float64()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(confidence).To(Equal(0.95))
+}
+
+// TestDefaultsAppliedByAPIServer creates Rollouts that leave every defaulted field out and reads
+// back what the API server stored.
+func TestDefaultsAppliedByAPIServer(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "defaults")
+
+	canary := testutil.Rollout(ns, "canary", testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+		c.Analysis = &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{Name: "error-rate", Threshold: "5"}}}
+	}))
+	g.Expect(e.Client.Create(ctx, canary)).To(Succeed())
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(canary), canary)).To(Succeed())
+	g.Expect(canary.Spec.Replicas).To(Equal(ptr.To[int32](1)))
+	g.Expect(canary.Spec.MaxSurge).To(Equal(ptr.To(intstr.FromString("25%"))))
+	g.Expect(canary.Spec.MaxUnavailable).To(Equal(ptr.To(intstr.FromInt32(0))))
+	g.Expect(canary.Spec.ProgressDeadlineSeconds).To(Equal(ptr.To[int32](600)))
+	g.Expect(canary.Spec.RevisionHistoryLimit).To(Equal(ptr.To[int32](10)))
+	g.Expect(canary.Spec.Strategy.Canary.Port).To(Equal(ptr.To[int32](80)))
+	g.Expect(canary.Spec.Strategy.Canary.Analysis.FailurePolicy).To(Equal(kultav1alpha1.FailurePolicyPause))
+
+	bg := testutil.Rollout(ns, "bluegreen", testutil.WithBlueGreen())
+	g.Expect(e.Client.Create(ctx, bg)).To(Succeed())
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(bg), bg)).To(Succeed())
+	g.Expect(bg.Spec.Strategy.BlueGreen.Port).To(Equal(ptr.To[int32](80)))
+	g.Expect(bg.Spec.Strategy.BlueGreen.ScaleDownDelaySeconds).To(Equal(ptr.To[int32](30)))
+
+	ab := testutil.Rollout(ns, "ab", testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) {
+		ab.Analysis = &kultav1alpha1.ABAnalysis{Metrics: []kultav1alpha1.ABMetric{{Name: "error-rate", Direction: kultav1alpha1.DirectionLower}}}
+	}))
+	g.Expect(e.Client.Create(ctx, ab)).To(Succeed())
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ab), ab)).To(Succeed())
+	g.Expect(ab.Spec.Strategy.ABTesting.Port).To(Equal(ptr.To[int32](80)))
+	g.Expect(ab.Spec.Strategy.ABTesting.VariantBMatch.Header.Type).To(Equal(kultav1alpha1.MatchExact))
+	g.Expect(ab.Spec.Strategy.ABTesting.Analysis.MinSampleSize).To(Equal(ptr.To[int32](30)))
+	g.Expect(ab.Spec.Strategy.ABTesting.Analysis.ConfidenceLevel).NotTo(BeNil())
+	confidence, err := ab.Spec.Strategy.ABTesting.Analysis.ConfidenceLevel.Float64()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(confidence).To(Equal(0.95))
+}
+
+type invalidCase struct {
+	name   string
+	mutate testutil.RolloutOption
+	// field is the path the API server must name; message is the text it must give.
+	field, message string
+}
+
+func abAnalysis(mutate func(*kultav1alpha1.ABAnalysis)) testutil.RolloutOption {
+	return testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) {
+		ab.Analysis = &kultav1alpha1.ABAnalysis{}
+		mutate(ab.Analysis)
+	})
+}
+
+func canaryAnalysis(mutate func(*kultav1alpha1.Analysis)) testutil.RolloutOption {
+	return testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+		c.Analysis = &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{Name: "error-rate", Threshold: "5"}}}
+		mutate(c.Analysis)
+	})
+}
+
+var invalidRollouts = []invalidCase{
+	{
+		name:   "no strategy",
+		mutate: testutil.WithStrategy(kultav1alpha1.RolloutStrategy{}),
+		field:  "spec.strategy", message: "must set exactly one of canary, blueGreen, abTesting or simple",
+	},
+	{
+		name: "two strategies",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.Strategy.Simple = &kultav1alpha1.SimpleStrategy{}
+		},
+		field: "spec.strategy", message: "must set exactly one of canary, blueGreen, abTesting or simple",
+	},
+	{
+		name:   "setWeight above 100",
+		mutate: testutil.WithCanarySteps(testutil.Weight(150)),
+		field:  "spec.strategy.canary.steps[0].setWeight", message: "should be less than or equal to 100",
+	},
+	{
+		name:   "negative setWeight",
+		mutate: testutil.WithCanarySteps(testutil.Weight(-5)),
+		field:  "spec.strategy.canary.steps[0].setWeight", message: "should be greater than or equal to 0",
+	},
+	{
+		name:   "decreasing setWeight",
+		mutate: testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseFor("1m"), testutil.Weight(20)),
+		field:  "spec.strategy.canary", message: "setWeight must not decrease from one step to the next",
+	},
+	{
+		name:   "canary without steps",
+		mutate: testutil.WithCanarySteps([]kultav1alpha1.CanaryStep{}...),
+		field:  "spec.strategy.canary.steps", message: "should have at least 1 items",
+	},
+	{
+		name:   "empty step",
+		mutate: testutil.WithCanarySteps(testutil.Weight(10), kultav1alpha1.CanaryStep{}),
+		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause or both",
+	},
+	{
+		name:   "pause duration with unknown unit",
+		mutate: testutil.WithCanarySteps(testutil.Weight(10), testutil.PauseFor("5x")),
+		field:  "spec.strategy.canary.steps[1].pause.duration", message: "must be a duration such as 30s, 5m, 2h or 1d",
+	},
+	{
+		name:   "pause duration without unit",
+		mutate: testutil.WithCanarySteps(testutil.PauseFor("10")),
+		field:  "spec.strategy.canary.steps[0].pause.duration", message: "must be a duration such as 30s, 5m, 2h or 1d",
+	},
+	{
+		name:   "same canary and stable service",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.CanaryService = c.StableService }),
+		field:  "spec.strategy.canary", message: "canaryService and stableService must name different Services",
+	},
+	{
+		name:   "missing stable service",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.StableService = "" }),
+		field:  "spec.strategy.canary.stableService", message: "should be at least 1 chars long",
+	},
+	{
+		name:   "canary port zero",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.Port = ptr.To[int32](0) }),
+		field:  "spec.strategy.canary.port", message: "should be greater than or equal to 1",
+	},
+	{
+		name:   "confidenceLevel of 1",
+		mutate: abAnalysis(func(a *kultav1alpha1.ABAnalysis) { a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("1") }),
+		field:  "spec.strategy.abTesting.analysis.confidenceLevel", message: "must be strictly between 0 and 1",
+	},
+	{
+		name:   "confidenceLevel of 0",
+		mutate: abAnalysis(func(a *kultav1alpha1.ABAnalysis) { a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("0.0") }),
+		field:  "spec.strategy.abTesting.analysis.confidenceLevel", message: "must be strictly between 0 and 1",
+	},
+	{
+		name: "negative minEffectSize",
+		mutate: abAnalysis(func(a *kultav1alpha1.ABAnalysis) {
+			a.Metrics = []kultav1alpha1.ABMetric{{Name: "error-rate", Direction: kultav1alpha1.DirectionLower, MinEffectSize: ptr.To[kultav1alpha1.Decimal]("-0.1")}}
+		}),
+		field: "spec.strategy.abTesting.analysis.metrics[0].minEffectSize", message: "minEffectSize must not be negative",
+	},
+	{
+		name: "unknown metric direction",
+		mutate: abAnalysis(func(a *kultav1alpha1.ABAnalysis) {
+			a.Metrics = []kultav1alpha1.ABMetric{{Name: "error-rate", Direction: "sideways"}}
+		}),
+		field: "spec.strategy.abTesting.analysis.metrics[0].direction", message: `supported values: "lower", "higher"`,
+	},
+	{
+		name:   "same active and preview service",
+		mutate: testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) { bg.PreviewService = bg.ActiveService }),
+		field:  "spec.strategy.blueGreen", message: "activeService and previewService must name different Services",
+	},
+	{
+		name:   "autoPromotionSeconds without autoPromotionEnabled",
+		mutate: testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) { bg.AutoPromotionSeconds = ptr.To[int32](60) }),
+		field:  "spec.strategy.blueGreen", message: "autoPromotionSeconds requires autoPromotionEnabled: true",
+	},
+	{
+		name: "autoPromotionSeconds with autoPromotionEnabled false",
+		mutate: testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
+			bg.AutoPromotionEnabled = ptr.To(false)
+			bg.AutoPromotionSeconds = ptr.To[int32](60)
+		}),
+		field: "spec.strategy.blueGreen", message: "autoPromotionSeconds requires autoPromotionEnabled: true",
+	},
+	{
+		name:   "same variant services",
+		mutate: testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) { ab.VariantBService = ab.VariantAService }),
+		field:  "spec.strategy.abTesting", message: "variantAService and variantBService must name different Services",
+	},
+	{
+		name:   "header match without a name",
+		mutate: testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) { ab.VariantBMatch.Header.Name = "" }),
+		field:  "spec.strategy.abTesting.variantBMatch.header.name", message: "should be at least 1 chars long",
+	},
+	{
+		name:   "header match type unknown",
+		mutate: testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) { ab.VariantBMatch.Header.Type = "Prefix" }),
+		field:  "spec.strategy.abTesting.variantBMatch.header.type", message: `supported values: "Exact", "RegularExpression"`,
+	},
+	{
+		name:   "variant B match with neither header nor cookie",
+		mutate: testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) { ab.VariantBMatch = kultav1alpha1.ABMatch{} }),
+		field:  "spec.strategy.abTesting.variantBMatch", message: "must set header or cookie",
+	},
+	{
+		name: "maxDuration that does not parse",
+		mutate: testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) {
+			ab.MaxDuration = ptr.To[kultav1alpha1.Duration]("forever")
+		}),
+		field: "spec.strategy.abTesting.maxDuration", message: "must be a duration such as 30s, 5m, 2h or 1d",
+	},
+	{
+		name:   "negative replicas",
+		mutate: testutil.WithReplicas(-1),
+		field:  "spec.replicas", message: "should be greater than or equal to 0",
+	},
+	{
+		name: "selector that does not match the template",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.Selector = &kultav1alpha1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
+		},
+		field: "spec", message: "spec.selector.matchLabels must match spec.template.metadata.labels",
+	},
+	{
+		name:   "maxSurge that is not a number or percentage",
+		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.MaxSurge = ptr.To(intstr.FromString("lots")) },
+		field:  "spec.maxSurge", message: "must be a non-negative number or a percentage",
+	},
+	{
+		name:   "negative maxUnavailable",
+		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.MaxUnavailable = ptr.To(intstr.FromInt32(-1)) },
+		field:  "spec.maxUnavailable", message: "must be a non-negative number or a percentage",
+	},
+	{
+		name:   "unknown failurePolicy",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) { a.FailurePolicy = "Explode" }),
+		field:  "spec.strategy.canary.analysis.failurePolicy", message: `supported values: "Pause", "Continue", "Rollback"`,
+	},
+	{
+		name:   "warmupDuration with spaces",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) { a.WarmupDuration = ptr.To[kultav1alpha1.Duration]("1 minute") }),
+		field:  "spec.strategy.canary.analysis.warmupDuration", message: "must be a duration such as 30s, 5m, 2h or 1d",
+	},
+	{
+		name: "metric interval that does not parse",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.Metrics[0].Interval = ptr.To[kultav1alpha1.Duration]("30")
+		}),
+		field: "spec.strategy.canary.analysis.metrics[0].interval", message: "must be a duration such as 30s, 5m, 2h or 1d",
+	},
+	{
+		name:   "failureThreshold of zero",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) { a.Metrics[0].FailureThreshold = ptr.To[int32](0) }),
+		field:  "spec.strategy.canary.analysis.metrics[0].failureThreshold", message: "should be greater than or equal to 1",
+	},
+	{
+		name: "prometheus address without a scheme",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.Prometheus = &kultav1alpha1.PrometheusConfig{Address: "prometheus:9090"}
+		}),
+		field: "spec.strategy.canary.analysis.prometheus.address", message: "must be an http:// or https:// URL",
+	},
+	{
+		name: "trafficRouting without a provider",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{}
+		}),
+		field: "spec.strategy.canary.trafficRouting", message: "must set gatewayAPI",
+	},
+}
+
+// TestInvalidRolloutsRejected checks that the API server refuses each invalid Rollout with a
+// message that names the offending field.
+func TestInvalidRolloutsRejected(t *testing.T) {
+	e := testenv.Require(t, env)
+	ns := e.CreateNamespace(t, "invalid")
+	if len(invalidRollouts) < 20 {
+		t.Fatalf("want at least 20 invalid cases, have %d", len(invalidRollouts))
+	}
+	for i, tc := range invalidRollouts {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ro := testutil.Rollout(ns, fmt.Sprintf("invalid-%02d", i), tc.mutate)
+			err := e.Client.Create(context.Background(), ro)
+			g.Expect(err).To(HaveOccurred(), "case %d was accepted", i)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid error, got %v", err)
+			g.Expect(err.Error()).To(ContainSubstring(tc.field+":"), "the error must name the field")
+			g.Expect(err.Error()).To(ContainSubstring(tc.message))
+		})
+	}
+}
+
+// TestValidVariantsAccepted guards the rules above against rejecting what they should allow.
+func TestValidVariantsAccepted(t *testing.T) {
+	e := testenv.Require(t, env)
+	ns := e.CreateNamespace(t, "valid")
+	cases := map[string]testutil.RolloutOption{
+		"equal weights":            testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
+		"pause only":               testutil.WithCanarySteps(testutil.PauseFor("1d")),
+		"compound duration":        testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
+		"milliseconds":             testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"maxSurge as plain string": func(ro *kultav1alpha1.Rollout) { ro.Spec.MaxSurge = ptr.To(intstr.FromString("1")) },
+		"zero replicas":            testutil.WithReplicas(0),
+		"auto promotion": testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
+			bg.AutoPromotionEnabled = ptr.To(true)
+			bg.AutoPromotionSeconds = ptr.To[int32](30)
+		}),
+		"cookie only": testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) {
+			ab.VariantBMatch = kultav1alpha1.ABMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "ab_variant", Value: "B"}}
+		}),
+		"integer confidence text": abAnalysis(func(a *kultav1alpha1.ABAnalysis) { a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("0.9") }),
+		"simple":                  testutil.WithSimple(nil),
+	}
+	i := 0
+	for name, opt := range cases {
+		i++
+		t.Run(name, func(t *testing.T) {
+			ro := testutil.Rollout(ns, fmt.Sprintf("valid-%02d", i), opt)
+			if err := e.Client.Create(context.Background(), ro); err != nil {
+				t.Fatalf("valid Rollout %q rejected: %v", name, err)
+			}
+		})
+	}
+}
+
+// TestSelectorIsImmutable checks the transition rule on spec.selector.
+func TestSelectorIsImmutable(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "immutable")
+	ro := testutil.Rollout(ns, "web")
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	ro.Spec.Selector.MatchLabels["tier"] = "front"
+	ro.Spec.Template.Metadata.Labels["tier"] = "front"
+	err := e.Client.Update(ctx, ro)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("spec.selector: Invalid value"))
+	g.Expect(err.Error()).To(ContainSubstring("spec.selector is immutable"))
+}

@@ -1,0 +1,135 @@
+package testutil
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// RolloutOption changes a Rollout under construction.
+type RolloutOption func(*kultav1alpha1.Rollout)
+
+// Rollout returns a valid Rollout named name with app=name Pods running image nginx:1.27 and a
+// two-step canary (setWeight 20, pause {}) between NAME-stable and NAME-canary, changed by opts.
+func Rollout(namespace, name string, opts ...RolloutOption) *kultav1alpha1.Rollout {
+	labels := map[string]string{"app": name}
+	ro := &kultav1alpha1.Rollout{
+		TypeMeta:   metav1.TypeMeta{APIVersion: kultav1alpha1.GroupVersion.String(), Kind: "Rollout"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: kultav1alpha1.RolloutSpec{
+			Selector: &kultav1alpha1.LabelSelector{MatchLabels: labels},
+			Template: kultav1alpha1.PodTemplate{
+				Metadata: kultav1alpha1.PodTemplateMetadata{Labels: map[string]string{"app": name}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name:  "app",
+					Image: "nginx:1.27",
+				}}},
+			},
+			Strategy: kultav1alpha1.RolloutStrategy{Canary: &kultav1alpha1.CanaryStrategy{
+				StableService: name + "-stable",
+				CanaryService: name + "-canary",
+				Steps:         []kultav1alpha1.CanaryStep{Weight(20), PauseUntilPromoted()},
+			}},
+		},
+	}
+	for _, opt := range opts {
+		opt(ro)
+	}
+	return ro
+}
+
+// WithReplicas sets spec.replicas.
+func WithReplicas(n int32) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) { ro.Spec.Replicas = ptr.To(n) }
+}
+
+// WithImage sets the image of the first container.
+func WithImage(image string) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) { ro.Spec.Template.Spec.Containers[0].Image = image }
+}
+
+// WithCanarySteps replaces the canary's steps.
+func WithCanarySteps(steps ...kultav1alpha1.CanaryStep) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) { ro.Spec.Strategy.Canary.Steps = steps }
+}
+
+// WithStrategy replaces the whole strategy.
+func WithStrategy(s kultav1alpha1.RolloutStrategy) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) { ro.Spec.Strategy = s }
+}
+
+// WithBlueGreen switches to a blue-green strategy between NAME-active and NAME-preview.
+func WithBlueGreen(mutate ...func(*kultav1alpha1.BlueGreenStrategy)) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		bg := &kultav1alpha1.BlueGreenStrategy{
+			ActiveService:  ro.Name + "-active",
+			PreviewService: ro.Name + "-preview",
+		}
+		for _, m := range mutate {
+			m(bg)
+		}
+		ro.Spec.Strategy = kultav1alpha1.RolloutStrategy{BlueGreen: bg}
+	}
+}
+
+// WithABTesting switches to an A/B strategy between NAME-a and NAME-b, routing X-Variant: B to B.
+func WithABTesting(mutate ...func(*kultav1alpha1.ABTestingStrategy)) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		ab := &kultav1alpha1.ABTestingStrategy{
+			VariantAService: ro.Name + "-a",
+			VariantBService: ro.Name + "-b",
+			VariantBMatch: kultav1alpha1.ABMatch{Header: &kultav1alpha1.HeaderMatch{
+				Name:  "X-Variant",
+				Value: "B",
+			}},
+		}
+		for _, m := range mutate {
+			m(ab)
+		}
+		ro.Spec.Strategy = kultav1alpha1.RolloutStrategy{ABTesting: ab}
+	}
+}
+
+// WithSimple switches to the simple strategy.
+func WithSimple(analysis *kultav1alpha1.Analysis) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		ro.Spec.Strategy = kultav1alpha1.RolloutStrategy{Simple: &kultav1alpha1.SimpleStrategy{Analysis: analysis}}
+	}
+}
+
+// WithCanary changes the canary strategy in place.
+func WithCanary(mutate func(*kultav1alpha1.CanaryStrategy)) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) { mutate(ro.Spec.Strategy.Canary) }
+}
+
+// WithHTTPRoute routes the strategy's traffic through the named HTTPRoute.
+func WithHTTPRoute(name string) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		tr := &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: name}}
+		switch s := ro.Spec.Strategy; {
+		case s.Canary != nil:
+			s.Canary.TrafficRouting = tr
+		case s.BlueGreen != nil:
+			s.BlueGreen.TrafficRouting = tr
+		case s.ABTesting != nil:
+			s.ABTesting.TrafficRouting = tr
+		}
+	}
+}
+
+// Weight is a canary step that sets the weight.
+func Weight(w int32) kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{SetWeight: ptr.To(w)}
+}
+
+// PauseUntilPromoted is a canary step `pause: {}`.
+func PauseUntilPromoted() kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{}}
+}
+
+// PauseFor is a canary step `pause: {duration: d}`.
+func PauseFor(d string) kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{Duration: ptr.To(kultav1alpha1.Duration(d))}}
+}
