@@ -25,6 +25,14 @@ const (
 	// ConcludeExperimentAnnotation, set to "true", ends a running A/B experiment. KULTA removes it
 	// once it has acted on it.
 	ConcludeExperimentAnnotation = "kulta.io/conclude-experiment"
+
+	// AbortAnnotation, set to "true", stops a rollout in flight: all traffic goes back to the
+	// stable revision and the new one is scaled down. KULTA removes it once it has acted on it.
+	AbortAnnotation = "kulta.io/abort"
+
+	// RetryAnnotation, set to "true", starts a failed or aborted rollout again from its first
+	// step. KULTA removes it once it has acted on it.
+	RetryAnnotation = "kulta.io/retry"
 )
 
 // RolloutSpec is the desired state of a Rollout: the Pods it runs and the strategy that moves

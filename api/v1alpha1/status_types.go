@@ -93,6 +93,10 @@ type RolloutStatus struct {
 	// +optional
 	CurrentPodTemplateHash string `json:"currentPodTemplateHash,omitempty"`
 
+	// collisionCount counts pod-template hash collisions; it is mixed into the hash to make a new one.
+	// +optional
+	CollisionCount *int32 `json:"collisionCount,omitempty"`
+
 	// pauseStartTime is when the current pause began.
 	// +optional
 	PauseStartTime *metav1.Time `json:"pauseStartTime,omitempty"`

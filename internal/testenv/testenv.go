@@ -110,8 +110,10 @@ func (e *Env) Environment() *envtest.Environment { return e.env }
 
 // Main runs a package's tests against one API server that it starts first and stops last.
 // Use it from TestMain: `func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }`.
+// Each setup function runs after the API server is up, with a context that is cancelled once
+// the tests are done (before the API server stops); use it to start managers.
 // Under `go test -short` it starts nothing and *out stays nil; tests call Require to skip then.
-func Main(m *testing.M, out **Env) int {
+func Main(m *testing.M, out **Env, setups ...func(context.Context, *Env) error) int {
 	flag.Parse()
 	if testing.Short() {
 		return m.Run()
@@ -122,7 +124,19 @@ func Main(m *testing.M, out **Env) int {
 		return 1
 	}
 	*out = env
-	code := m.Run()
+	ctx, cancel := context.WithCancel(context.Background())
+	code := 0
+	for _, setup := range setups {
+		if err := setup(ctx, env); err != nil {
+			fmt.Fprintln(os.Stderr, "test setup:", err)
+			code = 1
+			break
+		}
+	}
+	if code == 0 {
+		code = m.Run()
+	}
+	cancel()
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if code == 0 {

@@ -1,0 +1,174 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sort"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/revision"
+)
+
+// act applies a plan in the order that keeps users safe: new Pods first, then Service pins and
+// traffic, then scale-downs and deletions.
+func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) error {
+	if obs.Problem != nil {
+		return nil
+	}
+	if err := r.scale(ctx, ro, obs, plan, true); err != nil {
+		return err
+	}
+	if err := r.pinServices(ctx, ro, plan.Services); err != nil {
+		return err
+	}
+	if err := r.route(ctx, ro, plan); err != nil {
+		return err
+	}
+	if err := r.markScaleDowns(ctx, ro, obs, plan.ScaleDownAt); err != nil {
+		return err
+	}
+	if err := r.scale(ctx, ro, obs, plan, false); err != nil {
+		return err
+	}
+	for _, hash := range plan.Delete {
+		rs := &appsv1.ReplicaSet{}
+		rs.Namespace, rs.Name = ro.Namespace, obs.Revisions[hash].Name
+		if err := r.Delete(ctx, rs, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting old ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)
+		}
+	}
+	return nil
+}
+
+// scale creates the current revision's ReplicaSet when missing and applies the planned scales:
+// only increases when up is true, only decreases otherwise.
+func (r *Reconciler) scale(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, up bool) error {
+	hashes := make([]string, 0, len(plan.Replicas))
+	for h := range plan.Replicas {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	for _, hash := range hashes {
+		want := plan.Replicas[hash]
+		rev := obs.Revisions[hash]
+		if rev == nil {
+			if !up || hash != obs.Hash {
+				continue
+			}
+			if err := r.createRevision(ctx, ro, obs, plan.NewRole, want); err != nil {
+				return err
+			}
+			continue
+		}
+		if (up && want <= rev.Replicas) || (!up && want >= rev.Replicas) {
+			continue
+		}
+		rs := &appsv1.ReplicaSet{}
+		rs.Namespace, rs.Name = ro.Namespace, rev.Name
+		patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, want)))
+		if err := r.Patch(ctx, rs, patch); err != nil {
+			return fmt.Errorf("scaling ReplicaSet %s/%s to %d: %w", rs.Namespace, rs.Name, want, err)
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) createRevision(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, role revision.Role, replicas int32) error {
+	digest, err := revision.Digest(&ro.Spec.Template)
+	if err != nil {
+		return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	var number int64
+	for _, rev := range obs.Revisions {
+		number = max(number, rev.Number)
+	}
+	rs := revision.Build(ro, obs.Hash, digest, role, replicas, number+1)
+	if err := r.Create(ctx, rs); err != nil {
+		return fmt.Errorf("creating ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)
+	}
+	return nil
+}
+
+// pinServices points each Service at one revision: its selector keeps the user's keys, loses
+// rollouts.kulta.io/type (a promoted canary's Pods keep the value they were created with) and
+// gains the revision's pod-template hash.
+func (r *Reconciler) pinServices(ctx context.Context, ro *kultav1alpha1.Rollout, pins map[string]string) error {
+	names := make([]string, 0, len(pins))
+	for n := range pins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		svc := &corev1.Service{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: name}, svc); err != nil {
+			return fmt.Errorf("getting Service %s/%s: %w", ro.Namespace, name, err)
+		}
+		want := maps.Clone(svc.Spec.Selector)
+		if want == nil {
+			want = map[string]string{}
+		}
+		delete(want, kultav1alpha1.RolloutTypeLabel)
+		want[kultav1alpha1.PodTemplateHashLabel] = pins[name]
+		if maps.Equal(want, svc.Spec.Selector) {
+			continue
+		}
+		before := svc.DeepCopy()
+		svc.Spec.Selector = want
+		if err := r.Patch(ctx, svc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("pinning Service %s/%s to revision %s: %w", ro.Namespace, name, pins[name], err)
+		}
+	}
+	return nil
+}
+
+// route applies the plan's traffic through the TrafficRouter.
+func (r *Reconciler) route(ctx context.Context, ro *kultav1alpha1.Rollout, plan Plan) error {
+	if trafficRouting(ro) == nil {
+		return nil
+	}
+	if r.Router == nil {
+		return fmt.Errorf("rollout %s/%s has trafficRouting but no traffic router is configured", ro.Namespace, ro.Name)
+	}
+	if plan.HeaderRoute != nil {
+		if err := r.Router.SetHeaderRoute(ctx, ro, *plan.HeaderRoute); err != nil {
+			return fmt.Errorf("setting header route: %w", err)
+		}
+	}
+	if plan.Weights != nil {
+		if err := r.Router.SetWeights(ctx, ro, *plan.Weights); err != nil {
+			return fmt.Errorf("setting weights %d/%d: %w", plan.Weights.Stable, plan.Weights.Canary, err)
+		}
+	}
+	if plan.RemoveHeaderRoute != "" {
+		if err := r.Router.RemoveHeaderRoute(ctx, ro, plan.RemoveHeaderRoute); err != nil {
+			return fmt.Errorf("removing header route: %w", err)
+		}
+	}
+	return nil
+}
+
+// markScaleDowns records on each ReplicaSet when it is to be scaled down, so the delay survives
+// a controller restart.
+func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, at map[string]time.Time) error {
+	for hash, when := range at {
+		rev := obs.Revisions[hash]
+		if rev == nil || (rev.ScaleDownAt != nil && rev.ScaleDownAt.Equal(when.Truncate(time.Second))) {
+			continue
+		}
+		rs := &appsv1.ReplicaSet{}
+		rs.Namespace, rs.Name = ro.Namespace, rev.Name
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%s:%s}}}`, strconv.Quote(revision.ScaleDownAtAnnotation), strconv.Quote(when.UTC().Format(time.RFC3339)))
+		if err := r.Patch(ctx, rs, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+			return fmt.Errorf("marking ReplicaSet %s/%s for scale-down: %w", rs.Namespace, rs.Name, err)
+		}
+	}
+	return nil
+}

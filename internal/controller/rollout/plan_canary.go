@@ -1,0 +1,159 @@
+package rollout
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// canaryReplicas is the canary's scale for weight percent of total: rounded up, at least one
+// while the weight is above zero, never more than total.
+func canaryReplicas(total, weight int32) int32 {
+	if weight <= 0 || total <= 0 {
+		return 0
+	}
+	n := (total*weight + 99) / 100
+	return max(1, min(n, total))
+}
+
+// canary walks the steps: a weight is reached when the canary's Pods are ready; a timed pause
+// ends by the clock; `pause: {}` ends on kulta.io/promote. After the last step the canary is
+// scaled to full size and promoted.
+func (p *planner) canary(c *kultav1alpha1.CanaryStrategy) {
+	st := &p.out.Status
+	if st.CurrentStepIndex == nil {
+		st.CurrentStepIndex = ptr.To[int32](0)
+	}
+	for range len(c.Steps) + 1 {
+		index := *st.CurrentStepIndex
+		if int(index) >= len(c.Steps) {
+			p.canaryFinish()
+			return
+		}
+		step := c.Steps[index]
+		if step.SetWeight != nil {
+			st.CurrentWeight = ptr.To(*step.SetWeight)
+		}
+		if !p.canaryWeightReached(ptr.Deref(st.CurrentWeight, 0)) {
+			return
+		}
+		if step.Pause != nil && !p.canaryPauseOver(step.Pause) {
+			return
+		}
+		p.advance(index, step)
+	}
+}
+
+// canaryScale sets the stable and canary scales for weight and reports whether the canary's
+// Pods for it are ready.
+func (p *planner) canaryWeightReached(weight int32) bool {
+	total := p.total()
+	want := canaryReplicas(total, weight)
+	canary := p.rev(p.obs.Hash)
+	p.out.Replicas[p.obs.Hash] = want
+	stableReplicas := total
+	if trafficRouting(p.ro) == nil {
+		// Without routes, the share of traffic is the share of Pods behind the Services: the
+		// stable revision gives up a Pod for each canary Pod that is ready.
+		stableReplicas = total - min(want, canary.Ready)
+	}
+	p.out.Replicas[p.stable] = stableReplicas
+	p.pinStableRoles(p.stable, p.obs.Hash)
+	p.setWeights(100-weight, weight)
+	if canary.Ready < want {
+		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Ready, want, weight))
+		return false
+	}
+	return true
+}
+
+// canaryPauseOver starts or continues a pause and reports whether it is over.
+func (p *planner) canaryPauseOver(pause *kultav1alpha1.RolloutPause) bool {
+	st := &p.out.Status
+	index := ptr.Deref(st.CurrentStepIndex, 0)
+	if st.PauseStartTime == nil {
+		st.PauseStartTime = ptr.To(p.now)
+		p.decide(kultav1alpha1.ActionPause, "PauseStarted", pauseMessage(index, pause), ptr.To(index), ptr.To(index))
+		p.event("Normal", "RolloutPaused", pauseMessage(index, pause))
+	}
+	if pause.Duration == nil {
+		if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+			p.consume(kultav1alpha1.PromoteAnnotation)
+			p.pauseReason = "ManualPromotion"
+			return true
+		}
+		p.setPhase(kultav1alpha1.PhasePaused, fmt.Sprintf("Step %d: paused until kulta.io/promote=true", index))
+		p.paused("WaitingForPromotion", "Waiting for the kulta.io/promote annotation")
+		return false
+	}
+	d, err := pause.Duration.Parse()
+	if err != nil {
+		// The CRD admits only durations that parse; this is an object written around validation.
+		p.setPhase(kultav1alpha1.PhasePaused, fmt.Sprintf("Step %d: %v", index, err))
+		p.paused("InvalidPauseDuration", err.Error())
+		return false
+	}
+	if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+		p.consume(kultav1alpha1.PromoteAnnotation)
+		p.pauseReason = "ManualPromotion"
+		return true
+	}
+	end := st.PauseStartTime.Add(d)
+	if p.obs.Now.Before(end) {
+		p.setPhase(kultav1alpha1.PhasePaused, fmt.Sprintf("Step %d: paused for %s, until %s", index, *pause.Duration, end.UTC().Format(time.RFC3339)))
+		p.paused("PausedForDuration", fmt.Sprintf("Paused for %s", *pause.Duration))
+		p.requeue(end.Sub(p.obs.Now))
+		return false
+	}
+	p.pauseReason = "PauseDurationExpired"
+	return true
+}
+
+func pauseMessage(index int32, pause *kultav1alpha1.RolloutPause) string {
+	if pause.Duration == nil {
+		return fmt.Sprintf("Step %d: paused until promoted", index)
+	}
+	return fmt.Sprintf("Step %d: paused for %s", index, *pause.Duration)
+}
+
+// advance moves to the next step.
+func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
+	st := &p.out.Status
+	reason := "WeightReached"
+	message := fmt.Sprintf("Step %d done: canary at %d%%", index, ptr.Deref(st.CurrentWeight, 0))
+	if step.Pause != nil {
+		reason = p.pauseReason
+		message = fmt.Sprintf("Step %d done: pause ended (%s)", index, reason)
+	}
+	p.pauseReason = ""
+	next := index + 1
+	st.CurrentStepIndex = ptr.To(next)
+	st.PauseStartTime = nil
+	st.StepStartTime = ptr.To(p.now)
+	p.progressed()
+	p.decide(kultav1alpha1.ActionStepAdvance, reason, message, ptr.To(index), ptr.To(next))
+	p.event("Normal", "StepAdvanced", message)
+}
+
+// canaryFinish scales the canary to full size, then promotes it.
+func (p *planner) canaryFinish() {
+	total := p.total()
+	canary := p.rev(p.obs.Hash)
+	p.out.Replicas[p.obs.Hash] = total
+	stableReplicas := total
+	if trafficRouting(p.ro) == nil {
+		stableReplicas = total - min(total, canary.Ready)
+	}
+	p.out.Replicas[p.stable] = stableReplicas
+	p.pinStableRoles(p.stable, p.obs.Hash)
+	weight := ptr.Deref(p.out.Status.CurrentWeight, 0)
+	p.setWeights(100-weight, weight)
+	if canary.Ready < total {
+		p.waitForPods(fmt.Sprintf("All steps done: waiting for %d of %d canary Pods before promotion", total-canary.Ready, total))
+		return
+	}
+	p.promote("AllStepsCompleted", fmt.Sprintf("All %d steps completed", len(p.ro.Spec.Strategy.Canary.Steps)))
+}

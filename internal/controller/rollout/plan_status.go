@@ -1,0 +1,125 @@
+package rollout
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// Condition reasons.
+const (
+	ReasonCompleted         = "Completed"
+	ReasonProgressing       = "RolloutInProgress"
+	ReasonFailed            = "RolloutFailed"
+	ReasonNotPaused         = "NotPaused"
+	ReasonNoProblem         = "ReconcileSucceeded"
+	ReasonReplicasNotReady  = "ReplicasNotReady"
+	ReasonRolloutInProgress = "NewRevisionInProgress"
+)
+
+func strategyName(ro *kultav1alpha1.Rollout) kultav1alpha1.StrategyName {
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		return kultav1alpha1.StrategyCanary
+	case s.BlueGreen != nil:
+		return kultav1alpha1.StrategyBlueGreen
+	case s.ABTesting != nil:
+		return kultav1alpha1.StrategyABTesting
+	default:
+		return kultav1alpha1.StrategySimple
+	}
+}
+
+func trafficRouting(ro *kultav1alpha1.Rollout) *kultav1alpha1.TrafficRouting {
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		return s.Canary.TrafficRouting
+	case s.BlueGreen != nil:
+		return s.BlueGreen.TrafficRouting
+	case s.ABTesting != nil:
+		return s.ABTesting.TrafficRouting
+	}
+	return nil
+}
+
+// serviceRoles returns the strategy's stable-side and new-side Service names.
+func serviceRoles(ro *kultav1alpha1.Rollout) (stableSide, newSide string) {
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		return s.Canary.StableService, s.Canary.CanaryService
+	case s.BlueGreen != nil:
+		return s.BlueGreen.ActiveService, s.BlueGreen.PreviewService
+	case s.ABTesting != nil:
+		return s.ABTesting.VariantAService, s.ABTesting.VariantBService
+	}
+	return "", ""
+}
+
+// pinAll points both of the strategy's Services at revision hash.
+func (p *planner) pinAll(hash string) {
+	p.pinStableRoles(hash, hash)
+}
+
+// pinStableRoles points the stable-side Service at stableHash and the new-side one at newHash.
+func (p *planner) pinStableRoles(stableHash, newHash string) {
+	stableSide, newSide := serviceRoles(p.ro)
+	if stableSide != "" {
+		p.out.Services[stableSide] = stableHash
+	}
+	if newSide != "" {
+		p.out.Services[newSide] = newHash
+	}
+}
+
+// summarise fills the replica counts, hashes and conditions of the new status.
+func (p *planner) summarise() {
+	st := &p.out.Status
+	st.StablePodTemplateHash = p.stable
+	st.Replicas, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas = 0, 0, 0, 0
+	for hash, r := range p.obs.Revisions {
+		st.Replicas += r.Pods
+		st.ReadyReplicas += r.Ready
+		st.AvailableReplicas += r.Available
+		if hash == p.obs.Hash {
+			st.UpdatedReplicas = r.Pods
+		}
+	}
+	if sel, err := metav1.LabelSelectorAsSelector(p.ro.Spec.Selector.AsMeta()); err == nil {
+		st.Selector = sel.String()
+	}
+	gen := p.ro.Generation
+	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: condType, Status: status, Reason: reason, Message: message,
+			ObservedGeneration: gen, LastTransitionTime: p.now,
+		})
+	}
+	if prob := p.obs.Problem; prob != nil {
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionTrue, prob.Reason, prob.Message)
+		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, prob.Reason, prob.Message)
+		st.Message = prob.Message
+		return
+	}
+	set(kultav1alpha1.ConditionStalled, metav1.ConditionFalse, ReasonNoProblem, "")
+	switch st.Phase {
+	case kultav1alpha1.PhaseCompleted:
+		set(kultav1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonCompleted, st.Message)
+		set(kultav1alpha1.ConditionReady, metav1.ConditionTrue, ReasonCompleted, st.Message)
+	case kultav1alpha1.PhaseFailed:
+		reason := ReasonFailed
+		if n := len(st.Decisions); n > 0 {
+			reason = st.Decisions[n-1].Reason
+		}
+		set(kultav1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, st.Message)
+		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, reason, st.Message)
+	default:
+		set(kultav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonProgressing, st.Message)
+		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, ReasonRolloutInProgress, st.Message)
+	}
+	if p.pausedReason != "" {
+		set(kultav1alpha1.ConditionPaused, metav1.ConditionTrue, p.pausedReason, p.pausedMessage)
+	} else {
+		set(kultav1alpha1.ConditionPaused, metav1.ConditionFalse, ReasonNotPaused, "")
+	}
+}

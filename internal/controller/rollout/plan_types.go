@@ -1,0 +1,84 @@
+package rollout
+
+import (
+	"time"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/providers"
+)
+
+// Revision is one observed ReplicaSet of a Rollout.
+type Revision struct {
+	// Hash is the pod-template hash the ReplicaSet carries.
+	Hash string
+	// Name is the ReplicaSet's name.
+	Name string
+	// Number orders revisions by creation (the revision annotation).
+	Number int64
+	// Replicas is spec.replicas; Pods, Ready and Available come from its status.
+	Replicas, Pods, Ready, Available int32
+	// ScaleDownAt is when KULTA will scale it to zero, if set.
+	ScaleDownAt *time.Time
+}
+
+// Problem is a condition the user must fix before KULTA can act; the Rollout goes Stalled.
+type Problem struct {
+	// Reason is a CamelCase reason, such as ServiceNotFound.
+	Reason string
+	// Message names the object or field at fault.
+	Message string
+}
+
+// Observation is everything the planner needs, gathered by the reconciler.
+type Observation struct {
+	// Rollout is the Rollout as read; its status is what the previous reconcile wrote.
+	Rollout *kultav1alpha1.Rollout
+	// Now is the reconcile's clock reading.
+	Now time.Time
+	// Hash names the revision of spec.template.
+	Hash string
+	// Revisions are the Rollout's ReplicaSets by hash.
+	Revisions map[string]*Revision
+	// Problem, when set, stops all action.
+	Problem *Problem
+}
+
+// Event is a Kubernetes Event the reconciler records.
+type Event struct {
+	Type, Reason, Message string
+}
+
+// Plan is the planner's answer: the desired next state and why.
+type Plan struct {
+	// Status is the complete new status.
+	Status kultav1alpha1.RolloutStatus
+	// Replicas is the desired spec.replicas by revision hash. A hash without a ReplicaSet is
+	// created with NewRole; a ReplicaSet not listed is left as it is.
+	Replicas map[string]int32
+	// NewRole is the role of the ReplicaSet created for Observation.Hash.
+	NewRole revision.Role
+	// ScaleDownAt marks revisions to be scaled down at a later time.
+	ScaleDownAt map[string]time.Time
+	// Delete lists revisions whose ReplicaSets are removed (history beyond the limit).
+	Delete []string
+	// Services pins each named Service to a revision hash.
+	Services map[string]string
+	// Weights is the desired split on the routes; nil leaves the routes alone.
+	Weights *providers.Weights
+	// HeaderRoute, when set, is the managed header rule the routes must carry.
+	HeaderRoute *providers.HeaderRoute
+	// RemoveHeaderRoute names a managed header rule that must be gone.
+	RemoveHeaderRoute string
+	// Consume lists annotations to remove from the Rollout, since they were acted on.
+	Consume []string
+	// Events are recorded after acting.
+	Events []Event
+	// RequeueAfter asks for another reconcile after this long (0: only on change).
+	RequeueAfter time.Duration
+}
+
+// Annotation values that trigger actions.
+func annotationSet(ro *kultav1alpha1.Rollout, key string) bool {
+	return ro.Annotations[key] == "true"
+}

@@ -1,0 +1,407 @@
+package rollout
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/providers"
+)
+
+// rollbackScaleDownDelay is how long a rolled-back revision keeps its Pods after traffic left it,
+// so that requests in flight can finish.
+const rollbackScaleDownDelay = 30 * time.Second
+
+// planner computes a Plan from an Observation. It never touches a client or the wall clock.
+type planner struct {
+	obs    Observation
+	ro     *kultav1alpha1.Rollout
+	now    metav1.Time
+	stable string // stable revision hash after this plan
+	out    Plan
+	// pausedReason and pausedMessage feed the Paused condition.
+	pausedReason, pausedMessage string
+	// pauseReason says how the last pause ended, for the decision that advances past it.
+	pauseReason string
+}
+
+// Compute plans the next state of obs.Rollout.
+func Compute(obs Observation) Plan {
+	p := &planner{
+		obs:    obs,
+		ro:     obs.Rollout,
+		now:    metav1.NewTime(obs.Now),
+		stable: obs.Rollout.Status.StablePodTemplateHash,
+		out: Plan{
+			Status:      *obs.Rollout.Status.DeepCopy(),
+			Replicas:    map[string]int32{},
+			ScaleDownAt: map[string]time.Time{},
+			Services:    map[string]string{},
+			NewRole:     revision.RoleCanary,
+		},
+	}
+	p.run()
+	return p.out
+}
+
+func (p *planner) run() {
+	st := &p.out.Status
+	st.Strategy = strategyName(p.ro)
+	if p.obs.Problem != nil {
+		p.summarise()
+		return
+	}
+	if p.stable != "" && p.obs.Revisions[p.stable] == nil && p.obs.Hash != p.stable {
+		// The stable ReplicaSet is gone (deleted by hand): the current template is all there is.
+		p.event(corev1.EventTypeWarning, "StableRevisionMissing", fmt.Sprintf("ReplicaSet of stable revision %s not found; rolling out %s as the first revision", p.stable, p.obs.Hash))
+		p.stable = ""
+	}
+	p.detectNewRevision()
+	switch {
+	case p.stable == "":
+		p.out.NewRole = revision.RoleStable
+		p.initial()
+	case p.obs.Hash == p.stable:
+		p.steady()
+	default:
+		p.inFlight()
+	}
+	p.scaleDownOthers()
+	p.cleanupHistory()
+	p.summarise()
+}
+
+func (p *planner) total() int32 { return ptr.Deref(p.ro.Spec.Replicas, 1) }
+
+func (p *planner) rev(hash string) *Revision {
+	if r := p.obs.Revisions[hash]; r != nil {
+		return r
+	}
+	return &Revision{Hash: hash}
+}
+
+// detectNewRevision resets the progress fields when spec.template names a new revision.
+func (p *planner) detectNewRevision() {
+	st := &p.out.Status
+	if st.CurrentPodTemplateHash == p.obs.Hash {
+		return
+	}
+	previous := st.CurrentPodTemplateHash
+	st.CurrentPodTemplateHash = p.obs.Hash
+	st.CurrentStepIndex = nil
+	st.CurrentWeight = ptr.To[int32](0)
+	st.PauseStartTime = nil
+	st.StepStartTime = ptr.To(p.now)
+	st.ProgressStartedAt = ptr.To(p.now)
+	st.ABExperiment = nil
+	switch {
+	case p.stable == "":
+		p.decide(kultav1alpha1.ActionInitialize, "Initialization", fmt.Sprintf("First revision %s", p.obs.Hash), nil, nil)
+	case p.obs.Hash == p.stable:
+		if previous != "" && previous != p.stable {
+			p.decide(kultav1alpha1.ActionRollback, "RevertedToStable", fmt.Sprintf("Template reverted to stable revision %s; revision %s abandoned", p.stable, previous), nil, nil)
+			p.event(corev1.EventTypeNormal, "RevertedToStable", fmt.Sprintf("Template reverted to stable revision %s", p.stable))
+		}
+	default:
+		msg := fmt.Sprintf("New revision %s; stable is %s", p.obs.Hash, p.stable)
+		if previous != "" && previous != p.stable {
+			msg = fmt.Sprintf("New revision %s replaces revision %s in flight; stable is %s", p.obs.Hash, previous, p.stable)
+		}
+		if p.ro.Spec.Strategy.Canary != nil {
+			st.CurrentStepIndex = ptr.To[int32](0)
+		}
+		p.decide(kultav1alpha1.ActionInitialize, "NewRevision", msg, nil, st.CurrentStepIndex)
+		p.event(corev1.EventTypeNormal, "RolloutStarted", msg)
+	}
+}
+
+// initial rolls out the first revision at full scale, with no steps.
+func (p *planner) initial() {
+	st := &p.out.Status
+	p.out.Replicas[p.obs.Hash] = p.total()
+	p.pinAll(p.obs.Hash)
+	p.setWeights(100, 0)
+	if p.rev(p.obs.Hash).Ready < p.total() {
+		p.waitForPods(fmt.Sprintf("Waiting for %d of %d Pods of first revision %s", p.total()-p.rev(p.obs.Hash).Ready, p.total(), p.obs.Hash))
+		return
+	}
+	p.stable = p.obs.Hash
+	st.CurrentWeight = ptr.To[int32](100)
+	p.setPhase(kultav1alpha1.PhaseCompleted, fmt.Sprintf("Revision %s is stable", p.obs.Hash))
+	p.decide(kultav1alpha1.ActionComplete, "FirstRevisionReady", fmt.Sprintf("Revision %s is ready and stable", p.obs.Hash), nil, nil)
+	p.event(corev1.EventTypeNormal, "RolloutCompleted", fmt.Sprintf("Revision %s is ready and stable", p.obs.Hash))
+}
+
+// steady keeps the stable revision at full scale with all traffic.
+func (p *planner) steady() {
+	st := &p.out.Status
+	p.out.Replicas[p.stable] = p.total()
+	p.pinAll(p.stable)
+	p.setWeights(100, 0)
+	p.removeHeaderRoute()
+	p.consume(kultav1alpha1.PromoteAnnotation, kultav1alpha1.AbortAnnotation, kultav1alpha1.RetryAnnotation, kultav1alpha1.ConcludeExperimentAnnotation)
+	st.CurrentWeight = ptr.To[int32](100)
+	st.PauseStartTime = nil
+	if c := p.ro.Spec.Strategy.Canary; c != nil {
+		st.CurrentStepIndex = ptr.To(int32(len(c.Steps)))
+	}
+	if ready := p.rev(p.stable).Ready; ready < p.total() {
+		p.setPhase(kultav1alpha1.PhaseProgressing, fmt.Sprintf("Scaling stable revision %s: %d of %d Pods ready", p.stable, ready, p.total()))
+		return
+	}
+	p.setPhase(kultav1alpha1.PhaseCompleted, fmt.Sprintf("Revision %s is stable", p.stable))
+}
+
+// inFlight moves from the stable revision to the current one with the Rollout's strategy.
+func (p *planner) inFlight() {
+	st := &p.out.Status
+	if st.Phase == kultav1alpha1.PhaseFailed {
+		if !annotationSet(p.ro, kultav1alpha1.RetryAnnotation) {
+			p.consume(kultav1alpha1.AbortAnnotation, kultav1alpha1.PromoteAnnotation)
+			p.holdRolledBack()
+			return
+		}
+		p.consume(kultav1alpha1.RetryAnnotation)
+		p.retry()
+	}
+	if annotationSet(p.ro, kultav1alpha1.AbortAnnotation) {
+		p.consume(kultav1alpha1.AbortAnnotation)
+		p.fail("Aborted", "Rollout aborted by the kulta.io/abort annotation")
+		return
+	}
+	switch s := p.ro.Spec.Strategy; {
+	case s.Canary != nil:
+		p.canary(s.Canary)
+	case s.BlueGreen != nil:
+		p.blueGreen(s.BlueGreen)
+	case s.ABTesting != nil:
+		p.abTesting(s.ABTesting)
+	case s.Simple != nil:
+		p.simple()
+	}
+}
+
+// retry starts the current revision's rollout again from the beginning.
+func (p *planner) retry() {
+	st := &p.out.Status
+	from := st.CurrentStepIndex
+	st.CurrentWeight = ptr.To[int32](0)
+	st.PauseStartTime = nil
+	st.StepStartTime = ptr.To(p.now)
+	st.ProgressStartedAt = ptr.To(p.now)
+	st.ABExperiment = nil
+	st.CurrentStepIndex = nil
+	if p.ro.Spec.Strategy.Canary != nil {
+		st.CurrentStepIndex = ptr.To[int32](0)
+	}
+	st.Phase = kultav1alpha1.PhaseProgressing
+	p.decide(kultav1alpha1.ActionResume, "Retry", fmt.Sprintf("Retrying revision %s from the start", p.obs.Hash), from, st.CurrentStepIndex)
+	p.event(corev1.EventTypeNormal, "RolloutRetried", fmt.Sprintf("Retrying revision %s from the start", p.obs.Hash))
+}
+
+// fail rolls back to the stable revision and marks the rollout Failed with reason.
+func (p *planner) fail(reason, message string) {
+	st := &p.out.Status
+	p.decide(kultav1alpha1.ActionRollback, reason, message, st.CurrentStepIndex, nil)
+	p.event(corev1.EventTypeWarning, reason, message+"; all traffic back to stable revision "+p.stable)
+	st.Phase = kultav1alpha1.PhaseFailed
+	st.Message = message
+	p.out.ScaleDownAt[p.obs.Hash] = p.obs.Now.Add(rollbackScaleDownDelay)
+	p.holdRolledBack()
+}
+
+// holdRolledBack keeps a failed rollout on the stable revision: all traffic there, the current
+// revision scaled down once its delay has passed.
+func (p *planner) holdRolledBack() {
+	st := &p.out.Status
+	p.out.Replicas[p.stable] = p.total()
+	p.pinStableRoles(p.stable, p.obs.Hash)
+	p.setWeights(100, 0)
+	p.removeHeaderRoute()
+	st.CurrentWeight = ptr.To[int32](0)
+	st.PauseStartTime = nil
+	if st.Phase != kultav1alpha1.PhaseFailed {
+		st.Phase = kultav1alpha1.PhaseFailed
+	}
+	current := p.rev(p.obs.Hash)
+	at, pending := p.out.ScaleDownAt[p.obs.Hash]
+	if !pending && current.ScaleDownAt != nil {
+		at, pending = *current.ScaleDownAt, true
+	}
+	if pending && p.obs.Now.Before(at) {
+		p.out.Replicas[p.obs.Hash] = current.Replicas
+		p.requeue(at.Sub(p.obs.Now))
+		return
+	}
+	p.out.Replicas[p.obs.Hash] = 0
+}
+
+// waitForPods reports that the rollout waits for Pods, or fails it when the progress deadline
+// has passed.
+func (p *planner) waitForPods(message string) bool {
+	st := &p.out.Status
+	deadline := time.Duration(ptr.Deref(p.ro.Spec.ProgressDeadlineSeconds, 600)) * time.Second
+	started := p.obs.Now
+	if st.ProgressStartedAt != nil {
+		started = st.ProgressStartedAt.Time
+	}
+	if elapsed := p.obs.Now.Sub(started); elapsed >= deadline {
+		msg := fmt.Sprintf("No progress for %s (progressDeadlineSeconds %d): %s", elapsed.Round(time.Second), ptr.Deref(p.ro.Spec.ProgressDeadlineSeconds, 600), message)
+		if p.stable == "" || p.stable == p.obs.Hash {
+			p.setPhase(kultav1alpha1.PhaseFailed, msg)
+			p.decide(kultav1alpha1.ActionFail, "ProgressDeadlineExceeded", msg, nil, nil)
+			p.event(corev1.EventTypeWarning, "ProgressDeadlineExceeded", msg)
+			return false
+		}
+		p.fail("ProgressDeadlineExceeded", msg)
+		return false
+	}
+	p.setPhase(kultav1alpha1.PhaseProgressing, message)
+	p.requeue(started.Add(deadline).Sub(p.obs.Now))
+	return true
+}
+
+// progressed records that the rollout moved on, restarting the progress deadline.
+func (p *planner) progressed() {
+	p.out.Status.ProgressStartedAt = ptr.To(p.now)
+}
+
+// promote makes the current revision stable.
+func (p *planner) promote(reason, message string) {
+	st := &p.out.Status
+	previous := p.stable
+	p.stable = p.obs.Hash
+	delete(p.out.Replicas, previous) // scaleDownOthers scales it down, after a delay if one is set
+	p.out.Replicas[p.stable] = p.total()
+	p.pinAll(p.stable)
+	p.setWeights(100, 0)
+	p.removeHeaderRoute()
+	st.CurrentWeight = ptr.To[int32](100)
+	st.PauseStartTime = nil
+	p.progressed()
+	p.setPhase(kultav1alpha1.PhaseCompleted, fmt.Sprintf("Revision %s is stable", p.stable))
+	p.decide(kultav1alpha1.ActionComplete, reason, message, st.CurrentStepIndex, st.CurrentStepIndex)
+	p.event(corev1.EventTypeNormal, "RolloutCompleted", fmt.Sprintf("Revision %s replaced %s: %s", p.stable, previous, message))
+}
+
+// scaleDownOthers scales every revision the plan does not mention to zero, after its
+// scale-down time when it has one.
+func (p *planner) scaleDownOthers() {
+	for hash, r := range p.obs.Revisions {
+		if _, planned := p.out.Replicas[hash]; planned {
+			continue
+		}
+		at, pending := p.out.ScaleDownAt[hash]
+		if !pending && r.ScaleDownAt != nil {
+			at, pending = *r.ScaleDownAt, true
+		}
+		if pending && p.obs.Now.Before(at) {
+			p.out.Replicas[hash] = r.Replicas
+			p.requeue(at.Sub(p.obs.Now))
+			continue
+		}
+		p.out.Replicas[hash] = 0
+	}
+}
+
+// cleanupHistory deletes scaled-down revisions beyond spec.revisionHistoryLimit, oldest first.
+func (p *planner) cleanupHistory() {
+	limit := int(ptr.Deref(p.ro.Spec.RevisionHistoryLimit, 10))
+	var old []*Revision
+	for hash, r := range p.obs.Revisions {
+		if hash == p.stable || hash == p.obs.Hash || p.out.Replicas[hash] != 0 || r.Pods != 0 {
+			continue
+		}
+		old = append(old, r)
+	}
+	if len(old) <= limit {
+		return
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].Number > old[j].Number })
+	for _, r := range old[limit:] {
+		p.out.Delete = append(p.out.Delete, r.Hash)
+		delete(p.out.Replicas, r.Hash)
+	}
+	sort.Strings(p.out.Delete)
+}
+
+func (p *planner) setWeights(stable, canary int32) {
+	if trafficRouting(p.ro) == nil {
+		return
+	}
+	p.out.Weights = &providers.Weights{Stable: stable, Canary: canary}
+}
+
+func (p *planner) removeHeaderRoute() {
+	if p.ro.Spec.Strategy.ABTesting != nil && trafficRouting(p.ro) != nil {
+		p.out.HeaderRoute = nil
+		p.out.RemoveHeaderRoute = headerRouteName(p.ro)
+	}
+}
+
+func (p *planner) setPhase(phase kultav1alpha1.Phase, message string) {
+	p.out.Status.Phase = phase
+	p.out.Status.Message = message
+}
+
+func (p *planner) paused(reason, message string) {
+	p.pausedReason, p.pausedMessage = reason, message
+}
+
+func (p *planner) requeue(after time.Duration) {
+	if after <= 0 {
+		after = time.Second
+	}
+	if p.out.RequeueAfter == 0 || after < p.out.RequeueAfter {
+		p.out.RequeueAfter = after
+	}
+}
+
+func (p *planner) consume(keys ...string) {
+	for _, k := range keys {
+		if _, ok := p.ro.Annotations[k]; ok && !contains(p.out.Consume, k) {
+			p.out.Consume = append(p.out.Consume, k)
+		}
+	}
+}
+
+func (p *planner) event(eventType, reason, message string) {
+	p.out.Events = append(p.out.Events, Event{Type: eventType, Reason: reason, Message: message})
+}
+
+func (p *planner) decide(action kultav1alpha1.DecisionAction, reason, message string, from, to *int32) {
+	st := &p.out.Status
+	st.Decisions = append(st.Decisions, kultav1alpha1.Decision{
+		Timestamp: p.now,
+		Action:    action,
+		FromStep:  copyInt32(from),
+		ToStep:    copyInt32(to),
+		Reason:    reason,
+		Message:   message,
+	})
+	if n := len(st.Decisions); n > kultav1alpha1.MaxDecisions {
+		st.Decisions = st.Decisions[n-kultav1alpha1.MaxDecisions:]
+	}
+}
+
+func copyInt32(v *int32) *int32 {
+	if v == nil {
+		return nil
+	}
+	return ptr.To(*v)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,433 @@
+package rollout
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// world is a simulated cluster for the planner: ReplicaSets whose Pods turn ready on the next
+// tick (as a kubelet would), Services pinned to revisions, and routes with weights.
+type world struct {
+	t        *testing.T
+	ro       *kultav1alpha1.Rollout
+	now      time.Time
+	start    time.Time
+	revs     map[string]*Revision
+	names    map[string]string // hash -> rev1, rev2 ... in order of appearance
+	services map[string]string
+	route    string
+	header   string
+	kubelet  bool // false: Pods never turn ready
+	problem  *Problem
+	lines    []string
+}
+
+func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return &world{
+		t: t, ro: ro, now: start, start: start, kubelet: true,
+		revs: map[string]*Revision{}, names: map[string]string{}, services: map[string]string{},
+		route: "-", header: "-",
+	}
+}
+
+func (w *world) hash() string {
+	h, err := revision.Hash(&w.ro.Spec.Template, 0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, ok := w.names[h]; !ok {
+		w.names[h] = fmt.Sprintf("rev%d", len(w.names)+1)
+	}
+	return h
+}
+
+// tick reconciles once, applies the plan to the world, logs a trace line, then lets `after`
+// pass.
+func (w *world) tick(note string, after time.Duration) {
+	hash := w.hash()
+	obs := Observation{Rollout: w.ro.DeepCopy(), Now: w.now, Hash: hash, Revisions: map[string]*Revision{}, Problem: w.problem}
+	for h, r := range w.revs {
+		c := *r
+		obs.Revisions[h] = &c
+	}
+	plan := Compute(obs)
+	w.apply(hash, plan)
+	w.log(note, plan)
+	w.now = w.now.Add(after)
+}
+
+func (w *world) apply(hash string, plan Plan) {
+	for h, n := range plan.Replicas {
+		r := w.revs[h]
+		if r == nil {
+			r = &Revision{Hash: h, Name: w.names[h], Number: int64(len(w.revs) + 1)}
+			w.revs[h] = r
+		}
+		r.Replicas = n
+	}
+	for h, at := range plan.ScaleDownAt {
+		if r := w.revs[h]; r != nil {
+			r.ScaleDownAt = ptr.To(at)
+		}
+	}
+	for _, h := range plan.Delete {
+		delete(w.revs, h)
+	}
+	for svc, h := range plan.Services {
+		w.services[svc] = w.names[h]
+	}
+	if plan.Weights != nil {
+		w.route = fmt.Sprintf("%d/%d", plan.Weights.Stable, plan.Weights.Canary)
+	}
+	if plan.HeaderRoute != nil {
+		w.header = plan.HeaderRoute.Name
+	} else if plan.RemoveHeaderRoute != "" {
+		w.header = "-"
+	}
+	for _, key := range plan.Consume {
+		delete(w.ro.Annotations, key)
+	}
+	w.ro.Status = plan.Status
+	// The kubelet: Pods follow spec.replicas by the next tick.
+	for _, r := range w.revs {
+		r.Pods = r.Replicas
+		if w.kubelet || r.Ready > r.Replicas {
+			r.Ready = r.Replicas
+			r.Available = r.Replicas
+		}
+	}
+	_ = hash
+}
+
+func (w *world) log(note string, plan Plan) {
+	st := w.ro.Status
+	var revs []string
+	for h, r := range w.revs {
+		revs = append(revs, fmt.Sprintf("%s=%d", w.names[h], r.Replicas))
+	}
+	sort.Strings(revs)
+	var svcs []string
+	for s, name := range w.services {
+		svcs = append(svcs, s+"->"+name)
+	}
+	sort.Strings(svcs)
+	step := "-"
+	if st.CurrentStepIndex != nil {
+		step = fmt.Sprint(*st.CurrentStepIndex)
+	}
+	var events []string
+	for _, e := range plan.Events {
+		events = append(events, e.Reason)
+	}
+	line := fmt.Sprintf("t=%-5s %-22s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
+		w.now.Sub(w.start).String(), note, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
+		strings.Join(revs, " "), strings.Join(svcs, " "), w.route, w.header, plan.RequeueAfter)
+	if len(events) > 0 {
+		line += " events=" + strings.Join(events, ",")
+	}
+	if len(plan.Consume) > 0 {
+		line += " consumed=" + strings.Join(plan.Consume, ",")
+	}
+	w.lines = append(w.lines, strings.TrimRight(line, " "))
+}
+
+func (w *world) annotate(key string) {
+	if w.ro.Annotations == nil {
+		w.ro.Annotations = map[string]string{}
+	}
+	w.ro.Annotations[key] = "true"
+}
+
+func (w *world) setImage(image string) {
+	w.ro.Spec.Template.Spec.Containers[0].Image = image
+	w.ro.Generation++
+}
+
+// settle reconciles until the phase is Completed (or n ticks pass), a second apart.
+func (w *world) settle(note string, n int) {
+	for range n {
+		w.tick(note, time.Second)
+		if w.ro.Status.Phase == kultav1alpha1.PhaseCompleted {
+			return
+		}
+	}
+}
+
+func (w *world) golden(name string) {
+	w.t.Helper()
+	got := strings.Join(w.lines, "\n") + "\n"
+	path := filepath.Join("testdata", "sequences", name+".golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		w.t.Fatalf("reading golden file (run with -update to create it): %v", err)
+	}
+	if got != string(want) {
+		w.t.Errorf("sequence differs from %s (run `go test ./internal/controller/rollout -run %s -update` and review the diff):\n got:\n%s\nwant:\n%s", path, w.t.Name(), got, want)
+	}
+}
+
+func canaryRollout(opts ...testutil.RolloutOption) *kultav1alpha1.Rollout {
+	ro := testutil.Rollout("default", "web", append([]testutil.RolloutOption{
+		testutil.WithReplicas(4),
+		testutil.WithHTTPRoute("web"),
+	}, opts...)...)
+	ro.Generation = 1
+	ro.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
+	ro.Spec.RevisionHistoryLimit = ptr.To[int32](2)
+	return ro
+}
+
+func TestCanarySequences(t *testing.T) {
+	steps := testutil.WithCanarySteps(testutil.Weight(20), testutil.PauseFor("30s"), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(100))
+	cases := map[string]func(w *world){
+		"canary-happy-path": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("pausing", 20*time.Second)
+			w.tick("pause over", time.Second)
+			w.tick("weight 50 ready", time.Minute)
+			w.tick("still paused", time.Second)
+			w.annotate(kultav1alpha1.PromoteAnnotation)
+			w.tick("promote", time.Second)
+			w.tick("weight 100 ready", time.Second)
+			w.tick("full scale ready", time.Second)
+			w.tick("steady", time.Second)
+		},
+		"canary-abort-and-retry": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", time.Second)
+			w.annotate(kultav1alpha1.AbortAnnotation)
+			w.tick("abort", 10*time.Second)
+			w.tick("aborted", 25*time.Second)
+			w.tick("scale-down delay over", time.Second)
+			w.annotate(kultav1alpha1.RetryAnnotation)
+			w.tick("retry", time.Second)
+			w.tick("canary ready again", time.Second)
+		},
+		"canary-new-template-mid-rollout": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", time.Second)
+			w.setImage("nginx:1.29")
+			w.tick("newer image", time.Second)
+			w.tick("new canary ready", time.Second)
+		},
+		"canary-template-reverted": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", time.Second)
+			w.setImage("nginx:1.27")
+			w.tick("reverted", time.Second)
+			w.tick("steady", time.Second)
+		},
+		"canary-progress-deadline": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.kubelet = false
+			w.tick("new image", 5*time.Minute)
+			w.tick("still not ready", 5*time.Minute)
+			w.tick("deadline passed", 31*time.Second)
+			w.tick("scaled down", time.Second)
+		},
+		"canary-stalled-then-recovers": func(w *world) {
+			w.settle("install", 5)
+			w.problem = &Problem{Reason: "ServiceNotFound", Message: `Service "web-canary" not found`}
+			w.setImage("nginx:1.28")
+			w.tick("service missing", time.Minute)
+			w.problem = nil
+			w.tick("service created", time.Second)
+			w.tick("canary ready", time.Second)
+		},
+	}
+	for name, script := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, canaryRollout(steps))
+			script(w)
+			w.golden(name)
+		})
+	}
+}
+
+func TestCanaryWithoutRoutingScalesByRatio(t *testing.T) {
+	ro := canaryRollout(testutil.WithCanarySteps(testutil.Weight(25), testutil.PauseFor("1m"), testutil.Weight(75), testutil.PauseFor("1m")))
+	ro.Spec.Strategy.Canary.TrafficRouting = nil
+	w := newWorld(t, ro)
+	w.settle("install", 5)
+	w.setImage("nginx:1.28")
+	w.tick("new image", time.Second)
+	w.tick("canary ready", time.Second)
+	w.tick("stable shrinks", time.Minute)
+	w.tick("weight 75", time.Second)
+	w.tick("canary ready", time.Second)
+	w.tick("stable shrinks", time.Minute)
+	w.tick("finish", time.Second)
+	w.tick("promoted", time.Second)
+	w.golden("canary-no-routing")
+}
+
+func TestBlueGreenSequences(t *testing.T) {
+	cases := map[string]struct {
+		opt    func(*kultav1alpha1.BlueGreenStrategy)
+		script func(w *world)
+	}{
+		"bluegreen-manual": {
+			opt: func(*kultav1alpha1.BlueGreenStrategy) {},
+			script: func(w *world) {
+				w.settle("install", 5)
+				w.setImage("nginx:1.28")
+				w.tick("new image", time.Second)
+				w.tick("preview ready", time.Minute)
+				w.tick("waiting", time.Second)
+				w.annotate(kultav1alpha1.PromoteAnnotation)
+				w.tick("promote", 30*time.Second)
+				w.tick("delay over", time.Second)
+			},
+		},
+		"bluegreen-auto": {
+			opt: func(bg *kultav1alpha1.BlueGreenStrategy) {
+				bg.AutoPromotionEnabled = ptr.To(true)
+				bg.AutoPromotionSeconds = ptr.To[int32](60)
+				bg.ScaleDownDelaySeconds = ptr.To[int32](10)
+			},
+			script: func(w *world) {
+				w.settle("install", 5)
+				w.setImage("nginx:1.28")
+				w.tick("new image", time.Second)
+				w.tick("preview ready", time.Minute)
+				w.tick("auto promotion", 10*time.Second)
+				w.tick("delay over", time.Second)
+			},
+		},
+		"bluegreen-abort": {
+			opt: func(*kultav1alpha1.BlueGreenStrategy) {},
+			script: func(w *world) {
+				w.settle("install", 5)
+				w.setImage("nginx:1.28")
+				w.tick("new image", time.Second)
+				w.tick("preview ready", time.Second)
+				w.annotate(kultav1alpha1.AbortAnnotation)
+				w.tick("abort", 30*time.Second)
+				w.tick("delay over", time.Second)
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ro := canaryRollout(testutil.WithBlueGreen(tc.opt))
+			w := newWorld(t, ro)
+			tc.script(w)
+			w.golden(name)
+		})
+	}
+}
+
+func TestABTestingSequences(t *testing.T) {
+	cases := map[string]func(w *world){
+		"abtesting-conclude-and-promote": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("variant B ready", time.Hour)
+			w.annotate(kultav1alpha1.ConcludeExperimentAnnotation)
+			w.tick("conclude", time.Second)
+			w.annotate(kultav1alpha1.PromoteAnnotation)
+			w.tick("promote", time.Second)
+			w.tick("steady", time.Second)
+		},
+		"abtesting-max-duration": func(w *world) {
+			w.ro.Spec.Strategy.ABTesting.MaxDuration = ptr.To[kultav1alpha1.Duration]("1d")
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("variant B ready", 24*time.Hour)
+			w.tick("max duration", time.Second)
+		},
+		"abtesting-variant-a-wins": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("variant B ready", time.Minute)
+			w.ro.Status.ABExperiment.ConcludedAt = ptr.To(w.ro.Status.ABExperiment.StartedAt)
+			w.ro.Status.ABExperiment.Winner = kultav1alpha1.VariantA
+			w.tick("A won", 30*time.Second)
+			w.tick("delay over", time.Second)
+		},
+	}
+	for name, script := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, canaryRollout(testutil.WithABTesting()))
+			w.ro.Spec.Strategy.ABTesting.TrafficRouting = &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: "web"}}
+			script(w)
+			w.golden(name)
+		})
+	}
+}
+
+func TestSimpleSequences(t *testing.T) {
+	cases := map[string]func(w *world){
+		"simple-rolling-update": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			for i := range 8 {
+				w.tick(fmt.Sprintf("roll %d", i), time.Second)
+			}
+		},
+		"simple-progress-deadline": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.kubelet = false
+			w.tick("new image", 10*time.Minute)
+			w.tick("deadline passed", 31*time.Second)
+			w.tick("scaled down", time.Second)
+		},
+	}
+	for name, script := range cases {
+		t.Run(name, func(t *testing.T) {
+			ro := canaryRollout(testutil.WithSimple(nil))
+			ro.Spec.MaxSurge = nil
+			w := newWorld(t, ro)
+			script(w)
+			w.golden(name)
+		})
+	}
+}
+
+func TestCanaryReplicas(t *testing.T) {
+	for _, tc := range []struct{ total, weight, want int32 }{
+		{4, 0, 0}, {4, 1, 1}, {4, 20, 1}, {4, 25, 1}, {4, 26, 2}, {4, 50, 2}, {4, 100, 4},
+		{10, 33, 4}, {1, 1, 1}, {0, 50, 0}, {3, 99, 3},
+	} {
+		if got := canaryReplicas(tc.total, tc.weight); got != tc.want {
+			t.Errorf("canaryReplicas(%d, %d) = %d, want %d", tc.total, tc.weight, got, tc.want)
+		}
+	}
+}

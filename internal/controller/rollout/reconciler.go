@@ -1,0 +1,162 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
+)
+
+// Reconciler reconciles Rollouts.
+type Reconciler struct {
+	client.Client
+	// Recorder records Kubernetes Events on Rollouts.
+	Recorder events.EventRecorder
+	// Router moves traffic for Rollouts with trafficRouting.
+	Router providers.TrafficRouter
+	// Clock tells the time; tests inject a fake one.
+	Clock clock.PassiveClock
+	// WatchRoutes watches HTTPRoutes (set it when the Gateway API CRDs are installed).
+	WatchRoutes bool
+	// APIReader reads from the API server, bypassing the cache; see fetch.
+	APIReader client.Reader
+
+	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
+	written sync.Map
+}
+
+// +kubebuilder:rbac:groups=kulta.io,resources=rollouts,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kulta.io,resources=rollouts/status,verbs=patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile observes one Rollout, plans its next state and applies the plan.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	ro, err := r.fetch(ctx, req.NamespacedName)
+	if err != nil || ro == nil {
+		return ctrl.Result{}, err
+	}
+	if !ro.DeletionTimestamp.IsZero() {
+		// The ReplicaSets are owned by the Rollout; the garbage collector removes them.
+		return ctrl.Result{}, nil
+	}
+	base := ro.DeepCopy()
+
+	obs, err := r.observe(ctx, ro)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := Compute(obs)
+	if err := r.act(ctx, ro, obs, plan); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.consumeAnnotations(ctx, ro, plan.Consume); err != nil {
+		return ctrl.Result{}, err
+	}
+	ro.Status = plan.Status
+	if obs.Problem == nil {
+		ro.Status.ObservedGeneration = ro.Generation
+	}
+	if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
+		if err := r.Status().Patch(ctx, ro, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
+		}
+		r.written.Store(req.NamespacedName, ro.ResourceVersion)
+	}
+	for _, e := range plan.Events {
+		r.Recorder.Eventf(ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+	}
+	if len(plan.Events) > 0 {
+		log.V(1).Info("Rollout moved", "phase", ro.Status.Phase, "step", ro.Status.CurrentStepIndex, "weight", ro.Status.CurrentWeight, "message", ro.Status.Message)
+	}
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// fetch reads a Rollout from the cache, or from the API server while the cache has not yet
+// seen KULTA's own last write to it: planning from a status older than the one just written
+// would repeat or undo a step. It returns nil when the Rollout is gone.
+func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*kultav1alpha1.Rollout, error) {
+	ro := &kultav1alpha1.Rollout{}
+	if err := r.Get(ctx, key, ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(key)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("getting Rollout %s: %w", key, err)
+	}
+	last, ok := r.written.Load(key)
+	if !ok || last == ro.ResourceVersion || r.APIReader == nil {
+		r.written.Delete(key)
+		return ro, nil
+	}
+	cachedVersion := ro.ResourceVersion
+	if err := r.APIReader.Get(ctx, key, ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(key)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("getting Rollout %s from the API server: %w", key, err)
+	}
+	if ro.ResourceVersion == cachedVersion {
+		r.written.Delete(key)
+	}
+	return ro, nil
+}
+
+// consumeAnnotations removes the annotations the plan acted on. It runs before the status
+// patch: if the status write then fails, a promotion is lost rather than applied twice.
+func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.Rollout, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	before := ro.DeepCopy()
+	for _, k := range keys {
+		delete(ro.Annotations, k)
+	}
+	if err := r.Patch(ctx, ro, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("removing annotations %v from Rollout %s/%s: %w", keys, ro.Namespace, ro.Name, err)
+	}
+	r.written.Store(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}, ro.ResourceVersion)
+	return nil
+}
+
+// SetupWithManager registers the reconciler and its watches: owned ReplicaSets, and the
+// Services and HTTPRoutes that Rollouts name (through field indexes).
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexServices, serviceNamesOf); err != nil {
+		return fmt.Errorf("indexing Rollouts by Service: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexRoutes, routeNamesOf); err != nil {
+		return fmt.Errorf("indexing Rollouts by HTTPRoute: %w", err)
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.ReplicaSet{}).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
+	if r.WatchRoutes {
+		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexRoutes)))
+	}
+	if err := b.Named("rollout").Complete(r); err != nil {
+		return fmt.Errorf("building the Rollout controller: %w", err)
+	}
+	return nil
+}

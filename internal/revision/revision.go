@@ -1,0 +1,116 @@
+package revision
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+const (
+	// DigestAnnotation holds the SHA-256 of the Rollout template a ReplicaSet was built from. Two
+	// templates whose short hashes collide still differ here, which is how a collision is found.
+	DigestAnnotation = "rollouts.kulta.io/template-digest"
+
+	// ScaleDownAtAnnotation, on a ReplicaSet, is the RFC 3339 time after which KULTA scales it to
+	// zero (blue-green's scaleDownDelaySeconds, and the delay after a rollback).
+	ScaleDownAtAnnotation = "rollouts.kulta.io/scale-down-at"
+
+	// RevisionAnnotation numbers a Rollout's ReplicaSets in the order they were created.
+	RevisionAnnotation = "rollouts.kulta.io/revision"
+)
+
+// Role is what a revision's Pods are created as, shown in the RolloutTypeLabel.
+type Role string
+
+// Roles.
+const (
+	RoleStable Role = "stable"
+	RoleCanary Role = "canary"
+)
+
+// Hash returns the short hash naming the revision of template, as a Deployment's
+// pod-template-hash does. The template is hashed as its JSON encoding, which omits empty
+// fields, so a template read back from the API server hashes the same as the one written.
+// collisionCount changes the hash when two templates collide.
+func Hash(template *kultav1alpha1.PodTemplate, collisionCount int32) (string, error) {
+	data, err := json.Marshal(template)
+	if err != nil {
+		return "", fmt.Errorf("encoding pod template: %w", err)
+	}
+	h := fnv.New32a()
+	h.Write(data)
+	if collisionCount > 0 {
+		h.Write([]byte(strconv.FormatInt(int64(collisionCount), 10)))
+	}
+	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10)), nil
+}
+
+// Digest returns the SHA-256 of template's JSON encoding, in hex.
+func Digest(template *kultav1alpha1.PodTemplate) (string, error) {
+	data, err := json.Marshal(template)
+	if err != nil {
+		return "", fmt.Errorf("encoding pod template: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Name is the name of the ReplicaSet of revision hash.
+func Name(rolloutName, hash string) string {
+	return rolloutName + "-" + hash
+}
+
+// Build returns the ReplicaSet for revision hash of ro: ro's template plus the hash label (on
+// the ReplicaSet, its selector and its Pods) and the role label on its Pods, owned by ro.
+func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas int32, revisionNumber int64) *appsv1.ReplicaSet {
+	template := ro.Spec.Template.AsPodTemplateSpec()
+	template = *template.DeepCopy()
+	podLabels := map[string]string{}
+	for k, v := range template.Labels {
+		podLabels[k] = v
+	}
+	podLabels[kultav1alpha1.PodTemplateHashLabel] = hash
+	podLabels[kultav1alpha1.RolloutTypeLabel] = string(role)
+	template.Labels = podLabels
+
+	selector := ro.Spec.Selector.AsMeta().DeepCopy()
+	if selector.MatchLabels == nil {
+		selector.MatchLabels = map[string]string{}
+	}
+	selector.MatchLabels[kultav1alpha1.PodTemplateHashLabel] = hash
+
+	rsLabels := map[string]string{}
+	for k, v := range ro.Spec.Selector.MatchLabels {
+		rsLabels[k] = v
+	}
+	rsLabels[kultav1alpha1.PodTemplateHashLabel] = hash
+
+	return &appsv1.ReplicaSet{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      Name(ro.Name, hash),
+			Namespace: ro.Namespace,
+			Labels:    rsLabels,
+			Annotations: map[string]string{
+				DigestAnnotation:   digest,
+				RevisionAnnotation: strconv.FormatInt(revisionNumber, 10),
+			},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout"))},
+		},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: ptr.To(replicas),
+			Selector: selector,
+			Template: template,
+		},
+	}
+}
