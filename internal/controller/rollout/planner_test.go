@@ -431,3 +431,23 @@ func TestCanaryReplicas(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryBeyondLimitIsDeleted(t *testing.T) {
+	ro := canaryRollout(testutil.WithCanarySteps(testutil.Weight(100)))
+	ro.Spec.RevisionHistoryLimit = ptr.To[int32](1)
+	w := newWorld(t, ro)
+	w.settle("install", 5)
+	for i, image := range []string{"nginx:1.28", "nginx:1.29", "nginx:1.30"} {
+		w.setImage(image)
+		w.settle(fmt.Sprintf("image %d", i), 5)
+		w.tick("scale down", time.Second)
+	}
+	var names []string
+	for h := range w.revs {
+		names = append(names, w.names[h])
+	}
+	sort.Strings(names)
+	if strings.Join(names, ",") != "rev3,rev4" {
+		t.Errorf("revisions left %v, want the stable rev4 and one old (rev3)", names)
+	}
+}

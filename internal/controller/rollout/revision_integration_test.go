@@ -1,0 +1,123 @@
+package rollout_test
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+// TestHashStableThroughAPIServer checks that a template read back from the API server hashes
+// the same as the one written, so a restart or a GitOps re-apply never starts a rollout.
+func TestHashStableThroughAPIServer(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ns := e.CreateNamespace(t, "hash")
+	ro := testutil.Rollout(ns, "hash", testutil.WithSimple(nil))
+	ro.Spec.Template.Metadata.Annotations = map[string]string{}
+	want, err := revision.Hash(&ro.Spec.Template, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.Client.Create(context.Background(), ro)).To(Succeed())
+	got, err := revision.Hash(&getRollout(g, ro).Spec.Template, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal(want))
+	g.Eventually(func(g Gomega) string { return getRollout(g, ro).Status.CurrentPodTemplateHash }).WithTimeout(timeout).Should(Equal(want))
+}
+
+// TestOrphanIsAdopted pre-creates the ReplicaSet KULTA would create, without an owner: KULTA
+// adopts it instead of creating another.
+func TestOrphanIsAdopted(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "adopt")
+	ro := testutil.Rollout(ns, "orphan", testutil.WithSimple(nil), testutil.WithReplicas(2))
+	hash, err := revision.Hash(&ro.Spec.Template, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	digest, err := revision.Digest(&ro.Spec.Template)
+	g.Expect(err).NotTo(HaveOccurred())
+	orphan := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1)
+	orphan.OwnerReferences = nil
+	g.Expect(e.Client.Create(ctx, orphan)).To(Succeed())
+
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	owner := getRollout(g, ro)
+	rsList := replicaSets(g, ns)
+	g.Expect(rsList).To(HaveLen(1))
+	g.Expect(rsList[0].Name).To(Equal(orphan.Name))
+	ref := metav1.GetControllerOf(&rsList[0])
+	g.Expect(ref).NotTo(BeNil())
+	g.Expect(ref.UID).To(Equal(owner.UID))
+}
+
+// TestHashCollisionMovesToNewName pre-creates a ReplicaSet with the name KULTA would use but
+// another template: KULTA raises collisionCount and uses a new name.
+func TestHashCollisionMovesToNewName(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "collide")
+	ro := testutil.Rollout(ns, "clash", testutil.WithSimple(nil))
+	hash, err := revision.Hash(&ro.Spec.Template, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	other := testutil.Rollout(ns, "clash", testutil.WithImage("busybox:1"))
+	squatter := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1)
+	squatter.OwnerReferences = nil
+	g.Expect(e.Client.Create(ctx, squatter)).To(Succeed())
+
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	got := getRollout(g, ro)
+	g.Expect(got.Status.CollisionCount).To(Equal(ptr.To[int32](1)))
+	g.Expect(got.Status.CurrentPodTemplateHash).NotTo(Equal(hash))
+	var running []appsv1.ReplicaSet
+	for _, rs := range replicaSets(g, ns) {
+		if ptr.Deref(rs.Spec.Replicas, 0) > 0 {
+			running = append(running, rs)
+		}
+	}
+	g.Expect(running).To(HaveLen(1))
+	g.Expect(running[0].Spec.Template.Spec.Containers[0].Image).To(Equal("nginx:1.27"))
+}
+
+// TestTransitionsRecordEvents checks that each transition of a canary is a Kubernetes Event.
+func TestTransitionsRecordEvents(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "events")
+	g.Expect(e.Client.Create(ctx, service(ns, "ev-stable", map[string]string{"app": "ev"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "ev-canary", map[string]string{"app": "ev"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "ev", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	g.Eventually(func(g Gomega) []string {
+		var list eventsv1.EventList
+		g.Expect(e.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, ev := range list.Items {
+			if ev.Regarding.Kind == "Rollout" && ev.Regarding.Name == "ev" {
+				reasons = append(reasons, ev.Reason)
+			}
+		}
+		return reasons
+	}).WithTimeout(timeout).Should(ContainElements("RolloutCompleted", "RolloutStarted", "StepAdvanced", "RolloutPaused"))
+}
