@@ -24,9 +24,12 @@ type HeaderRoute struct {
 	Cookie *kultav1alpha1.CookieMatch
 }
 
-// Verification is what a route's status says about the last write.
+// Verification is what the routes say now: the weights they carry and whether their parents
+// accepted their current generation.
 type Verification struct {
-	// Accepted is true when every parent accepted the route's current generation.
+	// Weights are the weights every route carries; nil when the routes disagree.
+	Weights *Weights
+	// Accepted is true when every parent accepted each route's current generation.
 	Accepted bool
 	// Message explains a route that is not accepted yet, naming it.
 	Message string
@@ -41,7 +44,7 @@ type TrafficRouter interface {
 	SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, r HeaderRoute) error
 	// RemoveHeaderRoute removes the managed rule named name, if present.
 	RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, name string) error
-	// Verify reports whether the routes' controllers accepted the last write.
+	// Verify reports the routes' current weights and whether their controllers accepted them.
 	Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (Verification, error)
 	// Cleanup removes everything KULTA added to the routes and leaves all traffic on stable.
 	Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error
@@ -51,3 +54,16 @@ type TrafficRouter interface {
 // reference the Rollout's Services, or may not be used from the Rollout's namespace: the user
 // must fix it, and retrying alone will not help.
 var ErrRouteNotUsable = errors.New("route not usable")
+
+// RouteError says why a route cannot carry a Rollout's traffic. It wraps ErrRouteNotUsable.
+type RouteError struct {
+	// Reason is a CamelCase reason, such as HTTPRouteNotFound.
+	Reason string
+	// Message names the route and what is wrong with it.
+	Message string
+}
+
+func (e *RouteError) Error() string { return e.Message }
+
+// Unwrap makes errors.Is(err, ErrRouteNotUsable) true.
+func (e *RouteError) Unwrap() error { return ErrRouteNotUsable }

@@ -224,19 +224,104 @@ type SimpleStrategy struct {
 
 // TrafficRouting names the routes whose weights and rules KULTA manages.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI)",message="spec.strategy.*.trafficRouting must set gatewayAPI"
+// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI)",message="trafficRouting must set gatewayAPI"
 type TrafficRouting struct {
 	// gatewayAPI routes traffic with Gateway API routes the user owns.
 	// +optional
 	GatewayAPI *GatewayAPIRouting `json:"gatewayAPI,omitempty"`
 }
 
-// GatewayAPIRouting names the user's Gateway API routes.
+// GatewayAPIRouting names the user's Gateway API routes. In each, KULTA changes only the weights
+// of the backendRefs that name the strategy's two Services (in the rules that reference both), and
+// the rules it adds and names itself; every other rule, match, filter and backend stays as it is.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.httpRoute) || has(self.grpcRoute) || (has(self.routes) && size(self.routes) > 0)",message="gatewayAPI must name at least one route: httpRoute, grpcRoute or routes"
 type GatewayAPIRouting struct {
-	// httpRoute is the name of an HTTPRoute in the Rollout's namespace. KULTA changes only the
-	// weights of the backendRefs that name the strategy's Services, and the rules it adds itself.
+	// httpRoute is the name of an HTTPRoute in the Rollout's namespace.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	HTTPRoute string `json:"httpRoute,omitempty"`
+
+	// grpcRoute is the name of a GRPCRoute in the Rollout's namespace.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	GRPCRoute string `json:"grpcRoute,omitempty"`
+
+	// rules limits httpRoute and grpcRoute to the rules with these names. By default every rule
+	// that references both Services is managed.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	Rules []string `json:"rules,omitempty"`
+
+	// routes are further routes, of either kind, in this or another namespace. A route in another
+	// namespace is used only when a ReferenceGrant in that namespace allows Rollouts from this one
+	// to refer to it.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Routes []RouteReference `json:"routes,omitempty"`
+}
+
+// RouteKind is the kind of a Gateway API route.
+//
+// +kubebuilder:validation:Enum=HTTPRoute;GRPCRoute
+type RouteKind string
+
+// Route kinds.
+const (
+	KindHTTPRoute RouteKind = "HTTPRoute"
+	KindGRPCRoute RouteKind = "GRPCRoute"
+)
+
+// RouteReference names one Gateway API route.
+type RouteReference struct {
+	// kind is HTTPRoute (the default) or GRPCRoute.
+	// +optional
+	// +kubebuilder:default=HTTPRoute
+	Kind RouteKind `json:"kind,omitempty"`
+
+	// name is the route's name.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	HTTPRoute string `json:"httpRoute"`
+	Name string `json:"name"`
+
+	// namespace is the route's namespace; the Rollout's by default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// rules limits KULTA to the route's rules with these names.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	Rules []string `json:"rules,omitempty"`
+}
+
+// RouteRefs lists every route the routing names, with namespaces filled in.
+func (g *GatewayAPIRouting) RouteRefs(rolloutNamespace string) []RouteReference {
+	if g == nil {
+		return nil
+	}
+	var refs []RouteReference
+	if g.HTTPRoute != "" {
+		refs = append(refs, RouteReference{Kind: KindHTTPRoute, Name: g.HTTPRoute, Namespace: rolloutNamespace, Rules: g.Rules})
+	}
+	if g.GRPCRoute != "" {
+		refs = append(refs, RouteReference{Kind: KindGRPCRoute, Name: g.GRPCRoute, Namespace: rolloutNamespace, Rules: g.Rules})
+	}
+	for _, r := range g.Routes {
+		if r.Kind == "" {
+			r.Kind = KindHTTPRoute
+		}
+		if r.Namespace == "" {
+			r.Namespace = rolloutNamespace
+		}
+		refs = append(refs, r)
+	}
+	return refs
 }

@@ -327,7 +327,7 @@ var invalidRollouts = []invalidCase{
 		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
 			c.TrafficRouting = &kultav1alpha1.TrafficRouting{}
 		}),
-		field: "spec.strategy.canary.trafficRouting", message: "must set gatewayAPI",
+		field: "spec.strategy.canary.trafficRouting", message: "trafficRouting must set gatewayAPI",
 	},
 }
 

@@ -69,10 +69,15 @@ func (r *Router) RemoveHeaderRoute(_ context.Context, ro *kultav1alpha1.Rollout,
 func (r *Router) Verify(_ context.Context, ro *kultav1alpha1.Rollout) (providers.Verification, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	v := providers.Verification{Accepted: !r.NotAccepted}
 	if r.NotAccepted {
-		return providers.Verification{Message: fmt.Sprintf("routes of %s/%s not accepted", ro.Namespace, ro.Name)}, nil
+		v.Message = fmt.Sprintf("routes of %s/%s not accepted", ro.Namespace, ro.Name)
 	}
-	return providers.Verification{Accepted: true}, nil
+	if h := r.weights[types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}]; len(h) > 0 {
+		last := h[len(h)-1]
+		v.Weights = &last
+	}
+	return v, nil
 }
 
 // Cleanup forgets the header routes of ro and records all traffic on stable.

@@ -11,9 +11,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/internal/revision"
 )
 
@@ -28,6 +30,12 @@ func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Obs
 	}
 	if err := r.pinServices(ctx, ro, plan.Services); err != nil {
 		return err
+	}
+	if drifted(obs, plan) {
+		metrics.TrafficDriftCorrections.WithLabelValues(ro.Namespace, ro.Name).Inc()
+		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "TrafficDriftCorrected", "Reconcile",
+			"Routes carried weights %d/%d that KULTA did not set; restoring %d/%d",
+			obs.Traffic.Weights.Stable, obs.Traffic.Weights.Canary, plan.Weights.Stable, plan.Weights.Canary)
 	}
 	if err := r.route(ctx, ro, plan); err != nil {
 		return err
@@ -127,6 +135,20 @@ func (r *Reconciler) pinServices(ctx context.Context, ro *kultav1alpha1.Rollout,
 		}
 	}
 	return nil
+}
+
+// drifted reports whether the routes carry weights that neither KULTA's last plan nor this
+// one chose: someone else (a GitOps sync, a kubectl edit) changed them.
+func drifted(obs Observation, plan Plan) bool {
+	if obs.Traffic == nil || obs.Traffic.Weights == nil || plan.Weights == nil || *obs.Traffic.Weights == *plan.Weights {
+		return false
+	}
+	before, after := obs.Rollout.Status, plan.Status
+	return before.Phase == after.Phase &&
+		before.CurrentPodTemplateHash == after.CurrentPodTemplateHash &&
+		before.StablePodTemplateHash == after.StablePodTemplateHash &&
+		ptr.Equal(before.CurrentStepIndex, after.CurrentStepIndex) &&
+		ptr.Equal(before.CurrentWeight, after.CurrentWeight)
 }
 
 // route applies the plan's traffic through the TrafficRouter.

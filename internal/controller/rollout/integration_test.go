@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/testenv"
@@ -236,24 +235,17 @@ func TestMissingHTTPRouteStallsWithoutTrafficAndRecovers(t *testing.T) {
 	g.Expect(e.Client.Create(ctx, service(ns, "cart-canary", map[string]string{"app": "cart"}))).To(Succeed())
 	ro := testutil.Rollout(ns, "cart", testutil.WithCanarySteps(testutil.Weight(50)), testutil.WithHTTPRoute("cart-route"))
 	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-	key := types.NamespacedName{Namespace: ns, Name: "cart"}
 
 	g.Eventually(func(g Gomega) {
 		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
 		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(stalled.Reason).To(Equal("HTTPRouteNotFound"))
-		g.Expect(stalled.Message).To(ContainSubstring(`HTTPRoute "cart-route"`))
+		g.Expect(stalled.Message).To(ContainSubstring(`HTTPRoute "cart-route" not found`))
 	}).WithTimeout(timeout).Should(Succeed())
-	g.Expect(router.Weights(key)).To(BeEmpty(), "no traffic moves while stalled")
+	g.Expect(replicaSets(g, ns)).To(BeEmpty(), "a stalled Rollout changes nothing")
 
-	route := &gatewayv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cart-route"},
-		Spec: gatewayv1.HTTPRouteSpec{Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{
-			{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{Name: "cart-stable", Port: ptr.To[gatewayv1.PortNumber](80)}, Weight: ptr.To[int32](100)}},
-			{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{Name: "cart-canary", Port: ptr.To[gatewayv1.PortNumber](80)}, Weight: ptr.To[int32](0)}},
-		}}}},
-	}
-	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	weights := watchWeights(t, ns, "cart-route", "cart-stable", "cart-canary")
+	g.Expect(e.Client.Create(ctx, testRoute(ns, "cart-route", "cart-stable", "cart-canary"))).To(Succeed())
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
 
 	first := getRollout(g, ro).Status.StablePodTemplateHash
@@ -265,7 +257,7 @@ func TestMissingHTTPRouteStallsWithoutTrafficAndRecovers(t *testing.T) {
 		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
 		g.Expect(got.Status.StablePodTemplateHash).NotTo(Equal(first))
 	}).WithTimeout(timeout).Should(Succeed())
-	g.Expect(router.Weights(key)).To(Equal([]providers.Weights{{Stable: 100}, {Stable: 50, Canary: 50}, {Stable: 100}}))
+	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 50, Canary: 50}, {Stable: 100}}))
 }
 
 func TestProgressDeadlineFailsAndRollsBack(t *testing.T) {
@@ -312,6 +304,7 @@ func TestKultaExamplesRunToCompletion(t *testing.T) {
 			}
 			ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nginx"}}
 			waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+			weights := watchWeights(t, ns, "nginx-route", "nginx-stable", "nginx-canary")
 			first := getRollout(g, ro).Status.StablePodTemplateHash
 			setImage(t, ro, "nginx:1.28")
 			deadline := time.Now().Add(90 * time.Second)
@@ -330,8 +323,7 @@ func TestKultaExamplesRunToCompletion(t *testing.T) {
 			}
 			g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
 				Should(Equal(map[string]int32{"nginx:1.27": 0, "nginx:1.28": 3}))
-			weights := router.Weights(types.NamespacedName{Namespace: ns, Name: "nginx"})
-			g.Expect(weights).To(Equal([]providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 20, Canary: 80}, {Stable: 100}}))
+			g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 20, Canary: 80}, {Stable: 100}}))
 		})
 	}
 }

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,17 +14,19 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/providers"
 )
 
 const (
-	indexServices = "kulta.io/services"
-	indexRoutes   = "kulta.io/httproutes"
+	indexServices        = "kulta.io/services"
+	indexRoutes          = "kulta.io/routes"
+	indexRouteNamespaces = "kulta.io/route-namespaces"
 	// maxCollisions bounds the search for a free pod-template hash.
 	maxCollisions = 8
 )
@@ -45,22 +48,75 @@ func serviceNamesOf(obj client.Object) []string {
 func serviceRolesStable(ro *kultav1alpha1.Rollout) string { s, _ := serviceRoles(ro); return s }
 func serviceRolesNew(ro *kultav1alpha1.Rollout) string    { _, n := serviceRoles(ro); return n }
 
-func routeNamesOf(obj client.Object) []string {
+// routeKeysOf indexes a Rollout by "Kind/namespace/name" of each route it names.
+func routeKeysOf(obj client.Object) []string {
 	ro, ok := obj.(*kultav1alpha1.Rollout)
 	if !ok {
 		return nil
 	}
-	if tr := trafficRouting(ro); tr != nil && tr.GatewayAPI != nil {
-		return []string{tr.GatewayAPI.HTTPRoute}
+	var keys []string
+	for _, ref := range routeRefs(ro) {
+		keys = append(keys, routeKey(string(ref.Kind), ref.Namespace, ref.Name))
+	}
+	return keys
+}
+
+// routeNamespacesOf indexes a Rollout by the namespaces of routes outside its own, where a
+// ReferenceGrant decides whether it may use them.
+func routeNamespacesOf(obj client.Object) []string {
+	ro, ok := obj.(*kultav1alpha1.Rollout)
+	if !ok {
+		return nil
+	}
+	var namespaces []string
+	for _, ref := range routeRefs(ro) {
+		if ref.Namespace != ro.Namespace {
+			namespaces = append(namespaces, ref.Namespace)
+		}
+	}
+	return namespaces
+}
+
+func routeRefs(ro *kultav1alpha1.Rollout) []kultav1alpha1.RouteReference {
+	if tr := trafficRouting(ro); tr != nil {
+		return tr.GatewayAPI.RouteRefs(ro.Namespace)
 	}
 	return nil
 }
 
-// rolloutsNaming maps a Service or route to the Rollouts in its namespace that name it.
+func routeKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+// rolloutsNamingRoute maps a route to the Rollouts, in any namespace, that name it.
+func (r *Reconciler) rolloutsNamingRoute(kind string) func(context.Context, client.Object) []reconcile.Request {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		return r.requestsFor(ctx, client.MatchingFields{indexRoutes: routeKey(kind, obj.GetNamespace(), obj.GetName())})
+	}
+}
+
+// rolloutsUsingGrant maps a ReferenceGrant to the Rollouts that name routes in its namespace.
+func (r *Reconciler) rolloutsUsingGrant(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.requestsFor(ctx, client.MatchingFields{indexRouteNamespaces: obj.GetNamespace()})
+}
+
+func (r *Reconciler) requestsFor(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list kultav1alpha1.RolloutList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts for a watched object")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, ro := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}})
+	}
+	return reqs
+}
+
+// rolloutsNaming maps a Service to the Rollouts in its namespace that name it.
 func (r *Reconciler) rolloutsNaming(index string) func(context.Context, client.Object) []reconcile.Request {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list kultav1alpha1.RolloutList
 		if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts for a Service")
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))
@@ -114,7 +170,31 @@ func (r *Reconciler) observe(ctx context.Context, ro *kultav1alpha1.Rollout) (Ob
 	if obs.Problem == nil {
 		obs.Problem, err = r.missingReferences(ctx, ro)
 	}
+	if obs.Problem == nil && err == nil {
+		obs.Traffic, obs.Problem, err = r.verifyTraffic(ctx, ro)
+	}
 	return obs, err
+}
+
+// verifyTraffic reads what the routes carry. A route the user must fix is a Problem.
+func (r *Reconciler) verifyTraffic(ctx context.Context, ro *kultav1alpha1.Rollout) (*providers.Verification, *Problem, error) {
+	if trafficRouting(ro) == nil {
+		return nil, nil, nil
+	}
+	if r.Router == nil {
+		return nil, &Problem{Reason: "NoTrafficRouter", Message: "spec.strategy trafficRouting is set but the controller runs without a traffic router"}, nil
+	}
+	v, err := r.Router.Verify(ctx, ro)
+	var notUsable *providers.RouteError
+	switch {
+	case errors.As(err, &notUsable):
+		return nil, &Problem{Reason: notUsable.Reason, Message: notUsable.Message}, nil
+	case errors.Is(err, providers.ErrRouteNotUsable):
+		return nil, &Problem{Reason: "RouteNotUsable", Message: err.Error()}, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("reading the routes of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	return &v, nil, nil
 }
 
 // specProblem finds mistakes the CRD's validation cannot express.
@@ -193,8 +273,8 @@ func (r *Reconciler) currentHash(ro *kultav1alpha1.Rollout, owned []appsv1.Repli
 	return "", &Problem{Reason: "HashCollision", Message: fmt.Sprintf("no free pod-template hash after %d collisions", maxCollisions)}, nil
 }
 
-// missingReferences reports the first Service or HTTPRoute the strategy names that does not
-// exist.
+// missingReferences reports the first Service the strategy names that does not exist. Routes
+// are checked by the TrafficRouter (verifyTraffic).
 func (r *Reconciler) missingReferences(ctx context.Context, ro *kultav1alpha1.Rollout) (*Problem, error) {
 	for _, name := range serviceNamesOf(ro) {
 		var svc corev1.Service
@@ -204,16 +284,6 @@ func (r *Reconciler) missingReferences(ctx context.Context, ro *kultav1alpha1.Ro
 		}
 		if err != nil {
 			return nil, fmt.Errorf("getting Service %s/%s: %w", ro.Namespace, name, err)
-		}
-	}
-	for _, name := range routeNamesOf(ro) {
-		var route gatewayv1.HTTPRoute
-		err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: name}, &route)
-		if apierrors.IsNotFound(err) {
-			return &Problem{Reason: "HTTPRouteNotFound", Message: fmt.Sprintf("HTTPRoute %q (named in spec.strategy.%s.trafficRouting.gatewayAPI.httpRoute) not found in namespace %s", name, strategyName(ro), ro.Namespace)}, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("getting HTTPRoute %s/%s: %w", ro.Namespace, name, err)
 		}
 	}
 	return nil, nil

@@ -7,6 +7,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
 )
 
 // canaryReplicas is the canary's scale for weight percent of total: rounded up, at least one
@@ -65,6 +66,26 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	p.setWeights(100-weight, weight)
 	if canary.Ready < want {
 		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Ready, want, weight))
+		return false
+	}
+	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
+}
+
+// trafficAt reports whether the routes carry w and their parents accepted it; a step counts
+// as done only then. Without trafficRouting there is nothing to wait for.
+func (p *planner) trafficAt(w providers.Weights) bool {
+	if trafficRouting(p.ro) == nil {
+		return true
+	}
+	t := p.obs.Traffic
+	switch {
+	case t == nil || t.Weights == nil || *t.Weights != w:
+		p.traffic("WeightsNotApplied", fmt.Sprintf("Waiting for the routes to carry %d/%d", w.Stable, w.Canary))
+		p.waitForPods(fmt.Sprintf("Step %d: setting route weights %d/%d", ptr.Deref(p.out.Status.CurrentStepIndex, 0), w.Stable, w.Canary))
+		return false
+	case !t.Accepted:
+		p.traffic("RouteNotAccepted", t.Message)
+		p.waitForPods(fmt.Sprintf("Step %d: %s", ptr.Deref(p.out.Status.CurrentStepIndex, 0), t.Message))
 		return false
 	}
 	return true

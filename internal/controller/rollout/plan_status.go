@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -116,6 +118,19 @@ func (p *planner) summarise() {
 	default:
 		set(kultav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonProgressing, st.Message)
 		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, ReasonRolloutInProgress, st.Message)
+	}
+	switch {
+	case trafficRouting(p.ro) == nil:
+		meta.RemoveStatusCondition(&st.Conditions, kultav1alpha1.ConditionTrafficRouted)
+	case p.trafficReason != "":
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, p.trafficReason, p.trafficMessage)
+	case p.out.Weights != nil && (p.obs.Traffic == nil || p.obs.Traffic.Weights == nil || *p.obs.Traffic.Weights != *p.out.Weights):
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, "WeightsBeingApplied",
+			fmt.Sprintf("Writing weights %d/%d to the routes", p.out.Weights.Stable, p.out.Weights.Canary))
+	case p.obs.Traffic != nil && !p.obs.Traffic.Accepted:
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, "RouteNotAccepted", p.obs.Traffic.Message)
+	default:
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionTrue, "RoutesAccepted", "The routes carry the planned weights and their parents accepted them")
 	}
 	if p.pausedReason != "" {
 		set(kultav1alpha1.ConditionPaused, metav1.ConditionTrue, p.pausedReason, p.pausedMessage)

@@ -42,6 +42,8 @@ type Observation struct {
 	Revisions map[string]*Revision
 	// Problem, when set, stops all action.
 	Problem *Problem
+	// Traffic is what the routes carry now; nil when the Rollout has no trafficRouting.
+	Traffic *providers.Verification
 }
 
 // Event is a Kubernetes Event the reconciler records.

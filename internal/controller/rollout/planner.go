@@ -29,6 +29,9 @@ type planner struct {
 	pausedReason, pausedMessage string
 	// pauseReason says how the last pause ended, for the decision that advances past it.
 	pauseReason string
+	// trafficReason and trafficMessage, when set, say why the routes are not where the plan
+	// wants them, for the TrafficRouted condition.
+	trafficReason, trafficMessage string
 }
 
 // Compute plans the next state of obs.Rollout.
@@ -348,6 +351,10 @@ func (p *planner) removeHeaderRoute() {
 func (p *planner) setPhase(phase kultav1alpha1.Phase, message string) {
 	p.out.Status.Phase = phase
 	p.out.Status.Message = message
+}
+
+func (p *planner) traffic(reason, message string) {
+	p.trafficReason, p.trafficMessage = reason, message
 }
 
 func (p *planner) paused(reason, message string) {

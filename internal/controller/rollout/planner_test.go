@@ -15,6 +15,7 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
 	"github.com/false-systems/kulta/internal/testutil"
+	"github.com/false-systems/kulta/providers"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -33,6 +34,8 @@ type world struct {
 	header   string
 	kubelet  bool // false: Pods never turn ready
 	problem  *Problem
+	weights  *providers.Weights
+	rejected bool // true: the routes' parents do not accept them
 	lines    []string
 }
 
@@ -61,6 +64,12 @@ func (w *world) hash() string {
 func (w *world) tick(note string, after time.Duration) {
 	hash := w.hash()
 	obs := Observation{Rollout: w.ro.DeepCopy(), Now: w.now, Hash: hash, Revisions: map[string]*Revision{}, Problem: w.problem}
+	if trafficRouting(w.ro) != nil {
+		obs.Traffic = &providers.Verification{Weights: w.weights, Accepted: !w.rejected}
+		if w.rejected {
+			obs.Traffic.Message = "HTTPRoute default/web generation 2 is not yet accepted by parent Gateway default/public"
+		}
+	}
 	for h, r := range w.revs {
 		c := *r
 		obs.Revisions[h] = &c
@@ -93,6 +102,7 @@ func (w *world) apply(hash string, plan Plan) {
 	}
 	if plan.Weights != nil {
 		w.route = fmt.Sprintf("%d/%d", plan.Weights.Stable, plan.Weights.Canary)
+		w.weights = ptr.To(*plan.Weights)
 	}
 	if plan.HeaderRoute != nil {
 		w.header = plan.HeaderRoute.Name
@@ -134,8 +144,14 @@ func (w *world) log(note string, plan Plan) {
 	for _, e := range plan.Events {
 		events = append(events, e.Reason)
 	}
-	line := fmt.Sprintf("t=%-5s %-22s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
-		w.now.Sub(w.start).String(), note, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
+	routed := "-"
+	for _, c := range st.Conditions {
+		if c.Type == kultav1alpha1.ConditionTrafficRouted {
+			routed = string(c.Status) + "/" + c.Reason
+		}
+	}
+	line := fmt.Sprintf("t=%-5s %-22s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
+		w.now.Sub(w.start).String(), note, routed, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
 		strings.Join(revs, " "), strings.Join(svcs, " "), w.route, w.header, plan.RequeueAfter)
 	if len(events) > 0 {
 		line += " events=" + strings.Join(events, ",")
@@ -257,6 +273,15 @@ func TestCanarySequences(t *testing.T) {
 			w.tick("still not ready", 5*time.Minute)
 			w.tick("deadline passed", 31*time.Second)
 			w.tick("scaled down", time.Second)
+		},
+		"canary-route-not-accepted": func(w *world) {
+			w.settle("install", 5)
+			w.rejected = true
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("route not accepted", time.Minute)
+			w.rejected = false
+			w.tick("route accepted", time.Second)
 		},
 		"canary-stalled-then-recovers": func(w *world) {
 			w.settle("install", 5)

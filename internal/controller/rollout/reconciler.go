@@ -18,8 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
 )
 
@@ -32,7 +34,8 @@ type Reconciler struct {
 	Router providers.TrafficRouter
 	// Clock tells the time; tests inject a fake one.
 	Clock clock.PassiveClock
-	// WatchRoutes watches HTTPRoutes (set it when the Gateway API CRDs are installed).
+	// WatchRoutes watches HTTPRoutes, GRPCRoutes and ReferenceGrants (set it when the Gateway
+	// API CRDs are installed).
 	WatchRoutes bool
 	// APIReader reads from the API server, bypassing the cache; see fetch.
 	APIReader client.Reader
@@ -45,15 +48,20 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts/status,verbs=patch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile observes one Rollout, plans its next state and applies the plan.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	ro, err := r.fetch(ctx, req.NamespacedName)
-	if err != nil || ro == nil {
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if ro == nil {
+		metrics.Forget(req.Namespace, req.Name)
+		return ctrl.Result{}, nil
 	}
 	if !ro.DeletionTimestamp.IsZero() {
 		// The ReplicaSets are owned by the Rollout; the garbage collector removes them.
@@ -145,15 +153,20 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexServices, serviceNamesOf); err != nil {
 		return fmt.Errorf("indexing Rollouts by Service: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexRoutes, routeNamesOf); err != nil {
-		return fmt.Errorf("indexing Rollouts by HTTPRoute: %w", err)
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexRoutes, routeKeysOf); err != nil {
+		return fmt.Errorf("indexing Rollouts by route: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexRouteNamespaces, routeNamespacesOf); err != nil {
+		return fmt.Errorf("indexing Rollouts by route namespace: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.ReplicaSet{}).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
 	if r.WatchRoutes {
-		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexRoutes)))
+		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("HTTPRoute"))).
+			Watches(&gatewayv1.GRPCRoute{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("GRPCRoute"))).
+			Watches(&gatewayv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsUsingGrant))
 	}
 	if err := b.Named("rollout").Complete(r); err != nil {
 		return fmt.Errorf("building the Rollout controller: %w", err)

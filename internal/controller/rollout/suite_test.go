@@ -9,17 +9,18 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/testenv"
-	"github.com/false-systems/kulta/providers/recording"
+	"github.com/false-systems/kulta/providers/gatewayapi"
 )
 
-var (
-	env    *testenv.Env
-	router = &recording.Router{}
-)
+var env *testenv.Env
+
+// rejectLabel on a route makes the acceptor stand-in refuse it.
+const rejectLabel = "test.kulta.io/reject"
 
 // neverReadyImage is an image whose Pods the readiness stand-in never marks ready.
 const neverReadyImage = "nginx:never-ready"
@@ -28,8 +29,9 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, &env, startManager))
 }
 
-// startManager runs the Rollout reconciler, with a recording traffic router, and the
-// ReplicaSet readiness stand-in against the test API server until the tests end.
+// startManager runs the Rollout reconciler with the Gateway API traffic router, plus the
+// stand-ins for the ReplicaSet controller/kubelet and for a Gateway implementation, against the
+// test API server until the tests end.
 func startManager(ctx context.Context, e *testenv.Env) error {
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:                 e.Scheme,
@@ -42,7 +44,7 @@ func startManager(ctx context.Context, e *testenv.Env) error {
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
 		Recorder:    mgr.GetEventRecorder("kulta-controller"),
-		Router:      router,
+		Router:      &gatewayapi.Router{Client: mgr.GetClient()},
 		Clock:       clock.RealClock{},
 		WatchRoutes: true,
 		APIReader:   mgr.GetAPIReader(),
@@ -52,6 +54,11 @@ func startManager(ctx context.Context, e *testenv.Env) error {
 	}
 	if err := testenv.AddReplicaSetReadiness(mgr, func(rs *appsv1.ReplicaSet) bool {
 		return rs.Spec.Template.Spec.Containers[0].Image == neverReadyImage
+	}); err != nil {
+		return err
+	}
+	if err := testenv.AddRouteAcceptor(mgr, func(route client.Object) bool {
+		return route.GetLabels()[rejectLabel] == "true"
 	}); err != nil {
 		return err
 	}

@@ -1,0 +1,96 @@
+package rollout_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/false-systems/kulta/providers"
+)
+
+// testRoute is an HTTPRoute attached to Gateway "public" that sends all traffic to stable.
+func testRoute(ns, name, stable, canary string) *gatewayv1.HTTPRoute {
+	backend := func(svc string, weight int32) gatewayv1.HTTPBackendRef {
+		return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
+			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To[gatewayv1.PortNumber](80)},
+			Weight:                 ptr.To(weight),
+		}}
+	}
+	return &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "public"}}},
+			Rules:           []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{backend(stable, 100), backend(canary, 0)}}},
+		},
+	}
+}
+
+// routeWeights reads the stable and canary weights of the first rule that has both.
+func routeWeights(route *gatewayv1.HTTPRoute, stable, canary string) (providers.Weights, bool) {
+	for _, rule := range route.Spec.Rules {
+		var w providers.Weights
+		found := 0
+		for _, ref := range rule.BackendRefs {
+			switch string(ref.Name) {
+			case stable:
+				w.Stable = ptr.Deref(ref.Weight, 1)
+				found++
+			case canary:
+				w.Canary = ptr.Deref(ref.Weight, 1)
+				found++
+			}
+		}
+		if found == 2 {
+			return w, true
+		}
+	}
+	return providers.Weights{}, false
+}
+
+// watchWeights watches one HTTPRoute and returns a function giving the distinct weights it
+// has carried so far, in order: what a Gateway would have seen.
+func watchWeights(t *testing.T, ns, name, stable, canary string) func() []providers.Weights {
+	t.Helper()
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w, err := wc.Watch(ctx, &gatewayv1.HTTPRouteList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []providers.Weights
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added && ev.Type != watch.Modified {
+				continue
+			}
+			route, ok := ev.Object.(*gatewayv1.HTTPRoute)
+			if !ok {
+				continue
+			}
+			if weights, ok := routeWeights(route, stable, canary); ok {
+				mu.Lock()
+				if len(seen) == 0 || seen[len(seen)-1] != weights {
+					seen = append(seen, weights)
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []providers.Weights {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]providers.Weights(nil), seen...)
+	}
+}

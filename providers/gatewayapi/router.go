@@ -1,0 +1,219 @@
+package gatewayapi
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
+)
+
+var _ providers.TrafficRouter = (*Router)(nil)
+
+// Group is the Gateway API group.
+const Group = "gateway.networking.k8s.io"
+
+// Router moves traffic on Gateway API routes. Routes are read from the API server as
+// unstructured objects and written back with their resourceVersion, so a write never drops a
+// field this build does not know and never overwrites someone else's newer change.
+type Router struct {
+	// Client reads routes (uncached, since they are unstructured) and writes them; it reads
+	// ReferenceGrants from the cache.
+	Client client.Client
+	// OnWrite, when set, is called after each route write with the route and what was written.
+	OnWrite func(route types.NamespacedName, kind string, what string)
+}
+
+// backendsOf returns the strategy's Services as route backends.
+func backendsOf(ro *kultav1alpha1.Rollout) Backends {
+	b := Backends{Namespace: ro.Namespace}
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		b.Stable, b.Canary = s.Canary.StableService, s.Canary.CanaryService
+	case s.BlueGreen != nil:
+		b.Stable, b.Canary = s.BlueGreen.ActiveService, s.BlueGreen.PreviewService
+	case s.ABTesting != nil:
+		b.Stable, b.Canary = s.ABTesting.VariantAService, s.ABTesting.VariantBService
+	}
+	return b
+}
+
+// RouteRefs lists the routes a Rollout names.
+func RouteRefs(ro *kultav1alpha1.Rollout) []kultav1alpha1.RouteReference {
+	var tr *kultav1alpha1.TrafficRouting
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		tr = s.Canary.TrafficRouting
+	case s.BlueGreen != nil:
+		tr = s.BlueGreen.TrafficRouting
+	case s.ABTesting != nil:
+		tr = s.ABTesting.TrafficRouting
+	}
+	if tr == nil {
+		return nil
+	}
+	return tr.GatewayAPI.RouteRefs(ro.Namespace)
+}
+
+// SetWeights sets the split on every route of the Rollout.
+func (r *Router) SetWeights(ctx context.Context, ro *kultav1alpha1.Rollout, w providers.Weights) error {
+	return r.eachRoute(ctx, ro, fmt.Sprintf("weights %d/%d", w.Stable, w.Canary), func(route *unstructured.Unstructured, b Backends) (bool, error) {
+		return SetWeights(route, b, w)
+	})
+}
+
+// SetHeaderRoute adds or updates the header rules of hr on every route of the Rollout.
+func (r *Router) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, hr providers.HeaderRoute) error {
+	return r.eachRoute(ctx, ro, "header route "+hr.Name, func(route *unstructured.Unstructured, b Backends) (bool, error) {
+		return SetHeaderRoute(route, b, hr)
+	})
+}
+
+// RemoveHeaderRoute removes the header rules named name from every route of the Rollout.
+func (r *Router) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, name string) error {
+	return r.eachRoute(ctx, ro, "removal of header route "+name, func(route *unstructured.Unstructured, _ Backends) (bool, error) {
+		return RemoveHeaderRoute(route, name)
+	})
+}
+
+// Cleanup sends all traffic to stable and removes every rule KULTA added for the Rollout.
+func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
+	prefix := headerRulePrefix + ro.Name + "-"
+	return r.eachRoute(ctx, ro, "clean-up", func(route *unstructured.Unstructured, b Backends) (bool, error) {
+		changed, err := SetWeights(route, b, providers.Weights{Stable: 100})
+		if err != nil {
+			return false, err
+		}
+		items := rules(route)
+		kept := make([]any, 0, len(items))
+		for _, item := range items {
+			rule, _ := item.(map[string]any)
+			if name, _ := rule["name"].(string); strings.HasPrefix(name, prefix) {
+				continue
+			}
+			kept = append(kept, item)
+		}
+		if len(kept) == len(items) {
+			return changed, nil
+		}
+		return true, setRules(route, kept)
+	})
+}
+
+// Verify reads every route: it reports the weights they all carry (nil when they differ) and
+// whether every parent accepted each route's current generation. A route that is missing, may
+// not be used, or does not reference the Services is a *providers.RouteError.
+func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (providers.Verification, error) {
+	v := providers.Verification{Accepted: true}
+	var common *providers.Weights
+	for i, ref := range RouteRefs(ro) {
+		route, err := r.get(ctx, ro, ref)
+		if err != nil {
+			return providers.Verification{}, err
+		}
+		b := backendsOf(ro)
+		b.Rules = ref.Rules
+		w, err := CurrentWeights(route, b)
+		if err != nil {
+			return providers.Verification{}, err
+		}
+		if i == 0 {
+			common = w
+		} else if w == nil || common == nil || *w != *common {
+			common = nil
+		}
+		if ok, msg := Accepted(route); !ok && v.Accepted {
+			v.Accepted, v.Message = false, msg
+		}
+	}
+	v.Weights = common
+	return v, nil
+}
+
+// eachRoute reads, changes and writes every route of ro, retrying on conflicts.
+func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
+	for _, ref := range RouteRefs(ro) {
+		b := backendsOf(ro)
+		b.Rules = ref.Rules
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			route, err := r.get(ctx, ro, ref)
+			if err != nil {
+				return err
+			}
+			changed, err := mutate(route, b)
+			if err != nil || !changed {
+				return err
+			}
+			if err := r.Client.Update(ctx, route); err != nil {
+				return fmt.Errorf("writing %s for %s: %w", describe(route), what, err)
+			}
+			if r.OnWrite != nil {
+				r.OnWrite(types.NamespacedName{Namespace: route.GetNamespace(), Name: route.GetName()}, route.GetKind(), what)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("applying %s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// get reads one route, checking first that the Rollout may use it.
+func (r *Router) get(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) (*unstructured.Unstructured, error) {
+	if ref.Namespace != ro.Namespace {
+		allowed, err := r.granted(ctx, ro, ref)
+		if err != nil {
+			return nil, err
+		}
+		if !allowed {
+			return nil, &providers.RouteError{Reason: "RouteNotPermitted", Message: fmt.Sprintf(
+				"%s %s/%s is in another namespace and no ReferenceGrant there allows Rollouts from namespace %s to use it",
+				ref.Kind, ref.Namespace, ref.Name, ro.Namespace)}
+		}
+	}
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(schema.GroupVersionKind{Group: Group, Version: "v1", Kind: string(ref.Kind)})
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, route); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &providers.RouteError{Reason: string(ref.Kind) + "NotFound", Message: fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, ref.Namespace)}
+		}
+		return nil, fmt.Errorf("getting %s %s/%s: %w", ref.Kind, ref.Namespace, ref.Name, err)
+	}
+	return route, nil
+}
+
+// granted reports whether a ReferenceGrant in the route's namespace lets Rollouts from ro's
+// namespace refer to the route.
+func (r *Router) granted(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) (bool, error) {
+	var grants gatewayv1beta1.ReferenceGrantList
+	if err := r.Client.List(ctx, &grants, client.InNamespace(ref.Namespace)); err != nil {
+		return false, fmt.Errorf("listing ReferenceGrants in %s: %w", ref.Namespace, err)
+	}
+	for _, g := range grants.Items {
+		fromOK := false
+		for _, f := range g.Spec.From {
+			if string(f.Group) == kultav1alpha1.GroupVersion.Group && f.Kind == "Rollout" && string(f.Namespace) == ro.Namespace {
+				fromOK = true
+			}
+		}
+		if !fromOK {
+			continue
+		}
+		for _, t := range g.Spec.To {
+			if string(t.Group) == Group && string(t.Kind) == string(ref.Kind) && (t.Name == nil || string(*t.Name) == ref.Name) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
