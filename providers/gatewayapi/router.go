@@ -19,8 +19,13 @@ import (
 
 var _ providers.TrafficRouter = (*Router)(nil)
 
-// Group is the Gateway API group.
-const Group = "gateway.networking.k8s.io"
+const (
+	// Group is the Gateway API group.
+	Group = "gateway.networking.k8s.io"
+	// FieldManager is the field manager KULTA's route writes are recorded under, which GitOps
+	// tools can be told to leave alone (docs/gitops.md).
+	FieldManager = "kulta"
+)
 
 // Router moves traffic on Gateway API routes. Routes are read from the API server as
 // unstructured objects and written back with their resourceVersion, so a write never drops a
@@ -153,7 +158,7 @@ func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what 
 			if err != nil || !changed {
 				return err
 			}
-			if err := r.Client.Update(ctx, route); err != nil {
+			if err := r.Client.Update(ctx, route, client.FieldOwner(FieldManager)); err != nil {
 				return fmt.Errorf("writing %s for %s: %w", describe(route), what, err)
 			}
 			if r.OnWrite != nil {

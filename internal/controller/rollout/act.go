@@ -144,8 +144,7 @@ func drifted(obs Observation, plan Plan) bool {
 		return false
 	}
 	before, after := obs.Rollout.Status, plan.Status
-	return before.Phase == after.Phase &&
-		before.CurrentPodTemplateHash == after.CurrentPodTemplateHash &&
+	return before.CurrentPodTemplateHash == after.CurrentPodTemplateHash &&
 		before.StablePodTemplateHash == after.StablePodTemplateHash &&
 		ptr.Equal(before.CurrentStepIndex, after.CurrentStepIndex) &&
 		ptr.Equal(before.CurrentWeight, after.CurrentWeight)

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
@@ -244,8 +245,8 @@ func TestMissingHTTPRouteStallsWithoutTrafficAndRecovers(t *testing.T) {
 	}).WithTimeout(timeout).Should(Succeed())
 	g.Expect(replicaSets(g, ns)).To(BeEmpty(), "a stalled Rollout changes nothing")
 
-	weights := watchWeights(t, ns, "cart-route", "cart-stable", "cart-canary")
-	g.Expect(e.Client.Create(ctx, testRoute(ns, "cart-route", "cart-stable", "cart-canary"))).To(Succeed())
+	weights := rollouttest.WatchWeights(t, env, ns, "cart-route", "cart-stable", "cart-canary")
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "cart-route", "cart-stable", "cart-canary"))).To(Succeed())
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
 
 	first := getRollout(g, ro).Status.StablePodTemplateHash
@@ -304,7 +305,7 @@ func TestKultaExamplesRunToCompletion(t *testing.T) {
 			}
 			ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nginx"}}
 			waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
-			weights := watchWeights(t, ns, "nginx-route", "nginx-stable", "nginx-canary")
+			weights := rollouttest.WatchWeights(t, env, ns, "nginx-route", "nginx-stable", "nginx-canary")
 			first := getRollout(g, ro).Status.StablePodTemplateHash
 			setImage(t, ro, "nginx:1.28")
 			deadline := time.Now().Add(90 * time.Second)

@@ -1,4 +1,4 @@
-package rollout_test
+package rollouttest
 
 import (
 	"context"
@@ -11,11 +11,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/providers"
 )
 
-// testRoute is an HTTPRoute attached to Gateway "public" that sends all traffic to stable.
-func testRoute(ns, name, stable, canary string) *gatewayv1.HTTPRoute {
+// Route is an HTTPRoute attached to Gateway "public" that sends all traffic to stable.
+func Route(ns, name, stable, canary string) *gatewayv1.HTTPRoute {
 	backend := func(svc string, weight int32) gatewayv1.HTTPBackendRef {
 		return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
 			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To[gatewayv1.PortNumber](80)},
@@ -31,8 +32,8 @@ func testRoute(ns, name, stable, canary string) *gatewayv1.HTTPRoute {
 	}
 }
 
-// routeWeights reads the stable and canary weights of the first rule that has both.
-func routeWeights(route *gatewayv1.HTTPRoute, stable, canary string) (providers.Weights, bool) {
+// RouteWeights reads the stable and canary weights of the first rule that has both.
+func RouteWeights(route *gatewayv1.HTTPRoute, stable, canary string) (providers.Weights, bool) {
 	for _, rule := range route.Spec.Rules {
 		var w providers.Weights
 		found := 0
@@ -53,11 +54,11 @@ func routeWeights(route *gatewayv1.HTTPRoute, stable, canary string) (providers.
 	return providers.Weights{}, false
 }
 
-// watchWeights watches one HTTPRoute and returns a function giving the distinct weights it
+// WatchWeights watches one HTTPRoute and returns a function giving the distinct weights it
 // has carried so far, in order: what a Gateway would have seen.
-func watchWeights(t *testing.T, ns, name, stable, canary string) func() []providers.Weights {
+func WatchWeights(t *testing.T, e *testenv.Env, ns, name, stable, canary string) func() []providers.Weights {
 	t.Helper()
-	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	wc, err := client.NewWithWatch(e.Config, client.Options{Scheme: e.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func watchWeights(t *testing.T, ns, name, stable, canary string) func() []provid
 			if !ok {
 				continue
 			}
-			if weights, ok := routeWeights(route, stable, canary); ok {
+			if weights, ok := RouteWeights(route, stable, canary); ok {
 				mu.Lock()
 				if len(seen) == 0 || seen[len(seen)-1] != weights {
 					seen = append(seen, weights)

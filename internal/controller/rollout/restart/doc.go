@@ -1,0 +1,3 @@
+// Package restart holds tests that stop and start the controller mid-rollout; they need their
+// own API server, since the rollout package's tests run one manager for their whole run.
+package restart

@@ -1,0 +1,84 @@
+// Package rollouttest runs the Rollout reconciler for tests: a manager with the Gateway API
+// traffic router and the test environment's stand-ins for the ReplicaSet controller and kubelet
+// and for a Gateway implementation. Tests import it; production code must not.
+package rollouttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/false-systems/kulta/internal/controller/rollout"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/providers/gatewayapi"
+)
+
+const (
+	// RejectLabel on a route makes the Gateway stand-in refuse it.
+	RejectLabel = "test.kulta.io/reject"
+	// NeverReadyImage is an image whose Pods the readiness stand-in never marks ready.
+	NeverReadyImage = "nginx:never-ready"
+)
+
+// Manager is a running manager; Stop ends it and waits until it has.
+type Manager struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Stop stops the manager and waits for it to exit.
+func (m *Manager) Stop() error {
+	m.cancel()
+	if err := <-m.done; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("manager: %w", err)
+	}
+	return nil
+}
+
+// Start runs the reconciler and the stand-ins against e until ctx ends or Stop is called.
+// Several managers at once would act twice; start one at a time.
+func Start(ctx context.Context, e *testenv.Env) (*Manager, error) {
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 e.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// A test may start a second manager after stopping the first (a restart).
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	r := &rollout.Reconciler{
+		Client:      mgr.GetClient(),
+		Recorder:    mgr.GetEventRecorder("kulta-controller"),
+		Router:      &gatewayapi.Router{Client: mgr.GetClient()},
+		Clock:       clock.RealClock{},
+		WatchRoutes: true,
+		APIReader:   mgr.GetAPIReader(),
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	if err := testenv.AddReplicaSetReadiness(mgr, func(rs *appsv1.ReplicaSet) bool {
+		return rs.Spec.Template.Spec.Containers[0].Image == NeverReadyImage
+	}); err != nil {
+		return nil, err
+	}
+	if err := testenv.AddRouteAcceptor(mgr, func(route client.Object) bool {
+		return route.GetLabels()[RejectLabel] == "true"
+	}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	m := &Manager{cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- mgr.Start(ctx) }()
+	return m, nil
+}

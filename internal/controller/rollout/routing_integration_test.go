@@ -1,0 +1,297 @@
+package rollout_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/internal/metrics"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
+	"github.com/false-systems/kulta/providers"
+)
+
+// richRoute is a user's route with a rule KULTA manages (with matches, a filter and a timeout)
+// and rules it must never touch.
+func richRoute(ns string) *gatewayv1.HTTPRoute {
+	route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
+	main := &route.Spec.Rules[0]
+	main.Name = ptr.To[gatewayv1.SectionName]("main")
+	main.Matches = []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}}}
+	main.Filters = []gatewayv1.HTTPRouteFilter{{
+		Type:                  gatewayv1.HTTPRouteFilterRequestHeaderModifier,
+		RequestHeaderModifier: &gatewayv1.HTTPHeaderFilter{Add: []gatewayv1.HTTPHeader{{Name: "X-Shop", Value: "1"}}},
+	}}
+	main.Timeouts = &gatewayv1.HTTPRouteTimeouts{Request: ptr.To[gatewayv1.Duration]("10s")}
+	route.Spec.Rules = append(route.Spec.Rules, gatewayv1.HTTPRouteRule{
+		Name:    ptr.To[gatewayv1.SectionName]("static"),
+		Matches: []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/static")}}},
+		BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+			BackendObjectReference: gatewayv1.BackendObjectReference{Name: "cdn", Port: ptr.To[gatewayv1.PortNumber](80)},
+		}}},
+	})
+	route.Annotations = map[string]string{"owner": "team-shop"}
+	return route
+}
+
+// withoutWeights is the route spec with the managed weights blanked, to compare what KULTA
+// must leave alone.
+func withoutWeights(route *gatewayv1.HTTPRoute) string {
+	spec := route.Spec.DeepCopy()
+	for i := range spec.Rules {
+		for j := range spec.Rules[i].BackendRefs {
+			if name := spec.Rules[i].BackendRefs[j].Name; name == "shop-stable" || name == "shop-canary" {
+				spec.Rules[i].BackendRefs[j].Weight = nil
+			}
+		}
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%s %v", data, route.Annotations)
+}
+
+// TestCanaryWalksUsersRoute drives a canary over the user's HTTPRoute and checks, at every
+// version of the route a watch sees, that only the managed weights changed.
+func TestCanaryWalksUsersRoute(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "walk")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	route := richRoute(ns)
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(route), route)).To(Succeed())
+	untouched := withoutWeights(route)
+
+	var mu sync.Mutex
+	var violations []string
+	stopWatch := watchRoute(t, ns, "shop", func(r *gatewayv1.HTTPRoute) {
+		if got := withoutWeights(r); got != untouched {
+			mu.Lock()
+			violations = append(violations, got)
+			mu.Unlock()
+		}
+	})
+	defer stopWatch()
+	weights := rollouttest.WatchWeights(t, env, ns, "shop", "shop-stable", "shop-canary")
+
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), testutil.WithHTTPRoute("shop"),
+		testutil.WithCanarySteps(testutil.Weight(20), testutil.PauseFor("1s"), testutil.Weight(50), testutil.PauseFor("1s"), testutil.Weight(100)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	first := getRollout(g, ro).Status.StablePodTemplateHash
+	setImage(t, ro, "nginx:1.28")
+	g.Eventually(func(g Gomega) {
+		got := getRollout(g, ro)
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(got.Status.StablePodTemplateHash).NotTo(Equal(first))
+		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{
+		{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Canary: 100}, {Stable: 100},
+	}))
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(violations).To(BeEmpty(), "only the managed weights may change")
+	g.Eventually(func(g Gomega) metav1.ConditionStatus {
+		return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Status
+	}).WithTimeout(timeout).Should(Equal(metav1.ConditionTrue))
+}
+
+// watchRoute calls fn for every version of one HTTPRoute; the returned function stops it.
+func watchRoute(t *testing.T, ns, name string, fn func(*gatewayv1.HTTPRoute)) func() {
+	t.Helper()
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &gatewayv1.HTTPRouteList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if r, ok := ev.Object.(*gatewayv1.HTTPRoute); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+				fn(r)
+			}
+		}
+	}()
+	return func() { w.Stop(); <-done }
+}
+
+func TestRouteProblemsStallWithoutWriting(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	ctx := context.Background()
+	cases := map[string]struct {
+		route  func(ns string) (client.Object, string)
+		ref    func(ns string) kultav1alpha1.RouteReference
+		reason string
+		fix    func(t *testing.T, ns, routeNS string)
+	}{
+		"route without the Services": {
+			route: func(ns string) (client.Object, string) {
+				return rollouttest.Route(ns, "shop", "other-stable", "other-canary"), ns
+			},
+			ref:    func(ns string) kultav1alpha1.RouteReference { return kultav1alpha1.RouteReference{Name: "shop"} },
+			reason: "RouteDoesNotReferenceServices",
+		},
+		"route in a namespace without a grant": {
+			route: func(ns string) (client.Object, string) {
+				routeNS := e.CreateNamespace(t, "routes")
+				r := rollouttest.Route(routeNS, "shop", "shop-stable", "shop-canary")
+				for i := range r.Spec.Rules[0].BackendRefs {
+					r.Spec.Rules[0].BackendRefs[i].Namespace = ptr.To(gatewayv1.Namespace(ns))
+				}
+				return r, routeNS
+			},
+			ref:    func(ns string) kultav1alpha1.RouteReference { return kultav1alpha1.RouteReference{Name: "shop"} },
+			reason: "RouteNotPermitted",
+			fix: func(t *testing.T, ns, routeNS string) {
+				grant := &gatewayv1beta1.ReferenceGrant{
+					ObjectMeta: metav1.ObjectMeta{Namespace: routeNS, Name: "kulta"},
+					Spec: gatewayv1beta1.ReferenceGrantSpec{
+						From: []gatewayv1beta1.ReferenceGrantFrom{{Group: "kulta.io", Kind: "Rollout", Namespace: gatewayv1beta1.Namespace(ns)}},
+						To:   []gatewayv1beta1.ReferenceGrantTo{{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"}},
+					},
+				}
+				if err := e.Client.Create(ctx, grant); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := e.CreateNamespace(t, "badroute")
+			g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+			g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+			route, routeNS := tc.route(ns)
+			g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+			ref := tc.ref(ns)
+			ref.Namespace = routeNS
+			ro := testutil.Rollout(ns, "shop", testutil.WithCanarySteps(testutil.Weight(50)), func(ro *kultav1alpha1.Rollout) {
+				ro.Spec.Strategy.Canary.TrafficRouting = &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{Routes: []kultav1alpha1.RouteReference{ref}}}
+			})
+			g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+			g.Eventually(func(g Gomega) {
+				stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+				g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+				g.Expect(stalled.Reason).To(Equal(tc.reason))
+				g.Expect(stalled.Message).To(ContainSubstring(routeNS + "/shop"))
+			}).WithTimeout(timeout).Should(Succeed())
+			current := &gatewayv1.HTTPRoute{}
+			g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: routeNS, Name: "shop"}, current)).To(Succeed())
+			g.Expect(current.Spec.Rules).To(Equal(route.(*gatewayv1.HTTPRoute).Spec.Rules), "no write to a route KULTA may not use")
+			g.Expect(replicaSets(g, ns)).To(BeEmpty())
+			if tc.fix != nil {
+				tc.fix(t, ns, routeNS)
+				waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+			}
+		})
+	}
+}
+
+func TestRouteNotAcceptedHoldsTheStep(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "rejected")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rejectLabel+`":"true"}}}`))
+	g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
+	setImage(t, ro, "nginx:1.28")
+	g.Eventually(func(g Gomega) {
+		got := getRollout(g, ro)
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseProgressing))
+		routed := meta(got, kultav1alpha1.ConditionTrafficRouted)
+		g.Expect(routed.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(routed.Reason).To(Equal("RouteNotAccepted"))
+		g.Expect(routed.Message).To(ContainSubstring("HTTPRoute " + ns + "/shop"))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Consistently(func(g Gomega) *int32 { return getRollout(g, ro).Status.CurrentStepIndex }).
+		WithTimeout(timeoutShort).Should(Equal(ptr.To[int32](0)), "a step is not done until the route is accepted")
+
+	patch = client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rejectLabel+`":null}}}`))
+	g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+}
+
+func TestDriftIsCorrected(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "drift")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "shop", "shop-stable", "shop-canary"))).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(testutil.Weight(40), testutil.PauseUntilPromoted()))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+
+	// A GitOps sync applies the manifest's 100/0 again.
+	route := &gatewayv1.HTTPRoute{}
+	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, route)).To(Succeed())
+	route.Spec.Rules[0].BackendRefs[0].Weight = ptr.To[int32](100)
+	route.Spec.Rules[0].BackendRefs[1].Weight = ptr.To[int32](0)
+	g.Expect(e.Client.Update(ctx, route)).To(Succeed())
+
+	g.Eventually(func(g Gomega) providers.Weights {
+		r := &gatewayv1.HTTPRoute{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, r)).To(Succeed())
+		w, _ := rollouttest.RouteWeights(r, "shop-stable", "shop-canary")
+		return w
+	}).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 60, Canary: 40}))
+	g.Eventually(func(g Gomega) []string {
+		var list eventsv1.EventList
+		g.Expect(e.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, ev := range list.Items {
+			reasons = append(reasons, ev.Reason)
+		}
+		return reasons
+	}).WithTimeout(timeout).Should(ContainElement("TrafficDriftCorrected"))
+	g.Expect(driftCount(g, ns, "shop")).To(BeNumerically(">=", 1))
+	g.Expect(getRollout(g, ro).Status.CurrentStepIndex).To(Equal(ptr.To[int32](1)), "drift neither resets nor advances the rollout")
+}
+
+// timeoutShort bounds Consistently checks.
+const timeoutShort = 2 * time.Second
+
+func driftCount(g Gomega, ns, name string) float64 {
+	return promtestutil.ToFloat64(metrics.TrafficDriftCorrections.WithLabelValues(ns, name))
+}
