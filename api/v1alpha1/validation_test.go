@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -329,6 +330,22 @@ var invalidRollouts = []invalidCase{
 		}),
 		field: "spec.strategy.canary.trafficRouting", message: "trafficRouting must set gatewayAPI",
 	},
+	{
+		name: "gatewayAPI without a route",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.gatewayAPI", message: "gatewayAPI must name at least one route",
+	},
+	{
+		name: "route of an unknown kind",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{
+				Routes: []kultav1alpha1.RouteReference{{Kind: "TCPRoute", Name: "web"}},
+			}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.gatewayAPI.routes[0].kind", message: `supported values: "HTTPRoute", "GRPCRoute"`,
+	},
 }
 
 // TestInvalidRolloutsRejected checks that the API server refuses each invalid Rollout with a
@@ -399,4 +416,23 @@ func TestSelectorIsImmutable(t *testing.T) {
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("spec.selector: Invalid value"))
 	g.Expect(err.Error()).To(ContainSubstring("spec.selector is immutable"))
+}
+
+// TestScaleSubresource scales a Rollout through /scale, as an HPA or `kubectl scale` does.
+func TestScaleSubresource(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "scale")
+	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+
+	scale := &autoscalingv1.Scale{}
+	g.Expect(e.Client.SubResource("scale").Get(ctx, ro, scale)).To(Succeed())
+	g.Expect(scale.Spec.Replicas).To(Equal(int32(2)))
+
+	scale.Spec.Replicas = 5
+	g.Expect(e.Client.SubResource("scale").Update(ctx, ro, client.WithSubResourceBody(scale))).To(Succeed())
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), ro)).To(Succeed())
+	g.Expect(ro.Spec.Replicas).To(Equal(ptr.To[int32](5)))
 }

@@ -295,3 +295,95 @@ const timeoutShort = 2 * time.Second
 func driftCount(g Gomega, ns, name string) float64 {
 	return promtestutil.ToFloat64(metrics.TrafficDriftCorrections.WithLabelValues(ns, name))
 }
+
+func grpcRoute(ns, name, stable, canary string) *gatewayv1.GRPCRoute {
+	backend := func(svc string, weight int32) gatewayv1.GRPCBackendRef {
+		return gatewayv1.GRPCBackendRef{BackendRef: gatewayv1.BackendRef{
+			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To[gatewayv1.PortNumber](80)},
+			Weight:                 ptr.To(weight),
+		}}
+	}
+	return &gatewayv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gatewayv1.GRPCRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "public"}}},
+			Rules:           []gatewayv1.GRPCRouteRule{{BackendRefs: []gatewayv1.GRPCBackendRef{backend(stable, 100), backend(canary, 0)}}},
+		},
+	}
+}
+
+// TestSeveralRoutesMoveTogether gives one canary an HTTPRoute and a GRPCRoute: both carry each
+// step's weights, and a step waits for both.
+func TestSeveralRoutesMoveTogether(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "tworoutes")
+	g.Expect(e.Client.Create(ctx, service(ns, "api-stable", map[string]string{"app": "api"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "api-canary", map[string]string{"app": "api"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "api-http", "api-stable", "api-canary"))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, grpcRoute(ns, "api-grpc", "api-stable", "api-canary"))).To(Succeed())
+	ro := testutil.Rollout(ns, "api", testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()), func(ro *kultav1alpha1.Rollout) {
+		ro.Spec.Strategy.Canary.TrafficRouting = &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: "api-http", GRPCRoute: "api-grpc"}}
+	})
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+
+	http := &gatewayv1.HTTPRoute{}
+	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "api-http"}, http)).To(Succeed())
+	w, _ := rollouttest.RouteWeights(http, "api-stable", "api-canary")
+	g.Expect(w).To(Equal(providers.Weights{Stable: 70, Canary: 30}))
+	grpc := &gatewayv1.GRPCRoute{}
+	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "api-grpc"}, grpc)).To(Succeed())
+	refs := grpc.Spec.Rules[0].BackendRefs
+	g.Expect([]int32{ptr.Deref(refs[0].Weight, 1), ptr.Deref(refs[1].Weight, 1)}).To(Equal([]int32{70, 30}))
+}
+
+// TestABTestingHeaderRule runs an A/B experiment over an HTTPRoute: the variant B rule exists
+// while the experiment runs and is gone once B is promoted.
+func TestABTestingHeaderRule(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "abtest")
+	g.Expect(e.Client.Create(ctx, service(ns, "land-a", map[string]string{"app": "land"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "land-b", map[string]string{"app": "land"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "land", "land-a", "land-b"))).To(Succeed())
+	ro := testutil.Rollout(ns, "land", testutil.WithABTesting(func(ab *kultav1alpha1.ABTestingStrategy) {
+		ab.VariantBMatch.Cookie = &kultav1alpha1.CookieMatch{Name: "ab", Value: "B"}
+	}), testutil.WithHTTPRoute("land"))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhaseExperimenting, nil)
+
+	ruleNames := func(g Gomega) []string {
+		route := &gatewayv1.HTTPRoute{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "land"}, route)).To(Succeed())
+		var names []string
+		for _, r := range route.Spec.Rules {
+			names = append(names, string(ptr.Deref(r.Name, "")))
+		}
+		return names
+	}
+	g.Eventually(ruleNames).WithTimeout(timeout).Should(Equal([]string{"kulta-land-variant-b-0", ""}))
+	route := &gatewayv1.HTTPRoute{}
+	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "land"}, route)).To(Succeed())
+	matches := route.Spec.Rules[0].Matches
+	g.Expect(matches).To(HaveLen(2), "one match for the header, one for the cookie")
+	g.Expect(matches[0].Headers[0].Name).To(Equal(gatewayv1.HTTPHeaderName("X-Variant")))
+	g.Expect(matches[1].Headers[0].Name).To(Equal(gatewayv1.HTTPHeaderName("Cookie")))
+	g.Expect(route.Spec.Rules[0].BackendRefs).To(HaveLen(1))
+	g.Expect(string(route.Spec.Rules[0].BackendRefs[0].Name)).To(Equal("land-b"))
+
+	annotate(t, ro, kultav1alpha1.ConcludeExperimentAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseConcluded, nil)
+	g.Expect(getRollout(g, ro).Status.ABExperiment.ConclusionReason).To(Equal("ManualConclusion"))
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(ruleNames).WithTimeout(timeout).Should(Equal([]string{""}), "the variant B rule is removed after promotion")
+}
