@@ -14,14 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
-	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	kultascheme "github.com/false-systems/kulta/internal/scheme"
 )
 
 // Env is a running API server with the CRDs installed.
@@ -36,22 +33,6 @@ type Env struct {
 	RepoRoot string
 
 	env *envtest.Environment
-}
-
-// NewScheme returns a scheme with the kinds KULTA works with.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme,
-		kultav1alpha1.AddToScheme,
-		gatewayv1.Install,
-		gatewayv1beta1.Install,
-	} {
-		if err := add(s); err != nil {
-			return nil, fmt.Errorf("building scheme: %w", err)
-		}
-	}
-	return s, nil
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs. Call Stop when done.
@@ -73,7 +54,7 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme, err := NewScheme()
+	scheme, err := kultascheme.New()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,206 @@
+// Command kulta-controller runs KULTA's Rollout controller: it parses flags and environment,
+// builds the manager and wires the implementations (the Gateway API traffic router), and
+// nothing else.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/false-systems/kulta/internal/controller/rollout"
+	kultascheme "github.com/false-systems/kulta/internal/scheme"
+	"github.com/false-systems/kulta/providers/gatewayapi"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(ctrl.SetupSignalHandler(), os.Args[1:], nil))
+}
+
+// options are the controller's settings, from flags with environment fallbacks.
+type options struct {
+	kubeconfig       string
+	metricsAddr      string
+	metricsSecure    bool
+	probeAddr        string
+	leaderElect      bool
+	leaderElectionNS string
+	leaderElectionID string
+	namespaces       string
+	qps              float64
+	burst            int
+	shutdownTimeout  time.Duration
+	zap              zap.Options
+	showVersion      bool
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("kulta-controller", flag.ContinueOnError)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Path to a kubeconfig; in-cluster configuration when empty.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the /metrics endpoint; 0 disables it.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", false, "Serve /metrics over HTTPS with Kubernetes authentication and authorization.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", envBool("KULTA_LEADER_ELECTION"), "Elect a leader with a Lease, so that only one replica reconciles (env KULTA_LEADER_ELECTION).")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the leader-election Lease (env POD_NAMESPACE).")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "kulta-controller.kulta.io", "Name of the leader-election Lease.")
+	fs.StringVar(&o.namespaces, "namespaces", os.Getenv("KULTA_NAMESPACES"), "Comma-separated namespaces to watch; all when empty (env KULTA_NAMESPACES).")
+	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
+	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
+	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
+	o.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("parsing flags: %w", err)
+	}
+	return o, nil
+}
+
+func envBool(key string) bool {
+	switch strings.ToLower(os.Getenv(key)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// run starts the manager and blocks until ctx ends. cfg, when given, replaces the kubeconfig
+// lookup (tests pass the test API server's).
+func run(ctx context.Context, args []string, cfg *rest.Config) int {
+	o, err := parse(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if o.showVersion {
+		fmt.Println("kulta-controller", version)
+		return 0
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	log := ctrl.Log.WithName("setup")
+	if err := start(ctx, o, cfg); err != nil {
+		log.Error(err, "Controller stopped")
+		return 1
+	}
+	return 0
+}
+
+func start(ctx context.Context, o *options, cfg *rest.Config) error {
+	if cfg == nil {
+		var err error
+		if cfg, err = restConfig(o.kubeconfig); err != nil {
+			return err
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+	cfg.UserAgent = "kulta-controller/" + version
+
+	scheme, err := kultascheme.New()
+	if err != nil {
+		return err
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
+	if o.metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	var cacheOpts cache.Options
+	if o.namespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(o.namespaces, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              o.leaderElectionID,
+		LeaderElectionNamespace:       o.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &o.shutdownTimeout,
+		Cache:                         cacheOpts,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	routes, err := gatewayAPIInstalled(mgr.GetRESTMapper())
+	if err != nil {
+		return err
+	}
+	if !routes {
+		ctrl.Log.WithName("setup").Info("Gateway API CRDs not installed; Rollouts with trafficRouting will be Stalled until they are and the controller restarts")
+	}
+	r := &rollout.Reconciler{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("kulta-controller"),
+		Clock:       clock.RealClock{},
+		WatchRoutes: routes,
+	}
+	if routes {
+		r.Router = &gatewayapi.Router{Client: mgr.GetClient()}
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Starting KULTA controller", "version", version, "leaderElection", o.leaderElect, "namespaces", o.namespaces)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		cfg, err := ctrl.GetConfig()
+		if err != nil {
+			return nil, fmt.Errorf("loading Kubernetes configuration: %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+// gatewayAPIInstalled reports whether the API server serves HTTPRoutes.
+func gatewayAPIInstalled(mapper meta.RESTMapper) (bool, error) {
+	_, err := mapper.RESTMapping(schema.GroupKind{Group: gatewayapi.Group, Kind: "HTTPRoute"}, "v1")
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("looking up the HTTPRoute kind: %w", err)
+}
