@@ -13,12 +13,15 @@ K8S_BIN    := $(BIN)/k8s
 K8S_VERSION            := v1.37.2
 CONTROLLER_GEN_VERSION := v0.23.0
 GOLANGCI_LINT_VERSION  := v2.15.0
+HELM_VERSION           := v3.22.0
+VERSION                ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 K8S_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM           := $(BIN)/helm-$(HELM_VERSION)
 
 GO_TEST_FLAGS ?= -count=1
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
@@ -55,8 +58,12 @@ lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint.
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: build
+build: ## Build the static controller binary into bin/.
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/kulta-controller ./cmd/kulta-controller
+
 .PHONY: test
-test: verify-generated lint envtest-bin ## Unit and envtest suites on a real API server.
+test: verify-generated lint build envtest-bin helm-bin ## Unit and envtest suites on a real API server.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
@@ -74,6 +81,18 @@ $(K8S_BIN)/.envtest-$(K8S_VERSION): hack/k8s/go.mod hack/k8s/go.sum
 	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "$(K8S_LDFLAGS)" -o $(K8S_BIN)/ k8s.io/kubernetes/cmd/kube-apiserver
 	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(K8S_BIN)/etcd go.etcd.io/etcd/server/v3
 	@touch $@
+
+.PHONY: helm-bin
+helm-bin: $(HELM) ## helm, for the chart tests.
+
+$(HELM): hack/helm/go.mod hack/helm/go.sum
+	@mkdir -p $(BIN)
+	@echo "Building helm $(HELM_VERSION) from Go modules"
+	cd hack/helm && CGO_ENABLED=0 go build -trimpath -o $@ -ldflags "-s -w \
+		-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37" \
+		helm.sh/helm/v3/cmd/helm
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	@mkdir -p $(BIN)
