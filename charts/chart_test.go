@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,11 +19,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
 )
 
 // kubeVersion is the Kubernetes version the chart is rendered for, the one the tests run.
@@ -140,20 +139,11 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 
 func decode(t *testing.T, manifests string) []*unstructured.Unstructured {
 	t.Helper()
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := dec.Decode(&obj.Object); err != nil {
-			if err == io.EOF {
-				return objs
-			}
-			t.Fatal(err)
-		}
-		if len(obj.Object) > 0 {
-			objs = append(objs, obj)
-		}
+	objs, err := testutil.DecodeManifestsFrom(strings.NewReader(manifests))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return objs
 }
 
 // TestChartAppliesToAPIServer sends the rendered chart to the real API server: the default

@@ -18,7 +18,17 @@ func DecodeManifests(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading manifests: %w", err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	objs, err := DecodeManifestsFrom(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	return objs, nil
+}
+
+// DecodeManifestsFrom reads multi-document YAML into unstructured objects, skipping empty
+// documents.
+func DecodeManifestsFrom(r io.Reader) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	var objs []*unstructured.Unstructured
 	for {
 		obj := &unstructured.Unstructured{}
@@ -26,7 +36,7 @@ func DecodeManifests(path string) ([]*unstructured.Unstructured, error) {
 			if errors.Is(err, io.EOF) {
 				return objs, nil
 			}
-			return nil, fmt.Errorf("decoding %s: %w", path, err)
+			return nil, fmt.Errorf("decoding YAML: %w", err)
 		}
 		if len(obj.Object) == 0 {
 			continue
