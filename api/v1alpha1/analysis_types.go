@@ -48,18 +48,42 @@ type PrometheusConfig struct {
 }
 
 // Metric is one threshold check. Built-in names are error-rate (percent of responses that are
-// 5xx) and latency-p95 (milliseconds).
+// 5xx), latency-p95 and latency-p99 (milliseconds); any other name needs a query.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.query) || self.name in ['error-rate', 'latency-p95', 'latency-p99']",message="metrics[].name must be error-rate, latency-p95 or latency-p99 unless query is set"
 type Metric struct {
-	// name identifies the metric: error-rate or latency-p95.
+	// name identifies the metric: a built-in one, or a name of your choice with a query.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// threshold is the largest acceptable value, in the metric's unit.
+	// threshold is the limit, in the metric's unit: the largest acceptable value, or the smallest
+	// when direction is higher.
 	// +required
 	Threshold Decimal `json:"threshold"`
+
+	// direction is lower (the default: smaller is better, threshold is a maximum) or higher
+	// (larger is better, threshold is a minimum).
+	// +optional
+	// +kubebuilder:default=lower
+	Direction MetricDirection `json:"direction,omitempty"`
+
+	// query is a PromQL query template giving the metric's value for the revision under test.
+	// Go template fields: {{.Namespace}}, {{.Rollout}}, {{.Service}}, {{.StableService}},
+	// {{.Revision}} and {{.Window}} (such as 1m); label values are escaped for PromQL strings.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query,omitempty"`
+
+	// sampleQuery is a PromQL query template giving the number of requests the value is based
+	// on, compared with minSampleSize. Built-in metrics count requests on their own.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	SampleQuery string `json:"sampleQuery,omitempty"`
 
 	// interval is how often the metric is checked, such as 30s (default 1m).
 	// +optional

@@ -137,6 +137,90 @@ type RolloutStatus struct {
 	// abExperiment is the state of the A/B experiment.
 	// +optional
 	ABExperiment *ABExperimentStatus `json:"abExperiment,omitempty"`
+
+	// analysis is the latest analysis of the current revision.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+}
+
+// Verdict is the outcome of an analysis.
+type Verdict string
+
+// Verdicts. No data is never a pass: it is Inconclusive, with a reason.
+const (
+	VerdictPass         Verdict = "Pass"
+	VerdictFail         Verdict = "Fail"
+	VerdictInconclusive Verdict = "Inconclusive"
+)
+
+// AnalysisStatus is the latest analysis of one revision (and canary step).
+type AnalysisStatus struct {
+	// revision is the pod-template hash that was measured.
+	// +required
+	Revision string `json:"revision"`
+
+	// stepIndex is the canary step the analysis belongs to.
+	// +optional
+	StepIndex *int32 `json:"stepIndex,omitempty"`
+
+	// verdict combines the metrics: Fail if any failed, else Inconclusive if any was, else Pass.
+	// +required
+	Verdict Verdict `json:"verdict"`
+
+	// reason is a CamelCase reason, such as ThresholdExceeded or NoTraffic.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// message explains the verdict with the values and thresholds it used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+
+	// checkedAt is when the metrics were last queried.
+	// +required
+	CheckedAt metav1.Time `json:"checkedAt"`
+
+	// metrics holds each metric's latest result.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Metrics []MetricStatus `json:"metrics,omitempty"`
+}
+
+// MetricStatus is one metric's latest result and the counters that span checks.
+type MetricStatus struct {
+	// name is the metric.
+	// +required
+	Name string `json:"name"`
+
+	// verdict is this metric's verdict.
+	// +required
+	Verdict Verdict `json:"verdict"`
+
+	// reason is a CamelCase reason.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// value is the measured value, when there was one.
+	// +optional
+	Value *Decimal `json:"value,omitempty"`
+
+	// threshold is the limit it was judged against.
+	// +optional
+	Threshold *Decimal `json:"threshold,omitempty"`
+
+	// sampleSize is the number of requests behind the value.
+	// +optional
+	SampleSize *int64 `json:"sampleSize,omitempty"`
+
+	// consecutiveFailures counts checks in a row over the threshold.
+	// +optional
+	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+
+	// consecutiveErrors counts checks in a row whose query failed.
+	// +optional
+	ConsecutiveErrors int32 `json:"consecutiveErrors,omitempty"`
 }
 
 // DecisionAction is what KULTA did.

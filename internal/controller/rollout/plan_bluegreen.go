@@ -37,6 +37,9 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 		p.promoteBlueGreen(bg, "ManualPromotion", "Promoted by the kulta.io/promote annotation")
 		return
 	}
+	if !p.analysisPassed() {
+		return
+	}
 	if ptr.Deref(bg.AutoPromotionEnabled, false) {
 		at := st.PauseStartTime.Add(time.Duration(ptr.Deref(bg.AutoPromotionSeconds, 0)) * time.Second)
 		if !p.obs.Now.Before(at) {

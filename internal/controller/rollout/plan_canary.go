@@ -38,7 +38,12 @@ func (p *planner) canary(c *kultav1alpha1.CanaryStrategy) {
 		if step.SetWeight != nil {
 			st.CurrentWeight = ptr.To(*step.SetWeight)
 		}
-		if !p.canaryWeightReached(ptr.Deref(st.CurrentWeight, 0)) {
+		weight := ptr.Deref(st.CurrentWeight, 0)
+		if !p.canaryWeightReached(weight) {
+			return
+		}
+		// Analysis judges the canary while it serves traffic; with no weight it has nothing to measure.
+		if weight > 0 && !p.analysisPassed() {
 			return
 		}
 		if step.Pause != nil && !p.canaryPauseOver(step.Pause) {

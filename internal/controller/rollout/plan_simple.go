@@ -90,6 +90,15 @@ func (p *planner) simple() {
 	}
 	st.CurrentWeight = ptr.To(weight)
 	if current.Ready >= total && remaining == 0 {
+		if analysisSpec(p.ro) != nil && st.PauseStartTime == nil {
+			// Rolled out: the analysis window (and its warm-up) starts now.
+			st.PauseStartTime = ptr.To(p.now)
+			st.StepStartTime = ptr.To(p.now)
+			p.progressed()
+		}
+		if !p.analysisPassed() {
+			return
+		}
 		p.promote("RollingUpdateDone", fmt.Sprintf("All %d Pods of revision %s ready; old revisions scaled down", total, p.obs.Hash))
 		return
 	}

@@ -132,6 +132,22 @@ func (p *planner) summarise() {
 	default:
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionTrue, "RoutesAccepted", "The routes carry the planned weights and their parents accepted them")
 	}
+	if a := st.Analysis; a != nil && analysisSpec(p.ro) != nil {
+		status := metav1.ConditionUnknown
+		switch a.Verdict {
+		case kultav1alpha1.VerdictPass:
+			status = metav1.ConditionTrue
+		case kultav1alpha1.VerdictFail:
+			status = metav1.ConditionFalse
+		}
+		reason := a.Reason
+		if reason == "" {
+			reason = string(a.Verdict)
+		}
+		set(kultav1alpha1.ConditionAnalysis, status, reason, a.Message)
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, kultav1alpha1.ConditionAnalysis)
+	}
 	if p.pausedReason != "" {
 		set(kultav1alpha1.ConditionPaused, metav1.ConditionTrue, p.pausedReason, p.pausedMessage)
 	} else {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -36,6 +37,8 @@ type world struct {
 	problem  *Problem
 	weights  *providers.Weights
 	rejected bool // true: the routes' parents do not accept them
+	// verdict, when set, is what each due analysis reports, as the reconciler's check would.
+	verdict kultav1alpha1.Verdict
 	lines    []string
 }
 
@@ -63,6 +66,16 @@ func (w *world) hash() string {
 // pass.
 func (w *world) tick(note string, after time.Duration) {
 	hash := w.hash()
+	if w.verdict != "" && AnalysisDue(w.ro, w.now) {
+		w.ro.Status.Analysis = &kultav1alpha1.AnalysisStatus{
+			Revision:  w.ro.Status.CurrentPodTemplateHash,
+			StepIndex: w.ro.Status.CurrentStepIndex,
+			Verdict:   w.verdict,
+			Reason:    "Simulated",
+			Message:   "error-rate " + string(w.verdict),
+			CheckedAt: metav1.NewTime(w.now),
+		}
+	}
 	obs := Observation{Rollout: w.ro.DeepCopy(), Now: w.now, Hash: hash, Revisions: map[string]*Revision{}, Problem: w.problem}
 	if trafficRouting(w.ro) != nil {
 		obs.Traffic = &providers.Verification{Weights: w.weights, Accepted: !w.rejected}
@@ -474,5 +487,110 @@ func TestHistoryBeyondLimitIsDeleted(t *testing.T) {
 	sort.Strings(names)
 	if strings.Join(names, ",") != "rev3,rev4" {
 		t.Errorf("revisions left %v, want the stable rev4 and one old (rev3)", names)
+	}
+}
+
+func withAnalysis(policy kultav1alpha1.FailurePolicy) testutil.RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		a := &kultav1alpha1.Analysis{
+			FailurePolicy:  policy,
+			WarmupDuration: ptr.To[kultav1alpha1.Duration]("10s"),
+			Metrics: []kultav1alpha1.Metric{{
+				Name: "error-rate", Threshold: "5", Interval: ptr.To[kultav1alpha1.Duration]("30s"),
+			}},
+		}
+		switch s := ro.Spec.Strategy; {
+		case s.Canary != nil:
+			s.Canary.Analysis = a
+		case s.BlueGreen != nil:
+			s.BlueGreen.Analysis = a
+		case s.Simple != nil:
+			s.Simple.Analysis = a
+		}
+	}
+}
+
+func TestAnalysisSequences(t *testing.T) {
+	steps := testutil.WithCanarySteps(testutil.Weight(20), testutil.PauseFor("30s"), testutil.Weight(100))
+	cases := map[string]struct {
+		ro     *kultav1alpha1.Rollout
+		script func(w *world)
+	}{
+		"canary-analysis-pass": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.verdict = kultav1alpha1.VerdictPass
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("warm-up over", time.Second)
+			w.tick("pause, warming up", 10*time.Second)
+			w.tick("pause, analysed", 30*time.Second)
+			w.tick("pause over", time.Second)
+			w.tick("weight 100 ready", 10*time.Second)
+			w.tick("analysed", time.Second)
+			w.tick("promoted", time.Second)
+		}},
+		"canary-analysis-fail-rollback": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.verdict = kultav1alpha1.VerdictPass
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictFail
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("analysis fails", 30*time.Second)
+			w.tick("scaled down", time.Second)
+		}},
+		"canary-analysis-fail-pause": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyPause)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictFail
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("analysis fails", time.Minute)
+			w.tick("still paused", time.Second)
+			w.annotate(kultav1alpha1.PromoteAnnotation)
+			w.tick("promoted past it", time.Second)
+		}},
+		"canary-analysis-inconclusive": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictInconclusive
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("no traffic", 30*time.Second)
+			w.tick("still none", 30*time.Second)
+			w.verdict = kultav1alpha1.VerdictPass
+			w.tick("traffic arrives", time.Second)
+		}},
+		"bluegreen-analysis-fail-rollback": {canaryRollout(testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
+			bg.AutoPromotionEnabled = ptr.To(true)
+		}), withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictFail
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("preview ready", 10*time.Second)
+			w.tick("analysis fails", 30*time.Second)
+			w.tick("scaled down", time.Second)
+		}},
+		"simple-analysis-fail-rollback": {canaryRollout(testutil.WithSimple(nil), withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictFail
+			w.setImage("nginx:1.28")
+			for i := range 8 {
+				w.tick(fmt.Sprintf("roll %d", i), time.Second)
+			}
+			w.tick("warm-up over", 10*time.Second)
+			w.tick("analysis fails", 30*time.Second)
+			w.tick("scaled down", time.Second)
+			w.tick("old back", time.Second)
+		}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, tc.ro)
+			tc.script(w)
+			w.golden(name)
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,8 @@ type Reconciler struct {
 	WatchRoutes bool
 	// APIReader reads from the API server, bypassing the cache; see fetch.
 	APIReader client.Reader
+	// Analyzer measures revisions for Rollouts with analysis; without it such Rollouts wait.
+	Analyzer Analyzer
 
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written sync.Map
@@ -73,6 +76,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.analyze(ctx, obs); err != nil {
+		return ctrl.Result{}, err
+	}
 	plan := Compute(obs)
 	if err := r.act(ctx, ro, obs, plan); err != nil {
 		return ctrl.Result{}, err
@@ -97,6 +103,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		log.V(1).Info("Rollout moved", "phase", ro.Status.Phase, "step", ro.Status.CurrentStepIndex, "weight", ro.Status.CurrentWeight, "message", ro.Status.Message)
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// Analyzer measures the current revision of a Rollout against its analysis.
+type Analyzer interface {
+	// Analyze queries the metrics and returns the new analysis status, carrying the counters
+	// of ro.Status.Analysis forward when it measured the same revision and step.
+	Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, now time.Time) (*kultav1alpha1.AnalysisStatus, error)
+}
+
+// analyze runs the analysis when one is due and records it in the observed status, where the
+// planner reads it and the status patch keeps it.
+func (r *Reconciler) analyze(ctx context.Context, obs Observation) error {
+	ro := obs.Rollout
+	if obs.Problem != nil || r.Analyzer == nil || obs.Hash != ro.Status.CurrentPodTemplateHash || !AnalysisDue(ro, obs.Now) {
+		return nil
+	}
+	result, err := r.Analyzer.Analyze(ctx, ro, analysisSpec(ro), obs.Now)
+	if err != nil {
+		return fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	ro.Status.Analysis = result
+	ctrl.LoggerFrom(ctx).V(1).Info("Analysis", "verdict", result.Verdict, "reason", result.Reason, "message", result.Message)
+	return nil
 }
 
 // fetch reads a Rollout from the cache, or from the API server while the cache has not yet

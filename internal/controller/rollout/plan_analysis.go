@@ -1,0 +1,159 @@
+package rollout
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// defaultAnalysisInterval is how often metrics are checked when no metric sets interval.
+const defaultAnalysisInterval = time.Minute
+
+// analysisSpec returns the threshold analysis of the Rollout's strategy, if any.
+func analysisSpec(ro *kultav1alpha1.Rollout) *kultav1alpha1.Analysis {
+	var a *kultav1alpha1.Analysis
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		a = s.Canary.Analysis
+	case s.BlueGreen != nil:
+		a = s.BlueGreen.Analysis
+	case s.Simple != nil:
+		a = s.Simple.Analysis
+	}
+	if a == nil || len(a.Metrics) == 0 {
+		return nil
+	}
+	return a
+}
+
+// AnalysisInterval is the shortest interval among the metrics.
+func AnalysisInterval(a *kultav1alpha1.Analysis) time.Duration {
+	interval := time.Duration(0)
+	for _, m := range a.Metrics {
+		if m.Interval == nil {
+			continue
+		}
+		if d, err := m.Interval.Parse(); err == nil && d > 0 && (interval == 0 || d < interval) {
+			interval = d
+		}
+	}
+	if interval == 0 {
+		return defaultAnalysisInterval
+	}
+	return interval
+}
+
+// AnalysisStart is when the current step's analysis may begin: the step's start plus warm-up.
+func AnalysisStart(ro *kultav1alpha1.Rollout, a *kultav1alpha1.Analysis) time.Time {
+	var start time.Time
+	if ro.Status.StepStartTime != nil {
+		start = ro.Status.StepStartTime.Time
+	}
+	if a.WarmupDuration != nil {
+		if d, err := a.WarmupDuration.Parse(); err == nil {
+			start = start.Add(d)
+		}
+	}
+	return start
+}
+
+// AnalysisDue reports whether the reconciler should measure now: the Rollout is moving to a
+// new revision, warm-up is over, and the last check of this revision and step is older than
+// the interval.
+func AnalysisDue(ro *kultav1alpha1.Rollout, now time.Time) bool {
+	a := analysisSpec(ro)
+	st := ro.Status
+	if a == nil || st.CurrentPodTemplateHash == "" || st.CurrentPodTemplateHash == st.StablePodTemplateHash ||
+		st.Phase == kultav1alpha1.PhaseFailed || now.Before(AnalysisStart(ro, a)) {
+		return false
+	}
+	last := currentAnalysis(ro)
+	return last == nil || !now.Before(last.CheckedAt.Add(AnalysisInterval(a)))
+}
+
+// currentAnalysis is the status's analysis when it measured the current revision and step
+// after the step's warm-up; older results do not count.
+func currentAnalysis(ro *kultav1alpha1.Rollout) *kultav1alpha1.AnalysisStatus {
+	st := ro.Status
+	a := analysisSpec(ro)
+	if st.Analysis == nil || a == nil || st.Analysis.Revision != st.CurrentPodTemplateHash ||
+		!ptr.Equal(st.Analysis.StepIndex, st.CurrentStepIndex) || st.Analysis.CheckedAt.Time.Before(AnalysisStart(ro, a)) {
+		return nil
+	}
+	return st.Analysis
+}
+
+// analysisPassed gates a step, a blue-green promotion or the end of a rolling update on the
+// latest verdict, and applies failurePolicy to a failing one. It reports whether the rollout
+// may go on.
+func (p *planner) analysisPassed() bool {
+	a := analysisSpec(p.ro)
+	if a == nil {
+		return true
+	}
+	st := &p.out.Status
+	view := p.ro.DeepCopy()
+	view.Status = *st
+	if start := AnalysisStart(view, a); p.obs.Now.Before(start) {
+		p.setPhase(kultav1alpha1.PhaseProgressing, fmt.Sprintf("Analysis warming up until %s", start.UTC().Format(time.RFC3339)))
+		p.requeue(start.Sub(p.obs.Now))
+		return false
+	}
+	result := currentAnalysis(view)
+	interval := AnalysisInterval(a)
+	switch {
+	case result == nil:
+		p.setPhase(kultav1alpha1.PhaseProgressing, "Waiting for the first analysis of this step")
+		p.requeue(time.Second)
+		return false
+	case result.Verdict == kultav1alpha1.VerdictPass:
+		return true
+	case result.Verdict == kultav1alpha1.VerdictInconclusive:
+		p.setPhase(kultav1alpha1.PhaseProgressing, "Analysis inconclusive: "+result.Message)
+		p.requeue(interval)
+		return false
+	}
+	return p.analysisFailed(a, result)
+}
+
+// analysisFailed applies failurePolicy to a failing verdict.
+func (p *planner) analysisFailed(a *kultav1alpha1.Analysis, result *kultav1alpha1.AnalysisStatus) bool {
+	switch a.FailurePolicy {
+	case kultav1alpha1.FailurePolicyRollback:
+		p.fail("AnalysisFailed", "Analysis failed: "+result.Message)
+		return false
+	case kultav1alpha1.FailurePolicyContinue:
+		if !p.decidedSince("AnalysisFailedContinuing", result.CheckedAt.Time) {
+			p.decide(kultav1alpha1.ActionResume, "AnalysisFailedContinuing", "Analysis failed, continuing as failurePolicy says: "+result.Message, p.out.Status.CurrentStepIndex, p.out.Status.CurrentStepIndex)
+			p.event(corev1.EventTypeWarning, "AnalysisFailed", "Continuing as failurePolicy says: "+result.Message)
+		}
+		return true
+	}
+	// Pause (the default): hold until a person promotes or aborts.
+	if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+		p.consume(kultav1alpha1.PromoteAnnotation)
+		p.decide(kultav1alpha1.ActionPromotion, "ManualOverride", "Promoted past a failed analysis: "+result.Message, p.out.Status.CurrentStepIndex, p.out.Status.CurrentStepIndex)
+		return true
+	}
+	if !p.decidedSince("AnalysisFailed", result.CheckedAt.Time) {
+		p.decide(kultav1alpha1.ActionPause, "AnalysisFailed", "Analysis failed: "+result.Message, p.out.Status.CurrentStepIndex, p.out.Status.CurrentStepIndex)
+		p.event(corev1.EventTypeWarning, "AnalysisFailed", "Paused: "+result.Message)
+	}
+	p.setPhase(kultav1alpha1.PhasePaused, "Analysis failed; paused until kulta.io/promote or kulta.io/abort: "+result.Message)
+	p.paused("AnalysisFailed", result.Message)
+	return false
+}
+
+// decidedSince reports whether a decision with reason was recorded at or after t.
+func (p *planner) decidedSince(reason string, t time.Time) bool {
+	for _, d := range p.out.Status.Decisions {
+		if d.Reason == reason && !d.Timestamp.Time.Before(t.Truncate(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
