@@ -39,7 +39,7 @@ type world struct {
 	rejected bool // true: the routes' parents do not accept them
 	// verdict, when set, is what each due analysis reports, as the reconciler's check would.
 	verdict kultav1alpha1.Verdict
-	lines    []string
+	lines   []string
 }
 
 func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
