@@ -14,6 +14,7 @@ K8S_VERSION            := v1.37.2
 CONTROLLER_GEN_VERSION := v0.23.0
 GOLANGCI_LINT_VERSION  := v2.15.0
 HELM_VERSION           := v3.22.0
+PROMETHEUS_VERSION     := v0.316.0
 VERSION                ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 K8S_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
@@ -22,9 +23,11 @@ K8S_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM           := $(BIN)/helm-$(HELM_VERSION)
+PROMETHEUS_BIN := $(BIN)/prometheus
 
 GO_TEST_FLAGS ?= -count=1
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
+export KULTA_PROMETHEUS_BIN := $(PROMETHEUS_BIN)/prometheus
 
 ##@ General
 
@@ -63,7 +66,7 @@ build: ## Build the static controller binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/kulta-controller ./cmd/kulta-controller
 
 .PHONY: test
-test: verify-generated lint build envtest-bin helm-bin ## Unit and envtest suites on a real API server.
+test: verify-generated lint build envtest-bin helm-bin prometheus-bin ## Unit, envtest and Prometheus suites.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
@@ -80,6 +83,14 @@ $(K8S_BIN)/.envtest-$(K8S_VERSION): hack/k8s/go.mod hack/k8s/go.sum
 	@echo "Building kube-apiserver and etcd $(K8S_VERSION) from Go modules (several minutes when cold)"
 	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "$(K8S_LDFLAGS)" -o $(K8S_BIN)/ k8s.io/kubernetes/cmd/kube-apiserver
 	cd hack/k8s && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(K8S_BIN)/etcd go.etcd.io/etcd/server/v3
+	@touch $@
+
+.PHONY: prometheus-bin
+prometheus-bin: $(PROMETHEUS_BIN)/.prometheus-$(PROMETHEUS_VERSION) ## Prometheus server for the analysis tests and the demo.
+
+$(PROMETHEUS_BIN)/.prometheus-$(PROMETHEUS_VERSION): hack/prometheus/go.mod hack/prometheus/go.sum hack/prometheus/build.sh
+	@echo "Building Prometheus $(PROMETHEUS_VERSION) from Go modules (several minutes when cold)"
+	hack/prometheus/build.sh $(PROMETHEUS_BIN)
 	@touch $@
 
 .PHONY: helm-bin

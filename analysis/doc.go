@@ -23,10 +23,28 @@
 //     checked at every analysis interval without inflating false positives
 //     (SequentialState, AlwaysValidPValue).
 //
-// What this package must not do: call a Kubernetes client or any other
-// outside system, read the clock, start goroutines, or keep global mutable
-// state. Every function here is a pure function of its arguments, so each
-// one can be tested against published reference values without a cluster.
-// Invalid input is reported with the sentinel errors declared in errors.go,
-// wrapped with the offending values; nothing here panics.
+// Gathering (query.go, template.go, gather.go, builtin.go): a Querier runs
+// PromQL instant queries; Prometheus implements it on client_golang's HTTP
+// API with per-query timeouts, bearer or basic authentication and TLS
+// options. Gather fills query templates with a Target's escaped label
+// values (RenderQuery) and returns a Measurement: the value with its sample
+// count, and for proportions its event count, all from one window at one
+// instant, or a typed Outcome saying why there is none (NoData, NoTraffic,
+// QueryError, MultipleSeries, InvalidValue). The built-in metrics are
+// error-rate and latency-p95 (BuiltinMetric); GatherComparison measures two
+// targets at once for TwoProportionZTest.
+//
+// Evaluation (threshold.go): EvaluateThreshold judges a Measurement against
+// a ThresholdSpec with the CheckState kept between checks, and returns a
+// Verdict (Pass, Fail or Inconclusive) with a typed Reason; Combine joins
+// the verdicts of one check. No data is never a pass.
+//
+// What this package must not do: call a Kubernetes client, read the clock,
+// start goroutines, or keep global mutable state. Only the Querier
+// implementation talks to an outside system (Prometheus), and only when
+// Gather asks it to; the time of a query is passed in. Every evaluation and
+// statistics function is a pure function of its arguments, so each one can
+// be tested against published reference values without a cluster.
+// Invalid input is reported with the sentinel errors declared in errors.go
+// and gather.go, wrapped with the offending values; nothing here panics.
 package analysis

@@ -71,8 +71,9 @@ type Metric struct {
 	Direction MetricDirection `json:"direction,omitempty"`
 
 	// query is a PromQL query template giving the metric's value for the revision under test.
-	// Go template fields: {{.Namespace}}, {{.Rollout}}, {{.Service}}, {{.StableService}},
-	// {{.Revision}} and {{.Window}} (such as 1m); label values are escaped for PromQL strings.
+	// Go template fields: {{.Namespace}}, {{.Rollout}}, {{.Service}} (the Service of the revision
+	// under test) and {{.Revision}}, each inside a double-quoted PromQL string, where it is
+	// escaped, and {{.Window}} (such as 5m) anywhere.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096

@@ -48,6 +48,7 @@ type options struct {
 	qps              float64
 	burst            int
 	shutdownTimeout  time.Duration
+	prometheus       prometheusOptions
 	zap              zap.Options
 	showVersion      bool
 }
@@ -67,6 +68,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
+	o.prometheus.bind(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
@@ -152,12 +154,17 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 	if !routes {
 		ctrl.Log.WithName("setup").Info("Gateway API CRDs not installed; Rollouts with trafficRouting will be Stalled until they are and the controller restarts")
 	}
+	checker, err := o.prometheus.checker()
+	if err != nil {
+		return err
+	}
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("kulta-controller"),
 		Clock:       clock.RealClock{},
 		WatchRoutes: routes,
+		Analyzer:    checker,
 	}
 	if routes {
 		r.Router = &gatewayapi.Router{Client: mgr.GetClient()}

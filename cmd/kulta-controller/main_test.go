@@ -14,13 +14,13 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 )
@@ -86,16 +86,34 @@ func TestControllerRuns(t *testing.T) {
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
 		g.Expect(e.Client.Create(ctx, svc)).To(Succeed())
 	}
-	ro := testutil.Rollout(ns, "web")
+	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(4),
+		testutil.WithCanarySteps(testutil.Weight(25), testutil.PauseUntilPromoted(), testutil.Weight(50), testutil.PauseUntilPromoted()))
 	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-	g.Eventually(func(g Gomega) kultav1alpha1.Phase {
-		got := &kultav1alpha1.Rollout{}
-		g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), got)).To(Succeed())
-		return got.Status.Phase
-	}).WithTimeout(20 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
+	series := func(name string) string {
+		return fmt.Sprintf(`%s{namespace=%q,rollout="web"}`, name, ns)
+	}
+	info := func(phase string) string {
+		return fmt.Sprintf(`kulta_rollout_info{namespace=%q,phase=%q,rollout="web",strategy="canary"} 1`, ns, phase)
+	}
+	scrape := func() string { return get(t, metricsAddr, "/metrics") }
+	g.Eventually(scrape).WithTimeout(20 * time.Second).Should(ContainSubstring(info("Completed")))
+	g.Expect(scrape()).To(ContainSubstring(`controller_runtime_reconcile_total{controller="rollout"`))
 
-	body := get(t, metricsAddr, "/metrics")
-	g.Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="rollout"`))
+	// The series follow the rollout: step 1 at 25 %, then step 3 at 50 %.
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
+	g.Expect(e.Client.Patch(ctx, ro, patch)).To(Succeed())
+	g.Eventually(scrape).WithTimeout(20 * time.Second).Should(And(
+		ContainSubstring(info("Paused")), ContainSubstring(series("kulta_rollout_step")+" 1"), ContainSubstring(series("kulta_rollout_canary_weight")+" 25")))
+	g.Expect(scrape()).NotTo(ContainSubstring(info("Completed")), "one info series per Rollout")
+	promote := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"kulta.io/promote":"true"}}}`))
+	g.Expect(e.Client.Patch(ctx, ro, promote)).To(Succeed())
+	g.Eventually(scrape).WithTimeout(20 * time.Second).Should(And(
+		ContainSubstring(series("kulta_rollout_step")+" 3"), ContainSubstring(series("kulta_rollout_canary_weight")+" 50")))
+	g.Eventually(scrape).WithTimeout(20 * time.Second).Should(ContainSubstring(fmt.Sprintf(`kulta_rollout_transitions_total{kind="step",namespace=%q,reason="ManualPromotion",rollout="web"} 1`, ns)))
+
+	// A deleted Rollout's series disappear.
+	g.Expect(e.Client.Delete(ctx, ro)).To(Succeed())
+	g.Eventually(scrape).WithTimeout(20 * time.Second).ShouldNot(ContainSubstring(`rollout="web"`))
 
 	cancel()
 	select {

@@ -1,22 +1,121 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
-// TrafficDriftCorrections counts the times KULTA put back route weights that someone else had
-// changed.
-var TrafficDriftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "kulta_traffic_drift_corrections_total",
-	Help: "Times KULTA restored route weights changed by someone else, by Rollout.",
-}, []string{"namespace", "rollout"})
+var (
+	rolloutInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kulta_rollout_info",
+		Help: "One series per Rollout, 1, labelled with its strategy and current phase.",
+	}, []string{"namespace", "rollout", "strategy", "phase"})
+
+	rolloutStep = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kulta_rollout_step",
+		Help: "Current canary step index of the Rollout (-1 when it has no steps).",
+	}, []string{"namespace", "rollout"})
+
+	rolloutWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kulta_rollout_canary_weight",
+		Help: "Percentage of traffic the Rollout's current revision receives.",
+	}, []string{"namespace", "rollout"})
+
+	rolloutReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kulta_rollout_replicas",
+		Help: "Replicas of the Rollout by kind: desired, ready or updated.",
+	}, []string{"namespace", "rollout", "kind"})
+
+	// Transitions counts the Rollouts' transitions by kind (promotion, rollback, abort, step)
+	// and reason.
+	Transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_rollout_transitions_total",
+		Help: "Rollout transitions by kind (step, promotion, rollback, abort, pause) and reason.",
+	}, []string{"namespace", "rollout", "kind", "reason"})
+
+	// RolloutDuration observes how long rollouts take, from a new revision to Completed or Failed.
+	RolloutDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kulta_rollout_duration_seconds",
+		Help:    "Time from a new revision to Completed or Failed, by strategy and result.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 16),
+	}, []string{"strategy", "result"})
+
+	// StepDuration observes how long canary steps take.
+	StepDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kulta_rollout_step_duration_seconds",
+		Help:    "Time spent in one canary step, by strategy.",
+		Buckets: prometheus.ExponentialBuckets(0.5, 2, 16),
+	}, []string{"strategy"})
+
+	// TrafficDriftCorrections counts the times KULTA put back route weights that someone else
+	// had changed.
+	TrafficDriftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_traffic_drift_corrections_total",
+		Help: "Times KULTA restored route weights changed by someone else, by Rollout.",
+	}, []string{"namespace", "rollout"})
+
+	// RouteWrites counts writes to routes by kind and result (ok, conflict, error).
+	RouteWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_traffic_route_writes_total",
+		Help: "Writes to Gateway API routes by route kind and result (ok, conflict, error).",
+	}, []string{"kind", "result"})
+)
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(TrafficDriftCorrections)
+	ctrlmetrics.Registry.MustRegister(rolloutInfo, rolloutStep, rolloutWeight, rolloutReplicas,
+		Transitions, RolloutDuration, StepDuration, TrafficDriftCorrections, RouteWrites)
 }
 
-// Forget removes a deleted Rollout's series.
+// phases remembers each Rollout's labelled series so a change of phase or strategy replaces it.
+var phases sync.Map
+
+type infoLabels struct{ strategy, phase string }
+
+// Observe publishes a Rollout's state after a reconcile.
+func Observe(ro *kultav1alpha1.Rollout) {
+	key := ro.Namespace + "/" + ro.Name
+	now := infoLabels{strategy: string(ro.Status.Strategy), phase: string(ro.Status.Phase)}
+	if prev, ok := phases.Load(key); ok && prev.(infoLabels) != now {
+		old := prev.(infoLabels)
+		rolloutInfo.DeleteLabelValues(ro.Namespace, ro.Name, old.strategy, old.phase)
+	}
+	phases.Store(key, now)
+	rolloutInfo.WithLabelValues(ro.Namespace, ro.Name, now.strategy, now.phase).Set(1)
+
+	step := float64(-1)
+	if ro.Status.CurrentStepIndex != nil {
+		step = float64(*ro.Status.CurrentStepIndex)
+	}
+	rolloutStep.WithLabelValues(ro.Namespace, ro.Name).Set(step)
+	weight := float64(0)
+	if ro.Status.CurrentWeight != nil {
+		weight = float64(*ro.Status.CurrentWeight)
+	}
+	rolloutWeight.WithLabelValues(ro.Namespace, ro.Name).Set(weight)
+	desired := float64(1)
+	if ro.Spec.Replicas != nil {
+		desired = float64(*ro.Spec.Replicas)
+	}
+	rolloutReplicas.WithLabelValues(ro.Namespace, ro.Name, "desired").Set(desired)
+	rolloutReplicas.WithLabelValues(ro.Namespace, ro.Name, "ready").Set(float64(ro.Status.ReadyReplicas))
+	rolloutReplicas.WithLabelValues(ro.Namespace, ro.Name, "updated").Set(float64(ro.Status.UpdatedReplicas))
+}
+
+// Forget removes every series of a deleted Rollout.
 func Forget(namespace, rollout string) {
-	TrafficDriftCorrections.DeleteLabelValues(namespace, rollout)
+	key := namespace + "/" + rollout
+	if prev, ok := phases.LoadAndDelete(key); ok {
+		old := prev.(infoLabels)
+		rolloutInfo.DeleteLabelValues(namespace, rollout, old.strategy, old.phase)
+	}
+	labels := prometheus.Labels{"namespace": namespace, "rollout": rollout}
+	rolloutStep.DeletePartialMatch(labels)
+	rolloutWeight.DeletePartialMatch(labels)
+	rolloutReplicas.DeletePartialMatch(labels)
+	Transitions.DeletePartialMatch(labels)
+	TrafficDriftCorrections.DeletePartialMatch(labels)
 }

@@ -14,6 +14,7 @@ import (
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
 )
 
@@ -159,8 +160,14 @@ func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what 
 				return err
 			}
 			if err := r.Client.Update(ctx, route, client.FieldOwner(FieldManager)); err != nil {
+				result := "error"
+				if apierrors.IsConflict(err) {
+					result = "conflict"
+				}
+				metrics.RouteWrites.WithLabelValues(route.GetKind(), result).Inc()
 				return fmt.Errorf("writing %s for %s: %w", describe(route), what, err)
 			}
+			metrics.RouteWrites.WithLabelValues(route.GetKind(), "ok").Inc()
 			if r.OnWrite != nil {
 				r.OnWrite(types.NamespacedName{Namespace: route.GetNamespace(), Name: route.GetName()}, route.GetKind(), what)
 			}

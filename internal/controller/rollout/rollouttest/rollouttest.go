@@ -43,9 +43,17 @@ func (m *Manager) Stop() error {
 	return nil
 }
 
+// Option changes the reconciler a test runs.
+type Option func(*rollout.Reconciler)
+
+// WithAnalyzer gives the reconciler an analyzer.
+func WithAnalyzer(a rollout.Analyzer) Option {
+	return func(r *rollout.Reconciler) { r.Analyzer = a }
+}
+
 // Start runs the reconciler and the stand-ins against e until ctx ends or Stop is called.
 // Several managers at once would act twice; start one at a time.
-func Start(ctx context.Context, e *testenv.Env) (*Manager, error) {
+func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error) {
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -63,6 +71,9 @@ func Start(ctx context.Context, e *testenv.Env) (*Manager, error) {
 		Clock:       clock.RealClock{},
 		WatchRoutes: true,
 		APIReader:   mgr.GetAPIReader(),
+	}
+	for _, opt := range opts {
+		opt(r)
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err

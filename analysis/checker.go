@@ -1,0 +1,181 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// Checker runs a Rollout's threshold analysis against Prometheus: it gathers every metric of
+// the strategy's analysis for the revision under test and evaluates it, carrying the
+// consecutive-failure and consecutive-error counters from one check to the next. It is the
+// controller's Analyzer.
+type Checker struct {
+	// DefaultAddress is the Prometheus used when a Rollout names none.
+	DefaultAddress string
+	// Options apply to every Prometheus client (timeout, authentication, TLS).
+	Options []Option
+	// Builtin configures the built-in metrics' metric and label names.
+	Builtin BuiltinOptions
+	// NewQuerier, when set, replaces NewPrometheus.
+	NewQuerier func(address string) (Querier, error)
+
+	clients sync.Map // address -> Querier
+}
+
+// Analyze measures the current revision of ro. Query problems are verdicts (QueryError,
+// NoData ...), not errors; an error means the analysis could not be set up at all.
+func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, now time.Time) (*kultav1alpha1.AnalysisStatus, error) {
+	address := c.DefaultAddress
+	if spec.Prometheus != nil && spec.Prometheus.Address != "" {
+		address = spec.Prometheus.Address
+	}
+	st := &kultav1alpha1.AnalysisStatus{
+		Revision:  ro.Status.CurrentPodTemplateHash,
+		StepIndex: ro.Status.CurrentStepIndex,
+		CheckedAt: metav1.NewTime(now),
+	}
+	previous := map[string]kultav1alpha1.MetricStatus{}
+	if prev := ro.Status.Analysis; prev != nil && prev.Revision == st.Revision && ptr.Equal(prev.StepIndex, st.StepIndex) {
+		for _, m := range prev.Metrics {
+			previous[m.Name] = m
+		}
+	}
+	var q Querier
+	var setupErr error
+	if address == "" {
+		setupErr = fmt.Errorf("%w: no Prometheus address: set analysis.prometheus.address or the controller's --prometheus-address", ErrQuery)
+	} else {
+		q, setupErr = c.querier(address)
+	}
+	target := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: serviceUnderTest(ro), Revision: st.Revision}
+	verdicts := make([]Verdict, 0, len(spec.Metrics))
+	for _, m := range spec.Metrics {
+		v, ms := c.check(ctx, q, setupErr, m, target, previous[m.Name], now)
+		verdicts = append(verdicts, v)
+		st.Metrics = append(st.Metrics, ms)
+	}
+	combined := Combine(verdicts)
+	st.Verdict = kultav1alpha1.Verdict(combined.Result)
+	st.Reason = string(combined.Reason)
+	st.Message = truncate(combined.Message, 4000)
+	return st, nil
+}
+
+// check gathers and evaluates one metric.
+func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.Metric, target Target, prev kultav1alpha1.MetricStatus, now time.Time) (Verdict, kultav1alpha1.MetricStatus) {
+	spec, query, err := c.translate(m)
+	state := CheckState{Failures: prev.ConsecutiveFailures, Errors: prev.ConsecutiveErrors}
+	var measurement Measurement
+	switch {
+	case err != nil:
+		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err, At: now}
+	case setupErr != nil:
+		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: setupErr, At: now}
+	default:
+		measurement = Gather(ctx, q, query, target, now)
+	}
+	v, next := EvaluateThreshold(spec, measurement, state)
+	ms := kultav1alpha1.MetricStatus{
+		Name:                m.Name,
+		Verdict:             kultav1alpha1.Verdict(v.Result),
+		Reason:              string(v.Reason),
+		Threshold:           ptr.To(m.Threshold),
+		ConsecutiveFailures: next.Failures,
+		ConsecutiveErrors:   next.Errors,
+	}
+	if measurement.Outcome == OutcomeOK && !math.IsNaN(measurement.Value) && !math.IsInf(measurement.Value, 0) {
+		ms.Value = ptr.To(kultav1alpha1.NewDecimal(roundTo(measurement.Value, 6)))
+	}
+	if measurement.HasSamples {
+		ms.SampleSize = ptr.To(measurement.Samples)
+	}
+	return v, ms
+}
+
+// translate turns an API metric into a threshold and a query.
+func (c *Checker) translate(m kultav1alpha1.Metric) (ThresholdSpec, MetricQuery, error) {
+	threshold, err := m.Threshold.Float64()
+	if err != nil {
+		return ThresholdSpec{Metric: m.Name}, MetricQuery{}, fmt.Errorf("%w: metrics[%s].threshold: %w", ErrInvalidInput, m.Name, err)
+	}
+	spec := ThresholdSpec{
+		Metric:           m.Name,
+		Threshold:        threshold,
+		Direction:        Direction(m.Direction),
+		FailureThreshold: ptr.Deref(m.FailureThreshold, 1),
+		MinSampleSize:    int64(ptr.Deref(m.MinSampleSize, 0)),
+	}
+	if spec.Direction == "" {
+		spec.Direction = LowerIsBetter
+	}
+	window := DefaultWindow
+	if m.Interval != nil {
+		if d, err := m.Interval.Parse(); err == nil && d >= time.Second {
+			window = d
+		}
+	}
+	if m.Query == "" {
+		builtin := c.Builtin
+		builtin.Window = window
+		query, err := BuiltinMetric(m.Name, builtin)
+		return spec, query, err
+	}
+	query := MetricQuery{Name: m.Name, Query: m.Query, SampleQuery: m.SampleQuery, Window: window}
+	if err := query.Validate(); err != nil {
+		return spec, query, fmt.Errorf("metrics[%s].query: %w", m.Name, err)
+	}
+	return spec, query, nil
+}
+
+func (c *Checker) querier(address string) (Querier, error) {
+	if q, ok := c.clients.Load(address); ok {
+		return q.(Querier), nil
+	}
+	var q Querier
+	var err error
+	if c.NewQuerier != nil {
+		q, err = c.NewQuerier(address)
+	} else {
+		q, err = NewPrometheus(address, c.Options...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: Prometheus at %s: %w", ErrQuery, address, err)
+	}
+	c.clients.Store(address, q)
+	return q, nil
+}
+
+// serviceUnderTest is the Service whose traffic measures the new revision: the canary, preview
+// or variant B Service. The simple strategy has no Services of its own; its metrics are
+// selected by a service label equal to the Rollout's name.
+func serviceUnderTest(ro *kultav1alpha1.Rollout) string {
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		return s.Canary.CanaryService
+	case s.BlueGreen != nil:
+		return s.BlueGreen.PreviewService
+	case s.ABTesting != nil:
+		return s.ABTesting.VariantBService
+	}
+	return ro.Name
+}
+
+func roundTo(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
