@@ -111,6 +111,7 @@ func (p *planner) analysisPassed() bool {
 		p.requeue(time.Second)
 		return false
 	case result.Verdict == kultav1alpha1.VerdictPass:
+		p.evidence = result
 		return true
 	case result.Verdict == kultav1alpha1.VerdictInconclusive:
 		p.setPhase(kultav1alpha1.PhaseProgressing, "Analysis inconclusive: "+result.Message)
@@ -122,6 +123,7 @@ func (p *planner) analysisPassed() bool {
 
 // analysisFailed applies failurePolicy to a failing verdict.
 func (p *planner) analysisFailed(a *kultav1alpha1.Analysis, result *kultav1alpha1.AnalysisStatus) bool {
+	p.evidence = result
 	switch a.FailurePolicy {
 	case kultav1alpha1.FailurePolicyRollback:
 		p.fail("AnalysisFailed", "Analysis failed: "+result.Message)
@@ -156,4 +158,20 @@ func (p *planner) decidedSince(reason string, t time.Time) bool {
 		}
 	}
 	return false
+}
+
+// snapshots turns an analysis into the metric evidence a decision records.
+func snapshots(a *kultav1alpha1.AnalysisStatus) map[string]kultav1alpha1.MetricSnapshot {
+	if a == nil || len(a.Metrics) == 0 {
+		return nil
+	}
+	out := make(map[string]kultav1alpha1.MetricSnapshot, len(a.Metrics))
+	for _, m := range a.Metrics {
+		snap := kultav1alpha1.MetricSnapshot{Threshold: m.Threshold, Passed: m.Verdict == kultav1alpha1.VerdictPass}
+		if m.Value != nil {
+			snap.Value = *m.Value
+		}
+		out[m.Name] = snap
+	}
+	return out
 }

@@ -29,6 +29,8 @@ type planner struct {
 	pausedReason, pausedMessage string
 	// pauseReason says how the last pause ended, for the decision that advances past it.
 	pauseReason string
+	// evidence is the analysis behind this reconcile's decisions, recorded with them.
+	evidence *kultav1alpha1.AnalysisStatus
 	// trafficReason and trafficMessage, when set, say why the routes are not where the plan
 	// wants them, for the TrafficRouted condition.
 	trafficReason, trafficMessage string
@@ -391,6 +393,7 @@ func (p *planner) decide(action kultav1alpha1.DecisionAction, reason, message st
 		ToStep:    copyInt32(to),
 		Reason:    reason,
 		Message:   message,
+		Metrics:   snapshots(p.evidence),
 	})
 	if n := len(st.Decisions); n > kultav1alpha1.MaxDecisions {
 		st.Decisions = st.Decisions[n-kultav1alpha1.MaxDecisions:]

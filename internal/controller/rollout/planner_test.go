@@ -74,6 +74,9 @@ func (w *world) tick(note string, after time.Duration) {
 			Reason:    "Simulated",
 			Message:   "error-rate " + string(w.verdict),
 			CheckedAt: metav1.NewTime(w.now),
+			Metrics: []kultav1alpha1.MetricStatus{{
+				Name: "error-rate", Verdict: w.verdict, Value: ptr.To[kultav1alpha1.Decimal]("12.5"), Threshold: ptr.To[kultav1alpha1.Decimal]("5"),
+			}},
 		}
 	}
 	obs := Observation{Rollout: w.ro.DeepCopy(), Now: w.now, Hash: hash, Revisions: map[string]*Revision{}, Problem: w.problem}
@@ -592,5 +595,24 @@ func TestAnalysisSequences(t *testing.T) {
 			tc.script(w)
 			w.golden(name)
 		})
+	}
+}
+
+func TestAnalysisDecisionsCarryEvidence(t *testing.T) {
+	w := newWorld(t, canaryRollout(testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(100)), withAnalysis(kultav1alpha1.FailurePolicyRollback)))
+	w.settle("install", 5)
+	w.verdict = kultav1alpha1.VerdictFail
+	w.setImage("nginx:1.28")
+	w.tick("new image", time.Second)
+	w.tick("canary ready", 10*time.Second)
+	w.tick("analysis fails", time.Second)
+	decisions := w.ro.Status.Decisions
+	last := decisions[len(decisions)-1]
+	if last.Action != kultav1alpha1.ActionRollback || last.Reason != "AnalysisFailed" {
+		t.Fatalf("last decision %s/%s, want Rollback/AnalysisFailed", last.Action, last.Reason)
+	}
+	snap, ok := last.Metrics["error-rate"]
+	if !ok || snap.Value != "12.5" || snap.Threshold == nil || *snap.Threshold != "5" || snap.Passed {
+		t.Errorf("decision evidence %+v, want error-rate 12.5 against 5, failed", last.Metrics)
 	}
 }
