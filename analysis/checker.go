@@ -179,3 +179,92 @@ func truncate(s string, n int) string {
 	}
 	return s[:n-3] + "..."
 }
+
+// Compare looks at a running A/B experiment: it measures every metric for both variants over
+// the same window, evaluates them with EvaluateExperiment, and returns the experiment status
+// with the results and, when the evidence is there, the winner.
+func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.ABAnalysis, now time.Time) (*kultav1alpha1.ABExperimentStatus, error) {
+	ab := ro.Spec.Strategy.ABTesting
+	if ab == nil || ro.Status.ABExperiment == nil {
+		return nil, fmt.Errorf("%w: Rollout %s/%s has no running A/B experiment", ErrInvalidInput, ro.Namespace, ro.Name)
+	}
+	exp := ro.Status.ABExperiment.DeepCopy()
+	address := c.DefaultAddress
+	if spec.Prometheus != nil && spec.Prometheus.Address != "" {
+		address = spec.Prometheus.Address
+	}
+	var q Querier
+	var setupErr error
+	if address == "" {
+		setupErr = fmt.Errorf("%w: no Prometheus address: set analysis.prometheus.address or the controller's --prometheus-address", ErrQuery)
+	} else {
+		q, setupErr = c.querier(address)
+	}
+	previous := map[string]float64{}
+	for _, r := range exp.Results {
+		if conf, err := r.Confidence.Float64(); err == nil {
+			previous[r.Name] = 1 - conf
+		}
+	}
+	window := DefaultWindow
+	if spec.Interval != nil {
+		if d, err := spec.Interval.Parse(); err == nil && d >= time.Second {
+			window = d
+		}
+	}
+	a := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantAService, Revision: ro.Status.StablePodTemplateHash}
+	b := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantBService, Revision: ro.Status.CurrentPodTemplateHash}
+	metrics := make([]ExperimentMetric, 0, len(spec.Metrics))
+	for _, m := range spec.Metrics {
+		em := ExperimentMetric{Name: m.Name, Direction: Direction(m.Direction), PreviousP: previous[m.Name]}
+		if m.MinEffectSize != nil {
+			if f, err := m.MinEffectSize.Float64(); err == nil {
+				em.MinEffect = f
+			}
+		}
+		builtin := c.Builtin
+		builtin.Window = window
+		query, err := BuiltinMetric(m.Name, builtin)
+		switch {
+		case setupErr != nil:
+			em.A = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: setupErr}
+			em.B = em.A
+		case err != nil:
+			em.A = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err}
+			em.B = em.A
+		default:
+			cmp := GatherComparison(ctx, q, query, a, b, now)
+			em.A, em.B = cmp.A, cmp.B
+		}
+		metrics = append(metrics, em)
+	}
+	result := EvaluateExperiment(metrics, confidenceOf(spec), int64(ptr.Deref(spec.MinSampleSize, 30)))
+	exp.CheckedAt = ptr.To(metav1.NewTime(now))
+	exp.Message = truncate(result.Message, 4000)
+	exp.Results = exp.Results[:0]
+	for i, r := range result.Metrics {
+		exp.Results = append(exp.Results, kultav1alpha1.ABMetricResult{
+			Name:          r.Name,
+			ValueA:        kultav1alpha1.NewDecimal(roundTo(100*r.ProportionA, 6)),
+			ValueB:        kultav1alpha1.NewDecimal(roundTo(100*r.ProportionB, 6)),
+			Confidence:    kultav1alpha1.NewDecimal(roundTo(1-r.P, 9)),
+			IsSignificant: r.Significant,
+			Winner:        kultav1alpha1.ABVariant(r.Winner),
+			Reason:        string(r.Reason),
+		})
+		if i == 0 {
+			exp.SampleSizeA, exp.SampleSizeB = ptr.To(r.SamplesA), ptr.To(r.SamplesB)
+		}
+	}
+	exp.Winner = kultav1alpha1.ABVariant(result.Winner)
+	return exp, nil
+}
+
+func confidenceOf(spec *kultav1alpha1.ABAnalysis) float64 {
+	if spec.ConfidenceLevel != nil {
+		if f, err := spec.ConfidenceLevel.Float64(); err == nil && f > 0 && f < 1 {
+			return f
+		}
+	}
+	return 0.95
+}

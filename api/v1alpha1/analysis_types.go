@@ -120,6 +120,11 @@ type ABAnalysis struct {
 	// +optional
 	MinDuration *Duration `json:"minDuration,omitempty"`
 
+	// interval is how often the variants are compared, such as 1m (the default). The test is
+	// sequential (always valid), so comparing often does not raise the false-positive rate.
+	// +optional
+	Interval *Duration `json:"interval,omitempty"`
+
 	// minSampleSize is the fewest requests per variant before any verdict.
 	// +optional
 	// +kubebuilder:default=30

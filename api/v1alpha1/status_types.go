@@ -305,6 +305,15 @@ type ABExperimentStatus struct {
 	// +optional
 	ConcludedAt *metav1.Time `json:"concludedAt,omitempty"`
 
+	// checkedAt is when the variants were last compared.
+	// +optional
+	CheckedAt *metav1.Time `json:"checkedAt,omitempty"`
+
+	// message explains the latest comparison, metric by metric.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+
 	// sampleSizeA is the number of requests variant A served in the window.
 	// +optional
 	SampleSizeA *int64 `json:"sampleSizeA,omitempty"`
@@ -344,9 +353,13 @@ type ABMetricResult struct {
 	// +required
 	ValueB Decimal `json:"valueB"`
 
-	// confidence is one minus the p-value of the difference.
+	// confidence is one minus the always-valid p-value of the difference, over all looks so far.
 	// +required
 	Confidence Decimal `json:"confidence"`
+
+	// reason says why the metric is or is not significant, such as NotSignificant or NoTraffic.
+	// +optional
+	Reason string `json:"reason,omitempty"`
 
 	// isSignificant says whether the difference is significant at the configured level.
 	// +required

@@ -30,6 +30,11 @@ func (in *ABAnalysis) DeepCopyInto(out *ABAnalysis) {
 		*out = new(Duration)
 		**out = **in
 	}
+	if in.Interval != nil {
+		in, out := &in.Interval, &out.Interval
+		*out = new(Duration)
+		**out = **in
+	}
 	if in.MinSampleSize != nil {
 		in, out := &in.MinSampleSize, &out.MinSampleSize
 		*out = new(int32)
@@ -58,6 +63,10 @@ func (in *ABExperimentStatus) DeepCopyInto(out *ABExperimentStatus) {
 	in.StartedAt.DeepCopyInto(&out.StartedAt)
 	if in.ConcludedAt != nil {
 		in, out := &in.ConcludedAt, &out.ConcludedAt
+		*out = (*in).DeepCopy()
+	}
+	if in.CheckedAt != nil {
+		in, out := &in.CheckedAt, &out.CheckedAt
 		*out = (*in).DeepCopy()
 	}
 	if in.SampleSizeA != nil {

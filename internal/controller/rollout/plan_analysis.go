@@ -75,6 +75,36 @@ func AnalysisDue(ro *kultav1alpha1.Rollout, now time.Time) bool {
 	return last == nil || !now.Before(last.CheckedAt.Add(AnalysisInterval(a)))
 }
 
+// ExperimentDue reports whether a running A/B experiment with analysis should be compared now:
+// past minDuration and an interval after the last comparison.
+func ExperimentDue(ro *kultav1alpha1.Rollout, now time.Time) bool {
+	ab := ro.Spec.Strategy.ABTesting
+	exp := ro.Status.ABExperiment
+	if ab == nil || ab.Analysis == nil || len(ab.Analysis.Metrics) == 0 || exp == nil || exp.ConcludedAt != nil ||
+		ro.Status.Phase == kultav1alpha1.PhaseFailed {
+		return false
+	}
+	start := exp.StartedAt.Time
+	if ab.Analysis.MinDuration != nil {
+		if d, err := ab.Analysis.MinDuration.Parse(); err == nil {
+			start = start.Add(d)
+		}
+	}
+	if now.Before(start) {
+		return false
+	}
+	return exp.CheckedAt == nil || !now.Before(exp.CheckedAt.Add(experimentInterval(ab.Analysis)))
+}
+
+func experimentInterval(a *kultav1alpha1.ABAnalysis) time.Duration {
+	if a.Interval != nil {
+		if d, err := a.Interval.Parse(); err == nil && d > 0 {
+			return d
+		}
+	}
+	return defaultAnalysisInterval
+}
+
 // currentAnalysis is the status's analysis when it measured the current revision and step
 // after the step's warm-up; older results do not count.
 func currentAnalysis(ro *kultav1alpha1.Rollout) *kultav1alpha1.AnalysisStatus {

@@ -113,6 +113,8 @@ func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 func (p *planner) abConclude(ab *kultav1alpha1.ABTestingStrategy, exp *kultav1alpha1.ABExperimentStatus) bool {
 	reason := ""
 	switch {
+	case exp.Winner != "":
+		reason = "SignificanceReached"
 	case annotationSet(p.ro, kultav1alpha1.ConcludeExperimentAnnotation):
 		p.consume(kultav1alpha1.ConcludeExperimentAnnotation)
 		reason = "ManualConclusion"
@@ -130,14 +132,25 @@ func (p *planner) abConclude(ab *kultav1alpha1.ABTestingStrategy, exp *kultav1al
 		p.requeue(end.Sub(p.obs.Now))
 	}
 	if reason == "" {
-		p.setPhase(kultav1alpha1.PhaseExperimenting, fmt.Sprintf("Experiment running since %s", exp.StartedAt.UTC().Format(time.RFC3339)))
+		msg := fmt.Sprintf("Experiment running since %s", exp.StartedAt.UTC().Format(time.RFC3339))
+		if exp.Message != "" {
+			msg += ": " + exp.Message
+		}
+		p.setPhase(kultav1alpha1.PhaseExperimenting, msg)
+		if ab.Analysis != nil && len(ab.Analysis.Metrics) > 0 {
+			p.requeue(experimentInterval(ab.Analysis))
+		}
 		return false
 	}
 	exp.ConcludedAt = ptr.To(metav1.NewTime(p.obs.Now))
 	exp.ConclusionReason = reason
 	p.progressed()
-	p.decide(kultav1alpha1.ActionConclude, reason, fmt.Sprintf("Experiment concluded: %s", reason), nil, nil)
-	p.event("Normal", "ExperimentConcluded", fmt.Sprintf("Experiment concluded: %s", reason))
+	message := fmt.Sprintf("Experiment concluded: %s", reason)
+	if exp.Winner != "" {
+		message += fmt.Sprintf("; variant %s wins: %s", exp.Winner, exp.Message)
+	}
+	p.decide(kultav1alpha1.ActionConclude, reason, message, nil, nil)
+	p.event("Normal", "ExperimentConcluded", message)
 	return true
 }
 

@@ -352,7 +352,7 @@ func (p *planner) removeHeaderRoute() {
 
 func (p *planner) setPhase(phase kultav1alpha1.Phase, message string) {
 	p.out.Status.Phase = phase
-	p.out.Status.Message = message
+	p.out.Status.Message = truncate(message, 8000)
 }
 
 func (p *planner) traffic(reason, message string) {
@@ -392,7 +392,7 @@ func (p *planner) decide(action kultav1alpha1.DecisionAction, reason, message st
 		FromStep:  copyInt32(from),
 		ToStep:    copyInt32(to),
 		Reason:    reason,
-		Message:   message,
+		Message:   truncate(message, 4000),
 		Metrics:   snapshots(p.evidence),
 	})
 	if n := len(st.Decisions); n > kultav1alpha1.MaxDecisions {
@@ -414,4 +414,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// truncate keeps status text within the API's bounds.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }

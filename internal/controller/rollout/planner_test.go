@@ -412,6 +412,18 @@ func TestABTestingSequences(t *testing.T) {
 			w.tick("variant B ready", 24*time.Hour)
 			w.tick("max duration", time.Second)
 		},
+		"abtesting-significance-b-wins": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("variant B ready", time.Hour)
+			w.ro.Status.ABExperiment.Winner = kultav1alpha1.VariantB
+			w.ro.Status.ABExperiment.Message = "error-rate: B is better"
+			w.tick("B significantly better", time.Second)
+			w.tick("waiting for promotion", time.Second)
+			w.annotate(kultav1alpha1.PromoteAnnotation)
+			w.tick("promote", time.Second)
+		},
 		"abtesting-variant-a-wins": func(w *world) {
 			w.settle("install", 5)
 			w.setImage("nginx:1.28")

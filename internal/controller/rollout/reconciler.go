@@ -111,13 +111,28 @@ type Analyzer interface {
 	// Analyze queries the metrics and returns the new analysis status, carrying the counters
 	// of ro.Status.Analysis forward when it measured the same revision and step.
 	Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, now time.Time) (*kultav1alpha1.AnalysisStatus, error)
+	// Compare looks at a running A/B experiment and returns its new status, with a winner
+	// when the statistics have one.
+	Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.ABAnalysis, now time.Time) (*kultav1alpha1.ABExperimentStatus, error)
 }
 
 // analyze runs the analysis when one is due and records it in the observed status, where the
 // planner reads it and the status patch keeps it.
 func (r *Reconciler) analyze(ctx context.Context, obs Observation) error {
 	ro := obs.Rollout
-	if obs.Problem != nil || r.Analyzer == nil || obs.Hash != ro.Status.CurrentPodTemplateHash || !AnalysisDue(ro, obs.Now) {
+	if obs.Problem != nil || r.Analyzer == nil || obs.Hash != ro.Status.CurrentPodTemplateHash {
+		return nil
+	}
+	if ExperimentDue(ro, obs.Now) {
+		exp, err := r.Analyzer.Compare(ctx, ro, ro.Spec.Strategy.ABTesting.Analysis, obs.Now)
+		if err != nil {
+			return fmt.Errorf("comparing the variants of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+		ro.Status.ABExperiment = exp
+		ctrl.LoggerFrom(ctx).V(1).Info("Experiment compared", "winner", exp.Winner, "message", exp.Message)
+		return nil
+	}
+	if !AnalysisDue(ro, obs.Now) {
 		return nil
 	}
 	result, err := r.Analyzer.Analyze(ctx, ro, analysisSpec(ro), obs.Now)
