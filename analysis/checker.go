@@ -55,7 +55,12 @@ func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	} else {
 		q, setupErr = c.querier(address)
 	}
-	target := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: serviceUnderTest(ro), Revision: st.Revision}
+	target := stableAwareTarget{
+		Target:        Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: serviceUnderTest(ro), Revision: st.Revision},
+		StableService: stableService(ro),
+		StableHash:    ro.Status.StablePodTemplateHash,
+		CanaryWeight:  ptr.Deref(ro.Status.CurrentWeight, 0),
+	}
 	verdicts := make([]Verdict, 0, len(spec.Metrics))
 	for _, m := range spec.Metrics {
 		v, ms := c.check(ctx, q, setupErr, m, target, previous[m.Name], now)
@@ -70,7 +75,7 @@ func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 }
 
 // check gathers and evaluates one metric.
-func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.Metric, target Target, prev kultav1alpha1.MetricStatus, now time.Time) (Verdict, kultav1alpha1.MetricStatus) {
+func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.Metric, target stableAwareTarget, prev kultav1alpha1.MetricStatus, now time.Time) (Verdict, kultav1alpha1.MetricStatus) {
 	spec, query, err := c.translate(m)
 	state := CheckState{Failures: prev.ConsecutiveFailures, Errors: prev.ConsecutiveErrors}
 	var measurement Measurement
@@ -80,9 +85,12 @@ func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav
 	case setupErr != nil:
 		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: setupErr, At: now}
 	default:
-		measurement = Gather(ctx, q, query, target, now)
+		measurement = Gather(ctx, q, query, target.Target, now)
 	}
 	v, next := EvaluateThreshold(spec, measurement, state)
+	if m.CompareToStable && err == nil && setupErr == nil && v.Result != ResultFail && target.StableService != "" {
+		v, next = c.againstStable(ctx, q, query, target, measurement, spec, state, v, next, now)
+	}
 	ms := kultav1alpha1.MetricStatus{
 		Name:                m.Name,
 		Verdict:             kultav1alpha1.Verdict(v.Result),
@@ -267,4 +275,67 @@ func confidenceOf(spec *kultav1alpha1.ABAnalysis) float64 {
 		}
 	}
 	return 0.95
+}
+
+// stableAwareTarget is the revision under test plus what the canary is compared with.
+type stableAwareTarget struct {
+	Target
+	StableService, StableHash string
+	CanaryWeight              int32
+}
+
+// ReasonWorseThanStable marks a canary significantly worse than the stable revision.
+const ReasonWorseThanStable Reason = "WorseThanStable"
+
+// ReasonSampleRatioMismatch marks a comparison whose traffic split does not match the weights,
+// so its numbers cannot be trusted.
+const ReasonSampleRatioMismatch Reason = "SampleRatioMismatch"
+
+// harmAlpha is the false-positive rate of the canary-versus-stable harm test.
+const harmAlpha = 0.05
+
+// againstStable runs the canary-versus-stable comparison on top of a threshold verdict that did
+// not fail: a sample-ratio-mismatch check first, then a sequential test for harm.
+func (c *Checker) againstStable(ctx context.Context, q Querier, query MetricQuery, target stableAwareTarget, canary Measurement,
+	spec ThresholdSpec, prev CheckState, v Verdict, next CheckState, now time.Time,
+) (Verdict, CheckState) {
+	stable := Gather(ctx, q, query, Target{Namespace: target.Namespace, Rollout: target.Rollout, Service: target.StableService, Revision: target.StableHash}, now)
+	if !canary.Proportion || !stable.Proportion || canary.Samples == 0 || stable.Samples == 0 {
+		return v, next
+	}
+	if target.CanaryWeight > 0 && target.CanaryWeight < 100 {
+		srm, err := SampleRatioMismatch([]int64{stable.Samples, canary.Samples}, []float64{float64(100 - target.CanaryWeight), float64(target.CanaryWeight)}, 0.001)
+		if err == nil && srm.Mismatch {
+			v.Result, v.Reason = ResultInconclusive, ReasonSampleRatioMismatch
+			v.Message = fmt.Sprintf("%s: traffic split %d/%d does not match the weights %d/%d (chi2 %.1f, p %.2g)",
+				spec.Metric, stable.Samples, canary.Samples, 100-target.CanaryWeight, target.CanaryWeight, srm.ChiSquare, srm.PValue)
+			return v, next
+		}
+	}
+	p, err := AlwaysValidPValue(stable.Events, stable.Samples, canary.Events, canary.Samples, DefaultMixingVariance)
+	pStable := float64(stable.Events) / float64(stable.Samples)
+	pCanary := float64(canary.Events) / float64(canary.Samples)
+	worse := pCanary > pStable
+	if spec.Direction == HigherIsBetter {
+		worse = pCanary < pStable
+	}
+	if err != nil || !worse || p >= harmAlpha {
+		return v, next
+	}
+	next.Failures = prev.Failures + 1
+	v.Reason = ReasonWorseThanStable
+	v.Message = fmt.Sprintf("%s: canary %.4g%% of %d against stable %.4g%% of %d, significantly worse (p=%.3g)",
+		spec.Metric, 100*pCanary, canary.Samples, 100*pStable, stable.Samples, p)
+	v.Result = ResultInconclusive
+	if next.Failures >= max(spec.FailureThreshold, 1) {
+		v.Result = ResultFail
+	}
+	return v, next
+}
+
+func stableService(ro *kultav1alpha1.Rollout) string {
+	if c := ro.Spec.Strategy.Canary; c != nil {
+		return c.StableService
+	}
+	return ""
 }

@@ -119,3 +119,38 @@ func TestCheckerCompare(t *testing.T) {
 		t.Errorf("result %+v", r)
 	}
 }
+
+func TestCheckerComparesCanaryWithStable(t *testing.T) {
+	ro, spec := canary(t)
+	ro.Status.CurrentWeight = ptr.To[int32](50)
+	spec.Metrics[0].FailureThreshold = nil
+	spec.Metrics[0].CompareToStable = true
+	now := time.Now()
+
+	// 4 % errors passes the 5 % threshold, but the stable revision has 1 %: harm.
+	q := &serviceQuerier{
+		requests: map[string]float64{"web-canary": 20000, "web-stable": 20000},
+		errors:   map[string]float64{"web-canary": 800, "web-stable": 200},
+	}
+	st, err := checker(q).Analyze(context.Background(), ro, spec, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Verdict != kultav1alpha1.VerdictFail || st.Metrics[0].Reason != string(ReasonWorseThanStable) {
+		t.Fatalf("a canary worse than stable must fail: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
+	}
+
+	// The same numbers without the comparison pass: the absolute threshold alone misses it.
+	spec.Metrics[0].CompareToStable = false
+	if st, _ := checker(q).Analyze(context.Background(), ro, spec, now); st.Verdict != kultav1alpha1.VerdictPass {
+		t.Fatalf("threshold only: %s", st.Verdict)
+	}
+
+	// A traffic split far from the weights makes the comparison untrustworthy.
+	spec.Metrics[0].CompareToStable = true
+	q.requests["web-stable"] = 60000
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, now)
+	if st.Verdict != kultav1alpha1.VerdictInconclusive || st.Metrics[0].Reason != string(ReasonSampleRatioMismatch) {
+		t.Fatalf("sample ratio mismatch: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
+	}
+}

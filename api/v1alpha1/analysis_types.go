@@ -79,6 +79,13 @@ type Metric struct {
 	// +kubebuilder:validation:MaxLength=4096
 	Query string `json:"query,omitempty"`
 
+	// compareToStable also judges the canary against the stable revision over the same window:
+	// when the canary is significantly worse (a one-sided sequential test at 95 % confidence,
+	// after a sample-ratio-mismatch check of the traffic split), the check fails even within the
+	// threshold. It applies to the canary strategy and proportion metrics (error-rate).
+	// +optional
+	CompareToStable bool `json:"compareToStable,omitempty"`
+
 	// sampleQuery is a PromQL query template giving the number of requests the value is based
 	// on, compared with minSampleSize. Built-in metrics count requests on their own.
 	// +optional
