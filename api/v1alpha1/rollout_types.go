@@ -19,7 +19,8 @@ const (
 	RolloutTypeLabel = "rollouts.kulta.io/type"
 
 	// PromoteAnnotation, set to "true", advances past the current pause or promotes the preview or
-	// the winning variant. KULTA removes it once it has acted on it.
+	// the winning variant; set to "full", it skips a canary's remaining steps and promotes it.
+	// KULTA removes it once it has acted on it.
 	PromoteAnnotation = "kulta.io/promote"
 
 	// ConcludeExperimentAnnotation, set to "true", ends a running A/B experiment. KULTA removes it
@@ -82,6 +83,11 @@ type RolloutSpec struct {
 	// +kubebuilder:default=600
 	// +kubebuilder:validation:Minimum=1
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// paused, when true, holds a rollout in flight where it is: no step, scale or traffic change
+	// until it is set back to false. It does not stop a first rollout or a return to stable.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
 
 	// revisionHistoryLimit is how many old, scaled-down ReplicaSets are kept for rollback.
 	// +optional

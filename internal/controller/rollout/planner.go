@@ -180,6 +180,19 @@ func (p *planner) inFlight() {
 		p.fail("Aborted", "Rollout aborted by the kulta.io/abort annotation")
 		return
 	}
+	if p.ro.Spec.Paused {
+		p.holdPaused()
+		return
+	}
+	if p.ro.Annotations[kultav1alpha1.PromoteAnnotation] == "full" && p.ro.Spec.Strategy.Canary != nil {
+		p.consume(kultav1alpha1.PromoteAnnotation)
+		from := st.CurrentStepIndex
+		st.CurrentStepIndex = ptr.To(int32(len(p.ro.Spec.Strategy.Canary.Steps)))
+		st.PauseStartTime = nil
+		p.progressed()
+		p.decide(kultav1alpha1.ActionPromotion, "FullPromotion", "Remaining steps skipped by kulta.io/promote=full", from, st.CurrentStepIndex)
+		p.event(corev1.EventTypeNormal, "FullPromotion", "Remaining steps skipped by kulta.io/promote=full")
+	}
 	switch s := p.ro.Spec.Strategy; {
 	case s.Canary != nil:
 		p.canary(s.Canary)
@@ -190,6 +203,20 @@ func (p *planner) inFlight() {
 	case s.Simple != nil:
 		p.simple()
 	}
+}
+
+// holdPaused keeps a rollout in flight exactly where it is while spec.paused is true.
+func (p *planner) holdPaused() {
+	for hash, r := range p.obs.Revisions {
+		p.out.Replicas[hash] = r.Replicas
+	}
+	if t := p.obs.Traffic; t != nil && t.Weights != nil {
+		p.out.Weights = t.Weights
+	}
+	// Time paused does not count against progressDeadlineSeconds.
+	p.progressed()
+	p.setPhase(kultav1alpha1.PhasePaused, "Paused by spec.paused; set it to false to go on")
+	p.paused("PausedByUser", "spec.paused is true")
 }
 
 // retry starts the current revision's rollout again from the beginning.

@@ -290,6 +290,26 @@ func TestCanarySequences(t *testing.T) {
 			w.tick("deadline passed", 31*time.Second)
 			w.tick("scaled down", time.Second)
 		},
+		"canary-paused-by-spec": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.ro.Spec.Paused = true
+			w.tick("paused", 20*time.Minute)
+			w.tick("still paused", time.Second)
+			w.ro.Spec.Paused = false
+			w.tick("resumed", time.Second)
+			w.tick("canary ready", time.Second)
+		},
+		"canary-full-promotion": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", time.Second)
+			w.ro.Annotations = map[string]string{kultav1alpha1.PromoteAnnotation: "full"}
+			w.tick("promote full", time.Second)
+			w.tick("full scale ready", time.Second)
+		},
 		"canary-route-not-accepted": func(w *world) {
 			w.settle("install", 5)
 			w.rejected = true
