@@ -27,6 +27,11 @@ const (
 
 	// RevisionAnnotation numbers a Rollout's ReplicaSets in the order they were created.
 	RevisionAnnotation = "rollouts.kulta.io/revision"
+
+	// TemplateAnnotation keeps the Rollout template a ReplicaSet was built from, as JSON, before
+	// the API server's defaulting: `kubectl kulta undo` restores it exactly, so the revision keeps
+	// its hash and returns by the fast path.
+	TemplateAnnotation = "rollouts.kulta.io/template"
 )
 
 // Role is what a revision's Pods are created as, shown in the RolloutTypeLabel.
@@ -72,7 +77,11 @@ func Name(rolloutName, hash string) string {
 
 // Build returns the ReplicaSet for revision hash of ro: ro's template plus the hash label (on
 // the ReplicaSet, its selector and its Pods) and the role label on its Pods, owned by ro.
-func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas int32, revisionNumber int64) *appsv1.ReplicaSet {
+func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas int32, revisionNumber int64) (*appsv1.ReplicaSet, error) {
+	original, err := json.Marshal(&ro.Spec.Template)
+	if err != nil {
+		return nil, fmt.Errorf("encoding pod template: %w", err)
+	}
 	template := ro.Spec.Template.AsPodTemplateSpec()
 	template = *template.DeepCopy()
 	podLabels := map[string]string{}
@@ -104,6 +113,7 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 			Annotations: map[string]string{
 				DigestAnnotation:   digest,
 				RevisionAnnotation: strconv.FormatInt(revisionNumber, 10),
+				TemplateAnnotation: string(original),
 			},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout"))},
 		},
@@ -112,5 +122,5 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 			Selector: selector,
 			Template: template,
 		},
-	}
+	}, nil
 }

@@ -1,6 +1,7 @@
 package revision_test
 
 import (
+	"strings"
 	"testing"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -45,7 +46,10 @@ func TestHash(t *testing.T) {
 func TestBuild(t *testing.T) {
 	ro := testutil.Rollout("ns", "web", testutil.WithReplicas(3))
 	ro.UID = "uid-1"
-	rs := revision.Build(ro, "abc123", "digest", revision.RoleCanary, 2, 7)
+	rs, err := revision.Build(ro, "abc123", "digest", revision.RoleCanary, 2, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if rs.Name != "web-abc123" || rs.Namespace != "ns" {
 		t.Errorf("name %s/%s", rs.Namespace, rs.Name)
 	}
@@ -61,6 +65,9 @@ func TestBuild(t *testing.T) {
 	}
 	if ro.Spec.Template.Metadata.Labels[kultav1alpha1.PodTemplateHashLabel] != "" || ro.Spec.Selector.MatchLabels[kultav1alpha1.PodTemplateHashLabel] != "" {
 		t.Error("Build changed the Rollout's own template or selector")
+	}
+	if !strings.Contains(rs.Annotations[revision.TemplateAnnotation], `"image":"nginx:1.27"`) {
+		t.Errorf("template annotation %q", rs.Annotations[revision.TemplateAnnotation])
 	}
 	if rs.Annotations[revision.DigestAnnotation] != "digest" || rs.Annotations[revision.RevisionAnnotation] != "7" {
 		t.Errorf("annotations %v", rs.Annotations)

@@ -98,7 +98,10 @@ func (r *Reconciler) createRevision(ctx context.Context, ro *kultav1alpha1.Rollo
 	for _, rev := range obs.Revisions {
 		number = max(number, rev.Number)
 	}
-	rs := revision.Build(ro, obs.Hash, digest, role, replicas, number+1)
+	rs, err := revision.Build(ro, obs.Hash, digest, role, replicas, number+1)
+	if err != nil {
+		return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
 	if err := r.Create(ctx, rs); err != nil {
 		return fmt.Errorf("creating ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)
 	}

@@ -48,7 +48,8 @@ func TestOrphanIsAdopted(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	digest, err := revision.Digest(&ro.Spec.Template)
 	g.Expect(err).NotTo(HaveOccurred())
-	orphan := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1)
+	orphan, err := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1)
+	g.Expect(err).NotTo(HaveOccurred())
 	orphan.OwnerReferences = nil
 	g.Expect(e.Client.Create(ctx, orphan)).To(Succeed())
 
@@ -75,7 +76,8 @@ func TestHashCollisionMovesToNewName(t *testing.T) {
 	hash, err := revision.Hash(&ro.Spec.Template, 0)
 	g.Expect(err).NotTo(HaveOccurred())
 	other := testutil.Rollout(ns, "clash", testutil.WithImage("busybox:1"))
-	squatter := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1)
+	squatter, err := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1)
+	g.Expect(err).NotTo(HaveOccurred())
 	squatter.OwnerReferences = nil
 	g.Expect(e.Client.Create(ctx, squatter)).To(Succeed())
 
