@@ -62,8 +62,9 @@ lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: build
-build: ## Build the static controller binary into bin/.
+build: ## Build the static controller and kubectl plugin binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/kulta-controller ./cmd/kulta-controller
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/kubectl-kulta ./cmd/kubectl-kulta
 
 .PHONY: test
 test: verify-generated lint build envtest-bin helm-bin prometheus-bin ## Unit, envtest and Prometheus suites.

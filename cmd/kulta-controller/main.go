@@ -44,6 +44,9 @@ type options struct {
 	leaderElect      bool
 	leaderElectionNS string
 	leaderElectionID string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
 	namespaces       string
 	qps              float64
 	burst            int
@@ -63,6 +66,9 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.leaderElect, "leader-elect", envBool("KULTA_LEADER_ELECTION"), "Elect a leader with a Lease, so that only one replica reconciles (env KULTA_LEADER_ELECTION).")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the leader-election Lease (env POD_NAMESPACE).")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "kulta-controller.kulta.io", "Name of the leader-election Lease.")
+	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a leader's Lease lasts without renewal; a new leader takes over within it.")
+	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
+	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
 	fs.StringVar(&o.namespaces, "namespaces", os.Getenv("KULTA_NAMESPACES"), "Comma-separated namespaces to watch; all when empty (env KULTA_NAMESPACES).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
@@ -141,6 +147,9 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 		LeaderElectionID:              o.leaderElectionID,
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.leaseDuration,
+		RenewDeadline:                 &o.renewDeadline,
+		RetryPeriod:                   &o.retryPeriod,
 		GracefulShutdownTimeout:       &o.shutdownTimeout,
 		Cache:                         cacheOpts,
 	})

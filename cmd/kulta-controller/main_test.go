@@ -135,6 +135,25 @@ func status(addr, path string) int {
 	return resp.StatusCode
 }
 
+// httpGet returns the body of a 200 response.
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", url, err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if closeErr := resp.Body.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+	}
+	return string(data), nil
+}
+
 func get(t *testing.T, addr, path string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + path)

@@ -166,7 +166,7 @@ func (p *planner) analysisFailed(a *kultav1alpha1.Analysis, result *kultav1alpha
 		return true
 	}
 	// Pause (the default): hold until a person promotes or aborts.
-	if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+	if p.requested(kultav1alpha1.PromoteAnnotation) {
 		p.consume(kultav1alpha1.PromoteAnnotation)
 		p.decide(kultav1alpha1.ActionPromotion, "ManualOverride", "Promoted past a failed analysis: "+result.Message, p.out.Status.CurrentStepIndex, p.out.Status.CurrentStepIndex)
 		return true

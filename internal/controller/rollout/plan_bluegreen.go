@@ -32,7 +32,7 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 		p.decide(kultav1alpha1.ActionPause, "PreviewReady", fmt.Sprintf("Preview of revision %s is ready behind %s", p.obs.Hash, bg.PreviewService), nil, nil)
 		p.event("Normal", "PreviewReady", fmt.Sprintf("Preview of revision %s is ready behind %s", p.obs.Hash, bg.PreviewService))
 	}
-	if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+	if p.requested(kultav1alpha1.PromoteAnnotation) {
 		p.consume(kultav1alpha1.PromoteAnnotation)
 		p.promoteBlueGreen(bg, "ManualPromotion", "Promoted by the kulta.io/promote annotation")
 		return
@@ -99,7 +99,7 @@ func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 		p.fail("VariantBLost", "Experiment concluded with variant A as the winner")
 		return
 	}
-	if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+	if p.requested(kultav1alpha1.PromoteAnnotation) {
 		p.consume(kultav1alpha1.PromoteAnnotation)
 		p.promote("ManualPromotion", "Variant B promoted by the kulta.io/promote annotation")
 		return
@@ -115,7 +115,7 @@ func (p *planner) abConclude(ab *kultav1alpha1.ABTestingStrategy, exp *kultav1al
 	switch {
 	case exp.Winner != "":
 		reason = "SignificanceReached"
-	case annotationSet(p.ro, kultav1alpha1.ConcludeExperimentAnnotation):
+	case p.requested(kultav1alpha1.ConcludeExperimentAnnotation):
 		p.consume(kultav1alpha1.ConcludeExperimentAnnotation)
 		reason = "ManualConclusion"
 	case ab.MaxDuration != nil:

@@ -106,7 +106,7 @@ func (p *planner) canaryPauseOver(pause *kultav1alpha1.RolloutPause) bool {
 		p.event("Normal", "RolloutPaused", pauseMessage(index, pause))
 	}
 	if pause.Duration == nil {
-		if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+		if p.requested(kultav1alpha1.PromoteAnnotation) {
 			p.consume(kultav1alpha1.PromoteAnnotation)
 			p.pauseReason = "ManualPromotion"
 			return true
@@ -122,7 +122,7 @@ func (p *planner) canaryPauseOver(pause *kultav1alpha1.RolloutPause) bool {
 		p.paused("InvalidPauseDuration", err.Error())
 		return false
 	}
-	if annotationSet(p.ro, kultav1alpha1.PromoteAnnotation) {
+	if p.requested(kultav1alpha1.PromoteAnnotation) {
 		p.consume(kultav1alpha1.PromoteAnnotation)
 		p.pauseReason = "ManualPromotion"
 		return true

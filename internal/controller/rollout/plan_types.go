@@ -80,7 +80,8 @@ type Plan struct {
 	RequeueAfter time.Duration
 }
 
-// Annotation values that trigger actions.
-func annotationSet(ro *kultav1alpha1.Rollout, key string) bool {
-	return ro.Annotations[key] == "true"
+// requested reports whether the Rollout carries the action annotation key set to "true" and
+// this plan has not acted on it yet: one annotation is one action, such as ending one pause.
+func (p *planner) requested(key string) bool {
+	return p.ro.Annotations[key] == "true" && !contains(p.out.Consume, key)
 }

@@ -167,7 +167,7 @@ func (p *planner) steady() {
 func (p *planner) inFlight() {
 	st := &p.out.Status
 	if st.Phase == kultav1alpha1.PhaseFailed {
-		if !annotationSet(p.ro, kultav1alpha1.RetryAnnotation) {
+		if !p.requested(kultav1alpha1.RetryAnnotation) {
 			p.consume(kultav1alpha1.AbortAnnotation, kultav1alpha1.PromoteAnnotation)
 			p.holdRolledBack()
 			return
@@ -175,7 +175,7 @@ func (p *planner) inFlight() {
 		p.consume(kultav1alpha1.RetryAnnotation)
 		p.retry()
 	}
-	if annotationSet(p.ro, kultav1alpha1.AbortAnnotation) {
+	if p.requested(kultav1alpha1.AbortAnnotation) {
 		p.consume(kultav1alpha1.AbortAnnotation)
 		p.fail("Aborted", "Rollout aborted by the kulta.io/abort annotation")
 		return

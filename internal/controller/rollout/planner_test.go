@@ -648,3 +648,24 @@ func TestAnalysisDecisionsCarryEvidence(t *testing.T) {
 		t.Errorf("decision evidence %+v, want error-rate 12.5 against 5, failed", last.Metrics)
 	}
 }
+
+// TestOnePromotionEndsOnePause checks that a promote annotation ends only the pause it was set
+// for, even when the next pause is reached in the same reconcile.
+func TestOnePromotionEndsOnePause(t *testing.T) {
+	ro := canaryRollout(testutil.WithReplicas(2), testutil.WithCanarySteps(
+		testutil.Weight(25), testutil.PauseUntilPromoted(), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(75)))
+	ro.Spec.Strategy.Canary.TrafficRouting = nil
+	w := newWorld(t, ro)
+	w.settle("install", 5)
+	w.setImage("nginx:1.28")
+	w.tick("new image", time.Second)
+	w.tick("paused at 1", time.Second)
+	w.annotate(kultav1alpha1.PromoteAnnotation)
+	w.tick("promote", time.Second)
+	if got := ptr.Deref(w.ro.Status.CurrentStepIndex, -1); got != 3 {
+		t.Fatalf("after one promotion the canary is at step %d, want 3 (the next pause)", got)
+	}
+	if w.ro.Status.Phase != kultav1alpha1.PhasePaused {
+		t.Errorf("phase %s, want Paused", w.ro.Status.Phase)
+	}
+}

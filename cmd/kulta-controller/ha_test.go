@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+// replica is one kulta-controller process.
+type replica struct {
+	cmd         *exec.Cmd
+	metricsAddr string
+	done        chan error
+}
+
+// buildController compiles the controller binary once for the process tests.
+func buildController(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kulta-controller")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building kulta-controller: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func kubeconfigFor(t *testing.T, e *testenv.Env) string {
+	t.Helper()
+	user, err := e.Environment().AddUser(envtest.User{Name: "kulta-controller", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startReplica(t *testing.T, bin, kubeconfig, namespace string) *replica {
+	t.Helper()
+	r := &replica{metricsAddr: freeAddr(t), done: make(chan error, 1)}
+	r.cmd = exec.Command(bin, "--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", namespace,
+		"--leader-election-id", "kulta-"+namespace,
+		"--leader-election-lease-duration", "4s", "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "500ms",
+		"--metrics-bind-address", r.metricsAddr, "--health-probe-bind-address", freeAddr(t),
+		"--namespaces", namespace, "--graceful-shutdown-timeout", "5s", "--zap-log-level", "error")
+	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			_ = r.cmd.Process.Kill() //nolint:errcheck // best effort at cleanup; the process may be gone
+			<-r.done
+		}
+	})
+	return r
+}
+
+// leading reports whether the replica holds the Lease, from its own leader-election metric.
+func (r *replica) leading() bool {
+	resp, err := httpGet("http://" + r.metricsAddr + "/metrics")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(resp, "\n") {
+		if strings.HasPrefix(line, "leader_election_master_status{") && strings.HasSuffix(line, " 1") {
+			return true
+		}
+	}
+	return false
+}
+
+// stepHistory is the canary's step advances as "from->to", in order.
+func stepHistory(ro *kultav1alpha1.Rollout) []string {
+	var out []string
+	for _, d := range ro.Status.Decisions {
+		if d.Action == kultav1alpha1.ActionStepAdvance && d.FromStep != nil && d.ToStep != nil {
+			out = append(out, fmt.Sprintf("%d->%d", *d.FromStep, *d.ToStep))
+		}
+	}
+	return out
+}
+
+// TestLeaderFailover runs two controller processes with leader election: only the leader
+// reconciles; SIGKILL hands the Lease over within its duration and the rollout goes on with no
+// step repeated or skipped; SIGTERM makes the next leader exit within its grace period.
+func TestLeaderFailover(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startReadiness(t, ctx, e)
+	bin := buildController(t)
+	kubeconfig := kubeconfigFor(t, e)
+	ns := e.CreateNamespace(t, "ha")
+	for _, name := range []string{"web-stable", "web-canary"} {
+		g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
+	}
+
+	replicas := []*replica{startReplica(t, bin, kubeconfig, ns), startReplica(t, bin, kubeconfig, ns)}
+	var leader, standby *replica
+	g.Eventually(func() bool {
+		a, b := replicas[0].leading(), replicas[1].leading()
+		switch {
+		case a && !b:
+			leader, standby = replicas[0], replicas[1]
+		case b && !a:
+			leader, standby = replicas[1], replicas[0]
+		}
+		return leader != nil
+	}).WithTimeout(30 * time.Second).Should(BeTrue(), "exactly one replica leads")
+	g.Consistently(standby.leading).WithTimeout(2 * time.Second).Should(BeFalse(), "only one leader")
+
+	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithCanarySteps(
+		testutil.Weight(25), testutil.PauseUntilPromoted(), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(75)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	key := client.ObjectKeyFromObject(ro)
+	get := func(g Gomega) *kultav1alpha1.Rollout {
+		out := &kultav1alpha1.Rollout{}
+		g.Expect(e.Client.Get(ctx, key, out)).To(Succeed())
+		return out
+	}
+	g.Eventually(func(g Gomega) kultav1alpha1.Phase { return get(g).Status.Phase }).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
+	g.Expect(e.Client.Patch(ctx, ro, patch)).To(Succeed())
+	g.Eventually(func(g Gomega) *int32 { return get(g).Status.CurrentStepIndex }).WithTimeout(30 * time.Second).Should(Equal(ptr.To[int32](1)))
+
+	// SIGKILL the leader: no graceful release, the Lease must expire.
+	g.Expect(leader.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
+	<-leader.done
+	killedAt := time.Now()
+	g.Eventually(standby.leading).WithTimeout(10 * time.Second).Should(BeTrue())
+	t.Logf("standby took over %s after SIGKILL (lease duration 4s)", time.Since(killedAt).Round(100*time.Millisecond))
+	g.Expect(time.Since(killedAt)).To(BeNumerically("<", 8*time.Second), "hand-over within the lease duration plus a retry")
+
+	promote := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"kulta.io/promote":"true"}}}`))
+	g.Expect(e.Client.Patch(ctx, ro, promote)).To(Succeed())
+	g.Eventually(func(g Gomega) *int32 { return get(g).Status.CurrentStepIndex }).WithTimeout(30 * time.Second).Should(Equal(ptr.To[int32](3)))
+	g.Expect(stepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3"}), "no step repeated or skipped across the failover")
+
+	// SIGTERM the new leader: it exits within its grace period.
+	g.Expect(standby.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+	select {
+	case err := <-standby.done:
+		g.Expect(err).NotTo(HaveOccurred(), "a clean exit on SIGTERM")
+	case <-time.After(15 * time.Second):
+		t.Fatal("the controller did not exit within its grace period after SIGTERM")
+	}
+
+	// The next leader resumes where the rollout stands.
+	next := startReplica(t, bin, kubeconfig, ns)
+	g.Eventually(next.leading).WithTimeout(15 * time.Second).Should(BeTrue())
+	g.Expect(e.Client.Patch(ctx, ro, promote)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := get(g)
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(stepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3", "3->4", "4->5"}))
+}
