@@ -28,7 +28,9 @@ import (
 type replica struct {
 	cmd         *exec.Cmd
 	metricsAddr string
-	done        chan error
+	// exited is closed once the process has exited; waitErr is then its exit error.
+	exited  chan struct{}
+	waitErr error
 }
 
 // buildController compiles the controller binary once for the process tests.
@@ -62,7 +64,7 @@ func kubeconfigFor(t *testing.T, e *testenv.Env) string {
 
 func startReplica(t *testing.T, bin, kubeconfig, namespace string) *replica {
 	t.Helper()
-	r := &replica{metricsAddr: freeAddr(t), done: make(chan error, 1)}
+	r := &replica{metricsAddr: freeAddr(t), exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, "--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", namespace,
 		"--leader-election-id", "kulta-"+namespace,
 		"--leader-election-lease-duration", "4s", "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "500ms",
@@ -72,12 +74,20 @@ func startReplica(t *testing.T, bin, kubeconfig, namespace string) *replica {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { r.done <- r.cmd.Wait() }()
+	go func() {
+		r.waitErr = r.cmd.Wait()
+		close(r.exited)
+	}()
 	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
-			_ = r.cmd.Process.Kill() //nolint:errcheck // best effort at cleanup; the process may be gone
-			<-r.done
+		select {
+		case <-r.exited:
+			return
+		default:
 		}
+		if err := r.cmd.Process.Kill(); err != nil {
+			t.Logf("killing controller process: %v", err)
+		}
+		<-r.exited
 	})
 	return r
 }
@@ -135,8 +145,8 @@ func TestLeaderFailover(t *testing.T) {
 			leader, standby = replicas[1], replicas[0]
 		}
 		return leader != nil
-	}).WithTimeout(30 * time.Second).Should(BeTrue(), "exactly one replica leads")
-	g.Consistently(standby.leading).WithTimeout(2 * time.Second).Should(BeFalse(), "only one leader")
+	}).WithTimeout(30*time.Second).Should(BeTrue(), "exactly one replica leads")
+	g.Consistently(standby.leading).WithTimeout(2*time.Second).Should(BeFalse(), "only one leader")
 
 	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithCanarySteps(
 		testutil.Weight(25), testutil.PauseUntilPromoted(), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(75)))
@@ -154,7 +164,7 @@ func TestLeaderFailover(t *testing.T) {
 
 	// SIGKILL the leader: no graceful release, the Lease must expire.
 	g.Expect(leader.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
-	<-leader.done
+	<-leader.exited
 	killedAt := time.Now()
 	g.Eventually(standby.leading).WithTimeout(10 * time.Second).Should(BeTrue())
 	t.Logf("standby took over %s after SIGKILL (lease duration 4s)", time.Since(killedAt).Round(100*time.Millisecond))
@@ -168,8 +178,8 @@ func TestLeaderFailover(t *testing.T) {
 	// SIGTERM the new leader: it exits within its grace period.
 	g.Expect(standby.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
 	select {
-	case err := <-standby.done:
-		g.Expect(err).NotTo(HaveOccurred(), "a clean exit on SIGTERM")
+	case <-standby.exited:
+		g.Expect(standby.waitErr).NotTo(HaveOccurred(), "a clean exit on SIGTERM")
 	case <-time.After(15 * time.Second):
 		t.Fatal("the controller did not exit within its grace period after SIGTERM")
 	}
