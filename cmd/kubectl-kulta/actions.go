@@ -25,16 +25,26 @@ func getRollout(ctx context.Context, c client.Client, ns, name string) (*kultav1
 	return ro, nil
 }
 
-// annotate sets one of KULTA's action annotations; the controller removes it once acted on.
-func (a *app) annotate(cmd *cobra.Command, name, key, value string) error {
+// rollout resolves the client and reads the named Rollout in the selected namespace.
+func (a *app) rollout(cmd *cobra.Command, name string) (client.Client, *kultav1alpha1.Rollout, error) {
 	c, ns, err := a.client()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	ro, err := getRollout(cmd.Context(), c, ns, name)
 	if err != nil {
+		return nil, nil, err
+	}
+	return c, ro, nil
+}
+
+// annotate sets one of KULTA's action annotations; the controller removes it once acted on.
+func (a *app) annotate(cmd *cobra.Command, name, key, value string) error {
+	c, ro, err := a.rollout(cmd, name)
+	if err != nil {
 		return err
 	}
+	ns := ro.Namespace
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
 	if err != nil {
 		return fmt.Errorf("building patch: %w", err)
@@ -85,14 +95,11 @@ func (a *app) pauseCommand(paused bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := a.client()
+			c, ro, err := a.rollout(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			ro, err := getRollout(cmd.Context(), c, ns, args[0])
-			if err != nil {
-				return err
-			}
+			ns := ro.Namespace
 			patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"paused":`+strconv.FormatBool(paused)+`}}`))
 			if err := c.Patch(cmd.Context(), ro, patch); err != nil {
 				return fmt.Errorf("patching Rollout %s/%s: %w", ns, args[0], err)
@@ -135,11 +142,7 @@ func (a *app) undoCommand() *cobra.Command {
 		Short: "Roll the Pod template back to an earlier revision (the previous one by default)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := a.client()
-			if err != nil {
-				return err
-			}
-			ro, err := getRollout(cmd.Context(), c, ns, args[0])
+			c, ro, err := a.rollout(cmd, args[0])
 			if err != nil {
 				return err
 			}

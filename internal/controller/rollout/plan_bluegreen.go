@@ -15,15 +15,7 @@ import (
 // active Service to it on promotion; the old revision keeps its Pods for scaleDownDelaySeconds.
 func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 	st := &p.out.Status
-	total := p.total()
-	preview := p.rev(p.obs.Hash)
-	p.out.Replicas[p.stable] = total
-	p.out.Replicas[p.obs.Hash] = total
-	p.pinStableRoles(p.stable, p.obs.Hash)
-	p.setWeights(100, 0)
-	st.CurrentWeight = ptr.To[int32](0)
-	if preview.Ready < total {
-		p.waitForPods(fmt.Sprintf("Waiting for %d of %d preview Pods of revision %s", total-preview.Ready, total, p.obs.Hash))
+	if !p.besideStable("preview Pods of revision " + p.obs.Hash) {
 		return
 	}
 	if st.PauseStartTime == nil {
@@ -54,6 +46,22 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 	p.paused("WaitingForPromotion", "Waiting for the kulta.io/promote annotation")
 }
 
+// besideStable runs the new revision at full scale next to the stable one, each behind its
+// Service with all routed traffic on stable, and reports whether the new revision is ready.
+func (p *planner) besideStable(what string) bool {
+	total := p.total()
+	p.out.Replicas[p.stable] = total
+	p.out.Replicas[p.obs.Hash] = total
+	p.pinStableRoles(p.stable, p.obs.Hash)
+	p.setWeights(100, 0)
+	p.out.Status.CurrentWeight = ptr.To[int32](0)
+	if ready := p.rev(p.obs.Hash).Ready; ready < total {
+		p.waitForPods(fmt.Sprintf("Waiting for %d of %d %s", total-ready, total, what))
+		return false
+	}
+	return true
+}
+
 func (p *planner) promoteBlueGreen(bg *kultav1alpha1.BlueGreenStrategy, reason, message string) {
 	old := p.stable
 	delay := time.Duration(ptr.Deref(bg.ScaleDownDelaySeconds, 30)) * time.Second
@@ -67,15 +75,7 @@ func (p *planner) promoteBlueGreen(bg *kultav1alpha1.BlueGreenStrategy, reason, 
 // concludes, then promotes B on kulta.io/promote, or rolls it back when A won.
 func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 	st := &p.out.Status
-	total := p.total()
-	variantB := p.rev(p.obs.Hash)
-	p.out.Replicas[p.stable] = total
-	p.out.Replicas[p.obs.Hash] = total
-	p.pinStableRoles(p.stable, p.obs.Hash)
-	p.setWeights(100, 0)
-	st.CurrentWeight = ptr.To[int32](0)
-	if variantB.Ready < total {
-		p.waitForPods(fmt.Sprintf("Waiting for %d of %d Pods of variant B (revision %s)", total-variantB.Ready, total, p.obs.Hash))
+	if !p.besideStable("Pods of variant B (revision " + p.obs.Hash + ")") {
 		return
 	}
 	if trafficRouting(p.ro) != nil {

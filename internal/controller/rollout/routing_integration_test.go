@@ -296,22 +296,6 @@ func driftCount(g Gomega, ns, name string) float64 {
 	return promtestutil.ToFloat64(metrics.TrafficDriftCorrections.WithLabelValues(ns, name))
 }
 
-func grpcRoute(ns, name, stable, canary string) *gatewayv1.GRPCRoute {
-	backend := func(svc string, weight int32) gatewayv1.GRPCBackendRef {
-		return gatewayv1.GRPCBackendRef{BackendRef: gatewayv1.BackendRef{
-			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To[gatewayv1.PortNumber](80)},
-			Weight:                 ptr.To(weight),
-		}}
-	}
-	return &gatewayv1.GRPCRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: gatewayv1.GRPCRouteSpec{
-			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "public"}}},
-			Rules:           []gatewayv1.GRPCRouteRule{{BackendRefs: []gatewayv1.GRPCBackendRef{backend(stable, 100), backend(canary, 0)}}},
-		},
-	}
-}
-
 // TestSeveralRoutesMoveTogether gives one canary an HTTPRoute and a GRPCRoute: both carry each
 // step's weights, and a step waits for both.
 func TestSeveralRoutesMoveTogether(t *testing.T) {
@@ -323,7 +307,7 @@ func TestSeveralRoutesMoveTogether(t *testing.T) {
 	g.Expect(e.Client.Create(ctx, service(ns, "api-stable", map[string]string{"app": "api"}))).To(Succeed())
 	g.Expect(e.Client.Create(ctx, service(ns, "api-canary", map[string]string{"app": "api"}))).To(Succeed())
 	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "api-http", "api-stable", "api-canary"))).To(Succeed())
-	g.Expect(e.Client.Create(ctx, grpcRoute(ns, "api-grpc", "api-stable", "api-canary"))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.GRPCRoute(ns, "api-grpc", "api-stable", "api-canary"))).To(Succeed())
 	ro := testutil.Rollout(ns, "api", testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()), func(ro *kultav1alpha1.Rollout) {
 		ro.Spec.Strategy.Canary.TrafficRouting = &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: "api-http", GRPCRoute: "api-grpc"}}
 	})

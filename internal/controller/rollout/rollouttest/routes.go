@@ -15,19 +15,35 @@ import (
 	"github.com/false-systems/kulta/providers"
 )
 
+func backendRef(svc string, weight int32) gatewayv1.BackendRef {
+	return gatewayv1.BackendRef{
+		BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To[gatewayv1.PortNumber](80)},
+		Weight:                 ptr.To(weight),
+	}
+}
+
 // Route is an HTTPRoute attached to Gateway "public" that sends all traffic to stable.
 func Route(ns, name, stable, canary string) *gatewayv1.HTTPRoute {
-	backend := func(svc string, weight int32) gatewayv1.HTTPBackendRef {
-		return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
-			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(svc), Port: ptr.To[gatewayv1.PortNumber](80)},
-			Weight:                 ptr.To(weight),
-		}}
-	}
 	return &gatewayv1.HTTPRoute{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: gatewayv1.HTTPRouteSpec{
 			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "public"}}},
-			Rules:           []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{backend(stable, 100), backend(canary, 0)}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{
+				{BackendRef: backendRef(stable, 100)}, {BackendRef: backendRef(canary, 0)},
+			}}},
+		},
+	}
+}
+
+// GRPCRoute is a GRPCRoute attached to Gateway "public" that sends all traffic to stable.
+func GRPCRoute(ns, name, stable, canary string) *gatewayv1.GRPCRoute {
+	return &gatewayv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gatewayv1.GRPCRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "public"}}},
+			Rules: []gatewayv1.GRPCRouteRule{{BackendRefs: []gatewayv1.GRPCBackendRef{
+				{BackendRef: backendRef(stable, 100)}, {BackendRef: backendRef(canary, 0)},
+			}}},
 		},
 	}
 }
