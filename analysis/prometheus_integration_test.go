@@ -9,6 +9,8 @@ import (
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
+	"github.com/false-systems/kulta/internal/testenv"
 )
 
 const (
@@ -17,16 +19,6 @@ const (
 	// oddService is a real label value that needs every escape: quote, brace, backslash.
 	oddService = `odd"} {svc\`
 )
-
-// integrationTraffic is the synthetic traffic of the integration test (per 100ms tick).
-var integrationTraffic = []serviceTraffic{
-	{service: "stable", perTick: 20, errorEvery: 200, latency: 20 * time.Millisecond},
-	{service: "canary-healthy", perTick: 20, errorEvery: 200, latency: 20 * time.Millisecond},
-	{service: "canary-bad", perTick: 20, errorEvery: 10, latency: 800 * time.Millisecond},
-	{service: "canary-clean", perTick: 10, latency: 20 * time.Millisecond},
-	{service: "canary-idle", idle: true},
-	{service: oddService, perTick: 10, errorEvery: 10, latency: 20 * time.Millisecond},
-}
 
 // integrationEnv is a real Prometheus scraping the test application.
 type integrationEnv struct {
@@ -51,15 +43,13 @@ func (e *integrationEnv) check(t *testing.T, spec ThresholdSpec, m MetricQuery, 
 }
 
 func TestPrometheusIntegration(t *testing.T) {
-	bin := prometheusBinary(t)
 	start := time.Now()
-	app := startTestApp(t, integrationNamespace, integrationTraffic)
-	server := startPrometheus(t, bin, app.target())
-	t.Logf("Prometheus ready at %s after %s", server.URL, time.Since(start).Round(time.Millisecond))
+	address := startIntegrationServer(t)
+	t.Logf("Prometheus ready at %s after %s", address, time.Since(start).Round(time.Millisecond))
 
 	env := &integrationEnv{}
 	var err error
-	if env.prom, err = NewPrometheus(server.URL, WithTimeout(5*time.Second)); err != nil {
+	if env.prom, err = NewPrometheus(address, WithTimeout(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	opts := BuiltinOptions{Window: integrationWindow}
@@ -91,12 +81,12 @@ func (e *integrationEnv) waitForData(t *testing.T) {
 	for {
 		ready := true
 		for _, s := range integrationTraffic {
-			if s.idle {
+			if s.traffic.RPS == 0 {
 				continue
 			}
 			// At least two seconds' worth of requests.
 			m := e.gather(t, e.errorRate, s.service)
-			if m.Outcome != OutcomeOK || m.Samples < int64(20*s.perTick) {
+			if m.Outcome != OutcomeOK || float64(m.Samples) < 2*s.traffic.RPS {
 				ready = false
 			}
 		}
@@ -252,7 +242,7 @@ func (e *integrationEnv) testUserQueries(t *testing.T) {
 }
 
 func testUnreachablePrometheus(t *testing.T) {
-	prom, err := NewPrometheus(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), WithTimeout(2*time.Second))
+	prom, err := NewPrometheus(fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)), WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,11 +120,12 @@ func TestTemplateGolden(t *testing.T) {
 
 func TestSchemaRejectsBadValues(t *testing.T) {
 	for set, field := range map[string]string{
-		"replicaCount=two":             "replicaCount",
-		"logging.level=verbose":        "level",
-		"watchNamespaces[0]=Not_Valid": "watchNamespaces",
-		"metrics.port=70000":           "port",
-		"unknownKey=1":                 "unknownKey",
+		"replicaCount=two":                           "replicaCount",
+		"logging.level=verbose":                      "level",
+		"watchNamespaces[0]=Not_Valid":               "watchNamespaces",
+		"metrics.port=70000":                         "port",
+		"unknownKey=1":                               "unknownKey",
+		"analysis.prometheusAddress=prometheus:9090": "prometheusAddress",
 	} {
 		_, err := helm(t, "template", "kulta", "charts/kulta", "--kube-version", kubeVersion, "--set", set)
 		if err == nil {

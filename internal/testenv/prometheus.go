@@ -1,0 +1,299 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// PrometheusBinEnv names the environment variable that points tests at a Prometheus server
+// binary. Without it they use .cache/bin/prometheus/prometheus, which `make prometheus-bin`
+// builds from Go modules.
+const PrometheusBinEnv = "KULTA_PROMETHEUS_BIN"
+
+// PrometheusScrapeInterval is how often a test Prometheus scrapes its targets.
+const PrometheusScrapeInterval = time.Second
+
+const (
+	// prometheusReadyTimeout bounds the wait for /-/ready after the process starts.
+	prometheusReadyTimeout = 30 * time.Second
+	// prometheusStopGrace is how long a stopping server may take before it is killed.
+	prometheusStopGrace = 10 * time.Second
+	// prometheusLaunchAttempts covers losing the free port to another process in between.
+	prometheusLaunchAttempts = 3
+)
+
+// Prometheus is a Prometheus server started for a test, listening on a loopback port with its
+// own temporary TSDB.
+type Prometheus struct {
+	address string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	output  *lockedBuffer
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// PrometheusBinary returns the Prometheus server binary the tests run. It skips the test under
+// `go test -short` and fails it, saying how to build one, when the binary is missing.
+func PrometheusBinary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Prometheus server; skipped with -short")
+	}
+	path := os.Getenv(PrometheusBinEnv)
+	if path == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			t.Fatalf("locating the Prometheus binary: %v", err)
+		}
+		path = filepath.Join(root, ".cache", "bin", "prometheus", "prometheus")
+	}
+	info, err := os.Stat(path)
+	var problem string
+	switch {
+	case err != nil:
+		problem = err.Error()
+	case info.IsDir() || info.Mode()&0o111 == 0:
+		problem = "not an executable file"
+	default:
+		return path
+	}
+	t.Fatalf("no Prometheus binary at %s (%s): run `make prometheus-bin` to build it, or set %s to a "+
+		"Prometheus binary; `go test -short` skips the tests that need it", path, problem, PrometheusBinEnv)
+	return ""
+}
+
+// StartPrometheus starts a Prometheus server that scrapes every target (host:port, path
+// /metrics) each PrometheusScrapeInterval, and waits until it answers /-/ready. The server is
+// stopped, and its TSDB removed, when the test and its subtests end. Under `go test -short` the
+// test is skipped; without a binary it fails (see PrometheusBinary).
+//
+// A ready server has not necessarily scraped yet: its first scrape of a target comes about five
+// seconds after start. Tests wait for the series they need, for example with Query.
+func StartPrometheus(t testing.TB, scrapeTargets ...string) *Prometheus {
+	t.Helper()
+	bin := PrometheusBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(scrapeConfig(scrapeTargets)), 0o600); err != nil {
+		t.Fatalf("writing the Prometheus configuration: %v", err)
+	}
+	var errs []error
+	for attempt := range prometheusLaunchAttempts {
+		p, err := launchPrometheus(bin, cfg, filepath.Join(dir, fmt.Sprintf("tsdb-%d", attempt)))
+		if err == nil {
+			t.Cleanup(func() {
+				if err := p.Stop(); err != nil {
+					t.Errorf("stopping Prometheus: %v", err)
+				}
+				if t.Failed() {
+					t.Logf("Prometheus at %s said:\n%s", p.address, p.Output())
+				}
+			})
+			return p
+		}
+		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
+	}
+	t.Fatalf("starting Prometheus: %v", errors.Join(errs...))
+	return nil
+}
+
+// scrapeConfig is the configuration of a server scraping targets every second.
+func scrapeConfig(targets []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n",
+		model.Duration(PrometheusScrapeInterval), model.Duration(PrometheusScrapeInterval), model.Duration(PrometheusScrapeInterval))
+	b.WriteString("scrape_configs:\n  - job_name: kulta-test\n    static_configs:\n      - targets: [")
+	for i, target := range targets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", target)
+	}
+	b.WriteString("]\n")
+	return b.String()
+}
+
+// launchPrometheus starts one server on a fresh port and waits until it is ready; on any
+// failure the process is gone when it returns.
+func launchPrometheus(bin, cfg, tsdb string) (*Prometheus, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &Prometheus{
+		address: fmt.Sprintf("http://127.0.0.1:%d", port),
+		exited:  make(chan struct{}),
+		output:  &lockedBuffer{},
+	}
+	p.cmd = exec.Command(bin,
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--storage.tsdb.path="+tsdb,
+		"--config.file="+cfg,
+		"--log.level=warn")
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("running %s: %w", bin, err)
+	}
+	go func() {
+		// The exit status is in p.cmd.ProcessState once exited is closed; a stop ends the
+		// process with a signal, so Wait's error says nothing new.
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	if err := p.waitReady(prometheusReadyTimeout); err != nil {
+		return nil, errors.Join(fmt.Errorf("%w; its output:\n%s", err, p.Output()), p.Stop())
+	}
+	return p, nil
+}
+
+// waitReady polls /-/ready until it answers 200, the process exits or timeout passes.
+func (p *Prometheus) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("prometheus exited before it was ready: %s", p.cmd.ProcessState)
+		default:
+		}
+		resp, err := client.Get(p.address + "/-/ready")
+		if err == nil {
+			ready := resp.StatusCode == http.StatusOK
+			if err := resp.Body.Close(); err != nil {
+				return fmt.Errorf("reading %s/-/ready: %w", p.address, err)
+			}
+			if ready {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("prometheus at %s was not ready within %s", p.address, timeout)
+}
+
+// Address is the server's base URL, such as http://127.0.0.1:39113.
+func (p *Prometheus) Address() string { return p.address }
+
+// Output is what the server has logged so far (warnings and errors only).
+func (p *Prometheus) Output() string { return p.output.String() }
+
+// Stop terminates the server (SIGTERM, SIGKILL after ten seconds) and waits until it has
+// exited. StartPrometheus arranges for it at the end of the test; calling it again is harmless.
+func (p *Prometheus) Stop() error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop() })
+	return p.stopErr
+}
+
+func (p *Prometheus) stop() error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	var errs []error
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		errs = append(errs, fmt.Errorf("signalling Prometheus: %w", err))
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(prometheusStopGrace):
+		if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			errs = append(errs, fmt.Errorf("killing Prometheus: %w", err))
+		}
+		<-p.exited
+		errs = append(errs, fmt.Errorf("prometheus did not stop within %s of SIGTERM and was killed", prometheusStopGrace))
+	}
+	return errors.Join(errs...)
+}
+
+// Query evaluates an instant PromQL query now. It returns the value of the only sample of a
+// vector or the value of a scalar; ok is false when the vector is empty. Several samples are
+// an error.
+func (p *Prometheus) Query(ctx context.Context, query string) (value float64, ok bool, err error) {
+	client, err := api.NewClient(api.Config{Address: p.address})
+	if err != nil {
+		return 0, false, fmt.Errorf("prometheus client for %s: %w", p.address, err)
+	}
+	result, _, err := promv1.NewAPI(client).Query(ctx, query, time.Now())
+	if err != nil {
+		return 0, false, fmt.Errorf("query %q: %w", query, err)
+	}
+	switch v := result.(type) {
+	case model.Vector:
+		switch len(v) {
+		case 0:
+			return 0, false, nil
+		case 1:
+			return float64(v[0].Value), true, nil
+		}
+		return 0, false, fmt.Errorf("query %q returned %d samples, want at most one", query, len(v))
+	case *model.Scalar:
+		return float64(v.Value), true, nil
+	}
+	return 0, false, fmt.Errorf("query %q returned a %s, want a vector or a scalar", query, result.Type())
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago. Nothing listens on it, so
+// it also serves as the address of a server that is down.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free loopback port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("releasing loopback port %d: %w", port, err)
+	}
+	return port, nil
+}
+
+// lockedBuffer is a bytes.Buffer that the process's output and the test may use at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("buffering output: %w", err)
+	}
+	return n, nil
+}
+
+// String returns what was written so far.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

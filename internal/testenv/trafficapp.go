@@ -1,0 +1,158 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// TrafficTick is how often a TrafficApp records the requests of the time that passed.
+const TrafficTick = 100 * time.Millisecond
+
+// Traffic is the synthetic load of one service.
+type Traffic struct {
+	// RPS is the number of requests per second. Zero keeps the service's series without adding
+	// to them: a service that receives no traffic.
+	RPS float64
+	// ErrorRatio is the share of requests answered with a 5xx status (500 and 503 in turn),
+	// from 0 to 1. The errors are spread evenly: with 0.1 every tenth request fails.
+	ErrorRatio float64
+	// Latency is how long every request takes.
+	Latency time.Duration
+}
+
+// TrafficApp is an HTTP server on 127.0.0.1 exposing, on /metrics, the request metrics of
+// synthetic services the way an instrumented application does: the counter
+// http_requests_total{namespace,service,code} and the histogram
+// http_request_duration_seconds{namespace,service} with the default buckets. These are the
+// series KULTA's built-in error-rate and latency metrics query. It records each service's
+// requests every TrafficTick, following what Set last said, until the test ends.
+type TrafficApp struct {
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+	server    *httptest.Server
+
+	mu       sync.Mutex
+	services map[serviceKey]*serviceLoad
+}
+
+// serviceKey names a service.
+type serviceKey struct{ namespace, service string }
+
+// serviceLoad is a service's traffic and how much of it has been recorded since it was set.
+type serviceLoad struct {
+	traffic Traffic
+	ticks   int64 // ticks since the traffic was set
+	sent    int64 // requests recorded since the traffic was set
+	failed  int64 // of them answered with 5xx
+}
+
+// StartTrafficApp starts the metrics endpoint and the request generator; both stop when the
+// test ends. No service has traffic until Set gives it some.
+func StartTrafficApp(t testing.TB) *TrafficApp {
+	t.Helper()
+	registry := prometheus.NewRegistry()
+	app := &TrafficApp{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "Requests served, by namespace, service and status code.",
+		}, []string{"namespace", "service", "code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "Request latency, by namespace and service.", Buckets: prometheus.DefBuckets,
+		}, []string{"namespace", "service"}),
+		services: map[serviceKey]*serviceLoad{},
+	}
+	registry.MustRegister(app.requests, app.durations)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	app.server = httptest.NewServer(mux)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go app.generate(ctx, done)
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		app.server.Close()
+	})
+	return app
+}
+
+// Set replaces the traffic of one service, from now on. The service's series appear at once
+// with the value 0 (the 5xx ones only when ErrorRatio is above zero), so that Prometheus
+// counts every request from the first scrape on. It panics on a negative RPS or an ErrorRatio
+// outside [0, 1], which are mistakes in the test.
+func (a *TrafficApp) Set(namespace, service string, traffic Traffic) {
+	if traffic.RPS < 0 || math.IsNaN(traffic.RPS) || math.IsInf(traffic.RPS, 0) {
+		panic(fmt.Sprintf("testenv: traffic of %s/%s: RPS %v is not a finite number of at least 0", namespace, service, traffic.RPS))
+	}
+	if !(traffic.ErrorRatio >= 0 && traffic.ErrorRatio <= 1) {
+		panic(fmt.Sprintf("testenv: traffic of %s/%s: ErrorRatio %v is not between 0 and 1", namespace, service, traffic.ErrorRatio))
+	}
+	a.requests.WithLabelValues(namespace, service, "200")
+	if traffic.ErrorRatio > 0 {
+		a.requests.WithLabelValues(namespace, service, "500")
+		a.requests.WithLabelValues(namespace, service, "503")
+	}
+	a.durations.WithLabelValues(namespace, service)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.services[serviceKey{namespace, service}] = &serviceLoad{traffic: traffic}
+}
+
+// Target is the app's host:port, for a Prometheus scrape configuration.
+func (a *TrafficApp) Target() string {
+	return strings.TrimPrefix(a.server.URL, "http://")
+}
+
+// URL is the app's base URL; the metrics are at URL()+"/metrics".
+func (a *TrafficApp) URL() string { return a.server.URL }
+
+// generate records each TrafficTick's requests until ctx ends.
+func (a *TrafficApp) generate(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	ticker := time.NewTicker(TrafficTick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			a.tick()
+		}
+	}
+}
+
+// tick records the requests every service is due. The counts are kept exact over time: after
+// n ticks a service has sent floor(n * RPS * tick) requests, of which floor(sent * ErrorRatio)
+// failed.
+func (a *TrafficApp) tick() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	perTick := TrafficTick.Seconds()
+	for key, s := range a.services {
+		s.ticks++
+		due := int64(math.Floor(float64(s.ticks)*s.traffic.RPS*perTick + 1e-9))
+		for ; s.sent < due; s.sent++ {
+			code := "200"
+			failed := int64(math.Floor(float64(s.sent+1)*s.traffic.ErrorRatio + 1e-9))
+			if failed > s.failed {
+				s.failed = failed
+				code = "500"
+				if failed%2 == 0 {
+					code = "503"
+				}
+			}
+			a.requests.WithLabelValues(key.namespace, key.service, code).Inc()
+			a.durations.WithLabelValues(key.namespace, key.service).Observe(s.traffic.Latency.Seconds())
+		}
+	}
+}
