@@ -52,6 +52,7 @@ type options struct {
 	burst            int
 	shutdownTimeout  time.Duration
 	prometheus       prometheusOptions
+	events           eventOptions
 	zap              zap.Options
 	showVersion      bool
 }
@@ -75,6 +76,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
 	o.prometheus.bind(fs)
+	o.events.bind(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
@@ -167,6 +169,10 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
+	sinks, err := o.events.sinks(mgr)
+	if err != nil {
+		return err
+	}
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
@@ -174,6 +180,7 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 		Clock:       clock.RealClock{},
 		WatchRoutes: routes,
 		Analyzer:    checker,
+		Events:      sinks,
 	}
 	if routes {
 		r.Router = &gatewayapi.Router{Client: mgr.GetClient()}

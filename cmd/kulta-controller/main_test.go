@@ -113,7 +113,17 @@ func TestControllerRuns(t *testing.T) {
 
 	// A deleted Rollout's series disappear.
 	g.Expect(e.Client.Delete(ctx, ro)).To(Succeed())
-	g.Eventually(scrape).WithTimeout(20 * time.Second).ShouldNot(ContainSubstring(`rollout="web"`))
+	webSeries := func() []string {
+		var left []string
+		for _, line := range strings.Split(scrape(), "\n") {
+			// Other tests' Rollouts named web live in other namespaces.
+			if strings.Contains(line, `rollout="web"`) && strings.Contains(line, fmt.Sprintf(`namespace=%q`, ns)) {
+				left = append(left, line)
+			}
+		}
+		return left
+	}
+	g.Eventually(webSeries).WithTimeout(20*time.Second).Should(BeEmpty(), "a deleted Rollout's series disappear")
 
 	cancel()
 	select {

@@ -58,6 +58,37 @@ var (
 		Help: "Times KULTA restored route weights changed by someone else, by Rollout.",
 	}, []string{"namespace", "rollout"})
 
+	// AnalysisValue is the last measured value of each analysis metric.
+	AnalysisValue = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kulta_analysis_metric_value",
+		Help: "Last measured value of an analysis metric of the Rollout's revision under test.",
+	}, []string{"namespace", "rollout", "metric"})
+
+	// AnalysisThreshold is each analysis metric's threshold, to plot against its value.
+	AnalysisThreshold = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kulta_analysis_metric_threshold",
+		Help: "Threshold of an analysis metric.",
+	}, []string{"namespace", "rollout", "metric"})
+
+	// AnalysisChecks counts analysis checks by combined verdict.
+	AnalysisChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_analysis_checks_total",
+		Help: "Analysis checks by verdict (Pass, Fail, Inconclusive).",
+	}, []string{"namespace", "rollout", "verdict"})
+
+	// AnalysisQueryErrors counts metrics whose query failed in a check.
+	AnalysisQueryErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_analysis_query_errors_total",
+		Help: "Analysis metrics whose Prometheus query failed.",
+	}, []string{"namespace", "rollout"})
+
+	// AnalysisDuration observes how long one check (all its queries) takes.
+	AnalysisDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kulta_analysis_check_duration_seconds",
+		Help:    "Time one analysis check takes, all of its Prometheus queries included.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	})
+
 	// RouteWrites counts writes to routes by kind and result (ok, conflict, error).
 	RouteWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kulta_traffic_route_writes_total",
@@ -67,7 +98,8 @@ var (
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(rolloutInfo, rolloutStep, rolloutWeight, rolloutReplicas,
-		Transitions, RolloutDuration, StepDuration, TrafficDriftCorrections, RouteWrites)
+		Transitions, RolloutDuration, StepDuration, TrafficDriftCorrections, RouteWrites,
+		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration)
 }
 
 // phases remembers each Rollout's labelled series so a change of phase or strategy replaces it.
@@ -118,4 +150,29 @@ func Forget(namespace, rollout string) {
 	rolloutReplicas.DeletePartialMatch(labels)
 	Transitions.DeletePartialMatch(labels)
 	TrafficDriftCorrections.DeletePartialMatch(labels)
+	AnalysisValue.DeletePartialMatch(labels)
+	AnalysisThreshold.DeletePartialMatch(labels)
+	AnalysisChecks.DeletePartialMatch(labels)
+	AnalysisQueryErrors.DeletePartialMatch(labels)
+}
+
+// ObserveAnalysis publishes one analysis check of a Rollout.
+func ObserveAnalysis(ro *kultav1alpha1.Rollout, a *kultav1alpha1.AnalysisStatus, took float64) {
+	AnalysisDuration.Observe(took)
+	AnalysisChecks.WithLabelValues(ro.Namespace, ro.Name, string(a.Verdict)).Inc()
+	for _, m := range a.Metrics {
+		if m.Reason == "QueryError" || m.Reason == "ConsecutiveErrors" {
+			AnalysisQueryErrors.WithLabelValues(ro.Namespace, ro.Name).Inc()
+		}
+		if m.Value != nil {
+			if v, err := m.Value.Float64(); err == nil {
+				AnalysisValue.WithLabelValues(ro.Namespace, ro.Name, m.Name).Set(v)
+			}
+		}
+		if m.Threshold != nil {
+			if v, err := m.Threshold.Float64(); err == nil {
+				AnalysisThreshold.WithLabelValues(ro.Namespace, ro.Name, m.Name).Set(v)
+			}
+		}
+	}
 }

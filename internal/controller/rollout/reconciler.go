@@ -22,6 +22,7 @@ import (
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	kultaevents "github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
 )
@@ -42,6 +43,8 @@ type Reconciler struct {
 	APIReader client.Reader
 	// Analyzer measures revisions for Rollouts with analysis; without it such Rollouts wait.
 	Analyzer Analyzer
+	// Events receives every transition (CDEvents, occurrences); it never blocks or fails.
+	Events kultaevents.Sink
 
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written sync.Map
@@ -99,6 +102,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	for _, e := range plan.Events {
 		r.Recorder.Eventf(ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
 	}
+	if r.Events != nil {
+		for _, t := range kultaevents.Transitions(base, ro) {
+			r.Events.Emit(t)
+		}
+	}
 	observeMetrics(base, ro, plan.Status.Decisions, obs.Now)
 	if len(plan.Events) > 0 {
 		log.V(1).Info("Rollout moved", "phase", ro.Status.Phase, "step", ro.Status.CurrentStepIndex, "weight", ro.Status.CurrentWeight, "message", ro.Status.Message)
@@ -139,6 +147,7 @@ func (r *Reconciler) analyze(ctx context.Context, obs Observation) error {
 	if err != nil {
 		return fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
+	metrics.ObserveAnalysis(ro, result, r.Clock.Since(obs.Now).Seconds())
 	ro.Status.Analysis = result
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis", "verdict", result.Verdict, "reason", result.Reason, "message", result.Message)
 	return nil

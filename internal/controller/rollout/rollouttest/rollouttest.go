@@ -17,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/false-systems/kulta/internal/controller/rollout"
+	"github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 )
@@ -49,6 +50,11 @@ type Option func(*rollout.Reconciler)
 // WithAnalyzer gives the reconciler an analyzer.
 func WithAnalyzer(a rollout.Analyzer) Option {
 	return func(r *rollout.Reconciler) { r.Analyzer = a }
+}
+
+// WithEvents gives the reconciler a transition sink.
+func WithEvents(sink events.Sink) Option {
+	return func(r *rollout.Reconciler) { r.Events = sink }
 }
 
 // Start runs the reconciler and the stand-ins against e until ctx ends or Stop is called.
