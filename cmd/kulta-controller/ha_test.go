@@ -125,7 +125,7 @@ func TestLeaderFailover(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	startReadiness(t, ctx, e)
+	startStandIns(t, ctx, e)
 	bin := buildController(t)
 	kubeconfig := kubeconfigFor(t, e)
 	ns := e.CreateNamespace(t, "ha")

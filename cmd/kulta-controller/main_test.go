@@ -15,11 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
@@ -69,7 +65,7 @@ func TestControllerRuns(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	startReadiness(t, ctx, e)
+	startStandIns(t, ctx, e)
 
 	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
 	done := make(chan int, 1)
@@ -181,27 +177,4 @@ func get(t *testing.T, addr, path string) string {
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
 	}
 	return string(data)
-}
-
-// startReadiness runs the ReplicaSet readiness stand-in (envtest has no kubelet) in its own
-// manager until ctx ends.
-func startReadiness(t *testing.T, ctx context.Context, e *testenv.Env) {
-	t.Helper()
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
-		Scheme:                 e.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.AddReplicaSetReadiness(mgr, nil); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "readiness manager:", err)
-		}
-	}()
 }

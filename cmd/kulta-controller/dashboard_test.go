@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/false-systems/kulta/analysis"
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+// dashboard is the part of the Grafana dashboard JSON the test reads.
+type dashboard struct {
+	Panels []struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+// TestDashboardQueriesReturnData runs the controller binary with a real Prometheus scraping its
+// /metrics, drives a canary with analysis to completion and another to a rollback, and checks
+// that every panel query of the chart's Grafana dashboard returns at least one series.
+func TestDashboardQueriesReturnData(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var board dashboard
+	data, err := os.ReadFile(filepath.Join(e.RepoRoot, "charts", "kulta", "dashboards", "kulta-rollouts.json"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(json.Unmarshal(data, &board)).To(Succeed())
+	g.Expect(board.Panels).NotTo(BeEmpty())
+
+	app := testenv.StartTrafficApp(t)
+	metricsAddr := freeAddr(t)
+	prom := testenv.StartPrometheus(t, metricsAddr, app.Target())
+	startStandIns(t, ctx, e)
+	bin := buildController(t)
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfigFor(t, e), "--metrics-bind-address", metricsAddr,
+		"--health-probe-bind-address", freeAddr(t), "--prometheus-address", prom.Address(), "--zap-log-level", "error")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	g.Expect(cmd.Start()).To(Succeed())
+	defer func() {
+		if err := cmd.Process.Kill(); err != nil {
+			t.Logf("stopping the controller: %v", err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Logf("controller exited: %v", err)
+		}
+	}()
+
+	ns := e.CreateNamespace(t, "dashboard")
+	for _, name := range []string{"shop", "cart"} {
+		for _, svc := range []string{name + "-stable", name + "-canary"} {
+			g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc},
+				Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
+		}
+		g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, name, name+"-stable", name+"-canary"))).To(Succeed())
+		app.Set(ns, name+"-canary", testenv.Traffic{RPS: 50, ErrorRatio: 0.01, Latency: 20 * time.Millisecond})
+		ro := testutil.Rollout(ns, name, testutil.WithHTTPRoute(name), testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()),
+			testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+				c.Analysis = &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{
+					Name: "error-rate", Threshold: "5", Interval: ptr.To[kultav1alpha1.Duration]("5s"),
+				}}}
+			}))
+		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	}
+	phase := func(name string) func(g Gomega) kultav1alpha1.Phase {
+		return func(g Gomega) kultav1alpha1.Phase {
+			ro := &kultav1alpha1.Rollout{}
+			g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ro)).To(Succeed())
+			return ro.Status.Phase
+		}
+	}
+	patch := func(name, body string, pt types.PatchType) {
+		ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		g.Expect(e.Client.Patch(ctx, ro, client.RawPatch(pt, []byte(body)))).To(Succeed())
+	}
+	for _, name := range []string{"shop", "cart"} {
+		g.Eventually(phase(name)).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
+		patch(name, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`, types.JSONPatchType)
+		g.Eventually(phase(name)).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhasePaused))
+	}
+	patch("shop", `{"metadata":{"annotations":{"kulta.io/promote":"true"}}}`, types.MergePatchType)
+	patch("cart", `{"metadata":{"annotations":{"kulta.io/abort":"true"}}}`, types.MergePatchType)
+	g.Eventually(phase("shop")).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
+	g.Eventually(phase("cart")).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhaseFailed))
+
+	q, err := analysis.NewPrometheus(prom.Address())
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, panel := range board.Panels {
+		for _, target := range panel.Targets {
+			g.Eventually(func() (int, error) {
+				v, err := q.Query(ctx, target.Expr, time.Now())
+				return len(v), err
+			}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(BeNumerically(">", 0),
+				"panel %q query %s returned no series", panel.Title, target.Expr)
+		}
+	}
+}
+
+// startStandIns runs the kubelet and Gateway stand-ins (envtest has neither) until ctx ends.
+func startStandIns(t *testing.T, ctx context.Context, e *testenv.Env) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 e.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.AddReplicaSetReadiness(mgr, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.AddRouteAcceptor(mgr, nil); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("stand-ins: %v", err)
+		}
+	}()
+}
