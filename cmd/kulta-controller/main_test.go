@@ -106,6 +106,7 @@ func TestControllerRuns(t *testing.T) {
 	g.Eventually(scrape).WithTimeout(20 * time.Second).Should(And(
 		ContainSubstring(series("kulta_rollout_step")+" 3"), ContainSubstring(series("kulta_rollout_canary_weight")+" 50")))
 	g.Eventually(scrape).WithTimeout(20 * time.Second).Should(ContainSubstring(fmt.Sprintf(`kulta_rollout_transitions_total{kind="step",namespace=%q,reason="ManualPromotion",rollout="web"} 1`, ns)))
+	g.Expect(scrape()).To(ContainSubstring(series("kulta_rollout_paused_seconds_total")), "the ended pause is counted")
 
 	// A deleted Rollout's series disappear.
 	g.Expect(e.Client.Delete(ctx, ro)).To(Succeed())

@@ -51,6 +51,12 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.5, 2, 16),
 	}, []string{"strategy"})
 
+	// PausedSeconds adds up the time Rollouts spent in pauses that have ended.
+	PausedSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_rollout_paused_seconds_total",
+		Help: "Seconds the Rollout spent in canary pauses, counted when each pause ends.",
+	}, []string{"namespace", "rollout"})
+
 	// TrafficDriftCorrections counts the times KULTA put back route weights that someone else
 	// had changed.
 	TrafficDriftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -99,7 +105,7 @@ var (
 func init() {
 	ctrlmetrics.Registry.MustRegister(rolloutInfo, rolloutStep, rolloutWeight, rolloutReplicas,
 		Transitions, RolloutDuration, StepDuration, TrafficDriftCorrections, RouteWrites,
-		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration)
+		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration, PausedSeconds)
 }
 
 // phases remembers each Rollout's labelled series so a change of phase or strategy replaces it.
@@ -150,6 +156,7 @@ func Forget(namespace, rollout string) {
 	rolloutReplicas.DeletePartialMatch(labels)
 	Transitions.DeletePartialMatch(labels)
 	TrafficDriftCorrections.DeletePartialMatch(labels)
+	PausedSeconds.DeletePartialMatch(labels)
 	AnalysisValue.DeletePartialMatch(labels)
 	AnalysisThreshold.DeletePartialMatch(labels)
 	AnalysisChecks.DeletePartialMatch(labels)

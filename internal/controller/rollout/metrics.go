@@ -35,6 +35,9 @@ func observeMetrics(before, after *kultav1alpha1.Rollout, planned []kultav1alpha
 			if start := before.Status.StepStartTime; start != nil {
 				metrics.StepDuration.WithLabelValues(strategy).Observe(now.Sub(start.Time).Seconds())
 			}
+			if paused := before.Status.PauseStartTime; paused != nil {
+				metrics.PausedSeconds.WithLabelValues(after.Namespace, after.Name).Add(now.Sub(paused.Time).Seconds())
+			}
 		case kultav1alpha1.ActionComplete, kultav1alpha1.ActionRollback, kultav1alpha1.ActionFail:
 			result := "completed"
 			if d.Action != kultav1alpha1.ActionComplete {
