@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +36,7 @@ type Traffic struct {
 // series KULTA's built-in error-rate and latency metrics query. It records each service's
 // requests every TrafficTick, following what Set last said, until the test ends.
 type TrafficApp struct {
+	t         testing.TB
 	requests  *prometheus.CounterVec
 	durations *prometheus.HistogramVec
 	server    *httptest.Server
@@ -62,6 +62,7 @@ func StartTrafficApp(t testing.TB) *TrafficApp {
 	t.Helper()
 	registry := prometheus.NewRegistry()
 	app := &TrafficApp{
+		t: t,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total", Help: "Requests served, by namespace, service and status code.",
 		}, []string{"namespace", "service", "code"}),
@@ -88,14 +89,16 @@ func StartTrafficApp(t testing.TB) *TrafficApp {
 
 // Set replaces the traffic of one service, from now on. The service's series appear at once
 // with the value 0 (the 5xx ones only when ErrorRatio is above zero), so that Prometheus
-// counts every request from the first scrape on. It panics on a negative RPS or an ErrorRatio
-// outside [0, 1], which are mistakes in the test.
+// counts every request from the first scrape on. On a negative RPS or an ErrorRatio
+// outside [0, 1], which are mistakes in the test, it fails the test. Call it from the test's
+// goroutine.
 func (a *TrafficApp) Set(namespace, service string, traffic Traffic) {
+	a.t.Helper()
 	if traffic.RPS < 0 || math.IsNaN(traffic.RPS) || math.IsInf(traffic.RPS, 0) {
-		panic(fmt.Sprintf("testenv: traffic of %s/%s: RPS %v is not a finite number of at least 0", namespace, service, traffic.RPS))
+		a.t.Fatalf("testenv: traffic of %s/%s: RPS %v is not a finite number of at least 0", namespace, service, traffic.RPS)
 	}
 	if !(traffic.ErrorRatio >= 0 && traffic.ErrorRatio <= 1) {
-		panic(fmt.Sprintf("testenv: traffic of %s/%s: ErrorRatio %v is not between 0 and 1", namespace, service, traffic.ErrorRatio))
+		a.t.Fatalf("testenv: traffic of %s/%s: ErrorRatio %v is not between 0 and 1", namespace, service, traffic.ErrorRatio)
 	}
 	a.requests.WithLabelValues(namespace, service, "200")
 	if traffic.ErrorRatio > 0 {
