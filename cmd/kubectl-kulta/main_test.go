@@ -147,6 +147,9 @@ func TestPromoteFullAbortRetryPauseResume(t *testing.T) {
 		Should(Equal(ptr.To[int32](1)), "a paused rollout does not move")
 	code, out = kulta(t, ns, "resume", "api")
 	g.Expect(code).To(Equal(exitOK), out)
+	code, out = kulta(t, ns, "conclude", "api")
+	g.Expect(code).To(Equal(exitOK), out)
+	g.Expect(out).To(ContainSubstring("annotated kulta.io/conclude-experiment=true"))
 	code, out = kulta(t, ns, "status", "api", "--watch", "--timeout", "30s", "--interval", "200ms")
 	g.Expect(code).To(Equal(exitOK), out)
 }

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/false-systems/kulta/internal/testenv"
@@ -47,14 +48,26 @@ func TestFlags(t *testing.T) {
 	if code := run(context.Background(), []string{"--no-such-flag"}, nil); code != 2 {
 		t.Errorf("an unknown flag exited %d, want 2", code)
 	}
+	// The environment variables of KULTA's first controller keep working.
 	t.Setenv("KULTA_LEADER_ELECTION", "true")
 	t.Setenv("POD_NAMESPACE", "kulta-system")
+	t.Setenv("KULTA_PROMETHEUS_ADDRESS", "http://prometheus.monitoring:9090")
+	t.Setenv("KULTA_CDEVENTS_ENABLED", "true")
+	t.Setenv("KULTA_CDEVENTS_SINK_URL", "http://broker.delivery/cdevents")
+	t.Setenv("KULTA_OCCURRENCE_DIR", "/var/lib/kulta/occurrences")
 	o, err := parse(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !o.leaderElect || o.leaderElectionNS != "kulta-system" {
 		t.Errorf("environment not honoured: leaderElect=%v namespace=%q", o.leaderElect, o.leaderElectionNS)
+	}
+	if o.prometheus.address != "http://prometheus.monitoring:9090" || !o.events.cdeventsEnabled ||
+		o.events.cdeventsSinkURL != "http://broker.delivery/cdevents" || o.events.occurrenceDir != "/var/lib/kulta/occurrences" {
+		t.Errorf("environment not honoured: %+v %+v", o.prometheus, o.events)
+	}
+	if code := run(context.Background(), []string{"--cdevents-enabled", "--cdevents-sink-url", ""}, &rest.Config{Host: "http://127.0.0.1:1"}); code != 1 {
+		t.Errorf("CDEvents without a sink exited %d, want 1", code)
 	}
 }
 
