@@ -33,10 +33,6 @@ type Checker struct {
 // Analyze measures the current revision of ro. Query problems are verdicts (QueryError,
 // NoData ...), not errors; an error means the analysis could not be set up at all.
 func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, now time.Time) (*kultav1alpha1.AnalysisStatus, error) {
-	address := c.DefaultAddress
-	if spec.Prometheus != nil && spec.Prometheus.Address != "" {
-		address = spec.Prometheus.Address
-	}
 	st := &kultav1alpha1.AnalysisStatus{
 		Revision:  ro.Status.CurrentPodTemplateHash,
 		StepIndex: ro.Status.CurrentStepIndex,
@@ -48,13 +44,7 @@ func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 			previous[m.Name] = m
 		}
 	}
-	var q Querier
-	var setupErr error
-	if address == "" {
-		setupErr = fmt.Errorf("%w: no Prometheus address: set analysis.prometheus.address or the controller's --prometheus-address", ErrQuery)
-	} else {
-		q, setupErr = c.querier(address)
-	}
+	q, setupErr := c.querierFor(spec.Prometheus)
 	target := stableAwareTarget{
 		Target:        Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: serviceUnderTest(ro), Revision: st.Revision},
 		StableService: stableService(ro),
@@ -197,17 +187,7 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 		return nil, fmt.Errorf("%w: Rollout %s/%s has no running A/B experiment", ErrInvalidInput, ro.Namespace, ro.Name)
 	}
 	exp := ro.Status.ABExperiment.DeepCopy()
-	address := c.DefaultAddress
-	if spec.Prometheus != nil && spec.Prometheus.Address != "" {
-		address = spec.Prometheus.Address
-	}
-	var q Querier
-	var setupErr error
-	if address == "" {
-		setupErr = fmt.Errorf("%w: no Prometheus address: set analysis.prometheus.address or the controller's --prometheus-address", ErrQuery)
-	} else {
-		q, setupErr = c.querier(address)
-	}
+	q, setupErr := c.querierFor(spec.Prometheus)
 	previous := map[string]float64{}
 	for _, r := range exp.Results {
 		if conf, err := r.Confidence.Float64(); err == nil {
@@ -224,27 +204,7 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	b := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantBService, Revision: ro.Status.CurrentPodTemplateHash}
 	metrics := make([]ExperimentMetric, 0, len(spec.Metrics))
 	for _, m := range spec.Metrics {
-		em := ExperimentMetric{Name: m.Name, Direction: Direction(m.Direction), PreviousP: previous[m.Name]}
-		if m.MinEffectSize != nil {
-			if f, err := m.MinEffectSize.Float64(); err == nil {
-				em.MinEffect = f
-			}
-		}
-		builtin := c.Builtin
-		builtin.Window = window
-		query, err := BuiltinMetric(m.Name, builtin)
-		switch {
-		case setupErr != nil:
-			em.A = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: setupErr}
-			em.B = em.A
-		case err != nil:
-			em.A = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err}
-			em.B = em.A
-		default:
-			cmp := GatherComparison(ctx, q, query, a, b, now)
-			em.A, em.B = cmp.A, cmp.B
-		}
-		metrics = append(metrics, em)
+		metrics = append(metrics, c.measureVariants(ctx, q, setupErr, m, a, b, window, previous[m.Name], now))
 	}
 	result := EvaluateExperiment(metrics, confidenceOf(spec), int64(ptr.Deref(spec.MinSampleSize, 30)))
 	exp.CheckedAt = ptr.To(metav1.NewTime(now))
@@ -266,6 +226,44 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	}
 	exp.Winner = kultav1alpha1.ABVariant(result.Winner)
 	return exp, nil
+}
+
+// measureVariants gathers one A/B metric for both variants over the same window.
+func (c *Checker) measureVariants(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.ABMetric, a, b Target,
+	window time.Duration, previousP float64, now time.Time,
+) ExperimentMetric {
+	em := ExperimentMetric{Name: m.Name, Direction: Direction(m.Direction), PreviousP: previousP}
+	if m.MinEffectSize != nil {
+		if f, err := m.MinEffectSize.Float64(); err == nil {
+			em.MinEffect = f
+		}
+	}
+	builtin := c.Builtin
+	builtin.Window = window
+	query, err := BuiltinMetric(m.Name, builtin)
+	if setupErr != nil {
+		err = setupErr
+	}
+	if err != nil {
+		em.A = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err}
+		em.B = em.A
+		return em
+	}
+	cmp := GatherComparison(ctx, q, query, a, b, now)
+	em.A, em.B = cmp.A, cmp.B
+	return em
+}
+
+// querierFor is the client of the Prometheus a Rollout names, or of the controller's default.
+func (c *Checker) querierFor(prom *kultav1alpha1.PrometheusConfig) (Querier, error) {
+	address := c.DefaultAddress
+	if prom != nil && prom.Address != "" {
+		address = prom.Address
+	}
+	if address == "" {
+		return nil, fmt.Errorf("%w: no Prometheus address: set analysis.prometheus.address or the controller's --prometheus-address", ErrQuery)
+	}
+	return c.querier(address)
 }
 
 func confidenceOf(spec *kultav1alpha1.ABAnalysis) float64 {

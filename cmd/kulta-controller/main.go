@@ -114,19 +114,41 @@ func run(ctx context.Context, args []string, cfg *rest.Config) int {
 }
 
 func start(ctx context.Context, o *options, cfg *rest.Config) error {
+	mgr, err := newManager(o, cfg)
+	if err != nil {
+		return err
+	}
+	if err := setupReconciler(ctx, o, mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Starting KULTA controller", "version", version, "leaderElection", o.leaderElect, "namespaces", o.namespaces)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+// newManager builds the manager: client limits, metrics serving, leader election, and the
+// namespaces the cache watches.
+func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	if cfg == nil {
 		var err error
 		if cfg, err = restConfig(o.kubeconfig); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	cfg.UserAgent = "kulta-controller/" + version
-
 	scheme, err := kultascheme.New()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
@@ -156,8 +178,14 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 		Cache:                         cacheOpts,
 	})
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	return mgr, nil
+}
+
+// setupReconciler wires the implementations into the Rollout reconciler: the Gateway API
+// router when its CRDs are served, the Prometheus analyzer, and the event sinks.
+func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 	routes, err := gatewayAPIInstalled(mgr.GetRESTMapper())
 	if err != nil {
 		return err
@@ -185,20 +213,7 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 	if routes {
 		r.Router = &gatewayapi.Router{Client: mgr.GetClient()}
 	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding ready check: %w", err)
-	}
-	ctrl.Log.WithName("setup").Info("Starting KULTA controller", "version", version, "leaderElection", o.leaderElect, "namespaces", o.namespaces)
-	if err := mgr.Start(ctx); err != nil {
-		return fmt.Errorf("running manager: %w", err)
-	}
-	return nil
+	return r.SetupWithManager(ctx, mgr)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -90,6 +90,12 @@ func (p *planner) summarise() {
 	if sel, err := metav1.LabelSelectorAsSelector(p.ro.Spec.Selector.AsMeta()); err == nil {
 		st.Selector = sel.String()
 	}
+	p.setConditions()
+}
+
+// setConditions derives the kstatus and domain conditions from the planned phase.
+func (p *planner) setConditions() {
+	st := &p.out.Status
 	gen := p.ro.Generation
 	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
