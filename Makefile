@@ -70,6 +70,10 @@ build: ## Build the static controller and kubectl plugin binaries into bin/.
 test: verify-generated lint build envtest-bin helm-bin prometheus-bin ## Unit, envtest and Prometheus suites.
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: bench
+bench: envtest-bin ## Cost at scale on a real API server (not part of `make test`); BENCH_N=100,1000,5000.
+	go run ./bench/cmd/kulta-bench -n $(or $(BENCH_N),100,1000,5000) -out bench/results
+
 .PHONY: unit
 unit: ## Only the tests that need no API server (quick).
 	go test $(GO_TEST_FLAGS) -short ./...

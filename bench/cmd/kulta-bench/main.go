@@ -1,0 +1,137 @@
+// Command kulta-bench measures what KULTA's controller costs at scale against a real API
+// server (envtest's etcd and kube-apiserver), with the controller as its own process, and
+// compares it with a plain client doing the minimum writes. See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/false-systems/kulta/bench/harness"
+	"github.com/false-systems/kulta/internal/testenv"
+)
+
+type flags struct {
+	ns      []int
+	waves   int
+	qps     float64
+	burst   int
+	timeout time.Duration
+	settle  time.Duration
+	workers int
+	out     string
+	summary string
+}
+
+func parse(args []string) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("kulta-bench", flag.ContinueOnError)
+	n := fs.String("n", "100,1000,5000", "Comma-separated numbers of Rollouts; each N runs on a fresh API server.")
+	fs.IntVar(&f.waves, "waves", 2, "Update waves per N (each changes every Rollout's image once).")
+	fs.Float64Var(&f.qps, "qps", 50, "The controller's --kube-api-qps; the floor client uses the same limit.")
+	fs.IntVar(&f.burst, "burst", 100, "The controller's --kube-api-burst; the floor client uses the same burst.")
+	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "Bound on the whole run; everything is stopped when it passes.")
+	fs.DurationVar(&f.settle, "settle", 10*time.Second, "Watch time after each wave (steady memory, writes when nothing changes).")
+	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
+	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
+	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("parsing flags: %w", err)
+	}
+	for _, s := range strings.Split(*n, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("-n: %q is not a positive number", s)
+		}
+		f.ns = append(f.ns, v)
+	}
+	sort.Ints(f.ns)
+	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 {
+		return nil, errors.New("-waves, -workers, -qps and -burst must be positive")
+	}
+	return f, nil
+}
+
+func main() {
+	f, err := parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	err = run(ctx, f, os.Args[1:])
+	cancel()
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kulta-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, f *flags, args []string) (err error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "kulta-bench-")
+	if err != nil {
+		return fmt.Errorf("creating a work folder: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "kulta-bench: logs in", work)
+	machine, err := harness.DescribeMachine()
+	if err != nil {
+		return err
+	}
+	bin, err := harness.BuildController(ctx, root, work)
+	if err != nil {
+		return err
+	}
+	out, summary := abs(root, f.out), abs(root, f.summary)
+	var results []*harness.Result
+	for _, n := range f.ns {
+		dir := filepath.Join(work, fmt.Sprintf("n-%d", n))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		res, err := harness.Run(ctx, harness.Config{
+			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Settle: f.settle,
+			Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
+		})
+		if err != nil {
+			return fmt.Errorf("run with %d Rollouts (logs in %s): %w", n, dir, err)
+		}
+		if err := harness.WriteResult(out, machine, res); err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	if summary != "" {
+		command := "go run ./bench/cmd/kulta-bench " + strings.Join(args, " ")
+		if err := harness.WriteSummary(summary, machine, results, strings.TrimSpace(command)); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(work); err != nil {
+		return fmt.Errorf("removing %s: %w", work, err)
+	}
+	return nil
+}
+
+// abs resolves a path given relative to the repository root; empty stays empty.
+func abs(root, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
+}

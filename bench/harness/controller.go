@@ -1,0 +1,201 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	controllerReadyTimeout = 60 * time.Second
+	controllerStopGrace    = 40 * time.Second
+)
+
+// BuildController compiles cmd/kulta-controller from the repository at root into dir.
+func BuildController(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "kulta-controller")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kulta-controller")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the controller: %w: %s", err, out)
+	}
+	return bin, nil
+}
+
+// Controller is a running kulta-controller process.
+type Controller struct {
+	// PID is the process id, for /proc.
+	PID int
+	// MetricsURL is its /metrics address on loopback.
+	MetricsURL string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *os.File
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// ControllerOptions say how to run the controller.
+type ControllerOptions struct {
+	Binary     string
+	Kubeconfig string
+	QPS        float64
+	Burst      int
+	// LogPath receives the controller's output.
+	LogPath string
+}
+
+// StartController runs the controller on loopback ports and waits until /readyz answers.
+func StartController(o ControllerOptions) (*Controller, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(o.LogPath)
+	if err != nil {
+		return nil, fmt.Errorf("creating controller log: %w", err)
+	}
+	c := &Controller{MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]), exited: make(chan struct{}), log: logFile}
+	c.cmd = exec.Command(o.Binary,
+		"--kubeconfig="+o.Kubeconfig,
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
+		"--kube-api-qps="+strconv.FormatFloat(o.QPS, 'f', -1, 64),
+		"--kube-api-burst="+strconv.Itoa(o.Burst),
+		"--zap-log-level=info")
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	// The controller dies with the bench if the bench is killed outright.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.cmd.Start(); err != nil {
+		return nil, errors.Join(fmt.Errorf("starting the controller: %w", err), logFile.Close())
+	}
+	c.PID = c.cmd.Process.Pid
+	go func() {
+		// The exit status is read from ProcessState after exited closes.
+		_ = c.cmd.Wait()
+		close(c.exited)
+	}()
+	if err := c.waitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])); err != nil {
+		return nil, errors.Join(err, c.Stop())
+	}
+	return c, nil
+}
+
+func (c *Controller) waitReady(url string) error {
+	deadline := time.Now().Add(controllerReadyTimeout)
+	hc := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.exited:
+			return fmt.Errorf("the controller exited before it was ready: %s", c.cmd.ProcessState)
+		default:
+		}
+		resp, err := hc.Get(url)
+		if err == nil {
+			ok := resp.StatusCode == http.StatusOK
+			if err := resp.Body.Close(); err != nil {
+				return fmt.Errorf("reading %s: %w", url, err)
+			}
+			if ok {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the controller was not ready within %s", controllerReadyTimeout)
+}
+
+// Exited reports whether the process has ended.
+func (c *Controller) Exited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM, kills the process if it has not exited after a grace period, and waits.
+// Calling it again returns the first call's result.
+func (c *Controller) Stop() error {
+	c.stopOnce.Do(func() { c.stopErr = c.stop() })
+	return c.stopErr
+}
+
+func (c *Controller) stop() error {
+	var errs []error
+	if !c.Exited() {
+		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			errs = append(errs, fmt.Errorf("signalling the controller: %w", err))
+		}
+		select {
+		case <-c.exited:
+		case <-time.After(controllerStopGrace):
+			if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				errs = append(errs, fmt.Errorf("killing the controller: %w", err))
+			}
+			<-c.exited
+			errs = append(errs, fmt.Errorf("the controller did not stop within %s and was killed", controllerStopGrace))
+		}
+	}
+	if err := c.log.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the controller log: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// freePorts asks the kernel for n free loopback ports, holding all until it has them.
+func freePorts(n int) (ports []int, err error) {
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			if cerr := l.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("releasing a port: %w", cerr))
+			}
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Scrape fetches and parses a Prometheus /metrics endpoint with hc.
+func Scrape(ctx context.Context, hc *http.Client, url string) (Samples, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("request for %s: %w", url, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	ss, perr := ParsePromText(resp.Body)
+	cerr := resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping %s: status %s", url, resp.Status)
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("parsing %s: %w", url, perr)
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("closing %s: %w", url, cerr)
+	}
+	return ss, nil
+}

@@ -1,0 +1,145 @@
+package harness
+
+import (
+	"math"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+const exposition = `# HELP apiserver_request_total Counter of apiserver requests.
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",group="",resource="events",scope="namespace",subresource="",verb="POST",version="v1"} 10
+apiserver_request_total{code="200",component="apiserver",group="kulta.io",resource="rollouts",scope="namespace",subresource="status",verb="PATCH",version="v1alpha1"} 6
+apiserver_request_total{code="409",component="apiserver",group="kulta.io",resource="rollouts",scope="namespace",subresource="status",verb="PATCH",version="v1alpha1"} 1
+apiserver_request_total{code="200",component="apiserver",group="",resource="",scope="",subresource="",verb="GET",version=""} 3
+go_goroutines 42
+weird{msg="a \"quoted\" \\ value\n"} 1.5e3 1700000000000
+step_bucket{le="1"} 2
+step_bucket{le="2"} 6
+step_bucket{le="+Inf"} 8
+`
+
+func TestParsePromText(t *testing.T) {
+	ss, err := ParsePromText(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ss.Sum("go_goroutines", nil); got != 42 {
+		t.Errorf("go_goroutines = %v, want 42", got)
+	}
+	if got := ss.Sum("weird", map[string]string{"msg": "a \"quoted\" \\ value\n"}); got != 1500 {
+		t.Errorf("escaped label sample = %v, want 1500", got)
+	}
+	reqs := APIServerRequests(ss)
+	if got := reqs.Resource("PATCH", "rollouts/status"); got != 7 {
+		t.Errorf("PATCH rollouts/status = %v, want 7 (codes summed)", got)
+	}
+	if got := reqs.Writes(); got != 17 {
+		t.Errorf("writes = %v, want 17", got)
+	}
+	if got := reqs.Writes("events"); got != 7 {
+		t.Errorf("writes without events = %v, want 7", got)
+	}
+	if got := reqs.Resource("GET", NonResource); got != 3 {
+		t.Errorf("non-resource GET = %v, want 3", got)
+	}
+	for _, bad := range []string{"name{a=\"x\" 1", "name", "name{a=x} 1", "name{} notanumber"} {
+		if _, err := ParsePromText(strings.NewReader(bad)); err == nil {
+			t.Errorf("ParsePromText(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestHistogramQuantile(t *testing.T) {
+	ss, err := ParsePromText(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ss.HistogramBuckets("step", nil)
+	if got := HistogramQuantile(0.5, b); got != 1.5 {
+		t.Errorf("p50 = %v, want 1.5 (rank 4 halfway through bucket 1..2)", got)
+	}
+	if got := HistogramQuantile(0.99, b); got != 2 {
+		t.Errorf("p99 = %v, want 2 (in +Inf, so the highest finite bound)", got)
+	}
+	delta := BucketDelta([]Bucket{{1, 2}, {2, 6}, {math.Inf(1), 8}}, b)
+	if !math.IsNaN(HistogramQuantile(0.5, delta)) {
+		t.Errorf("quantile of an empty delta = %v, want NaN", HistogramQuantile(0.5, delta))
+	}
+}
+
+func TestParseProc(t *testing.T) {
+	status := "Name:\tkulta-controller\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n"
+	m, err := ParseProcStatus(strings.NewReader(status))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.RSS != 100*1024*1024 || m.HWM != 200*1024*1024 {
+		t.Errorf("memory = %+v, want RSS 100 MiB and HWM 200 MiB", m)
+	}
+	if _, err := ParseProcStatus(strings.NewReader("Name:\tzombie\n")); err == nil {
+		t.Error("status without VmRSS parsed")
+	}
+	line := "4242 (kube (api) server) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 12 0 1000 1 1 1"
+	st, err := ParseProcStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Comm != "kube (api) server" || st.PPID != 17 || st.CPUSeconds != 4 {
+		t.Errorf("stat = %+v, want comm with parentheses, ppid 17, 4 CPU seconds", st)
+	}
+	if _, err := ParseProcStat("4242 (short) S 1"); err == nil {
+		t.Error("short stat line parsed")
+	}
+}
+
+func TestClassifyRequest(t *testing.T) {
+	for _, tc := range []struct {
+		method, path string
+		want         RequestKey
+	}{
+		{"GET", "/apis/kulta.io/v1alpha1/rollouts?labelSelector=x", RequestKey{"LIST", "rollouts"}},
+		{"GET", "/apis/gateway.networking.k8s.io/v1/httproutes?watch=true", RequestKey{"WATCH", "httproutes"}},
+		{"PATCH", "/apis/kulta.io/v1alpha1/namespaces/ns/rollouts/ro/status", RequestKey{"PATCH", "rollouts/status"}},
+		{"POST", "/api/v1/namespaces/ns/services", RequestKey{"POST", "services"}},
+		{"GET", "/api/v1/namespaces/ns", RequestKey{"GET", "namespaces"}},
+		{"PUT", "/api/v1/namespaces/ns/finalize", RequestKey{"PUT", "namespaces/finalize"}},
+		{"DELETE", "/apis/apps/v1/namespaces/ns/replicasets", RequestKey{"DELETECOLLECTION", "replicasets"}},
+		{"GET", "/metrics", RequestKey{"GET", NonResource}},
+	} {
+		u, err := url.Parse(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ClassifyRequest(tc.method, u); got != tc.want {
+			t.Errorf("%s %s = %+v, want %+v", tc.method, tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestPerStepAndCounts(t *testing.T) {
+	api := RequestCounts{{"PUT", "httproutes"}: 400, {"PATCH", "rollouts/status"}: 330, {"GET", "httproutes"}: 900}
+	bench := RequestCounts{{"PATCH", "rollouts/status"}: 30, {"GET", "httproutes"}: 1000}
+	ctrl := api.Sub(bench)
+	if got := ctrl.Resource("GET", "httproutes"); got != 0 {
+		t.Errorf("clamped difference = %v, want 0", got)
+	}
+	// 100 Rollouts, one wave of three steps: 700 writes are 700/300 per step.
+	if got := PerStep(ctrl.Writes(), 100, 1); math.Abs(got-7.0/3) > 1e-9 {
+		t.Errorf("per step = %v, want 2.333", got)
+	}
+	if got := Finite(PerStep(1, 0, 1)); got != 0 {
+		t.Errorf("per step of nothing = %v, want 0", got)
+	}
+	p := Summarise([]time.Duration{3 * time.Second, time.Second, 2 * time.Second, 4 * time.Second})
+	if p.Count != 4 || p.P50 != 2 || p.P99 != 4 || p.Max != 4 {
+		t.Errorf("percentiles = %+v", p)
+	}
+	w := summariseWindow([]Point{{T: time.Unix(1, 0), RSS: 10, Goroutines: 5}, {T: time.Unix(2, 0), RSS: 30, Goroutines: 7}, {T: time.Unix(9, 0), RSS: 99}},
+		time.Unix(0, 0), time.Unix(5, 0))
+	if w.Samples != 2 || w.PeakRSS != 30 || w.MeanRSS != 20 || w.LastGoroutines != 7 {
+		t.Errorf("window = %+v", w)
+	}
+}

@@ -1,0 +1,190 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+const (
+	// PerNamespace is how many Rollouts share a namespace.
+	PerNamespace = 100
+	// RunLabel marks every object the bench creates.
+	RunLabel = "bench.kulta.io/run"
+	// InitialImage is the image Rollouts start with; wave w sets "nginx:wave-w".
+	InitialImage = "nginx:1.27"
+)
+
+// Ref names one Rollout and, by the bench's convention, its route (same name) and Services
+// (NAME-stable, NAME-canary).
+type Ref struct {
+	Namespace string
+	Name      string
+}
+
+// Refs are the Rollouts of a run of size n, spread over n/PerNamespace namespaces.
+func Refs(n int) []Ref {
+	out := make([]Ref, n)
+	for i := range out {
+		out[i] = Ref{Namespace: fmt.Sprintf("bench-%03d", i/PerNamespace), Name: fmt.Sprintf("ro-%05d", i)}
+	}
+	return out
+}
+
+// WaveImage is the image wave w (1-based) sets.
+func WaveImage(w int) string { return fmt.Sprintf("nginx:wave-%d", w) }
+
+// ForEach runs fn for every ref on workers goroutines and returns the errors joined (at most
+// ten are kept, with the count of the rest).
+func ForEach(ctx context.Context, refs []Ref, workers int, fn func(context.Context, Ref) error) error {
+	jobs := make(chan Ref)
+	var mu sync.Mutex
+	var errs []error
+	failed := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ref := range jobs {
+				if err := fn(ctx, ref); err != nil {
+					mu.Lock()
+					if failed++; len(errs) < 10 {
+						errs = append(errs, fmt.Errorf("%s/%s: %w", ref.Namespace, ref.Name, err))
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, ref := range refs {
+		select {
+		case jobs <- ref:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if failed > len(errs) {
+		errs = append(errs, fmt.Errorf("and %d more failures", failed-len(errs)))
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("interrupted: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// CreateNamespaces creates the namespaces refs live in.
+func CreateNamespaces(ctx context.Context, c client.Client, refs []Ref) error {
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if seen[r.Namespace] {
+			continue
+		}
+		seen[r.Namespace] = true
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: r.Namespace, Labels: map[string]string{RunLabel: "true"}}}
+		if err := c.Create(ctx, ns); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", r.Namespace, err)
+		}
+	}
+	return nil
+}
+
+// CreateRollout creates one Rollout with its two Services and its HTTPRoute: a canary with
+// steps 20 → 50 → 100, replicas 1.
+func CreateRollout(ctx context.Context, c client.Client, r Ref) error {
+	labels := map[string]string{RunLabel: "true"}
+	route := rollouttest.Route(r.Namespace, r.Name, r.Name+"-stable", r.Name+"-canary")
+	route.Labels = labels
+	objs := []client.Object{service(r, "-stable"), service(r, "-canary"), route}
+	ro := testutil.Rollout(r.Namespace, r.Name,
+		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.Weight(100)),
+		testutil.WithReplicas(1),
+		testutil.WithHTTPRoute(r.Name),
+		testutil.WithImage(InitialImage))
+	ro.Labels = labels
+	objs = append(objs, ro)
+	for _, obj := range objs {
+		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func service(r Ref, suffix string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name + suffix, Labels: map[string]string{RunLabel: "true"}},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": r.Name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+}
+
+// SetImage patches a Rollout's first container image: a new pod template, so a new revision.
+func SetImage(ctx context.Context, c client.Client, r Ref, image string) error {
+	patch := fmt.Appendf(nil, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":%q}]`, image)
+	ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name}}
+	if err := c.Patch(ctx, ro, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return fmt.Errorf("patching the image: %w", err)
+	}
+	return nil
+}
+
+// CountCompleted lists the bench's Rollouts (in pages) and counts those Completed at their
+// current generation with image as their template's image.
+func CountCompleted(ctx context.Context, c client.Client, image string) (int, error) {
+	done := 0
+	opts := []client.ListOption{client.MatchingLabels{RunLabel: "true"}, client.Limit(500)}
+	cont := ""
+	for {
+		list := &kultav1alpha1.RolloutList{}
+		if err := c.List(ctx, list, append(opts, client.Continue(cont))...); err != nil {
+			return 0, fmt.Errorf("listing Rollouts: %w", err)
+		}
+		for i := range list.Items {
+			ro := &list.Items[i]
+			if ro.Status.Phase == kultav1alpha1.PhaseCompleted && ro.Status.ObservedGeneration == ro.Generation &&
+				ro.Spec.Template.Spec.Containers[0].Image == image {
+				done++
+			}
+		}
+		if cont = list.Continue; cont == "" {
+			return done, nil
+		}
+	}
+}
+
+// WaitCompleted polls CountCompleted every interval until n Rollouts are Completed with image,
+// and returns when that was first seen.
+func WaitCompleted(ctx context.Context, c client.Client, n int, image string, interval time.Duration, progress func(int)) (time.Time, error) {
+	for {
+		done, err := CountCompleted(ctx, c, image)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if progress != nil {
+			progress(done)
+		}
+		if done >= n {
+			return time.Now(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("waiting for %d Rollouts to complete (%d done): %w", n, done, ctx.Err())
+		case <-time.After(interval):
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+const mib = 1024 * 1024
+
+// Machine describes where the bench ran.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	MemoryMiB uint64 `json:"memoryMiB"`
+	GoVersion string `json:"goVersion"`
+	Kernel    string `json:"kernel"`
+}
+
+// DescribeMachine reads the CPU count, /proc/meminfo and /proc/version.
+func DescribeMachine() (Machine, error) {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	version, err := os.ReadFile("/proc/version")
+	if err != nil {
+		return m, fmt.Errorf("reading /proc/version: %w", err)
+	}
+	m.Kernel = strings.TrimSpace(string(version))
+	meminfo, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return m, fmt.Errorf("reading /proc/meminfo: %w", err)
+	}
+	for _, line := range strings.Split(string(meminfo), "\n") {
+		var kb uint64
+		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryMiB = kb / 1024
+		}
+	}
+	return m, nil
+}
+
+// WriteResult writes results-<N>.json and results-<N>.md into dir.
+func WriteResult(dir string, m Machine, res *Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	data, err := json.MarshalIndent(struct {
+		Machine Machine `json:"machine"`
+		*Result
+	}{m, res}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
+	base := filepath.Join(dir, fmt.Sprintf("results-%d", res.N))
+	if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s.json: %w", base, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# KULTA bench, N = %d\n\n", res.N)
+	writeResultTable(&b, res)
+	b.WriteString("\n")
+	writeRequestTable(&b, res)
+	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing %s.md: %w", base, err)
+	}
+	return nil
+}
+
+// writeResultTable writes one column per wave and one for the floor.
+func writeResultTable(b *strings.Builder, res *Result) {
+	b.WriteString("| | ")
+	for _, w := range res.WaveResults {
+		fmt.Fprintf(b, "wave %d | ", w.Wave)
+	}
+	b.WriteString("\n|---|")
+	b.WriteString(strings.Repeat("---|", len(res.WaveResults)))
+	b.WriteString("\n")
+	rows := []struct {
+		name string
+		f    func(WaveResult) string
+	}{
+		{"wall time, first patch → all Completed (s)", func(w WaveResult) string { return f1(w.WallSeconds) }},
+		{"controller CPU (s)", func(w WaveResult) string { return f2(w.ControllerCPUSeconds) }},
+		{"API server CPU / etcd CPU (s)", func(w WaveResult) string { return f1(w.APIServerCPUSeconds) + " / " + f1(w.EtcdCPUSeconds) }},
+		{"controller RSS peak / steady (MiB)", func(w WaveResult) string { return mb(w.During.PeakRSS) + " / " + mb(w.Steady.MeanRSS) }},
+		{"heap in use peak / steady (MiB)", func(w WaveResult) string { return mbf(w.During.PeakHeapInuse) + " / " + mbf(w.Steady.MeanHeapInuse) }},
+		{"goroutines peak / steady", func(w WaveResult) string { return f0(w.During.PeakGoroutines) + " / " + f0(w.Steady.LastGoroutines) }},
+		{"controller writes per Rollout per step (floor 2)", func(w WaveResult) string { return f2(w.WritesPerStep) }},
+		{"… excluding Events", func(w WaveResult) string { return f2(w.NonEventWritesPerStep) }},
+		{"… route writes / status writes", func(w WaveResult) string { return f2(w.RouteWritesPerStep) + " / " + f2(w.StatusWritesPerStep) }},
+		{"Events per Rollout per wave", func(w WaveResult) string { return f2(w.EventsPerRollout) }},
+		{"controller writes: API server − bench / controller's own count", func(w WaveResult) string { return f0(w.ControllerWrites) + " / " + f0(w.ClientWrites) }},
+		{"controller requests, its own count (all verbs)", func(w WaveResult) string { return f0(w.ClientRequests) }},
+		{"reconciles per Rollout", func(w WaveResult) string { return f1(w.ReconcilesPerRollout) }},
+		{"controller writes in the settle period after the wave", func(w WaveResult) string { return f0(w.IdleWrites) }},
+		{"step condition met → weight on route p50 / p99 (s)", func(w WaveResult) string { return f3(w.StepLatency.All.P50) + " / " + f3(w.StepLatency.All.P99) }},
+		{"… samples / missing / reordered", func(w WaveResult) string {
+			return fmt.Sprintf("%d / %d / %d", w.StepLatency.All.Count, w.StepLatency.Missing, w.StepLatency.Reordered)
+		}},
+		{"kulta_rollout_step_duration_seconds p50 / p99 (s)", func(w WaveResult) string { return f2(w.StepDurationP50) + " / " + f2(w.StepDurationP99) }},
+	}
+	for _, row := range rows {
+		fmt.Fprintf(b, "| %s | ", row.name)
+		for _, w := range res.WaveResults {
+			b.WriteString(row.f(w) + " | ")
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
+		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
+	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. Sampler failures: %d.\n", res.N, res.CreateSeconds, res.SamplerFailures)
+}
+
+// writeRequestTable lists the controller's requests per Rollout in the last wave.
+func writeRequestTable(b *strings.Builder, res *Result) {
+	if len(res.WaveResults) == 0 {
+		return
+	}
+	w := res.WaveResults[len(res.WaveResults)-1]
+	fmt.Fprintf(b, "Controller requests in wave %d (API server count − bench's own), per Rollout:\n\n| resource | verb | total | per Rollout |\n|---|---|---|---|\n", w.Wave)
+	for _, row := range w.Controller {
+		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f |\n", row.Resource, row.Verb, row.Count, row.Count/float64(res.N))
+	}
+}
+
+func f0(x float64) string { return fmt.Sprintf("%.0f", x) }
+func f1(x float64) string { return fmt.Sprintf("%.1f", x) }
+func f2(x float64) string { return fmt.Sprintf("%.2f", x) }
+func f3(x float64) string { return fmt.Sprintf("%.3f", x) }
+func mb(x uint64) string  { return fmt.Sprintf("%.0f", float64(x)/mib) }
+func mbf(x float64) string {
+	return fmt.Sprintf("%.0f", x/mib)
+}
+
+// now is the report's date.
+func now() string { return time.Now().UTC().Format("2006-01-02 15:04 MST") }

@@ -1,0 +1,133 @@
+package harness
+
+import (
+	"time"
+)
+
+// Result is everything measured for one N.
+type Result struct {
+	N               int          `json:"n"`
+	Waves           int          `json:"waves"`
+	QPS             float64      `json:"controllerQPS"`
+	Burst           int          `json:"controllerBurst"`
+	Started         time.Time    `json:"started"`
+	CreateSeconds   float64      `json:"createSeconds"`
+	WaveResults     []WaveResult `json:"waveResults"`
+	Floor           FloorResult  `json:"floor"`
+	FloorRatio      float64      `json:"wallTimeRatioToFloor"`
+	SamplerFailures int          `json:"samplerFailures"`
+	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
+	// it is stopped before the floor, usually).
+	SamplerLastError string `json:"samplerLastError,omitempty"`
+}
+
+// WaveResult is one update wave.
+type WaveResult struct {
+	Wave int `json:"wave"`
+	// WallSeconds runs from the first image patch to the poll that saw every Rollout Completed;
+	// PatchSeconds is how long sending the N patches took.
+	WallSeconds          float64 `json:"wallSeconds"`
+	PatchSeconds         float64 `json:"patchSeconds"`
+	ControllerCPUSeconds float64 `json:"controllerCPUSeconds"`
+	APIServerCPUSeconds  float64 `json:"apiServerCPUSeconds"`
+	EtcdCPUSeconds       float64 `json:"etcdCPUSeconds"`
+	// During covers the wave, Steady the settle period after it.
+	During Window `json:"during"`
+	Steady Window `json:"steady"`
+	// APIServer is every request the API server counted in the wave; Bench is what this
+	// process sent (stand-ins and harness, counted client-side); Controller is the difference.
+	APIServer  []RequestRow `json:"apiServerRequests"`
+	Bench      []RequestRow `json:"benchRequests"`
+	Controller []RequestRow `json:"controllerRequests"`
+	// ControllerWrites are the controller's writes in the wave; per step divides by 3N.
+	ControllerWrites      float64 `json:"controllerWrites"`
+	WritesPerStep         float64 `json:"writesPerRolloutPerStep"`
+	NonEventWritesPerStep float64 `json:"nonEventWritesPerRolloutPerStep"`
+	RouteWritesPerStep    float64 `json:"routeWritesPerRolloutPerStep"`
+	StatusWritesPerStep   float64 `json:"statusWritesPerRolloutPerStep"`
+	EventsPerRollout      float64 `json:"eventsPerRolloutPerWave"`
+	// ClientWrites is the controller's own count (rest_client_requests_total, POST/PUT/PATCH/DELETE).
+	ClientWrites float64 `json:"controllerClientSideWrites"`
+	// ClientRequests is the controller's own count of all its requests.
+	ClientRequests float64 `json:"controllerClientSideRequests"`
+	// KultaRouteWrites is kulta_traffic_route_writes_total{result="ok"}.
+	KultaRouteWrites     float64 `json:"kultaRouteWrites"`
+	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
+	// IdleWrites are the controller's writes in the settle period after the wave.
+	IdleWrites float64 `json:"idleWritesAfterWave"`
+	// StepLatency is measured by the Tracker; StepDuration* come from KULTA's
+	// kulta_rollout_step_duration_seconds histogram.
+	StepLatency     StepLatencies `json:"stepLatency"`
+	StepDurationP50 float64       `json:"stepDurationP50Seconds"`
+	StepDurationP99 float64       `json:"stepDurationP99Seconds"`
+}
+
+// FloorResult is the plain-client baseline.
+type FloorResult struct {
+	WallSeconds         float64 `json:"wallSeconds"`
+	Writes              float64 `json:"writes"`
+	WritesPerStep       float64 `json:"writesPerRolloutPerStep"`
+	APIServerCPUSeconds float64 `json:"apiServerCPUSeconds"`
+	APIServerWrites     float64 `json:"apiServerWritesAllClients"`
+}
+
+var clientWriteMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
+
+func (r *runner) waveResult(w int, s0, s1, s2 snapshot) WaveResult {
+	n := r.cfg.N
+	api := s1.api.Sub(s0.api)
+	bench := s1.bench.Sub(s0.bench)
+	ctrlReqs := api.Sub(bench)
+	idle := s2.api.Sub(s1.api).Sub(s2.bench.Sub(s1.bench))
+	writes := ctrlReqs.Writes()
+	wr := WaveResult{
+		Wave:                  w,
+		WallSeconds:           s1.t.Sub(s0.t).Seconds(),
+		ControllerCPUSeconds:  s1.ctrlCPU - s0.ctrlCPU,
+		APIServerCPUSeconds:   s1.apiCPU - s0.apiCPU,
+		EtcdCPUSeconds:        s1.etcdCPU - s0.etcdCPU,
+		During:                r.sampler.Window(s0.t, s1.t),
+		Steady:                r.sampler.Window(s1.t, s2.t),
+		APIServer:             api.Rows(),
+		Bench:                 bench.Rows(),
+		Controller:            ctrlReqs.Rows(),
+		ControllerWrites:      writes,
+		WritesPerStep:         Finite(PerStep(writes, n, 1)),
+		NonEventWritesPerStep: Finite(PerStep(ctrlReqs.Writes("events"), n, 1)),
+		RouteWritesPerStep:    Finite(PerStep(resourceWrites(ctrlReqs, "httproutes"), n, 1)),
+		StatusWritesPerStep:   Finite(PerStep(resourceWrites(ctrlReqs, "rollouts/status"), n, 1)),
+		EventsPerRollout:      resourceWrites(ctrlReqs, "events") / float64(n),
+		IdleWrites:            idle.Writes(),
+		StepLatency:           r.tracker.Latencies(),
+	}
+	for _, m := range clientWriteMethods {
+		wr.ClientWrites += s1.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m}) -
+			s0.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m})
+	}
+	wr.ClientRequests = s1.ctrl.Sum("rest_client_requests_total", nil) - s0.ctrl.Sum("rest_client_requests_total", nil)
+	ok := map[string]string{"result": "ok"}
+	wr.KultaRouteWrites = s1.ctrl.Sum("kulta_traffic_route_writes_total", ok) - s0.ctrl.Sum("kulta_traffic_route_writes_total", ok)
+	rc := map[string]string{"controller": "rollout"}
+	wr.ReconcilesPerRollout = (s1.ctrl.Sum("controller_runtime_reconcile_total", rc) - s0.ctrl.Sum("controller_runtime_reconcile_total", rc)) / float64(n)
+	steps := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil), s1.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil))
+	wr.StepDurationP50, wr.StepDurationP99 = Finite(HistogramQuantile(0.5, steps)), Finite(HistogramQuantile(0.99, steps))
+	return wr
+}
+
+// resourceWrites sums the writing verbs on one resource.
+func resourceWrites(c RequestCounts, resource string) float64 {
+	total := 0.0
+	for k, v := range c {
+		if k.Resource == resource && IsWrite(k.Verb) {
+			total += v
+		}
+	}
+	return total
+}
+
+// finish computes the derived figures.
+func (res *Result) finish() {
+	if len(res.WaveResults) > 0 {
+		res.FloorRatio = Finite(Ratio(res.WaveResults[len(res.WaveResults)-1].WallSeconds, res.Floor.WallSeconds))
+	}
+}

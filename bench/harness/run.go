@@ -1,0 +1,250 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/false-systems/kulta/internal/testenv"
+)
+
+// Config is one bench run's settings.
+type Config struct {
+	// N is the number of Rollouts.
+	N int
+	// Waves is the number of update waves (each changes every template once).
+	Waves int
+	// QPS and Burst are the controller's client-side rate limit, also applied to the floor.
+	QPS   float64
+	Burst int
+	// Settle is how long the bench watches after each wave completes (steady memory, idle writes).
+	Settle time.Duration
+	// Workers bounds concurrent object creation and floor writes.
+	Workers int
+	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
+	Binary  string
+	WorkDir string
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+type runner struct {
+	cfg           Config
+	env           *testenv.Env
+	kubeconfig    string
+	client        client.Client
+	apiHTTP       *http.Client
+	apiMetricsURL string
+	apiserverPID  int
+	etcdPID       int
+	harnessCount  *RequestCounter
+	standinCount  *RequestCounter
+	tracker       *Tracker
+	ctrl          *Controller
+	sampler       *Sampler
+	stopSampler   context.CancelFunc
+	stopStandins  func() error
+	closers       []func() error
+	logErr        error
+	refs          []Ref
+}
+
+// Run measures one N: it starts everything, runs the waves and the floor, stops everything and
+// returns the results. Nothing it started outlives it.
+func Run(ctx context.Context, cfg Config) (res *Result, err error) {
+	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), refs: Refs(cfg.N)}
+	defer func() { err = errors.Join(err, r.teardown(), r.logErr) }()
+	if err := r.startEnv(cfg.WorkDir); err != nil {
+		return nil, err
+	}
+	if err := r.startStandins(ctx, filepath.Join(cfg.WorkDir, "standins.log")); err != nil {
+		return nil, err
+	}
+	if err := r.startController(ctx); err != nil {
+		return nil, err
+	}
+	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Started: time.Now().UTC()}
+	if res.CreateSeconds, err = r.populate(ctx); err != nil {
+		return nil, err
+	}
+	for w := 1; w <= cfg.Waves; w++ {
+		wr, err := r.wave(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		res.WaveResults = append(res.WaveResults, wr)
+	}
+	if res.Floor, err = r.floor(ctx); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	if res.SamplerFailures, lastErr = r.sampler.Failures(); lastErr != nil {
+		res.SamplerLastError = lastErr.Error()
+	}
+	res.finish()
+	return res, nil
+}
+
+func (r *runner) logf(format string, args ...any) {
+	_, err := fmt.Fprintf(r.cfg.Log, "[N=%d] %s %s\n", r.cfg.N, time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	if err != nil && r.logErr == nil {
+		r.logErr = fmt.Errorf("writing progress: %w", err)
+	}
+}
+
+func (r *runner) startController(ctx context.Context) error {
+	c, err := StartController(ControllerOptions{
+		Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst,
+		LogPath: filepath.Join(r.cfg.WorkDir, "controller.log"),
+	})
+	if err != nil {
+		return err
+	}
+	r.ctrl = c
+	sctx, cancel := context.WithCancel(ctx)
+	r.sampler, r.stopSampler = NewSampler(c.PID, c.MetricsURL, time.Second), cancel
+	go r.sampler.Run(sctx)
+	return nil
+}
+
+// populate creates the namespaces, Services, routes and Rollouts and waits until every
+// Rollout is Completed at its first revision.
+func (r *runner) populate(ctx context.Context) (float64, error) {
+	start := time.Now()
+	r.logf("creating %d Rollouts (+%d Services, %d HTTPRoutes)", r.cfg.N, 2*r.cfg.N, r.cfg.N)
+	if err := CreateNamespaces(ctx, r.client, r.refs); err != nil {
+		return 0, err
+	}
+	if err := ForEach(ctx, r.refs, r.cfg.Workers, func(ctx context.Context, ref Ref) error {
+		return CreateRollout(ctx, r.client, ref)
+	}); err != nil {
+		return 0, err
+	}
+	if _, err := WaitCompleted(ctx, r.client, r.cfg.N, InitialImage, r.pollInterval(), nil); err != nil {
+		return 0, err
+	}
+	r.logf("all %d Completed after %.1fs", r.cfg.N, time.Since(start).Seconds())
+	return time.Since(start).Seconds(), sleep(ctx, r.cfg.Settle)
+}
+
+func (r *runner) pollInterval() time.Duration {
+	return max(time.Second, time.Duration(r.cfg.N/1000)*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// wave changes every template and waits until every Rollout is Completed again, then watches
+// for cfg.Settle more.
+func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
+	image := WaveImage(w)
+	r.tracker.StartWave(image)
+	s0, err := r.snapshot(ctx)
+	if err != nil {
+		return WaveResult{}, err
+	}
+	r.logf("wave %d: setting image %s on %d Rollouts", w, image, r.cfg.N)
+	if err := ForEach(ctx, r.refs, r.cfg.Workers, func(ctx context.Context, ref Ref) error {
+		return SetImage(ctx, r.client, ref, image)
+	}); err != nil {
+		return WaveResult{}, err
+	}
+	patched := time.Since(s0.t)
+	last := -1
+	if _, err := WaitCompleted(ctx, r.client, r.cfg.N, image, r.pollInterval(), func(done int) {
+		if done != last && done%max(1, r.cfg.N/10) == 0 {
+			r.logf("wave %d: %d/%d Completed", w, done, r.cfg.N)
+		}
+		last = done
+	}); err != nil {
+		return WaveResult{}, err
+	}
+	s1, err := r.snapshot(ctx)
+	if err != nil {
+		return WaveResult{}, err
+	}
+	if err := sleep(ctx, r.cfg.Settle); err != nil {
+		return WaveResult{}, err
+	}
+	s2, err := r.snapshot(ctx)
+	if err != nil {
+		return WaveResult{}, err
+	}
+	wr := r.waveResult(w, s0, s1, s2)
+	wr.PatchSeconds = patched.Seconds()
+	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
+	return wr, nil
+}
+
+// floor stops the controller and runs the plain-client baseline against the same API server.
+func (r *runner) floor(ctx context.Context) (FloorResult, error) {
+	r.stopSampler()
+	if err := r.ctrl.Stop(); err != nil {
+		return FloorResult{}, err
+	}
+	counter := NewRequestCounter()
+	c, err := client.New(countedConfig(r.env.Config, float32(r.cfg.QPS), r.cfg.Burst, counter), client.Options{Scheme: r.env.Scheme})
+	if err != nil {
+		return FloorResult{}, fmt.Errorf("floor client: %w", err)
+	}
+	before, err := r.snapshot(ctx)
+	if err != nil {
+		return FloorResult{}, err
+	}
+	r.logf("floor: %d route patches and %d status patches", StepsPerWave*r.cfg.N, StepsPerWave*r.cfg.N)
+	wall, err := RunFloor(ctx, c, r.refs, r.cfg.Workers)
+	if err != nil {
+		return FloorResult{}, err
+	}
+	after, err := r.snapshot(ctx)
+	if err != nil {
+		return FloorResult{}, err
+	}
+	writes := counter.Snapshot().Writes()
+	r.logf("floor: %.1fs", wall.Seconds())
+	return FloorResult{
+		WallSeconds:         wall.Seconds(),
+		Writes:              writes,
+		WritesPerStep:       Finite(PerStep(writes, r.cfg.N, 1)),
+		APIServerCPUSeconds: after.apiCPU - before.apiCPU,
+		APIServerWrites:     after.api.Sub(before.api).Writes(),
+	}, nil
+}
+
+func (r *runner) teardown() error {
+	var errs []error
+	if r.stopSampler != nil {
+		r.stopSampler()
+	}
+	if r.ctrl != nil {
+		errs = append(errs, r.ctrl.Stop())
+	}
+	if r.stopStandins != nil {
+		errs = append(errs, r.stopStandins())
+	}
+	if r.env != nil {
+		errs = append(errs, r.env.Stop())
+	}
+	for _, c := range r.closers {
+		errs = append(errs, c())
+	}
+	if r.kubeconfig != "" {
+		if err := os.Remove(r.kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing kubeconfig: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

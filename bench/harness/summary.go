@@ -1,0 +1,169 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Target is one of the issue's targets, measured.
+type Target struct {
+	Name   string
+	Status string // met, missed, not measured
+	Detail string
+}
+
+// Targets evaluates the targets over the runs made.
+func Targets(results []*Result) []Target {
+	sort.Slice(results, func(i, j int) bool { return results[i].N < results[j].N })
+	return []Target{writesTarget(results), rssTarget(results), growthTarget(results), floorTarget(results), goroutineTarget(results)}
+}
+
+func last(r *Result) WaveResult { return r.WaveResults[len(r.WaveResults)-1] }
+
+func writesTarget(results []*Result) Target {
+	t := Target{Name: "writes per step per Rollout at the floor (2: one route write, one status write)", Status: "met"}
+	var parts []string
+	for _, r := range results {
+		w := last(r)
+		parts = append(parts, fmt.Sprintf("N=%d: %.2f (route %.2f, status %.2f)", r.N, w.WritesPerStep, w.RouteWritesPerStep, w.StatusWritesPerStep))
+		if w.WritesPerStep > FloorWritesPerStep+0.005 {
+			t.Status = "missed"
+			parts = append(parts, fmt.Sprintf("over by %.2f (%.2f×); the rest, per Rollout per step: %s",
+				w.WritesPerStep-FloorWritesPerStep, w.WritesPerStep/FloorWritesPerStep, excess(r, w)))
+		}
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+// excess lists the controller's writes per Rollout per step other than route and status writes.
+func excess(r *Result, w WaveResult) string {
+	var parts []string
+	for _, row := range w.Controller {
+		if !IsWrite(row.Verb) || row.Resource == "httproutes" || row.Resource == "rollouts/status" {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %.2f", row.Verb, row.Resource, PerStep(row.Count, r.N, 1)))
+	}
+	if len(parts) == 0 {
+		return "route or status writes above one each"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func rssTarget(results []*Result) Target {
+	t := Target{Name: "at 5,000 Rollouts controller RSS under 300 MiB"}
+	for _, r := range results {
+		peak := uint64(0)
+		for _, w := range r.WaveResults {
+			peak = max(peak, w.During.PeakRSS, w.During.HWM)
+		}
+		if r.N >= 5000 {
+			t.Status = "met"
+			if peak >= 300*mib {
+				t.Status = "missed"
+			}
+			t.Detail = fmt.Sprintf("N=%d: peak %.0f MiB (VmHWM)", r.N, float64(peak)/mib)
+			return t
+		}
+		t.Detail = fmt.Sprintf("N=5,000 was not run; at N=%d peak RSS was %.0f MiB", r.N, float64(peak)/mib)
+	}
+	t.Status = "not measured"
+	return t
+}
+
+func growthTarget(results []*Result) Target {
+	t := Target{Name: "no RSS growth across two update waves", Status: "met"}
+	var parts []string
+	for _, r := range results {
+		if len(r.WaveResults) < 2 {
+			return Target{Name: t.Name, Status: "not measured", Detail: "fewer than two waves"}
+		}
+		a, b := r.WaveResults[0].Steady, r.WaveResults[len(r.WaveResults)-1].Steady
+		growth := float64(b.MeanRSS) - float64(a.MeanRSS)
+		parts = append(parts, fmt.Sprintf("N=%d: steady RSS %.0f → %.0f MiB (%+.1f MiB), heap %.0f → %.0f MiB",
+			r.N, float64(a.MeanRSS)/mib, float64(b.MeanRSS)/mib, growth/mib, a.MeanHeapInuse/mib, b.MeanHeapInuse/mib))
+		// Allow 5% for allocator noise between two steady periods.
+		if growth > 0.05*float64(a.MeanRSS) {
+			t.Status = "missed"
+		}
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+func floorTarget(results []*Result) Target {
+	t := Target{Name: "update wave time within 2× of the plain-client floor", Status: "met"}
+	var parts []string
+	for _, r := range results {
+		w := last(r)
+		parts = append(parts, fmt.Sprintf("N=%d: %.1f s vs %.1f s = %.2f×", r.N, w.WallSeconds, r.Floor.WallSeconds, r.FloorRatio))
+		if r.FloorRatio > 2 {
+			t.Status = "missed"
+			total := 0.0
+			for _, row := range w.Controller {
+				total += row.Count
+			}
+			parts = append(parts, fmt.Sprintf("over by %.2f×: the controller sent %.0f requests (%.0f writes) in %.1f s (%.1f req/s; the %g req/s limit applies to each API group-version client controller-runtime builds, and Events have their own), %.1f reconciles per Rollout, one reconcile at a time",
+				r.FloorRatio-2, total, w.ControllerWrites, w.WallSeconds, total/w.WallSeconds, r.QPS, w.ReconcilesPerRollout))
+		}
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+func goroutineTarget(results []*Result) Target {
+	t := Target{Name: "goroutines independent of N"}
+	if len(results) < 2 {
+		t.Status = "not measured"
+		if len(results) == 1 {
+			t.Detail = fmt.Sprintf("one N only (N=%d: peak %.0f)", results[0].N, last(results[0]).During.PeakGoroutines)
+		}
+		return t
+	}
+	var parts []string
+	lo, hi := 1e18, 0.0
+	for _, r := range results {
+		g := last(r).During.PeakGoroutines
+		lo, hi = min(lo, g), max(hi, g)
+		parts = append(parts, fmt.Sprintf("N=%d: peak %.0f, steady %.0f", r.N, g, last(r).Steady.LastGoroutines))
+	}
+	t.Status = "met"
+	// Allow ten goroutines of difference for connections and timers in flight.
+	if hi-lo > 10 {
+		t.Status = "missed"
+		parts = append(parts, fmt.Sprintf("peaks differ by %.0f", hi-lo))
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+// WriteSummary writes RESULTS.md: the machine, the date, one column per N, and the targets.
+func WriteSummary(path string, m Machine, results []*Result, command string) error {
+	var b strings.Builder
+	b.WriteString("# KULTA at scale: last bench results\n\n")
+	fmt.Fprintf(&b, "Generated by `%s` on %s. See bench/README.md for what is measured and how.\n\n", command, now())
+	fmt.Fprintf(&b, "Machine: %d CPUs (shared with other builds), %d MiB memory, %s, kernel `%s`.\n\n", m.CPUs, m.MemoryMiB, m.GoVersion, m.Kernel)
+	var ns []string
+	for _, r := range results {
+		ns = append(ns, fmt.Sprint(r.N))
+	}
+	fmt.Fprintf(&b, "N run: %s. Figures are for the last wave unless a row says otherwise.\n\n", strings.Join(ns, ", "))
+	for _, r := range results {
+		fmt.Fprintf(&b, "## N = %d\n\n", r.N)
+		writeResultTable(&b, r)
+		b.WriteString("\n")
+		writeRequestTable(&b, r)
+		b.WriteString("\n")
+	}
+	b.WriteString("## Targets (measured, not asserted)\n\n| target | status | measured |\n|---|---|---|\n")
+	for _, t := range Targets(results) {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Name, t.Status, t.Detail)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
