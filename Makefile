@@ -74,6 +74,10 @@ test: verify-generated lint build envtest-bin helm-bin prometheus-bin ## Unit, e
 bench: envtest-bin ## Cost at scale on a real API server (not part of `make test`); BENCH_N=100,1000,5000.
 	go run ./bench/cmd/kulta-bench -n $(or $(BENCH_N),100,1000,5000) -out bench/results
 
+.PHONY: e2e
+e2e: cluster-bin ## End-to-end tests on a full local cluster (etcd, API server, controller manager, scheduler, kwok).
+	go test $(GO_TEST_FLAGS) -tags e2e ./e2e/...
+
 .PHONY: unit
 unit: ## Only the tests that need no API server (quick).
 	go test $(GO_TEST_FLAGS) -short ./...
@@ -97,6 +101,13 @@ $(PROMETHEUS_BIN)/.prometheus-$(PROMETHEUS_VERSION): hack/prometheus/go.mod hack
 	@echo "Building Prometheus $(PROMETHEUS_VERSION) from Go modules (several minutes when cold)"
 	hack/prometheus/build.sh $(PROMETHEUS_BIN)
 	@touch $@
+
+.PHONY: cluster-bin
+cluster-bin: envtest-bin $(K8S_BIN)/.cluster-$(K8S_VERSION) ## kube-controller-manager, kube-scheduler, kubectl and kwok for the full local cluster.
+
+$(K8S_BIN)/.cluster-$(K8S_VERSION): hack/k8s/go.mod hack/k8s/go.sum hack/cluster-bin.sh
+	@rm -f $@
+	hack/cluster-bin.sh $(K8S_BIN)
 
 .PHONY: helm-bin
 helm-bin: $(HELM) ## helm, for the chart tests.
