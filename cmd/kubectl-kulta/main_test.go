@@ -141,6 +141,14 @@ func TestPromoteFullAbortRetryPauseResume(t *testing.T) {
 	code, out = kulta(t, ns, "pause", "api")
 	g.Expect(code).To(Equal(exitOK), out)
 	g.Expect(rollout(g, ro).Spec.Paused).To(BeTrue())
+	g.Eventually(func() string {
+		for _, c := range rollout(g, ro).Status.Conditions {
+			if c.Type == kultav1alpha1.ConditionPaused {
+				return c.Reason
+			}
+		}
+		return ""
+	}).WithTimeout(30*time.Second).Should(Equal("PausedByUser"), "the controller shows the pause")
 	code, out = kulta(t, ns, "promote", "api", "--full")
 	g.Expect(code).To(Equal(exitOK), out)
 	g.Consistently(func() *int32 { return rollout(g, ro).Status.CurrentStepIndex }).WithTimeout(2*time.Second).

@@ -94,7 +94,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		ro.Status.ObservedGeneration = ro.Generation
 	}
 	if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
-		if err := r.Status().Patch(ctx, ro, client.MergeFrom(base)); err != nil {
+		// Diff the status alone: ro's metadata may be newer than base's (annotations consumed
+		// above), and a resourceVersion in the patch would turn it into a precondition that a
+		// concurrent user edit breaks, losing the step just taken.
+		statusBase := ro.DeepCopy()
+		statusBase.Status = base.Status
+		if err := r.Status().Patch(ctx, ro, client.MergeFrom(statusBase)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
 		r.written.Store(req.NamespacedName, ro.ResourceVersion)

@@ -7,13 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
+	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/false-systems/kulta/internal/controller/rollout"
@@ -60,6 +63,8 @@ func WithEvents(sink events.Sink) Option {
 // Start runs the reconciler and the stand-ins against e until ctx ends or Stop is called.
 // Several managers at once would act twice; start one at a time.
 func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error) {
+	// Reconcile errors go to stderr, so that a failing test shows them.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
