@@ -1,0 +1,18 @@
+// Package simulator is a stand-in for a Gateway API data plane and its controller, for KULTA's
+// end-to-end tests on the local cluster of package e2e/cluster, where no real Gateway
+// implementation runs.
+//
+// As the data plane, it plays client traffic through every HTTPRoute attached to one Gateway
+// (default/kulta-gateway unless told otherwise): each tick it splits a request rate across each
+// rule's backendRefs by weight, and records the requests each backend Service answered in the
+// metrics an instrumented application exposes, http_requests_total{namespace,service,code} and
+// http_request_duration_seconds{namespace,service}, on its own /metrics endpoint. How a Service
+// answers depends on the container image of the ready Pods behind it (Options.Behaviour), so a
+// test makes a revision misbehave by giving it an image.
+//
+// As the Gateway's controller, it reports every parentRef of those routes that names the
+// Gateway as Accepted at the route's current generation, under the controller name
+// ControllerName; KULTA waits for that before it counts a traffic step as done.
+//
+// It is test support only; KULTA's controller does not import it.
+package simulator

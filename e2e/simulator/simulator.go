@@ -1,0 +1,303 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// Defaults for Options.
+const (
+	// ControllerName is the Gateway controller name the simulator reports in route status.
+	ControllerName = "kulta.io/e2e-gateway"
+	// DefaultGatewayNamespace is the namespace of the Gateway whose routes are simulated.
+	DefaultGatewayNamespace = "default"
+	// DefaultGatewayName is the name of the Gateway whose routes are simulated.
+	DefaultGatewayName = "kulta-gateway"
+	// DefaultRate is the request rate, per second, that each route receives.
+	DefaultRate = 100
+	// DefaultTick is how often the simulator reads the cluster and records requests.
+	DefaultTick = 100 * time.Millisecond
+)
+
+// Options configure Start. The zero value is a working configuration.
+type Options struct {
+	// GatewayNamespace and GatewayName name the Gateway whose HTTPRoutes are simulated.
+	// Default: DefaultGatewayNamespace and DefaultGatewayName.
+	GatewayNamespace string
+	GatewayName      string
+	// Rate is the requests per second each attached route receives, divided evenly among its
+	// rules that match without headers. Default: DefaultRate.
+	Rate float64
+	// HeaderRate is the requests per second sent with matching headers to each rule that only
+	// matches headers (KULTA's kulta-* header rules). Default: 0, no such requests.
+	HeaderRate float64
+	// Tick is how often the simulator reads the routes, Services and Pods, accepts routes and
+	// records the requests of the time that passed. Default: DefaultTick.
+	Tick time.Duration
+	// Behaviour says how Pods answer, by container image; images it does not name behave as
+	// DefaultBehaviour.
+	Behaviour map[string]Behaviour
+	// OnError receives the errors of a tick (reading the cluster, writing route status); the
+	// simulator carries on at the next tick. Default: they are kept for Errors.
+	OnError func(error)
+}
+
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.GatewayNamespace == "" {
+		o.GatewayNamespace = DefaultGatewayNamespace
+	}
+	if o.GatewayName == "" {
+		o.GatewayName = DefaultGatewayName
+	}
+	if o.Rate <= 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Tick <= 0 {
+		o.Tick = DefaultTick
+	}
+	return o
+}
+
+// Simulator is a running Gateway stand-in. Stop ends it.
+type Simulator struct {
+	opts      Options
+	client    client.Client
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+	listener  net.Listener
+	server    *http.Server
+	served    chan error
+	cancel    context.CancelFunc
+	done      chan struct{}
+
+	// backends are touched by the tick loop only.
+	backends map[ServiceKey]*backend
+
+	mu      sync.Mutex
+	lastErr error
+	errs    int
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// backend is the traffic a Service has received so far. Requests are counted exactly over time:
+// due accumulates rate × tick, and whole requests are recorded as it passes them.
+type backend struct {
+	due    float64 // requests owed since the Service became reachable
+	sent   float64 // requests recorded of them
+	errAcc float64 // fraction of an error owed
+}
+
+// Start serves /metrics on a random loopback port and starts the tick loop, which reads the
+// cluster through cl: HTTPRoutes, Services and Pods (list and get) and route status (patch).
+// The loop runs until Stop or until ctx ends.
+func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, error) {
+	opts = opts.withDefaults()
+	s := &Simulator{
+		opts:   opts,
+		client: cl,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "Requests served through the simulated Gateway, by namespace, service and status code.",
+		}, []string{"namespace", "service", "code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "Request latency through the simulated Gateway, by namespace and service.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"namespace", "service"}),
+		backends: map[ServiceKey]*backend{},
+		served:   make(chan error, 1),
+		done:     make(chan struct{}),
+	}
+	registry := prometheus.NewRegistry()
+	if err := registry.Register(s.requests); err != nil {
+		return nil, fmt.Errorf("registering the request counter: %w", err)
+	}
+	if err := registry.Register(s.durations); err != nil {
+		return nil, fmt.Errorf("registering the latency histogram: %w", err)
+	}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for the simulator's /metrics: %w", err)
+	}
+	s.listener = listener
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		err := s.server.Serve(listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.served <- err
+	}()
+	loopCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	go s.run(loopCtx)
+	return s, nil
+}
+
+// Target is the host:port of the /metrics endpoint, for a Prometheus scrape configuration.
+func (s *Simulator) Target() string { return s.listener.Addr().String() }
+
+// Errors returns how many errors the ticks met and the last of them, when Options.OnError is
+// nil.
+func (s *Simulator) Errors() (count int, last error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errs, s.lastErr
+}
+
+// Stop ends the tick loop and the /metrics server and waits for both. Calling it again is
+// harmless.
+func (s *Simulator) Stop() error {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		<-s.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		if err := s.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the simulator's /metrics server: %w", err))
+		}
+		if err := <-s.served; err != nil {
+			errs = append(errs, fmt.Errorf("serving the simulator's /metrics: %w", err))
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// run ticks until ctx ends.
+func (s *Simulator) run(ctx context.Context) {
+	defer close(s.done)
+	ticker := time.NewTicker(s.opts.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := s.tick(ctx); err != nil && ctx.Err() == nil {
+				s.report(err)
+			}
+		}
+	}
+}
+
+// report hands a tick's error to OnError or keeps it.
+func (s *Simulator) report(err error) {
+	if s.opts.OnError != nil {
+		s.opts.OnError(err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = err
+	s.errs++
+}
+
+// tick reads the cluster once, accepts the attached routes and records one tick of requests.
+func (s *Simulator) tick(ctx context.Context) error {
+	var routes gatewayv1.HTTPRouteList
+	if err := s.client.List(ctx, &routes); err != nil {
+		return fmt.Errorf("listing HTTPRoutes: %w", err)
+	}
+	var errs []error
+	rates := map[ServiceKey]float64{}
+	for i := range routes.Items {
+		route := &routes.Items[i]
+		if !s.attached(route) {
+			continue
+		}
+		if err := s.accept(ctx, route); err != nil {
+			errs = append(errs, err)
+		}
+		for key, rate := range RouteRates(route, s.opts.Rate, s.opts.HeaderRate) {
+			rates[key] += rate
+		}
+	}
+	if len(rates) == 0 {
+		return errors.Join(errs...)
+	}
+	var pods corev1.PodList
+	if err := s.client.List(ctx, &pods); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing Pods: %w", err))...)
+	}
+	for key, rate := range rates {
+		if err := s.serve(ctx, key, rate, pods.Items); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// attached reports whether any parentRef of route names the simulated Gateway.
+func (s *Simulator) attached(route *gatewayv1.HTTPRoute) bool {
+	for _, ref := range route.Spec.ParentRefs {
+		if Attached(ref, route.Namespace, s.opts.GatewayNamespace, s.opts.GatewayName) {
+			return true
+		}
+	}
+	return false
+}
+
+// serve records one tick of requests at rate for the Service key, answered as its ready Pods'
+// images say. A Service that does not exist or has no ready Pod records nothing, and owes
+// nothing for that time.
+func (s *Simulator) serve(ctx context.Context, key ServiceKey, rate float64, pods []corev1.Pod) error {
+	b, known := s.backends[key]
+	if !known {
+		b = &backend{}
+		s.backends[key] = b
+		// Every series exists from the start, so that queries see zero rather than nothing.
+		s.requests.WithLabelValues(key.Namespace, key.Name, "200")
+		s.requests.WithLabelValues(key.Namespace, key.Name, "500")
+		s.durations.WithLabelValues(key.Namespace, key.Name)
+	}
+	var svc corev1.Service
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, &svc); err != nil {
+		b.due = b.sent
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("reading Service %s/%s: %w", key.Namespace, key.Name, err)
+		}
+		return nil
+	}
+	behaviour, reachable := BehaviourOf(ReadyPodsBehind(&svc, pods), s.opts.Behaviour)
+	if !reachable {
+		b.due = b.sent
+		return nil
+	}
+	b.due += rate * s.opts.Tick.Seconds()
+	n := math.Floor(b.due - b.sent + 1e-9)
+	if n <= 0 {
+		return nil
+	}
+	b.sent += n
+	ok := s.requests.WithLabelValues(key.Namespace, key.Name, "200")
+	failed := s.requests.WithLabelValues(key.Namespace, key.Name, "500")
+	latency := s.durations.WithLabelValues(key.Namespace, key.Name)
+	for range int(n) {
+		b.errAcc += behaviour.ErrorRatio
+		if b.errAcc >= 1-1e-9 {
+			b.errAcc--
+			failed.Inc()
+		} else {
+			ok.Inc()
+		}
+		latency.Observe(behaviour.Latency.Seconds())
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package simulator
+
+import (
+	"math"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// Behaviour is how the Pods of one container image answer requests.
+type Behaviour struct {
+	// ErrorRatio is the share of requests answered with a 5xx status, from 0 to 1.
+	ErrorRatio float64
+	// Latency is how long every request takes.
+	Latency time.Duration
+}
+
+// DefaultBehaviour is the behaviour of an image that Options.Behaviour does not name: no errors
+// and 10 ms per request.
+var DefaultBehaviour = Behaviour{Latency: 10 * time.Millisecond}
+
+// SplitByWeight divides rate (requests per second) among backends in proportion to their
+// weights, as a Gateway does. A nil weight counts as 1, the Gateway API default; negative
+// weights count as 0. When all weights are 0 no backend receives anything.
+func SplitByWeight(rate float64, weights []*int32) []float64 {
+	out := make([]float64, len(weights))
+	var total float64
+	for _, w := range weights {
+		total += weightOf(w)
+	}
+	if total == 0 || rate <= 0 {
+		return out
+	}
+	for i, w := range weights {
+		out[i] = rate * weightOf(w) / total
+	}
+	return out
+}
+
+// weightOf is a backendRef's weight as a number, defaulted as Gateway API says.
+func weightOf(w *int32) float64 {
+	if w == nil {
+		return 1
+	}
+	return math.Max(0, float64(*w))
+}
+
+// ReadyPodsBehind returns the Pods of pods that svc selects (same namespace, selector matching
+// their labels) and that are Ready and not being deleted. A Service without a selector selects
+// none.
+func ReadyPodsBehind(svc *corev1.Service, pods []corev1.Pod) []corev1.Pod {
+	if len(svc.Spec.Selector) == 0 {
+		return nil
+	}
+	selector := labels.SelectorFromSet(svc.Spec.Selector)
+	var out []corev1.Pod
+	for i := range pods {
+		pod := &pods[i]
+		if pod.Namespace != svc.Namespace || pod.DeletionTimestamp != nil || !podReady(pod) {
+			continue
+		}
+		if selector.Matches(labels.Set(pod.Labels)) {
+			out = append(out, *pod)
+		}
+	}
+	return out
+}
+
+// podReady reports whether the Pod's Ready condition is True.
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// BehaviourOf is how a Service backed by pods answers: requests are spread evenly over the
+// Pods, each of which behaves as table says for the image of its first container
+// (DefaultBehaviour for images the table does not name), so the result is the Pods' average.
+// ok is false when pods is empty: nothing answers.
+func BehaviourOf(pods []corev1.Pod, table map[string]Behaviour) (b Behaviour, ok bool) {
+	if len(pods) == 0 {
+		return Behaviour{}, false
+	}
+	var ratio float64
+	var latency time.Duration
+	for i := range pods {
+		pb := DefaultBehaviour
+		if len(pods[i].Spec.Containers) > 0 {
+			if found, named := table[pods[i].Spec.Containers[0].Image]; named {
+				pb = found
+			}
+		}
+		ratio += pb.ErrorRatio
+		latency += pb.Latency
+	}
+	n := len(pods)
+	return Behaviour{ErrorRatio: ratio / float64(n), Latency: latency / time.Duration(n)}, true
+}
+
+// Attached reports whether ref names the Gateway namespace/name; routeNamespace is the
+// namespace of the route holding ref, which an empty ref namespace means.
+func Attached(ref gatewayv1.ParentReference, routeNamespace, namespace, name string) bool {
+	if ref.Group != nil && *ref.Group != gatewayv1.GroupName {
+		return false
+	}
+	if ref.Kind != nil && *ref.Kind != "Gateway" {
+		return false
+	}
+	ns := routeNamespace
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	return ns == namespace && string(ref.Name) == name
+}
+
+// HeaderRule reports whether a rule only takes requests carrying particular headers, such as
+// the kulta-* rules KULTA adds for header-based canary routing.
+func HeaderRule(rule gatewayv1.HTTPRouteRule) bool {
+	if len(rule.Matches) == 0 {
+		return false
+	}
+	for _, m := range rule.Matches {
+		if len(m.Headers) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ServiceKey names a backend Service.
+type ServiceKey struct {
+	// Namespace is the Service's namespace.
+	Namespace string
+	// Name is the Service's name.
+	Name string
+}
+
+// RouteRates returns the request rate each backend Service of route receives: rate requests per
+// second are divided evenly among the rules that match without headers, headerRate goes to each
+// header rule (HeaderRule), and each rule's share is split by weight (SplitByWeight). Backends
+// that are not core Services are skipped.
+func RouteRates(route *gatewayv1.HTTPRoute, rate, headerRate float64) map[ServiceKey]float64 {
+	out := map[ServiceKey]float64{}
+	plain := 0
+	for _, rule := range route.Spec.Rules {
+		if !HeaderRule(rule) {
+			plain++
+		}
+	}
+	for _, rule := range route.Spec.Rules {
+		ruleRate := headerRate
+		if !HeaderRule(rule) {
+			ruleRate = rate / float64(plain)
+		}
+		weights := make([]*int32, len(rule.BackendRefs))
+		for i, ref := range rule.BackendRefs {
+			weights[i] = ref.Weight
+		}
+		for i, share := range SplitByWeight(ruleRate, weights) {
+			ref := rule.BackendRefs[i].BackendObjectReference
+			if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
+				continue
+			}
+			key := ServiceKey{Namespace: route.Namespace, Name: string(ref.Name)}
+			if ref.Namespace != nil {
+				key.Namespace = string(*ref.Namespace)
+			}
+			out[key] += share
+		}
+	}
+	return out
+}
