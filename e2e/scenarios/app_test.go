@@ -269,9 +269,10 @@ type weightWatch struct {
 	stop func()
 	done chan struct{}
 
-	mu   sync.Mutex
-	seen []string
-	err  error
+	mu      sync.Mutex
+	seen    []string
+	err     error
+	stopped bool // set before the watch is stopped: the error that stopping causes is not one
 }
 
 // watchWeights starts watching the route; Stop ends the watch and Seen tells what it saw.
@@ -288,7 +289,9 @@ func (a *app) watchWeights(ctx context.Context, t *testing.T) *weightWatch {
 			route, ok := ev.Object.(*gatewayv1.HTTPRoute)
 			if ev.Type == watch.Error || !ok {
 				ww.mu.Lock()
-				ww.err = fmt.Errorf("watch event %s: %v", ev.Type, ev.Object)
+				if !ww.stopped {
+					ww.err = fmt.Errorf("watch event %s: %v", ev.Type, ev.Object)
+				}
 				ww.mu.Unlock()
 				continue
 			}
@@ -309,6 +312,9 @@ func (a *app) watchWeights(ctx context.Context, t *testing.T) *weightWatch {
 
 // Stop ends the watch and waits until its events are recorded. Calling it again is harmless.
 func (ww *weightWatch) Stop() {
+	ww.mu.Lock()
+	ww.stopped = true
+	ww.mu.Unlock()
 	ww.stop()
 	<-ww.done
 }
