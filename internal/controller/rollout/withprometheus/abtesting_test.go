@@ -50,25 +50,7 @@ const (
 // TestCanaryAnalysisWithPrometheus has stopped its own (top-level tests run one at a time), and
 // runs its scenarios one after the other.
 func TestABExperimentWithPrometheus(t *testing.T) {
-	e := testenv.Require(t, env)
-	start := time.Now()
-	trafficApp := testenv.StartTrafficApp(t)
-	prom := testenv.StartPrometheus(t, trafficApp.Target())
-	t.Logf("Prometheus ready at %s after %s", prom.Address(), time.Since(start).Round(time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := rollouttest.Start(ctx, e, rollouttest.WithAnalyzer(&analysis.Checker{DefaultAddress: prom.Address()}))
-	if err != nil {
-		cancel()
-		t.Fatalf("starting the manager: %v", err)
-	}
-	// Cleanups run last-registered first: the manager stops before Prometheus and the app.
-	t.Cleanup(func() {
-		defer cancel()
-		if err := mgr.Stop(); err != nil {
-			t.Errorf("stopping the manager: %v", err)
-		}
-	})
-	s := &suite{env: e, app: trafficApp, prom: prom}
+	s := startSuite(t)
 	t.Run("variant B significantly better wins and is promoted", s.testABVariantBWins)
 	t.Run("variant B significantly worse loses and is rolled back", s.testABVariantBLoses)
 }

@@ -51,10 +51,10 @@ type suite struct {
 	prom *testenv.Prometheus
 }
 
-// TestCanaryAnalysisWithPrometheus runs canaries gated by the built-in error-rate metric, as
-// real Prometheus computes it from traffic the test controls. The scenarios run in parallel,
-// each in its own namespace.
-func TestCanaryAnalysisWithPrometheus(t *testing.T) {
+// startSuite starts a traffic application, a Prometheus scraping it and a manager whose
+// analyzer queries that Prometheus; all stop when the test ends, the manager first.
+func startSuite(t *testing.T) *suite {
+	t.Helper()
 	e := testenv.Require(t, env)
 	start := time.Now()
 	trafficApp := testenv.StartTrafficApp(t)
@@ -73,7 +73,14 @@ func TestCanaryAnalysisWithPrometheus(t *testing.T) {
 			t.Errorf("stopping the manager: %v", err)
 		}
 	})
-	s := &suite{env: e, app: trafficApp, prom: prom}
+	return &suite{env: e, app: trafficApp, prom: prom}
+}
+
+// TestCanaryAnalysisWithPrometheus runs canaries gated by the built-in error-rate metric, as
+// real Prometheus computes it from traffic the test controls. The scenarios run in parallel,
+// each in its own namespace.
+func TestCanaryAnalysisWithPrometheus(t *testing.T) {
+	s := startSuite(t)
 	t.Run("healthy canary completes", s.testHealthyCanary)
 	t.Run("erroring canary rolls back", s.testErroringCanary)
 	t.Run("canary without traffic holds its step", s.testCanaryWithoutTraffic)
