@@ -74,6 +74,15 @@ func RouteWeights(route *gatewayv1.HTTPRoute, stable, canary string) (providers.
 // has carried so far, in order: what a Gateway would have seen.
 func WatchWeights(t *testing.T, e *testenv.Env, ns, name, stable, canary string) func() []providers.Weights {
 	t.Helper()
+	return WatchRoute(t, e, ns, name, func(route *gatewayv1.HTTPRoute) (providers.Weights, bool) {
+		return RouteWeights(route, stable, canary)
+	}, func(a, b providers.Weights) bool { return a == b })
+}
+
+// WatchRoute watches one HTTPRoute and returns a function giving, in order, the values extract
+// took from its versions, a value equal to the one before it left out.
+func WatchRoute[T any](t *testing.T, e *testenv.Env, ns, name string, extract func(*gatewayv1.HTTPRoute) (T, bool), equal func(a, b T) bool) func() []T {
+	t.Helper()
 	wc, err := client.NewWithWatch(e.Config, client.Options{Scheme: e.Scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +94,7 @@ func WatchWeights(t *testing.T, e *testenv.Env, ns, name, stable, canary string)
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var seen []providers.Weights
+	var seen []T
 	go func() {
 		defer w.Stop()
 		for ev := range w.ResultChan() {
@@ -96,18 +105,18 @@ func WatchWeights(t *testing.T, e *testenv.Env, ns, name, stable, canary string)
 			if !ok {
 				continue
 			}
-			if weights, ok := RouteWeights(route, stable, canary); ok {
+			if value, ok := extract(route); ok {
 				mu.Lock()
-				if len(seen) == 0 || seen[len(seen)-1] != weights {
-					seen = append(seen, weights)
+				if len(seen) == 0 || !equal(seen[len(seen)-1], value) {
+					seen = append(seen, value)
 				}
 				mu.Unlock()
 			}
 		}
 	}()
-	return func() []providers.Weights {
+	return func() []T {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]providers.Weights(nil), seen...)
+		return append([]T(nil), seen...)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -319,41 +317,9 @@ func ruleNames(route *gatewayv1.HTTPRoute) []string {
 // names it has carried so far, in order.
 func watchRuleNames(t *testing.T, e *testenv.Env, ns, name string) func() [][]string {
 	t.Helper()
-	wc, err := client.NewWithWatch(e.Config, client.Options{Scheme: e.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	w, err := wc.Watch(ctx, &gatewayv1.HTTPRouteList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var seen [][]string
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			if ev.Type != watch.Added && ev.Type != watch.Modified {
-				continue
-			}
-			route, ok := ev.Object.(*gatewayv1.HTTPRoute)
-			if !ok {
-				continue
-			}
-			names := ruleNames(route)
-			mu.Lock()
-			if len(seen) == 0 || !slices.Equal(seen[len(seen)-1], names) {
-				seen = append(seen, names)
-			}
-			mu.Unlock()
-		}
-	}()
-	return func() [][]string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(seen)
-	}
+	return rollouttest.WatchRoute(t, e, ns, name, func(route *gatewayv1.HTTPRoute) ([]string, bool) {
+		return ruleNames(route), true
+	}, slices.Equal[[]string])
 }
 
 // promoteAB annotates the Rollout with kulta.io/promote=true.
