@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -81,7 +82,8 @@ func (r *runner) startStandins(ctx context.Context, logPath string) error {
 		Scheme:                 r.env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{MaxConcurrentReconciles: 4},
+		// Each N gets a fresh manager in the same process: the stand-ins' names repeat.
+		Controller: config.Controller{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return fmt.Errorf("stand-in manager: %w", err)
