@@ -127,8 +127,11 @@ func service(r Ref, suffix string) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name + suffix, Labels: map[string]string{RunLabel: "true"}},
 		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": r.Name},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			// Headless: the test API server's Service IP range holds only a few hundred addresses,
+			// fewer than two Services per Rollout need at N=1,000 and more.
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app": r.Name},
+			Ports:     []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		},
 	}
 }
