@@ -116,7 +116,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	gatewayCRDs, err := gatewayAPICRDDir(root)
+	gatewayCRDs, err := testenv.GatewayAPICRDDir(root)
 	if err != nil {
 		return nil, err
 	}

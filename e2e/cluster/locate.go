@@ -107,17 +107,3 @@ func stageFiles(root string) ([]string, error) {
 	}
 	return files, nil
 }
-
-// gatewayAPICRDDir is the standard-channel CRD folder of the gateway-api module that the
-// repository requires.
-func gatewayAPICRDDir(root string) (string, error) {
-	modDir, err := moduleDir(root, "sigs.k8s.io/gateway-api")
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(modDir, "config", "crd", "standard")
-	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("gateway-api CRDs: %w", err)
-	}
-	return dir, nil
-}

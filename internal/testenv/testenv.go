@@ -50,7 +50,7 @@ func Start() (*Env, error) {
 			return nil, fmt.Errorf("%s not found in %s: run `make envtest-bin` first: %w", bin, assets, err)
 		}
 	}
-	gatewayCRDs, err := gatewayAPICRDDir(root)
+	gatewayCRDs, err := GatewayAPICRDDir(root)
 	if err != nil {
 		return nil, err
 	}
@@ -172,9 +172,9 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// gatewayAPICRDDir is the standard-channel CRD folder of the gateway-api module this
+// GatewayAPICRDDir is the standard-channel CRD folder of the gateway-api module this
 // repository requires, from the module cache.
-func gatewayAPICRDDir(root string) (string, error) {
+func GatewayAPICRDDir(root string) (string, error) {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api")
 	cmd.Dir = root
 	out, err := cmd.Output()
