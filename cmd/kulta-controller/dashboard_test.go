@@ -12,10 +12,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -85,26 +83,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			}))
 		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	}
-	phase := func(name string) func(g Gomega) kultav1alpha1.Phase {
-		return func(g Gomega) kultav1alpha1.Phase {
-			ro := &kultav1alpha1.Rollout{}
-			g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ro)).To(Succeed())
-			return ro.Status.Phase
-		}
-	}
-	patch := func(name, body string, pt types.PatchType) {
-		ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		g.Expect(e.Client.Patch(ctx, ro, client.RawPatch(pt, []byte(body)))).To(Succeed())
-	}
-	for _, name := range []string{"shop", "cart"} {
-		g.Eventually(phase(name)).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
-		patch(name, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`, types.JSONPatchType)
-		g.Eventually(phase(name)).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhasePaused))
-	}
-	patch("shop", `{"metadata":{"annotations":{"kulta.io/promote":"true"}}}`, types.MergePatchType)
-	patch("cart", `{"metadata":{"annotations":{"kulta.io/abort":"true"}}}`, types.MergePatchType)
-	g.Eventually(phase("shop")).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
-	g.Eventually(phase("cart")).WithTimeout(60 * time.Second).Should(Equal(kultav1alpha1.PhaseFailed))
+	rollouttest.DriveToCompletionAndRollback(g, e.Client, ns, "shop", "cart", 60*time.Second)
 
 	q, err := analysis.NewPrometheus(prom.Address())
 	g.Expect(err).NotTo(HaveOccurred())

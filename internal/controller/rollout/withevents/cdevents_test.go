@@ -13,10 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/events/cdevents"
@@ -89,26 +86,7 @@ func TestCDEventsFollowTheRollout(t *testing.T) {
 		ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
 		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	}
-	phase := func(name string) func(g Gomega) kultav1alpha1.Phase {
-		return func(g Gomega) kultav1alpha1.Phase {
-			ro := &kultav1alpha1.Rollout{}
-			g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ro)).To(Succeed())
-			return ro.Status.Phase
-		}
-	}
-	patch := func(name, p string, typ types.PatchType) {
-		ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		g.Expect(e.Client.Patch(ctx, ro, client.RawPatch(typ, []byte(p)))).To(Succeed())
-	}
-	for _, name := range []string{"done", "back"} {
-		g.Eventually(phase(name)).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
-		patch(name, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`, types.JSONPatchType)
-		g.Eventually(phase(name)).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhasePaused))
-	}
-	patch("done", `{"metadata":{"annotations":{"kulta.io/promote":"true"}}}`, types.MergePatchType)
-	patch("back", `{"metadata":{"annotations":{"kulta.io/abort":"true"}}}`, types.MergePatchType)
-	g.Eventually(phase("done")).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
-	g.Eventually(phase("back")).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseFailed))
+	rollouttest.DriveToCompletionAndRollback(g, e.Client, ns, "done", "back", 30*time.Second)
 
 	g.Eventually(func() []string { return rec.of(ns, "done") }).WithTimeout(30 * time.Second).Should(Equal([]string{
 		"service.deployed", "service.published", // the first revision
