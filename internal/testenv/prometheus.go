@@ -38,30 +38,29 @@ const (
 	prometheusLaunchAttempts = 3
 )
 
-// Prometheus is a Prometheus server started for a test, listening on a loopback port with its
-// own temporary TSDB.
+// Prometheus is a Prometheus server on a loopback port with its own TSDB, started for a test
+// (StartPrometheus) or a program (LaunchPrometheus). It can be killed and started again on the
+// same address and TSDB, as a crashed server would be restarted.
 type Prometheus struct {
+	bin     string
+	config  string
+	tsdb    string
 	address string
-	cmd     *exec.Cmd
-	exited  chan struct{}
 	output  *lockedBuffer
 
-	stopOnce sync.Once
-	stopErr  error
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
-// PrometheusBinary returns the Prometheus server binary the tests run. It skips the test under
-// `go test -short` and fails it, saying how to build one, when the binary is missing.
-func PrometheusBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a real Prometheus server; skipped with -short")
-	}
+// PrometheusBinaryPath returns the Prometheus server binary: $KULTA_PROMETHEUS_BIN, else
+// .cache/bin/prometheus/prometheus in the repository. The error says how to build one.
+func PrometheusBinaryPath() (string, error) {
 	path := os.Getenv(PrometheusBinEnv)
 	if path == "" {
 		root, err := RepoRoot()
 		if err != nil {
-			t.Fatalf("locating the Prometheus binary: %v", err)
+			return "", fmt.Errorf("locating the Prometheus binary: %w", err)
 		}
 		path = filepath.Join(root, ".cache", "bin", "prometheus", "prometheus")
 	}
@@ -73,11 +72,24 @@ func PrometheusBinary(t testing.TB) string {
 	case info.IsDir() || info.Mode()&0o111 == 0:
 		problem = "not an executable file"
 	default:
-		return path
+		return path, nil
 	}
-	t.Fatalf("no Prometheus binary at %s (%s): run `make prometheus-bin` to build it, or set %s to a "+
-		"Prometheus binary; `go test -short` skips the tests that need it", path, problem, PrometheusBinEnv)
-	return ""
+	return "", fmt.Errorf("no Prometheus binary at %s (%s): run `make prometheus-bin` to build it, or set %s to a "+
+		"Prometheus binary", path, problem, PrometheusBinEnv)
+}
+
+// PrometheusBinary returns the Prometheus server binary the tests run. It skips the test under
+// `go test -short` and fails it, saying how to build one, when the binary is missing.
+func PrometheusBinary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Prometheus server; skipped with -short")
+	}
+	path, err := PrometheusBinaryPath()
+	if err != nil {
+		t.Fatalf("%v; `go test -short` skips the tests that need it", err)
+	}
+	return path
 }
 
 // StartPrometheus starts a Prometheus server that scrapes every target (host:port, path
@@ -89,30 +101,49 @@ func PrometheusBinary(t testing.TB) string {
 // seconds after start. Tests wait for the series they need, for example with Query.
 func StartPrometheus(t testing.TB, scrapeTargets ...string) *Prometheus {
 	t.Helper()
-	bin := PrometheusBinary(t)
-	dir := t.TempDir()
+	p, err := LaunchPrometheus(PrometheusBinary(t), t.TempDir(), scrapeTargets...)
+	if err != nil {
+		t.Fatalf("starting Prometheus: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("stopping Prometheus: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("Prometheus at %s said:\n%s", p.address, p.Output())
+		}
+	})
+	return p
+}
+
+// LaunchPrometheus starts the server bin with its configuration and TSDB in dir, scraping every
+// target each PrometheusScrapeInterval, on a free loopback port, and waits until it is ready.
+// The caller stops it with Stop; dir is the caller's to remove afterwards.
+func LaunchPrometheus(bin, dir string, scrapeTargets ...string) (*Prometheus, error) {
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(scrapeConfig(scrapeTargets)), 0o600); err != nil {
-		t.Fatalf("writing the Prometheus configuration: %v", err)
+		return nil, fmt.Errorf("writing the Prometheus configuration: %w", err)
 	}
 	var errs []error
 	for attempt := range prometheusLaunchAttempts {
-		p, err := launchPrometheus(bin, cfg, filepath.Join(dir, fmt.Sprintf("tsdb-%d", attempt)))
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		p := &Prometheus{
+			bin:     bin,
+			config:  cfg,
+			tsdb:    filepath.Join(dir, fmt.Sprintf("tsdb-%d", attempt)),
+			address: fmt.Sprintf("http://127.0.0.1:%d", port),
+			output:  &lockedBuffer{},
+		}
+		err = p.launch()
 		if err == nil {
-			t.Cleanup(func() {
-				if err := p.Stop(); err != nil {
-					t.Errorf("stopping Prometheus: %v", err)
-				}
-				if t.Failed() {
-					t.Logf("Prometheus at %s said:\n%s", p.address, p.Output())
-				}
-			})
-			return p
+			return p, nil
 		}
 		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
 	}
-	t.Fatalf("starting Prometheus: %v", errors.Join(errs...))
-	return nil
+	return nil, errors.Join(errs...)
 }
 
 // scrapeConfig is the configuration of a server scraping targets every second.
@@ -131,47 +162,42 @@ func scrapeConfig(targets []string) string {
 	return b.String()
 }
 
-// launchPrometheus starts one server on a fresh port and waits until it is ready; on any
-// failure the process is gone when it returns.
-func launchPrometheus(bin, cfg, tsdb string) (*Prometheus, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	p := &Prometheus{
-		address: fmt.Sprintf("http://127.0.0.1:%d", port),
-		exited:  make(chan struct{}),
-		output:  &lockedBuffer{},
-	}
-	p.cmd = exec.Command(bin,
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-		"--storage.tsdb.path="+tsdb,
-		"--config.file="+cfg,
+// launch starts the process on p's address and TSDB and waits until it is ready; on any failure
+// the process is gone when it returns.
+func (p *Prometheus) launch() error {
+	cmd := exec.Command(p.bin,
+		"--web.listen-address="+strings.TrimPrefix(p.address, "http://"),
+		"--storage.tsdb.path="+p.tsdb,
+		"--config.file="+p.config,
 		"--log.level=warn")
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("running %s: %w", bin, err)
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("running %s: %w", p.bin, err)
 	}
+	exited := make(chan struct{})
 	go func() {
-		// The exit status is in p.cmd.ProcessState once exited is closed; a stop ends the
+		// The exit status is in cmd.ProcessState once exited is closed; a stop ends the
 		// process with a signal, so Wait's error says nothing new.
-		_ = p.cmd.Wait()
-		close(p.exited)
+		_ = cmd.Wait()
+		close(exited)
 	}()
-	if err := p.waitReady(prometheusReadyTimeout); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; its output:\n%s", err, p.Output()), p.Stop())
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+	if err := p.waitReady(cmd, exited, prometheusReadyTimeout); err != nil {
+		return errors.Join(fmt.Errorf("%w; its output:\n%s", err, p.Output()), p.Stop())
 	}
-	return p, nil
+	return nil
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits or timeout passes.
-func (p *Prometheus) waitReady(timeout time.Duration) error {
+func (p *Prometheus) waitReady(cmd *exec.Cmd, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.exited:
-			return fmt.Errorf("prometheus exited before it was ready: %s", p.cmd.ProcessState)
+		case <-exited:
+			return fmt.Errorf("prometheus exited before it was ready: %s", cmd.ProcessState)
 		default:
 		}
 		resp, err := client.Get(p.address + "/-/ready")
@@ -198,28 +224,52 @@ func (p *Prometheus) Output() string { return p.output.String() }
 // Stop terminates the server (SIGTERM, SIGKILL after ten seconds) and waits until it has
 // exited. StartPrometheus arranges for it at the end of the test; calling it again is harmless.
 func (p *Prometheus) Stop() error {
-	p.stopOnce.Do(func() { p.stopErr = p.stop() })
-	return p.stopErr
+	return p.signal(syscall.SIGTERM)
 }
 
-func (p *Prometheus) stop() error {
+// Kill ends the server at once with SIGKILL, as a crash would, and waits until it has exited.
+// Restart brings it back.
+func (p *Prometheus) Kill() error {
+	return p.signal(syscall.SIGKILL)
+}
+
+// Restart starts a stopped or killed server again on the same address and TSDB, and waits
+// until it is ready. It fails when the server is still running.
+func (p *Prometheus) Restart() error {
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
 	select {
-	case <-p.exited:
+	case <-exited:
+	default:
+		return fmt.Errorf("prometheus at %s is still running", p.address)
+	}
+	return p.launch()
+}
+
+// signal sends sig to a running server and waits until it exits, killing it when it takes
+// longer than prometheusStopGrace.
+func (p *Prometheus) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	select {
+	case <-exited:
 		return nil
 	default:
 	}
 	var errs []error
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		errs = append(errs, fmt.Errorf("signalling Prometheus: %w", err))
 	}
 	select {
-	case <-p.exited:
+	case <-exited:
 	case <-time.After(prometheusStopGrace):
-		if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			errs = append(errs, fmt.Errorf("killing Prometheus: %w", err))
 		}
-		<-p.exited
-		errs = append(errs, fmt.Errorf("prometheus did not stop within %s of SIGTERM and was killed", prometheusStopGrace))
+		<-exited
+		errs = append(errs, fmt.Errorf("prometheus did not stop within %s of %s and was killed", prometheusStopGrace, sig))
 	}
 	return errors.Join(errs...)
 }

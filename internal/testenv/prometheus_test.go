@@ -1,0 +1,60 @@
+package testenv
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPrometheusKillAndRestart checks that a killed server stops answering at once and that
+// Restart brings it back on the same address with the samples it had already stored.
+func TestPrometheusKillAndRestart(t *testing.T) {
+	app := StartTrafficApp(t)
+	app.Set("ns", "svc", Traffic{RPS: 50})
+	p := StartPrometheus(t, app.Target())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	const query = `count_over_time(up{job="kulta-test"}[10m])`
+	before := waitSamples(ctx, t, p, query, 2)
+
+	if err := p.Kill(); err != nil {
+		t.Fatalf("killing Prometheus: %v", err)
+	}
+	host := strings.TrimPrefix(p.Address(), "http://")
+	if conn, err := net.DialTimeout("tcp", host, time.Second); err == nil {
+		t.Errorf("something still listens on %s after Kill", host)
+		if err := conn.Close(); err != nil {
+			t.Errorf("closing: %v", err)
+		}
+	}
+	if _, _, err := p.Query(ctx, query); err == nil {
+		t.Fatal("a query to a killed Prometheus succeeded")
+	}
+	if err := p.Restart(); err != nil {
+		t.Fatalf("restarting Prometheus: %v", err)
+	}
+	if err := p.Restart(); err == nil {
+		t.Error("Restart of a running server succeeded, want an error")
+	}
+	after := waitSamples(ctx, t, p, query, before)
+	t.Logf("%v samples of up before the kill, %v after the restart", before, after)
+}
+
+// waitSamples polls query until it returns at least want and returns the value.
+func waitSamples(ctx context.Context, t *testing.T, p *Prometheus, query string, want float64) float64 {
+	t.Helper()
+	for {
+		v, ok, err := p.Query(ctx, query)
+		if err == nil && ok && v >= want {
+			return v
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never reached %v (last %v, %v, %v)", query, want, v, ok, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
