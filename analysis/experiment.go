@@ -104,6 +104,9 @@ func compareMetric(m ExperimentMetric, minSamples int64, alpha float64) MetricCo
 	c := MetricComparison{Name: m.Name, P: 1, AdjustedP: 1, SamplesA: m.A.Samples, SamplesB: m.B.Samples}
 	for _, arm := range []Measurement{m.A, m.B} {
 		switch {
+		case arm.Outcome == OutcomeUnavailable:
+			c.Reason, c.Message = ReasonProviderUnavailable, fmt.Sprintf("%s: metrics provider unavailable: %v", m.Name, arm.Err)
+			return c
 		case arm.Outcome == OutcomeQueryError || arm.Outcome == OutcomeMultipleSeries || arm.Outcome == OutcomeInvalidValue:
 			c.Reason, c.Message = ReasonQueryError, fmt.Sprintf("%s: %v", m.Name, arm.Err)
 			return c

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"time"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 )
 
@@ -48,7 +50,31 @@ const (
 	OutcomeMultipleSeries Outcome = "MultipleSeries"
 	// OutcomeInvalidValue means a query returned NaN, an infinity or a negative count.
 	OutcomeInvalidValue Outcome = "InvalidValue"
+	// OutcomeUnavailable means the metrics provider could not be reached or failed on its own
+	// side (refused connection, timeout, 5xx answer); Err wraps the cause. It says nothing about
+	// the revision under test, so it never counts as a query error.
+	OutcomeUnavailable Outcome = "Unavailable"
 )
+
+// queryErrorOutcome tells a provider that is down or overloaded (OutcomeUnavailable) from a
+// query that the provider rejected (OutcomeQueryError: bad syntax, an execution error, an
+// answer that cannot be read).
+func queryErrorOutcome(err error) Outcome {
+	var apiErr *promv1.Error
+	if errors.As(err, &apiErr) {
+		switch apiErr.Type {
+		case promv1.ErrServer, promv1.ErrTimeout:
+			return OutcomeUnavailable
+		default:
+			return OutcomeQueryError
+		}
+	}
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) {
+		return OutcomeUnavailable
+	}
+	return OutcomeQueryError
+}
 
 // MetricQuery says how to measure one metric. It is either a proportion (EventsQuery and
 // SampleQuery set: Value = Scale * events / trials) or a value (Query set, SampleQuery
@@ -254,7 +280,7 @@ func (r queryRun) scalar(role, text string) scalarResult {
 	res := scalarResult{query: query, outcome: OutcomeOK}
 	vector, err := r.q.Query(r.ctx, query, r.at)
 	if err != nil {
-		res.outcome, res.err = OutcomeQueryError, fmt.Errorf("%w: %s query %q: %w", ErrQuery, role, query, err)
+		res.outcome, res.err = queryErrorOutcome(err), fmt.Errorf("%w: %s query %q: %w", ErrQuery, role, query, err)
 		return res
 	}
 	res.value, res.outcome, res.err = singleValue(vector, role, query)

@@ -3,11 +3,16 @@ package analysis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 )
 
@@ -199,4 +204,27 @@ func mustRenderWindow(t *testing.T, text string, target Target, window time.Dura
 		t.Fatal(err)
 	}
 	return query
+}
+
+func TestQueryErrorOutcome(t *testing.T) {
+	refused := &url.Error{Op: "Post", URL: "http://127.0.0.1:1/api/v1/query", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want Outcome
+	}{
+		{"connection refused", fmt.Errorf("prometheus x: %w", refused), OutcomeUnavailable},
+		{"client-side timeout", fmt.Errorf("prometheus x: %w", context.DeadlineExceeded), OutcomeUnavailable},
+		{"5xx answer", &promv1.Error{Type: promv1.ErrServer, Msg: "server error: 503"}, OutcomeUnavailable},
+		{"query timed out on the server", &promv1.Error{Type: promv1.ErrTimeout, Msg: "query timed out"}, OutcomeUnavailable},
+		{"bad query", fmt.Errorf("prometheus x: %w", &promv1.Error{Type: promv1.ErrBadData, Msg: "parse error"}), OutcomeQueryError},
+		{"execution error", &promv1.Error{Type: promv1.ErrExec, Msg: "many-to-many matching"}, OutcomeQueryError},
+		{"unreadable answer", &promv1.Error{Type: promv1.ErrBadResponse, Msg: "invalid character"}, OutcomeQueryError},
+		{"4xx answer", &promv1.Error{Type: promv1.ErrClient, Msg: "client error: 404"}, OutcomeQueryError},
+		{"anything else", errors.New("query returned a matrix"), OutcomeQueryError},
+	} {
+		if got := queryErrorOutcome(tc.err); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
 }

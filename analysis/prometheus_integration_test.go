@@ -250,22 +250,23 @@ func testUnreachablePrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := ThresholdSpec{Metric: MetricErrorRate, Threshold: 5}
-	var state CheckState
-	for check := 1; check <= DefaultErrorLimit; check++ {
+	// A monitoring outage holds the check: never a pass, and, however long it lasts, never the
+	// failure that would roll back a revision nothing is known about. The counters of earlier
+	// checks survive it.
+	spec := ThresholdSpec{Metric: MetricErrorRate, Threshold: 5, FailureThreshold: 2}
+	state := CheckState{Failures: 1, Errors: 1}
+	for check := 1; check <= 2*DefaultErrorLimit; check++ {
 		meas := Gather(context.Background(), prom, m, Target{Namespace: integrationNamespace, Service: "stable"}, time.Now())
-		if meas.Outcome != OutcomeQueryError || !errors.Is(meas.Err, ErrQuery) {
-			t.Fatalf("check %d: outcome %s (%v), want QueryError", check, meas.Outcome, meas.Err)
+		if meas.Outcome != OutcomeUnavailable || !errors.Is(meas.Err, ErrQuery) {
+			t.Fatalf("check %d: outcome %s (%v), want Unavailable", check, meas.Outcome, meas.Err)
 		}
 		var v Verdict
 		v, state = EvaluateThreshold(spec, meas, state)
-		t.Logf("check %d: %s/%s: %s", check, v.Result, v.Reason, v.Message)
-		want, reason := ResultInconclusive, ReasonQueryError
-		if check == DefaultErrorLimit {
-			want, reason = ResultFail, ReasonConsecutiveErrors
+		if v.Result != ResultInconclusive || v.Reason != ReasonProviderUnavailable || !strings.Contains(v.Message, "connection refused") {
+			t.Fatalf("check %d: %s/%s (%s), want Inconclusive/%s naming the cause", check, v.Result, v.Reason, v.Message, ReasonProviderUnavailable)
 		}
-		if v.Result != want || v.Reason != reason {
-			t.Fatalf("check %d: %s/%s, want %s/%s", check, v.Result, v.Reason, want, reason)
+		if state.Failures != 1 || state.Errors != 1 {
+			t.Fatalf("check %d: counters %+v, want failures 1 and errors 1 kept", check, state)
 		}
 	}
 }

@@ -50,6 +50,9 @@ const (
 	ReasonConsecutiveErrors Reason = "ConsecutiveErrors"
 	// ReasonInvalidSpec means the ThresholdSpec itself is unusable.
 	ReasonInvalidSpec Reason = "InvalidSpec"
+	// ReasonProviderUnavailable means the metrics provider could not be reached or failed on
+	// its own side; the check holds until it answers.
+	ReasonProviderUnavailable Reason = "ProviderUnavailable"
 )
 
 // Verdict is the judgement of one metric at one check, or of all metrics (Combine).
@@ -141,7 +144,9 @@ func (s CheckState) Due(now time.Time, interval time.Duration) bool {
 // Inconclusive until failureThreshold consecutive failing checks, then Fail; a passing check
 // resets that count, while checks without a value neither reset nor extend it. Query errors
 // (including several series where one was expected) are Inconclusive until ErrorLimit of them
-// in a row, then Fail with ReasonConsecutiveErrors.
+// in a row, then Fail with ReasonConsecutiveErrors. A provider that is down or overloaded
+// (OutcomeUnavailable) is Inconclusive for as long as it lasts and leaves both counters as they
+// were: an outage of the monitoring holds the rollout, it neither fails nor passes it.
 func EvaluateThreshold(spec ThresholdSpec, m Measurement, prev CheckState) (Verdict, CheckState) {
 	next := prev
 	next.LastChecked = m.At
@@ -151,6 +156,10 @@ func EvaluateThreshold(spec ThresholdSpec, m Measurement, prev CheckState) (Verd
 	}
 	if err := spec.Validate(); err != nil {
 		return v.with(ResultInconclusive, ReasonInvalidSpec, "%s: %v", v.Metric, err), next
+	}
+	if m.Outcome == OutcomeUnavailable {
+		return v.with(ResultInconclusive, ReasonProviderUnavailable, "%s: metrics provider unavailable, holding until it answers (threshold %s): %v",
+			v.Metric, bound(spec), explain(m)), next
 	}
 	if m.Outcome == OutcomeQueryError || m.Outcome == OutcomeMultipleSeries {
 		return evaluateQueryError(spec, m, v, next)
