@@ -50,6 +50,7 @@ type options struct {
 	namespaces       string
 	qps              float64
 	burst            int
+	workers          int
 	shutdownTimeout  time.Duration
 	prometheus       prometheusOptions
 	events           eventOptions
@@ -73,6 +74,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.namespaces, "namespaces", os.Getenv("KULTA_NAMESPACES"), "Comma-separated namespaces to watch; all when empty (env KULTA_NAMESPACES).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
+	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
 	o.prometheus.bind(fs)
@@ -80,6 +82,9 @@ func parse(args []string) (*options, error) {
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
+	}
+	if o.workers < 1 {
+		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
 	}
 	return o, nil
 }
@@ -209,9 +214,12 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		WatchRoutes: routes,
 		Analyzer:    checker,
 		Events:      sinks,
+
+		MaxConcurrentReconciles: o.workers,
 	}
 	if routes {
-		r.Router = &gatewayapi.Router{Client: mgr.GetClient()}
+		// Routes are read from the cache the reconciler's route watches fill.
+		r.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
 	}
 	return r.SetupWithManager(ctx, mgr)
 }

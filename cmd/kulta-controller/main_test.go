@@ -66,6 +66,15 @@ func TestFlags(t *testing.T) {
 		o.events.cdeventsSinkURL != "http://broker.delivery/cdevents" || o.events.occurrenceDir != "/var/lib/kulta/occurrences" {
 		t.Errorf("environment not honoured: %+v %+v", o.prometheus, o.events)
 	}
+	if o.workers != 4 {
+		t.Errorf("--max-concurrent-reconciles defaults to %d, want 4", o.workers)
+	}
+	if o, err := parse([]string{"--max-concurrent-reconciles=10"}); err != nil || o.workers != 10 {
+		t.Errorf("--max-concurrent-reconciles=10: workers %v, error %v", o, err)
+	}
+	if code := run(context.Background(), []string{"--max-concurrent-reconciles=0"}, nil); code != 2 {
+		t.Errorf("--max-concurrent-reconciles=0 exited %d, want 2", code)
+	}
 	if code := run(context.Background(), []string{"--cdevents-enabled", "--cdevents-sink-url", ""}, &rest.Config{Host: "http://127.0.0.1:1"}); code != 1 {
 		t.Errorf("CDEvents without a sink exited %d, want 1", code)
 	}

@@ -10,10 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/freshness"
 	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
 )
@@ -28,15 +30,29 @@ const (
 	FieldManager = "kulta"
 )
 
-// Router moves traffic on Gateway API routes. Routes are read from the API server as
-// unstructured objects and written back with their resourceVersion, so a write never drops a
-// field this build does not know and never overwrites someone else's newer change.
+// Router moves traffic on Gateway API routes. Routes are handled as unstructured objects and
+// written back with their resourceVersion, so a write never drops a field this build does not
+// know and never overwrites someone else's newer change.
+//
+// With a Reader (the manager's cache), routes are read from it rather than from the API server,
+// except while the cached copy is older than the router's own last write to that route (a plan
+// made from it would repeat or undo that write), when the cache does not hold the route, and
+// when a write conflicted.
 type Router struct {
-	// Client reads routes (uncached, since they are unstructured) and writes them; it reads
-	// ReferenceGrants from the cache.
+	// Client writes routes; it also reads them when Reader is nil, and reads ReferenceGrants
+	// (from the cache, as the manager's client does for typed objects).
 	Client client.Client
+	// Reader, when set, is where routes are read first: an informer cache holding unstructured
+	// HTTPRoutes and GRPCRoutes (the reconciler's route watches start those informers).
+	Reader client.Reader
+	// APIReader reads routes from the API server when Reader's copy cannot be used; Client is
+	// used when it is nil.
+	APIReader client.Reader
 	// OnWrite, when set, is called after each route write with the route and what was written.
 	OnWrite func(route types.NamespacedName, kind string, what string)
+
+	// written holds, per route, the resourceVersion of the router's last write to it.
+	written freshness.Tracker
 }
 
 // backendsOf returns the strategy's Services as route backends.
@@ -145,13 +161,17 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 	return v, nil
 }
 
-// eachRoute reads, changes and writes every route of ro, retrying on conflicts.
+// eachRoute reads, changes and writes every route of ro, retrying on conflicts. The first read
+// may come from the cache; a retry reads from the API server, since a conflict means the
+// cached copy was stale.
 func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
 	for _, ref := range RouteRefs(ro) {
 		b := backendsOf(ro)
 		b.Rules = ref.Rules
+		attempt := 0
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			route, err := r.get(ctx, ro, ref)
+			attempt++
+			route, err := r.read(ctx, ro, ref, attempt > 1)
 			if err != nil {
 				return err
 			}
@@ -159,19 +179,7 @@ func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what 
 			if err != nil || !changed {
 				return err
 			}
-			if err := r.Client.Update(ctx, route, client.FieldOwner(FieldManager)); err != nil {
-				result := "error"
-				if apierrors.IsConflict(err) {
-					result = "conflict"
-				}
-				metrics.RouteWrites.WithLabelValues(route.GetKind(), result).Inc()
-				return fmt.Errorf("writing %s for %s: %w", describe(route), what, err)
-			}
-			metrics.RouteWrites.WithLabelValues(route.GetKind(), "ok").Inc()
-			if r.OnWrite != nil {
-				r.OnWrite(types.NamespacedName{Namespace: route.GetNamespace(), Name: route.GetName()}, route.GetKind(), what)
-			}
-			return nil
+			return r.write(ctx, route, what)
 		})
 		if err != nil {
 			return fmt.Errorf("applying %s: %w", what, err)
@@ -180,8 +188,33 @@ func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what 
 	return nil
 }
 
-// get reads one route, checking first that the Rollout may use it.
+// write updates route, counting the result, and remembers the version it produced.
+func (r *Router) write(ctx context.Context, route *unstructured.Unstructured, what string) error {
+	if err := r.Client.Update(ctx, route, client.FieldOwner(FieldManager)); err != nil {
+		result := "error"
+		if apierrors.IsConflict(err) {
+			result = "conflict"
+		}
+		metrics.RouteWrites.WithLabelValues(route.GetKind(), result).Inc()
+		return fmt.Errorf("writing %s for %s: %w", describe(route), what, err)
+	}
+	metrics.RouteWrites.WithLabelValues(route.GetKind(), "ok").Inc()
+	r.written.Wrote(writtenKey(route.GetKind(), route.GetNamespace(), route.GetName()), route.GetResourceVersion())
+	if r.OnWrite != nil {
+		r.OnWrite(types.NamespacedName{Namespace: route.GetNamespace(), Name: route.GetName()}, route.GetKind(), what)
+	}
+	return nil
+}
+
+// get reads one route for Verify, from the cache when its copy can be used.
 func (r *Router) get(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) (*unstructured.Unstructured, error) {
+	return r.read(ctx, ro, ref, false)
+}
+
+// read reads one route, checking first that the Rollout may use it. It reads from the API
+// server when fromAPI is set, when there is no Reader, and when the Reader's copy is missing,
+// unavailable or older than the router's last write to the route.
+func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, fromAPI bool) (*unstructured.Unstructured, error) {
 	if ref.Namespace != ro.Namespace {
 		allowed, err := r.granted(ctx, ro, ref)
 		if err != nil {
@@ -193,16 +226,44 @@ func (r *Router) get(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1
 				ref.Kind, ref.Namespace, ref.Name, ro.Namespace)}
 		}
 	}
-	route := &unstructured.Unstructured{}
-	route.SetGroupVersionKind(schema.GroupVersionKind{Group: Group, Version: "v1", Kind: string(ref.Kind)})
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, route); err != nil {
+	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	if r.Reader != nil && !fromAPI {
+		route := newRoute(string(ref.Kind))
+		err := r.Reader.Get(ctx, key, route)
+		if err == nil && r.written.Fresh(writtenKey(string(ref.Kind), ref.Namespace, ref.Name), route.GetResourceVersion()) {
+			return route, nil
+		}
+		// Missing from the cache may mean not yet seen, and the cache may not cover the
+		// route's namespace: the API server decides.
+		ctrl.LoggerFrom(ctx).V(5).Info("Reading route from the API server", "kind", ref.Kind, "route", key, "cacheError", err)
+	}
+	route := newRoute(string(ref.Kind))
+	if err := r.apiReader().Get(ctx, key, route); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.written.Forget(writtenKey(string(ref.Kind), ref.Namespace, ref.Name))
 			return nil, &providers.RouteError{Reason: string(ref.Kind) + "NotFound", Message: fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, ref.Namespace)}
 		}
 		return nil, fmt.Errorf("getting %s %s/%s: %w", ref.Kind, ref.Namespace, ref.Name, err)
 	}
 	return route, nil
 }
+
+func (r *Router) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+// newRoute is an empty route of the given kind, ready to be read into.
+func newRoute(kind string) *unstructured.Unstructured {
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(schema.GroupVersionKind{Group: Group, Version: "v1", Kind: kind})
+	return route
+}
+
+// writtenKey identifies a route in the router's record of its own writes.
+func writtenKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
 // granted reports whether a ReferenceGrant in the route's namespace lets Rollouts from ro's
 // namespace refer to the route.

@@ -3,19 +3,20 @@ package rollout
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -23,6 +24,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	kultaevents "github.com/false-systems/kulta/internal/events"
+	"github.com/false-systems/kulta/internal/freshness"
 	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
 )
@@ -46,8 +48,12 @@ type Reconciler struct {
 	// Events receives every transition (CDEvents, occurrences); it never blocks or fails.
 	Events kultaevents.Sink
 
+	// MaxConcurrentReconciles is how many Rollouts are reconciled at once (one when zero).
+	// The same Rollout is never reconciled by two workers at a time.
+	MaxConcurrentReconciles int
+
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
-	written sync.Map
+	written freshness.Tracker
 }
 
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts,verbs=get;list;watch;patch
@@ -102,7 +108,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.Status().Patch(ctx, ro, client.MergeFrom(statusBase)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
-		r.written.Store(req.NamespacedName, ro.ResourceVersion)
+		r.written.Wrote(req.NamespacedName, ro.ResourceVersion)
 	}
 	for _, e := range plan.Events {
 		r.Recorder.Eventf(ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
@@ -165,26 +171,26 @@ func (r *Reconciler) fetch(ctx context.Context, key types.NamespacedName) (*kult
 	ro := &kultav1alpha1.Rollout{}
 	if err := r.Get(ctx, key, ro); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.written.Delete(key)
+			r.written.Forget(key)
 			return nil, nil
 		}
 		return nil, fmt.Errorf("getting Rollout %s: %w", key, err)
 	}
-	last, ok := r.written.Load(key)
-	if !ok || last == ro.ResourceVersion || r.APIReader == nil {
-		r.written.Delete(key)
+	if r.APIReader == nil || r.written.Fresh(key, ro.ResourceVersion) {
 		return ro, nil
 	}
 	cachedVersion := ro.ResourceVersion
+	ctrl.LoggerFrom(ctx).V(4).Info("Cache has not seen the last write; reading from the API server", "cachedResourceVersion", cachedVersion)
 	if err := r.APIReader.Get(ctx, key, ro); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.written.Delete(key)
+			r.written.Forget(key)
 			return nil, nil
 		}
 		return nil, fmt.Errorf("getting Rollout %s from the API server: %w", key, err)
 	}
 	if ro.ResourceVersion == cachedVersion {
-		r.written.Delete(key)
+		// The cache holds the latest version after all (resource versions that do not compare).
+		r.written.Forget(key)
 	}
 	return ro, nil
 }
@@ -202,7 +208,7 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 	if err := r.Patch(ctx, ro, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("removing annotations %v from Rollout %s/%s: %w", keys, ro.Namespace, ro.Name, err)
 	}
-	r.written.Store(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}, ro.ResourceVersion)
+	r.written.Wrote(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}, ro.ResourceVersion)
 	return nil
 }
 
@@ -223,12 +229,23 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&appsv1.ReplicaSet{}).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
 	if r.WatchRoutes {
-		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("HTTPRoute"))).
-			Watches(&gatewayv1.GRPCRoute{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("GRPCRoute"))).
+		// Routes are watched as unstructured objects: the router reads them from the same
+		// informer, so they are cached once and written back without dropping unknown fields.
+		b = b.Watches(routeObject("HTTPRoute"), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("HTTPRoute"))).
+			Watches(routeObject("GRPCRoute"), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("GRPCRoute"))).
 			Watches(&gatewayv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsUsingGrant))
 	}
+	b = b.WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)})
 	if err := b.Named("rollout").Complete(r); err != nil {
 		return fmt.Errorf("building the Rollout controller: %w", err)
 	}
 	return nil
+}
+
+// routeObject is an empty Gateway API route of the given kind (HTTPRoute, GRPCRoute), as an
+// unstructured object: what the route watches and the router's cache reads share.
+func routeObject(kind string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gatewayv1.GroupVersion.WithKind(kind))
+	return u
 }

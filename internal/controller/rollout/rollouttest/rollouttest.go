@@ -78,10 +78,12 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
 		Recorder:    mgr.GetEventRecorder("kulta-controller"),
-		Router:      &gatewayapi.Router{Client: mgr.GetClient()},
+		Router:      &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()},
 		Clock:       clock.RealClock{},
 		WatchRoutes: true,
 		APIReader:   mgr.GetAPIReader(),
+
+		MaxConcurrentReconciles: 4,
 	}
 	for _, opt := range opts {
 		opt(r)
