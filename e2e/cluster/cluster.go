@@ -194,9 +194,17 @@ func (c *Cluster) start(ctx context.Context, crdDirs, stages []string) error {
 	return c.waitNodeReady(ctx)
 }
 
-// kwokArgs are kwok's flags: manage every Node, give Pods IPs from podCIDR, and run the stages.
+// nodeLeaseSeconds is the duration of the fake Node's Lease, which kwok renews as a kubelet
+// does. The heartbeat stage updates the Node's status only every ten minutes and counts on the
+// Lease: without it the node-lifecycle controller marks the Node NotReady after its grace period
+// (about 50 s) and every Pod on it unready.
+const nodeLeaseSeconds = 40
+
+// kwokArgs are kwok's flags: manage every Node, keep its Lease fresh, give Pods IPs from
+// podCIDR, and run the stages.
 func kwokArgs(kubeconfig, podCIDR string, stages []string) []string {
-	args := []string{kubeconfig, "--manage-all-nodes=true", "--cidr=" + podCIDR}
+	args := []string{kubeconfig, "--manage-all-nodes=true", "--cidr=" + podCIDR,
+		fmt.Sprintf("--node-lease-duration-seconds=%d", nodeLeaseSeconds)}
 	for _, stage := range stages {
 		args = append(args, "--config="+stage)
 	}

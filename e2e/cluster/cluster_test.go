@@ -19,6 +19,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -64,6 +65,27 @@ func TestClusterRunsAndRollsADeployment(t *testing.T) {
 	var gw gatewayv1.Gateway
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: cluster.GatewayNamespace, Name: cluster.GatewayName}, &gw); err != nil {
 		t.Fatalf("reading the Gateway: %v", err)
+	}
+
+	// kwok renews the Node's Lease as a kubelet does, so the Node stays Ready for longer than
+	// the node-lifecycle controller's grace period.
+	lease := &coordinationv1.Lease{}
+	leaseKey := client.ObjectKey{Namespace: corev1.NamespaceNodeLease, Name: c.NodeName()}
+	var firstRenew time.Time
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := cl.Get(ctx, leaseKey, lease); err != nil {
+			return false, fmt.Errorf("reading the Node's Lease: %w", err)
+		}
+		if lease.Spec.RenewTime == nil {
+			return false, nil
+		}
+		if firstRenew.IsZero() {
+			firstRenew = lease.Spec.RenewTime.Time
+		}
+		return lease.Spec.RenewTime.After(firstRenew), nil
+	})
+	if err != nil {
+		t.Fatalf("the Node's Lease %s was not renewed after %s (spec %+v): %v", leaseKey, firstRenew.Format(time.RFC3339Nano), lease.Spec, err)
 	}
 
 	deploy := nginxDeployment("nginx:1.27")
