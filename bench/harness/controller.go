@@ -52,6 +52,8 @@ type ControllerOptions struct {
 	Kubeconfig string
 	QPS        float64
 	Burst      int
+	// Reconcilers is --max-concurrent-reconciles; the controller's default when zero.
+	Reconcilers int
 	// LogPath receives the controller's output.
 	LogPath string
 }
@@ -74,6 +76,9 @@ func StartController(o ControllerOptions) (*Controller, error) {
 		"--kube-api-qps="+strconv.FormatFloat(o.QPS, 'f', -1, 64),
 		"--kube-api-burst="+strconv.Itoa(o.Burst),
 		"--zap-log-level=info")
+	if o.Reconcilers > 0 {
+		c.cmd.Args = append(c.cmd.Args, "--max-concurrent-reconciles="+strconv.Itoa(o.Reconcilers))
+	}
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	// The controller dies with the bench if the bench is killed outright.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

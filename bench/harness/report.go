@@ -110,6 +110,7 @@ func writeResultTable(b *strings.Builder, res *Result) {
 	}
 	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
 		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
+	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s.\n", res.QPS, res.Burst, reconcilers(res))
 	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. Sampler failures: %d.\n", res.N, res.CreateSeconds, res.SamplerFailures)
 }
 
@@ -123,6 +124,14 @@ func writeRequestTable(b *strings.Builder, res *Result) {
 	for _, row := range w.Controller {
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f |\n", row.Resource, row.Verb, row.Count, row.Count/float64(res.N))
 	}
+}
+
+// reconcilers is the controller's --max-concurrent-reconciles as run, or "default".
+func reconcilers(res *Result) string {
+	if res.Reconcilers == 0 {
+		return "default"
+	}
+	return fmt.Sprint(res.Reconcilers)
 }
 
 func f0(x float64) string { return fmt.Sprintf("%.0f", x) }

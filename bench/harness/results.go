@@ -10,6 +10,7 @@ type Result struct {
 	Waves           int          `json:"waves"`
 	QPS             float64      `json:"controllerQPS"`
 	Burst           int          `json:"controllerBurst"`
+	Reconcilers     int          `json:"controllerReconcilers,omitempty"`
 	Started         time.Time    `json:"started"`
 	CreateSeconds   float64      `json:"createSeconds"`
 	WaveResults     []WaveResult `json:"waveResults"`

@@ -24,6 +24,8 @@ type Config struct {
 	// QPS and Burst are the controller's client-side rate limit, also applied to the floor.
 	QPS   float64
 	Burst int
+	// Reconcilers is the controller's --max-concurrent-reconciles.
+	Reconcilers int
 	// Settle is how long the bench watches after each wave completes (steady memory, idle writes).
 	Settle time.Duration
 	// Workers bounds concurrent object creation and floor writes.
@@ -70,7 +72,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := r.startController(ctx); err != nil {
 		return nil, err
 	}
-	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Started: time.Now().UTC()}
+	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC()}
 	if res.CreateSeconds, err = r.populate(ctx); err != nil {
 		return nil, err
 	}
@@ -101,7 +103,7 @@ func (r *runner) logf(format string, args ...any) {
 
 func (r *runner) startController(ctx context.Context) error {
 	c, err := StartController(ControllerOptions{
-		Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst,
+		Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst, Reconcilers: r.cfg.Reconcilers,
 		LogPath: filepath.Join(r.cfg.WorkDir, "controller.log"),
 	})
 	if err != nil {

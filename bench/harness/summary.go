@@ -106,8 +106,8 @@ func floorTarget(results []*Result) Target {
 			for _, row := range w.Controller {
 				total += row.Count
 			}
-			parts = append(parts, fmt.Sprintf("over by %.2f×: the controller sent %.0f requests (%.0f writes) in %.1f s (%.1f req/s; the %g req/s limit applies to each API group-version client controller-runtime builds, and Events have their own), %.1f reconciles per Rollout, one reconcile at a time",
-				r.FloorRatio-2, total, w.ControllerWrites, w.WallSeconds, total/w.WallSeconds, r.QPS, w.ReconcilesPerRollout))
+			parts = append(parts, fmt.Sprintf("over by %.2f×: the controller sent %.0f requests (%.0f writes) in %.1f s (%.1f req/s; the %g req/s limit applies to each API group-version client controller-runtime builds, and Events have their own), %.1f reconciles per Rollout, %s at a time",
+				r.FloorRatio-2, total, w.ControllerWrites, w.WallSeconds, total/w.WallSeconds, r.QPS, w.ReconcilesPerRollout, reconcilers(r)))
 		}
 	}
 	t.Detail = strings.Join(parts, "; ")

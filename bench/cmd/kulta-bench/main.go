@@ -22,15 +22,16 @@ import (
 )
 
 type flags struct {
-	ns      []int
-	waves   int
-	qps     float64
-	burst   int
-	timeout time.Duration
-	settle  time.Duration
-	workers int
-	out     string
-	summary string
+	ns          []int
+	waves       int
+	qps         float64
+	burst       int
+	reconcilers int
+	timeout     time.Duration
+	settle      time.Duration
+	workers     int
+	out         string
+	summary     string
 }
 
 func parse(args []string) (*flags, error) {
@@ -40,6 +41,7 @@ func parse(args []string) (*flags, error) {
 	fs.IntVar(&f.waves, "waves", 2, "Update waves per N (each changes every Rollout's image once).")
 	fs.Float64Var(&f.qps, "qps", 50, "The controller's --kube-api-qps; the floor client uses the same limit.")
 	fs.IntVar(&f.burst, "burst", 100, "The controller's --kube-api-burst; the floor client uses the same burst.")
+	fs.IntVar(&f.reconcilers, "reconcilers", 4, "The controller's --max-concurrent-reconciles (its default).")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "Bound on the whole run; everything is stopped when it passes.")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "Watch time after each wave (steady memory, writes when nothing changes).")
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
@@ -56,8 +58,8 @@ func parse(args []string) (*flags, error) {
 		f.ns = append(f.ns, v)
 	}
 	sort.Ints(f.ns)
-	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 {
-		return nil, errors.New("-waves, -workers, -qps and -burst must be positive")
+	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 {
+		return nil, errors.New("-waves, -workers, -qps, -burst and -reconcilers must be positive")
 	}
 	return f, nil
 }
@@ -105,7 +107,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 			return fmt.Errorf("creating %s: %w", dir, err)
 		}
 		res, err := harness.Run(ctx, harness.Config{
-			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Settle: f.settle,
+			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle,
 			Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
 		})
 		if err != nil {
