@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,23 +24,115 @@ import (
 // poll is how often the scenarios look at the cluster while they wait.
 const poll = 250 * time.Millisecond
 
-// app is one application under a canary Rollout: NAME-stable and NAME-canary Services, the
-// HTTPRoute NAME on kulta-gateway, and the Rollout NAME.
+// app is one application under a Rollout NAME in its own namespace: the Services the strategy
+// names, the HTTPRoute NAME on kulta-gateway splitting traffic between the first two of them,
+// and the Rollout.
 type app struct {
 	w         *world
 	namespace string
 	name      string
+	// services are the Services the route splits between, in the order weights reports them:
+	// stable and canary, active and preview, variants A and B, or the simple strategy's one
+	// Service (NAME, selecting every Pod).
+	services []string
+	// extra are more objects deploy creates, such as a preview route.
+	extra []client.Object
+	// strategy is the Rollout's strategy for the app's Services.
+	strategy kultav1alpha1.RolloutStrategy
 }
 
-func (a *app) stable() string { return a.name + "-stable" }
-func (a *app) canary() string { return a.name + "-canary" }
+// errorRateAnalysis checks the error rate every 5 s over at least 20 requests and rolls back
+// above 5 %.
+func errorRateAnalysis() *kultav1alpha1.Analysis {
+	return &kultav1alpha1.Analysis{
+		FailurePolicy: kultav1alpha1.FailurePolicyRollback,
+		Metrics: []kultav1alpha1.Metric{{
+			Name:          "error-rate",
+			Threshold:     kultav1alpha1.NewDecimal(5),
+			Interval:      ptr.To(kultav1alpha1.Duration("5s")),
+			MinSampleSize: ptr.To[int32](20),
+		}},
+	}
+}
 
-// deploy creates the Services, the route (all traffic on stable) and the Rollout at image, with
-// steps 20 % / 5 s / 50 % / 5 s and an error-rate analysis that rolls back above 5 %, and
-// waits until the first revision is Completed. It returns that revision's hash.
+// canaryApp has NAME-stable and NAME-canary Services and steps 20 % / pause / 50 % / pause with
+// an error-rate analysis; pause is the length of both pauses.
+func canaryApp(w *world, namespace, name string, pause kultav1alpha1.Duration) *app {
+	a := &app{w: w, namespace: namespace, name: name, services: []string{name + "-stable", name + "-canary"}}
+	p := &kultav1alpha1.RolloutPause{Duration: ptr.To(pause)}
+	a.strategy.Canary = &kultav1alpha1.CanaryStrategy{
+		StableService: a.services[0],
+		CanaryService: a.services[1],
+		Port:          ptr.To[int32](80),
+		Steps: []kultav1alpha1.CanaryStep{
+			{SetWeight: ptr.To[int32](20)}, {Pause: p},
+			{SetWeight: ptr.To[int32](50)}, {Pause: p},
+		},
+		TrafficRouting: a.routing(),
+		Analysis:       errorRateAnalysis(),
+	}
+	return a
+}
+
+// blueGreenApp has NAME-active and NAME-preview Services and promotes automatically once the
+// preview has been ready for autoPromotion seconds and its error-rate analysis passed. Smoke
+// traffic reaches the preview through a second HTTPRoute, NAME-preview, as a team's preview
+// hostname would.
+func blueGreenApp(w *world, namespace, name string, autoPromotion int32) *app {
+	a := &app{w: w, namespace: namespace, name: name, services: []string{name + "-active", name + "-preview"}}
+	a.extra = []client.Object{httpRoute(namespace, name+"-preview", backend(a.services[1], 1))}
+	a.strategy.BlueGreen = &kultav1alpha1.BlueGreenStrategy{
+		ActiveService:         a.services[0],
+		PreviewService:        a.services[1],
+		Port:                  ptr.To[int32](80),
+		AutoPromotionEnabled:  ptr.To(true),
+		AutoPromotionSeconds:  ptr.To(autoPromotion),
+		ScaleDownDelaySeconds: ptr.To[int32](5),
+		TrafficRouting:        a.routing(),
+		Analysis:              errorRateAnalysis(),
+	}
+	return a
+}
+
+// abApp has NAME-a and NAME-b Services; requests with the header X-Variant: B go to variant B,
+// and the experiment compares the variants' error rates every 5 s.
+func abApp(w *world, namespace, name string) *app {
+	a := &app{w: w, namespace: namespace, name: name, services: []string{name + "-a", name + "-b"}}
+	a.strategy.ABTesting = &kultav1alpha1.ABTestingStrategy{
+		VariantAService: a.services[0],
+		VariantBService: a.services[1],
+		Port:            ptr.To[int32](80),
+		VariantBMatch:   kultav1alpha1.ABMatch{Header: &kultav1alpha1.HeaderMatch{Name: "X-Variant", Value: "B"}},
+		TrafficRouting:  a.routing(),
+		Analysis: &kultav1alpha1.ABAnalysis{
+			Interval:        ptr.To(kultav1alpha1.Duration("5s")),
+			MinSampleSize:   ptr.To[int32](50),
+			ConfidenceLevel: ptr.To(kultav1alpha1.Decimal("0.95")),
+			Metrics:         []kultav1alpha1.ABMetric{{Name: "error-rate", Direction: kultav1alpha1.DirectionLower}},
+		},
+	}
+	return a
+}
+
+// simpleApp is a rolling update one Pod at a time with none unavailable, behind one Service
+// NAME that the route sends all traffic to, with an error-rate analysis of the new revision.
+func simpleApp(w *world, namespace, name string) *app {
+	a := &app{w: w, namespace: namespace, name: name, services: []string{name}}
+	a.strategy.Simple = &kultav1alpha1.SimpleStrategy{Analysis: errorRateAnalysis()}
+	return a
+}
+
+// routing sends the strategy's traffic through the HTTPRoute NAME.
+func (a *app) routing() *kultav1alpha1.TrafficRouting {
+	return &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: a.name}}
+}
+
+// deploy creates the Services, the route (all traffic on the first Service), the extra objects
+// and the Rollout at image, and waits until the first revision is Completed. It returns that
+// revision's hash.
 func (a *app) deploy(ctx context.Context, t *testing.T, image string) string {
 	t.Helper()
-	for _, name := range []string{a.stable(), a.canary()} {
+	for _, name := range a.services {
 		svc := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: a.namespace, Name: name},
 			Spec: corev1.ServiceSpec{
@@ -49,35 +142,43 @@ func (a *app) deploy(ctx context.Context, t *testing.T, image string) string {
 		}
 		create(ctx, t, a.w.client, svc)
 	}
-	create(ctx, t, a.w.client, a.route())
+	backends := []gatewayv1.HTTPBackendRef{backend(a.services[0], 100)}
+	if len(a.services) > 1 {
+		backends = append(backends, backend(a.services[1], 0))
+	}
+	create(ctx, t, a.w.client, httpRoute(a.namespace, a.name, backends...))
+	for _, obj := range a.extra {
+		create(ctx, t, a.w.client, obj)
+	}
 	create(ctx, t, a.w.client, a.rollout(image))
 	ro := a.waitCompleted(ctx, t, "", 90*time.Second)
 	return ro.Status.StablePodTemplateHash
 }
 
-// route is the HTTPRoute with all traffic on the stable Service.
-func (a *app) route() *gatewayv1.HTTPRoute {
-	backend := func(name string, weight int32) gatewayv1.HTTPBackendRef {
-		return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
-			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptr.To[gatewayv1.PortNumber](80)},
-			Weight:                 ptr.To(weight),
-		}}
-	}
+// backend is a backendRef to port 80 of the Service name.
+func backend(name string, weight int32) gatewayv1.HTTPBackendRef {
+	return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
+		BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptr.To[gatewayv1.PortNumber](80)},
+		Weight:                 ptr.To(weight),
+	}}
+}
+
+// httpRoute is an HTTPRoute on kulta-gateway with one rule over backends.
+func httpRoute(namespace, name string, backends ...gatewayv1.HTTPBackendRef) *gatewayv1.HTTPRoute {
 	return &gatewayv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: a.namespace, Name: a.name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: gatewayv1.HTTPRouteSpec{
 			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{
 				Name: "kulta-gateway", Namespace: ptr.To[gatewayv1.Namespace]("default"),
 			}}},
-			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{backend(a.stable(), 100), backend(a.canary(), 0)}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: backends}},
 		},
 	}
 }
 
-// rollout is the canary Rollout of three replicas at image.
+// rollout is the app's Rollout of three replicas at image.
 func (a *app) rollout(image string) *kultav1alpha1.Rollout {
-	pause := &kultav1alpha1.RolloutPause{Duration: ptr.To(kultav1alpha1.Duration("5s"))}
-	return &kultav1alpha1.Rollout{
+	ro := &kultav1alpha1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: a.namespace, Name: a.name},
 		Spec: kultav1alpha1.RolloutSpec{
 			Replicas: ptr.To[int32](3),
@@ -88,27 +189,14 @@ func (a *app) rollout(image string) *kultav1alpha1.Rollout {
 					Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 80}},
 				}}},
 			},
-			Strategy: kultav1alpha1.RolloutStrategy{Canary: &kultav1alpha1.CanaryStrategy{
-				StableService: a.stable(),
-				CanaryService: a.canary(),
-				Port:          ptr.To[int32](80),
-				Steps: []kultav1alpha1.CanaryStep{
-					{SetWeight: ptr.To[int32](20)}, {Pause: pause},
-					{SetWeight: ptr.To[int32](50)}, {Pause: pause},
-				},
-				TrafficRouting: &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: a.name}},
-				Analysis: &kultav1alpha1.Analysis{
-					FailurePolicy: kultav1alpha1.FailurePolicyRollback,
-					Metrics: []kultav1alpha1.Metric{{
-						Name:          "error-rate",
-						Threshold:     kultav1alpha1.NewDecimal(5),
-						Interval:      ptr.To(kultav1alpha1.Duration("5s")),
-						MinSampleSize: ptr.To[int32](20),
-					}},
-				},
-			}},
+			Strategy: *a.strategy.DeepCopy(),
 		},
 	}
+	if a.strategy.Simple != nil {
+		ro.Spec.MaxSurge = ptr.To(intstr.FromInt32(1))
+		ro.Spec.MaxUnavailable = ptr.To(intstr.FromInt32(0))
+	}
+	return ro
 }
 
 // create creates obj or fails the test.
@@ -203,11 +291,14 @@ func (a *app) replicaSet(ctx context.Context, hash string) (*appsv1.ReplicaSet, 
 	return &list.Items[0], nil
 }
 
-// readyPods counts the ready Pods of revision hash.
+// readyPods counts the ready Pods of revision hash, or of every revision when hash is "".
 func (a *app) readyPods(ctx context.Context, hash string) (int, error) {
 	var pods corev1.PodList
-	if err := a.w.client.List(ctx, &pods, client.InNamespace(a.namespace),
-		client.MatchingLabels{"app": a.name, kultav1alpha1.PodTemplateHashLabel: hash}); err != nil {
+	selector := client.MatchingLabels{"app": a.name}
+	if hash != "" {
+		selector[kultav1alpha1.PodTemplateHashLabel] = hash
+	}
+	if err := a.w.client.List(ctx, &pods, client.InNamespace(a.namespace), selector); err != nil {
 		return 0, fmt.Errorf("listing Pods of %s/%s: %w", a.namespace, a.name, err)
 	}
 	n := 0
@@ -241,7 +332,8 @@ func waitFor(ctx context.Context, t *testing.T, timeout time.Duration, check fun
 	}
 }
 
-// weights is the route's stable and canary weights as "stable/canary".
+// weights is the weights of the route's rules without header matches for the app's first two
+// Services, as "first/second" ("-" for a Service the route does not name).
 func (a *app) weights(route *gatewayv1.HTTPRoute) string {
 	stable, canary := "-", "-"
 	for _, rule := range route.Spec.Rules {
@@ -253,10 +345,10 @@ func (a *app) weights(route *gatewayv1.HTTPRoute) string {
 			if ref.Weight != nil {
 				w = fmt.Sprint(*ref.Weight)
 			}
-			switch string(ref.Name) {
-			case a.stable():
+			switch {
+			case string(ref.Name) == a.services[0]:
 				stable = w
-			case a.canary():
+			case len(a.services) > 1 && string(ref.Name) == a.services[1]:
 				canary = w
 			}
 		}
@@ -264,7 +356,24 @@ func (a *app) weights(route *gatewayv1.HTTPRoute) string {
 	return stable + "/" + canary
 }
 
-// weightWatch records the route's weights as a watch sees them, each change once.
+// routeState is the route's weights (see weights), followed by " +B" while a rule that matches
+// headers sends requests to the second Service (the A/B experiment's variant B rule).
+func (a *app) routeState(route *gatewayv1.HTTPRoute) string {
+	state := a.weights(route)
+	for _, rule := range route.Spec.Rules {
+		if len(rule.Matches) == 0 || len(rule.Matches[0].Headers) == 0 {
+			continue
+		}
+		for _, ref := range rule.BackendRefs {
+			if len(a.services) > 1 && string(ref.Name) == a.services[1] {
+				return state + " +B"
+			}
+		}
+	}
+	return state
+}
+
+// weightWatch records the route's state (see routeState) as a watch sees it, each change once.
 type weightWatch struct {
 	stop func()
 	done chan struct{}
@@ -298,7 +407,7 @@ func (a *app) watchWeights(ctx context.Context, t *testing.T) *weightWatch {
 			if route.Name != a.name {
 				continue
 			}
-			weights := a.weights(route)
+			weights := a.routeState(route)
 			ww.mu.Lock()
 			if len(ww.seen) == 0 || ww.seen[len(ww.seen)-1] != weights {
 				ww.seen = append(ww.seen, weights)
