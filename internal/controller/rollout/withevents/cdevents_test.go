@@ -2,11 +2,7 @@ package withevents_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,35 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, &env))
 }
 
-// receiver is a CloudEvents HTTP endpoint recording the CDEvent types per source (Rollout).
-type receiver struct {
-	mu    sync.Mutex
-	types map[string][]string
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	typ, source := req.Header.Get("Ce-Type"), req.Header.Get("Ce-Source")
-	if typ == "" || source == "" {
-		http.Error(w, "not a binary-mode CloudEvent", http.StatusBadRequest)
-		return
-	}
-	// dev.cdevents.service.deployed.0.3.0 -> service.deployed
-	short := strings.TrimPrefix(typ, "dev.cdevents.")
-	if i := strings.LastIndex(short, ".0."); i > 0 {
-		short = short[:i]
-	}
-	r.mu.Lock()
-	r.types[source] = append(r.types[source], short)
-	r.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (r *receiver) of(ns, name string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.types[events.RolloutURI(ns, name)]...)
-}
-
 // TestCDEventsFollowTheRollout drives one canary to completion and another to a rollback with
 // the reconciler sending CDEvents to a real HTTP receiver, and checks the ordered event types.
 func TestCDEventsFollowTheRollout(t *testing.T) {
@@ -63,10 +30,8 @@ func TestCDEventsFollowTheRollout(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rec := &receiver{types: map[string][]string{}}
-	server := httptest.NewServer(rec)
-	defer server.Close()
-	sender, err := cdevents.New(cdevents.Options{URL: server.URL})
+	rec := testenv.StartCDEventsReceiver(t)
+	sender, err := cdevents.New(cdevents.Options{URL: rec.URL()})
 	g.Expect(err).NotTo(HaveOccurred())
 	go func() {
 		if err := sender.Start(ctx); err != nil {
@@ -88,13 +53,14 @@ func TestCDEventsFollowTheRollout(t *testing.T) {
 	}
 	rollouttest.DriveToCompletionAndRollback(g, e.Client, ns, "done", "back", 30*time.Second)
 
-	g.Eventually(func() []string { return rec.of(ns, "done") }).WithTimeout(30 * time.Second).Should(Equal([]string{
+	g.Eventually(func() []string { return rec.Types(events.RolloutURI(ns, "done")) }).WithTimeout(30 * time.Second).Should(Equal([]string{
 		"service.deployed", "service.published", // the first revision
 		"service.deployed", "service.upgraded", "service.upgraded", "service.published",
 	}))
-	g.Eventually(func() []string { return rec.of(ns, "back") }).WithTimeout(30 * time.Second).Should(Equal([]string{
+	g.Eventually(func() []string { return rec.Types(events.RolloutURI(ns, "back")) }).WithTimeout(30 * time.Second).Should(Equal([]string{
 		"service.deployed", "service.published",
 		"service.deployed", "service.upgraded", "service.rolledback",
 	}))
 	g.Expect(sender.Stats().Dropped).To(BeZero())
+	g.Expect(rec.Rejected()).To(BeZero(), "requests that were not binary-mode CloudEvents")
 }
