@@ -143,3 +143,43 @@ func TestPerStepAndCounts(t *testing.T) {
 		t.Errorf("window = %+v", w)
 	}
 }
+
+func TestBusiestClient(t *testing.T) {
+	rows := []RequestRow{
+		{RequestKey{Verb: "POST", Resource: "events"}, 900},
+		{RequestKey{Verb: "PATCH", Resource: "rollouts/status"}, 500},
+		{RequestKey{Verb: "GET", Resource: "rollouts"}, 40},
+		{RequestKey{Verb: "PUT", Resource: "httproutes"}, 400},
+		{RequestKey{Verb: "GET", Resource: NonResource}, 1000},
+	}
+	b := BusiestClient(rows, 50, 100)
+	if b.Resource != "rollouts" || b.Requests != 540 {
+		t.Errorf("busiest = %s with %v requests, want rollouts (status folded in, Events and non-resource left out) with 540", b.Resource, b.Requests)
+	}
+	if math.Abs(b.Seconds-8.8) > 1e-9 {
+		t.Errorf("bound = %v s, want (540-100)/50 = 8.8", b.Seconds)
+	}
+	if b := BusiestClient(rows[:3], 50, 1000); b.Seconds != 0 {
+		t.Errorf("within the burst the bound is %v s, want 0", b.Seconds)
+	}
+}
+
+func TestWavePerRollout(t *testing.T) {
+	r := &Result{N: 100}
+	w := WaveResult{Controller: []RequestRow{
+		{RequestKey{Verb: "PUT", Resource: "httproutes"}, 400},
+		{RequestKey{Verb: "GET", Resource: "httproutes"}, 300},
+		{RequestKey{Verb: "PUT", Resource: "leases"}, 2},
+		{RequestKey{Verb: "PATCH", Resource: "widgets"}, 100},
+	}}
+	got := wavePerRollout(r, w)
+	if !strings.HasPrefix(got, "PUT httproutes 4.00 (one per step") {
+		t.Errorf("route writes not explained: %q", got)
+	}
+	if strings.Contains(got, "GET") || strings.Contains(got, "leases") {
+		t.Errorf("reads or stray writes listed: %q", got)
+	}
+	if !strings.HasSuffix(got, "PATCH widgets 1.00") {
+		t.Errorf("a write without a known reason must still be listed: %q", got)
+	}
+}

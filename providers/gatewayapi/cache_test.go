@@ -95,7 +95,11 @@ func TestRouterReadsFromCache(t *testing.T) {
 	f := newCacheFixture(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := cache.New(e.Config, cache.Options{Scheme: e.Scheme, DefaultNamespaces: map[string]cache.Config{f.key.Namespace: {}}})
+	c, err := cache.New(e.Config, cache.Options{
+		Scheme: e.Scheme, DefaultNamespaces: map[string]cache.Config{f.key.Namespace: {}},
+		// As kulta-controller's cache does: the router then writes routes without managedFields.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +146,17 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if n := api.gets.Load(); n != 0 {
 		t.Errorf("%d reads reached the API server with a cache holding the router's last write", n)
 	}
-	if got := f.read(t, e.Client).GetResourceVersion(); got != written {
+	stored := f.read(t, e.Client)
+	if got := stored.GetResourceVersion(); got != written {
 		t.Errorf("unchanged weights were written again: resourceVersion %s, want %s", got, written)
+	}
+	// Writing a copy without managedFields keeps the other managers' fields on record.
+	managers := map[string]bool{}
+	for _, mf := range stored.GetManagedFields() {
+		managers[mf.Manager] = true
+	}
+	if !managers[gatewayapi.FieldManager] || len(managers) < 2 {
+		t.Errorf("managedFields after a write from the cache name %v, want KULTA's and the creator's", managers)
 	}
 }
 

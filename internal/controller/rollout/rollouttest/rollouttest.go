@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -69,6 +70,8 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// As kulta-controller does.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		// A test may start a second manager after stopping the first (a restart).
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

@@ -1,0 +1,79 @@
+package harness
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// writeReasons says why KULTA makes each kind of write in a canary wave (steps 20 → 50 → 100,
+// no pauses, no analysis), for the targets table.
+var writeReasons = map[string]string{
+	"PUT httproutes":        "one per step, and 100/0 again once the stable Service serves the new revision",
+	"PATCH rollouts/status": "one per step, one at completion, and TrafficRouted=True once the last route write is accepted (more when a condition changes between them)",
+	"POST replicasets":      "the new revision",
+	"PATCH replicasets":     "the old revision scaled down",
+	"PATCH services":        "canary Service pinned to the new revision at the start, stable Service at the end",
+	"POST events":           "user-facing transitions, counted apart",
+}
+
+// wavePerRollout lists the controller's writes in w per Rollout, with why each is made.
+func wavePerRollout(r *Result, w WaveResult) string {
+	var parts []string
+	for _, row := range w.Controller {
+		if !IsWrite(row.Verb) || row.Count < float64(r.N)/20 {
+			continue
+		}
+		key := row.Verb + " " + row.Resource
+		part := fmt.Sprintf("%s %.2f", key, row.Count/float64(r.N))
+		if why := writeReasons[key]; why != "" {
+			part += " (" + why + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// RateBound is the least time a client-side rate limit allows for some requests.
+type RateBound struct {
+	// Resource is the resource (subresources folded in) whose client is the busiest.
+	Resource string
+	// Requests is how many requests that client sent.
+	Requests float64
+	// Seconds is the least time those requests take at qps after a burst: (requests − burst) / qps.
+	Seconds float64
+}
+
+// unthrottledResources are requests that do not hold up a wave: Events are sent in the
+// background by their own recorder, leases by leader election, the rest are start-up reads.
+var unthrottledResources = map[string]bool{"events": true, "leases": true, NonResource: true, "endpoints": true, "endpointslices": true}
+
+// BusiestClient finds the resource with the most requests among rows and the least time its
+// client needs for them. controller-runtime builds one REST client, with its own token bucket
+// of qps and burst, for each resource kind, so requests of different kinds do not queue
+// behind each other; a resource's subresources share its client.
+func BusiestClient(rows []RequestRow, qps float64, burst int) RateBound {
+	byResource := map[string]float64{}
+	for _, row := range rows {
+		res, _, _ := strings.Cut(row.Resource, "/")
+		if unthrottledResources[res] {
+			continue
+		}
+		byResource[res] += row.Count
+	}
+	names := make([]string, 0, len(byResource))
+	for n := range byResource {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b RateBound
+	for _, n := range names {
+		if c := byResource[n]; c > b.Requests {
+			b = RateBound{Resource: n, Requests: c}
+		}
+	}
+	if qps > 0 {
+		b.Seconds = max(0, (b.Requests-float64(burst))/qps)
+	}
+	return b
+}
