@@ -78,6 +78,12 @@ bench: envtest-bin ## Cost at scale on a real API server (not part of `make test
 e2e: cluster-bin ## End-to-end tests on a full local cluster (etcd, API server, controller manager, scheduler, kwok).
 	go test $(GO_TEST_FLAGS) -tags e2e ./e2e/...
 
+.PHONY: demo
+demo: DEMO_BIN := $(BIN)/kulta-demo
+demo: cluster-bin prometheus-bin ## A canary KULTA completes, then one it rolls back on its own (1-2 min once built; Prometheus on 127.0.0.1:9090, KULTA_DEMO_PROMETHEUS_PORT=N to move it).
+	go build -o $(DEMO_BIN) ./e2e/demo
+	$(DEMO_BIN)
+
 .PHONY: unit
 unit: ## Only the tests that need no API server (quick).
 	go test $(GO_TEST_FLAGS) -short ./...
