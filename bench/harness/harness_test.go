@@ -183,3 +183,28 @@ func TestWavePerRollout(t *testing.T) {
 		t.Errorf("a write without a known reason must still be listed: %q", got)
 	}
 }
+
+func TestReadResultsRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	started := time.Date(2026, 11, 25, 21, 44, 0, 0, time.UTC)
+	for _, n := range []int{1000, 100} {
+		res := &Result{N: n, Waves: 1, QPS: 50, Burst: 100, Reconcilers: 4, Started: started,
+			WaveResults: []WaveResult{{Wave: 1, WallSeconds: float64(n) / 10}}}
+		if err := WriteResult(dir, Machine{CPUs: 2}, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].N != 100 || got[1].N != 1000 {
+		t.Fatalf("read %d results, want N=100 then N=1000", len(got))
+	}
+	if got[1].Reconcilers != 4 || !got[1].Started.Equal(started) || got[1].WaveResults[0].WallSeconds != 100 {
+		t.Errorf("result not read back whole: %+v", got[1])
+	}
+	if none, err := ReadResults(t.TempDir()); err != nil || len(none) != 0 {
+		t.Errorf("an empty folder gave %d results, error %v", len(none), err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 )
@@ -66,6 +67,28 @@ func WriteResult(dir string, m Machine, res *Result) error {
 		return fmt.Errorf("writing %s.md: %w", base, err)
 	}
 	return nil
+}
+
+// ReadResults reads the results-<N>.json files in dir, ordered by N; a missing dir is none.
+func ReadResults(dir string) ([]*Result, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "results-*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("listing results in %s: %w", dir, err)
+	}
+	var out []*Result
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		res := &Result{}
+		if err := json.Unmarshal(data, res); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", p, err)
+		}
+		out = append(out, res)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
+	return out, nil
 }
 
 // writeResultTable writes one column per wave and one for the floor.

@@ -32,6 +32,7 @@ type flags struct {
 	workers     int
 	out         string
 	summary     string
+	earlier     bool
 }
 
 func parse(args []string) (*flags, error) {
@@ -47,6 +48,7 @@ func parse(args []string) (*flags, error) {
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
+	fs.BoolVar(&f.earlier, "with-earlier", false, "Also summarise the results already in -out for numbers of Rollouts not run now (each section gives its date).")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
 	}
@@ -118,6 +120,11 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		}
 		results = append(results, res)
 	}
+	if summary != "" && f.earlier {
+		if results, err = withEarlier(out, results); err != nil {
+			return err
+		}
+	}
 	if summary != "" {
 		command := "go run ./bench/cmd/kulta-bench " + strings.Join(args, " ")
 		if err := harness.WriteSummary(summary, machine, results, strings.TrimSpace(command)); err != nil {
@@ -128,6 +135,25 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		return fmt.Errorf("removing %s: %w", work, err)
 	}
 	return nil
+}
+
+// withEarlier adds to results those saved in dir for the numbers of Rollouts not among them.
+func withEarlier(dir string, results []*harness.Result) ([]*harness.Result, error) {
+	saved, err := harness.ReadResults(dir)
+	if err != nil {
+		return nil, err
+	}
+	ran := map[int]bool{}
+	for _, r := range results {
+		ran[r.N] = true
+	}
+	for _, r := range saved {
+		if !ran[r.N] {
+			results = append(results, r)
+		}
+	}
+	sort.Slice(results, func(i, j int) bool { return results[i].N < results[j].N })
+	return results, nil
 }
 
 // abs resolves a path given relative to the repository root; empty stays empty.
