@@ -75,8 +75,8 @@ bench: envtest-bin ## Cost at scale on a real API server (not part of `make test
 	go run ./bench/cmd/kulta-bench -n $(or $(BENCH_N),100,1000,5000) -out bench/results
 
 .PHONY: e2e
-e2e: cluster-bin ## End-to-end tests on a full local cluster (etcd, API server, controller manager, scheduler, kwok).
-	go test $(GO_TEST_FLAGS) -tags e2e ./e2e/...
+e2e: cluster-bin prometheus-bin ## End-to-end tests on a full local cluster (etcd, API server, controller manager, scheduler, kwok, Prometheus).
+	go test $(GO_TEST_FLAGS) -tags e2e -parallel 8 -timeout 30m ./e2e/...
 
 .PHONY: demo
 demo: DEMO_BIN := $(BIN)/kulta-demo

@@ -51,9 +51,10 @@ func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 		StableHash:    ro.Status.StablePodTemplateHash,
 		CanaryWeight:  ptr.Deref(ro.Status.CurrentWeight, 0),
 	}
+	since := revisionStart(ro)
 	verdicts := make([]Verdict, 0, len(spec.Metrics))
 	for _, m := range spec.Metrics {
-		v, ms := c.check(ctx, q, setupErr, m, target, previous[m.Name], now)
+		v, ms := c.check(ctx, q, setupErr, m, target, previous[m.Name], since, now)
 		verdicts = append(verdicts, v)
 		st.Metrics = append(st.Metrics, ms)
 	}
@@ -64,10 +65,21 @@ func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	return st, nil
 }
 
-// check gathers and evaluates one metric.
-func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.Metric, target stableAwareTarget, prev kultav1alpha1.MetricStatus, now time.Time) (Verdict, kultav1alpha1.MetricStatus) {
+// check gathers and evaluates one metric over a window that does not reach back before since.
+func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.Metric, target stableAwareTarget,
+	prev kultav1alpha1.MetricStatus, since, now time.Time,
+) (Verdict, kultav1alpha1.MetricStatus) {
 	spec, query, err := c.translate(m)
 	state := CheckState{Failures: prev.ConsecutiveFailures, Errors: prev.ConsecutiveErrors}
+	window, filled := BoundWindow(query.Window, since, now)
+	if err == nil && setupErr == nil && !filled {
+		v := WindowVerdict(m.Name, query.Window, since, now)
+		return v, kultav1alpha1.MetricStatus{
+			Name: m.Name, Verdict: kultav1alpha1.Verdict(v.Result), Reason: string(v.Reason), Threshold: ptr.To(m.Threshold),
+			ConsecutiveFailures: state.Failures, ConsecutiveErrors: state.Errors,
+		}
+	}
+	query.Window = window
 	var measurement Measurement
 	switch {
 	case err != nil:
@@ -151,6 +163,54 @@ func (c *Checker) querier(address string) (Querier, error) {
 	return q, nil
 }
 
+// MinWindow is the shortest query window of a check while the revision under test is younger
+// than its metric's window.
+const MinWindow = 30 * time.Second
+
+// BoundWindow shortens window so that it does not reach back before since, when the revision
+// under test began to receive traffic: the series of a canary, preview or variant Service also
+// hold the requests of whatever revision it selected before, and those say nothing about this
+// one. Whole seconds are kept. It reports false while even the shortest window allowed, the
+// smaller of window and MinWindow, would reach back before since. A zero since bounds nothing.
+func BoundWindow(window time.Duration, since, now time.Time) (time.Duration, bool) {
+	if since.IsZero() {
+		return window, true
+	}
+	age := now.Sub(since).Truncate(time.Second)
+	switch {
+	case age >= window:
+		return window, true
+	case age < min(window, MinWindow):
+		return 0, false
+	default:
+		return age, true
+	}
+}
+
+// WindowVerdict is the Inconclusive verdict of a metric not measured because the revision has
+// not yet had traffic for the shortest window BoundWindow allows.
+func WindowVerdict(metric string, window time.Duration, since, now time.Time) Verdict {
+	need := min(window, MinWindow)
+	v := Verdict{Metric: metric, Result: ResultInconclusive, Reason: ReasonWindowNotFilled}
+	v.Message = fmt.Sprintf("%s: waiting for %s of this revision's traffic, %s so far", metric, need, max(now.Sub(since), 0).Truncate(time.Second))
+	return v
+}
+
+// revisionStart is when the current revision began to receive traffic: its latest new-revision,
+// experiment-start or retry decision. Zero when none is recorded (the decision history is
+// bounded).
+func revisionStart(ro *kultav1alpha1.Rollout) time.Time {
+	for i := len(ro.Status.Decisions) - 1; i >= 0; i-- {
+		d := ro.Status.Decisions[i]
+		switch {
+		case d.Action == kultav1alpha1.ActionInitialize && d.Reason != "Initialization",
+			d.Action == kultav1alpha1.ActionResume && d.Reason == "Retry":
+			return d.Timestamp.Time
+		}
+	}
+	return time.Time{}
+}
+
 // serviceUnderTest is the Service whose traffic measures the new revision: the canary, preview
 // or variant B Service. The simple strategy has no Services of its own; its metrics are
 // selected by a service label equal to the Rollout's name.
@@ -199,6 +259,14 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 		if d, err := spec.Interval.Parse(); err == nil && d >= time.Second {
 			window = d
 		}
+	}
+	// Variant B's Service may have carried another revision before the experiment started.
+	if bounded, ok := BoundWindow(window, exp.StartedAt.Time, now); ok {
+		window = bounded
+	} else {
+		exp.CheckedAt = ptr.To(metav1.NewTime(now))
+		exp.Message = WindowVerdict("experiment", window, exp.StartedAt.Time, now).Message
+		return exp, nil
 	}
 	a := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantAService, Revision: ro.Status.StablePodTemplateHash}
 	b := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantBService, Revision: ro.Status.CurrentPodTemplateHash}

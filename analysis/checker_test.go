@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -152,5 +153,140 @@ func TestCheckerComparesCanaryWithStable(t *testing.T) {
 	st, _ = checker(q).Analyze(context.Background(), ro, spec, now)
 	if st.Verdict != kultav1alpha1.VerdictInconclusive || st.Metrics[0].Reason != string(ReasonSampleRatioMismatch) {
 		t.Fatalf("sample ratio mismatch: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
+	}
+}
+
+// windowQuerier records the range of every query it answers, with traffic for any service.
+type windowQuerier struct{ queries []string }
+
+func (f *windowQuerier) Query(_ context.Context, query string, _ time.Time) (model.Vector, error) {
+	f.queries = append(f.queries, query)
+	return model.Vector{{Value: 1000}}, nil
+}
+
+func TestBoundWindow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		age    time.Duration // how long before now the revision started; -1 for never recorded
+		want   time.Duration
+		filled bool
+	}{
+		{"no start recorded", 5 * time.Minute, -1, 5 * time.Minute, true},
+		{"older than the window", 5 * time.Minute, 6 * time.Minute, 5 * time.Minute, true},
+		{"exactly the window", 5 * time.Minute, 5 * time.Minute, 5 * time.Minute, true},
+		{"shortened to its age in whole seconds", 5 * time.Minute, 90*time.Second + 700*time.Millisecond, 90 * time.Second, true},
+		{"at the shortest window", 5 * time.Minute, MinWindow, MinWindow, true},
+		{"younger than the shortest window", 5 * time.Minute, 29 * time.Second, 0, false},
+		{"short window, filled", 5 * time.Second, 5 * time.Second, 5 * time.Second, true},
+		{"short window, not filled", 5 * time.Second, 4 * time.Second, 0, false},
+		{"start in the future", 5 * time.Second, -time.Minute, 0, false},
+	} {
+		since := time.Time{}
+		if tc.age != -1 {
+			since = now.Add(-tc.age)
+		}
+		got, filled := BoundWindow(tc.window, since, now)
+		if got != tc.want || filled != tc.filled {
+			t.Errorf("%s: BoundWindow(%s, now-%s) = %s, %t; want %s, %t", tc.name, tc.window, tc.age, got, filled, tc.want, tc.filled)
+		}
+	}
+}
+
+// A canary's Service still holds the previous revision's requests for a while: the first
+// checks of a new revision wait for its own traffic and then never look back past its start.
+func TestCheckerWindowStartsWithTheRevision(t *testing.T) {
+	ro, spec := canary(t)
+	spec.Metrics[0].Interval = ptr.To(kultav1alpha1.Duration("2m"))
+	started := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ro.Status.Decisions = []kultav1alpha1.Decision{
+		{Action: kultav1alpha1.ActionInitialize, Reason: "Initialization", Timestamp: metav1.NewTime(started.Add(-time.Hour))},
+		{Action: kultav1alpha1.ActionInitialize, Reason: "NewRevision", Timestamp: metav1.NewTime(started)},
+		{Action: kultav1alpha1.ActionStepAdvance, Reason: "WeightReached", Timestamp: metav1.NewTime(started.Add(5 * time.Second))},
+	}
+	q := &windowQuerier{}
+	ro.Status.Analysis = &kultav1alpha1.AnalysisStatus{Revision: "abc", StepIndex: ptr.To[int32](1),
+		Metrics: []kultav1alpha1.MetricStatus{{Name: "error-rate", ConsecutiveFailures: 1, ConsecutiveErrors: 1}}}
+	st, err := checker(q).Analyze(context.Background(), ro, spec, started.Add(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := st.Metrics[0]
+	if st.Verdict != kultav1alpha1.VerdictInconclusive || m.Reason != string(ReasonWindowNotFilled) || len(q.queries) != 0 {
+		t.Fatalf("20s into the revision: verdict %s, reason %s, %d queries; want Inconclusive/%s without a query", st.Verdict, m.Reason, len(q.queries), ReasonWindowNotFilled)
+	}
+	if m.ConsecutiveFailures != 1 || m.ConsecutiveErrors != 1 || !strings.Contains(st.Message, "waiting for 30s of this revision's traffic, 20s so far") {
+		t.Errorf("waiting check: counters %+v, message %q", m, st.Message)
+	}
+
+	for _, tc := range []struct {
+		after time.Duration
+		want  string
+	}{{45 * time.Second, "[45s]"}, {2 * time.Minute, "[2m]"}, {time.Hour, "[2m]"}} {
+		q.queries = nil
+		if _, err := checker(q).Analyze(context.Background(), ro, spec, started.Add(tc.after)); err != nil {
+			t.Fatal(err)
+		}
+		if len(q.queries) == 0 {
+			t.Fatalf("%s into the revision: no query", tc.after)
+		}
+		for _, query := range q.queries {
+			if !strings.Contains(query, tc.want) {
+				t.Errorf("%s into the revision: query %q, want the range %s", tc.after, query, tc.want)
+			}
+		}
+	}
+}
+
+func TestRevisionStart(t *testing.T) {
+	at := func(s int) metav1.Time { return metav1.NewTime(time.Date(2026, 1, 1, 0, 0, s, 0, time.UTC)) }
+	ro := testutil.Rollout("shop", "web")
+	if got := revisionStart(ro); !got.IsZero() {
+		t.Errorf("no decisions: %v, want zero", got)
+	}
+	ro.Status.Decisions = []kultav1alpha1.Decision{
+		{Action: kultav1alpha1.ActionInitialize, Reason: "Initialization", Timestamp: at(1)},
+	}
+	if got := revisionStart(ro); !got.IsZero() {
+		t.Errorf("first revision only: %v, want zero (its Services carried nothing before)", got)
+	}
+	ro.Status.Decisions = append(ro.Status.Decisions,
+		kultav1alpha1.Decision{Action: kultav1alpha1.ActionInitialize, Reason: "NewRevision", Timestamp: at(2)},
+		kultav1alpha1.Decision{Action: kultav1alpha1.ActionRollback, Reason: "AnalysisFailed", Timestamp: at(3)},
+		kultav1alpha1.Decision{Action: kultav1alpha1.ActionResume, Reason: "Retry", Timestamp: at(4)},
+		kultav1alpha1.Decision{Action: kultav1alpha1.ActionStepAdvance, Reason: "WeightReached", Timestamp: at(5)},
+	)
+	if got := revisionStart(ro); !got.Equal(at(4).Time) {
+		t.Errorf("after a retry: %v, want the retry at %v", got, at(4))
+	}
+}
+
+// Variant B's Service may have carried another revision before the experiment: comparisons
+// wait for the experiment's own traffic and never look back past its start.
+func TestCheckerCompareWindowStartsWithTheExperiment(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	ro := testutil.Rollout("shop", "land", testutil.WithABTesting())
+	ro.Status.ABExperiment = &kultav1alpha1.ABExperimentStatus{StartedAt: metav1.NewTime(now.Add(-10 * time.Second))}
+	spec := &kultav1alpha1.ABAnalysis{Metrics: []kultav1alpha1.ABMetric{{Name: "error-rate", Direction: kultav1alpha1.DirectionLower}}}
+	q := &windowQuerier{}
+	exp, err := checker(q).Compare(context.Background(), ro, spec, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.queries) != 0 || exp.Winner != "" || exp.CheckedAt == nil || !strings.Contains(exp.Message, "waiting for 30s") {
+		t.Fatalf("10s into the experiment: %d queries, winner %q, checked %v, message %q", len(q.queries), exp.Winner, exp.CheckedAt, exp.Message)
+	}
+	ro.Status.ABExperiment.StartedAt = metav1.NewTime(now.Add(-40 * time.Second))
+	if _, err := checker(q).Compare(context.Background(), ro, spec, now); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.queries) == 0 {
+		t.Fatal("40s into the experiment: no query")
+	}
+	for _, query := range q.queries {
+		if !strings.Contains(query, "[40s]") {
+			t.Errorf("40s into the experiment: query %q, want the range [40s]", query)
+		}
 	}
 }

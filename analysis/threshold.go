@@ -50,6 +50,9 @@ const (
 	ReasonConsecutiveErrors Reason = "ConsecutiveErrors"
 	// ReasonInvalidSpec means the ThresholdSpec itself is unusable.
 	ReasonInvalidSpec Reason = "InvalidSpec"
+	// ReasonWindowNotFilled means the revision under test has not had traffic for long enough
+	// to fill the shortest query window allowed; see BoundWindow.
+	ReasonWindowNotFilled Reason = "WindowNotFilled"
 	// ReasonProviderUnavailable means the metrics provider could not be reached or failed on
 	// its own side; the check holds until it answers.
 	ReasonProviderUnavailable Reason = "ProviderUnavailable"

@@ -249,8 +249,10 @@ func (s *suite) testCanaryWithoutTraffic(t *testing.T) {
 	}
 }
 
-// testUnreachablePrometheus: a Rollout whose Prometheus is down gets query errors, never a
-// pass; the third error in a row fails the analysis, and failurePolicy Pause holds the step.
+// testUnreachablePrometheus: a Rollout whose Prometheus is down holds its step for as long as
+// it lasts, saying why, and is neither promoted nor failed: an outage of the monitoring is no
+// evidence about the revision. A query that Prometheus rejects is another matter: the third in a
+// row fails the analysis, and failurePolicy Pause holds the step.
 func (s *suite) testUnreachablePrometheus(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
@@ -265,12 +267,28 @@ func (s *suite) testUnreachablePrometheus(t *testing.T) {
 	setImage(t, s.env, ro, newImage)
 	g.Eventually(func(g Gomega) {
 		got := s.get(g, ro)
+		g.Expect(got.Status.CurrentPodTemplateHash).NotTo(Equal(first))
 		g.Expect(got.Status.Analysis).NotTo(BeNil())
 		g.Expect(got.Status.Analysis.Revision).To(Equal(got.Status.CurrentPodTemplateHash))
-		g.Expect(got.Status.Analysis.Reason).To(Equal(string(analysis.ReasonQueryError)), "analysis: %s", got.Status.Analysis.Message)
-		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseProgressing))
+		g.Expect(got.Status.Analysis.Reason).To(Equal(string(analysis.ReasonProviderUnavailable)), "analysis: %s", got.Status.Analysis.Message)
+		g.Expect(got.Status.Analysis.Message).To(ContainSubstring(spec.Prometheus.Address))
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed(), "an unreachable Prometheus is reported as such")
+	g.Consistently(func(g Gomega) {
+		got := s.get(g, ro)
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseProgressing), "message: %s; decisions %+v", got.Status.Message, got.Status.Decisions)
 		g.Expect(got.Status.CurrentStepIndex).To(Equal(ptr.To[int32](0)))
-	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed(), "a query error alone is inconclusive")
+		g.Expect(got.Status.StablePodTemplateHash).To(Equal(first))
+		g.Expect(metricStatus(g, got.Status.Analysis, "error-rate").ConsecutiveErrors).To(BeZero())
+	}).WithTimeout(4*time.Duration(analysis.DefaultErrorLimit)*time.Second).WithPolling(250*time.Millisecond).Should(Succeed(),
+		"held, never promoted nor failed, for longer than the error limit of checks every 2s")
+
+	// Now point the metric at the real Prometheus with a query it rejects.
+	got := &kultav1alpha1.Rollout{}
+	g.Expect(s.env.Client.Get(context.Background(), client.ObjectKeyFromObject(ro), got)).To(Succeed())
+	before := got.DeepCopy()
+	got.Spec.Strategy.Canary.Analysis.Prometheus = nil
+	got.Spec.Strategy.Canary.Analysis.Metrics[0].Query = `sum(rate(http_requests_total{service="{{ .Service }}"}[{{ .Window }}])`
+	g.Expect(s.env.Client.Patch(context.Background(), got, client.MergeFrom(before))).To(Succeed())
 
 	var paused *kultav1alpha1.Rollout
 	g.Eventually(func(g Gomega) {
@@ -286,19 +304,19 @@ func (s *suite) testUnreachablePrometheus(t *testing.T) {
 	pausedCond := condition(paused, kultav1alpha1.ConditionPaused)
 	g.Expect(pausedCond.Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(pausedCond.Reason).To(Equal("AnalysisFailed"))
-	g.Expect(pausedCond.Message).To(ContainSubstring(spec.Prometheus.Address))
+	g.Expect(pausedCond.Message).To(ContainSubstring("bad_data"))
 	pause := lastDecision(paused, kultav1alpha1.ActionPause)
 	g.Expect(pause).NotTo(BeNil(), "decisions: %+v", st.Decisions)
 	g.Expect(pause.Reason).To(Equal("AnalysisFailed"))
 	g.Expect(pause.Message).To(ContainSubstring(fmt.Sprintf("%d consecutive query errors", analysis.DefaultErrorLimit)),
-		"the analysis fails at the third error in a row")
+		"the analysis fails at the third rejected query in a row")
 
 	g.Consistently(func(g Gomega) {
 		got := s.get(g, ro)
 		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhasePaused), "message: %s", got.Status.Message)
 		g.Expect(got.Status.CurrentStepIndex).To(Equal(ptr.To[int32](0)))
 		g.Expect(got.Status.StablePodTemplateHash).To(Equal(first))
-	}).WithTimeout(5*time.Second).WithPolling(250*time.Millisecond).Should(Succeed(), "never promoted while Prometheus is down")
+	}).WithTimeout(5*time.Second).WithPolling(250*time.Millisecond).Should(Succeed(), "never promoted past a failed analysis")
 }
 
 // errorRate is an analysis of the built-in error-rate metric: at most 5%, checked every
