@@ -4,6 +4,7 @@ package scenarios
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -133,6 +134,7 @@ func canaryAnalysisFails(ctx context.Context, t *testing.T, w *world) {
 		t.Errorf("after the scale-down: phase %s, stable %s; want Failed on %s", final.Status.Phase, final.Status.StablePodTemplateHash, stableHash)
 	}
 	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Warning/AnalysisFailed")
+	w.expectMetric(ctx, t, fmt.Sprintf(`sum(kulta_rollout_transitions_total{namespace=%q, rollout=%q, kind="rollback", reason="AnalysisFailed"})`, a.namespace, a.name), 1)
 	a.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.rolledback")
 }
 

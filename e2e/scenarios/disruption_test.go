@@ -63,6 +63,8 @@ type inFlight struct {
 func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *app) {
 	bg := blueGreenApp(w, canary.namespace, "checkout", 20)
 	ab := abApp(w, canary.namespace, "search")
+	// The experiment may not conclude before every other rollout is midway too.
+	ab.strategy.ABTesting.Analysis.MinDuration = ptr.To(kultav1alpha1.Duration("40s"))
 	simple := simpleApp(w, canary.namespace, "api")
 	simple.strategy.Simple.Analysis.WarmupDuration = ptr.To(kultav1alpha1.Duration("20s"))
 	flights := []*inFlight{
@@ -214,15 +216,21 @@ func leaderFailover(ctx context.Context, t *testing.T, w *world, canary *app) {
 	}
 }
 
-// prometheusKilled SIGKILLs Prometheus while a canary's first step waits for its analysis: the
-// canary holds at 20 % for as long as Prometheus is down, neither promoted nor rolled back, and
-// finishes once Prometheus is back.
+// prometheusDowntime is how long Prometheus stays down: six analysis intervals, twice the
+// default limit of consecutive query errors.
+const prometheusDowntime = 30 * time.Second
+
+// prometheusKilled SIGKILLs Prometheus while a canary pauses after its first, analysed step:
+// no later step can pass its analysis, so for as long as Prometheus is down the canary holds at
+// no more than 50 %, neither promoted nor rolled back, with the analysis saying why; once
+// Prometheus is back the rollout finishes.
 func prometheusKilled(ctx context.Context, t *testing.T, w *world, canary *app) {
 	old := canary.waitCompleted(ctx, t, "", time.Minute).Status.StablePodTemplateHash
+	watch := canary.watchWeights(ctx, t)
 	canary.setImage(ctx, t, "nginx:1.30")
 	canary.waitRollout(ctx, t, time.Minute, func(ro *kultav1alpha1.Rollout) (bool, string) {
-		if ro.Status.ObservedGeneration < ro.Generation || ro.Status.Phase != kultav1alpha1.PhaseProgressing || ro.Status.CurrentStepIndex == nil {
-			return false, "not at the first step"
+		if ro.Status.ObservedGeneration < ro.Generation || ro.Status.Phase != kultav1alpha1.PhasePaused || ptr.Deref(ro.Status.CurrentStepIndex, 0) != 1 {
+			return false, "not paused after the first step"
 		}
 		return true, ""
 	})
@@ -231,12 +239,13 @@ func prometheusKilled(ctx context.Context, t *testing.T, w *world, canary *app) 
 	}
 	killedAt := time.Now()
 	held := false
-	for time.Since(killedAt) < downtime {
+	for time.Since(killedAt) < prometheusDowntime {
 		ro, err := canary.get(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if step := ptr.Deref(ro.Status.CurrentStepIndex, -1); step != 0 || ro.Status.Phase == kultav1alpha1.PhaseFailed {
+		step := ptr.Deref(ro.Status.CurrentStepIndex, -1)
+		if step > 2 || ro.Status.Phase == kultav1alpha1.PhaseFailed || ro.Status.Phase == kultav1alpha1.PhaseCompleted {
 			t.Fatalf("with Prometheus down the canary moved to step %d, phase %s: %s; decisions %v", step, ro.Status.Phase, ro.Status.Message, actions(ro))
 		}
 		if an := ro.Status.Analysis; an != nil && len(an.Metrics) > 0 && an.Metrics[0].Reason == "ProviderUnavailable" {
@@ -245,9 +254,15 @@ func prometheusKilled(ctx context.Context, t *testing.T, w *world, canary *app) 
 		time.Sleep(poll)
 	}
 	if !held {
-		t.Errorf("the analysis status never said the provider was unavailable")
+		t.Errorf("the analysis never said that Prometheus was unavailable")
 	}
-	canary.expectRoute(ctx, t, "80/20")
+	route, err := canary.route(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := canary.routeState(route); got != "80/20" && got != "50/50" {
+		t.Errorf("route %s after %s without Prometheus, want it held at 80/20 or 50/50", got, prometheusDowntime)
+	}
 	if err := w.prometheus.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +273,15 @@ func prometheusKilled(ctx context.Context, t *testing.T, w *world, canary *app) 
 	}
 	if d := lastDecision(ro, kultav1alpha1.ActionRollback); d != nil && d.Timestamp.After(killedAt) {
 		t.Errorf("rolled back after Prometheus went down: %+v", d)
+	}
+	canary.expectRoute(ctx, t, "100/0")
+	watch.Stop()
+	seen, err := watch.Seen()
+	if err != nil {
+		t.Errorf("watching the route: %v", err)
+	}
+	if want := []string{"100/0", "80/20", "50/50", "100/0"}; !slices.Equal(seen, want) {
+		t.Errorf("route weights went %v, want %v", seen, want)
 	}
 }
 

@@ -120,11 +120,14 @@ func (a *app) expectRoute(ctx context.Context, t *testing.T, want string) {
 	})
 }
 
-// stepHistory is the Rollout's step advances as "from->to", in order: a step taken twice
-// shows as a repeated pair, a step skipped as a gap.
+// stepHistory is the step advances of the Rollout's latest revision as "from->to", in order:
+// a step taken twice shows as a repeated pair, a step skipped as a gap.
 func stepHistory(ro *kultav1alpha1.Rollout) []string {
 	var out []string
 	for _, d := range ro.Status.Decisions {
+		if d.Action == kultav1alpha1.ActionInitialize && d.Reason == "NewRevision" {
+			out = nil
+		}
 		if d.Action == kultav1alpha1.ActionStepAdvance && d.FromStep != nil && d.ToStep != nil {
 			out = append(out, fmt.Sprintf("%d->%d", *d.FromStep, *d.ToStep))
 		}
@@ -148,4 +151,20 @@ func (a *app) route(ctx context.Context) (*gatewayv1.HTTPRoute, error) {
 		return nil, fmt.Errorf("reading HTTPRoute %s/%s: %w", a.namespace, a.name, err)
 	}
 	return route, nil
+}
+
+// expectMetric waits until Prometheus, which scrapes the controller, answers query with a
+// value of at least want.
+func (w *world) expectMetric(ctx context.Context, t *testing.T, query string, want float64) {
+	t.Helper()
+	waitFor(ctx, t, 30*time.Second, func() error {
+		got, ok, err := w.prometheus.Query(ctx, query)
+		if err != nil {
+			return err
+		}
+		if !ok || got < want {
+			return fmt.Errorf("prometheus: %s = %v (present %t), want at least %v", query, got, ok, want)
+		}
+		return nil
+	})
 }
