@@ -41,6 +41,7 @@ type options struct {
 	metricsAddr      string
 	metricsSecure    bool
 	probeAddr        string
+	pprofAddr        string
 	leaderElect      bool
 	leaderElectionNS string
 	leaderElectionID string
@@ -65,6 +66,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the /metrics endpoint; 0 disables it.")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", false, "Serve /metrics over HTTPS with Kubernetes authentication and authorization.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", envOr("KULTA_PPROF_BIND_ADDRESS", "0"), "Address of Go's /debug/pprof endpoints, for profiling; 0 disables them (env KULTA_PPROF_BIND_ADDRESS).")
 	fs.BoolVar(&o.leaderElect, "leader-elect", envBool("KULTA_LEADER_ELECTION"), "Elect a leader with a Lease, so that only one replica reconciles (env KULTA_LEADER_ELECTION).")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the leader-election Lease (env POD_NAMESPACE).")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "kulta-controller.kulta.io", "Name of the leader-election Lease.")
@@ -87,6 +89,14 @@ func parse(args []string) (*options, error) {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
 	}
 	return o, nil
+}
+
+// envOr is the environment variable key, or def when it is empty.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func envBool(key string) bool {
@@ -174,6 +184,7 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
+		PprofBindAddress:              o.pprofAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectionID,
 		LeaderElectionNamespace:       o.leaderElectionNS,

@@ -66,6 +66,13 @@ func TestFlags(t *testing.T) {
 		o.events.cdeventsSinkURL != "http://broker.delivery/cdevents" || o.events.occurrenceDir != "/var/lib/kulta/occurrences" {
 		t.Errorf("environment not honoured: %+v %+v", o.prometheus, o.events)
 	}
+	if o.pprofAddr != "0" {
+		t.Errorf("--pprof-bind-address defaults to %q, want 0 (disabled)", o.pprofAddr)
+	}
+	t.Setenv("KULTA_PPROF_BIND_ADDRESS", "127.0.0.1:6060")
+	if o, err := parse(nil); err != nil || o.pprofAddr != "127.0.0.1:6060" {
+		t.Errorf("KULTA_PPROF_BIND_ADDRESS not honoured: %v, error %v", o, err)
+	}
 	if o.workers != 4 {
 		t.Errorf("--max-concurrent-reconciles defaults to %d, want 4", o.workers)
 	}
