@@ -208,3 +208,33 @@ func TestReadResultsRoundTrip(t *testing.T) {
 		t.Errorf("an empty folder gave %d results, error %v", len(none), err)
 	}
 }
+
+func TestTargetsExplainWhatTheyMiss(t *testing.T) {
+	wave := func(w int, steadyRSS uint64, goroutines float64) WaveResult {
+		return WaveResult{Wave: w, WallSeconds: 30, WritesPerStep: 4, NonEventWritesPerStep: 3,
+			Steady: Window{MeanRSS: steadyRSS}, During: Window{PeakGoroutines: goroutines},
+			Controller: []RequestRow{{RequestKey{Verb: "PATCH", Resource: "rollouts/status"}, 500}}}
+	}
+	results := []*Result{
+		{N: 1000, QPS: 50, Burst: 100, Reconcilers: 4, FloorRatio: 3, Floor: FloorResult{WallSeconds: 10},
+			WaveResults: []WaveResult{wave(1, 100*mib, 120), wave(2, 120*mib, 140)}},
+		{N: 100, QPS: 50, Burst: 100, Reconcilers: 4, FloorRatio: 1.5, Floor: FloorResult{WallSeconds: 20},
+			WaveResults: []WaveResult{wave(1, 100*mib, 100), wave(2, 101*mib, 110)}},
+	}
+	byName := map[string]Target{}
+	for _, tg := range Targets(results) {
+		byName[strings.SplitN(tg.Name, " ", 2)[0]] = tg
+	}
+	checks := []struct{ target, status, mention string }{
+		{"writes", "missed", "why, per Rollout per wave: PATCH rollouts/status 5.00"},
+		{"no", "missed", "revisionHistoryLimit"},
+		{"update", "missed", "busiest client (rollouts, 500 requests) needs at least 8.0 s"},
+		{"goroutines", "missed", "N grew 10×, peaks differ by 30"},
+	}
+	for _, c := range checks {
+		tg := byName[c.target]
+		if tg.Status != c.status || !strings.Contains(tg.Detail, c.mention) {
+			t.Errorf("%q: %s, %q; want %s mentioning %q", tg.Name, tg.Status, tg.Detail, c.status, c.mention)
+		}
+	}
+}

@@ -33,6 +33,7 @@ type flags struct {
 	out         string
 	summary     string
 	earlier     bool
+	reportOnly  bool
 }
 
 func parse(args []string) (*flags, error) {
@@ -49,6 +50,7 @@ func parse(args []string) (*flags, error) {
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
 	fs.BoolVar(&f.earlier, "with-earlier", false, "Also summarise the results already in -out for numbers of Rollouts not run now (each section gives its date).")
+	fs.BoolVar(&f.reportOnly, "report-only", false, "Run nothing: write -summary from the results saved in -out.")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
 	}
@@ -87,6 +89,9 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return err
+	}
+	if f.reportOnly {
+		return reportOnly(root, f, args)
 	}
 	work, err := os.MkdirTemp("", "kulta-bench-")
 	if err != nil {
@@ -135,6 +140,26 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		return fmt.Errorf("removing %s: %w", work, err)
 	}
 	return nil
+}
+
+// reportOnly writes the summary from the results saved in f.out.
+func reportOnly(root string, f *flags, args []string) error {
+	out, summary := abs(root, f.out), abs(root, f.summary)
+	if summary == "" {
+		return errors.New("-report-only needs -summary")
+	}
+	results, err := harness.ReadResults(out)
+	if err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		return fmt.Errorf("no results-<N>.json in %s", out)
+	}
+	machine, err := harness.DescribeMachine()
+	if err != nil {
+		return err
+	}
+	return harness.WriteSummary(summary, machine, results, strings.TrimSpace("go run ./bench/cmd/kulta-bench "+strings.Join(args, " ")))
 }
 
 // withEarlier adds to results those saved in dir for the numbers of Rollouts not among them.
