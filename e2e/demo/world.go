@@ -9,13 +9,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/false-systems/kulta/e2e/cluster"
+	"github.com/false-systems/kulta/e2e/controllerproc"
 	"github.com/false-systems/kulta/e2e/simulator"
 	"github.com/false-systems/kulta/internal/testenv"
 )
@@ -38,8 +38,10 @@ type world struct {
 	simulator    *simulator.Simulator
 	prometheus   *testenv.Prometheus
 	publicProm   string // the URL users open, on the fixed port
-	controller   *controllerProcess
+	controller   *controllerproc.Process
 	kubectlKulta string
+	// metricsAddr and probeAddr are the controller's /metrics and /readyz addresses.
+	metricsAddr, probeAddr string
 
 	// stops are the stop functions of what was started, in the order it started.
 	stops []namedStop
@@ -75,7 +77,9 @@ func (w *world) start(ctx context.Context, in *inputs) error {
 	w.onStop("the Prometheus port", func() error { return closeListener(in.listener) })
 	binDir := filepath.Join(w.workDir, "bin")
 	built := make(chan error, 1)
-	go func() { built <- buildBinaries(ctx, w.root, binDir) }()
+	go func() {
+		built <- controllerproc.Build(ctx, w.root, binDir, "./cmd/kulta-controller", "./cmd/kubectl-kulta")
+	}()
 
 	w.out.logf("Building kulta-controller and kubectl-kulta; starting the local cluster " +
 		"(etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
@@ -106,14 +110,17 @@ func (w *world) start(ctx context.Context, in *inputs) error {
 		return err
 	}
 	w.out.logf("Starting kulta-controller")
-	w.controller, err = startController(ctx, controllerConfig{
-		bin: filepath.Join(binDir, "kulta-controller"), kubeconfig: c.Kubeconfig(), logDir: w.logDir,
-		metricsAddr: metricsAddr, probeAddr: probeAddr, prometheusURL: w.prometheus.Address(),
+	w.controller = controllerproc.New(controllerproc.Options{
+		Bin: filepath.Join(binDir, "kulta-controller"), Kubeconfig: c.Kubeconfig(),
+		LogPath:     filepath.Join(w.logDir, "kulta-controller.log"),
+		MetricsAddr: metricsAddr, ProbeAddr: probeAddr, PrometheusURL: w.prometheus.Address(),
+		SysProcAttr: controllerAttributes(),
 	})
-	if err != nil {
+	w.metricsAddr, w.probeAddr = metricsAddr, probeAddr
+	if err := w.controller.Start(ctx); err != nil {
 		return err
 	}
-	w.onStop("kulta-controller", w.controller.stop)
+	w.onStop("kulta-controller", w.controller.Stop)
 	w.printAddresses(in.prometheusBin)
 	return nil
 }
@@ -199,7 +206,7 @@ func (w *world) printAddresses(prometheusBin string) {
 	w.out.printf("    Prometheus         %s  (the one KULTA queries; try rate(http_requests_total[30s]))\n", w.publicProm)
 	w.out.printf("    kube-apiserver     %s  (listening: %s)\n", c.Config().Host, strings.Join(c.Addresses(), ", "))
 	w.out.printf("    kulta-controller   metrics http://%s/metrics, health http://%s/readyz\n",
-		w.controller.metricsAddr, w.controller.probeAddr)
+		w.metricsAddr, w.probeAddr)
 	w.out.printf("    Gateway simulator  http://%s/metrics  (%g requests/s per route; image %s fails %g %% of them)\n",
 		w.simulator.Target(), float64(simulator.DefaultRate), badImage, badBehaviour.ErrorRatio*100)
 	w.out.printf("    Logs               %s\n", w.logDir)
@@ -208,21 +215,6 @@ func (w *world) printAddresses(prometheusBin string) {
 	w.out.printf("    export KUBECONFIG=%s\n", c.Kubeconfig())
 	w.out.printf("    %s get rollout web --watch\n", w.kubectlKulta)
 	w.out.printf("    %s get rollouts.kulta.io,httproutes,replicasets,pods\n", filepath.Join(c.BinDir(), "kubectl"))
-}
-
-// buildBinaries builds kulta-controller and kubectl-kulta into dir. An interrupt stops the
-// build as Ctrl-C would.
-func buildBinaries(ctx context.Context, root, dir string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
-		"./cmd/kulta-controller", "./cmd/kubectl-kulta")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building kulta-controller and kubectl-kulta: %w\n%s", err, out)
-	}
-	return nil
 }
 
 // freeAddr is a loopback address that was free a moment ago.

@@ -63,15 +63,7 @@ func canaryAnalysisPasses(ctx context.Context, t *testing.T, w *world) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 
-	a.expectRoute(ctx, t, "100/0")
-	watch.Stop()
-	seen, err := watch.Seen()
-	if err != nil {
-		t.Errorf("watching the route: %v", err)
-	}
-	if want := []string{"100/0", "80/20", "50/50", "100/0"}; !slices.Equal(seen, want) {
-		t.Errorf("route weights went %v, want %v", seen, want)
-	}
+	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
 	a.expectRevisions(ctx, t, time.Minute, newHash, 3, oldHash)
 	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted",
 		"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced",
@@ -111,21 +103,13 @@ func canaryAnalysisFails(ctx context.Context, t *testing.T, w *world) {
 	}
 	canaryHash := ro.Status.CurrentPodTemplateHash
 
-	a.expectRoute(ctx, t, "100/0")
 	a.expectRevisions(ctx, t, time.Minute, stableHash, 3, canaryHash)
 	if after := time.Since(failedAt); after < 20*time.Second || after > 45*time.Second {
 		t.Errorf("canary scaled to 0 %s after the rollback, want about 30s", after.Round(time.Millisecond))
 	} else {
 		t.Logf("canary scaled to 0 %s after the rollback", after.Round(time.Millisecond))
 	}
-	watch.Stop()
-	seen, err := watch.Seen()
-	if err != nil {
-		t.Errorf("watching the route: %v", err)
-	}
-	if want := []string{"100/0", "80/20", "100/0"}; !slices.Equal(seen, want) {
-		t.Errorf("route weights went %v, want %v", seen, want)
-	}
+	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "100/0")
 	final, err := a.get(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/e2e/controllerproc"
 )
 
 // downtime is how long the scenarios keep the controller or Prometheus down: longer than three
@@ -100,7 +101,7 @@ func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *
 		})
 	}
 	for _, c := range w.controllers {
-		if err := c.kill(); err != nil {
+		if err := c.Kill(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,7 +119,7 @@ func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *
 		}
 	}
 	for _, c := range w.controllers {
-		if err := c.start(ctx); err != nil {
+		if err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,20 +137,9 @@ func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *
 		done[f.a] = f.a.waitCompleted(ctx, t, f.old, 2*time.Minute)
 	}
 
-	checkSeen := func(f *inFlight, want ...string) {
-		f.a.expectRoute(ctx, t, want[len(want)-1])
-		f.watch.Stop()
-		seen, err := f.watch.Seen()
-		if err != nil {
-			t.Errorf("watching the route of %s: %v", f.a.name, err)
-		}
-		if !slices.Equal(seen, want) {
-			t.Errorf("the route of %s went %v, want %v", f.a.name, seen, want)
-		}
-	}
-	checkSeen(flights[0], "100/0", "80/20", "50/50", "100/0")
-	checkSeen(flights[1], "100/0")
-	checkSeen(flights[2], "100/0", "100/0 +B", "100/0")
+	flights[0].a.expectRouteHistory(ctx, t, flights[0].watch, "100/0", "80/20", "50/50", "100/0")
+	flights[1].a.expectRouteHistory(ctx, t, flights[1].watch, "100/0")
+	flights[2].a.expectRouteHistory(ctx, t, flights[2].watch, "100/0", "100/0 +B", "100/0")
 	if got, want := stepHistory(done[canary]), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
 		t.Errorf("canary steps %v, want %v", got, want)
 	}
@@ -187,31 +177,24 @@ func leaderFailover(ctx context.Context, t *testing.T, w *world, canary *app) {
 		return true, ""
 	})
 	leader, standby := w.leader(ctx, t)
-	if err := leader.kill(); err != nil {
+	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
 	waitFor(ctx, t, 30*time.Second, func() error {
-		if !standby.leading(ctx) {
-			return fmt.Errorf("%s has not taken the Lease over from %s", standby.name, leader.name)
+		if !standby.Leading(ctx) {
+			return fmt.Errorf("%s has not taken the Lease over from %s", standby.Name(), leader.Name())
 		}
 		return nil
 	})
-	t.Logf("%s killed; %s leads %s later", leader.name, standby.name, time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("%s killed; %s leads %s later", leader.Name(), standby.Name(), time.Since(killedAt).Round(time.Millisecond))
 	ro := canary.waitCompleted(ctx, t, old, 2*time.Minute)
 	if got, want := stepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 	canary.expectRoute(ctx, t, "100/0")
-	watch.Stop()
-	seen, err := watch.Seen()
-	if err != nil {
-		t.Errorf("watching the route: %v", err)
-	}
-	if want := []string{"100/0", "80/20", "50/50", "100/0"}; !slices.Equal(seen, want) {
-		t.Errorf("route weights went %v, want %v", seen, want)
-	}
-	if err := leader.start(ctx); err != nil {
+	canary.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
+	if err := leader.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -275,27 +258,20 @@ func prometheusKilled(ctx context.Context, t *testing.T, w *world, canary *app) 
 		t.Errorf("rolled back after Prometheus went down: %+v", d)
 	}
 	canary.expectRoute(ctx, t, "100/0")
-	watch.Stop()
-	seen, err := watch.Seen()
-	if err != nil {
-		t.Errorf("watching the route: %v", err)
-	}
-	if want := []string{"100/0", "80/20", "50/50", "100/0"}; !slices.Equal(seen, want) {
-		t.Errorf("route weights went %v, want %v", seen, want)
-	}
+	canary.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
 }
 
 // leader waits until exactly one running replica leads, and returns it and a running standby.
-func (w *world) leader(ctx context.Context, t *testing.T) (leader, standby *controller) {
+func (w *world) leader(ctx context.Context, t *testing.T) (leader, standby *controllerproc.Process) {
 	t.Helper()
 	waitFor(ctx, t, 30*time.Second, func() error {
 		leader, standby = nil, nil
 		for _, c := range w.controllers {
 			switch {
-			case !c.running():
-			case c.leading(ctx):
+			case !c.Running():
+			case c.Leading(ctx):
 				if leader != nil {
-					return fmt.Errorf("both %s and %s lead", leader.name, c.name)
+					return fmt.Errorf("both %s and %s lead", leader.Name(), c.Name())
 				}
 				leader = c
 			default:

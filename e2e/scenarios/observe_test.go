@@ -168,3 +168,18 @@ func (w *world) expectMetric(ctx context.Context, t *testing.T, query string, wa
 		return nil
 	})
 }
+
+// expectRouteHistory waits until the route is at the last of want, stops watch and checks that
+// the route's states (see routeState) went through exactly want, each change once.
+func (a *app) expectRouteHistory(ctx context.Context, t *testing.T, watch *weightWatch, want ...string) {
+	t.Helper()
+	a.expectRoute(ctx, t, want[len(want)-1])
+	watch.Stop()
+	seen, err := watch.Seen()
+	if err != nil {
+		t.Errorf("watching the route %s/%s: %v", a.namespace, a.name, err)
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("the route %s/%s went %v, want %v", a.namespace, a.name, seen, want)
+	}
+}

@@ -5,7 +5,6 @@ package scenarios
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -63,14 +62,7 @@ func blueGreenAutoPromotion(ctx context.Context, t *testing.T, w *world) {
 		t.Errorf("active Service selects revision %q after the promotion, want %s", got, newHash)
 	}
 	a.expectRevisions(ctx, t, time.Minute, newHash, 3, oldHash)
-	watch.Stop()
-	seen, err := watch.Seen()
-	if err != nil {
-		t.Errorf("watching the route: %v", err)
-	}
-	if want := []string{"100/0"}; !slices.Equal(seen, want) {
-		t.Errorf("the active route went %v, want %v throughout: blue-green switches Services, not weights", seen, want)
-	}
+	a.expectRouteHistory(ctx, t, watch, "100/0")
 	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/PreviewReady", "Normal/RolloutCompleted")
 	a.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.published")
 }
@@ -115,14 +107,7 @@ func abTestBWins(ctx context.Context, t *testing.T, w *world) {
 	}
 	a.expectRoute(ctx, t, "100/0")
 	a.expectRevisions(ctx, t, time.Minute, bHash, 3, aHash)
-	watch.Stop()
-	seen, err := watch.Seen()
-	if err != nil {
-		t.Errorf("watching the route: %v", err)
-	}
-	if want := []string{"100/0", "100/0 +B", "100/0"}; !slices.Equal(seen, want) {
-		t.Errorf("the route went %v, want %v", seen, want)
-	}
+	a.expectRouteHistory(ctx, t, watch, "100/0", "100/0 +B", "100/0")
 	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/ExperimentStarted",
 		"Normal/ExperimentConcluded", "Normal/RolloutCompleted")
 	a.expectCDEvents(ctx, t, "service.deployed", "service.published",
