@@ -55,6 +55,8 @@ type inFlight struct {
 	// midway says whether the rollout has got far enough that a restart would show a
 	// regression or a repeated step.
 	midway func(*kultav1alpha1.Rollout) bool
+	// want are the Events and CDEvents of the undisturbed rollout.
+	want transitions
 }
 
 // killedInEveryStrategy updates four applications, one per strategy, SIGKILLs both controller
@@ -69,12 +71,12 @@ func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *
 	simple := simpleApp(w, canary.namespace, "api")
 	simple.strategy.Simple.Analysis.WarmupDuration = ptr.To(kultav1alpha1.Duration("20s"))
 	flights := []*inFlight{
-		{a: canary, midway: func(ro *kultav1alpha1.Rollout) bool {
+		{a: canary, want: canaryUpdated, midway: func(ro *kultav1alpha1.Rollout) bool {
 			return ro.Status.Phase == kultav1alpha1.PhasePaused && ptr.Deref(ro.Status.CurrentStepIndex, 0) >= 1
 		}},
-		{a: bg, midway: func(ro *kultav1alpha1.Rollout) bool { return ro.Status.Phase == kultav1alpha1.PhasePreview }},
-		{a: ab, midway: func(ro *kultav1alpha1.Rollout) bool { return ro.Status.Phase == kultav1alpha1.PhaseExperimenting }},
-		{a: simple, midway: func(ro *kultav1alpha1.Rollout) bool {
+		{a: bg, want: blueGreenUpdated, midway: func(ro *kultav1alpha1.Rollout) bool { return ro.Status.Phase == kultav1alpha1.PhasePreview }},
+		{a: ab, want: abUpdated, midway: func(ro *kultav1alpha1.Rollout) bool { return ro.Status.Phase == kultav1alpha1.PhaseExperimenting }},
+		{a: simple, want: simpleUpdated, midway: func(ro *kultav1alpha1.Rollout) bool {
 			return ro.Status.Phase == kultav1alpha1.PhaseProgressing && ro.Status.StablePodTemplateHash != ro.Status.CurrentPodTemplateHash
 		}},
 	}
@@ -155,12 +157,13 @@ func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *
 			t.Errorf("A/B experiment started %d times: %v", got, actions(ro))
 		}
 	}
-	canary.expectCDEvents(ctx, t, "service.deployed", "service.published",
-		"service.deployed", "service.upgraded", "service.upgraded", "service.upgraded", "service.upgraded", "service.published")
-	bg.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.published")
-	ab.expectCDEvents(ctx, t, "service.deployed", "service.published",
-		"service.deployed", "service.upgraded", "service.published", "service.published")
-	simple.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.published")
+	// A restart repeats no transition: the Events and CDEvents are those of an undisturbed
+	// rollout, and every revision ends with all its Pods, the old one with none.
+	for _, f := range flights {
+		f.a.expectRevisions(ctx, t, time.Minute, done[f.a].Status.StablePodTemplateHash, 3, f.old)
+		f.a.expectEvents(ctx, t, f.want.events...)
+		f.a.expectCDEvents(ctx, t, f.want.cdevents...)
+	}
 }
 
 // leaderFailover SIGKILLs the leading replica while a canary pauses at 20 %: the standby

@@ -22,6 +22,35 @@ import (
 // eventTimeout bounds the wait for Events and CDEvents, which are sent after the status write.
 const eventTimeout = 15 * time.Second
 
+// transitions are the Kubernetes Events ("Type/Reason") and CDEvent types of a Rollout, in
+// order.
+type transitions struct{ events, cdevents []string }
+
+// The transitions of a first revision followed by one update that completes, by strategy.
+var (
+	canaryUpdated = transitions{
+		events: []string{"Normal/RolloutCompleted", "Normal/RolloutStarted",
+			"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced",
+			"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced", "Normal/RolloutCompleted"},
+		cdevents: []string{"service.deployed", "service.published",
+			"service.deployed", "service.upgraded", "service.upgraded", "service.upgraded", "service.upgraded", "service.published"},
+	}
+	blueGreenUpdated = transitions{
+		events:   []string{"Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/PreviewReady", "Normal/RolloutCompleted"},
+		cdevents: []string{"service.deployed", "service.published", "service.deployed", "service.published"},
+	}
+	abUpdated = transitions{
+		events: []string{"Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/ExperimentStarted",
+			"Normal/ExperimentConcluded", "Normal/RolloutCompleted"},
+		cdevents: []string{"service.deployed", "service.published",
+			"service.deployed", "service.upgraded", "service.published", "service.published"},
+	}
+	simpleUpdated = transitions{
+		events:   []string{"Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/RolloutCompleted"},
+		cdevents: []string{"service.deployed", "service.published", "service.deployed", "service.published"},
+	}
+)
+
 // eventReasons returns the Rollout's Kubernetes Events as "Type/Reason", oldest first.
 func (a *app) eventReasons(ctx context.Context) ([]string, error) {
 	var list eventsv1.EventList

@@ -63,8 +63,8 @@ func blueGreenAutoPromotion(ctx context.Context, t *testing.T, w *world) {
 	}
 	a.expectRevisions(ctx, t, time.Minute, newHash, 3, oldHash)
 	a.expectRouteHistory(ctx, t, watch, "100/0")
-	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/PreviewReady", "Normal/RolloutCompleted")
-	a.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.published")
+	a.expectEvents(ctx, t, blueGreenUpdated.events...)
+	a.expectCDEvents(ctx, t, blueGreenUpdated.cdevents...)
 }
 
 // abTestBWins runs an experiment whose variant B (the new image) fails one request in a
@@ -108,10 +108,8 @@ func abTestBWins(ctx context.Context, t *testing.T, w *world) {
 	a.expectRoute(ctx, t, "100/0")
 	a.expectRevisions(ctx, t, time.Minute, bHash, 3, aHash)
 	a.expectRouteHistory(ctx, t, watch, "100/0", "100/0 +B", "100/0")
-	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/ExperimentStarted",
-		"Normal/ExperimentConcluded", "Normal/RolloutCompleted")
-	a.expectCDEvents(ctx, t, "service.deployed", "service.published",
-		"service.deployed", "service.upgraded", "service.published", "service.published")
+	a.expectEvents(ctx, t, abUpdated.events...)
+	a.expectCDEvents(ctx, t, abUpdated.cdevents...)
 }
 
 // simpleRollingUpdate replaces three Pods one at a time (maxSurge 1, maxUnavailable 0): at no
@@ -135,8 +133,8 @@ func simpleRollingUpdate(ctx context.Context, t *testing.T, w *world) {
 	if passed := passedAnalyses(ro); passed < 1 {
 		t.Errorf("no decision backed by a passing error-rate analysis; decisions: %v", actions(ro))
 	}
-	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/RolloutCompleted")
-	a.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.published")
+	a.expectEvents(ctx, t, simpleUpdated.events...)
+	a.expectCDEvents(ctx, t, simpleUpdated.cdevents...)
 }
 
 // selectorHash is the revision hash the Service selects, or "" when it selects none.
