@@ -55,19 +55,34 @@ func excess(r *Result, w WaveResult) string {
 	return strings.Join(parts, ", ")
 }
 
+// peakRSS is the highest RSS (sampled or VmHWM) over a run's waves.
+func peakRSS(r *Result) uint64 {
+	peak := uint64(0)
+	for _, w := range r.WaveResults {
+		peak = max(peak, w.During.PeakRSS, w.During.HWM)
+	}
+	return peak
+}
+
 func rssTarget(results []*Result) Target {
 	t := Target{Name: "at 5,000 Rollouts controller RSS under 300 MiB"}
-	for _, r := range results {
-		peak := uint64(0)
-		for _, w := range r.WaveResults {
-			peak = max(peak, w.During.PeakRSS, w.During.HWM)
-		}
+	for i, r := range results {
+		peak := peakRSS(r)
 		if r.N >= 5000 {
 			t.Status = "met"
+			t.Detail = fmt.Sprintf("N=%d: peak %.0f MiB (VmHWM), steady after the last wave %.0f MiB", r.N, float64(peak)/mib, float64(last(r).Steady.MeanRSS)/mib)
 			if peak >= 300*mib {
 				t.Status = "missed"
+				t.Detail += fmt.Sprintf(", over by %.0f MiB (%.2f×)", float64(peak-300*mib)/mib, float64(peak)/(300*mib))
+				if i > 0 {
+					prev := results[i-1]
+					slope := (float64(peak) - float64(peakRSS(prev))) / float64(r.N-prev.N) / 1024
+					t.Detail += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
+						"(the Rollout with its template and decisions, 2 to 3 ReplicaSets with their Pod templates, 2 Services, the route), its Events to the recorder's "+
+						"de-duplication cache (6 to 12 minutes) and its metric series, and Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs",
+						prev.N, float64(peakRSS(prev))/mib, slope)
+				}
 			}
-			t.Detail = fmt.Sprintf("N=%d: peak %.0f MiB (VmHWM)", r.N, float64(peak)/mib)
 			return t
 		}
 		t.Detail = fmt.Sprintf("N=5,000 was not run; at N=%d peak RSS was %.0f MiB", r.N, float64(peak)/mib)
