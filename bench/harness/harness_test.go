@@ -238,3 +238,19 @@ func TestTargetsExplainWhatTheyMiss(t *testing.T) {
 		}
 	}
 }
+
+func TestRSSTargetAtScale(t *testing.T) {
+	run := func(n int, peak uint64) *Result {
+		return &Result{N: n, WaveResults: []WaveResult{{During: Window{PeakRSS: peak}, Steady: Window{MeanRSS: peak}}}}
+	}
+	tg := rssTarget([]*Result{run(1000, 200*mib), run(5000, 600*mib)})
+	if tg.Status != "missed" || !strings.Contains(tg.Detail, "over by 300 MiB (2.00×)") || !strings.Contains(tg.Detail, "grows 102 KiB per Rollout") {
+		t.Errorf("N=5,000 at 600 MiB: %s, %q", tg.Status, tg.Detail)
+	}
+	if tg := rssTarget([]*Result{run(5000, 250*mib)}); tg.Status != "met" {
+		t.Errorf("N=5,000 at 250 MiB: %s, %q", tg.Status, tg.Detail)
+	}
+	if tg := rssTarget([]*Result{run(1000, 250*mib)}); tg.Status != "not measured" {
+		t.Errorf("without N=5,000: %s", tg.Status)
+	}
+}
