@@ -229,7 +229,7 @@ func TestTargetsExplainWhatTheyMiss(t *testing.T) {
 		{"writes", "missed", "why, per Rollout per wave: PATCH rollouts/status 5.00"},
 		{"no", "missed", "revisionHistoryLimit"},
 		{"update", "missed", "busiest client (rollouts, 500 requests) needs at least 8.0 s"},
-		{"goroutines", "missed", "N grew 10×, peaks differ by 30"},
+		{"goroutines", "missed", "the peak at N=1000 is +30 from N=100's"},
 	}
 	for _, c := range checks {
 		tg := byName[c.target]
@@ -252,5 +252,27 @@ func TestRSSTargetAtScale(t *testing.T) {
 	}
 	if tg := rssTarget([]*Result{run(1000, 250*mib)}); tg.Status != "not measured" {
 		t.Errorf("without N=5,000: %s", tg.Status)
+	}
+}
+
+func TestGoroutineTarget(t *testing.T) {
+	run := func(n int, peak, steady float64) *Result {
+		return &Result{N: n, WaveResults: []WaveResult{{During: Window{PeakGoroutines: peak}, Steady: Window{LastGoroutines: steady}}}}
+	}
+	tests := []struct {
+		name    string
+		results []*Result
+		want    string
+	}{
+		{"flat", []*Result{run(100, 120, 106), run(5000, 128, 111)}, "met"},
+		{"a burst at the smallest N", []*Result{run(100, 157, 106), run(5000, 128, 111)}, "met"},
+		{"peaks grow with N", []*Result{run(100, 120, 106), run(5000, 180, 111)}, "missed"},
+		{"steady grows with N", []*Result{run(100, 120, 106), run(5000, 125, 150)}, "missed"},
+		{"one N", []*Result{run(100, 120, 106)}, "not measured"},
+	}
+	for _, tt := range tests {
+		if got := goroutineTarget(tt.results); got.Status != tt.want {
+			t.Errorf("%s: %s (%s), want %s", tt.name, got.Status, got.Detail, tt.want)
+		}
 	}
 }
