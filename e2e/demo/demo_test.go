@@ -15,10 +15,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/false-systems/kulta/internal/testenv"
 )
 
 // demoBin is the demo binary that TestMain builds; the tests run it as `make demo` does.
@@ -194,7 +195,7 @@ func TestDemoInterrupted(t *testing.T) {
 // demoRun is a demo running as a subprocess without a terminal.
 type demoRun struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.LockedBuffer
 	done chan struct{}
 }
 
@@ -202,7 +203,7 @@ type demoRun struct {
 // session of its own (so with no controlling terminal); it is stopped when t ends.
 func startDemo(t *testing.T, env []string, args ...string) *demoRun {
 	t.Helper()
-	run := &demoRun{cmd: exec.Command(demoBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	run := &demoRun{cmd: exec.Command(demoBin, args...), out: &testenv.LockedBuffer{}, done: make(chan struct{})}
 	run.cmd.Env = append(os.Environ(), env...)
 	run.cmd.Stdout, run.cmd.Stderr = run.out, run.out
 	run.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -271,26 +272,6 @@ func (r *demoRun) waitOutput(t *testing.T, text string, timeout time.Duration) {
 
 // output is what the demo wrote so far, standard output and error together.
 func (r *demoRun) output() string { return r.out.String() }
-
-// syncBuffer is a bytes.Buffer that the demo's output and the test may use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // httpOK fails unless url answers 200.
 func httpOK(url string) error {

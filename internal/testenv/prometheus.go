@@ -46,7 +46,7 @@ type Prometheus struct {
 	config  string
 	tsdb    string
 	address string
-	output  *lockedBuffer
+	output  *LockedBuffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -135,7 +135,7 @@ func LaunchPrometheus(bin, dir string, scrapeTargets ...string) (*Prometheus, er
 			config:  cfg,
 			tsdb:    filepath.Join(dir, fmt.Sprintf("tsdb-%d", attempt)),
 			address: fmt.Sprintf("http://127.0.0.1:%d", port),
-			output:  &lockedBuffer{},
+			output:  &LockedBuffer{},
 		}
 		err = p.launch()
 		if err == nil {
@@ -324,14 +324,14 @@ func freePort() (int, error) {
 	return port, nil
 }
 
-// lockedBuffer is a bytes.Buffer that the process's output and the test may use at once.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that a process's output and a test may use at once.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
 // Write appends p to the buffer.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, err := b.buf.Write(p)
@@ -342,7 +342,7 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 }
 
 // String returns what was written so far.
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
