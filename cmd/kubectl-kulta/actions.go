@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -142,15 +143,25 @@ func (a *app) undoCommand() *cobra.Command {
 		Short: "Roll the Pod template back to an earlier revision (the previous one by default)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ro, err := a.rollout(cmd, args[0])
+			// The controller writes the Rollout's status all the time, and every write moves its
+			// resourceVersion: on a conflict, read the Rollout again and decide again.
+			var ro *kultav1alpha1.Rollout
+			var target *appsv1.ReplicaSet
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				c, got, err := a.rollout(cmd, args[0])
+				if err != nil {
+					return err
+				}
+				ro = got
+				if target, err = undoTarget(cmd.Context(), c, ro, toRevision); err != nil {
+					return err
+				}
+				return applyTemplate(cmd.Context(), c, ro, target)
+			})
 			if err != nil {
 				return err
 			}
-			target, err := undoTarget(cmd.Context(), c, ro, toRevision)
-			if err != nil {
-				return err
-			}
-			return a.applyTemplate(cmd, c, ro, target)
+			return printf(cmd.OutOrStdout(), "rollout.kulta.io/%s rolled back to revision %d\n", ro.Name, revisionNumber(target))
 		},
 	}
 	cmd.Flags().Int64Var(&toRevision, "to-revision", 0, "Revision number to go back to (see `get rollout`); 0 means the one before the current")
@@ -185,7 +196,8 @@ func undoTarget(ctx context.Context, c client.Client, ro *kultav1alpha1.Rollout,
 
 // applyTemplate writes the Rollout template the ReplicaSet was built from back into the Rollout:
 // the exact original when the ReplicaSet kept it, else its Pod template without KULTA's labels.
-func (a *app) applyTemplate(cmd *cobra.Command, c client.Client, ro *kultav1alpha1.Rollout, rs *appsv1.ReplicaSet) error {
+// The write fails with a conflict when the Rollout changed since ro was read.
+func applyTemplate(ctx context.Context, c client.Client, ro *kultav1alpha1.Rollout, rs *appsv1.ReplicaSet) error {
 	before := ro.DeepCopy()
 	var template kultav1alpha1.PodTemplate
 	if original := rs.Annotations[revision.TemplateAnnotation]; original != "" {
@@ -205,8 +217,8 @@ func (a *app) applyTemplate(cmd *cobra.Command, c client.Client, ro *kultav1alph
 		}
 	}
 	ro.Spec.Template = template
-	if err := c.Patch(cmd.Context(), ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := c.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("rolling Rollout %s/%s back to revision %d: %w", ro.Namespace, ro.Name, revisionNumber(rs), err)
 	}
-	return printf(cmd.OutOrStdout(), "rollout.kulta.io/%s rolled back to revision %d\n", ro.Name, revisionNumber(rs))
+	return nil
 }
