@@ -159,7 +159,7 @@ func (a *app) undoCommand() *cobra.Command {
 				return applyTemplate(cmd.Context(), c, ro, target)
 			})
 			if err != nil {
-				return err
+				return fmt.Errorf("undo %s: %w", args[0], err)
 			}
 			return printf(cmd.OutOrStdout(), "rollout.kulta.io/%s rolled back to revision %d\n", ro.Name, revisionNumber(target))
 		},
