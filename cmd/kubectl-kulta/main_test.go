@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -83,9 +84,12 @@ func rollout(g Gomega, ro *kultav1alpha1.Rollout) *kultav1alpha1.Rollout {
 func setImage(t *testing.T, ro *kultav1alpha1.Rollout, image string) {
 	t.Helper()
 	g := NewWithT(t)
-	cur := rollout(g, ro)
-	cur.Spec.Template.Spec.Containers[0].Image = image
-	g.Expect(env.Client.Update(context.Background(), cur)).To(Succeed())
+	// The controller writes the Rollout's status meanwhile; read again on a conflict.
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := rollout(g, ro)
+		cur.Spec.Template.Spec.Containers[0].Image = image
+		return env.Client.Update(context.Background(), cur)
+	})).To(Succeed())
 }
 
 func TestVersionAndUsage(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -264,11 +265,15 @@ func TestDriftIsCorrected(t *testing.T) {
 	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
 
 	// A GitOps sync applies the manifest's 100/0 again.
-	route := &gatewayv1.HTTPRoute{}
-	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, route)).To(Succeed())
-	route.Spec.Rules[0].BackendRefs[0].Weight = ptr.To[int32](100)
-	route.Spec.Rules[0].BackendRefs[1].Weight = ptr.To[int32](0)
-	g.Expect(e.Client.Update(ctx, route)).To(Succeed())
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		route := &gatewayv1.HTTPRoute{}
+		if err := e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, route); err != nil {
+			return err
+		}
+		route.Spec.Rules[0].BackendRefs[0].Weight = ptr.To[int32](100)
+		route.Spec.Rules[0].BackendRefs[1].Weight = ptr.To[int32](0)
+		return e.Client.Update(ctx, route)
+	})).To(Succeed())
 
 	g.Eventually(func(g Gomega) providers.Weights {
 		r := &gatewayv1.HTTPRoute{}
