@@ -12,6 +12,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 )
 
 // pollInterval is how often the observer looks at the Rollout and its route.
@@ -105,25 +106,14 @@ func (o *observer) replicas(ctx context.Context, hash string) (int32, error) {
 	return ptr.Deref(list.Items[0].Spec.Replicas, 1), nil
 }
 
-// routeWeights is the route's weights as "stable/canary", from the rules without header
-// matches (KULTA's own header rules are left out).
+// routeWeights is the route's weights as "stable/canary", from the rule that names both
+// Services (KULTA's own header rules name one), or "-/-" when none does.
 func (o *observer) routeWeights(route *gatewayv1.HTTPRoute) string {
-	stable, canary := "-", "-"
-	for _, rule := range route.Spec.Rules {
-		if len(rule.Matches) > 0 && len(rule.Matches[0].Headers) > 0 {
-			continue
-		}
-		for _, ref := range rule.BackendRefs {
-			weight := fmt.Sprint(ptr.Deref(ref.Weight, 1))
-			switch string(ref.Name) {
-			case o.stable:
-				stable = weight
-			case o.canary:
-				canary = weight
-			}
-		}
+	w, ok := rollouttest.RouteWeights(route, o.stable, o.canary)
+	if !ok {
+		return "-/-"
 	}
-	return stable + "/" + canary
+	return fmt.Sprintf("%d/%d", w.Stable, w.Canary)
 }
 
 // describe is the one-line view of a snapshot.

@@ -19,6 +19,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 )
 
 // poll is how often the scenarios look at the cluster while they wait.
@@ -332,28 +333,17 @@ func waitFor(ctx context.Context, t *testing.T, timeout time.Duration, check fun
 	}
 }
 
-// weights is the weights of the route's rules without header matches for the app's first two
-// Services, as "first/second" ("-" for a Service the route does not name).
+// weights is the weights of the route's rule that names the app's first two Services, as
+// "first/second"; "-/-" when no rule names both (KULTA's variant B rule names only one).
 func (a *app) weights(route *gatewayv1.HTTPRoute) string {
-	stable, canary := "-", "-"
-	for _, rule := range route.Spec.Rules {
-		if len(rule.Matches) > 0 && len(rule.Matches[0].Headers) > 0 {
-			continue
-		}
-		for _, ref := range rule.BackendRefs {
-			w := "1"
-			if ref.Weight != nil {
-				w = fmt.Sprint(*ref.Weight)
-			}
-			switch {
-			case string(ref.Name) == a.services[0]:
-				stable = w
-			case len(a.services) > 1 && string(ref.Name) == a.services[1]:
-				canary = w
-			}
-		}
+	if len(a.services) < 2 {
+		return "-/-"
 	}
-	return stable + "/" + canary
+	w, ok := rollouttest.RouteWeights(route, a.services[0], a.services[1])
+	if !ok {
+		return "-/-"
+	}
+	return fmt.Sprintf("%d/%d", w.Stable, w.Canary)
 }
 
 // routeState is the route's weights (see weights), followed by " +B" while a rule that matches
