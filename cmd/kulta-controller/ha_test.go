@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 )
@@ -106,17 +106,6 @@ func (r *replica) leading() bool {
 	return false
 }
 
-// stepHistory is the canary's step advances as "from->to", in order.
-func stepHistory(ro *kultav1alpha1.Rollout) []string {
-	var out []string
-	for _, d := range ro.Status.Decisions {
-		if d.Action == kultav1alpha1.ActionStepAdvance && d.FromStep != nil && d.ToStep != nil {
-			out = append(out, fmt.Sprintf("%d->%d", *d.FromStep, *d.ToStep))
-		}
-	}
-	return out
-}
-
 // TestLeaderFailover runs two controller processes with leader election: only the leader
 // reconciles; SIGKILL hands the Lease over within its duration and the rollout goes on with no
 // step repeated or skipped; SIGTERM makes the next leader exit within its grace period.
@@ -175,7 +164,7 @@ func TestLeaderFailover(t *testing.T) {
 	promote := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"kulta.io/promote":"true"}}}`))
 	g.Expect(e.Client.Patch(ctx, ro, promote)).To(Succeed())
 	g.Eventually(func(g Gomega) *int32 { return get(g).Status.CurrentStepIndex }).WithTimeout(30 * time.Second).Should(Equal(ptr.To[int32](3)))
-	g.Expect(stepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3"}), "no step repeated or skipped across the failover")
+	g.Expect(rollouttest.StepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3"}), "no step repeated or skipped across the failover")
 
 	// SIGTERM the new leader: it exits within its grace period.
 	g.Expect(standby.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
@@ -195,5 +184,5 @@ func TestLeaderFailover(t *testing.T) {
 		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
 		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Expect(stepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3", "3->4", "4->5"}))
+	g.Expect(rollouttest.StepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3", "3->4", "4->5"}))
 }

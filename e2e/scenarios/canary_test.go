@@ -10,6 +10,7 @@ import (
 	"time"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 )
 
 // TestStrategies starts one world and runs a scenario of every strategy in it side by side,
@@ -60,7 +61,7 @@ func canaryAnalysisPasses(ctx context.Context, t *testing.T, w *world) {
 	if passed := passedAnalyses(ro); passed < 2 {
 		t.Errorf("%d decisions backed by a passing error-rate analysis, want one for each of the 2 weighted steps; decisions: %+v", passed, ro.Status.Decisions)
 	}
-	if got, want := stepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
+	if got, want := rollouttest.StepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 

@@ -14,6 +14,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/e2e/controllerproc"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 )
 
 // downtime is how long the scenarios keep the controller or Prometheus down: longer than three
@@ -142,7 +143,7 @@ func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *
 	flights[0].a.expectRouteHistory(ctx, t, flights[0].watch, "100/0", "80/20", "50/50", "100/0")
 	flights[1].a.expectRouteHistory(ctx, t, flights[1].watch, "100/0")
 	flights[2].a.expectRouteHistory(ctx, t, flights[2].watch, "100/0", "100/0 +B", "100/0")
-	if got, want := stepHistory(done[canary]), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
+	if got, want := rollouttest.StepHistory(done[canary]), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
 		t.Errorf("canary steps %v, want %v", got, want)
 	}
 	for _, f := range flights {
@@ -192,7 +193,7 @@ func leaderFailover(ctx context.Context, t *testing.T, w *world, canary *app) {
 	})
 	t.Logf("%s killed; %s leads %s later", leader.Name(), standby.Name(), time.Since(killedAt).Round(time.Millisecond))
 	ro := canary.waitCompleted(ctx, t, old, 2*time.Minute)
-	if got, want := stepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
+	if got, want := rollouttest.StepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 	canary.expectRoute(ctx, t, "100/0")
@@ -254,7 +255,7 @@ func prometheusKilled(ctx context.Context, t *testing.T, w *world, canary *app) 
 	}
 	t.Logf("Prometheus back after %s", time.Since(killedAt).Round(time.Millisecond))
 	ro := canary.waitCompleted(ctx, t, old, 2*time.Minute)
-	if got, want := stepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
+	if got, want := rollouttest.StepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 	if d := lastDecision(ro, kultav1alpha1.ActionRollback); d != nil && d.Timestamp.After(killedAt) {

@@ -149,21 +149,6 @@ func (a *app) expectRoute(ctx context.Context, t *testing.T, want string) {
 	})
 }
 
-// stepHistory is the step advances of the Rollout's latest revision as "from->to", in order:
-// a step taken twice shows as a repeated pair, a step skipped as a gap.
-func stepHistory(ro *kultav1alpha1.Rollout) []string {
-	var out []string
-	for _, d := range ro.Status.Decisions {
-		if d.Action == kultav1alpha1.ActionInitialize && d.Reason == "NewRevision" {
-			out = nil
-		}
-		if d.Action == kultav1alpha1.ActionStepAdvance && d.FromStep != nil && d.ToStep != nil {
-			out = append(out, fmt.Sprintf("%d->%d", *d.FromStep, *d.ToStep))
-		}
-	}
-	return out
-}
-
 // actions is the Rollout's decisions as "Action/Reason", in order.
 func actions(ro *kultav1alpha1.Rollout) []string {
 	out := make([]string, 0, len(ro.Status.Decisions))
