@@ -123,7 +123,7 @@ func (s *scenario) updateGood(ctx context.Context) error {
 	}
 	oldStable := before.rollout.Status.StablePodTemplateHash
 	s.banner("2. A healthy update: image %s", goodUpdateImage)
-	s.obs.resetWeights()
+	s.obs.resetWeights(before)
 	began := time.Now()
 	mark := markDecisions(before.rollout, began)
 	generation, err := s.setImage(ctx, goodUpdateImage)
@@ -151,7 +151,7 @@ func (s *scenario) updateBad(ctx context.Context) error {
 	}
 	stable := before.rollout.Status.StablePodTemplateHash
 	s.banner("3. A faulty update: image %s, whose Pods answer %g %% of requests with 500", badImage, badBehaviour.ErrorRatio*100)
-	s.obs.resetWeights()
+	s.obs.resetWeights(before)
 	began := time.Now()
 	mark := markDecisions(before.rollout, began)
 	generation, err := s.setImage(ctx, badImage)

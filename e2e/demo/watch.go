@@ -62,8 +62,10 @@ func (o *observer) look(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-// resetWeights starts a new record of the route's weights.
-func (o *observer) resetWeights() { o.weights = nil }
+// resetWeights starts a new record of the route's weights from from, the weights the route had
+// before the change being recorded. Seeding the record matters: the controller may move the
+// route before the next look, and a record that began there would miss where it started.
+func (o *observer) resetWeights(from *snapshot) { o.weights = []string{from.weights} }
 
 // waitFor looks every pollInterval until done says the Rollout is there, and returns that
 // snapshot. It fails after timeout, saying what it waited for and where the Rollout was.
