@@ -68,12 +68,28 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	}
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
-	p.setWeights(100-weight, weight)
 	if canary.Ready < want {
+		// Traffic follows ready Pods: until the canary has the Pods for this weight, the routes
+		// keep the previous step's, so no request goes to a Pod that cannot serve it yet.
+		held := min(p.previousWeight(), weight)
+		p.setWeights(100-held, held)
 		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Ready, want, weight))
 		return false
 	}
+	p.setWeights(100-weight, weight)
 	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
+}
+
+// previousWeight is the weight the steps before the current one set: the canary's share
+// before this step, 0 at the first step of a revision.
+func (p *planner) previousWeight() int32 {
+	steps := p.ro.Spec.Strategy.Canary.Steps
+	for i := min(int(ptr.Deref(p.out.Status.CurrentStepIndex, 0)), len(steps)) - 1; i >= 0; i-- {
+		if w := steps[i].SetWeight; w != nil {
+			return *w
+		}
+	}
+	return 0
 }
 
 // trafficAt reports whether the routes carry w and their parents accepted it; a step counts
