@@ -87,6 +87,15 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 
 	q, err := analysis.NewPrometheus(prom.Address())
 	g.Expect(err).NotTo(HaveOccurred())
+	// Each canary moved its route twice: to 50/50 once its Pods were ready, then back to 100/0
+	// on promotion or abort. The step latency histogram observed those four writes, no more.
+	g.Eventually(func() (float64, error) {
+		v, err := q.Query(ctx, `sum(kulta_rollout_step_latency_seconds_count{strategy="canary"})`, time.Now())
+		if err != nil || len(v) == 0 {
+			return 0, err
+		}
+		return float64(v[0].Value), nil
+	}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Equal(4.0), "step latency observations")
 	for _, panel := range board.Panels {
 		for _, target := range panel.Targets {
 			g.Eventually(func() (int, error) {

@@ -51,6 +51,15 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.5, 2, 16),
 	}, []string{"strategy"})
 
+	// StepLatency observes the time from a traffic change becoming due to KULTA having
+	// written it to the routes.
+	StepLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "kulta_rollout_step_latency_seconds",
+		Help: "Time from a Rollout's next traffic weight becoming due (the change that met the step's " +
+			"condition was seen, a pause ended, an analysis concluded) to KULTA having written it to the routes, by strategy.",
+		Buckets: prometheus.ExponentialBucketsRange(0.001, 600, 30),
+	}, []string{"strategy"})
+
 	// PausedSeconds adds up the time Rollouts spent in pauses that have ended.
 	PausedSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kulta_rollout_paused_seconds_total",
@@ -104,7 +113,7 @@ var (
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(rolloutInfo, rolloutStep, rolloutWeight, rolloutReplicas,
-		Transitions, RolloutDuration, StepDuration, TrafficDriftCorrections, RouteWrites,
+		Transitions, RolloutDuration, StepDuration, StepLatency, TrafficDriftCorrections, RouteWrites,
 		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration, PausedSeconds)
 }
 

@@ -17,6 +17,7 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/providers"
 )
 
 // act applies a plan in the order that keeps users safe: new Pods first, then Service pins and
@@ -147,10 +148,21 @@ func drifted(obs Observation, plan Plan) bool {
 		return false
 	}
 	before, after := obs.Rollout.Status, plan.Status
-	return before.CurrentPodTemplateHash == after.CurrentPodTemplateHash &&
-		before.StablePodTemplateHash == after.StablePodTemplateHash &&
-		ptr.Equal(before.CurrentStepIndex, after.CurrentStepIndex) &&
-		ptr.Equal(before.CurrentWeight, after.CurrentWeight)
+	if before.CurrentPodTemplateHash != after.CurrentPodTemplateHash ||
+		before.StablePodTemplateHash != after.StablePodTemplateHash ||
+		!ptr.Equal(before.CurrentStepIndex, after.CurrentStepIndex) ||
+		!ptr.Equal(before.CurrentWeight, after.CurrentWeight) {
+		return false
+	}
+	// While a canary step's Pods start, the routes keep the previous step's weight; moving
+	// on from it once they are ready is the step itself, not a correction.
+	if c := obs.Rollout.Spec.Strategy.Canary; c != nil && before.CurrentStepIndex != nil {
+		held := min(previousWeight(c.Steps, *before.CurrentStepIndex), ptr.Deref(before.CurrentWeight, 0))
+		if *obs.Traffic.Weights == (providers.Weights{Stable: 100 - held, Canary: held}) {
+			return false
+		}
+	}
+	return true
 }
 
 // route applies the plan's traffic through the TrafficRouter.

@@ -35,6 +35,7 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 	if ptr.Deref(bg.AutoPromotionEnabled, false) {
 		at := st.PauseStartTime.Add(time.Duration(ptr.Deref(bg.AutoPromotionSeconds, 0)) * time.Second)
 		if !p.obs.Now.Before(at) {
+			p.dueAt(at)
 			p.promoteBlueGreen(bg, "AutoPromotion", fmt.Sprintf("Promoted automatically after %ds of preview", ptr.Deref(bg.AutoPromotionSeconds, 0)))
 			return
 		}
@@ -127,6 +128,7 @@ func (p *planner) abConclude(ab *kultav1alpha1.ABTestingStrategy, exp *kultav1al
 		end := exp.StartedAt.Add(d)
 		if !p.obs.Now.Before(end) {
 			reason = "MaxDurationExceeded"
+			p.dueAt(end)
 			break
 		}
 		p.requeue(end.Sub(p.obs.Now))

@@ -71,7 +71,7 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	if canary.Ready < want {
 		// Traffic follows ready Pods: until the canary has the Pods for this weight, the routes
 		// keep the previous step's, so no request goes to a Pod that cannot serve it yet.
-		held := min(p.previousWeight(), weight)
+		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, ptr.Deref(p.out.Status.CurrentStepIndex, 0)), weight)
 		p.setWeights(100-held, held)
 		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Ready, want, weight))
 		return false
@@ -80,11 +80,10 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
 }
 
-// previousWeight is the weight the steps before the current one set: the canary's share
-// before this step, 0 at the first step of a revision.
-func (p *planner) previousWeight() int32 {
-	steps := p.ro.Spec.Strategy.Canary.Steps
-	for i := min(int(ptr.Deref(p.out.Status.CurrentStepIndex, 0)), len(steps)) - 1; i >= 0; i-- {
+// previousWeight is the weight the steps before step index set: the canary's share before
+// that step, 0 at the first step of a revision.
+func previousWeight(steps []kultav1alpha1.CanaryStep, index int32) int32 {
+	for i := min(int(index), len(steps)) - 1; i >= 0; i-- {
 		if w := steps[i].SetWeight; w != nil {
 			return *w
 		}
@@ -151,6 +150,7 @@ func (p *planner) canaryPauseOver(pause *kultav1alpha1.RolloutPause) bool {
 		return false
 	}
 	p.pauseReason = "PauseDurationExpired"
+	p.dueAt(end)
 	return true
 }
 

@@ -78,6 +78,10 @@ type Plan struct {
 	Events []Event
 	// RequeueAfter asks for another reconcile after this long (0: only on change).
 	RequeueAfter time.Duration
+	// DueAt is when this plan's change became due by the clock (a timed pause or preview
+	// ending, an experiment reaching its maximum duration); zero when it waited on something
+	// observed instead. The step latency metric counts from it.
+	DueAt time.Time
 }
 
 // requested reports whether the Rollout carries the action annotation key set to "true" and

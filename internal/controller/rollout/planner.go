@@ -363,6 +363,13 @@ func (p *planner) cleanupHistory() {
 	sort.Strings(p.out.Delete)
 }
 
+// dueAt records that the plan's change became due by the clock at t.
+func (p *planner) dueAt(t time.Time) {
+	if t.After(p.out.DueAt) {
+		p.out.DueAt = t
+	}
+}
+
 func (p *planner) setWeights(stable, canary int32) {
 	if trafficRouting(p.ro) == nil {
 		return

@@ -175,6 +175,9 @@ func (w *world) log(note string, plan Plan) {
 	if len(plan.Consume) > 0 {
 		line += " consumed=" + strings.Join(plan.Consume, ",")
 	}
+	if !plan.DueAt.IsZero() {
+		line += " due=t+" + plan.DueAt.Sub(w.start).String()
+	}
 	w.lines = append(w.lines, strings.TrimRight(line, " "))
 }
 

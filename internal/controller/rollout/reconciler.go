@@ -55,6 +55,9 @@ type Reconciler struct {
 
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written freshness.Tracker
+	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
+	// SetupWithManager, nil when the reconciler runs without a manager.
+	told *toldTimes
 }
 
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts,verbs=get;list;watch;patch
@@ -66,8 +69,19 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile observes one Rollout, plans its next state and applies the plan.
-func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
 	log := ctrl.LoggerFrom(ctx)
+	var told time.Time
+	if r.told != nil {
+		var ok bool
+		if told, ok = r.told.take(req); ok {
+			defer func() {
+				if err != nil {
+					r.told.restore(req, told)
+				}
+			}()
+		}
+	}
 	ro, err := r.fetch(ctx, req.NamespacedName)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -86,12 +100,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.analyze(ctx, obs); err != nil {
+	analyzed, err := r.analyze(ctx, obs)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	plan := Compute(obs)
 	if err := r.act(ctx, ro, obs, plan); err != nil {
 		return ctrl.Result{}, err
+	}
+	if shifted(obs, plan) {
+		due := latest(obs.Now, told, analyzed, plan.DueAt)
+		metrics.StepLatency.WithLabelValues(string(plan.Status.Strategy)).Observe(r.Clock.Since(due).Seconds())
 	}
 	if err := r.consumeAnnotations(ctx, ro, plan.Consume); err != nil {
 		return ctrl.Result{}, err
@@ -136,33 +155,58 @@ type Analyzer interface {
 	Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.ABAnalysis, now time.Time) (*kultav1alpha1.ABExperimentStatus, error)
 }
 
+// shifted reports whether act moved the routes to new weights the plan chose: a step, a
+// promotion, a rollback. Putting back weights someone else changed is not a step.
+func shifted(obs Observation, plan Plan) bool {
+	if plan.Weights == nil || obs.Traffic == nil || drifted(obs, plan) {
+		return false
+	}
+	return obs.Traffic.Weights == nil || *obs.Traffic.Weights != *plan.Weights
+}
+
+// latest is the latest of the times that are set, or fallback when none is.
+func latest(fallback time.Time, times ...time.Time) time.Time {
+	var at time.Time
+	for _, t := range times {
+		if t.After(at) {
+			at = t
+		}
+	}
+	if at.IsZero() {
+		return fallback
+	}
+	return at
+}
+
 // analyze runs the analysis when one is due and records it in the observed status, where the
-// planner reads it and the status patch keeps it.
-func (r *Reconciler) analyze(ctx context.Context, obs Observation) error {
+// planner reads it and the status patch keeps it. It returns when the result was in, zero when
+// no analysis ran.
+func (r *Reconciler) analyze(ctx context.Context, obs Observation) (time.Time, error) {
 	ro := obs.Rollout
 	if obs.Problem != nil || r.Analyzer == nil || obs.Hash != ro.Status.CurrentPodTemplateHash {
-		return nil
+		return time.Time{}, nil
 	}
 	if ExperimentDue(ro, obs.Now) {
 		exp, err := r.Analyzer.Compare(ctx, ro, ro.Spec.Strategy.ABTesting.Analysis, obs.Now)
 		if err != nil {
-			return fmt.Errorf("comparing the variants of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+			return time.Time{}, fmt.Errorf("comparing the variants of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 		}
 		ro.Status.ABExperiment = exp
 		ctrl.LoggerFrom(ctx).V(1).Info("Experiment compared", "winner", exp.Winner, "message", exp.Message)
-		return nil
+		return r.Clock.Now(), nil
 	}
 	if !AnalysisDue(ro, obs.Now) {
-		return nil
+		return time.Time{}, nil
 	}
 	result, err := r.Analyzer.Analyze(ctx, ro, analysisSpec(ro), obs.Now)
 	if err != nil {
-		return fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		return time.Time{}, fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
-	metrics.ObserveAnalysis(ro, result, r.Clock.Since(obs.Now).Seconds())
+	done := r.Clock.Now()
+	metrics.ObserveAnalysis(ro, result, done.Sub(obs.Now).Seconds())
 	ro.Status.Analysis = result
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis", "verdict", result.Verdict, "reason", result.Reason, "message", result.Message)
-	return nil
+	return done, nil
 }
 
 // fetch reads a Rollout from the cache, or from the API server while the cache has not yet
@@ -236,7 +280,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 			Watches(routeObject("GRPCRoute"), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("GRPCRoute"))).
 			Watches(&gatewayv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsUsingGrant))
 	}
-	b = b.WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)})
+	r.told = newToldTimes(r.Clock)
+	b = b.WithOptions(controller.Options{
+		MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+		NewQueue:                newMarkingQueue(r.told, mgr.GetLogger()),
+	})
 	if err := b.Named("rollout").Complete(r); err != nil {
 		return fmt.Errorf("building the Rollout controller: %w", err)
 	}
