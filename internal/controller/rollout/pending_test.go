@@ -89,7 +89,9 @@ func TestToldTimeRestoredAfterAFailedReconcile(t *testing.T) {
 // TestShiftedCountsPlannedWeightChangesOnly checks which route writes the step latency metric
 // observes: a change the plan chose, not a no-op and not the correction of someone else's edit.
 func TestShiftedCountsPlannedWeightChangesOnly(t *testing.T) {
-	w := func(stable, canary int32) *providers.Weights { return &providers.Weights{Stable: stable, Canary: canary} }
+	w := func(stable, canary int32) *providers.Weights {
+		return &providers.Weights{Stable: stable, Canary: canary}
+	}
 	step := func(i int32) *int32 { return &i }
 	ro := &kultav1alpha1.Rollout{Status: kultav1alpha1.RolloutStatus{CurrentPodTemplateHash: "b", StablePodTemplateHash: "a", CurrentStepIndex: step(1), CurrentWeight: step(20)}}
 	cases := []struct {
