@@ -118,7 +118,11 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"controller requests, its own count (all verbs)", func(w WaveResult) string { return f0(w.ClientRequests) }},
 		{"reconciles per Rollout", func(w WaveResult) string { return f1(w.ReconcilesPerRollout) }},
 		{"controller writes in the settle period after the wave", func(w WaveResult) string { return f0(w.IdleWrites) }},
-		{"step condition met → weight on route p50 / p99 (s)", func(w WaveResult) string { return f3(w.StepLatency.All.P50) + " / " + f3(w.StepLatency.All.P99) }},
+		{"step condition met → weight on route p50 / p99 (s), KULTA's kulta_rollout_step_latency_seconds", func(w WaveResult) string {
+			return f3(w.KultaStepLatencyP50) + " / " + f3(w.KultaStepLatencyP99)
+		}},
+		{"… observations (route moves)", func(w WaveResult) string { return f0(w.KultaStepLatencyCount) }},
+		{"the same from outside (bench watches) p50 / p99 (s)", func(w WaveResult) string { return f3(w.StepLatency.All.P50) + " / " + f3(w.StepLatency.All.P99) }},
 		{"… samples / missing / reordered", func(w WaveResult) string {
 			return fmt.Sprintf("%d / %d / %d", w.StepLatency.All.Count, w.StepLatency.Missing, w.StepLatency.Reordered)
 		}},

@@ -56,8 +56,13 @@ type WaveResult struct {
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
 	// IdleWrites are the controller's writes in the settle period after the wave.
 	IdleWrites float64 `json:"idleWritesAfterWave"`
-	// StepLatency is measured by the Tracker; StepDuration* come from KULTA's
-	// kulta_rollout_step_duration_seconds histogram.
+	// KultaStepLatency* come from KULTA's kulta_rollout_step_latency_seconds histogram:
+	// from a traffic change becoming due to its weight written on the route.
+	KultaStepLatencyP50   float64 `json:"kultaStepLatencyP50Seconds"`
+	KultaStepLatencyP99   float64 `json:"kultaStepLatencyP99Seconds"`
+	KultaStepLatencyCount float64 `json:"kultaStepLatencyCount"`
+	// StepLatency is the same interval measured from outside by the Tracker, a cross-check;
+	// StepDuration* come from KULTA's kulta_rollout_step_duration_seconds histogram.
 	StepLatency     StepLatencies `json:"stepLatency"`
 	StepDurationP50 float64       `json:"stepDurationP50Seconds"`
 	StepDurationP99 float64       `json:"stepDurationP99Seconds"`
@@ -110,6 +115,11 @@ func (r *runner) waveResult(w int, s0, s1, s2 snapshot) WaveResult {
 	wr.KultaRouteWrites = s1.ctrl.Sum("kulta_traffic_route_writes_total", ok) - s0.ctrl.Sum("kulta_traffic_route_writes_total", ok)
 	rc := map[string]string{"controller": "rollout"}
 	wr.ReconcilesPerRollout = (s1.ctrl.Sum("controller_runtime_reconcile_total", rc) - s0.ctrl.Sum("controller_runtime_reconcile_total", rc)) / float64(n)
+	latency := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_latency_seconds", nil), s1.ctrl.HistogramBuckets("kulta_rollout_step_latency_seconds", nil))
+	wr.KultaStepLatencyP50, wr.KultaStepLatencyP99 = Finite(HistogramQuantile(0.5, latency)), Finite(HistogramQuantile(0.99, latency))
+	if len(latency) > 0 {
+		wr.KultaStepLatencyCount = latency[len(latency)-1].Count
+	}
 	steps := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil), s1.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil))
 	wr.StepDurationP50, wr.StepDurationP99 = Finite(HistogramQuantile(0.5, steps)), Finite(HistogramQuantile(0.99, steps))
 	return wr
