@@ -169,9 +169,10 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	if o.metricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	// KULTA never reads managedFields; they are a large part of every cached object. Writes of
-	// cached objects are patches or updates without managedFields, which the API server keeps.
-	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	cacheOpts, err := rollout.CacheOptions()
+	if err != nil {
+		return nil, err
+	}
 	if o.namespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(o.namespaces, ",") {

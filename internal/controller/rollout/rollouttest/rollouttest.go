@@ -33,19 +33,23 @@ const (
 	NeverReadyImage = "nginx:never-ready"
 )
 
-// Manager is a running manager; Stop ends it and waits until it has.
+// Manager is the reconciler's manager and the stand-ins' running; Stop ends both and waits
+// until they have.
 type Manager struct {
 	cancel context.CancelFunc
-	done   chan error
+	done   chan error // one result per manager
 }
 
-// Stop stops the manager and waits for it to exit.
+// Stop stops the managers and waits for them to exit.
 func (m *Manager) Stop() error {
 	m.cancel()
-	if err := <-m.done; err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("manager: %w", err)
+	var errs []error
+	for range 2 {
+		if err := <-m.done; err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, fmt.Errorf("manager: %w", err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Option changes the reconciler a test runs.
@@ -66,17 +70,19 @@ func WithEvents(sink events.Sink) Option {
 func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error) {
 	// Reconcile errors go to stderr, so that a failing test shows them.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
-		Scheme:                 e.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// As kulta-controller does.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		// A test may start a second manager after stopping the first (a restart).
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	// The reconciler's cache is set up as kulta-controller's is, trimmed; the stand-ins get a
+	// manager and cache of their own, since they read what KULTA's cache drops.
+	cacheOpts, err := rollout.CacheOptions()
 	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
+		return nil, err
+	}
+	mgr, err := newManager(e, cacheOpts)
+	if err != nil {
+		return nil, err
+	}
+	standIns, err := newManager(e, cache.Options{})
+	if err != nil {
+		return nil, err
 	}
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
@@ -94,18 +100,34 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
-	if err := testenv.AddReplicaSetReadiness(mgr, func(rs *appsv1.ReplicaSet) bool {
+	if err := testenv.AddReplicaSetReadiness(standIns, func(rs *appsv1.ReplicaSet) bool {
 		return rs.Spec.Template.Spec.Containers[0].Image == NeverReadyImage
 	}); err != nil {
 		return nil, err
 	}
-	if err := testenv.AddRouteAcceptor(mgr, func(route client.Object) bool {
+	if err := testenv.AddRouteAcceptor(standIns, func(route client.Object) bool {
 		return route.GetLabels()[RejectLabel] == "true"
 	}); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &Manager{cancel: cancel, done: make(chan error, 1)}
+	m := &Manager{cancel: cancel, done: make(chan error, 2)}
 	go func() { m.done <- mgr.Start(ctx) }()
+	go func() { m.done <- standIns.Start(ctx) }()
 	return m, nil
+}
+
+func newManager(e *testenv.Env, cacheOpts cache.Options) (ctrl.Manager, error) {
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 e.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cacheOpts,
+		// A test may start a second manager after stopping the first (a restart).
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	return mgr, nil
 }

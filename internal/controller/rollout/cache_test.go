@@ -1,0 +1,92 @@
+package rollout
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/internal/testutil"
+)
+
+// TestCachedReplicaSetsKeepWhatTheReconcilerReads trims a ReplicaSet as KULTA builds it and
+// checks that what the reconciler reads survives and the pod template is gone.
+func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
+	ro := testutil.Rollout("default", "web", testutil.WithReplicas(3))
+	hash, err := revision.Hash(&ro.Spec.Template, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := revision.Digest(&ro.Spec.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := revision.Build(ro, hash, digest, revision.RoleCanary, 2, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Status = appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 1, AvailableReplicas: 1, ObservedGeneration: 3,
+		Conditions: []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: "True"}}}
+	if _, ok := rs.Annotations[revision.TemplateAnnotation]; !ok {
+		t.Fatalf("revision.Build no longer sets %s; this test needs a ReplicaSet that carries it", revision.TemplateAnnotation)
+	}
+	want := rs.DeepCopy()
+
+	out, err := trimReplicaSet(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*appsv1.ReplicaSet)
+	if len(got.Spec.Template.Spec.Containers) != 0 || got.Spec.Template.Labels != nil || got.Spec.Selector != nil {
+		t.Errorf("template or selector kept: %+v / %v", got.Spec.Template, got.Spec.Selector)
+	}
+	if _, ok := got.Annotations[revision.TemplateAnnotation]; ok || got.Status.Conditions != nil {
+		t.Error("template annotation or status conditions kept")
+	}
+	for _, key := range []string{revision.DigestAnnotation, revision.RevisionAnnotation} {
+		if got.Annotations[key] != want.Annotations[key] || got.Annotations[key] == "" {
+			t.Errorf("annotation %s = %q, want %q", key, got.Annotations[key], want.Annotations[key])
+		}
+	}
+	if got.Labels[kultav1alpha1.PodTemplateHashLabel] != hash || len(got.Labels) != len(want.Labels) {
+		t.Errorf("labels %v, want %v", got.Labels, want.Labels)
+	}
+	if len(got.OwnerReferences) != 1 || !equality.Semantic.DeepEqual(got.OwnerReferences, want.OwnerReferences) {
+		t.Errorf("owner references %v, want %v", got.OwnerReferences, want.OwnerReferences)
+	}
+	if ptr.Deref(got.Spec.Replicas, 0) != 2 || got.Status.ReadyReplicas != 1 || got.Status.AvailableReplicas != 1 ||
+		got.Status.Replicas != 2 || got.Status.ObservedGeneration != 3 {
+		t.Errorf("replicas %v, status %+v", got.Spec.Replicas, got.Status)
+	}
+	if _, err := trimReplicaSet(ro); err == nil {
+		t.Error("trimming a Rollout as a ReplicaSet did not fail")
+	}
+}
+
+// TestOnlyKultaReplicaSetsAreCached checks the cache's label selector: KULTA's ReplicaSets
+// are cached, a Deployment's are not.
+func TestOnlyKultaReplicaSetsAreCached(t *testing.T) {
+	opts, err := CacheOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sel labels.Selector
+	for obj, by := range opts.ByObject {
+		if _, ok := obj.(*appsv1.ReplicaSet); ok {
+			sel = by.Label
+		}
+	}
+	if sel == nil {
+		t.Fatal("no label selector for ReplicaSets")
+	}
+	if !sel.Matches(labels.Set{"app": "web", kultav1alpha1.PodTemplateHashLabel: "abc"}) {
+		t.Error("a ReplicaSet of KULTA's is not cached")
+	}
+	if sel.Matches(labels.Set{"app": "web", "pod-template-hash": "abc"}) {
+		t.Error("a Deployment's ReplicaSet is cached")
+	}
+}
