@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/false-systems/kulta/internal/controller/rollout"
+	"github.com/false-systems/kulta/internal/events/kubeevents"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 )
@@ -220,10 +221,15 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
+	recorder := kubeevents.New(kubeevents.Options{Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
+		Controller: "kulta-controller", Logger: ctrl.Log.WithName("events")})
+	if err := mgr.Add(recorder); err != nil {
+		return fmt.Errorf("adding the Event recorder: %w", err)
+	}
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
-		Recorder:    mgr.GetEventRecorder("kulta-controller"),
+		Recorder:    recorder,
 		Clock:       clock.RealClock{},
 		WatchRoutes: routes,
 		Analyzer:    checker,

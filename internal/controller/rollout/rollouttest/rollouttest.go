@@ -22,6 +22,7 @@ import (
 
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events"
+	"github.com/false-systems/kulta/internal/events/kubeevents"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 )
@@ -84,9 +85,14 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	if err != nil {
 		return nil, err
 	}
+	recorder := kubeevents.New(kubeevents.Options{Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
+		Controller: "kulta-controller", Logger: ctrl.Log.WithName("events")})
+	if err := mgr.Add(recorder); err != nil {
+		return nil, fmt.Errorf("adding the Event recorder: %w", err)
+	}
 	r := &rollout.Reconciler{
 		Client:      mgr.GetClient(),
-		Recorder:    mgr.GetEventRecorder("kulta-controller"),
+		Recorder:    recorder,
 		Router:      &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()},
 		Clock:       clock.RealClock{},
 		WatchRoutes: true,
