@@ -126,6 +126,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"metrics.port=70000":                         "port",
 		"unknownKey=1":                               "unknownKey",
 		"analysis.prometheusAddress=prometheus:9090": "prometheusAddress",
+		"goMemLimitRatio=1.5":                        "goMemLimitRatio",
 	} {
 		_, err := helm(t, "template", "kulta", "charts/kulta", "--kube-version", kubeVersion, "--set", set)
 		if err == nil {

@@ -113,7 +113,7 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"controller writes per Rollout per step (floor 2)", func(w WaveResult) string { return f2(w.WritesPerStep) }},
 		{"… excluding Events", func(w WaveResult) string { return f2(w.NonEventWritesPerStep) }},
 		{"… route writes / status writes", func(w WaveResult) string { return f2(w.RouteWritesPerStep) + " / " + f2(w.StatusWritesPerStep) }},
-		{"Events per Rollout per wave", func(w WaveResult) string { return f2(w.EventsPerRollout) }},
+		{"Events per Rollout per wave / Events dropped", func(w WaveResult) string { return f2(w.EventsPerRollout) + " / " + f0(w.EventsDropped) }},
 		{"controller writes: API server − bench / controller's own count", func(w WaveResult) string { return f0(w.ControllerWrites) + " / " + f0(w.ClientWrites) }},
 		{"controller requests, its own count (all verbs)", func(w WaveResult) string { return f0(w.ClientRequests) }},
 		{"reconciles per Rollout", func(w WaveResult) string { return f1(w.ReconcilesPerRollout) }},

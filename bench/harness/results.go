@@ -51,6 +51,9 @@ type WaveResult struct {
 	ClientWrites float64 `json:"controllerClientSideWrites"`
 	// ClientRequests is the controller's own count of all its requests.
 	ClientRequests float64 `json:"controllerClientSideRequests"`
+	// EventsDropped is kulta_kubernetes_events_dropped_total: Events KULTA recorded but did
+	// not write (its queue full, or the write failed).
+	EventsDropped float64 `json:"eventsDropped"`
 	// KultaRouteWrites is kulta_traffic_route_writes_total{result="ok"}.
 	KultaRouteWrites     float64 `json:"kultaRouteWrites"`
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
@@ -111,6 +114,7 @@ func (r *runner) waveResult(w int, s0, s1, s2 snapshot) WaveResult {
 			s0.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m})
 	}
 	wr.ClientRequests = s1.ctrl.Sum("rest_client_requests_total", nil) - s0.ctrl.Sum("rest_client_requests_total", nil)
+	wr.EventsDropped = s1.ctrl.Sum("kulta_kubernetes_events_dropped_total", nil) - s0.ctrl.Sum("kulta_kubernetes_events_dropped_total", nil)
 	ok := map[string]string{"result": "ok"}
 	wr.KultaRouteWrites = s1.ctrl.Sum("kulta_traffic_route_writes_total", ok) - s0.ctrl.Sum("kulta_traffic_route_writes_total", ok)
 	rc := map[string]string{"controller": "rollout"}

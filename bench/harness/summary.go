@@ -78,8 +78,9 @@ func rssTarget(results []*Result) Target {
 					prev := results[i-1]
 					slope := (float64(peak) - float64(peakRSS(prev))) / float64(r.N-prev.N) / 1024
 					t.Detail += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
-						"(the Rollout with its template and decisions, 2 to 3 ReplicaSets with their Pod templates, 2 Services, the route), its Events to the recorder's "+
-						"de-duplication cache (6 to 12 minutes) and its metric series, and Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs",
+						"(the Rollout with its template and decisions, 2 to 3 ReplicaSets without their Pod templates, 2 Services, the route as an unstructured object) "+
+						"and its metric series (about 11), and Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs; in a Pod with a memory "+
+						"limit, --auto-gomemlimit-ratio makes it collect sooner, which the bench (no limit) does not show",
 						prev.N, float64(peakRSS(prev))/mib, slope)
 				}
 			}
@@ -116,9 +117,8 @@ func growthTarget(results []*Result) Target {
 
 // retainedPerWave says what the controller keeps, by design and bounded, for each wave.
 const retainedPerWave = "why: what the controller holds grows with each wave by design, up to bounds: every Rollout gains a ReplicaSet " +
-	"(old revisions stay, scaled to 0, up to revisionHistoryLimit, default 10) and the wave's decisions in its status (20 kept), " +
-	"and client-go's Event recorder keeps each Event it sent (5 per Rollout per wave) for 6 to 12 minutes to merge repeats, so both waves' " +
-	"Events are held when the second settles; steady RSS and heap in use also carry garbage not yet collected (GOGC 100), " +
+	"(old revisions stay, scaled to 0, up to revisionHistoryLimit, default 10) and the wave's decisions in its status (20 kept); " +
+	"steady RSS and heap in use also carry garbage not yet collected (GOGC 100), " +
 	"so a leak would show as growth that continues past those bounds, which two waves cannot tell apart"
 
 func floorTarget(results []*Result) Target {

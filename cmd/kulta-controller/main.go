@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
@@ -57,6 +59,7 @@ type options struct {
 	prometheus       prometheusOptions
 	events           eventOptions
 	zap              zap.Options
+	memLimitRatio    float64
 	showVersion      bool
 }
 
@@ -79,12 +82,16 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
 	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
+	fs.Float64Var(&o.memLimitRatio, "auto-gomemlimit-ratio", 0.9, "Set the Go runtime's soft memory limit to this fraction of the container's memory limit (cgroup); 0 leaves it unset. GOMEMLIMIT in the environment wins.")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
 	o.prometheus.bind(fs)
 	o.events.bind(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
+	}
+	if o.memLimitRatio < 0 || o.memLimitRatio > 1 {
+		return nil, fmt.Errorf("--auto-gomemlimit-ratio must be between 0 and 1, got %g", o.memLimitRatio)
 	}
 	if o.workers < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
@@ -122,6 +129,11 @@ func run(ctx context.Context, args []string, cfg *rest.Config) int {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")
+	if o.memLimitRatio > 0 {
+		if _, err := setMemoryLimit(o.memLimitRatio, memlimit.FromCgroup, ctrl.Log.WithName("memlimit")); err != nil {
+			log.Error(err, "Running without a Go memory limit")
+		}
+	}
 	if err := start(ctx, o, cfg); err != nil {
 		log.Error(err, "Controller stopped")
 		return 1

@@ -82,6 +82,14 @@ func TestFlags(t *testing.T) {
 	if code := run(context.Background(), []string{"--max-concurrent-reconciles=0"}, nil); code != 2 {
 		t.Errorf("--max-concurrent-reconciles=0 exited %d, want 2", code)
 	}
+	if o.memLimitRatio != 0.9 {
+		t.Errorf("--auto-gomemlimit-ratio defaults to %g, want 0.9", o.memLimitRatio)
+	}
+	for _, bad := range []string{"-0.1", "1.5"} {
+		if code := run(context.Background(), []string{"--auto-gomemlimit-ratio=" + bad}, nil); code != 2 {
+			t.Errorf("--auto-gomemlimit-ratio=%s exited %d, want 2", bad, code)
+		}
+	}
 	if code := run(context.Background(), []string{"--cdevents-enabled", "--cdevents-sink-url", ""}, &rest.Config{Host: "http://127.0.0.1:1"}); code != 1 {
 		t.Errorf("CDEvents without a sink exited %d, want 1", code)
 	}

@@ -5,14 +5,16 @@
 // every Event it sends in a cache for six to twelve minutes to fold repeats into series; a
 // Rollout's Events never repeat (each names the Rollout's resourceVersion at the time), so at
 // thousands of Rollouts that cache held tens of MiB and folded nothing. Here Events wait in a
-// bounded queue and one worker writes them in the order they were recorded; when the queue is
-// full, new Events are dropped and counted rather than blocking a reconcile.
+// bounded queue for a few writers; each carries the time it was recorded (eventTime), which is
+// how readers order them. When the queue is full, new Events are dropped and counted rather
+// than blocking a reconcile.
 package kubeevents
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -51,6 +53,8 @@ type Options struct {
 	Controller string
 	// QueueSize bounds the Events waiting to be written (1000 when zero).
 	QueueSize int
+	// Writers is how many Events are written at once (4 when zero).
+	Writers int
 	// Clock stamps the Events; the real clock when nil.
 	Clock clock.PassiveClock
 	// Logger reports Events that could not be written.
@@ -72,6 +76,9 @@ var _ events.EventRecorder = (*Recorder)(nil)
 func New(opts Options) *Recorder {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1000
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = 4
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -143,15 +150,22 @@ func (r *Recorder) build(regarding, related runtime.Object, eventtype, reason, a
 // Start writes recorded Events until ctx ends, then writes those still queued, each tried
 // once, within five seconds.
 func (r *Recorder) Start(ctx context.Context) error {
-	for {
-		select {
-		case ev := <-r.queue:
-			r.write(ctx, ev)
-		case <-ctx.Done():
-			r.drain()
-			return nil
-		}
+	var writers sync.WaitGroup
+	for range r.opts.Writers {
+		writers.Go(func() {
+			for {
+				select {
+				case ev := <-r.queue:
+					r.write(ctx, ev)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
 	}
+	writers.Wait()
+	r.drain()
+	return nil
 }
 
 // NeedLeaderElection is false: only the leader reconciles, so only it records, and a replica
