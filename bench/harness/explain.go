@@ -9,12 +9,13 @@ import (
 // writeReasons says why KULTA makes each kind of write in a canary wave (steps 20 → 50 → 100,
 // no pauses, no analysis), for the targets table.
 var writeReasons = map[string]string{
-	"PUT httproutes":        "one per step, and 100/0 again once the stable Service serves the new revision",
-	"PATCH rollouts/status": "one per step, one at completion, and TrafficRouted=True once the last route write is accepted (more when a condition changes between them)",
-	"POST replicasets":      "the new revision",
-	"PATCH replicasets":     "the old revision scaled down",
-	"PATCH services":        "canary Service pinned to the new revision at the start, stable Service at the end",
-	"POST events":           "user-facing transitions, counted apart",
+	"PUT httproutes": "one per step, and 100/0 again once the stable Service serves the new revision",
+	"PATCH rollouts/status": "one when the revision starts, one when its Pods turn ready and the first weight is written (a step's weight waits for ready Pods), " +
+		"one per later step, one at completion, and TrafficRouted=True once the last route write is accepted (more when a condition changes between them)",
+	"POST replicasets":  "the new revision",
+	"PATCH replicasets": "the old revision scaled down",
+	"PATCH services":    "canary Service pinned to the new revision at the start, stable Service at the end",
+	"POST events":       "user-facing transitions, counted apart",
 }
 
 // wavePerRollout lists the controller's writes in w per Rollout, with why each is made.

@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,7 +22,13 @@ import (
 //     in an annotation, and status conditions. KULTA reads a ReplicaSet's labels, revision,
 //     digest and scale-down annotations, owner, replicas and status counts; it creates
 //     ReplicaSets from the Rollout, and writes them with patches that name only the fields
-//     they change, so nothing dropped here is ever written back.
+//     they change, so nothing dropped here is ever written back;
+//   - from Services, all but their metadata (without annotations) and selector: KULTA checks
+//     a Service exists and patches its selector, with the resourceVersion as precondition;
+//   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
+//     copy of the spec; KULTA writes Rollouts only with patches of what it changes.
+//
+// Routes are cached whole: KULTA writes them back with updates of the cached object.
 //
 // Only ReplicaSets carrying KULTA's pod-template-hash label are cached: the ones it created,
 // and the only ones it adopts. A cluster's Deployments' ReplicaSets are not held.
@@ -35,19 +40,20 @@ func CacheOptions() (cache.Options, error) {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.ReplicaSet{}: {Label: labels.NewSelector().Add(*hashed), Transform: trimReplicaSet},
+			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: trimReplicaSet},
+			&corev1.Service{}:        {Transform: trimService},
+			&kultav1alpha1.Rollout{}: {Transform: trimRollout},
 		},
 	}, nil
 }
+
+// The trims run on each object the informers receive (never on tombstones), and keep what
+// they are given when run twice.
 
 // trimReplicaSet drops from a cached ReplicaSet what the reconciler never reads.
 func trimReplicaSet(obj any) (any, error) {
 	rs, ok := obj.(*appsv1.ReplicaSet)
 	if !ok {
-		// A tombstone of a deleted object carries what was cached, already trimmed.
-		if _, tomb := obj.(toolscache.DeletedFinalStateUnknown); tomb {
-			return obj, nil
-		}
 		return nil, fmt.Errorf("trimming a cached ReplicaSet: got %T", obj)
 	}
 	rs.ManagedFields = nil
@@ -56,4 +62,29 @@ func trimReplicaSet(obj any) (any, error) {
 	rs.Status.Conditions = nil
 	delete(rs.Annotations, revision.TemplateAnnotation)
 	return rs, nil
+}
+
+// trimService drops from a cached Service all but what the reconciler reads: its metadata,
+// without annotations, and its selector.
+func trimService(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, fmt.Errorf("trimming a cached Service: got %T", obj)
+	}
+	svc.ManagedFields = nil
+	svc.Annotations = nil
+	svc.Spec = corev1.ServiceSpec{Selector: svc.Spec.Selector}
+	svc.Status = corev1.ServiceStatus{}
+	return svc, nil
+}
+
+// trimRollout drops from a cached Rollout the copy of its spec that `kubectl apply` keeps.
+func trimRollout(obj any) (any, error) {
+	ro, ok := obj.(*kultav1alpha1.Rollout)
+	if !ok {
+		return nil, fmt.Errorf("trimming a cached Rollout: got %T", obj)
+	}
+	ro.ManagedFields = nil
+	delete(ro.Annotations, corev1.LastAppliedConfigAnnotation)
+	return ro, nil
 }

@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
@@ -88,5 +90,55 @@ func TestOnlyKultaReplicaSetsAreCached(t *testing.T) {
 	}
 	if sel.Matches(labels.Set{"app": "web", "pod-template-hash": "abc"}) {
 		t.Error("a Deployment's ReplicaSet is cached")
+	}
+}
+
+// TestCachedServicesKeepTheirSelector checks that a cached Service keeps what KULTA reads and
+// patches (its name, resourceVersion and selector) and drops the rest.
+func TestCachedServicesKeepTheirSelector(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-canary", ResourceVersion: "42", UID: "u1",
+			Labels:      map[string]string{"app": "web"},
+			Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`}},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web", kultav1alpha1.PodTemplateHashLabel: "abc"},
+			Ports: []corev1.ServicePort{{Port: 80}}, ClusterIP: "10.0.0.1", ClusterIPs: []string{"10.0.0.1"}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "1.2.3.4"}}}},
+	}
+	want := svc.DeepCopy()
+	out, err := trimService(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*corev1.Service)
+	if got.Name != want.Name || got.ResourceVersion != "42" || got.UID != "u1" || !equality.Semantic.DeepEqual(got.Labels, want.Labels) {
+		t.Errorf("metadata %+v, want the name, resourceVersion, UID and labels of %+v", got.ObjectMeta, want.ObjectMeta)
+	}
+	if !equality.Semantic.DeepEqual(got.Spec, corev1.ServiceSpec{Selector: want.Spec.Selector}) {
+		t.Errorf("spec %+v, want only the selector %v", got.Spec, want.Spec.Selector)
+	}
+	if got.Annotations != nil || len(got.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("annotations %v or status %+v kept", got.Annotations, got.Status)
+	}
+	if _, err := trimService(&appsv1.ReplicaSet{}); err == nil {
+		t.Error("trimming a ReplicaSet as a Service did not fail")
+	}
+}
+
+// TestCachedRolloutsDropLastApplied checks that a cached Rollout loses `kubectl apply`'s copy
+// of its spec and keeps everything else, KULTA's action annotations included.
+func TestCachedRolloutsDropLastApplied(t *testing.T) {
+	ro := testutil.Rollout("default", "web", testutil.WithReplicas(3))
+	ro.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":"copy"}`, kultav1alpha1.PromoteAnnotation: "true"}
+	want := ro.DeepCopy()
+	delete(want.Annotations, corev1.LastAppliedConfigAnnotation)
+	out, err := trimRollout(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.(*kultav1alpha1.Rollout); !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("trimmed Rollout %+v, want %+v", got, want)
+	}
+	if _, err := trimRollout(&corev1.Service{}); err == nil {
+		t.Error("trimming a Service as a Rollout did not fail")
 	}
 }
