@@ -57,13 +57,6 @@ func (t *toldTimes) restore(req reconcile.Request, at time.Time) {
 	}
 }
 
-// len is the number of Rollouts with a recorded change.
-func (t *toldTimes) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.at)
-}
-
 // markingQueue is controller-runtime's priority queue, noting in told when a watch event
 // adds a Rollout. Requeues the controller schedules itself (after a delay, or rate limited
 // after an error) are not changes and are not noted.

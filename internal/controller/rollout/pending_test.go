@@ -53,8 +53,8 @@ func TestMarkingQueueNotesEventsNotRequeues(t *testing.T) {
 	if at, ok := told.take(db); ok {
 		t.Errorf("db was only requeued by the controller, yet a change was noted at %v", at)
 	}
-	if n := told.len(); n != 0 {
-		t.Errorf("%d entries left after every Rollout was taken, want 0", n)
+	if left := len(told.at); left != 0 {
+		t.Errorf("%d entries left after every Rollout was taken, want 0", left)
 	}
 	if got := q.Len(); got != 2 {
 		t.Errorf("queue holds %d ready Rollouts, want 2 (web and api; db is delayed)", got)
