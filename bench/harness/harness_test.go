@@ -137,9 +137,13 @@ func TestPerStepAndCounts(t *testing.T) {
 	if p.Count != 4 || p.P50 != 2 || p.P99 != 4 || p.Max != 4 {
 		t.Errorf("percentiles = %+v", p)
 	}
-	w := summariseWindow([]Point{{T: time.Unix(1, 0), RSS: 10, Goroutines: 5}, {T: time.Unix(2, 0), RSS: 30, Goroutines: 7}, {T: time.Unix(9, 0), RSS: 99}},
-		time.Unix(0, 0), time.Unix(5, 0))
-	if w.Samples != 2 || w.PeakRSS != 30 || w.MeanRSS != 20 || w.LastGoroutines != 7 {
+	w := summariseWindow([]Point{
+		{T: time.Unix(1, 0), RSS: 10, Scraped: true, HeapInuse: 4, Goroutines: 5},
+		{T: time.Unix(2, 0), RSS: 30, Scraped: true, HeapInuse: 8, Goroutines: 7},
+		{T: time.Unix(3, 0), RSS: 20},
+		{T: time.Unix(9, 0), RSS: 99, Scraped: true, Goroutines: 50},
+	}, time.Unix(0, 0), time.Unix(5, 0))
+	if w.Samples != 3 || w.Scrapes != 2 || w.PeakRSS != 30 || w.MeanRSS != 20 || w.LastGoroutines != 7 || w.MeanHeapInuse != 6 || w.PeakHeapInuse != 8 {
 		t.Errorf("window = %+v", w)
 	}
 }

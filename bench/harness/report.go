@@ -138,7 +138,12 @@ func writeResultTable(b *strings.Builder, res *Result) {
 	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
 		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
 	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s.\n", res.QPS, res.Burst, reconcilers(res))
-	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. Sampler failures: %d.\n", res.N, res.CreateSeconds, res.SamplerFailures)
+	scrape := res.ScrapeSeconds
+	if scrape == 0 {
+		scrape = 1
+	}
+	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. /proc read every second, /metrics every %g s. Sampler failures: %d.\n",
+		res.N, res.CreateSeconds, scrape, res.SamplerFailures)
 }
 
 // writeRequestTable lists the controller's requests per Rollout in the last wave.

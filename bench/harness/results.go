@@ -17,6 +17,9 @@ type Result struct {
 	Floor           FloorResult  `json:"floor"`
 	FloorRatio      float64      `json:"wallTimeRatioToFloor"`
 	SamplerFailures int          `json:"samplerFailures"`
+	// ScrapeSeconds is how often the controller's /metrics was read (0 in results from before
+	// the interval was recorded: every second).
+	ScrapeSeconds float64 `json:"scrapeSeconds,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`

@@ -28,6 +28,8 @@ type Config struct {
 	Reconcilers int
 	// Settle is how long the bench watches after each wave completes (steady memory, idle writes).
 	Settle time.Duration
+	// ScrapeInterval is how often the controller's /metrics is read; /proc is read every second.
+	ScrapeInterval time.Duration
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
@@ -72,7 +74,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := r.startController(ctx); err != nil {
 		return nil, err
 	}
-	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC()}
+	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC(),
+		ScrapeSeconds: cfg.ScrapeInterval.Seconds()}
 	if res.CreateSeconds, err = r.populate(ctx); err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func (r *runner) startController(ctx context.Context) error {
 	}
 	r.ctrl = c
 	sctx, cancel := context.WithCancel(ctx)
-	r.sampler, r.stopSampler = NewSampler(c.PID, c.MetricsURL, time.Second), cancel
+	r.sampler, r.stopSampler = NewSampler(c.PID, c.MetricsURL, time.Second, r.cfg.ScrapeInterval), cancel
 	go r.sampler.Run(sctx)
 	return nil
 }

@@ -7,22 +7,29 @@ import (
 	"time"
 )
 
-// Point is one sample of the controller process.
+// Point is one sample of the controller process. HeapInuse and Goroutines come from /metrics
+// and are set only when Scraped.
 type Point struct {
 	T          time.Time
 	RSS        uint64
 	HWM        uint64
 	CPUSeconds float64
+	Scraped    bool
 	HeapInuse  float64
 	Goroutines float64
 }
 
-// Sampler reads the controller's /proc entries and /metrics every interval.
+// Sampler reads the controller's /proc entries every interval and its /metrics every
+// scrapeEvery. Reading /proc costs the controller nothing; a scrape makes it render every
+// series (11 per Rollout), which at thousands of Rollouts is megabytes of short-lived heap, so
+// the bench scrapes about as often as a Prometheus would rather than every second.
 type Sampler struct {
-	pid      int
-	url      string
-	hc       *http.Client
-	interval time.Duration
+	pid         int
+	url         string
+	hc          *http.Client
+	interval    time.Duration
+	scrapeEvery time.Duration
+	lastScrape  time.Time
 
 	mu       sync.Mutex
 	points   []Point
@@ -30,9 +37,9 @@ type Sampler struct {
 	lastErr  error
 }
 
-// NewSampler samples process pid and its metrics at url every interval.
-func NewSampler(pid int, url string, interval time.Duration) *Sampler {
-	return &Sampler{pid: pid, url: url, hc: &http.Client{Timeout: 5 * time.Second}, interval: interval}
+// NewSampler samples process pid every interval and its metrics at url every scrapeEvery.
+func NewSampler(pid int, url string, interval, scrapeEvery time.Duration) *Sampler {
+	return &Sampler{pid: pid, url: url, hc: &http.Client{Timeout: 5 * time.Second}, interval: interval, scrapeEvery: scrapeEvery}
 }
 
 // Run samples until ctx ends.
@@ -67,11 +74,16 @@ func (s *Sampler) sample(ctx context.Context) (Point, error) {
 	if err != nil {
 		return p, err
 	}
+	p.RSS, p.HWM, p.CPUSeconds = mem.RSS, mem.HWM, st.CPUSeconds
+	if p.T.Sub(s.lastScrape) < s.scrapeEvery {
+		return p, nil
+	}
 	ss, err := Scrape(ctx, s.hc, s.url)
 	if err != nil {
 		return p, err
 	}
-	p.RSS, p.HWM, p.CPUSeconds = mem.RSS, mem.HWM, st.CPUSeconds
+	s.lastScrape = p.T
+	p.Scraped = true
 	p.HeapInuse = ss.Sum("go_memstats_heap_inuse_bytes", nil)
 	p.Goroutines = ss.Sum("go_goroutines", nil)
 	return p, nil
@@ -87,6 +99,7 @@ func (s *Sampler) Failures() (int, error) {
 // Window summarises the samples taken between from and to.
 type Window struct {
 	Samples        int     `json:"samples"`
+	Scrapes        int     `json:"scrapes"`
 	PeakRSS        uint64  `json:"peakRSSBytes"`
 	MeanRSS        uint64  `json:"meanRSSBytes"`
 	HWM            uint64  `json:"vmHWMBytes"`
@@ -112,16 +125,22 @@ func summariseWindow(points []Point, from, to time.Time) Window {
 		}
 		w.Samples++
 		rssSum += float64(p.RSS)
-		heapSum += p.HeapInuse
 		w.PeakRSS = max(w.PeakRSS, p.RSS)
 		w.HWM = max(w.HWM, p.HWM)
+		if !p.Scraped {
+			continue
+		}
+		w.Scrapes++
+		heapSum += p.HeapInuse
 		w.PeakHeapInuse = max(w.PeakHeapInuse, p.HeapInuse)
 		w.PeakGoroutines = max(w.PeakGoroutines, p.Goroutines)
 		w.LastGoroutines = p.Goroutines
 	}
 	if w.Samples > 0 {
 		w.MeanRSS = uint64(rssSum / float64(w.Samples))
-		w.MeanHeapInuse = heapSum / float64(w.Samples)
+	}
+	if w.Scrapes > 0 {
+		w.MeanHeapInuse = heapSum / float64(w.Scrapes)
 	}
 	return w
 }

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -10,33 +8,6 @@ import (
 )
 
 var (
-	rolloutInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "kulta_rollout_info",
-		Help: "One series per Rollout, 1, labelled with its strategy and current phase.",
-	}, []string{"namespace", "rollout", "strategy", "phase"})
-
-	rolloutStep = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "kulta_rollout_step",
-		Help: "Current canary step index of the Rollout (-1 when it has no steps).",
-	}, []string{"namespace", "rollout"})
-
-	rolloutWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "kulta_rollout_canary_weight",
-		Help: "Percentage of traffic the Rollout's current revision receives.",
-	}, []string{"namespace", "rollout"})
-
-	rolloutReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "kulta_rollout_replicas",
-		Help: "Replicas of the Rollout by kind: desired, ready or updated.",
-	}, []string{"namespace", "rollout", "kind"})
-
-	// Transitions counts the Rollouts' transitions by kind (promotion, rollback, abort, step)
-	// and reason.
-	Transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "kulta_rollout_transitions_total",
-		Help: "Rollout transitions by kind (step, promotion, rollback, abort, pause) and reason.",
-	}, []string{"namespace", "rollout", "kind", "reason"})
-
 	// RolloutDuration observes how long rollouts take, from a new revision to Completed or Failed.
 	RolloutDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kulta_rollout_duration_seconds",
@@ -112,58 +83,28 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(rolloutInfo, rolloutStep, rolloutWeight, rolloutReplicas,
-		Transitions, RolloutDuration, StepDuration, StepLatency, TrafficDriftCorrections, RouteWrites,
+	ctrlmetrics.Registry.MustRegister(rollouts, RolloutDuration, StepDuration, StepLatency, TrafficDriftCorrections, RouteWrites,
 		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration, PausedSeconds)
 }
 
-// phases remembers each Rollout's labelled series so a change of phase or strategy replaces it.
-var phases sync.Map
-
-type infoLabels struct{ strategy, phase string }
+// rollouts holds the per-Rollout state series and transition counters.
+var rollouts = newRolloutCollector()
 
 // Observe publishes a Rollout's state after a reconcile.
 func Observe(ro *kultav1alpha1.Rollout) {
-	key := ro.Namespace + "/" + ro.Name
-	now := infoLabels{strategy: string(ro.Status.Strategy), phase: string(ro.Status.Phase)}
-	if prev, ok := phases.Load(key); ok && prev.(infoLabels) != now {
-		old := prev.(infoLabels)
-		rolloutInfo.DeleteLabelValues(ro.Namespace, ro.Name, old.strategy, old.phase)
-	}
-	phases.Store(key, now)
-	rolloutInfo.WithLabelValues(ro.Namespace, ro.Name, now.strategy, now.phase).Set(1)
+	rollouts.observe(ro)
+}
 
-	step := float64(-1)
-	if ro.Status.CurrentStepIndex != nil {
-		step = float64(*ro.Status.CurrentStepIndex)
-	}
-	rolloutStep.WithLabelValues(ro.Namespace, ro.Name).Set(step)
-	weight := float64(0)
-	if ro.Status.CurrentWeight != nil {
-		weight = float64(*ro.Status.CurrentWeight)
-	}
-	rolloutWeight.WithLabelValues(ro.Namespace, ro.Name).Set(weight)
-	desired := float64(1)
-	if ro.Spec.Replicas != nil {
-		desired = float64(*ro.Spec.Replicas)
-	}
-	rolloutReplicas.WithLabelValues(ro.Namespace, ro.Name, "desired").Set(desired)
-	rolloutReplicas.WithLabelValues(ro.Namespace, ro.Name, "ready").Set(float64(ro.Status.ReadyReplicas))
-	rolloutReplicas.WithLabelValues(ro.Namespace, ro.Name, "updated").Set(float64(ro.Status.UpdatedReplicas))
+// Transition counts one transition of a Rollout by kind (step, promotion, rollback, abort,
+// pause) and reason.
+func Transition(namespace, rollout, kind, reason string) {
+	rollouts.transition(namespace, rollout, kind, reason)
 }
 
 // Forget removes every series of a deleted Rollout.
 func Forget(namespace, rollout string) {
-	key := namespace + "/" + rollout
-	if prev, ok := phases.LoadAndDelete(key); ok {
-		old := prev.(infoLabels)
-		rolloutInfo.DeleteLabelValues(namespace, rollout, old.strategy, old.phase)
-	}
+	rollouts.forget(namespace, rollout)
 	labels := prometheus.Labels{"namespace": namespace, "rollout": rollout}
-	rolloutStep.DeletePartialMatch(labels)
-	rolloutWeight.DeletePartialMatch(labels)
-	rolloutReplicas.DeletePartialMatch(labels)
-	Transitions.DeletePartialMatch(labels)
 	TrafficDriftCorrections.DeletePartialMatch(labels)
 	PausedSeconds.DeletePartialMatch(labels)
 	AnalysisValue.DeletePartialMatch(labels)

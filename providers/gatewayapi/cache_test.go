@@ -3,6 +3,7 @@ package gatewayapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,6 +63,7 @@ func newCacheFixture(t *testing.T, e *testenv.Env) cacheFixture {
 		Routes: []kultav1alpha1.RouteReference{{Kind: kultav1alpha1.KindHTTPRoute, Name: "app-route", Namespace: ns}},
 	}}
 	route := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{
+		"hostnames":  []any{"shop.example"},
 		"parentRefs": []any{map[string]any{"name": "public"}},
 		"rules": []any{map[string]any{"backendRefs": []any{
 			map[string]any{"name": "app-stable", "port": int64(80), "weight": int64(100)},
@@ -71,6 +73,7 @@ func newCacheFixture(t *testing.T, e *testenv.Env) cacheFixture {
 	route.SetGroupVersionKind(routeGVK)
 	route.SetNamespace(ns)
 	route.SetName("app-route")
+	route.SetAnnotations(map[string]string{"team": "storefront"})
 	if err := e.Client.Create(context.Background(), route); err != nil {
 		t.Fatalf("creating route: %v", err)
 	}
@@ -87,9 +90,10 @@ func (f cacheFixture) read(t *testing.T, c client.Reader) *unstructured.Unstruct
 	return route
 }
 
-// TestRouterReadsFromCache runs the router on a real informer cache: once the cache holds the
-// route, Verify and SetWeights with unchanged weights read nothing from the API server, and a
-// weight change is one write.
+// TestRouterReadsFromCache runs the router on a real informer cache holding trimmed routes, as
+// kulta-controller's does: once the cache holds the route, Verify and SetWeights with unchanged
+// weights read nothing from the API server, and a weight change is one read from the API server
+// and one write, which keeps the fields the cache dropped.
 func TestRouterReadsFromCache(t *testing.T) {
 	e := testenv.Require(t, env)
 	f := newCacheFixture(t, e)
@@ -97,8 +101,15 @@ func TestRouterReadsFromCache(t *testing.T) {
 	defer cancel()
 	c, err := cache.New(e.Config, cache.Options{
 		Scheme: e.Scheme, DefaultNamespaces: map[string]cache.Config{f.key.Namespace: {}},
-		// As kulta-controller's cache does: the router then writes routes without managedFields.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		// As kulta-controller's cache does (rollout.CacheOptions).
+		DefaultTransform: func(obj any) (any, error) {
+			u, ok := obj.(*unstructured.Unstructured)
+			if !ok || !gatewayapi.IsRoute(u) {
+				return nil, fmt.Errorf("the cache was given %T, want a route", obj)
+			}
+			gatewayapi.TrimRoute(u)
+			return u, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,13 +130,36 @@ func TestRouterReadsFromCache(t *testing.T) {
 	api := &countingReader{Reader: e.Client}
 	r := &gatewayapi.Router{Client: e.Client, Reader: c, APIReader: api}
 
+	// Wait for the cache to hold the trimmed route, so the write below starts from it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cached := &unstructured.Unstructured{}
+		cached.SetGroupVersionKind(routeGVK)
+		if err := c.Get(ctx, f.key, cached); err == nil {
+			if len(cached.GetAnnotations()) != 0 {
+				t.Fatalf("the cache holds the route untrimmed: annotations %v", cached.GetAnnotations())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache never held the route")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	w := providers.Weights{Stable: 80, Canary: 20}
 	if err := r.SetWeights(ctx, f.ro, w); err != nil {
 		t.Fatal(err)
 	}
-	written := f.read(t, e.Client).GetResourceVersion()
+	if n := api.gets.Load(); n != 1 {
+		t.Errorf("a weight change read the API server %d times, want once", n)
+	}
+	after := f.read(t, e.Client)
+	if hosts, _, _ := unstructured.NestedStringSlice(after.Object, "spec", "hostnames"); len(hosts) != 1 || after.GetAnnotations()["team"] != "storefront" {
+		t.Errorf("the write dropped what the cache trims: hostnames %v, annotations %v", hosts, after.GetAnnotations())
+	}
+	written := after.GetResourceVersion()
 	// Wait until the cache has seen the write, as the reconciler would by waiting for the event.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for f.read(t, c).GetResourceVersion() != written {
 		if time.Now().After(deadline) {
 			t.Fatal("the cache never saw the write")
@@ -150,7 +184,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if got := stored.GetResourceVersion(); got != written {
 		t.Errorf("unchanged weights were written again: resourceVersion %s, want %s", got, written)
 	}
-	// Writing a copy without managedFields keeps the other managers' fields on record.
+	// KULTA's write keeps the other managers' fields on record.
 	managers := map[string]bool{}
 	for _, mf := range stored.GetManagedFields() {
 		managers[mf.Manager] = true

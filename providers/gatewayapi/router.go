@@ -36,8 +36,10 @@ const (
 //
 // With a Reader (the manager's cache), routes are read from it rather than from the API server,
 // except while the cached copy is older than the router's own last write to that route (a plan
-// made from it would repeat or undo that write), when the cache does not hold the route, and
-// when a write conflicted.
+// made from it would repeat or undo that write) and when the cache does not hold the route.
+// The cache may hold routes trimmed by TrimRoute: a cached copy only decides whether a route
+// needs a change, and each write starts from a copy read from the API server, so it keeps
+// every field and retries on a conflict with a newer change.
 type Router struct {
 	// Client writes routes; it also reads them when Reader is nil, and reads ReferenceGrants
 	// (from the cache, as the manager's client does for typed objects).
@@ -162,16 +164,16 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 }
 
 // eachRoute reads, changes and writes every route of ro, retrying on conflicts. The first read
-// may come from the cache; a retry reads from the API server, since a conflict means the
-// cached copy was stale.
+// may come from the cache, and when the cached copy needs no change nothing more is read; a
+// change is made to, and written from, a copy read from the API server, since the cached one
+// may be trimmed or stale.
 func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
 	for _, ref := range RouteRefs(ro) {
 		b := backendsOf(ro)
 		b.Rules = ref.Rules
-		attempt := 0
+		fromAPI := false
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			attempt++
-			route, err := r.read(ctx, ro, ref, attempt > 1)
+			route, cached, err := r.read(ctx, ro, ref, fromAPI)
 			if err != nil {
 				return err
 			}
@@ -179,6 +181,15 @@ func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what 
 			if err != nil || !changed {
 				return err
 			}
+			if cached {
+				if route, _, err = r.read(ctx, ro, ref, true); err != nil {
+					return err
+				}
+				if changed, err = mutate(route, b); err != nil || !changed {
+					return err
+				}
+			}
+			fromAPI = true
 			return r.write(ctx, route, what)
 		})
 		if err != nil {
@@ -208,20 +219,22 @@ func (r *Router) write(ctx context.Context, route *unstructured.Unstructured, wh
 
 // get reads one route for Verify, from the cache when its copy can be used.
 func (r *Router) get(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) (*unstructured.Unstructured, error) {
-	return r.read(ctx, ro, ref, false)
+	route, _, err := r.read(ctx, ro, ref, false)
+	return route, err
 }
 
-// read reads one route, checking first that the Rollout may use it. It reads from the API
-// server when fromAPI is set, when there is no Reader, and when the Reader's copy is missing,
-// unavailable or older than the router's last write to the route.
-func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, fromAPI bool) (*unstructured.Unstructured, error) {
+// read reads one route, checking first that the Rollout may use it, and reports whether the
+// copy came from the Reader. It reads from the API server when fromAPI is set, when there is no
+// Reader, and when the Reader's copy is missing, unavailable or older than the router's last
+// write to the route.
+func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, fromAPI bool) (*unstructured.Unstructured, bool, error) {
 	if ref.Namespace != ro.Namespace {
 		allowed, err := r.granted(ctx, ro, ref)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !allowed {
-			return nil, &providers.RouteError{Reason: "RouteNotPermitted", Message: fmt.Sprintf(
+			return nil, false, &providers.RouteError{Reason: "RouteNotPermitted", Message: fmt.Sprintf(
 				"%s %s/%s is in another namespace and no ReferenceGrant there allows Rollouts from namespace %s to use it",
 				ref.Kind, ref.Namespace, ref.Name, ro.Namespace)}
 		}
@@ -231,7 +244,7 @@ func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav
 		route := newRoute(string(ref.Kind))
 		err := r.Reader.Get(ctx, key, route)
 		if err == nil && r.written.Fresh(writtenKey(string(ref.Kind), ref.Namespace, ref.Name), route.GetResourceVersion()) {
-			return route, nil
+			return route, true, nil
 		}
 		// Missing from the cache may mean not yet seen, and the cache may not cover the
 		// route's namespace: the API server decides.
@@ -241,11 +254,11 @@ func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav
 	if err := r.apiReader().Get(ctx, key, route); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Forget(writtenKey(string(ref.Kind), ref.Namespace, ref.Name))
-			return nil, &providers.RouteError{Reason: string(ref.Kind) + "NotFound", Message: fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, ref.Namespace)}
+			return nil, false, &providers.RouteError{Reason: string(ref.Kind) + "NotFound", Message: fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, ref.Namespace)}
 		}
-		return nil, fmt.Errorf("getting %s %s/%s: %w", ref.Kind, ref.Namespace, ref.Name, err)
+		return nil, false, fmt.Errorf("getting %s %s/%s: %w", ref.Kind, ref.Namespace, ref.Name, err)
 	}
-	return route, nil
+	return route, false, nil
 }
 
 func (r *Router) apiReader() client.Reader {

@@ -29,6 +29,7 @@ type flags struct {
 	reconcilers int
 	timeout     time.Duration
 	settle      time.Duration
+	scrape      time.Duration
 	workers     int
 	out         string
 	summary     string
@@ -46,6 +47,7 @@ func parse(args []string) (*flags, error) {
 	fs.IntVar(&f.reconcilers, "reconcilers", 4, "The controller's --max-concurrent-reconciles (its default).")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "Bound on the whole run; everything is stopped when it passes.")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "Watch time after each wave (steady memory, writes when nothing changes).")
+	fs.DurationVar(&f.scrape, "scrape-interval", 5*time.Second, "How often the bench reads the controller's /metrics for heap and goroutines (/proc is read every second).")
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
@@ -62,8 +64,8 @@ func parse(args []string) (*flags, error) {
 		f.ns = append(f.ns, v)
 	}
 	sort.Ints(f.ns)
-	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 {
-		return nil, errors.New("-waves, -workers, -qps, -burst and -reconcilers must be positive")
+	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 || f.scrape <= 0 {
+		return nil, errors.New("-waves, -workers, -qps, -burst, -reconcilers and -scrape-interval must be positive")
 	}
 	return f, nil
 }
@@ -114,7 +116,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 			return fmt.Errorf("creating %s: %w", dir, err)
 		}
 		res, err := harness.Run(ctx, harness.Config{
-			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle,
+			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape,
 			Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
 		})
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -12,6 +13,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/providers/gatewayapi"
 )
 
 // CacheOptions are the informer cache settings the reconciler is built for. What KULTA never
@@ -26,9 +28,10 @@ import (
 //   - from Services, all but their metadata (without annotations) and selector: KULTA checks
 //     a Service exists and patches its selector, with the resourceVersion as precondition;
 //   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
-//     copy of the spec; KULTA writes Rollouts only with patches of what it changes.
-//
-// Routes are cached whole: KULTA writes them back with updates of the cached object.
+//     copy of the spec; KULTA writes Rollouts only with patches of what it changes;
+//   - from HTTPRoutes and GRPCRoutes, what gatewayapi.TrimRoute drops: annotations, hostnames
+//     and the parents' conditions but for the Accepted status and generation. The router
+//     decides from the cached copy and writes from one it reads from the API server.
 //
 // Only ReplicaSets carrying KULTA's pod-template-hash label are cached: the ones it created,
 // and the only ones it adopts. A cluster's Deployments' ReplicaSets are not held.
@@ -38,7 +41,7 @@ func CacheOptions() (cache.Options, error) {
 		return cache.Options{}, fmt.Errorf("selecting ReplicaSets by %s: %w", kultav1alpha1.PodTemplateHashLabel, err)
 	}
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: trimDefault,
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: trimReplicaSet},
 			&corev1.Service{}:        {Transform: trimService},
@@ -49,6 +52,18 @@ func CacheOptions() (cache.Options, error) {
 
 // The trims run on each object the informers receive (never on tombstones), and keep what
 // they are given when run twice.
+
+// trimDefault drops managedFields from every object, and trims routes. Routes are trimmed here
+// rather than by object, since they are watched only where the API server serves them.
+func trimDefault(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && gatewayapi.IsRoute(u) {
+		gatewayapi.TrimRoute(u)
+		return u, nil
+	}
+	return stripManagedFields(obj)
+}
+
+var stripManagedFields = cache.TransformStripManagedFields()
 
 // trimReplicaSet drops from a cached ReplicaSet what the reconciler never reads.
 func trimReplicaSet(obj any) (any, error) {

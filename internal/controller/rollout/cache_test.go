@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
@@ -140,5 +141,48 @@ func TestCachedRolloutsDropLastApplied(t *testing.T) {
 	}
 	if _, err := trimRollout(&corev1.Service{}); err == nil {
 		t.Error("trimming a Service as a Rollout did not fail")
+	}
+}
+
+// TestDefaultTrimRoutesAndStripsManagedFields checks the cache's default transform: routes are
+// trimmed by gatewayapi.TrimRoute, every other object only loses its managedFields.
+func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
+	route := routeObject("GRPCRoute")
+	route.SetName("web")
+	route.SetAnnotations(map[string]string{"team": "storefront"})
+	route.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
+	if err := unstructured.SetNestedStringSlice(route.Object, []string{"shop.example"}, "spec", "hostnames"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := trimDefault(route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*unstructured.Unstructured)
+	if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "hostnames"); found || got.GetAnnotations() != nil || got.GetManagedFields() != nil {
+		t.Errorf("route not trimmed: %v", got.Object)
+	}
+
+	other := &unstructured.Unstructured{}
+	other.SetAPIVersion("v1")
+	other.SetKind("ConfigMap")
+	other.SetAnnotations(map[string]string{"team": "storefront"})
+	other.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
+	out, err = trimDefault(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.(*unstructured.Unstructured); got.GetManagedFields() != nil || got.GetAnnotations()["team"] != "storefront" {
+		t.Errorf("another unstructured object: managedFields %v, annotations %v; want no managedFields and the annotations kept",
+			got.GetManagedFields(), got.GetAnnotations())
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"team": "storefront"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	out, err = trimDefault(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.(*corev1.Service); got.ManagedFields != nil || got.Annotations["team"] != "storefront" {
+		t.Errorf("typed object: managedFields %v, annotations %v", got.ManagedFields, got.Annotations)
 	}
 }

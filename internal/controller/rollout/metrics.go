@@ -29,7 +29,7 @@ func observeMetrics(before, after *kultav1alpha1.Rollout, planned []kultav1alpha
 		if !d.Timestamp.Time.Equal(now) {
 			continue
 		}
-		metrics.Transitions.WithLabelValues(after.Namespace, after.Name, transitionKinds[d.Action], d.Reason).Inc()
+		metrics.Transition(after.Namespace, after.Name, transitionKinds[d.Action], d.Reason)
 		switch d.Action {
 		case kultav1alpha1.ActionStepAdvance:
 			if start := before.Status.StepStartTime; start != nil {

@@ -1,0 +1,145 @@
+package metrics
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// The per-Rollout series: every Rollout has an info series, its step and weight, three replica
+// counts and a counter per kind and reason of transition it went through.
+var (
+	rolloutInfoDesc = prometheus.NewDesc("kulta_rollout_info",
+		"One series per Rollout, 1, labelled with its strategy and current phase.",
+		[]string{"namespace", "rollout", "strategy", "phase"}, nil)
+	rolloutStepDesc = prometheus.NewDesc("kulta_rollout_step",
+		"Current canary step index of the Rollout (-1 when it has no steps).",
+		[]string{"namespace", "rollout"}, nil)
+	rolloutWeightDesc = prometheus.NewDesc("kulta_rollout_canary_weight",
+		"Percentage of traffic the Rollout's current revision receives.",
+		[]string{"namespace", "rollout"}, nil)
+	rolloutReplicasDesc = prometheus.NewDesc("kulta_rollout_replicas",
+		"Replicas of the Rollout by kind: desired, ready or updated.",
+		[]string{"namespace", "rollout", "kind"}, nil)
+	transitionsDesc = prometheus.NewDesc("kulta_rollout_transitions_total",
+		"Rollout transitions by kind (step, promotion, rollback, abort, pause) and reason.",
+		[]string{"namespace", "rollout", "kind", "reason"}, nil)
+)
+
+// rolloutKey names a Rollout.
+type rolloutKey struct{ namespace, name string }
+
+// transition is one counter of kulta_rollout_transitions_total.
+type transition struct {
+	kind, reason string
+	count        float64
+}
+
+// rolloutRecord is what the collector keeps of one Rollout: a few numbers and strings, where
+// a labelled series of client_golang's vectors costs several hundred bytes each.
+type rolloutRecord struct {
+	strategy, phase                       string
+	step, weight, desired, ready, updated float64
+	transitions                           []transition
+}
+
+// rolloutCollector holds the per-Rollout series as compact records and turns them into samples
+// only when /metrics is read. At thousands of Rollouts this keeps the controller's memory for
+// metrics at a few hundred bytes per Rollout; the samples of a scrape are garbage right after it.
+type rolloutCollector struct {
+	mu       sync.RWMutex
+	rollouts map[rolloutKey]*rolloutRecord
+}
+
+func newRolloutCollector() *rolloutCollector {
+	return &rolloutCollector{rollouts: map[rolloutKey]*rolloutRecord{}}
+}
+
+// Describe sends the descriptors of every per-Rollout series.
+func (c *rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{rolloutInfoDesc, rolloutStepDesc, rolloutWeightDesc, rolloutReplicasDesc, transitionsDesc} {
+		ch <- d
+	}
+}
+
+// Collect copies the records under the lock, then sends their samples, so reconciles never wait
+// for a scrape's consumer.
+func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
+	type entry struct {
+		key rolloutKey
+		rec rolloutRecord
+	}
+	c.mu.RLock()
+	entries := make([]entry, 0, len(c.rollouts))
+	for k, r := range c.rollouts {
+		e := entry{key: k, rec: *r}
+		e.rec.transitions = slices.Clone(r.transitions)
+		entries = append(entries, e)
+	}
+	c.mu.RUnlock()
+	for _, e := range entries {
+		ns, name, r := e.key.namespace, e.key.name, &e.rec
+		ch <- prometheus.MustNewConstMetric(rolloutInfoDesc, prometheus.GaugeValue, 1, ns, name, r.strategy, r.phase)
+		ch <- prometheus.MustNewConstMetric(rolloutStepDesc, prometheus.GaugeValue, r.step, ns, name)
+		ch <- prometheus.MustNewConstMetric(rolloutWeightDesc, prometheus.GaugeValue, r.weight, ns, name)
+		ch <- prometheus.MustNewConstMetric(rolloutReplicasDesc, prometheus.GaugeValue, r.desired, ns, name, "desired")
+		ch <- prometheus.MustNewConstMetric(rolloutReplicasDesc, prometheus.GaugeValue, r.ready, ns, name, "ready")
+		ch <- prometheus.MustNewConstMetric(rolloutReplicasDesc, prometheus.GaugeValue, r.updated, ns, name, "updated")
+		for _, t := range r.transitions {
+			ch <- prometheus.MustNewConstMetric(transitionsDesc, prometheus.CounterValue, t.count, ns, name, t.kind, t.reason)
+		}
+	}
+}
+
+// record returns the Rollout's record, creating it; c.mu must be held for writing.
+func (c *rolloutCollector) record(namespace, name string) *rolloutRecord {
+	k := rolloutKey{namespace: namespace, name: name}
+	r, ok := c.rollouts[k]
+	if !ok {
+		r = &rolloutRecord{step: -1}
+		c.rollouts[k] = r
+	}
+	return r
+}
+
+func (c *rolloutCollector) observe(ro *kultav1alpha1.Rollout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.record(ro.Namespace, ro.Name)
+	r.strategy, r.phase = string(ro.Status.Strategy), string(ro.Status.Phase)
+	r.step = -1
+	if ro.Status.CurrentStepIndex != nil {
+		r.step = float64(*ro.Status.CurrentStepIndex)
+	}
+	r.weight = 0
+	if ro.Status.CurrentWeight != nil {
+		r.weight = float64(*ro.Status.CurrentWeight)
+	}
+	r.desired = 1
+	if ro.Spec.Replicas != nil {
+		r.desired = float64(*ro.Spec.Replicas)
+	}
+	r.ready, r.updated = float64(ro.Status.ReadyReplicas), float64(ro.Status.UpdatedReplicas)
+}
+
+func (c *rolloutCollector) transition(namespace, name, kind, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.record(namespace, name)
+	for i := range r.transitions {
+		if t := &r.transitions[i]; t.kind == kind && t.reason == reason {
+			t.count++
+			return
+		}
+	}
+	r.transitions = append(r.transitions, transition{kind: kind, reason: reason, count: 1})
+}
+
+func (c *rolloutCollector) forget(namespace, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.rollouts, rolloutKey{namespace: namespace, name: name})
+}

@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+func rolloutIn(phase kultav1alpha1.Phase, step *int32, weight int32) *kultav1alpha1.Rollout {
+	ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	ro.Spec.Replicas = ptr.To[int32](4)
+	ro.Status.Strategy = kultav1alpha1.StrategyCanary
+	ro.Status.Phase = phase
+	ro.Status.CurrentStepIndex = step
+	ro.Status.CurrentWeight = ptr.To(weight)
+	ro.Status.ReadyReplicas, ro.Status.UpdatedReplicas = 5, 1
+	return ro
+}
+
+func TestRolloutCollectorPublishesStateAndTransitions(t *testing.T) {
+	c := newRolloutCollector()
+	c.observe(rolloutIn(kultav1alpha1.PhaseProgressing, ptr.To[int32](1), 20))
+	c.transition("shop", "web", "step", "WeightReached")
+	c.transition("shop", "web", "step", "WeightReached")
+	c.transition("shop", "web", "pause", "PauseStarted")
+	// A second reconcile changes the phase: the info series follows it, with no series left
+	// behind for the old phase.
+	c.observe(rolloutIn(kultav1alpha1.PhasePaused, ptr.To[int32](2), 50))
+
+	want := `
+# HELP kulta_rollout_canary_weight Percentage of traffic the Rollout's current revision receives.
+# TYPE kulta_rollout_canary_weight gauge
+kulta_rollout_canary_weight{namespace="shop",rollout="web"} 50
+# HELP kulta_rollout_info One series per Rollout, 1, labelled with its strategy and current phase.
+# TYPE kulta_rollout_info gauge
+kulta_rollout_info{namespace="shop",phase="Paused",rollout="web",strategy="canary"} 1
+# HELP kulta_rollout_replicas Replicas of the Rollout by kind: desired, ready or updated.
+# TYPE kulta_rollout_replicas gauge
+kulta_rollout_replicas{kind="desired",namespace="shop",rollout="web"} 4
+kulta_rollout_replicas{kind="ready",namespace="shop",rollout="web"} 5
+kulta_rollout_replicas{kind="updated",namespace="shop",rollout="web"} 1
+# HELP kulta_rollout_step Current canary step index of the Rollout (-1 when it has no steps).
+# TYPE kulta_rollout_step gauge
+kulta_rollout_step{namespace="shop",rollout="web"} 2
+# HELP kulta_rollout_transitions_total Rollout transitions by kind (step, promotion, rollback, abort, pause) and reason.
+# TYPE kulta_rollout_transitions_total counter
+kulta_rollout_transitions_total{kind="pause",namespace="shop",reason="PauseStarted",rollout="web"} 1
+kulta_rollout_transitions_total{kind="step",namespace="shop",reason="WeightReached",rollout="web"} 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRolloutCollectorDefaults(t *testing.T) {
+	c := newRolloutCollector()
+	ro := rolloutIn(kultav1alpha1.PhaseCompleted, nil, 0)
+	ro.Spec.Replicas = nil
+	ro.Status.CurrentWeight = nil
+	c.observe(ro)
+	want := `
+# HELP kulta_rollout_step Current canary step index of the Rollout (-1 when it has no steps).
+# TYPE kulta_rollout_step gauge
+kulta_rollout_step{namespace="shop",rollout="web"} -1
+# HELP kulta_rollout_replicas Replicas of the Rollout by kind: desired, ready or updated.
+# TYPE kulta_rollout_replicas gauge
+kulta_rollout_replicas{kind="desired",namespace="shop",rollout="web"} 1
+kulta_rollout_replicas{kind="ready",namespace="shop",rollout="web"} 5
+kulta_rollout_replicas{kind="updated",namespace="shop",rollout="web"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kulta_rollout_step", "kulta_rollout_replicas"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRolloutCollectorForget(t *testing.T) {
+	c := newRolloutCollector()
+	c.observe(rolloutIn(kultav1alpha1.PhaseProgressing, ptr.To[int32](0), 20))
+	other := rolloutIn(kultav1alpha1.PhaseProgressing, ptr.To[int32](0), 20)
+	other.Name = "api"
+	c.observe(other)
+	c.transition("shop", "web", "start", "NewRevision")
+	if n := testutil.CollectAndCount(c); n != 13 {
+		t.Fatalf("two Rollouts and one transition: got %d series, want 13", n)
+	}
+	c.forget("shop", "web")
+	if n := testutil.CollectAndCount(c); n != 6 {
+		t.Fatalf("after forgetting web: got %d series, want the 6 of api", n)
+	}
+	if n := testutil.CollectAndCount(c, "kulta_rollout_transitions_total"); n != 0 {
+		t.Fatalf("web's transition survived Forget: %d series", n)
+	}
+}
+
+// The collector is registered with the controller's registry; a second registration of the
+// same descriptors must fail, which shows Describe reports all of them.
+func TestRolloutCollectorDescribesItsSeries(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newRolloutCollector())
+	if err := reg.Register(newRolloutCollector()); err == nil {
+		t.Fatal("registering a second collector with the same series succeeded")
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+}

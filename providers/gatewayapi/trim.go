@@ -1,0 +1,63 @@
+package gatewayapi
+
+import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// IsRoute reports whether u is a route kind the router handles (HTTPRoute, GRPCRoute).
+func IsRoute(u *unstructured.Unstructured) bool {
+	gvk := u.GroupVersionKind()
+	return gvk.Group == Group && (gvk.Kind == string(kultav1alpha1.KindHTTPRoute) || gvk.Kind == string(kultav1alpha1.KindGRPCRoute))
+}
+
+// TrimRoute drops from a route what the router never reads, for an informer cache that holds
+// every route a Rollout names for as long as the controller runs. It keeps the metadata
+// without annotations and managedFields, spec.parentRefs and spec.rules whole (every decision
+// about weights and header rules is made from them), and of status.parents only each parent's
+// reference and its Accepted condition's type, status and observedGeneration. It drops the rest:
+// hostnames, annotations such as kubectl's last-applied copy of the route, and the conditions'
+// reasons, messages and times. Running it twice keeps what the first run kept.
+//
+// A trimmed route must never be written back: the Router reads a route from the API server
+// before each write (see Router).
+func TrimRoute(u *unstructured.Unstructured) {
+	u.SetManagedFields(nil)
+	u.SetAnnotations(nil)
+	if spec, ok := u.Object["spec"].(map[string]any); ok {
+		kept := map[string]any{}
+		for _, key := range []string{"parentRefs", "rules"} {
+			if v, ok := spec[key]; ok {
+				kept[key] = v
+			}
+		}
+		u.Object["spec"] = kept
+	}
+	status, ok := u.Object["status"].(map[string]any)
+	if !ok {
+		return
+	}
+	parents, _ := status["parents"].([]any)
+	trimmed := make([]any, 0, len(parents))
+	for _, item := range parents {
+		ps, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		out := map[string]any{"parentRef": ps["parentRef"]}
+		conditions, _ := ps["conditions"].([]any)
+		for _, c := range conditions {
+			cond, ok := c.(map[string]any)
+			if !ok || cond["type"] != "Accepted" {
+				continue
+			}
+			out["conditions"] = []any{map[string]any{
+				"type": cond["type"], "status": cond["status"], "observedGeneration": cond["observedGeneration"],
+			}}
+			break
+		}
+		trimmed = append(trimmed, out)
+	}
+	u.Object["status"] = map[string]any{"parents": trimmed}
+}
