@@ -117,7 +117,9 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"controller writes: API server − bench / controller's own count", func(w WaveResult) string { return f0(w.ControllerWrites) + " / " + f0(w.ClientWrites) }},
 		{"controller requests, its own count (all verbs)", func(w WaveResult) string { return f0(w.ClientRequests) }},
 		{"reconciles per Rollout", func(w WaveResult) string { return f1(w.ReconcilesPerRollout) }},
-		{"controller writes in the settle period after the wave", func(w WaveResult) string { return f0(w.IdleWrites) }},
+		{"controller writes after all were Completed: the wave's tail (counted above) / idle", func(w WaveResult) string {
+			return f0(w.TailWrites) + " / " + f0(w.IdleWrites)
+		}},
 		{"step condition met → weight on route p50 / p99 (s), KULTA's kulta_rollout_step_latency_seconds", func(w WaveResult) string {
 			return f3(w.KultaStepLatencyP50) + " / " + f3(w.KultaStepLatencyP99)
 		}},

@@ -60,7 +60,12 @@ type WaveResult struct {
 	// KultaRouteWrites is kulta_traffic_route_writes_total{result="ok"}.
 	KultaRouteWrites     float64 `json:"kultaRouteWrites"`
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
-	// IdleWrites are the controller's writes in the settle period after the wave.
+	// TailWrites are the controller's writes in the first half of the settle period, after
+	// every Rollout read Completed: the last Rollouts' final writes (TrafficRouted=True once
+	// the last route write is accepted, Events). They are counted in the wave's writes.
+	TailWrites float64 `json:"tailWritesAfterCompleted"`
+	// IdleWrites are the controller's writes in the second half of the settle period, when
+	// nothing is left to do.
 	IdleWrites float64 `json:"idleWritesAfterWave"`
 	// KultaStepLatency* come from KULTA's kulta_rollout_step_latency_seconds histogram:
 	// from a traffic change becoming due to its weight written on the route.
@@ -85,12 +90,17 @@ type FloorResult struct {
 
 var clientWriteMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
 
-func (r *runner) waveResult(w int, s0, s1, s2 snapshot) WaveResult {
+// waveResult works out one wave's figures from snapshots at its start (s0), when every Rollout
+// read Completed (s1), after its tail (tail, half the settle period later) and at the end of
+// the settle period (s2). Requests and the controller's own counters run from s0 to tail, wall
+// and CPU time from s0 to s1; the steady window is s1 to s2.
+func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 	n := r.cfg.N
-	api := s1.api.Sub(s0.api)
-	bench := s1.bench.Sub(s0.bench)
+	api := tail.api.Sub(s0.api)
+	bench := tail.bench.Sub(s0.bench)
 	ctrlReqs := api.Sub(bench)
-	idle := s2.api.Sub(s1.api).Sub(s2.bench.Sub(s1.bench))
+	tailReqs := tail.api.Sub(s1.api).Sub(tail.bench.Sub(s1.bench))
+	idle := s2.api.Sub(tail.api).Sub(s2.bench.Sub(tail.bench))
 	writes := ctrlReqs.Writes()
 	wr := WaveResult{
 		Wave:                  w,
@@ -109,25 +119,26 @@ func (r *runner) waveResult(w int, s0, s1, s2 snapshot) WaveResult {
 		RouteWritesPerStep:    Finite(PerStep(resourceWrites(ctrlReqs, "httproutes"), n, 1)),
 		StatusWritesPerStep:   Finite(PerStep(resourceWrites(ctrlReqs, "rollouts/status"), n, 1)),
 		EventsPerRollout:      resourceWrites(ctrlReqs, "events") / float64(n),
+		TailWrites:            tailReqs.Writes(),
 		IdleWrites:            idle.Writes(),
 		StepLatency:           r.tracker.Latencies(),
 	}
 	for _, m := range clientWriteMethods {
-		wr.ClientWrites += s1.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m}) -
+		wr.ClientWrites += tail.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m}) -
 			s0.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m})
 	}
-	wr.ClientRequests = s1.ctrl.Sum("rest_client_requests_total", nil) - s0.ctrl.Sum("rest_client_requests_total", nil)
-	wr.EventsDropped = s1.ctrl.Sum("kulta_kubernetes_events_dropped_total", nil) - s0.ctrl.Sum("kulta_kubernetes_events_dropped_total", nil)
+	wr.ClientRequests = tail.ctrl.Sum("rest_client_requests_total", nil) - s0.ctrl.Sum("rest_client_requests_total", nil)
+	wr.EventsDropped = tail.ctrl.Sum("kulta_kubernetes_events_dropped_total", nil) - s0.ctrl.Sum("kulta_kubernetes_events_dropped_total", nil)
 	ok := map[string]string{"result": "ok"}
-	wr.KultaRouteWrites = s1.ctrl.Sum("kulta_traffic_route_writes_total", ok) - s0.ctrl.Sum("kulta_traffic_route_writes_total", ok)
+	wr.KultaRouteWrites = tail.ctrl.Sum("kulta_traffic_route_writes_total", ok) - s0.ctrl.Sum("kulta_traffic_route_writes_total", ok)
 	rc := map[string]string{"controller": "rollout"}
-	wr.ReconcilesPerRollout = (s1.ctrl.Sum("controller_runtime_reconcile_total", rc) - s0.ctrl.Sum("controller_runtime_reconcile_total", rc)) / float64(n)
-	latency := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_latency_seconds", nil), s1.ctrl.HistogramBuckets("kulta_rollout_step_latency_seconds", nil))
+	wr.ReconcilesPerRollout = (tail.ctrl.Sum("controller_runtime_reconcile_total", rc) - s0.ctrl.Sum("controller_runtime_reconcile_total", rc)) / float64(n)
+	latency := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_latency_seconds", nil), tail.ctrl.HistogramBuckets("kulta_rollout_step_latency_seconds", nil))
 	wr.KultaStepLatencyP50, wr.KultaStepLatencyP99 = Finite(HistogramQuantile(0.5, latency)), Finite(HistogramQuantile(0.99, latency))
 	if len(latency) > 0 {
 		wr.KultaStepLatencyCount = latency[len(latency)-1].Count
 	}
-	steps := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil), s1.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil))
+	steps := BucketDelta(s0.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil), tail.ctrl.HistogramBuckets("kulta_rollout_step_duration_seconds", nil))
 	wr.StepDurationP50, wr.StepDurationP99 = Finite(HistogramQuantile(0.5, steps)), Finite(HistogramQuantile(0.99, steps))
 	return wr
 }

@@ -153,7 +153,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // wave changes every template and waits until every Rollout is Completed again, then watches
-// for cfg.Settle more.
+// for cfg.Settle more: the wave's requests are counted until half of it has passed.
 func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	image := WaveImage(w)
 	r.tracker.StartWave(image)
@@ -181,14 +181,23 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	if err != nil {
 		return WaveResult{}, err
 	}
-	if err := sleep(ctx, r.cfg.Settle); err != nil {
+	// The first half of the settle period takes the wave's tail (the last Rollouts' writes
+	// after they read Completed); the second half should see no write at all.
+	if err := sleep(ctx, r.cfg.Settle/2); err != nil {
+		return WaveResult{}, err
+	}
+	tail, err := r.snapshot(ctx)
+	if err != nil {
+		return WaveResult{}, err
+	}
+	if err := sleep(ctx, r.cfg.Settle-r.cfg.Settle/2); err != nil {
 		return WaveResult{}, err
 	}
 	s2, err := r.snapshot(ctx)
 	if err != nil {
 		return WaveResult{}, err
 	}
-	wr := r.waveResult(w, s0, s1, s2)
+	wr := r.waveResult(w, s0, s1, tail, s2)
 	wr.PatchSeconds = patched.Seconds()
 	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
 	return wr, nil
