@@ -49,15 +49,17 @@ type RateBound struct {
 // background by their own recorder, leases by leader election, the rest are start-up reads.
 var unthrottledResources = map[string]bool{"events": true, "leases": true, NonResource: true, "endpoints": true, "endpointslices": true}
 
-// BusiestClient finds the resource with the most requests among rows and the least time its
+// BusiestClient finds the resource with the most writes among rows and the least time its
 // client needs for them. controller-runtime builds one REST client, with its own token bucket
 // of qps and burst, for each resource kind, so requests of different kinds do not queue
-// behind each other; a resource's subresources share its client.
+// behind each other; a resource's subresources share its client. The manager's client makes
+// the writes (its reads come from the cache); reads past the cache go through the manager's
+// API reader, another client with buckets of its own, so they are left out here.
 func BusiestClient(rows []RequestRow, qps float64, burst int) RateBound {
 	byResource := map[string]float64{}
 	for _, row := range rows {
 		res, _, _ := strings.Cut(row.Resource, "/")
-		if unthrottledResources[res] {
+		if unthrottledResources[res] || !IsWrite(row.Verb) {
 			continue
 		}
 		byResource[res] += row.Count

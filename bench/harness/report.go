@@ -117,8 +117,12 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"controller writes: API server − bench / controller's own count", func(w WaveResult) string { return f0(w.ControllerWrites) + " / " + f0(w.ClientWrites) }},
 		{"controller requests, its own count (all verbs)", func(w WaveResult) string { return f0(w.ClientRequests) }},
 		{"reconciles per Rollout", func(w WaveResult) string { return f1(w.ReconcilesPerRollout) }},
-		{"controller writes after all were Completed: the wave's tail (counted above) / idle", func(w WaveResult) string {
-			return f0(w.TailWrites) + " / " + f0(w.IdleWrites)
+		{"controller writes after all were Completed: the wave's tail (counted above) / idle (of which Events)", func(w WaveResult) string {
+			idle := f0(w.IdleWrites)
+			if w.IdleEventWrites != nil {
+				idle += " (" + f0(*w.IdleEventWrites) + ")"
+			}
+			return f0(w.TailWrites) + " / " + idle
 		}},
 		{"step condition met → weight on route p50 / p99 (s), KULTA's kulta_rollout_step_latency_seconds", func(w WaveResult) string {
 			return f3(w.KultaStepLatencyP50) + " / " + f3(w.KultaStepLatencyP99)
@@ -140,12 +144,8 @@ func writeResultTable(b *strings.Builder, res *Result) {
 	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
 		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
 	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s.\n", res.QPS, res.Burst, reconcilers(res))
-	scrape := res.ScrapeSeconds
-	if scrape == 0 {
-		scrape = 1
-	}
-	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. /proc read every second, /metrics every %g s. Sampler failures: %d.\n",
-		res.N, res.CreateSeconds, scrape, res.SamplerFailures)
+	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. /proc read every second, /metrics every %s. Sampler failures: %d.\n",
+		res.N, res.CreateSeconds, scrapeEvery(res), res.SamplerFailures)
 }
 
 // writeRequestTable lists the controller's requests per Rollout in the last wave.

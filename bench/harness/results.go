@@ -2,6 +2,8 @@ package harness
 
 import (
 	"time"
+
+	"k8s.io/utils/ptr"
 )
 
 // Result is everything measured for one N.
@@ -64,9 +66,12 @@ type WaveResult struct {
 	// every Rollout read Completed: the last Rollouts' final writes (TrafficRouted=True once
 	// the last route write is accepted, Events). They are counted in the wave's writes.
 	TailWrites float64 `json:"tailWritesAfterCompleted"`
-	// IdleWrites are the controller's writes in the second half of the settle period, when
-	// nothing is left to do.
-	IdleWrites float64 `json:"idleWritesAfterWave"`
+	// IdleWrites are the controller's writes in the second half of the settle period, when no
+	// Rollout has anything left to do; IdleEventWrites the Events among them (the Event
+	// recorder sends its queue in the background at its own rate limit, so at large N it is
+	// still sending the wave's Events). It is nil in results from before it was recorded.
+	IdleWrites      float64  `json:"idleWritesAfterWave"`
+	IdleEventWrites *float64 `json:"idleEventWritesAfterWave,omitempty"`
 	// KultaStepLatency* come from KULTA's kulta_rollout_step_latency_seconds histogram:
 	// from a traffic change becoming due to its weight written on the route.
 	KultaStepLatencyP50   float64 `json:"kultaStepLatencyP50Seconds"`
@@ -121,6 +126,7 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		EventsPerRollout:      resourceWrites(ctrlReqs, "events") / float64(n),
 		TailWrites:            tailReqs.Writes(),
 		IdleWrites:            idle.Writes(),
+		IdleEventWrites:       ptr.To(resourceWrites(idle, "events")),
 		StepLatency:           r.tracker.Latencies(),
 	}
 	for _, m := range clientWriteMethods {

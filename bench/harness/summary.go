@@ -78,8 +78,9 @@ func rssTarget(results []*Result) Target {
 					prev := results[i-1]
 					slope := (float64(peak) - float64(peakRSS(prev))) / float64(r.N-prev.N) / 1024
 					t.Detail += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
-						"(the Rollout with its template and decisions, 2 to 3 ReplicaSets without their Pod templates, 2 Services, the route as an unstructured object) "+
-						"and its metric series (about 11), and Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs; in a Pod with a memory "+
+						"(the Rollout with its template and decisions, 2 to 3 ReplicaSets without their Pod templates, 2 Services with only their selectors, "+
+						"the route trimmed but still a map per JSON object) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
+						"Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs; in a Pod with a memory "+
 						"limit, --auto-gomemlimit-ratio makes it collect sooner, which the bench (no limit) does not show",
 						prev.N, float64(peakRSS(prev))/mib, slope)
 				}
@@ -121,6 +122,14 @@ const retainedPerWave = "why: what the controller holds grows with each wave by 
 	"steady RSS and heap in use also carry garbage not yet collected (GOGC 100), " +
 	"so a leak would show as growth that continues past those bounds, which two waves cannot tell apart"
 
+// scrapeEvery is how often the run read the controller's /metrics, as text ("5 s").
+func scrapeEvery(r *Result) string {
+	if r.ScrapeSeconds == 0 {
+		return "1 s"
+	}
+	return fmt.Sprintf("%g s", r.ScrapeSeconds)
+}
+
 func floorTarget(results []*Result) Target {
 	t := Target{Name: "update wave time within 2× of the plain-client floor", Status: "met"}
 	var parts []string
@@ -136,14 +145,14 @@ func floorTarget(results []*Result) Target {
 			bound := BusiestClient(w.Controller, r.QPS, r.Burst)
 			floorBound := max(0, float64(StepsPerWave*r.N-r.Burst)/r.QPS)
 			parts = append(parts, fmt.Sprintf("over by %.2f×: the controller sent %.0f requests (%.0f writes) in %.1f s, %.1f reconciles per Rollout, %s at a time; "+
-				"its busiest client (%s, %.0f requests) needs at least %.1f s at %g req/s after a burst of %d (one token bucket per resource kind; Events have their own and are sent in the background), "+
+				"its busiest client (%s, %.0f writes) needs at least %.1f s at %g req/s after a burst of %d (one token bucket per resource kind; reads past the cache and Events have clients of their own, and Events are sent in the background), "+
 				"the floor's busiest at least %.1f s (%d); the rest is each Rollout's chain of reconciles, each waiting for a watch event, "+
 				"and CPU: controller %.0f s, API server %.0f s, etcd %.0f s of CPU in the wave's %.0f s, %.1f cores busy on average without the bench itself "+
-				"(whose stand-ins and 1 s /metrics scrape of the controller also cost CPU)",
+				"(whose stand-ins and %s /metrics scrape of the controller also cost CPU)",
 				r.FloorRatio-2, total, w.ControllerWrites, w.WallSeconds, w.ReconcilesPerRollout, reconcilers(r),
 				bound.Resource, bound.Requests, bound.Seconds, r.QPS, r.Burst, floorBound, StepsPerWave*r.N,
 				w.ControllerCPUSeconds, w.APIServerCPUSeconds, w.EtcdCPUSeconds, w.WallSeconds,
-				(w.ControllerCPUSeconds+w.APIServerCPUSeconds+w.EtcdCPUSeconds)/w.WallSeconds))
+				(w.ControllerCPUSeconds+w.APIServerCPUSeconds+w.EtcdCPUSeconds)/w.WallSeconds, scrapeEvery(r)))
 		}
 	}
 	t.Detail = strings.Join(parts, "; ")
