@@ -56,6 +56,8 @@ type ControllerOptions struct {
 	Reconcilers int
 	// LogPath receives the controller's output.
 	LogPath string
+	// GoMemLimit, when above zero, is the controller's GOMEMLIMIT in bytes.
+	GoMemLimit int64
 }
 
 // StartController runs the controller on loopback ports and waits until /readyz answers.
@@ -78,6 +80,9 @@ func StartController(o ControllerOptions) (*Controller, error) {
 		"--zap-log-level=info")
 	if o.Reconcilers > 0 {
 		c.cmd.Args = append(c.cmd.Args, "--max-concurrent-reconciles="+strconv.Itoa(o.Reconcilers))
+	}
+	if o.GoMemLimit > 0 {
+		c.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+strconv.FormatInt(o.GoMemLimit, 10))
 	}
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	// The controller dies with the bench if the bench is killed outright.

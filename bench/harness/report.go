@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 )
@@ -42,7 +41,7 @@ func DescribeMachine() (Machine, error) {
 	return m, nil
 }
 
-// WriteResult writes results-<N>.json and results-<N>.md into dir.
+// WriteResult writes <name>.json and <name>.md into dir (see Result.Name).
 func WriteResult(dir string, m Machine, res *Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
@@ -54,12 +53,12 @@ func WriteResult(dir string, m Machine, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("encoding results: %w", err)
 	}
-	base := filepath.Join(dir, fmt.Sprintf("results-%d", res.N))
+	base := filepath.Join(dir, res.Name())
 	if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing %s.json: %w", base, err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# KULTA bench, N = %d\n\n", res.N)
+	fmt.Fprintf(&b, "# KULTA bench, %s\n\n", res.Title())
 	writeResultTable(&b, res)
 	b.WriteString("\n")
 	writeRequestTable(&b, res)
@@ -87,7 +86,7 @@ func ReadResults(dir string) ([]*Result, error) {
 		}
 		out = append(out, res)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
+	SortResults(out)
 	return out, nil
 }
 

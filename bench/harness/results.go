@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"fmt"
+	"sort"
 	"time"
 
 	"k8s.io/utils/ptr"
@@ -22,6 +24,11 @@ type Result struct {
 	// ScrapeSeconds is how often the controller's /metrics was read (0 in results from before
 	// the interval was recorded: every second).
 	ScrapeSeconds float64 `json:"scrapeSeconds,omitempty"`
+	// MemoryLimit is the container memory limit the run stood for ("300Mi"), empty for none;
+	// the controller then ran with GOMEMLIMIT GoMemLimitBytes, what --auto-gomemlimit-ratio
+	// sets in such a container.
+	MemoryLimit     string `json:"memoryLimit,omitempty"`
+	GoMemLimitBytes int64  `json:"goMemLimitBytes,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`
@@ -165,4 +172,39 @@ func (res *Result) finish() {
 	if len(res.WaveResults) > 0 {
 		res.FloorRatio = Finite(Ratio(res.WaveResults[len(res.WaveResults)-1].WallSeconds, res.Floor.WallSeconds))
 	}
+}
+
+// Name is the results files' name: results-<N>, or results-<N>-limit-<limit> for a run with a
+// memory limit.
+func (r *Result) Name() string {
+	if r.MemoryLimit == "" {
+		return fmt.Sprintf("results-%d", r.N)
+	}
+	return fmt.Sprintf("results-%d-limit-%s", r.N, r.MemoryLimit)
+}
+
+// Label names the run in the targets: "N=5000", or "N=5000 in 300Mi" with a memory limit.
+func (r *Result) Label() string {
+	if r.MemoryLimit == "" {
+		return fmt.Sprintf("N=%d", r.N)
+	}
+	return fmt.Sprintf("N=%d in %s", r.N, r.MemoryLimit)
+}
+
+// Title is the heading of the run's section.
+func (r *Result) Title() string {
+	if r.MemoryLimit == "" {
+		return fmt.Sprintf("N = %d", r.N)
+	}
+	return fmt.Sprintf("N = %d, in a %s container (GOMEMLIMIT %.0f MiB)", r.N, r.MemoryLimit, float64(r.GoMemLimitBytes)/mib)
+}
+
+// SortResults orders results by N, the run without a memory limit first.
+func SortResults(results []*Result) {
+	sort.SliceStable(results, func(i, j int) bool {
+		if results[i].N != results[j].N {
+			return results[i].N < results[j].N
+		}
+		return results[i].MemoryLimit < results[j].MemoryLimit
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,6 +31,10 @@ type Config struct {
 	Settle time.Duration
 	// ScrapeInterval is how often the controller's /metrics is read; /proc is read every second.
 	ScrapeInterval time.Duration
+	// MemoryLimit, when set ("300Mi"), runs the controller as in a container with that memory
+	// limit: with GOMEMLIMIT at GoMemLimitRatio of it, as --auto-gomemlimit-ratio sets it from
+	// the cgroup. The kernel does not enforce the limit here.
+	MemoryLimit string
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
@@ -39,8 +44,29 @@ type Config struct {
 	Log io.Writer
 }
 
+// GoMemLimitRatio is the share of a container's memory limit the controller gives the Go
+// runtime as its soft limit: the chart's goMemLimitRatio default.
+const GoMemLimitRatio = 0.9
+
+// GoMemLimit is the GOMEMLIMIT, in bytes, the controller sets itself in a container with the
+// given memory limit ("300Mi"); 0 for none.
+func GoMemLimit(limit string) (int64, error) {
+	if limit == "" {
+		return 0, nil
+	}
+	q, err := resource.ParseQuantity(limit)
+	if err != nil {
+		return 0, fmt.Errorf("memory limit %q: %w", limit, err)
+	}
+	if q.Value() <= 0 {
+		return 0, fmt.Errorf("memory limit %q is not positive", limit)
+	}
+	return int64(float64(q.Value()) * GoMemLimitRatio), nil
+}
+
 type runner struct {
 	cfg           Config
+	goMemLimit    int64
 	env           *testenv.Env
 	kubeconfig    string
 	client        client.Client
@@ -64,6 +90,9 @@ type runner struct {
 // returns the results. Nothing it started outlives it.
 func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), refs: Refs(cfg.N)}
+	if r.goMemLimit, err = GoMemLimit(cfg.MemoryLimit); err != nil {
+		return nil, err
+	}
 	defer func() { err = errors.Join(err, r.teardown(), r.logErr) }()
 	if err := r.startEnv(cfg.WorkDir); err != nil {
 		return nil, err
@@ -75,7 +104,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC(),
-		ScrapeSeconds: cfg.ScrapeInterval.Seconds()}
+		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit}
 	if res.CreateSeconds, err = r.populate(ctx); err != nil {
 		return nil, err
 	}
@@ -107,7 +136,7 @@ func (r *runner) logf(format string, args ...any) {
 func (r *runner) startController(ctx context.Context) error {
 	c, err := StartController(ControllerOptions{
 		Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst, Reconcilers: r.cfg.Reconcilers,
-		LogPath: filepath.Join(r.cfg.WorkDir, "controller.log"),
+		LogPath: filepath.Join(r.cfg.WorkDir, "controller.log"), GoMemLimit: r.goMemLimit,
 	})
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ type flags struct {
 	timeout     time.Duration
 	settle      time.Duration
 	scrape      time.Duration
+	memLimit    string
 	workers     int
 	out         string
 	summary     string
@@ -48,6 +49,7 @@ func parse(args []string) (*flags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "Bound on the whole run; everything is stopped when it passes.")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "Watch time after each wave (steady memory, writes when nothing changes).")
 	fs.DurationVar(&f.scrape, "scrape-interval", 5*time.Second, "How often the bench reads the controller's /metrics for heap and goroutines (/proc is read every second).")
+	fs.StringVar(&f.memLimit, "memory-limit", "", "Run the controller as in a container with this memory limit (\"300Mi\"): GOMEMLIMIT at 0.9 of it, as --auto-gomemlimit-ratio sets it. Results are named results-<N>-limit-<limit>.")
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
@@ -116,7 +118,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 			return fmt.Errorf("creating %s: %w", dir, err)
 		}
 		res, err := harness.Run(ctx, harness.Config{
-			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape,
+			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
 			Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
 		})
 		if err != nil {
@@ -164,22 +166,23 @@ func reportOnly(root string, f *flags, args []string) error {
 	return harness.WriteSummary(summary, machine, results, strings.TrimSpace("go run ./bench/cmd/kulta-bench "+strings.Join(args, " ")))
 }
 
-// withEarlier adds to results those saved in dir for the numbers of Rollouts not among them.
+// withEarlier adds to results those saved in dir for the runs (a number of Rollouts, with or
+// without a memory limit) not among them.
 func withEarlier(dir string, results []*harness.Result) ([]*harness.Result, error) {
 	saved, err := harness.ReadResults(dir)
 	if err != nil {
 		return nil, err
 	}
-	ran := map[int]bool{}
+	ran := map[string]bool{}
 	for _, r := range results {
-		ran[r.N] = true
+		ran[r.Name()] = true
 	}
 	for _, r := range saved {
-		if !ran[r.N] {
+		if !ran[r.Name()] {
 			results = append(results, r)
 		}
 	}
-	sort.Slice(results, func(i, j int) bool { return results[i].N < results[j].N })
+	harness.SortResults(results)
 	return results, nil
 }
 
