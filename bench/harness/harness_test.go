@@ -258,6 +258,52 @@ func TestRSSTargetAtScale(t *testing.T) {
 	if tg := rssTarget([]*Result{run(1000, 250*mib)}); tg.Status != "not measured" {
 		t.Errorf("without N=5,000: %s", tg.Status)
 	}
+
+	limited := func(peak uint64) *Result {
+		r := run(5000, peak)
+		r.MemoryLimit, r.GoMemLimitBytes = "300Mi", 270*mib
+		r.WaveResults[0].ControllerCPUSeconds = 200
+		return r
+	}
+	unlimited := run(5000, 450*mib)
+	unlimited.WaveResults[0].ControllerCPUSeconds = 140
+	tg = rssTarget([]*Result{limited(280 * mib), run(1000, 150*mib), unlimited})
+	if tg.Status != "met with a memory limit, missed without" ||
+		!strings.Contains(tg.Detail, "N=5000, no memory limit: peak 450 MiB") ||
+		!strings.Contains(tg.Detail, "N=5000 in 300Mi (the controller sets GOMEMLIMIT 270 MiB there") ||
+		!strings.Contains(tg.Detail, "CPU: 200 s in the last wave against 140 s without a limit") {
+		t.Errorf("limited run under 300 MiB: %s, %q", tg.Status, tg.Detail)
+	}
+	if tg := rssTarget([]*Result{unlimited, limited(310 * mib)}); tg.Status != "missed" || !strings.Contains(tg.Detail, "over by 10 MiB") {
+		t.Errorf("limited run over 300 MiB: %s, %q", tg.Status, tg.Detail)
+	}
+}
+
+func TestMemoryLimitRuns(t *testing.T) {
+	if got, err := GoMemLimit("300Mi"); err != nil || got != int64(0.9*300*mib) {
+		t.Errorf("GoMemLimit(300Mi) = %d, %v; want %d", got, err, int64(0.9*300*mib))
+	}
+	if got, err := GoMemLimit(""); err != nil || got != 0 {
+		t.Errorf("GoMemLimit(\"\") = %d, %v; want 0", got, err)
+	}
+	for _, bad := range []string{"lots", "0", "-1Gi"} {
+		if _, err := GoMemLimit(bad); err == nil {
+			t.Errorf("GoMemLimit(%q) accepted", bad)
+		}
+	}
+	plain := &Result{N: 5000}
+	limited := &Result{N: 5000, MemoryLimit: "300Mi", GoMemLimitBytes: 270 * mib}
+	if plain.Name() != "results-5000" || limited.Name() != "results-5000-limit-300Mi" {
+		t.Errorf("names %q, %q", plain.Name(), limited.Name())
+	}
+	if limited.Title() != "N = 5000, in a 300Mi container (GOMEMLIMIT 270 MiB)" || limited.Label() != "N=5000 in 300Mi" {
+		t.Errorf("title %q, label %q", limited.Title(), limited.Label())
+	}
+	results := []*Result{limited, {N: 1000}, plain}
+	SortResults(results)
+	if results[0].N != 1000 || results[1] != plain || results[2] != limited {
+		t.Errorf("sorted: %s, %s, %s", results[0].Name(), results[1].Name(), results[2].Name())
+	}
 }
 
 func TestGoroutineTarget(t *testing.T) {
