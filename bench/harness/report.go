@@ -116,12 +116,16 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"controller writes: API server − bench / controller's own count", func(w WaveResult) string { return f0(w.ControllerWrites) + " / " + f0(w.ClientWrites) }},
 		{"controller requests, its own count (all verbs)", func(w WaveResult) string { return f0(w.ClientRequests) }},
 		{"reconciles per Rollout", func(w WaveResult) string { return f1(w.ReconcilesPerRollout) }},
-		{"controller writes after all were Completed: the wave's tail (counted above) / idle (of which Events)", func(w WaveResult) string {
+		{"controller writes after all were Completed: the wave's tail (counted above; its length) / idle (of which Events)", func(w WaveResult) string {
 			idle := f0(w.IdleWrites)
 			if w.IdleEventWrites != nil {
 				idle += " (" + f0(*w.IdleEventWrites) + ")"
 			}
-			return f0(w.TailWrites) + " / " + idle
+			length := "5 s fixed"
+			if w.TailSeconds > 0 {
+				length = f1(w.TailSeconds) + " s"
+			}
+			return f0(w.TailWrites) + " (" + length + ") / " + idle
 		}},
 		{"step condition met → weight on route p50 / p99 (s), KULTA's kulta_rollout_step_latency_seconds", func(w WaveResult) string {
 			return f3(w.KultaStepLatencyP50) + " / " + f3(w.KultaStepLatencyP99)

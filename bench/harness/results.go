@@ -69,14 +69,16 @@ type WaveResult struct {
 	// KultaRouteWrites is kulta_traffic_route_writes_total{result="ok"}.
 	KultaRouteWrites     float64 `json:"kultaRouteWrites"`
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
-	// TailWrites are the controller's writes in the first half of the settle period, after
-	// every Rollout read Completed: the last Rollouts' final writes (TrafficRouted=True once
-	// the last route write is accepted, Events). They are counted in the wave's writes.
-	TailWrites float64 `json:"tailWritesAfterCompleted"`
-	// IdleWrites are the controller's writes in the second half of the settle period, when no
-	// Rollout has anything left to do; IdleEventWrites the Events among them (the Event
-	// recorder sends its queue in the background at its own rate limit, so at large N it is
-	// still sending the wave's Events). It is nil in results from before it was recorded.
+	// TailWrites are the controller's writes after every Rollout read Completed, until it went
+	// quiet (Quiet without a write) TailSeconds later: the last Rollouts' final writes
+	// (TrafficRouted=True once the last route write is accepted) and what its rate-limited
+	// clients still had queued (Events above all). They are counted in the wave's writes.
+	// Results from before TailSeconds was recorded (0) took a fixed 5 s as the tail.
+	TailWrites  float64 `json:"tailWritesAfterCompleted"`
+	TailSeconds float64 `json:"tailSeconds,omitempty"`
+	// IdleWrites are the controller's writes in the settle period after the tail, when no
+	// Rollout has anything left to do; IdleEventWrites the Events among them. It is nil in
+	// results from before it was recorded.
 	IdleWrites      float64  `json:"idleWritesAfterWave"`
 	IdleEventWrites *float64 `json:"idleEventWritesAfterWave,omitempty"`
 	// KultaStepLatency* come from KULTA's kulta_rollout_step_latency_seconds histogram:
@@ -103,9 +105,9 @@ type FloorResult struct {
 var clientWriteMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
 
 // waveResult works out one wave's figures from snapshots at its start (s0), when every Rollout
-// read Completed (s1), after its tail (tail, half the settle period later) and at the end of
-// the settle period (s2). Requests and the controller's own counters run from s0 to tail, wall
-// and CPU time from s0 to s1; the steady window is s1 to s2.
+// read Completed (s1), when the controller went quiet (tail) and at the end of the settle
+// period (s2). Requests and the controller's own counters run from s0 to tail, wall and CPU
+// time from s0 to s1; the steady window is tail to s2.
 func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 	n := r.cfg.N
 	api := tail.api.Sub(s0.api)
@@ -121,7 +123,7 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		APIServerCPUSeconds:   s1.apiCPU - s0.apiCPU,
 		EtcdCPUSeconds:        s1.etcdCPU - s0.etcdCPU,
 		During:                r.sampler.Window(s0.t, s1.t),
-		Steady:                r.sampler.Window(s1.t, s2.t),
+		Steady:                r.sampler.Window(tail.t, s2.t),
 		APIServer:             api.Rows(),
 		Bench:                 bench.Rows(),
 		Controller:            ctrlReqs.Rows(),

@@ -181,8 +181,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// wave changes every template and waits until every Rollout is Completed again, then watches
-// for cfg.Settle more: the wave's requests are counted until half of it has passed.
+// wave changes every template and waits until every Rollout is Completed again and the
+// controller has stopped writing, then watches for cfg.Settle more.
 func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	image := WaveImage(w)
 	r.tracker.StartWave(image)
@@ -210,16 +210,17 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	if err != nil {
 		return WaveResult{}, err
 	}
-	// The first half of the settle period takes the wave's tail (the last Rollouts' writes
-	// after they read Completed); the second half should see no write at all.
-	if err := sleep(ctx, r.cfg.Settle/2); err != nil {
+	// The wave's tail: the last Rollouts' writes after they read Completed, and what the
+	// controller's rate-limited clients still have queued. It ends when the controller has
+	// written nothing for a while; the settle period after it should see no write at all.
+	if err := r.waitQuiet(ctx); err != nil {
 		return WaveResult{}, err
 	}
 	tail, err := r.snapshot(ctx)
 	if err != nil {
 		return WaveResult{}, err
 	}
-	if err := sleep(ctx, r.cfg.Settle-r.cfg.Settle/2); err != nil {
+	if err := sleep(ctx, r.cfg.Settle); err != nil {
 		return WaveResult{}, err
 	}
 	s2, err := r.snapshot(ctx)
@@ -228,6 +229,7 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	}
 	wr := r.waveResult(w, s0, s1, tail, s2)
 	wr.PatchSeconds = patched.Seconds()
+	wr.TailSeconds = tail.t.Sub(s1.t).Seconds()
 	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
 	return wr, nil
 }
@@ -290,4 +292,36 @@ func (r *runner) teardown() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Quiet is how long the controller must go without a write (lease renewals aside) for a wave's
+// tail to be over; MaxTail bounds the wait.
+const (
+	Quiet   = 3 * time.Second
+	MaxTail = 3 * time.Minute
+)
+
+// waitQuiet polls the API server's request counts every second until the controller has made
+// no write for Quiet, or MaxTail has passed.
+func (r *runner) waitQuiet(ctx context.Context) error {
+	start := time.Now()
+	last, changed := -1.0, start
+	for {
+		ss, err := Scrape(ctx, r.apiHTTP, r.apiMetricsURL)
+		if err != nil {
+			return err
+		}
+		bench := addCounts(r.harnessCount.Snapshot(), r.standinCount.Snapshot())
+		writes := APIServerRequests(ss).Sub(bench).Writes("leases")
+		now := time.Now()
+		if writes != last {
+			last, changed = writes, now
+		}
+		if now.Sub(changed) >= Quiet || now.Sub(start) >= MaxTail {
+			return nil
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
 }
