@@ -71,13 +71,13 @@ func TestHistogramQuantile(t *testing.T) {
 }
 
 func TestParseProc(t *testing.T) {
-	status := "Name:\tkulta-controller\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n"
+	status := "Name:\tkulta-controller\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nRssAnon:\t   71680 kB\nRssFile:\t   30720 kB\nThreads:\t9\n"
 	m, err := ParseProcStatus(strings.NewReader(status))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.RSS != 100*1024*1024 || m.HWM != 200*1024*1024 {
-		t.Errorf("memory = %+v, want RSS 100 MiB and HWM 200 MiB", m)
+	if m.RSS != 100*mib || m.HWM != 200*mib || m.Anon != 70*mib || m.File != 30*mib {
+		t.Errorf("memory = %+v, want RSS 100 MiB, HWM 200 MiB, anonymous 70 MiB, file-backed 30 MiB", m)
 	}
 	if _, err := ParseProcStatus(strings.NewReader("Name:\tzombie\n")); err == nil {
 		t.Error("status without VmRSS parsed")

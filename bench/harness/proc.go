@@ -20,16 +20,21 @@ type ProcMemory struct {
 	RSS uint64
 	// HWM is VmHWM, the peak resident set since the process started.
 	HWM uint64
+	// Anon and File split RSS (RssAnon, RssFile): anonymous memory (the Go heap, stacks and
+	// runtime) and file-backed pages (the binary's code and read-only data, which the kernel
+	// can drop and read again under memory pressure). Zero where the kernel does not report them.
+	Anon, File uint64
 }
 
-// ParseProcStatus reads VmRSS and VmHWM (reported in kB) from /proc/<pid>/status content.
+// ParseProcStatus reads VmRSS, VmHWM, RssAnon and RssFile (reported in kB) from
+// /proc/<pid>/status content; VmRSS and VmHWM must be there.
 func ParseProcStatus(r io.Reader) (ProcMemory, error) {
 	var m ProcMemory
 	found := 0
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		key, value, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssAnon" && key != "RssFile") {
 			continue
 		}
 		fields := strings.Fields(value)
@@ -40,12 +45,18 @@ func ParseProcStatus(r io.Reader) (ProcMemory, error) {
 		if err != nil {
 			return m, fmt.Errorf("parsing %s: %w", key, err)
 		}
-		if key == "VmRSS" {
+		switch key {
+		case "VmRSS":
 			m.RSS = kb * 1024
-		} else {
+			found++
+		case "VmHWM":
 			m.HWM = kb * 1024
+			found++
+		case "RssAnon":
+			m.Anon = kb * 1024
+		case "RssFile":
+			m.File = kb * 1024
 		}
-		found++
 	}
 	if err := sc.Err(); err != nil {
 		return m, fmt.Errorf("reading status: %w", err)

@@ -107,6 +107,12 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"controller CPU (s)", func(w WaveResult) string { return f2(w.ControllerCPUSeconds) }},
 		{"API server CPU / etcd CPU (s)", func(w WaveResult) string { return f1(w.APIServerCPUSeconds) + " / " + f1(w.EtcdCPUSeconds) }},
 		{"controller RSS peak / steady (MiB)", func(w WaveResult) string { return mb(w.During.PeakRSS) + " / " + mb(w.Steady.MeanRSS) }},
+		{"… RSS peaks: anonymous (heap, stacks) / file-backed (the binary, reclaimable) (MiB)", func(w WaveResult) string {
+			if w.During.PeakAnon == 0 {
+				return "not recorded"
+			}
+			return mb(w.During.PeakAnon) + " / " + mb(w.During.PeakFile)
+		}},
 		{"heap in use peak / steady (MiB)", func(w WaveResult) string { return mbf(w.During.PeakHeapInuse) + " / " + mbf(w.Steady.MeanHeapInuse) }},
 		{"goroutines peak / steady", func(w WaveResult) string { return f0(w.During.PeakGoroutines) + " / " + f0(w.Steady.LastGoroutines) }},
 		{"controller writes per Rollout per step (floor 2)", func(w WaveResult) string { return f2(w.WritesPerStep) }},

@@ -13,6 +13,7 @@ type Point struct {
 	T          time.Time
 	RSS        uint64
 	HWM        uint64
+	Anon, File uint64
 	CPUSeconds float64
 	Scraped    bool
 	HeapInuse  float64
@@ -74,7 +75,7 @@ func (s *Sampler) sample(ctx context.Context) (Point, error) {
 	if err != nil {
 		return p, err
 	}
-	p.RSS, p.HWM, p.CPUSeconds = mem.RSS, mem.HWM, st.CPUSeconds
+	p.RSS, p.HWM, p.Anon, p.File, p.CPUSeconds = mem.RSS, mem.HWM, mem.Anon, mem.File, st.CPUSeconds
 	if p.T.Sub(s.lastScrape) < s.scrapeEvery {
 		return p, nil
 	}
@@ -98,11 +99,14 @@ func (s *Sampler) Failures() (int, error) {
 
 // Window summarises the samples taken between from and to.
 type Window struct {
-	Samples        int     `json:"samples"`
-	Scrapes        int     `json:"scrapes"`
-	PeakRSS        uint64  `json:"peakRSSBytes"`
-	MeanRSS        uint64  `json:"meanRSSBytes"`
-	HWM            uint64  `json:"vmHWMBytes"`
+	Samples int    `json:"samples"`
+	Scrapes int    `json:"scrapes"`
+	PeakRSS uint64 `json:"peakRSSBytes"`
+	MeanRSS uint64 `json:"meanRSSBytes"`
+	HWM     uint64 `json:"vmHWMBytes"`
+	// PeakAnon and PeakFile are the highest anonymous and file-backed parts of RSS sampled.
+	PeakAnon       uint64  `json:"peakRssAnonBytes,omitempty"`
+	PeakFile       uint64  `json:"peakRssFileBytes,omitempty"`
 	PeakHeapInuse  float64 `json:"peakHeapInuseBytes"`
 	MeanHeapInuse  float64 `json:"meanHeapInuseBytes"`
 	PeakGoroutines float64 `json:"peakGoroutines"`
@@ -127,6 +131,7 @@ func summariseWindow(points []Point, from, to time.Time) Window {
 		rssSum += float64(p.RSS)
 		w.PeakRSS = max(w.PeakRSS, p.RSS)
 		w.HWM = max(w.HWM, p.HWM)
+		w.PeakAnon, w.PeakFile = max(w.PeakAnon, p.Anon), max(w.PeakFile, p.File)
 		if !p.Scraped {
 			continue
 		}

@@ -116,7 +116,12 @@ func rssTarget(results []*Result) Target {
 			r.Label(), float64(r.GoMemLimitBytes)/mib, float64(peak)/mib, float64(w.Steady.MeanRSS)/mib, w.During.PeakHeapInuse/mib,
 			w.ControllerCPUSeconds, cpuWithout(unlimited), w.WallSeconds, r.FloorRatio)
 		if !ok {
-			d += fmt.Sprintf(", over by %.0f MiB", float64(peak-300*mib)/mib)
+			d += fmt.Sprintf("; over by %.0f MiB", float64(peak-300*mib)/mib)
+			if w.During.PeakFile > 0 {
+				d += fmt.Sprintf(": GOMEMLIMIT bounds the memory Go manages (anonymous RSS, peak %.0f MiB), not the pages of the controller's binary the kernel maps in "+
+					"(file-backed RSS, peak %.0f MiB), which it can drop and read again under the container's limit",
+					float64(w.During.PeakAnon)/mib, float64(w.During.PeakFile)/mib)
+			}
 		}
 		parts = append(parts, d)
 	}
