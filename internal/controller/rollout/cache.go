@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,41 +66,37 @@ func trimDefault(obj any) (any, error) {
 
 var stripManagedFields = cache.TransformStripManagedFields()
 
-// trimReplicaSet drops from a cached ReplicaSet what the reconciler never reads.
-func trimReplicaSet(obj any) (any, error) {
-	rs, ok := obj.(*appsv1.ReplicaSet)
-	if !ok {
-		return nil, fmt.Errorf("trimming a cached ReplicaSet: got %T", obj)
+// trimmer builds a cache transform for objects of type T: it drops managedFields, then lets
+// trim drop the rest. Another type is an error naming kind.
+func trimmer[T client.Object](kind string, trim func(T)) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		o, ok := obj.(T)
+		if !ok {
+			return nil, fmt.Errorf("trimming a cached %s: got %T", kind, obj)
+		}
+		o.SetManagedFields(nil)
+		trim(o)
+		return o, nil
 	}
-	rs.ManagedFields = nil
+}
+
+// trimReplicaSet drops from a cached ReplicaSet what the reconciler never reads.
+var trimReplicaSet = trimmer("ReplicaSet", func(rs *appsv1.ReplicaSet) {
 	rs.Spec.Template = corev1.PodTemplateSpec{}
 	rs.Spec.Selector = nil
 	rs.Status.Conditions = nil
 	delete(rs.Annotations, revision.TemplateAnnotation)
-	return rs, nil
-}
+})
 
 // trimService drops from a cached Service all but what the reconciler reads: its metadata,
 // without annotations, and its selector.
-func trimService(obj any) (any, error) {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
-		return nil, fmt.Errorf("trimming a cached Service: got %T", obj)
-	}
-	svc.ManagedFields = nil
+var trimService = trimmer("Service", func(svc *corev1.Service) {
 	svc.Annotations = nil
 	svc.Spec = corev1.ServiceSpec{Selector: svc.Spec.Selector}
 	svc.Status = corev1.ServiceStatus{}
-	return svc, nil
-}
+})
 
 // trimRollout drops from a cached Rollout the copy of its spec that `kubectl apply` keeps.
-func trimRollout(obj any) (any, error) {
-	ro, ok := obj.(*kultav1alpha1.Rollout)
-	if !ok {
-		return nil, fmt.Errorf("trimming a cached Rollout: got %T", obj)
-	}
-	ro.ManagedFields = nil
+var trimRollout = trimmer("Rollout", func(ro *kultav1alpha1.Rollout) {
 	delete(ro.Annotations, corev1.LastAppliedConfigAnnotation)
-	return ro, nil
-}
+})
