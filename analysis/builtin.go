@@ -104,6 +104,7 @@ func IsBuiltinMetric(name string) bool {
 //   - latency-p95, in milliseconds (1000 times the quantile in seconds):
 //     value   histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="NS",service="SVC"}[W])))
 //     trials  sum(increase(http_request_duration_seconds_count{namespace="NS",service="SVC"}[W]))
+//     buckets sum by (le) (increase(http_request_duration_seconds_bucket{namespace="NS",service="SVC"}[W]))
 //
 // Both counts of each metric come from the same window W. Unknown names and invalid metric or
 // label names are errors wrapping ErrInvalidInput.
@@ -133,8 +134,10 @@ func BuiltinMetric(name string, opts BuiltinOptions) (MetricQuery, error) {
 			Query: fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(%s_bucket{%s}[{{.Window}}])))`,
 				quantile, o.RequestDuration, selector),
 			SampleQuery: fmt.Sprintf(`sum(increase(%s_count{%s}[{{.Window}}]))`, o.RequestDuration, selector),
-			Scale:       1000,
-			Window:      o.Window,
+			HistogramQuery: fmt.Sprintf(`sum by (le) (increase(%s_bucket{%s}[{{.Window}}]))`,
+				o.RequestDuration, selector),
+			Scale:  1000,
+			Window: o.Window,
 		}, nil
 	default:
 		return MetricQuery{}, fmt.Errorf("%w: %q is not a built-in metric (error-rate, latency-p95, latency-p99)", ErrInvalidInput, name)

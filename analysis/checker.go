@@ -30,31 +30,66 @@ type Checker struct {
 	clients sync.Map // address -> Querier
 }
 
+// Split is the traffic split between stable and the canary that KULTA had set when it asked for
+// a check: the routes' canary weight with traffic routing, the canary's share of ready Pods
+// without. The sample-ratio-mismatch check compares the split the metrics saw with it.
+type Split struct {
+	// CanaryPercent is the share of requests the canary should receive, in percent.
+	CanaryPercent float64
+	// Known is false when there is no split to compare with (not a canary, or no ready Pods).
+	Known bool
+}
+
 // Analyze measures the current revision of ro. Query problems are verdicts (QueryError,
 // NoData ...), not errors; an error means the analysis could not be set up at all.
-func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, now time.Time) (*kultav1alpha1.AnalysisStatus, error) {
+//
+// Error-rate checks, and every comparison with stable, count all requests since the revision
+// started (status.analysis.countingSince), so that a check taken at every interval is one
+// sequential test of the revision rather than a new test each time; other metrics (quantiles,
+// queries of the user's) look back over their interval, never past that start.
+func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, split Split, now time.Time) (*kultav1alpha1.AnalysisStatus, error) {
 	st := &kultav1alpha1.AnalysisStatus{
 		Revision:  ro.Status.CurrentPodTemplateHash,
 		StepIndex: ro.Status.CurrentStepIndex,
 		CheckedAt: metav1.NewTime(now),
 	}
-	previous := map[string]kultav1alpha1.MetricStatus{}
-	if prev := ro.Status.Analysis; prev != nil && prev.Revision == st.Revision && ptr.Equal(prev.StepIndex, st.StepIndex) {
+	prev := ro.Status.Analysis
+	if prev != nil && prev.Revision != st.Revision {
+		prev = nil
+	}
+	stepPrevious, revisionPrevious := map[string]kultav1alpha1.MetricStatus{}, map[string]kultav1alpha1.MetricStatus{}
+	if prev != nil {
 		for _, m := range prev.Metrics {
-			previous[m.Name] = m
+			revisionPrevious[m.Name] = m
+			if ptr.Equal(prev.StepIndex, st.StepIndex) {
+				stepPrevious[m.Name] = m
+			}
 		}
 	}
-	q, setupErr := c.querierFor(spec.Prometheus)
-	target := stableAwareTarget{
-		Target:        Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: serviceUnderTest(ro), Revision: st.Revision},
-		StableService: stableService(ro),
-		StableHash:    ro.Status.StablePodTemplateHash,
-		CanaryWeight:  ptr.Deref(ro.Status.CurrentWeight, 0),
+	st.CountingSince = ptr.To(metav1.NewTime(countingSince(ro, prev, now)))
+	run := checkRun{
+		target: stableAwareTarget{
+			Target:        Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: serviceUnderTest(ro), Revision: st.Revision},
+			StableService: stableService(ro),
+			StableHash:    ro.Status.StablePodTemplateHash,
+		},
+		since:      st.CountingSince.Time,
+		now:        now,
+		confidence: analysisConfidence(spec),
 	}
-	since := revisionStart(ro)
+	run.q, run.setupErr = c.querierFor(spec.Prometheus)
+	if split.Known && ro.Spec.Strategy.Canary != nil {
+		run.split = split
+		st.ExpectedCanaryPercent = ptr.To(kultav1alpha1.NewDecimal(roundTo(split.CanaryPercent, 2)))
+		st.SplitSince = ptr.To(metav1.NewTime(now))
+		if prev != nil && prev.SplitSince != nil && ptr.Equal(prev.ExpectedCanaryPercent, st.ExpectedCanaryPercent) {
+			st.SplitSince = prev.SplitSince
+		}
+		run.splitSince = st.SplitSince.Time
+	}
 	verdicts := make([]Verdict, 0, len(spec.Metrics))
 	for _, m := range spec.Metrics {
-		v, ms := c.check(ctx, q, setupErr, m, target, previous[m.Name], since, now)
+		v, ms := c.check(ctx, run, m, stepPrevious[m.Name], revisionPrevious[m.Name])
 		verdicts = append(verdicts, v)
 		st.Metrics = append(st.Metrics, ms)
 	}
@@ -65,44 +100,96 @@ func (c *Checker) Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	return st, nil
 }
 
-// check gathers and evaluates one metric over a window that does not reach back before since.
-func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.Metric, target stableAwareTarget,
-	prev kultav1alpha1.MetricStatus, since, now time.Time,
-) (Verdict, kultav1alpha1.MetricStatus) {
-	spec, query, err := c.translate(m)
-	state := CheckState{Failures: prev.ConsecutiveFailures, Errors: prev.ConsecutiveErrors}
-	window, filled := BoundWindow(query.Window, since, now)
-	if err == nil && setupErr == nil && !filled {
-		v := WindowVerdict(m.Name, query.Window, since, now)
+// checkRun is what every metric of one Analyze shares.
+type checkRun struct {
+	q          Querier
+	setupErr   error
+	target     stableAwareTarget
+	since      time.Time
+	split      Split
+	splitSince time.Time
+	now        time.Time
+	confidence float64
+}
+
+// countingSince is the start of the range the sequential checks count over: when the revision
+// began to receive traffic (its latest new-revision or retry decision), or the start a previous
+// check of the same revision recorded when the decision history no longer holds it. A retry
+// restarts it. Without either, counting starts now.
+func countingSince(ro *kultav1alpha1.Rollout, prev *kultav1alpha1.AnalysisStatus, now time.Time) time.Time {
+	since := revisionStart(ro)
+	if prev != nil && prev.CountingSince != nil && prev.CountingSince.After(since) {
+		since = prev.CountingSince.Time
+	}
+	if since.IsZero() {
+		return now
+	}
+	return since
+}
+
+// analysisConfidence is the analysis's confidenceLevel, 0.95 when unset or unusable.
+func analysisConfidence(spec *kultav1alpha1.Analysis) float64 {
+	if spec.ConfidenceLevel != nil {
+		if f, err := spec.ConfidenceLevel.Float64(); err == nil && f > 0 && f < 1 {
+			return f
+		}
+	}
+	return DefaultConfidence
+}
+
+// CumulativeWindow is the range from since to now, in whole seconds, over which a sequential
+// check counts. It reports false while that is shorter than MinWindow.
+func CumulativeWindow(since, now time.Time) (time.Duration, bool) {
+	age := now.Sub(since).Truncate(time.Second)
+	if age < MinWindow {
+		return 0, false
+	}
+	return age, true
+}
+
+// check gathers and evaluates one metric: proportions over every request since the revision
+// started, other metrics over their interval. stepPrev is the metric's status from the same
+// step (its consecutive counters), revisionPrev from the same revision (its looks).
+func (c *Checker) check(ctx context.Context, run checkRun, m kultav1alpha1.Metric, stepPrev, revisionPrev kultav1alpha1.MetricStatus) (Verdict, kultav1alpha1.MetricStatus) {
+	spec, query, err := c.translate(m, run.confidence)
+	state := CheckState{Failures: stepPrev.ConsecutiveFailures, Errors: stepPrev.ConsecutiveErrors}
+	window, filled := BoundWindow(query.Window, run.since, run.now)
+	minimum := query.Window
+	if query.EventsQuery != "" {
+		window, filled = CumulativeWindow(run.since, run.now)
+		minimum = MinWindow
+	}
+	if err == nil && run.setupErr == nil && !filled {
+		v := WindowVerdict(m.Name, minimum, run.since, run.now)
 		return v, kultav1alpha1.MetricStatus{
 			Name: m.Name, Verdict: kultav1alpha1.Verdict(v.Result), Reason: string(v.Reason), Threshold: ptr.To(m.Threshold),
-			ConsecutiveFailures: state.Failures, ConsecutiveErrors: state.Errors,
+			ConsecutiveFailures: state.Failures, ConsecutiveErrors: state.Errors, Looks: revisionPrev.Looks,
 		}
 	}
 	query.Window = window
 	var measurement Measurement
 	switch {
 	case err != nil:
-		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err, At: now}
-	case setupErr != nil:
-		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: setupErr, At: now}
+		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err, At: run.now}
+	case run.setupErr != nil:
+		measurement = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: run.setupErr, At: run.now}
 	default:
-		measurement = Gather(ctx, q, query, target.Target, now)
+		measurement = Gather(ctx, run.q, query, run.target.Target, run.now)
 	}
 	v, next := EvaluateThreshold(spec, measurement, state)
-	if m.CompareToStable && err == nil && setupErr == nil && v.Result != ResultFail && target.StableService != "" {
-		v, next = c.againstStable(ctx, q, query, target, measurement, spec, state, v, next, now)
+	ms := kultav1alpha1.MetricStatus{Name: m.Name, Threshold: ptr.To(m.Threshold), Looks: revisionPrev.Looks}
+	if m.CompareToStable && err == nil && run.setupErr == nil && v.Result != ResultFail {
+		cmp := stableComparison{run: run, metric: m, query: query, spec: spec, canary: measurement, prev: state, revisionPrev: revisionPrev, status: &ms}
+		v, next = c.againstStable(ctx, cmp, v, next)
 	}
-	ms := kultav1alpha1.MetricStatus{
-		Name:                m.Name,
-		Verdict:             kultav1alpha1.Verdict(v.Result),
-		Reason:              string(v.Reason),
-		Threshold:           ptr.To(m.Threshold),
-		ConsecutiveFailures: next.Failures,
-		ConsecutiveErrors:   next.Errors,
-	}
+	ms.Verdict, ms.Reason = kultav1alpha1.Verdict(v.Result), string(v.Reason)
+	ms.ConsecutiveFailures, ms.ConsecutiveErrors = next.Failures, next.Errors
 	if measurement.Outcome == OutcomeOK && !math.IsNaN(measurement.Value) && !math.IsInf(measurement.Value, 0) {
 		ms.Value = ptr.To(kultav1alpha1.NewDecimal(roundTo(measurement.Value, 6)))
+	}
+	if v.Low != 0 || v.High != 0 {
+		ms.LowerBound = ptr.To(kultav1alpha1.NewDecimal(roundTo(v.Low, 6)))
+		ms.UpperBound = ptr.To(kultav1alpha1.NewDecimal(roundTo(v.High, 6)))
 	}
 	if measurement.HasSamples {
 		ms.SampleSize = ptr.To(measurement.Samples)
@@ -110,8 +197,9 @@ func (c *Checker) check(ctx context.Context, q Querier, setupErr error, m kultav
 	return v, ms
 }
 
-// translate turns an API metric into a threshold and a query.
-func (c *Checker) translate(m kultav1alpha1.Metric) (ThresholdSpec, MetricQuery, error) {
+// translate turns an API metric into a threshold and a query. Proportions are judged
+// sequentially at confidence.
+func (c *Checker) translate(m kultav1alpha1.Metric, confidence float64) (ThresholdSpec, MetricQuery, error) {
 	threshold, err := m.Threshold.Float64()
 	if err != nil {
 		return ThresholdSpec{Metric: m.Name}, MetricQuery{}, fmt.Errorf("%w: metrics[%s].threshold: %w", ErrInvalidInput, m.Name, err)
@@ -122,6 +210,7 @@ func (c *Checker) translate(m kultav1alpha1.Metric) (ThresholdSpec, MetricQuery,
 		Direction:        Direction(m.Direction),
 		FailureThreshold: ptr.Deref(m.FailureThreshold, 1),
 		MinSampleSize:    int64(ptr.Deref(m.MinSampleSize, 0)),
+		Confidence:       confidence,
 	}
 	if spec.Direction == "" {
 		spec.Direction = LowerIsBetter
@@ -238,90 +327,6 @@ func truncate(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
-// Compare looks at a running A/B experiment: it measures every metric for both variants over
-// the same window, evaluates them with EvaluateExperiment, and returns the experiment status
-// with the results and, when the evidence is there, the winner.
-func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.ABAnalysis, now time.Time) (*kultav1alpha1.ABExperimentStatus, error) {
-	ab := ro.Spec.Strategy.ABTesting
-	if ab == nil || ro.Status.ABExperiment == nil {
-		return nil, fmt.Errorf("%w: Rollout %s/%s has no running A/B experiment", ErrInvalidInput, ro.Namespace, ro.Name)
-	}
-	exp := ro.Status.ABExperiment.DeepCopy()
-	q, setupErr := c.querierFor(spec.Prometheus)
-	previous := map[string]float64{}
-	for _, r := range exp.Results {
-		if conf, err := r.Confidence.Float64(); err == nil {
-			previous[r.Name] = 1 - conf
-		}
-	}
-	window := DefaultWindow
-	if spec.Interval != nil {
-		if d, err := spec.Interval.Parse(); err == nil && d >= time.Second {
-			window = d
-		}
-	}
-	// Variant B's Service may have carried another revision before the experiment started.
-	if bounded, ok := BoundWindow(window, exp.StartedAt.Time, now); ok {
-		window = bounded
-	} else {
-		exp.CheckedAt = ptr.To(metav1.NewTime(now))
-		exp.Message = WindowVerdict("experiment", window, exp.StartedAt.Time, now).Message
-		return exp, nil
-	}
-	a := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantAService, Revision: ro.Status.StablePodTemplateHash}
-	b := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantBService, Revision: ro.Status.CurrentPodTemplateHash}
-	metrics := make([]ExperimentMetric, 0, len(spec.Metrics))
-	for _, m := range spec.Metrics {
-		metrics = append(metrics, c.measureVariants(ctx, q, setupErr, m, a, b, window, previous[m.Name], now))
-	}
-	result := EvaluateExperiment(metrics, confidenceOf(spec), int64(ptr.Deref(spec.MinSampleSize, 30)))
-	exp.CheckedAt = ptr.To(metav1.NewTime(now))
-	exp.Message = truncate(result.Message, 4000)
-	exp.Results = exp.Results[:0]
-	for i, r := range result.Metrics {
-		exp.Results = append(exp.Results, kultav1alpha1.ABMetricResult{
-			Name:          r.Name,
-			ValueA:        kultav1alpha1.NewDecimal(roundTo(100*r.ProportionA, 6)),
-			ValueB:        kultav1alpha1.NewDecimal(roundTo(100*r.ProportionB, 6)),
-			Confidence:    kultav1alpha1.NewDecimal(roundTo(1-r.P, 9)),
-			IsSignificant: r.Significant,
-			Winner:        kultav1alpha1.ABVariant(r.Winner),
-			Reason:        string(r.Reason),
-		})
-		if i == 0 {
-			exp.SampleSizeA, exp.SampleSizeB = ptr.To(r.SamplesA), ptr.To(r.SamplesB)
-		}
-	}
-	exp.Winner = kultav1alpha1.ABVariant(result.Winner)
-	return exp, nil
-}
-
-// measureVariants gathers one A/B metric for both variants over the same window.
-func (c *Checker) measureVariants(ctx context.Context, q Querier, setupErr error, m kultav1alpha1.ABMetric, a, b Target,
-	window time.Duration, previousP float64, now time.Time,
-) ExperimentMetric {
-	em := ExperimentMetric{Name: m.Name, Direction: Direction(m.Direction), PreviousP: previousP}
-	if m.MinEffectSize != nil {
-		if f, err := m.MinEffectSize.Float64(); err == nil {
-			em.MinEffect = f
-		}
-	}
-	builtin := c.Builtin
-	builtin.Window = window
-	query, err := BuiltinMetric(m.Name, builtin)
-	if setupErr != nil {
-		err = setupErr
-	}
-	if err != nil {
-		em.A = Measurement{Metric: m.Name, Outcome: OutcomeQueryError, Err: err}
-		em.B = em.A
-		return em
-	}
-	cmp := GatherComparison(ctx, q, query, a, b, now)
-	em.A, em.B = cmp.A, cmp.B
-	return em
-}
-
 // querierFor is the client of the Prometheus a Rollout names, or of the controller's default.
 func (c *Checker) querierFor(prom *kultav1alpha1.PrometheusConfig) (Querier, error) {
 	address := c.DefaultAddress
@@ -334,74 +339,3 @@ func (c *Checker) querierFor(prom *kultav1alpha1.PrometheusConfig) (Querier, err
 	return c.querier(address)
 }
 
-func confidenceOf(spec *kultav1alpha1.ABAnalysis) float64 {
-	if spec.ConfidenceLevel != nil {
-		if f, err := spec.ConfidenceLevel.Float64(); err == nil && f > 0 && f < 1 {
-			return f
-		}
-	}
-	return 0.95
-}
-
-// stableAwareTarget is the revision under test plus what the canary is compared with.
-type stableAwareTarget struct {
-	Target
-	StableService, StableHash string
-	CanaryWeight              int32
-}
-
-// ReasonWorseThanStable marks a canary significantly worse than the stable revision.
-const ReasonWorseThanStable Reason = "WorseThanStable"
-
-// ReasonSampleRatioMismatch marks a comparison whose traffic split does not match the weights,
-// so its numbers cannot be trusted.
-const ReasonSampleRatioMismatch Reason = "SampleRatioMismatch"
-
-// harmAlpha is the false-positive rate of the canary-versus-stable harm test.
-const harmAlpha = 0.05
-
-// againstStable runs the canary-versus-stable comparison on top of a threshold verdict that did
-// not fail: a sample-ratio-mismatch check first, then a sequential test for harm.
-func (c *Checker) againstStable(ctx context.Context, q Querier, query MetricQuery, target stableAwareTarget, canary Measurement,
-	spec ThresholdSpec, prev CheckState, v Verdict, next CheckState, now time.Time,
-) (Verdict, CheckState) {
-	stable := Gather(ctx, q, query, Target{Namespace: target.Namespace, Rollout: target.Rollout, Service: target.StableService, Revision: target.StableHash}, now)
-	if !canary.Proportion || !stable.Proportion || canary.Samples == 0 || stable.Samples == 0 {
-		return v, next
-	}
-	if target.CanaryWeight > 0 && target.CanaryWeight < 100 {
-		srm, err := SampleRatioMismatch([]int64{stable.Samples, canary.Samples}, []float64{float64(100 - target.CanaryWeight), float64(target.CanaryWeight)}, 0.001)
-		if err == nil && srm.Mismatch {
-			v.Result, v.Reason = ResultInconclusive, ReasonSampleRatioMismatch
-			v.Message = fmt.Sprintf("%s: traffic split %d/%d does not match the weights %d/%d (chi2 %.1f, p %.2g)",
-				spec.Metric, stable.Samples, canary.Samples, 100-target.CanaryWeight, target.CanaryWeight, srm.ChiSquare, srm.PValue)
-			return v, next
-		}
-	}
-	p, err := AlwaysValidPValue(stable.Events, stable.Samples, canary.Events, canary.Samples, DefaultMixingVariance)
-	pStable := float64(stable.Events) / float64(stable.Samples)
-	pCanary := float64(canary.Events) / float64(canary.Samples)
-	worse := pCanary > pStable
-	if spec.Direction == HigherIsBetter {
-		worse = pCanary < pStable
-	}
-	if err != nil || !worse || p >= harmAlpha {
-		return v, next
-	}
-	next.Failures = prev.Failures + 1
-	v.Reason = ReasonWorseThanStable
-	v.Message = fmt.Sprintf("%s: canary %.4g%% of %d against stable %.4g%% of %d, significantly worse (p=%.3g)",
-		spec.Metric, 100*pCanary, canary.Samples, 100*pStable, stable.Samples, p)
-	v.Result = ResultInconclusive
-	if next.Failures >= max(spec.FailureThreshold, 1) {
-		v.Result = ResultFail
-	}
-	return v, next
-}
-
-func stableService(ro *kultav1alpha1.Rollout) string {
-	if c := ro.Spec.Strategy.Canary; c != nil {
-		return c.StableService
-	}
-	return ""
-}

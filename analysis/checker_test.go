@@ -47,6 +47,9 @@ func canary(t *testing.T) (*kultav1alpha1.Rollout, *kultav1alpha1.Analysis) {
 	ro := testutil.Rollout("shop", "web")
 	ro.Status.CurrentPodTemplateHash = "abc"
 	ro.Status.CurrentStepIndex = ptr.To[int32](1)
+	ro.Status.Decisions = []kultav1alpha1.Decision{
+		{Action: kultav1alpha1.ActionInitialize, Reason: "NewRevision", Timestamp: metav1.NewTime(time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC))},
+	}
 	a := &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{
 		Name: "error-rate", Threshold: "5", FailureThreshold: ptr.To[int32](2), MinSampleSize: ptr.To[int32](100),
 	}}}
@@ -57,7 +60,7 @@ func TestCheckerAnalyze(t *testing.T) {
 	ro, spec := canary(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	q := &serviceQuerier{requests: map[string]float64{"web-canary": 1000}, errors: map[string]float64{"web-canary": 100}}
-	st, err := checker(q).Analyze(context.Background(), ro, spec, now)
+	st, err := checker(q).Analyze(context.Background(), ro, spec, Split{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +72,7 @@ func TestCheckerAnalyze(t *testing.T) {
 		t.Errorf("status identifies %s step %v at %v", st.Revision, st.StepIndex, st.CheckedAt)
 	}
 	ro.Status.Analysis = st
-	st, err = checker(q).Analyze(context.Background(), ro, spec, now.Add(time.Minute))
+	st, err = checker(q).Analyze(context.Background(), ro, spec, Split{}, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +81,7 @@ func TestCheckerAnalyze(t *testing.T) {
 	}
 	// A new step starts the counters again.
 	ro.Status.CurrentStepIndex = ptr.To[int32](2)
-	st, _ = checker(q).Analyze(context.Background(), ro, spec, now.Add(2*time.Minute))
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, Split{}, now.Add(2*time.Minute))
 	if st.Metrics[0].ConsecutiveFailures != 1 {
 		t.Errorf("counters carried into a new step: %+v", st.Metrics[0])
 	}
@@ -90,7 +93,7 @@ func TestCheckerNeverPassesWithoutPrometheus(t *testing.T) {
 		"no address":  {},
 		"unreachable": checker(&serviceQuerier{fail: errors.New("connection refused")}),
 	} {
-		st, err := c.Analyze(context.Background(), ro, spec, time.Now())
+		st, err := c.Analyze(context.Background(), ro, spec, Split{}, time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -133,7 +136,7 @@ func TestCheckerComparesCanaryWithStable(t *testing.T) {
 		requests: map[string]float64{"web-canary": 20000, "web-stable": 20000},
 		errors:   map[string]float64{"web-canary": 800, "web-stable": 200},
 	}
-	st, err := checker(q).Analyze(context.Background(), ro, spec, now)
+	st, err := checker(q).Analyze(context.Background(), ro, spec, Split{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,16 +146,61 @@ func TestCheckerComparesCanaryWithStable(t *testing.T) {
 
 	// The same numbers without the comparison pass: the absolute threshold alone misses it.
 	spec.Metrics[0].CompareToStable = false
-	if st, _ := checker(q).Analyze(context.Background(), ro, spec, now); st.Verdict != kultav1alpha1.VerdictPass {
+	if st, _ := checker(q).Analyze(context.Background(), ro, spec, Split{}, now); st.Verdict != kultav1alpha1.VerdictPass {
 		t.Fatalf("threshold only: %s", st.Verdict)
 	}
 
-	// A traffic split far from the weights makes the comparison untrustworthy.
+	// A traffic split far from the one KULTA set makes the comparison untrustworthy. The first
+	// check of a split only records it: there is no traffic under it yet.
 	spec.Metrics[0].CompareToStable = true
 	q.requests["web-stable"] = 60000
-	st, _ = checker(q).Analyze(context.Background(), ro, spec, now)
-	if st.Verdict != kultav1alpha1.VerdictInconclusive || st.Metrics[0].Reason != string(ReasonSampleRatioMismatch) {
-		t.Fatalf("sample ratio mismatch: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
+	half := Split{CanaryPercent: 50, Known: true}
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, half, now)
+	if st.Metrics[0].Reason == string(ReasonSampleRatioMismatch) || st.SplitSince == nil || !st.SplitSince.Time.Equal(now.Truncate(time.Second)) && !st.SplitSince.Time.Equal(now) {
+		t.Fatalf("first check of the split: reason %s, split since %v", st.Metrics[0].Reason, st.SplitSince)
+	}
+	for look := 1; look <= DefaultErrorLimit; look++ {
+		ro.Status.Analysis = st
+		at := now.Add(time.Duration(look) * time.Minute)
+		st, _ = checker(q).Analyze(context.Background(), ro, spec, half, at)
+		want := kultav1alpha1.VerdictInconclusive
+		if look == DefaultErrorLimit {
+			want = kultav1alpha1.VerdictFail // a mismatch cannot hold the rollout for ever
+		}
+		if st.Verdict != want || st.Metrics[0].Reason != string(ReasonSampleRatioMismatch) || st.Metrics[0].ConsecutiveErrors != int32(look) {
+			t.Fatalf("mismatch look %d: %s %s errors %d: %s", look, st.Verdict, st.Metrics[0].Reason, st.Metrics[0].ConsecutiveErrors, st.Message)
+		}
+	}
+	// Under the split the metrics did see (75/25), the same counts are no mismatch.
+	ro.Status.Analysis = st
+	quarter := Split{CanaryPercent: 25, Known: true}
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, quarter, now.Add(10*time.Minute))
+	ro.Status.Analysis = st
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, quarter, now.Add(11*time.Minute))
+	if st.Metrics[0].Reason != string(ReasonWorseThanStable) {
+		t.Fatalf("matching split: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
+	}
+}
+
+// Without stable data, or without a stable Service, a comparison never passes.
+func TestCheckerNeverPassesWithoutStable(t *testing.T) {
+	ro, spec := canary(t)
+	spec.Metrics[0].FailureThreshold = nil
+	spec.Metrics[0].CompareToStable = true
+	q := &serviceQuerier{requests: map[string]float64{"web-canary": 20000}, errors: map[string]float64{"web-canary": 20}}
+	st, err := checker(q).Analyze(context.Background(), ro, spec, Split{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Verdict != kultav1alpha1.VerdictInconclusive || st.Metrics[0].Reason != string(ReasonNoStableData) {
+		t.Fatalf("no stable series: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
+	}
+	simple := testutil.Rollout("shop", "web", testutil.WithSimple(spec))
+	simple.Status = ro.Status
+	q.requests["web"], q.errors["web"] = 20000, 20
+	st, _ = checker(q).Analyze(context.Background(), simple, spec, Split{}, time.Now())
+	if st.Verdict != kultav1alpha1.VerdictInconclusive || st.Metrics[0].Reason != string(ReasonNoStableData) {
+		t.Fatalf("no stable Service: %s %s: %s", st.Verdict, st.Metrics[0].Reason, st.Message)
 	}
 }
 
@@ -208,7 +256,7 @@ func TestCheckerWindowStartsWithTheRevision(t *testing.T) {
 	q := &windowQuerier{}
 	ro.Status.Analysis = &kultav1alpha1.AnalysisStatus{Revision: "abc", StepIndex: ptr.To[int32](1),
 		Metrics: []kultav1alpha1.MetricStatus{{Name: "error-rate", ConsecutiveFailures: 1, ConsecutiveErrors: 1}}}
-	st, err := checker(q).Analyze(context.Background(), ro, spec, started.Add(20*time.Second))
+	st, err := checker(q).Analyze(context.Background(), ro, spec, Split{}, started.Add(20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,20 +268,27 @@ func TestCheckerWindowStartsWithTheRevision(t *testing.T) {
 		t.Errorf("waiting check: counters %+v, message %q", m, st.Message)
 	}
 
+	// Error rates count every request since the revision started; latency looks back over
+	// its interval.
+	spec.Metrics = append(spec.Metrics, kultav1alpha1.Metric{Name: "latency-p95", Threshold: "500", Interval: ptr.To(kultav1alpha1.Duration("2m"))})
 	for _, tc := range []struct {
-		after time.Duration
-		want  string
-	}{{45 * time.Second, "[45s]"}, {2 * time.Minute, "[2m]"}, {time.Hour, "[2m]"}} {
+		after         time.Duration
+		want, latency string
+	}{{45 * time.Second, "[45s]", "[45s]"}, {2 * time.Minute, "[2m]", "[2m]"}, {time.Hour, "[1h]", "[2m]"}} {
 		q.queries = nil
-		if _, err := checker(q).Analyze(context.Background(), ro, spec, started.Add(tc.after)); err != nil {
+		if _, err := checker(q).Analyze(context.Background(), ro, spec, Split{}, started.Add(tc.after)); err != nil {
 			t.Fatal(err)
 		}
 		if len(q.queries) == 0 {
 			t.Fatalf("%s into the revision: no query", tc.after)
 		}
 		for _, query := range q.queries {
-			if !strings.Contains(query, tc.want) {
-				t.Errorf("%s into the revision: query %q, want the range %s", tc.after, query, tc.want)
+			want := tc.want
+			if strings.Contains(query, "duration") {
+				want = tc.latency
+			}
+			if !strings.Contains(query, want) {
+				t.Errorf("%s into the revision: query %q, want the range %s", tc.after, query, want)
 			}
 		}
 	}

@@ -22,7 +22,8 @@ const sumTolerance = 1e-8
 //
 // Errors: ErrInvalidInput for slices of different lengths or with fewer
 // than 2 categories, NaN or infinite values, negative observed counts,
-// expected counts that are not positive, or totals that differ;
+// expected counts that are not positive, totals that overflow float64 or
+// totals that differ;
 // ErrNoTraffic when every observed count is 0.
 func ChiSquareGoodnessOfFit(observed []float64, expected []float64) (chi2, p float64, err error) {
 	if err := validateGoodnessOfFit(observed, expected); err != nil {
@@ -60,6 +61,9 @@ func validateGoodnessOfFit(observed, expected []float64) error {
 		}
 		observedTotal += observed[i]
 		expectedTotal += expected[i]
+	}
+	if math.IsInf(observedTotal, 0) || math.IsInf(expectedTotal, 0) {
+		return fmt.Errorf("%w: counts total %v observed and %v expected, beyond float64", ErrInvalidInput, observedTotal, expectedTotal)
 	}
 	if observedTotal == 0 {
 		return fmt.Errorf("%w: all observed counts are 0", ErrNoTraffic)

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -19,28 +20,46 @@ const (
 // it tunes the test for differences of about one percentage point.
 const DefaultMixingVariance = 1e-4
 
-// ExperimentMetric is one metric of an A/B experiment, measured in both arms over one window.
+// ExperimentMetric is one metric of an A/B experiment, measured in both arms over all requests
+// since the experiment started.
 type ExperimentMetric struct {
 	// Name is the metric's name.
 	Name string
 	// Direction says which way is better.
 	Direction Direction
-	// MinEffect is the smallest absolute difference of proportions that matters (0: any).
+	// MinEffect is the smallest absolute difference that matters (0: any): of proportions for a
+	// proportion, in seconds for a latency.
 	MinEffect float64
-	// A and B are the arms' measurements; they must be proportions (events of trials).
+	// A and B are the arms' measurements of a proportion (events of trials).
 	A, B Measurement
-	// PreviousP is the always-valid p-value of earlier looks (1 before the first).
-	PreviousP float64
+	// Latency is true when the metric compares latency distributions: HistA and HistB hold the
+	// arms' histograms (in seconds) and Look the look number, from 1.
+	Latency      bool
+	HistA, HistB HistogramMeasurement
+	Look         int
 }
 
 // MetricComparison is one metric's result.
 type MetricComparison struct {
 	Name string
-	// ProportionA and ProportionB are the arms' event rates; SamplesA and SamplesB their trials.
+	// ProportionA and ProportionB are the arms' event rates (proportions only); SamplesA and
+	// SamplesB their trials.
 	ProportionA, ProportionB float64
 	SamplesA, SamplesB       int64
-	// P is the always-valid (sequential) p-value, never larger than an earlier look's.
+	// ValueA and ValueB are the arms' values in the metric's unit: percent for a proportion,
+	// milliseconds (the 95th or 99th percentile) for a latency.
+	ValueA, ValueB float64
+	// Difference is B minus A: of proportions, or the Hodges-Lehmann latency shift in seconds.
+	Difference float64
+	// P is the anytime-valid p-value of this look: the always-valid p-value of the
+	// two-proportion test, or for a latency the two-sided Mann-Whitney p-value times
+	// Look*(Look+1) (the alpha spent by look Look), capped at 1.
 	P float64
+	// RawP is the p-value of this look before any sequential correction (equal to P for a
+	// proportion).
+	RawP float64
+	// Look is the look number of a latency comparison.
+	Look int
 	// AdjustedP is P after Holm's correction across the experiment's metrics.
 	AdjustedP float64
 	// Significant is true when AdjustedP is below alpha and the difference reaches MinEffect.
@@ -74,15 +93,30 @@ const (
 	ReasonNotProportion  Reason = "NotProportion"
 )
 
-// EvaluateExperiment compares the arms of every metric with an always-valid sequential test
-// (so that looking at every interval does not inflate false positives), corrects the p-values
-// across metrics with Holm's method at alpha = 1 - confidence, and decides a winner.
-func EvaluateExperiment(metrics []ExperimentMetric, confidence float64, minSamples int64) ExperimentResult {
+// EvaluateExperiment compares the arms of every metric with an anytime-valid test on all
+// requests since the experiment started (so that looking at every interval does not inflate
+// false positives): the always-valid two-proportion test for proportions, Mann-Whitney U with
+// alpha spent look by look for latencies. It corrects the p-values across metrics with Holm's
+// method at alpha = 1 - confidence and decides a winner.
+//
+// Errors: ErrInvalidInput unless confidence lies strictly between 0 and 1 and minSamples is not
+// negative.
+func EvaluateExperiment(metrics []ExperimentMetric, confidence float64, minSamples int64) (ExperimentResult, error) {
+	if err := checkOpenUnit("confidence", confidence); err != nil {
+		return ExperimentResult{}, err
+	}
+	if minSamples < 0 {
+		return ExperimentResult{}, fmt.Errorf("%w: minimum sample size %d is negative", ErrInvalidInput, minSamples)
+	}
 	alpha := 1 - confidence
 	results := make([]MetricComparison, len(metrics))
 	testable := []int{}
 	for i, m := range metrics {
-		results[i] = compareMetric(m, minSamples, alpha)
+		if m.Latency {
+			results[i] = compareLatencyMetric(m, minSamples)
+		} else {
+			results[i] = compareMetric(m, minSamples)
+		}
 		if results[i].Reason == "" {
 			testable = append(testable, i)
 		}
@@ -95,60 +129,106 @@ func EvaluateExperiment(metrics []ExperimentMetric, confidence float64, minSampl
 	for j, i := range testable {
 		judge(&results[i], metrics[i], adjusted[j], alpha)
 	}
-	return decideExperiment(results)
+	return decideExperiment(results), nil
 }
 
-// compareMetric computes one metric's proportions and always-valid p-value; Reason is set when
+// unusableArm is the reason and message of an arm measured without a usable value, or "".
+func unusableArm(name string, outcome Outcome, err error, samples int64) (Reason, string) {
+	switch {
+	case outcome == OutcomeUnavailable:
+		return ReasonProviderUnavailable, fmt.Sprintf("%s: metrics provider unavailable: %v", name, err)
+	case outcome == OutcomeQueryError || outcome == OutcomeMultipleSeries || outcome == OutcomeInvalidValue:
+		return ReasonQueryError, fmt.Sprintf("%s: %v", name, err)
+	case outcome == OutcomeNoData || outcome == OutcomeNoTraffic || samples == 0:
+		return ReasonNoTraffic, fmt.Sprintf("%s: an arm has no traffic", name)
+	}
+	return "", ""
+}
+
+// compareMetric computes one proportion's rates and always-valid p-value; Reason is set when
 // the metric cannot be tested.
-func compareMetric(m ExperimentMetric, minSamples int64, alpha float64) MetricComparison {
-	c := MetricComparison{Name: m.Name, P: 1, AdjustedP: 1, SamplesA: m.A.Samples, SamplesB: m.B.Samples}
+func compareMetric(m ExperimentMetric, minSamples int64) MetricComparison {
+	c := MetricComparison{Name: m.Name, P: 1, RawP: 1, AdjustedP: 1, SamplesA: m.A.Samples, SamplesB: m.B.Samples}
 	for _, arm := range []Measurement{m.A, m.B} {
-		switch {
-		case arm.Outcome == OutcomeUnavailable:
-			c.Reason, c.Message = ReasonProviderUnavailable, fmt.Sprintf("%s: metrics provider unavailable: %v", m.Name, arm.Err)
+		if reason, msg := unusableArm(m.Name, arm.Outcome, arm.Err, arm.Samples); reason != "" {
+			c.Reason, c.Message = reason, msg
 			return c
-		case arm.Outcome == OutcomeQueryError || arm.Outcome == OutcomeMultipleSeries || arm.Outcome == OutcomeInvalidValue:
-			c.Reason, c.Message = ReasonQueryError, fmt.Sprintf("%s: %v", m.Name, arm.Err)
-			return c
-		case arm.Outcome == OutcomeNoData || arm.Outcome == OutcomeNoTraffic || arm.Samples == 0:
-			c.Reason, c.Message = ReasonNoTraffic, fmt.Sprintf("%s: an arm has no traffic", m.Name)
-			return c
-		case !arm.Proportion:
+		}
+		if !arm.Proportion {
 			c.Reason, c.Message = ReasonNotProportion, fmt.Sprintf("%s: not a proportion; A/B significance needs event and request counts", m.Name)
 			return c
 		}
 	}
 	c.ProportionA = float64(m.A.Events) / float64(m.A.Samples)
 	c.ProportionB = float64(m.B.Events) / float64(m.B.Samples)
+	c.ValueA, c.ValueB = 100*c.ProportionA, 100*c.ProportionB
+	c.Difference = c.ProportionB - c.ProportionA
 	if m.A.Samples < minSamples || m.B.Samples < minSamples {
 		c.Reason = ReasonBelowMinSample
 		c.Message = fmt.Sprintf("%s: %d and %d requests, below the minimum of %d per arm", m.Name, m.A.Samples, m.B.Samples, minSamples)
 		return c
 	}
-	tau2 := DefaultMixingVariance
-	if m.MinEffect > 0 {
-		tau2 = m.MinEffect * m.MinEffect
-	}
-	p, err := AlwaysValidPValue(m.A.Events, m.A.Samples, m.B.Events, m.B.Samples, tau2)
+	p, err := AlwaysValidPValue(m.A.Events, m.A.Samples, m.B.Events, m.B.Samples, experimentMixingVariance(m))
 	if err != nil {
 		c.Reason, c.Message = ReasonQueryError, fmt.Sprintf("%s: %v", m.Name, err)
 		return c
 	}
-	previous := m.PreviousP
-	if previous <= 0 || previous > 1 || math.IsNaN(previous) {
-		previous = 1
+	c.P, c.RawP = p, p
+	return c
+}
+
+// experimentMixingVariance is tau2 of a proportion's test: the square of minEffectSize, or
+// DefaultMixingVariance.
+func experimentMixingVariance(m ExperimentMetric) float64 {
+	if m.MinEffect > 0 {
+		return m.MinEffect * m.MinEffect
 	}
-	c.P = math.Min(p, previous)
+	return DefaultMixingVariance
+}
+
+// compareLatencyMetric compares the arms' latency distributions at look m.Look: two-sided
+// Mann-Whitney U on the buckets, with the p-value made anytime-valid by multiplying it by
+// Look*(Look+1), and the Hodges-Lehmann shift of B against A.
+func compareLatencyMetric(m ExperimentMetric, minSamples int64) MetricComparison {
+	c := MetricComparison{Name: m.Name, P: 1, RawP: 1, AdjustedP: 1, Look: m.Look}
+	c.SamplesA, c.SamplesB = m.HistA.Histogram.Total(), m.HistB.Histogram.Total()
+	for _, arm := range []HistogramMeasurement{m.HistA, m.HistB} {
+		if reason, msg := unusableArm(m.Name, arm.Outcome, arm.Err, arm.Histogram.Total()); reason != "" {
+			c.Reason, c.Message = reason, msg
+			return c
+		}
+	}
+	if c.SamplesA < max(minSamples, minComparisonSamples) || c.SamplesB < max(minSamples, minComparisonSamples) {
+		c.Reason = ReasonBelowMinSample
+		c.Message = fmt.Sprintf("%s: %d and %d requests, below the minimum of %d per arm", m.Name, c.SamplesA, c.SamplesB, max(minSamples, minComparisonSamples))
+		return c
+	}
+	q := 0.95
+	if m.Name == MetricLatencyP99 {
+		q = 0.99
+	}
+	qa, errA := m.HistA.Histogram.Quantile(q)
+	qb, errB := m.HistB.Histogram.Quantile(q)
+	mw, errMW := BucketedMannWhitney(m.HistA.Histogram, m.HistB.Histogram)
+	shift, _, _, errHL := BucketedHodgesLehmann(m.HistA.Histogram, m.HistB.Histogram, DefaultConfidence)
+	if err := errors.Join(errA, errB, errMW, errHL); err != nil || m.Look < 1 {
+		c.Reason, c.Message = ReasonQueryError, fmt.Sprintf("%s: look %d: %v", m.Name, m.Look, err)
+		return c
+	}
+	c.ValueA, c.ValueB = 1000*qa, 1000*qb
+	c.Difference = shift
+	c.RawP = mw.PTwoSided
+	c.P = math.Min(1, mw.PTwoSided*float64(m.Look)*float64(m.Look+1))
 	return c
 }
 
 // judge decides significance and the winner of a testable metric.
 func judge(c *MetricComparison, m ExperimentMetric, adjustedP, alpha float64) {
 	c.AdjustedP = adjustedP
-	diff := c.ProportionB - c.ProportionA
-	head := fmt.Sprintf("%s: A %.4g%% of %d, B %.4g%% of %d, p=%.3g (Holm-adjusted %.3g)",
-		m.Name, 100*c.ProportionA, c.SamplesA, 100*c.ProportionB, c.SamplesB, c.P, adjustedP)
-	if adjustedP >= alpha {
+	diff := c.Difference
+	head := fmt.Sprintf("%s: A %.4g%s of %d, B %.4g%s of %d, p=%.3g (Holm-adjusted %.3g)",
+		m.Name, c.ValueA, unitOf(m), c.SamplesA, c.ValueB, unitOf(m), c.SamplesB, c.P, adjustedP)
+	if !(adjustedP < alpha) { // a NaN p-value is never significant
 		c.Reason = ReasonNotSignificant
 		c.Message = head + ": not significant" + neededMessage(c, m, alpha)
 		return
@@ -170,29 +250,36 @@ func judge(c *MetricComparison, m ExperimentMetric, adjustedP, alpha float64) {
 	c.Message = fmt.Sprintf("%s: %s is better", head, c.Winner)
 }
 
-// neededMessage estimates how many requests per arm would show the smallest effect that matters
-// (MinEffect, or the observed difference) with 80 % power.
+// unitOf is the unit of a metric's values in messages.
+func unitOf(m ExperimentMetric) string {
+	if m.Latency {
+		return "ms"
+	}
+	return "%"
+}
+
+// neededMessage estimates how many more requests per arm the sequential test would need to
+// decide a proportion if both rates held (with B moved to minEffectSize from A when the observed
+// difference is smaller than that).
 func neededMessage(c *MetricComparison, m ExperimentMetric, alpha float64) string {
-	effect := m.MinEffect
-	if effect <= 0 {
-		effect = math.Abs(c.ProportionB - c.ProportionA)
-	}
-	if effect <= 0 {
+	if m.Latency {
 		return ""
 	}
-	p2 := c.ProportionA + effect
-	if p2 >= 1 {
-		p2 = c.ProportionA - effect
+	pB := c.ProportionB
+	if m.MinEffect > 0 && math.Abs(c.Difference) < m.MinEffect {
+		pB = c.ProportionA + m.MinEffect
+		if pB > 1 {
+			pB = c.ProportionA - m.MinEffect
+		}
 	}
-	n := TwoProportionSampleSize(c.ProportionA, p2, alpha, 0.8)
-	if math.IsNaN(n) || math.IsInf(n, 0) {
+	if pB < 0 || pB == c.ProportionA {
 		return ""
 	}
-	more := int64(math.Ceil(n)) - min(c.SamplesA, c.SamplesB)
-	if more <= 0 {
+	more, err := TwoProportionTrialsNeeded(c.ProportionA, pB, float64(min(c.SamplesA, c.SamplesB)), alpha, experimentMixingVariance(m))
+	if err != nil || more <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("; about %d more requests per arm needed to detect a difference of %.4g", more, effect)
+	return fmt.Sprintf("; about %d more requests per arm would decide a difference of %.4g", more, math.Abs(pB-c.ProportionA))
 }
 
 // decideExperiment picks a winner: A as soon as B is significantly worse on any metric, B when

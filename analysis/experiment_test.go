@@ -1,6 +1,8 @@
 package analysis
 
 import (
+	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -36,7 +38,7 @@ func TestEvaluateExperiment(t *testing.T) {
 			name:       "no difference: more requests needed",
 			metrics:    []ExperimentMetric{{Name: "error-rate", Direction: LowerIsBetter, MinEffect: 0.01, A: proportion(50, 1000), B: proportion(52, 1000)}},
 			reasons:    []Reason{ReasonNotSignificant},
-			msgContain: "more requests per arm needed",
+			msgContain: "more requests per arm would decide",
 		},
 		{
 			name:    "below the minimum sample",
@@ -67,14 +69,30 @@ func TestEvaluateExperiment(t *testing.T) {
 			reasons: []Reason{ReasonSignificant, ReasonNotSignificant},
 		},
 		{
-			name:    "an earlier look's smaller p-value is kept",
-			metrics: []ExperimentMetric{{Name: "error-rate", A: proportion(50, 1000), B: proportion(52, 1000), PreviousP: 1e-6}},
-			winner:  VariantA, reasons: []Reason{ReasonSignificant},
+			name: "latency: B is faster",
+			metrics: []ExperimentMetric{{Name: "latency-p95", Latency: true, Look: 3,
+				HistA: histogramOf(0, 100, 400, 300, 200), HistB: histogramOf(0, 400, 400, 150, 50)}},
+			winner: VariantB, reasons: []Reason{ReasonSignificant},
+		},
+		{
+			name: "latency: the same distribution is not significant",
+			metrics: []ExperimentMetric{{Name: "latency-p95", Latency: true, Look: 1,
+				HistA: histogramOf(0, 100, 400, 300, 200), HistB: histogramOf(0, 100, 400, 300, 200)}},
+			reasons: []Reason{ReasonNotSignificant},
+		},
+		{
+			name: "latency: a later look needs stronger evidence",
+			metrics: []ExperimentMetric{{Name: "latency-p95", Latency: true, Look: 50,
+				HistA: histogramOf(0, 100, 400, 300, 200), HistB: histogramOf(0, 120, 400, 290, 190)}},
+			reasons: []Reason{ReasonNotSignificant},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := EvaluateExperiment(tc.metrics, 0.95, 30)
+			got, err := EvaluateExperiment(tc.metrics, 0.95, 30)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got.Winner != tc.winner {
 				t.Errorf("winner %q, want %q (%s)", got.Winner, tc.winner, got.Message)
 			}
@@ -93,5 +111,32 @@ func TestEvaluateExperiment(t *testing.T) {
 				t.Errorf("message %q lacks %q", got.Message, tc.msgContain)
 			}
 		})
+	}
+}
+
+// histogramOf is a latency histogram with bounds 50, 100, 200 and 400 ms and +Inf, from
+// per-bucket counts.
+func histogramOf(perBucket ...float64) HistogramMeasurement {
+	bounds := []float64{0.05, 0.1, 0.2, 0.4, math.Inf(1)}
+	h := Histogram{Bounds: bounds[:len(perBucket)], Cumulative: make([]float64, len(perBucket))}
+	h.Bounds[len(perBucket)-1] = math.Inf(1)
+	running := 0.0
+	for i, n := range perBucket {
+		running += n
+		h.Cumulative[i] = running
+	}
+	return HistogramMeasurement{Outcome: OutcomeOK, Histogram: h}
+}
+
+// A confidence the API server would have rejected never yields a winner.
+func TestEvaluateExperimentRejectsBadInput(t *testing.T) {
+	metrics := []ExperimentMetric{{Name: "error-rate", A: proportion(500, 5000), B: proportion(100, 5000)}}
+	for _, confidence := range []float64{math.NaN(), 0, -0.5, 1, 1.5, math.Inf(1)} {
+		if got, err := EvaluateExperiment(metrics, confidence, 30); !errors.Is(err, ErrInvalidInput) || got.Winner != "" {
+			t.Errorf("confidence %v: winner %q, error %v; want ErrInvalidInput and no winner", confidence, got.Winner, err)
+		}
+	}
+	if _, err := EvaluateExperiment(metrics, 0.95, -1); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("negative minimum sample: error %v, want ErrInvalidInput", err)
 	}
 }

@@ -98,6 +98,11 @@ type MetricQuery struct {
 	// Window is the range the queries look back over, filled in as {{.Window}}. Zero means
 	// DefaultWindow; otherwise at least one second.
 	Window time.Duration
+	// HistogramQuery, optional, is the template of the metric's histogram over the window: one
+	// series per bucket, labelled le, whose values are cumulative counts (sum by (le) of the
+	// increase of the _bucket counters). It lets a value metric such as a latency quantile be
+	// compared with another target's distribution (GatherHistogram).
+	HistogramQuery string
 }
 
 // Validate reports, wrapping ErrInvalidInput or ErrInvalidTemplate, why m cannot be gathered.
@@ -117,7 +122,7 @@ func (m MetricQuery) Validate() error {
 	if m.Window != 0 && m.Window < time.Second {
 		return fmt.Errorf("%w: metric %s has window %s, shorter than 1s", ErrInvalidInput, m.Name, m.Window)
 	}
-	for _, text := range []string{m.Query, m.EventsQuery, m.SampleQuery} {
+	for _, text := range []string{m.Query, m.EventsQuery, m.SampleQuery, m.HistogramQuery} {
 		if text == "" {
 			continue
 		}
@@ -165,6 +170,9 @@ type Measurement struct {
 	Events int64
 	// Proportion is true when Value = Scale * Events / Samples.
 	Proportion bool
+	// Scale is the factor between the metric's unit and the measured quantity (100 for a
+	// percentage); 0 means 1.
+	Scale float64
 	// Window is the range the queries looked back over.
 	Window time.Duration
 	// At is the instant the queries were evaluated at, the end of the window.
@@ -186,7 +194,7 @@ func (m Measurement) fail(outcome Outcome, err error) Measurement {
 // never panics and never returns a value without saying whether it is usable: problems are
 // reported through Measurement.Outcome and Measurement.Err.
 func Gather(ctx context.Context, q Querier, m MetricQuery, target Target, now time.Time) Measurement {
-	meas := Measurement{Metric: m.Name, Window: m.window(), At: now, Proportion: m.EventsQuery != ""}
+	meas := Measurement{Metric: m.Name, Window: m.window(), At: now, Proportion: m.EventsQuery != "", Scale: m.scale()}
 	if err := m.Validate(); err != nil {
 		return meas.fail(OutcomeQueryError, fmt.Errorf("%w: %w", ErrQuery, err))
 	}

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -25,13 +26,16 @@ import (
 // O(m+n).
 //
 // Errors: ErrNoTraffic when both samples are empty, ErrEmptyArm when one
-// is, ErrInvalidInput for NaN or infinite values or a confidence outside
-// (0, 1).
+// is, ErrInvalidInput for NaN or infinite values, values so far apart that
+// their differences overflow float64, or a confidence outside (0, 1).
 func HodgesLehmann(experiment, control []float64, confidence float64) (estimate, low, high float64, err error) {
 	if err := validateTwoSamples(experiment, control); err != nil {
 		return 0, 0, 0, err
 	}
 	if err := checkOpenUnit("confidence", confidence); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := checkDifferencesFinite(experiment, control); err != nil {
 		return 0, 0, 0, err
 	}
 	d := newPairwiseDifferences(experiment, control)
@@ -43,6 +47,18 @@ func HodgesLehmann(experiment, control []float64, confidence float64) (estimate,
 	}
 	k := hodgesLehmannRank(experiment, control, confidence)
 	return estimate, d.kth(k), d.kth(total + 1 - k), nil
+}
+
+// checkDifferencesFinite reports ErrInvalidInput when the largest or the
+// smallest difference x[i] - y[j] overflows to an infinity. x and y must be
+// non-empty and finite.
+func checkDifferencesFinite(x, y []float64) error {
+	largest := slices.Max(x) - slices.Min(y)
+	smallest := slices.Min(x) - slices.Max(y)
+	if math.IsInf(largest, 0) || math.IsInf(smallest, 0) {
+		return fmt.Errorf("%w: differences between the samples overflow (from %v to %v)", ErrInvalidInput, smallest, largest)
+	}
+	return nil
 }
 
 // hodgesLehmannRank returns the rank k (1-based) of the pairwise difference

@@ -26,10 +26,8 @@ type ZTestResult struct {
 	PValue float64
 
 	// UnpooledZ is (PB - PA) / UnpooledSE, the Wald statistic, and
-	// UnpooledPValue its p-value for the requested Alternative. When both
-	// arms are all-or-nothing in opposite directions (PA = 0 and PB = 1, or
-	// the reverse) UnpooledSE is 0, UnpooledZ is infinite and
-	// UnpooledPValue is 0 or 1.
+	// UnpooledPValue its p-value for the requested Alternative. Both are
+	// finite whatever the counts (see UnpooledSE).
 	UnpooledZ, UnpooledPValue float64
 
 	// DiffEstimate is PB - PA.
@@ -48,7 +46,14 @@ type ZTestResult struct {
 	// (xA+xB)/(nA+nB); it is the standard error under the null hypothesis.
 	PooledSE float64
 
-	// UnpooledSE is sqrt(PA(1-PA)/nA + PB(1-PB)/nB).
+	// UnpooledSE is sqrt(PA(1-PA)/nA + PB(1-PB)/nB). When that is 0
+	// (each arm's proportion is 0 or 1, for example no failures in A and
+	// only failures in B) the Wald standard error says nothing, and the
+	// proportions shrunk by half an event, (x+0.5)/(n+1), are used in it
+	// instead, as AlwaysValidPValue does: the statistic and the interval
+	// then stay finite and reflect how many trials each arm had, where the
+	// plain formula would give an infinite Z and a zero-width interval for
+	// one trial per arm.
 	UnpooledSE float64
 
 	// Alternative is the alternative hypothesis PValue refers to.
@@ -62,11 +67,13 @@ type ZTestResult struct {
 //
 // Both counts of a proportion must come from the same query window.
 //
-// Errors: ErrNoTraffic when nA and nB are both 0, ErrEmptyArm when exactly
-// one is 0, ErrInvalidCounts for negative counts or x > n, ErrInvalidInput
-// for an unknown Alternative. When the pooled proportion is 0 or 1 (for
-// example no errors in either arm) the proportions are identical and there
-// is no variance: the result has Z = 0 and PValue = 1, without error.
+// Errors: ErrInvalidCounts for negative counts or x > n (checked first, so
+// events without trials are invalid counts rather than no traffic),
+// ErrNoTraffic when nA and nB are both 0, ErrEmptyArm when exactly one is
+// 0, ErrInvalidInput for an unknown Alternative. When the pooled proportion
+// is 0 or 1 (for example no errors in either arm) the proportions are
+// identical and there is no variance: the result has Z = 0 and PValue = 1,
+// without error.
 func TwoProportionZTest(xA, nA, xB, nB int64, alt Alternative) (ZTestResult, error) {
 	return TwoProportionZTestWithConfidence(xA, nA, xB, nB, alt, DefaultConfidence)
 }
@@ -96,40 +103,45 @@ func TwoProportionZTestWithConfidence(xA, nA, xB, nB int64, alt Alternative, con
 	pooled := (fxA + fxB) / (fnA + fnB)
 	r.PooledSE = math.Sqrt(pooled * (1 - pooled) * (1/fnA + 1/fnB))
 	r.UnpooledSE = math.Sqrt(r.PA*(1-r.PA)/fnA + r.PB*(1-r.PB)/fnB)
+	if r.UnpooledSE == 0 {
+		sA, sB := (fxA+0.5)/(fnA+1), (fxB+0.5)/(fnB+1)
+		r.UnpooledSE = math.Sqrt(sA*(1-sA)/fnA + sB*(1-sB)/fnB)
+	}
 
 	r.Z, r.PValue = 0, 1
 	if r.PooledSE > 0 {
 		r.Z = r.DiffEstimate / r.PooledSE
 		r.PValue = normalPValue(r.Z, alt)
 	}
-	r.UnpooledZ, r.UnpooledPValue = 0, 1
-	if r.UnpooledSE > 0 || r.DiffEstimate != 0 {
-		r.UnpooledZ = r.DiffEstimate / r.UnpooledSE
-		r.UnpooledPValue = normalPValue(r.UnpooledZ, alt)
-	}
+	r.UnpooledZ = r.DiffEstimate / r.UnpooledSE
+	r.UnpooledPValue = normalPValue(r.UnpooledZ, alt)
 
-	q := NormalQuantile(1 - (1-confidence)/2)
+	// The upper quantile taken as minus the lower one stays finite for a
+	// confidence so close to 1 that 1 - (1-confidence)/2 rounds to 1.
+	q := -NormalQuantile((1 - confidence) / 2)
 	r.CILow = math.Max(-1, r.DiffEstimate-q*r.UnpooledSE)
 	r.CIHigh = math.Min(1, r.DiffEstimate+q*r.UnpooledSE)
 	return r, nil
 }
 
 // validateProportionCounts checks the event and trial counts of both arms.
+// Invalid counts are reported before missing traffic, so that events
+// without trials are not mistaken for an arm that saw no requests.
 func validateProportionCounts(xA, nA, xB, nB int64) error {
 	if nA < 0 || nB < 0 {
 		return fmt.Errorf("%w: negative trial count (nA=%d, nB=%d)", ErrInvalidCounts, nA, nB)
-	}
-	if nA == 0 && nB == 0 {
-		return fmt.Errorf("%w: both arms have 0 trials", ErrNoTraffic)
-	}
-	if nA == 0 || nB == 0 {
-		return fmt.Errorf("%w: arm A has %d trials, arm B has %d", ErrEmptyArm, nA, nB)
 	}
 	if xA < 0 || xA > nA {
 		return fmt.Errorf("%w: arm A has %d events in %d trials", ErrInvalidCounts, xA, nA)
 	}
 	if xB < 0 || xB > nB {
 		return fmt.Errorf("%w: arm B has %d events in %d trials", ErrInvalidCounts, xB, nB)
+	}
+	if nA == 0 && nB == 0 {
+		return fmt.Errorf("%w: both arms have 0 trials", ErrNoTraffic)
+	}
+	if nA == 0 || nB == 0 {
+		return fmt.Errorf("%w: arm A has %d trials, arm B has %d", ErrEmptyArm, nA, nB)
 	}
 	return nil
 }

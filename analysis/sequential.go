@@ -78,9 +78,10 @@ func (s SequentialState) Update(xA, nA, xB, nB int64, tau2 float64) (SequentialS
 // minimum of these values over its looks, which SequentialState.Update
 // keeps.
 //
-// When V is 0 (each arm's proportion is 0 or 1) the normal approximation
-// gives no usable variance and the look counts as no evidence: it returns
-// 1. Errors: as TwoProportionZTest for the counts, and ErrInvalidInput
+// When V is 0 (each arm's proportion is 0 or 1), equal arms are no
+// evidence (p = 1) and unequal ones use proportions shrunk by half an event
+// (see twoProportionLogLambda), so 0 % against 100 % is significant once
+// the arms are large enough. Errors: as TwoProportionZTest for the counts, and ErrInvalidInput
 // unless tau2 is positive and finite.
 func AlwaysValidPValue(xA, nA, xB, nB int64, tau2 float64) (float64, error) {
 	if err := validateProportionCounts(xA, nA, xB, nB); err != nil {
@@ -89,15 +90,52 @@ func AlwaysValidPValue(xA, nA, xB, nB int64, tau2 float64) (float64, error) {
 	if math.IsNaN(tau2) || math.IsInf(tau2, 0) || tau2 <= 0 {
 		return 0, fmt.Errorf("%w: tau2 must be positive and finite, got %v", ErrInvalidInput, tau2)
 	}
-	pA := float64(xA) / float64(nA)
-	pB := float64(xB) / float64(nB)
-	variance := pA*(1-pA)/float64(nA) + pB*(1-pB)/float64(nB)
-	if variance <= 0 {
-		return 1, nil
-	}
+	return math.Min(1, math.Exp(-twoProportionLogLambda(float64(xA), float64(nA), float64(xB), float64(nB), tau2))), nil
+}
+
+// twoProportionLogLambda is log Lambda of the two-proportion mixture test on checked counts.
+// When each arm's proportion is 0 or 1 the normal approximation has no variance: equal arms are
+// no evidence, and unequal ones (none of A's requests failed, all of B's) take the variance of
+// proportions shrunk by half an event, (x+0.5)/(n+1), so that the evidence grows with the counts
+// instead of vanishing.
+func twoProportionLogLambda(xA, nA, xB, nB, tau2 float64) float64 {
+	pA, pB := xA/nA, xB/nB
 	theta := pB - pA
+	variance := pA*(1-pA)/nA + pB*(1-pB)/nB
+	if variance <= 0 {
+		if theta == 0 {
+			return 0
+		}
+		sA, sB := (xA+0.5)/(nA+1), (xB+0.5)/(nB+1)
+		variance = sA*(1-sA)/nA + sB*(1-sB)/nB
+	}
 	// Work with log(Lambda) so that strong evidence does not overflow.
-	logLambda := 0.5*math.Log(variance/(variance+tau2)) +
-		tau2*theta*theta/(2*variance*(variance+tau2))
-	return math.Min(1, math.Exp(-logLambda)), nil
+	return 0.5*math.Log(variance/(variance+tau2)) + tau2*theta*theta/(2*variance*(variance+tau2))
+}
+
+// TwoProportionTrialsNeeded is how many more trials per arm the always-valid two-proportion test
+// would need to reach level alpha if both arms' proportions stayed at pA and pB, starting from n
+// trials per arm: the sequential counterpart of TwoProportionSampleSize, which assumes a single
+// look. It returns -1 when no number up to 1e12 would (the proportions are equal).
+//
+// Errors: ErrInvalidInput for proportions outside [0,1], alpha outside (0,1), a negative or
+// non-finite n, or tau2 not positive and finite.
+func TwoProportionTrialsNeeded(pA, pB, n, alpha, tau2 float64) (int64, error) {
+	for _, p := range []float64{pA, pB} {
+		if math.IsNaN(p) || p < 0 || p > 1 {
+			return 0, fmt.Errorf("%w: proportion must be within [0,1], got %v", ErrInvalidInput, p)
+		}
+	}
+	if err := checkOpenUnit("alpha", alpha); err != nil {
+		return 0, err
+	}
+	if math.IsNaN(n) || math.IsInf(n, 0) || n < 0 {
+		return 0, fmt.Errorf("%w: trials must be non-negative and finite, got %v", ErrInvalidInput, n)
+	}
+	if math.IsNaN(tau2) || math.IsInf(tau2, 0) || tau2 <= 0 {
+		return 0, fmt.Errorf("%w: tau2 must be positive and finite, got %v", ErrInvalidInput, tau2)
+	}
+	bound := math.Log(1 / alpha)
+	decides := func(m float64) bool { return twoProportionLogLambda(pA*m, m, pB*m, m, tau2) >= bound }
+	return trialsUntil(decides, n), nil
 }

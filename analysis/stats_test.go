@@ -651,7 +651,6 @@ func TestAlwaysValidPValue(t *testing.T) {
 	}{
 		{name: "no difference", xA: 50, nA: 1000, xB: 50, nB: 1000, tau2: 1e-3, wantP: 1},
 		{name: "zero events in both arms", xA: 0, nA: 1000, xB: 0, nB: 1000, tau2: 1e-3, wantP: 1},
-		{name: "no variance", xA: 0, nA: 3, xB: 3, nB: 3, tau2: 1e-3, wantP: 1},
 		{name: "overwhelming evidence", xA: 1000, nA: 100000, xB: 5000, nB: 100000, tau2: 1e-3, wantP: 0},
 		{name: "no traffic", tau2: 1e-3, wantErr: ErrNoTraffic},
 		{name: "empty arm", xA: 1, nA: 10, tau2: 1e-3, wantErr: ErrEmptyArm},
@@ -671,6 +670,23 @@ func TestAlwaysValidPValue(t *testing.T) {
 		if err != nil || p != tt.wantP {
 			t.Errorf("%s: p = %v (%v), want %v", tt.name, p, err, tt.wantP)
 		}
+	}
+}
+
+// Arms at 0 % and 100 % have no variance under the normal approximation; the evidence must still
+// grow with the counts instead of reading as p = 1.
+func TestAlwaysValidPValueExtremeArms(t *testing.T) {
+	small, err := AlwaysValidPValue(0, 3, 3, 3, 1e-3)
+	if err != nil || small <= 0.05 || small >= 1 {
+		t.Errorf("0 of 3 against 3 of 3: p = %v (%v), want not significant yet but below 1", small, err)
+	}
+	large, err := AlwaysValidPValue(0, 1000, 1000, 1000, 1e-3)
+	if err != nil || large > 1e-6 {
+		t.Errorf("0 of 1000 against 1000 of 1000: p = %v (%v), want below 1e-6", large, err)
+	}
+	reversed, err := AlwaysValidPValue(1000, 1000, 0, 1000, 1e-3)
+	if err != nil || reversed != large {
+		t.Errorf("100 %% against 0 %%: p = %v (%v), want %v as the other way round", reversed, err, large)
 	}
 }
 

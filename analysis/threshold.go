@@ -56,6 +56,9 @@ const (
 	// ReasonProviderUnavailable means the metrics provider could not be reached or failed on
 	// its own side; the check holds until it answers.
 	ReasonProviderUnavailable Reason = "ProviderUnavailable"
+	// ReasonInsufficientEvidence means a sequential check has data, but not yet enough to show
+	// on which side of its threshold (or of stable) the revision is.
+	ReasonInsufficientEvidence Reason = "InsufficientEvidence"
 )
 
 // Verdict is the judgement of one metric at one check, or of all metrics (Combine).
@@ -74,6 +77,9 @@ type Verdict struct {
 	Threshold float64
 	// Samples is the number of requests the value is based on (0 when unknown).
 	Samples int64
+	// Low and High bound the confidence sequence of a sequential check, in the metric's unit;
+	// both 0 for other checks.
+	Low, High float64
 }
 
 // Direction says which side of the threshold is good.
@@ -106,6 +112,12 @@ type ThresholdSpec struct {
 	MinSampleSize int64
 	// ErrorLimit is how many consecutive query errors make a Fail; 0 means DefaultErrorLimit.
 	ErrorLimit int32
+	// Confidence, when set (strictly between 0 and 1), makes the check of a proportion
+	// sequential: it fails only when the anytime-valid confidence sequence of the rate lies
+	// wholly on the wrong side of the threshold, passes only when it lies wholly on the right
+	// side, and is Inconclusive (InsufficientEvidence) in between. Zero keeps the plain
+	// comparison of the value with the threshold, which is also what non-proportions get.
+	Confidence float64
 }
 
 // Validate reports, wrapping ErrInvalidInput, why the spec cannot be evaluated.
@@ -118,6 +130,8 @@ func (s ThresholdSpec) Validate() error {
 	case s.FailureThreshold < 0 || s.MinSampleSize < 0 || s.ErrorLimit < 0:
 		return fmt.Errorf("%w: failureThreshold %d, minSampleSize %d and error limit %d must not be negative",
 			ErrInvalidInput, s.FailureThreshold, s.MinSampleSize, s.ErrorLimit)
+	case s.Confidence != 0 && (math.IsNaN(s.Confidence) || s.Confidence <= 0 || s.Confidence >= 1):
+		return fmt.Errorf("%w: confidence must be strictly between 0 and 1, got %v", ErrInvalidInput, s.Confidence)
 	}
 	return nil
 }
@@ -180,6 +194,62 @@ func EvaluateThreshold(spec ThresholdSpec, m Measurement, prev CheckState) (Verd
 		return v.with(ResultInconclusive, ReasonInvalidValue, "%s = %v (threshold %s, %s): not a number that can be judged",
 			v.Metric, m.Value, bound(spec), sampleText(m)), next
 	}
+	if spec.Confidence != 0 && m.Proportion {
+		return evaluateSequential(spec, m, v, prev, next)
+	}
+	return evaluatePlain(spec, m, v, prev, next)
+}
+
+// evaluateSequential judges a proportion with the one-proportion sequential test (see
+// TestProportionThreshold): the threshold, in the metric's unit, is turned into a rate with the
+// measurement's scale. A rate shown on the wrong side counts as a failing check
+// (failureThreshold of them in a row make a Fail), a rate shown on the right side passes and
+// resets that count, and anything in between is Inconclusive with the number of requests that
+// would decide it if the rate held.
+func evaluateSequential(spec ThresholdSpec, m Measurement, v Verdict, prev, next CheckState) (Verdict, CheckState) {
+	scale := m.Scale
+	if scale == 0 {
+		scale = 1
+	}
+	p0 := spec.Threshold / scale
+	if p0 < 0 || p0 > 1 {
+		// A threshold no rate can cross: below 0 every rate exceeds it, above 100 % none does.
+		return evaluatePlain(spec, m, v, prev, next)
+	}
+	alpha := 1 - spec.Confidence
+	e, err := TestProportionThreshold(m.Events, m.Samples, p0, alpha, ThresholdMixingVariance(p0))
+	if err != nil {
+		return v.with(ResultInconclusive, ReasonInvalidValue, "%s: %v", v.Metric, err), next
+	}
+	v.Low, v.High = scale*e.Low, scale*e.High
+	head := fmt.Sprintf("%s = %s of %d requests, %g%% confidence sequence [%s, %s] (threshold %s)",
+		v.Metric, formatValue(m.Value), m.Samples, 100*spec.Confidence, formatValue(v.Low), formatValue(v.High), bound(spec))
+	worse := e.Above
+	if spec.Direction == HigherIsBetter {
+		worse = !e.Above && e.Rate != p0
+	}
+	switch {
+	case e.Decided && !worse:
+		next.Failures = 0
+		return v.with(ResultPass, ReasonWithinThreshold, "%s: shown within the threshold", head), next
+	case e.Decided:
+		next.Failures = prev.Failures + 1
+		limit := max(spec.FailureThreshold, 1)
+		if next.Failures >= limit {
+			return v.with(ResultFail, ReasonThresholdExceeded, "%s: shown past the threshold in %d consecutive check(s)", head, next.Failures), next
+		}
+		return v.with(ResultInconclusive, ReasonThresholdExceeded, "%s: shown past the threshold, %d of %d consecutive failing checks",
+			head, next.Failures, limit), next
+	case e.MoreTrials < 0:
+		return v.with(ResultInconclusive, ReasonInsufficientEvidence, "%s: the rate is at the threshold; no number of requests would decide it", head), next
+	default:
+		return v.with(ResultInconclusive, ReasonInsufficientEvidence, "%s: not yet decided; about %d more requests would decide it if the rate held",
+			head, e.MoreTrials), next
+	}
+}
+
+// evaluatePlain compares the value with the threshold once.
+func evaluatePlain(spec ThresholdSpec, m Measurement, v Verdict, prev, next CheckState) (Verdict, CheckState) {
 	head := fmt.Sprintf("%s = %s (threshold %s, %s)", v.Metric, formatValue(m.Value), bound(spec), sampleText(m))
 	if !exceeds(spec, m.Value) {
 		next.Failures = 0

@@ -30,6 +30,15 @@ type Analysis struct {
 	// +optional
 	WarmupDuration *Duration `json:"warmupDuration,omitempty"`
 
+	// confidenceLevel is the confidence, strictly between 0 and 1 (default 0.95), at which the
+	// sequential checks decide: an error-rate check fails only when the revision's rate is shown
+	// above its threshold at this confidence, and passes only when it is shown below it; a
+	// comparison with stable (compareToStable) fails only when the revision is shown worse. The
+	// checks stay valid however often they look (see "How KULTA decides" in the README).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self > 0.0 && self < 1.0",message="analysis.confidenceLevel must be strictly between 0 and 1"
+	ConfidenceLevel *Decimal `json:"confidenceLevel,omitempty"`
+
 	// metrics are the checks; every one must pass.
 	// +optional
 	// +listType=map
@@ -51,6 +60,8 @@ type PrometheusConfig struct {
 // 5xx), latency-p95 and latency-p99 (milliseconds); any other name needs a query.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.query) || self.name in ['error-rate', 'latency-p95', 'latency-p99']",message="metrics[].name must be error-rate, latency-p95 or latency-p99 unless query is set"
+// +kubebuilder:validation:XValidation:rule="!has(self.compareToStable) || !self.compareToStable || (!has(self.query) && self.name in ['error-rate', 'latency-p95', 'latency-p99'])",message="metrics[].compareToStable applies only to the built-in error-rate, latency-p95 and latency-p99 metrics without a query"
+// +kubebuilder:validation:XValidation:rule="!has(self.tolerance) || (has(self.compareToStable) && self.compareToStable && self.name in ['latency-p95', 'latency-p99'])",message="metrics[].tolerance applies only to latency-p95 and latency-p99 with compareToStable: true"
 type Metric struct {
 	// name identifies the metric: a built-in one, or a name of your choice with a query.
 	// +required
@@ -79,12 +90,26 @@ type Metric struct {
 	// +kubebuilder:validation:MaxLength=4096
 	Query string `json:"query,omitempty"`
 
-	// compareToStable also judges the canary against the stable revision over the same window:
-	// when the canary is significantly worse (a one-sided sequential test at 95 % confidence,
-	// after a sample-ratio-mismatch check of the traffic split), the check fails even within the
-	// threshold. It applies to the canary strategy and proportion metrics (error-rate).
+	// compareToStable also judges the revision under test against the stable one (the canary
+	// against stableService, a blue-green preview against activeService), on all requests each
+	// has served since the revision started. For error-rate, the check fails when the revision's
+	// rate is shown higher than stable's (a sequential test at confidenceLevel, after a
+	// sample-ratio-mismatch check of the canary's traffic split), even within the threshold.
+	// For latency-p95 and latency-p99, the latency distributions are compared from the histogram
+	// buckets (Mann-Whitney U and the Hodges-Lehmann shift): the check fails when the revision is
+	// shown slower than stable by more than tolerance, and the threshold still applies to the
+	// quantile. Without stable data the check is Inconclusive, never a pass. Not available to
+	// the simple strategy, which has no stable Service.
 	// +optional
 	CompareToStable bool `json:"compareToStable,omitempty"`
+
+	// tolerance is how much slower than stable a revision may be before a latency comparison
+	// (compareToStable on latency-p95 or latency-p99) fails: milliseconds such as 20ms, or a
+	// percentage of stable's median latency such as 10% (the default).
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?(ms|%)$`
+	Tolerance string `json:"tolerance,omitempty"`
 
 	// sampleQuery is a PromQL query template giving the number of requests the value is based
 	// on, compared with minSampleSize. Built-in metrics count requests on their own.
@@ -103,8 +128,9 @@ type Metric struct {
 	// +kubebuilder:validation:Maximum=100
 	FailureThreshold *int32 `json:"failureThreshold,omitempty"`
 
-	// minSampleSize is the fewest requests in the window for a check to count; below it the check
-	// is inconclusive, never a pass.
+	// minSampleSize is the fewest requests for a check to count; below it the check is
+	// inconclusive, never a pass. Error-rate checks count every request since the revision
+	// started; other metrics count the requests in their window.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MinSampleSize *int32 `json:"minSampleSize,omitempty"`
@@ -127,8 +153,9 @@ type ABAnalysis struct {
 	// +optional
 	MinDuration *Duration `json:"minDuration,omitempty"`
 
-	// interval is how often the variants are compared, such as 1m (the default). The test is
-	// sequential (always valid), so comparing often does not raise the false-positive rate.
+	// interval is how often the variants are compared, such as 1m (the default). Each comparison
+	// counts every request since the experiment started and the test is sequential (always
+	// valid), so comparing often does not raise the false-positive rate.
 	// +optional
 	Interval *Duration `json:"interval,omitempty"`
 
@@ -160,11 +187,12 @@ const (
 
 // ABMetric is one metric compared between the variants of an A/B experiment.
 type ABMetric struct {
-	// name identifies the metric, such as error-rate.
+	// name is the built-in metric compared: error-rate (a proportion, compared with a sequential
+	// two-proportion test) or latency-p95 / latency-p99 (the latency distributions, compared with
+	// Mann-Whitney U on the histogram buckets).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
 	// direction is lower when B should be lower, higher when B should be higher.
@@ -172,7 +200,8 @@ type ABMetric struct {
 	Direction MetricDirection `json:"direction"`
 
 	// minEffectSize is the smallest difference between the variants that matters, as an absolute
-	// difference of the metric (0.05 is five points of a proportion).
+	// difference of the metric: for error-rate a difference of proportions (0.05 is five
+	// points), for latency a shift in milliseconds.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="self >= 0.0",message="minEffectSize must not be negative"
 	MinEffectSize *Decimal `json:"minEffectSize,omitempty"`

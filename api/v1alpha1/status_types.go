@@ -180,6 +180,23 @@ type AnalysisStatus struct {
 	// +required
 	CheckedAt metav1.Time `json:"checkedAt"`
 
+	// countingSince is the start of the range the sequential checks count over: when the
+	// revision began to receive traffic. Every check of the revision counts all requests since
+	// then, so repeated looks keep the checks' error rates; it survives a controller restart.
+	// +optional
+	CountingSince *metav1.Time `json:"countingSince,omitempty"`
+
+	// expectedCanaryPercent is the share of traffic, in percent, that the canary should receive
+	// under the split KULTA set (the route weight, or without traffic routing the canary's share
+	// of ready Pods), which the sample-ratio-mismatch check compares the observed split with.
+	// +optional
+	ExpectedCanaryPercent *Decimal `json:"expectedCanaryPercent,omitempty"`
+
+	// splitSince is when that split was first seen; the sample-ratio-mismatch check only looks
+	// at requests served since then.
+	// +optional
+	SplitSince *metav1.Time `json:"splitSince,omitempty"`
+
 	// metrics holds each metric's latest result.
 	// +optional
 	// +listType=map
@@ -218,9 +235,35 @@ type MetricStatus struct {
 	// +optional
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
 
-	// consecutiveErrors counts checks in a row whose query failed.
+	// consecutiveErrors counts checks in a row whose query failed or whose traffic split did not
+	// match the one KULTA set (sample-ratio mismatch).
 	// +optional
 	ConsecutiveErrors int32 `json:"consecutiveErrors,omitempty"`
+
+	// lowerBound and upperBound are the anytime-valid confidence bounds of an error-rate
+	// check's rate, in percent, over all requests since countingSince.
+	// +optional
+	LowerBound *Decimal `json:"lowerBound,omitempty"`
+
+	// upperBound: see lowerBound.
+	// +optional
+	UpperBound *Decimal `json:"upperBound,omitempty"`
+
+	// stableValue is the stable revision's value over the same range, for compareToStable.
+	// +optional
+	StableValue *Decimal `json:"stableValue,omitempty"`
+
+	// pValue is the sequential p-value of the comparison with stable: for error-rate the
+	// always-valid p-value over every look of this revision so far, for latency the
+	// Mann-Whitney p-value of the latest look, judged against that look's share of alpha.
+	// +optional
+	PValue *Decimal `json:"pValue,omitempty"`
+
+	// looks counts the comparisons with stable taken for this revision; each look spends a
+	// share of alpha that shrinks with the look number, so that every look together stay
+	// within 1 - confidenceLevel.
+	// +optional
+	Looks int32 `json:"looks,omitempty"`
 }
 
 // DecisionAction is what KULTA did.
@@ -314,11 +357,11 @@ type ABExperimentStatus struct {
 	// +kubebuilder:validation:MaxLength=4096
 	Message string `json:"message,omitempty"`
 
-	// sampleSizeA is the number of requests variant A served in the window.
+	// sampleSizeA is the number of requests variant A served since the experiment started.
 	// +optional
 	SampleSizeA *int64 `json:"sampleSizeA,omitempty"`
 
-	// sampleSizeB is the number of requests variant B served in the window.
+	// sampleSizeB is the number of requests variant B served since the experiment started.
 	// +optional
 	SampleSizeB *int64 `json:"sampleSizeB,omitempty"`
 
@@ -356,6 +399,17 @@ type ABMetricResult struct {
 	// confidence is one minus the always-valid p-value of the difference, over all looks so far.
 	// +required
 	Confidence Decimal `json:"confidence"`
+
+	// pValue is the p-value behind confidence, with every digit kept: for error-rate the
+	// always-valid p-value over all looks so far, for latency the Mann-Whitney p-value of the
+	// latest look.
+	// +optional
+	PValue *Decimal `json:"pValue,omitempty"`
+
+	// looks counts the comparisons taken so far; a latency comparison spends a share of alpha
+	// per look that shrinks with the look number.
+	// +optional
+	Looks int32 `json:"looks,omitempty"`
 
 	// reason says why the metric is or is not significant, such as NotSignificant or NoTraffic.
 	// +optional

@@ -216,6 +216,8 @@ type CookieMatch struct {
 }
 
 // SimpleStrategy is a rolling update bounded by spec.maxSurge and spec.maxUnavailable.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.analysis) || !has(self.analysis.metrics) || self.analysis.metrics.all(m, !has(m.compareToStable) || !m.compareToStable)",message="spec.strategy.simple.analysis.metrics[].compareToStable needs a stable Service to compare with, and the simple strategy has none"
 type SimpleStrategy struct {
 	// analysis checks the new revision's metrics after the update and rolls back on failure.
 	// +optional

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/false-systems/kulta/analysis"
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
@@ -204,4 +205,31 @@ func snapshots(a *kultav1alpha1.AnalysisStatus) map[string]kultav1alpha1.MetricS
 		out[m.Name] = snap
 	}
 	return out
+}
+
+// CanarySplit is the split between stable and the canary that the canary's metrics should show:
+// the routes' weights with traffic routing, the canary's share of ready Pods without. It is
+// unknown for the other strategies, while the routes disagree, and while no Pod is ready.
+func CanarySplit(obs Observation) analysis.Split {
+	ro := obs.Rollout
+	c := ro.Spec.Strategy.Canary
+	if c == nil {
+		return analysis.Split{}
+	}
+	if c.TrafficRouting != nil {
+		if obs.Traffic == nil || obs.Traffic.Weights == nil {
+			return analysis.Split{}
+		}
+		w := *obs.Traffic.Weights
+		if w.Stable+w.Canary <= 0 {
+			return analysis.Split{}
+		}
+		return analysis.Split{CanaryPercent: 100 * float64(w.Canary) / float64(w.Stable+w.Canary), Known: true}
+	}
+	st := ro.Status
+	canary, stable := obs.Revisions[st.CurrentPodTemplateHash], obs.Revisions[st.StablePodTemplateHash]
+	if canary == nil || stable == nil || st.CurrentPodTemplateHash == st.StablePodTemplateHash || canary.Ready+stable.Ready <= 0 {
+		return analysis.Split{}
+	}
+	return analysis.Split{CanaryPercent: 100 * float64(canary.Ready) / float64(canary.Ready+stable.Ready), Known: true}
 }

@@ -23,6 +23,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	"github.com/false-systems/kulta/analysis"
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	kultaevents "github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/freshness"
@@ -149,7 +150,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 type Analyzer interface {
 	// Analyze queries the metrics and returns the new analysis status, carrying the counters
 	// of ro.Status.Analysis forward when it measured the same revision and step.
-	Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, now time.Time) (*kultav1alpha1.AnalysisStatus, error)
+	// split is the traffic split the canary has now, for the sample-ratio-mismatch check.
+	Analyze(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.Analysis, split analysis.Split, now time.Time) (*kultav1alpha1.AnalysisStatus, error)
 	// Compare looks at a running A/B experiment and returns its new status, with a winner
 	// when the statistics have one.
 	Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *kultav1alpha1.ABAnalysis, now time.Time) (*kultav1alpha1.ABExperimentStatus, error)
@@ -198,15 +200,32 @@ func (r *Reconciler) analyze(ctx context.Context, obs Observation) (time.Time, e
 	if !AnalysisDue(ro, obs.Now) {
 		return time.Time{}, nil
 	}
-	result, err := r.Analyzer.Analyze(ctx, ro, analysisSpec(ro), obs.Now)
+	result, err := r.Analyzer.Analyze(ctx, ro, analysisSpec(ro), CanarySplit(obs), obs.Now)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	done := r.Clock.Now()
 	metrics.ObserveAnalysis(ro, result, done.Sub(obs.Now).Seconds())
+	r.warnOfMismatch(ro, result)
 	ro.Status.Analysis = result
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis", "verdict", result.Verdict, "reason", result.Reason, "message", result.Message)
 	return done, nil
+}
+
+// warnOfMismatch records a Warning Event when a metric's traffic split starts to disagree with
+// the one KULTA set: the analysis holds (and after a few checks in a row fails) until it agrees.
+func (r *Reconciler) warnOfMismatch(ro *kultav1alpha1.Rollout, result *kultav1alpha1.AnalysisStatus) {
+	before := map[string]string{}
+	if prev := ro.Status.Analysis; prev != nil && prev.Revision == result.Revision {
+		for _, m := range prev.Metrics {
+			before[m.Name] = m.Reason
+		}
+	}
+	for _, m := range result.Metrics {
+		if m.Reason == string(analysis.ReasonSampleRatioMismatch) && before[m.Name] != m.Reason {
+			r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, m.Reason, "Analysis", "%s", result.Message)
+		}
+	}
 }
 
 // fetch reads a Rollout from the cache, or from the API server while the cache has not yet

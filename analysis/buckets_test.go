@@ -1,0 +1,561 @@
+package analysis
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Vectors a, b and c are in analysis/VECTORS.md, computed by hack/vectors/vectors.py from
+// expanded observations, independently of the code under test.
+
+var (
+	latencyBounds   = []float64{0.05, 0.1, 0.25, 0.5, 1, math.Inf(1)}
+	vectorA1Control = Histogram{Bounds: latencyBounds, Cumulative: []float64{10, 40, 70, 85, 95, 100}}
+	vectorA1Canary  = Histogram{Bounds: latencyBounds, Cumulative: []float64{5, 20, 50, 75, 90, 100}}
+	smallBounds     = []float64{0.1, 0.25, 0.5, math.Inf(1)}
+	vectorA2Control = Histogram{Bounds: smallBounds, Cumulative: []float64{6, 10, 12, 12}}
+	vectorA2Canary  = Histogram{Bounds: smallBounds, Cumulative: []float64{2, 5, 9, 12}}
+	vectorA3Control = Histogram{Bounds: latencyBounds, Cumulative: []float64{10.4, 40.4, 38.6, 70.5, 95.2, 100.49}}
+	vectorA3Canary  = Histogram{Bounds: latencyBounds, Cumulative: []float64{4.5, 19.7, 50.2, 74.9, 90.1, 100.0}}
+)
+
+func TestHistogramValidate(t *testing.T) {
+	inf := math.Inf(1)
+	tests := []struct {
+		name    string
+		h       Histogram
+		wantMsg string // empty: valid
+	}{
+		{name: "valid", h: vectorA1Control},
+		{name: "no observations is valid", h: Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{0, 0}}},
+		{name: "dip is valid", h: vectorA3Control},
+		{name: "negative bounds are valid", h: Histogram{Bounds: []float64{-1, 0, inf}, Cumulative: []float64{1, 2, 3}}},
+		{name: "empty", h: Histogram{}, wantMsg: "no buckets"},
+		{name: "lengths differ", h: Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{1}}, wantMsg: "2 bounds but 1 cumulative counts"},
+		{name: "last bound finite", h: Histogram{Bounds: []float64{1, 2}, Cumulative: []float64{1, 2}}, wantMsg: "last histogram bound must be +Inf, got 2"},
+		{name: "only +Inf", h: Histogram{Bounds: []float64{inf}, Cumulative: []float64{5}}, wantMsg: "only the +Inf bucket"},
+		{name: "bounds decrease", h: Histogram{Bounds: []float64{1, 0.5, inf}, Cumulative: []float64{1, 2, 3}}, wantMsg: "bound 1 (0.5) follows 1"},
+		{name: "bounds repeat", h: Histogram{Bounds: []float64{1, 1, inf}, Cumulative: []float64{1, 2, 3}}, wantMsg: "increase strictly"},
+		{name: "NaN bound", h: Histogram{Bounds: []float64{math.NaN(), 1, inf}, Cumulative: []float64{1, 2, 3}}, wantMsg: "bound 0 is NaN"},
+		{name: "+Inf twice", h: Histogram{Bounds: []float64{1, inf, inf}, Cumulative: []float64{1, 2, 3}}, wantMsg: "bound 1 is +Inf"},
+		{name: "-Inf bound", h: Histogram{Bounds: []float64{math.Inf(-1), 1, inf}, Cumulative: []float64{1, 2, 3}}, wantMsg: "bound 0 is -Inf"},
+		{name: "NaN count", h: Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{math.NaN(), 2}}, wantMsg: "count 0 (le=1) is NaN"},
+		{name: "negative count", h: Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{1, -2}}, wantMsg: "count 1 (le=+Inf) is -2"},
+		{name: "infinite count", h: Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{1, inf}}, wantMsg: "is +Inf"},
+		{name: "count too large", h: Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{1, 2e15}}, wantMsg: "at most 1e+15"},
+		{name: "too many buckets", h: Histogram{Bounds: append(slices.Repeat([]float64{0}, 600), inf), Cumulative: make([]float64, 601)}, wantMsg: "601 buckets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.h.Validate()
+			if tt.wantMsg == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("Validate() = %v, want ErrInvalidInput mentioning %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestHistogramBucketCounts(t *testing.T) {
+	inf := math.Inf(1)
+	tests := []struct {
+		name       string
+		cumulative []float64
+		want       []int64
+	}{
+		{"integers", []float64{10, 40, 70, 85, 95, 100}, []int64{10, 30, 30, 15, 10, 5}},
+		{"rounding half away from zero", []float64{0.5, 1.49, 2.5, 2.5, 4.51, 5}, []int64{1, 0, 2, 0, 2, 0}},
+		{"dip counts as empty, next bucket counts from the dip", []float64{10.4, 40.4, 38.6, 70.5, 95.2, 100.49}, []int64{10, 30, 0, 32, 24, 5}},
+		{"dip to zero", []float64{5, 0, 0, 3, 3, 3}, []int64{5, 0, 0, 3, 0, 0}},
+		{"empty", []float64{0, 0, 0, 0, 0, 0.4}, []int64{0, 0, 0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := Histogram{Bounds: []float64{0.05, 0.1, 0.25, 0.5, 1, inf}, Cumulative: tt.cumulative}
+			got := h.BucketCounts()
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("BucketCounts() = %v, want %v", got, tt.want)
+			}
+			var total int64
+			for _, c := range tt.want {
+				total += c
+			}
+			if h.Total() != total {
+				t.Errorf("Total() = %d, want %d", h.Total(), total)
+			}
+		})
+	}
+	invalid := Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{math.NaN(), 3}}
+	if got := invalid.BucketCounts(); got != nil || invalid.Total() != 0 {
+		t.Errorf("invalid histogram: BucketCounts() = %v, Total() = %d; want nil, 0", got, invalid.Total())
+	}
+}
+
+func TestHistogramQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	laterStart := Histogram{Bounds: []float64{0.1, 0.2, 0.4, inf}, Cumulative: []float64{0, 0, 4, 4}}
+	negative := Histogram{Bounds: []float64{-1, 0, 1, inf}, Cumulative: []float64{2, 2, 4, 4}}
+	tests := []struct {
+		name string
+		h    Histogram
+		q    float64
+		want float64
+	}{
+		// Ranks out of 100 in [10, 30, 30, 15, 10, 5]: interpolated within the bucket.
+		{"first bucket from 0", vectorA1Control, 0.05, 0.025},
+		{"first bucket's upper bound", vectorA1Control, 0.1, 0.05},
+		{"median", vectorA1Control, 0.5, 0.1 + 0.15*10/30},
+		{"p90", vectorA1Control, 0.9, 0.5 + 0.5*5/10},
+		{"exactly at a bound", vectorA1Control, 0.95, 1},
+		{"in the +Inf bucket", vectorA1Control, 0.99, 1},
+		{"q = 1 in the +Inf bucket", vectorA1Control, 1, 1},
+		{"q = 0", vectorA1Control, 0, 0},
+		{"q = 0 skips empty buckets", laterStart, 0, 0.2},
+		{"after empty buckets", laterStart, 0.5, 0.3},
+		{"q = 1 ends at the last bucket with observations", laterStart, 1, 0.4},
+		{"first bound not positive", negative, 0.25, -1},
+		{"after a bound at 0", negative, 0.75, 0.5},
+		// Rounded counts [10, 30, 0, 32, 24, 5], 101 in all: rank 50.5 is 10.5 into bucket 3.
+		{"extrapolated counts with a dip", vectorA3Control, 0.5, 0.25 + 0.25*10.5/32},
+	}
+	for _, tt := range tests {
+		got, err := tt.h.Quantile(tt.q)
+		if err != nil {
+			t.Errorf("%s: Quantile(%v): %v", tt.name, tt.q, err)
+			continue
+		}
+		if math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("%s: Quantile(%v) = %v, want %v", tt.name, tt.q, got, tt.want)
+		}
+	}
+
+	errorCases := []struct {
+		name    string
+		h       Histogram
+		q       float64
+		wantErr error
+	}{
+		{"q NaN", vectorA1Control, math.NaN(), ErrInvalidInput},
+		{"q negative", vectorA1Control, -0.01, ErrInvalidInput},
+		{"q above 1", vectorA1Control, 1.01, ErrInvalidInput},
+		{"invalid histogram", Histogram{Bounds: []float64{1, 2}, Cumulative: []float64{1, 2}}, 0.5, ErrInvalidInput},
+		{"no observations", Histogram{Bounds: []float64{1, inf}, Cumulative: []float64{0, 0.2}}, 0.5, ErrNoTraffic},
+	}
+	for _, tt := range errorCases {
+		if _, err := tt.h.Quantile(tt.q); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: error = %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestBucketedMannWhitneyVectors(t *testing.T) {
+	tests := []struct {
+		name                                 string
+		control, experiment                  Histogram
+		n1, n2                               int64
+		u, sigma, z, pGreater, pTwoSided     float64
+		publishedSigma, publishedZ, publishP float64
+	}{
+		{name: "a1", control: vectorA1Control, experiment: vectorA1Canary, n1: 100, n2: 100,
+			u: 6312.5, sigma: 399.080286881, z: 3.28881190865, pGreater: 0.000503056179508, pTwoSided: 0.00100611235902},
+		{name: "a2", control: vectorA2Control, experiment: vectorA2Canary, n1: 12, n2: 12,
+			u: 110, sigma: 16.6328642727, z: 2.28463356503, pGreater: 0.0111671615468, pTwoSided: 0.0223343230936},
+		{name: "a3", control: vectorA3Control, experiment: vectorA3Canary, n1: 100, n2: 101,
+			u: 5245, sigma: 402.848639218, z: 0.484052770735, pGreater: 0.314174209225, pTwoSided: 0.628348418449},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := BucketedMannWhitney(tt.control, tt.experiment)
+			if err != nil {
+				t.Fatalf("BucketedMannWhitney: %v", err)
+			}
+			if r.N1 != tt.n1 || r.N2 != tt.n2 || r.U != tt.u || r.Mean != float64(tt.n1*tt.n2)/2 {
+				t.Errorf("N1, N2, U, Mean = %d, %d, %v, %v; want %d, %d, %v, %v", r.N1, r.N2, r.U, r.Mean, tt.n1, tt.n2, tt.u, float64(tt.n1*tt.n2)/2)
+			}
+			for _, c := range []struct {
+				name      string
+				got, want float64
+			}{{"Sigma", r.Sigma, tt.sigma}, {"Z", r.Z, tt.z}, {"PGreater", r.PGreater, tt.pGreater}, {"PTwoSided", r.PTwoSided, tt.pTwoSided}} {
+				assertRoundsTo(t, c.name, c.got, c.want, 4)
+				assertClose(t, c.name, c.got, c.want, 1e-9)
+			}
+			assertClose(t, "PLess", r.PLess, 1-tt.pGreater, 1e-9)
+			if r.PValue(Greater) != r.PGreater || r.PValue(Less) != r.PLess || r.PValue(TwoSided) != r.PTwoSided {
+				t.Errorf("PValue does not pick the matching p-value: %+v", r)
+			}
+		})
+	}
+}
+
+func TestBucketedHodgesLehmannVectors(t *testing.T) {
+	tests := []struct {
+		name                string
+		control, experiment Histogram
+		estimate, low, high float64
+	}{
+		{"b1", vectorA1Control, vectorA1Canary, 0.1, 0, 0.15},
+		{"b2", vectorA2Control, vectorA2Canary, 0.125, 0, 0.325},
+		{"b3", vectorA3Control, vectorA3Canary, 0, 0, 0.05},
+	}
+	for _, tt := range tests {
+		estimate, low, high, err := BucketedHodgesLehmann(tt.control, tt.experiment, 0.95)
+		if err != nil {
+			t.Fatalf("%s: BucketedHodgesLehmann: %v", tt.name, err)
+		}
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{{"estimate", estimate, tt.estimate}, {"low", low, tt.low}, {"high", high, tt.high}} {
+			if c.want == 0 {
+				if math.Abs(c.got) > 1e-12 {
+					t.Errorf("%s: %s = %v, want 0", tt.name, c.name, c.got)
+				}
+				continue
+			}
+			assertRoundsTo(t, tt.name+" "+c.name, c.got, c.want, 4)
+			assertClose(t, tt.name+" "+c.name, c.got, c.want, 1e-12)
+		}
+	}
+}
+
+// expandHistogram returns one value per observation of h, the bucket's value repeated as many
+// times as the bucket has observations, read from the rounded cumulative counts directly.
+func expandHistogram(h Histogram, values []float64) []float64 {
+	var out []float64
+	previous := 0.0
+	for k, cumulative := range h.Cumulative {
+		rounded := math.Round(cumulative)
+		for range int(rounded - previous) {
+			out = append(out, values[k])
+		}
+		previous = rounded
+	}
+	return out
+}
+
+// randomHistogramPair returns two histograms over the same random bounds, with counts small
+// enough to expand. Every fourth pair has extrapolated (fractional, sometimes dipping) counts.
+func randomHistogramPair(rng *rand.Rand, trial int) (control, experiment Histogram) {
+	buckets := 2 + rng.IntN(7)
+	bounds := make([]float64, buckets)
+	bound := 0.0
+	for k := range buckets - 1 {
+		bound += 0.01 + rng.Float64()
+		bounds[k] = bound
+	}
+	bounds[buckets-1] = math.Inf(1)
+	arm := func() Histogram {
+		cumulative := make([]float64, buckets)
+		total := 0.0
+		for k := range cumulative {
+			if rng.IntN(3) > 0 {
+				total += float64(rng.IntN(25))
+			}
+			cumulative[k] = total
+			if trial%4 == 3 {
+				cumulative[k] = math.Max(0, total+rng.Float64()*3-1.5)
+			}
+		}
+		cumulative[buckets-1]++ // at least one observation
+		return Histogram{Bounds: bounds, Cumulative: cumulative}
+	}
+	return arm(), arm()
+}
+
+// TestBucketedMannWhitneyMatchesExpandedSamples checks the bucketed test against MannWhitneyU
+// on the histograms expanded into tied observations.
+func TestBucketedMannWhitneyMatchesExpandedSamples(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	pairs := [][2]Histogram{{vectorA1Control, vectorA1Canary}, {vectorA2Control, vectorA2Canary}}
+	for trial := range 300 {
+		control, experiment := randomHistogramPair(rng, trial)
+		pairs = append(pairs, [2]Histogram{control, experiment})
+	}
+	for i, pair := range pairs {
+		control, experiment := pair[0], pair[1]
+		if control.Total() == 0 || experiment.Total() == 0 {
+			continue
+		}
+		index := make([]float64, len(control.Bounds))
+		for k := range index {
+			index[k] = float64(k)
+		}
+		x, y := expandHistogram(experiment, index), expandHistogram(control, index)
+		want, err := MannWhitneyU(x, y)
+		if err != nil {
+			t.Fatalf("pair %d: MannWhitneyU: %v", i, err)
+		}
+		got, err := BucketedMannWhitney(control, experiment)
+		if err != nil {
+			t.Fatalf("pair %d: BucketedMannWhitney: %v", i, err)
+		}
+		if got.U != want.U || got.N1 != int64(want.N1) || got.N2 != int64(want.N2) {
+			t.Fatalf("pair %d: U, N1, N2 = %v, %d, %d; want %v, %d, %d", i, got.U, got.N1, got.N2, want.U, want.N1, want.N2)
+		}
+		if math.Abs(got.Z-want.Z) > 1e-12*math.Max(1, math.Abs(want.Z)) {
+			t.Fatalf("pair %d: Z = %v, want %v", i, got.Z, want.Z)
+		}
+		if math.Abs(got.PTwoSided-want.PAsymptoticNoCorrection) > 1e-12 {
+			t.Fatalf("pair %d: PTwoSided = %v, want %v", i, got.PTwoSided, want.PAsymptoticNoCorrection)
+		}
+		if want.Z != 0 {
+			assertClose(t, "Sigma", got.Sigma, (want.U-got.Mean)/want.Z, 1e-10)
+		}
+	}
+}
+
+// TestBucketedHodgesLehmannMatchesBruteForce sorts all pairwise differences of the expanded
+// observations and reads the estimate and the interval off by index.
+func TestBucketedHodgesLehmannMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	pairs := [][2]Histogram{{vectorA1Control, vectorA1Canary}, {vectorA2Control, vectorA2Canary}, {vectorA3Control, vectorA3Canary}}
+	for trial := range 300 {
+		control, experiment := randomHistogramPair(rng, trial)
+		pairs = append(pairs, [2]Histogram{control, experiment})
+	}
+	for i, pair := range pairs {
+		control, experiment := pair[0], pair[1]
+		if control.Total() == 0 || experiment.Total() == 0 {
+			continue
+		}
+		confidence := []float64{0.8, 0.9, 0.95, 0.99}[i%4]
+		bounds := control.Bounds
+		values := make([]float64, len(bounds))
+		for k := range bounds[:len(bounds)-1] {
+			lower := 0.0
+			if k > 0 {
+				lower = bounds[k-1]
+			}
+			values[k] = (lower + bounds[k]) / 2
+		}
+		values[len(bounds)-1] = bounds[len(bounds)-2]
+		x, y := expandHistogram(experiment, values), expandHistogram(control, values)
+		diffs := make([]float64, 0, len(x)*len(y))
+		for _, a := range x {
+			for _, b := range y {
+				diffs = append(diffs, a-b)
+			}
+		}
+		slices.Sort(diffs)
+		total := len(diffs)
+		mw, err := BucketedMannWhitney(control, experiment)
+		if err != nil {
+			t.Fatalf("pair %d: %v", i, err)
+		}
+		k := max(1, int(math.Floor(float64(total)/2-NormalQuantile((1+confidence)/2)*mw.Sigma)))
+		wantEstimate := (diffs[(total-1)/2] + diffs[total/2]) / 2
+
+		estimate, low, high, err := BucketedHodgesLehmann(control, experiment, confidence)
+		if err != nil {
+			t.Fatalf("pair %d: BucketedHodgesLehmann: %v", i, err)
+		}
+		if estimate != wantEstimate || low != diffs[k-1] || high != diffs[total-k] {
+			t.Fatalf("pair %d (k=%d of %d): got %v [%v, %v], want %v [%v, %v]",
+				i, k, total, estimate, low, high, wantEstimate, diffs[k-1], diffs[total-k])
+		}
+		// The estimate is the ordinary Hodges-Lehmann estimate of the expanded samples.
+		plain, _, _, err := HodgesLehmann(x, y, confidence)
+		if err != nil || plain != estimate {
+			t.Fatalf("pair %d: HodgesLehmann on expanded samples = %v (%v), want %v", i, plain, err, estimate)
+		}
+	}
+}
+
+func TestBucketedHugeCounts(t *testing.T) {
+	// A billion observations per arm in the proportions of vector a1: N^3 overflows int64, and
+	// N1*N2 is beyond the integers float64 holds exactly.
+	scale := func(h Histogram) Histogram {
+		cumulative := make([]float64, len(h.Cumulative))
+		for i, c := range h.Cumulative {
+			cumulative[i] = c * 1e7
+		}
+		return Histogram{Bounds: h.Bounds, Cumulative: cumulative}
+	}
+	control, experiment := scale(vectorA1Control), scale(vectorA1Canary)
+	r, err := BucketedMannWhitney(control, experiment)
+	if err != nil {
+		t.Fatalf("BucketedMannWhitney: %v", err)
+	}
+	if r.N1 != 1e9 || r.N2 != 1e9 {
+		t.Fatalf("N1, N2 = %d, %d", r.N1, r.N2)
+	}
+	if math.IsNaN(r.Sigma) || math.IsInf(r.Sigma, 0) || !(r.Sigma > 0) || math.IsNaN(r.Z) || math.IsInf(r.Z, 0) {
+		t.Fatalf("Sigma = %v, Z = %v; want finite", r.Sigma, r.Z)
+	}
+	// The bucket shares are those of vector a1, so U/(N1*N2) is unchanged. Scaling every count
+	// by c multiplies Sigma^2 by c^3 (N-1)/N' with N = 200 and N' = c*N - 1 ~ c*N.
+	assertClose(t, "U/(N1*N2)", r.U/1e18, 6312.5/1e4, 1e-12)
+	assertClose(t, "Sigma/c^1.5", r.Sigma/math.Pow(1e7, 1.5), 399.080286881*math.Sqrt(199.0/200), 1e-6)
+	// The formula as written on Sigma, evaluated in float64, agrees.
+	counts := [][2]float64{{10, 5}, {30, 15}, {30, 30}, {15, 25}, {10, 15}, {5, 10}}
+	n := 2e9
+	var ties float64
+	for _, c := range counts {
+		tk := (c[0] + c[1]) * 1e7
+		ties += tk * (tk*tk - 1)
+	}
+	direct := math.Sqrt(1e18 / 12 * ((n + 1) - ties/(n*(n-1))))
+	assertClose(t, "Sigma against the textbook formula", r.Sigma, direct, 1e-6)
+	if !(r.PGreater >= 0 && r.PGreater < 1e-100) {
+		t.Errorf("PGreater = %v, want tiny", r.PGreater)
+	}
+
+	estimate, low, high, err := BucketedHodgesLehmann(control, experiment, 0.95)
+	if err != nil {
+		t.Fatalf("BucketedHodgesLehmann: %v", err)
+	}
+	// With this much data the interval shrinks onto the estimate, a difference of midpoints.
+	if math.Abs(estimate-0.1) > 1e-12 || low > estimate || high < estimate || low < 0.05-1e-12 || high > 0.15+1e-12 {
+		t.Errorf("estimate %v [%v, %v], want about 0.1 within [0.05, 0.15]", estimate, low, high)
+	}
+}
+
+func TestBucketedSmallCases(t *testing.T) {
+	inf := math.Inf(1)
+	control := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{0, 40, 40}}
+	experiment := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{0, 7, 7}}
+	r, err := BucketedMannWhitney(control, experiment)
+	if err != nil {
+		t.Fatalf("BucketedMannWhitney: %v", err)
+	}
+	if r.Sigma != 0 || r.Z != 0 || r.U != r.Mean || r.PGreater != 1 || r.PLess != 1 || r.PTwoSided != 1 {
+		t.Errorf("all observations in one bucket: %+v", r)
+	}
+	estimate, low, high, err := BucketedHodgesLehmann(control, experiment, 0.95)
+	if err != nil || estimate != 0 || low != 0 || high != 0 {
+		t.Errorf("all observations in one bucket: %v [%v, %v], %v", estimate, low, high, err)
+	}
+	// A single observation per arm: the interval spans the only difference.
+	one := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{1, 1, 1}}
+	other := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{0, 0, 1}}
+	// The experiment's observation is in the +Inf bucket and counts as 0.2; the control's as 0.05.
+	estimate, low, high, err = BucketedHodgesLehmann(one, other, 0.95)
+	if err != nil || math.Abs(estimate-0.15) > 1e-15 || low != estimate || high != estimate {
+		t.Errorf("one observation per arm: %v [%v, %v], %v; want 0.15 [0.15, 0.15]", estimate, low, high, err)
+	}
+	// Differences 0 and 0.1 with one pair each: the cumulative weight reaches exactly half at
+	// the first, so the estimate is the mean of the two, as for an even number of values.
+	pair := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{1, 2, 2}}
+	estimate, _, _, err = BucketedHodgesLehmann(one, pair, 0.95)
+	if err != nil || math.Abs(estimate-0.05) > 1e-15 {
+		t.Errorf("median between two differences: %v, %v; want 0.05", estimate, err)
+	}
+}
+
+func TestBucketedErrors(t *testing.T) {
+	inf := math.Inf(1)
+	bounds := []float64{0.1, 0.5, inf}
+	valid := Histogram{Bounds: bounds, Cumulative: []float64{3, 8, 10}}
+	empty := Histogram{Bounds: bounds, Cumulative: []float64{0, 0, 0.3}}
+	tests := []struct {
+		name                string
+		control, experiment Histogram
+		confidence          float64
+		wantErr             []error
+	}{
+		{"bounds differ", valid, Histogram{Bounds: []float64{0.1, 0.25, inf}, Cumulative: []float64{3, 8, 10}}, 0.95, []error{ErrInvalidInput}},
+		{"bucket counts differ", valid, Histogram{Bounds: []float64{0.1, inf}, Cumulative: []float64{3, 10}}, 0.95, []error{ErrInvalidInput}},
+		{"negative count in control", Histogram{Bounds: bounds, Cumulative: []float64{-1, 8, 10}}, valid, 0.95, []error{ErrInvalidInput}},
+		{"NaN count in experiment", valid, Histogram{Bounds: bounds, Cumulative: []float64{1, math.NaN(), 10}}, 0.95, []error{ErrInvalidInput}},
+		{"infinite count", valid, Histogram{Bounds: bounds, Cumulative: []float64{1, 2, inf}}, 0.95, []error{ErrInvalidInput}},
+		{"last bound finite", Histogram{Bounds: []float64{0.1, 0.5, 1}, Cumulative: []float64{3, 8, 10}}, Histogram{Bounds: []float64{0.1, 0.5, 1}, Cumulative: []float64{3, 8, 10}}, 0.95, []error{ErrInvalidInput}},
+		{"both empty", empty, empty, 0.95, []error{ErrNoTraffic}},
+		{"control empty", empty, valid, 0.95, []error{ErrNoTraffic, ErrEmptyArm}},
+		{"experiment empty", valid, empty, 0.95, []error{ErrNoTraffic, ErrEmptyArm}},
+		{"zero-value histograms", Histogram{}, Histogram{}, 0.95, []error{ErrInvalidInput}},
+	}
+	for _, tt := range tests {
+		_, mwErr := BucketedMannWhitney(tt.control, tt.experiment)
+		_, _, _, hlErr := BucketedHodgesLehmann(tt.control, tt.experiment, tt.confidence)
+		for _, want := range tt.wantErr {
+			if !errors.Is(mwErr, want) || !errors.Is(hlErr, want) {
+				t.Errorf("%s: errors %v and %v, want %v", tt.name, mwErr, hlErr, want)
+			}
+		}
+	}
+	for _, confidence := range []float64{math.NaN(), 0, 1, -0.5, 1.5, inf} {
+		if _, _, _, err := BucketedHodgesLehmann(valid, valid, confidence); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("confidence %v: error = %v, want ErrInvalidInput", confidence, err)
+		}
+	}
+	for _, huge := range [][]float64{{-1e308, 1e308, inf}, {1, 1e308, 1.7e308, inf}} {
+		cumulative := make([]float64, len(huge))
+		for i := range cumulative {
+			cumulative[i] = float64(i + 1)
+		}
+		h := Histogram{Bounds: huge, Cumulative: cumulative}
+		if _, _, _, err := BucketedHodgesLehmann(h, h, 0.95); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("bounds %v: error = %v, want ErrInvalidInput", huge, err)
+		}
+	}
+}
+
+func TestLookAlpha(t *testing.T) {
+	// vectors c1 and c2
+	tests := []struct {
+		look int
+		want float64
+	}{{1, 0.025}, {2, 0.00833333333333}, {10, 0.000454545454545}, {100, 4.9504950495e-06}}
+	for _, tt := range tests {
+		got, err := LookAlpha(0.05, tt.look)
+		if err != nil {
+			t.Fatalf("LookAlpha(0.05, %d): %v", tt.look, err)
+		}
+		assertRoundsTo(t, "LookAlpha", got, tt.want, 4)
+		assertClose(t, "LookAlpha", got, tt.want, 1e-10)
+	}
+	spent, err := AlphaSpent(0.05, 10)
+	if err != nil {
+		t.Fatalf("AlphaSpent: %v", err)
+	}
+	assertRoundsTo(t, "AlphaSpent", spent, 0.0454545454545, 4)
+	assertClose(t, "AlphaSpent", spent, 0.0454545454545, 1e-10)
+
+	// The levels of the looks add up to AlphaSpent and never reach alpha.
+	var sum float64
+	for look := 1; look <= 5000; look++ {
+		level, err := LookAlpha(0.05, look)
+		if err != nil {
+			t.Fatalf("LookAlpha(0.05, %d): %v", look, err)
+		}
+		sum += level
+		if look%1000 == 0 {
+			spent, err := AlphaSpent(0.05, look)
+			if err != nil || math.Abs(sum-spent) > 1e-14 || spent >= 0.05 {
+				t.Errorf("after %d looks: sum %v, AlphaSpent %v (%v)", look, sum, spent, err)
+			}
+		}
+	}
+	if spent, err := AlphaSpent(0.05, 0); err != nil || spent != 0 {
+		t.Errorf("AlphaSpent(0.05, 0) = %v, %v; want 0", spent, err)
+	}
+	if level, err := LookAlpha(0.05, math.MaxInt); err != nil || !(level >= 0) || math.IsInf(level, 0) {
+		t.Errorf("LookAlpha at the largest look = %v, %v", level, err)
+	}
+
+	for _, alpha := range []float64{math.NaN(), 0, 1, -0.1, 1.5, math.Inf(1)} {
+		if _, err := LookAlpha(alpha, 1); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("LookAlpha(%v, 1): error = %v, want ErrInvalidInput", alpha, err)
+		}
+		if _, err := AlphaSpent(alpha, 1); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("AlphaSpent(%v, 1): error = %v, want ErrInvalidInput", alpha, err)
+		}
+	}
+	for _, look := range []int{0, -1, math.MinInt} {
+		if _, err := LookAlpha(0.05, look); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("LookAlpha(0.05, %d): error = %v, want ErrInvalidInput", look, err)
+		}
+	}
+	if _, err := AlphaSpent(0.05, -1); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("AlphaSpent(0.05, -1): error = %v, want ErrInvalidInput", err)
+	}
+}
