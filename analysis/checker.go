@@ -338,4 +338,3 @@ func (c *Checker) querierFor(prom *kultav1alpha1.PrometheusConfig) (Querier, err
 	}
 	return c.querier(address)
 }
-
