@@ -51,6 +51,9 @@ type MetricComparison struct {
 	ValueA, ValueB float64
 	// Difference is B minus A: of proportions, or the Hodges-Lehmann latency shift in seconds.
 	Difference float64
+	// Z is the Mann-Whitney z of a latency, positive when B tends to be slower; it says which
+	// arm is faster when the shift, measured in whole buckets, is 0.
+	Z float64
 	// P is the anytime-valid p-value of this look: the always-valid p-value of the
 	// two-proportion test, or for a latency the two-sided Mann-Whitney p-value times
 	// Look*(Look+1) (the alpha spent by look Look), capped at 1.
@@ -216,7 +219,7 @@ func compareLatencyMetric(m ExperimentMetric, minSamples int64) MetricComparison
 		return c
 	}
 	c.ValueA, c.ValueB = 1000*qa, 1000*qb
-	c.Difference = shift
+	c.Difference, c.Z = shift, mw.Z
 	c.RawP = mw.PTwoSided
 	c.P = math.Min(1, mw.PTwoSided*float64(m.Look)*float64(m.Look+1))
 	return c
@@ -239,9 +242,13 @@ func judge(c *MetricComparison, m ExperimentMetric, adjustedP, alpha float64) {
 		return
 	}
 	c.Significant, c.Reason = true, ReasonSignificant
-	bBetter := diff < 0
+	bHigher := diff > 0
+	if m.Latency {
+		bHigher = c.Z > 0
+	}
+	bBetter := !bHigher
 	if m.Direction == HigherIsBetter {
-		bBetter = diff > 0
+		bBetter = bHigher
 	}
 	c.Winner = VariantA
 	if bBetter {

@@ -346,6 +346,48 @@ var invalidRollouts = []invalidCase{
 		}),
 		field: "spec.strategy.canary.trafficRouting.gatewayAPI.routes[0].kind", message: `supported values: "HTTPRoute", "GRPCRoute"`,
 	},
+	{
+		name: "compareToStable on a query of the user's",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.Metrics[0] = kultav1alpha1.Metric{Name: "queue-depth", Threshold: "10", Query: `sum(queue{service="{{.Service}}"})`, CompareToStable: true}
+		}),
+		field: "spec.strategy.canary.analysis.metrics[0]", message: "metrics[].compareToStable applies only to the built-in error-rate, latency-p95 and latency-p99 metrics",
+	},
+	{
+		name: "tolerance without compareToStable",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.Metrics[0] = kultav1alpha1.Metric{Name: "latency-p95", Threshold: "500", Tolerance: "10%"}
+		}),
+		field: "spec.strategy.canary.analysis.metrics[0]", message: "metrics[].tolerance applies only to latency-p95 and latency-p99 with compareToStable: true",
+	},
+	{
+		name: "tolerance on the error rate",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.Metrics[0].CompareToStable, a.Metrics[0].Tolerance = true, "10%"
+		}),
+		field: "spec.strategy.canary.analysis.metrics[0]", message: "metrics[].tolerance applies only to latency-p95 and latency-p99",
+	},
+	{
+		name: "tolerance that is neither milliseconds nor a percentage",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.Metrics[0] = kultav1alpha1.Metric{Name: "latency-p95", Threshold: "500", CompareToStable: true, Tolerance: "1s"}
+		}),
+		field: "spec.strategy.canary.analysis.metrics[0].tolerance", message: "should match",
+	},
+	{
+		name: "analysis confidenceLevel of 1",
+		mutate: canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("1")
+		}),
+		field: "spec.strategy.canary.analysis.confidenceLevel", message: "analysis.confidenceLevel must be strictly between 0 and 1",
+	},
+	{
+		name: "compareToStable in the simple strategy",
+		mutate: testutil.WithSimple(&kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{
+			{Name: "error-rate", Threshold: "5", CompareToStable: true},
+		}}),
+		field: "spec.strategy.simple", message: "compareToStable needs a stable Service to compare with",
+	},
 }
 
 // TestInvalidRolloutsRejected checks that the API server refuses each invalid Rollout with a
@@ -389,6 +431,20 @@ func TestValidVariantsAccepted(t *testing.T) {
 		}),
 		"integer confidence text": abAnalysis(func(a *kultav1alpha1.ABAnalysis) { a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("0.9") }),
 		"simple":                  testutil.WithSimple(nil),
+		"simple with analysis": testutil.WithSimple(&kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{
+			{Name: "error-rate", Threshold: "5"},
+		}}),
+		"latency compared with stable": canaryAnalysis(func(a *kultav1alpha1.Analysis) {
+			a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("0.99")
+			a.Metrics = append(a.Metrics,
+				kultav1alpha1.Metric{Name: "latency-p95", Threshold: "500", CompareToStable: true, Tolerance: "20ms"},
+				kultav1alpha1.Metric{Name: "latency-p99", Threshold: "900", CompareToStable: true, Tolerance: "12.5%"},
+			)
+			a.Metrics[0].CompareToStable = true
+		}),
+		"blue-green compared with active": testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
+			bg.Analysis = &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{Name: "latency-p95", Threshold: "500", CompareToStable: true}}}
+		}),
 	}
 	i := 0
 	for name, opt := range cases {
