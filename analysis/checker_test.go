@@ -345,3 +345,46 @@ func TestCheckerCompareWindowStartsWithTheExperiment(t *testing.T) {
 		}
 	}
 }
+
+// The range a sequential check counts over is in the status: a controller that restarts, or a
+// decision history that has dropped the revision's start, counts from the same instant; a retry
+// starts counting again.
+func TestCheckerCountsSinceTheRevisionStarted(t *testing.T) {
+	ro, spec := canary(t)
+	started := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ro.Status.Decisions = []kultav1alpha1.Decision{{Action: kultav1alpha1.ActionInitialize, Reason: "NewRevision", Timestamp: metav1.NewTime(started)}}
+	q := &windowQuerier{}
+	st, err := checker(q).Analyze(context.Background(), ro, spec, Split{}, started.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CountingSince == nil || !st.CountingSince.Time.Equal(started) {
+		t.Fatalf("counting since %v, want %v", st.CountingSince, started)
+	}
+
+	// A new controller, and the decision history no longer holds the start.
+	ro.Status.Analysis, ro.Status.Decisions = st, nil
+	q.queries = nil
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, Split{}, started.Add(20*time.Minute))
+	if !st.CountingSince.Time.Equal(started) || !strings.Contains(q.queries[0], "[20m]") {
+		t.Fatalf("after a restart: counting since %v, query %q; want %v and [20m]", st.CountingSince, q.queries[0], started)
+	}
+
+	// A retry of the same revision counts its own requests only.
+	retried := started.Add(30 * time.Minute)
+	ro.Status.Analysis = st
+	ro.Status.Decisions = []kultav1alpha1.Decision{{Action: kultav1alpha1.ActionResume, Reason: "Retry", Timestamp: metav1.NewTime(retried)}}
+	q.queries = nil
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, Split{}, retried.Add(time.Minute))
+	if !st.CountingSince.Time.Equal(retried) || !strings.Contains(q.queries[0], "[1m]") {
+		t.Fatalf("after a retry: counting since %v, query %q; want %v and [1m]", st.CountingSince, q.queries[0], retried)
+	}
+
+	// Another revision starts from scratch, and until it has had MinWindow of traffic it waits.
+	ro.Status.CurrentPodTemplateHash = "def"
+	ro.Status.Decisions = []kultav1alpha1.Decision{{Action: kultav1alpha1.ActionInitialize, Reason: "NewRevision", Timestamp: metav1.NewTime(retried.Add(2 * time.Minute))}}
+	st, _ = checker(q).Analyze(context.Background(), ro, spec, Split{}, retried.Add(2*time.Minute+10*time.Second))
+	if st.Metrics[0].Reason != string(ReasonWindowNotFilled) || !st.CountingSince.Time.Equal(retried.Add(2*time.Minute)) {
+		t.Fatalf("new revision: reason %s, counting since %v", st.Metrics[0].Reason, st.CountingSince)
+	}
+}

@@ -21,7 +21,20 @@
 //     (HolmAdjust, HolmReject);
 //   - an always-valid sequential test for two proportions, which may be
 //     checked at every analysis interval without inflating false positives
-//     (SequentialState, AlwaysValidPValue).
+//     (SequentialState, AlwaysValidPValue, TwoProportionTrialsNeeded);
+//   - an anytime-valid confidence sequence for one proportion and the
+//     sequential test of a threshold built on it (ProportionConfidenceSequence,
+//     TestProportionThreshold);
+//   - Mann-Whitney U and the Hodges-Lehmann shift on histogram buckets, with
+//     alpha spent look by look (BucketedMannWhitney, BucketedHodgesLehmann,
+//     LookAlpha, CompareLatency).
+//
+// Repeated looks: every test the controller repeats at each analysis
+// interval is fed counts accumulated since the revision (or experiment)
+// started, taken over the same range for both arms, and is one whose error
+// rate holds at any look: the always-valid tests by Ville's inequality, the
+// latency comparison by spending alpha/(k(k+1)) at look k. A p-value from a
+// sliding window is never carried from one look to the next.
 //
 // Gathering (query.go, template.go, gather.go, builtin.go): a Querier runs
 // PromQL instant queries; Prometheus implements it on client_golang's HTTP
@@ -37,7 +50,12 @@
 // Evaluation (threshold.go): EvaluateThreshold judges a Measurement against
 // a ThresholdSpec with the CheckState kept between checks, and returns a
 // Verdict (Pass, Fail or Inconclusive) with a typed Reason; Combine joins
-// the verdicts of one check. No data is never a pass.
+// the verdicts of one check. A proportion with a Confidence is judged by the
+// sequential threshold test, anything else by a plain comparison. No data is
+// never a pass. Checker (checker.go, stable.go, experiment_check.go) is what
+// the controller calls: Analyze for canary, blue-green and simple analysis,
+// with the comparison against stable and the sample-ratio-mismatch check, and
+// Compare for A/B experiments (EvaluateExperiment).
 //
 // What this package must not do: call a Kubernetes client, read the clock,
 // start goroutines, or keep global mutable state. Only the Querier

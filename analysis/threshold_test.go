@@ -309,3 +309,70 @@ func TestFormatValue(t *testing.T) {
 		}
 	}
 }
+
+// errorRate is a cumulative error-rate measurement: events of trials, in percent.
+func errorRate(events, trials int64) Measurement {
+	return Measurement{
+		Metric: MetricErrorRate, Outcome: OutcomeOK, Proportion: true, Scale: 100,
+		Value: 100 * float64(events) / float64(trials), Events: events, Samples: trials, HasSamples: true, At: checkTime,
+	}
+}
+
+// A proportion with a confidence is judged on evidence: it fails only when the rate is shown past
+// the threshold, passes only when shown within it, and otherwise says how many more requests
+// would decide it. minSampleSize still comes first, and failureThreshold counts decided checks.
+func TestEvaluateThresholdSequential(t *testing.T) {
+	spec := ThresholdSpec{Metric: MetricErrorRate, Threshold: 5, Confidence: 0.95}
+	for _, tc := range []struct {
+		name     string
+		spec     func(ThresholdSpec) ThresholdSpec
+		m        Measurement
+		prev     CheckState
+		result   Result
+		reason   Reason
+		failures int32
+		message  string
+	}{
+		{name: "4 % of 20,000 is shown within 5 %", m: errorRate(800, 20000), prev: CheckState{Failures: 1},
+			result: ResultPass, reason: ReasonWithinThreshold, message: "shown within the threshold"},
+		{name: "4 % of 1,000 is not yet shown either way", m: errorRate(40, 1000),
+			result: ResultInconclusive, reason: ReasonInsufficientEvidence, message: "more requests would decide it"},
+		{name: "10 % of 1,000 is shown past 5 %", m: errorRate(100, 1000),
+			result: ResultFail, reason: ReasonThresholdExceeded, failures: 1, message: "confidence sequence [7.22"},
+		{name: "6 % of 100 is noise, not a failure", m: errorRate(6, 100),
+			result: ResultInconclusive, reason: ReasonInsufficientEvidence},
+		{name: "no errors in 500 requests passes", m: errorRate(0, 500),
+			result: ResultPass, reason: ReasonWithinThreshold},
+		{name: "failureThreshold counts decided checks", spec: func(s ThresholdSpec) ThresholdSpec { s.FailureThreshold = 2; return s },
+			m: errorRate(100, 1000), result: ResultInconclusive, reason: ReasonThresholdExceeded, failures: 1, message: "1 of 2"},
+		{name: "an undecided check keeps the failure count", spec: func(s ThresholdSpec) ThresholdSpec { s.FailureThreshold = 2; return s },
+			m: errorRate(6, 100), prev: CheckState{Failures: 1}, result: ResultInconclusive, reason: ReasonInsufficientEvidence, failures: 1},
+		{name: "minSampleSize comes first", spec: func(s ThresholdSpec) ThresholdSpec { s.MinSampleSize = 2000; return s },
+			m: errorRate(100, 1000), result: ResultInconclusive, reason: ReasonBelowMinSample},
+		{name: "higher is better: 99 % success shown above 95 %", spec: func(s ThresholdSpec) ThresholdSpec {
+			s.Threshold, s.Direction = 95, HigherIsBetter
+			return s
+		}, m: errorRate(9900, 10000), result: ResultPass, reason: ReasonWithinThreshold},
+		{name: "higher is better: 90 % success shown below 95 %", spec: func(s ThresholdSpec) ThresholdSpec {
+			s.Threshold, s.Direction = 95, HigherIsBetter
+			return s
+		}, m: errorRate(900, 1000), result: ResultFail, reason: ReasonThresholdExceeded, failures: 1},
+		{name: "a threshold of 0 fails on the first error", spec: func(s ThresholdSpec) ThresholdSpec { s.Threshold = 0; return s },
+			m: errorRate(1, 1000), result: ResultFail, reason: ReasonThresholdExceeded, failures: 1},
+		{name: "a threshold above 100 % passes plainly", spec: func(s ThresholdSpec) ThresholdSpec { s.Threshold = 150; return s },
+			m: errorRate(1000, 1000), result: ResultPass, reason: ReasonWithinThreshold},
+	} {
+		s := spec
+		if tc.spec != nil {
+			s = tc.spec(s)
+		}
+		v, next := EvaluateThreshold(s, tc.m, tc.prev)
+		if v.Result != tc.result || v.Reason != tc.reason || next.Failures != tc.failures || !strings.Contains(v.Message, tc.message) {
+			t.Errorf("%s: %s %s failures %d (%s); want %s %s failures %d containing %q",
+				tc.name, v.Result, v.Reason, next.Failures, v.Message, tc.result, tc.reason, tc.failures, tc.message)
+		}
+	}
+	if err := (ThresholdSpec{Threshold: 5, Confidence: 1}).Validate(); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("confidence 1: %v, want ErrInvalidInput", err)
+	}
+}

@@ -131,8 +131,17 @@ func metricLine(m kultav1alpha1.MetricStatus) string {
 	if m.Threshold != nil {
 		line += " (threshold " + string(*m.Threshold) + ")"
 	}
+	if m.LowerBound != nil && m.UpperBound != nil {
+		line += fmt.Sprintf(", confidence sequence [%s, %s]", *m.LowerBound, *m.UpperBound)
+	}
 	if m.SampleSize != nil {
 		line += fmt.Sprintf(", %d requests", *m.SampleSize)
+	}
+	if m.StableValue != nil {
+		line += ", stable " + string(*m.StableValue)
+	}
+	if m.PValue != nil {
+		line += fmt.Sprintf(", p=%s at look %d", *m.PValue, m.Looks)
 	}
 	return line
 }

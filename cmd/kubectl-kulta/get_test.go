@@ -1,0 +1,48 @@
+package main
+
+import (
+	"testing"
+
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// A metric's line shows the evidence behind its verdict: the confidence sequence of a
+// sequential check, stable's value and the comparison's p-value.
+func TestMetricLine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    kultav1alpha1.MetricStatus
+		want string
+	}{
+		{
+			name: "no value",
+			m:    kultav1alpha1.MetricStatus{Name: "error-rate", Verdict: kultav1alpha1.VerdictInconclusive, Reason: "NoTraffic"},
+			want: "Inconclusive NoTraffic = no value",
+		},
+		{
+			name: "sequential threshold",
+			m: kultav1alpha1.MetricStatus{
+				Name: "error-rate", Verdict: kultav1alpha1.VerdictPass, Reason: "WithinThreshold",
+				Value: ptr.To[kultav1alpha1.Decimal]("4"), Threshold: ptr.To[kultav1alpha1.Decimal]("5"),
+				LowerBound: ptr.To[kultav1alpha1.Decimal]("3.61"), UpperBound: ptr.To[kultav1alpha1.Decimal]("4.43"),
+				SampleSize: ptr.To[int64](20000),
+			},
+			want: "Pass WithinThreshold = 4 (threshold 5), confidence sequence [3.61, 4.43], 20000 requests",
+		},
+		{
+			name: "compared with stable",
+			m: kultav1alpha1.MetricStatus{
+				Name: "latency-p95", Verdict: kultav1alpha1.VerdictFail, Reason: "SlowerThanStable",
+				Value: ptr.To[kultav1alpha1.Decimal]("180"), Threshold: ptr.To[kultav1alpha1.Decimal]("500"),
+				StableValue: ptr.To[kultav1alpha1.Decimal]("98.5"), PValue: ptr.To[kultav1alpha1.Decimal]("1e-12"), Looks: 4,
+			},
+			want: "Fail SlowerThanStable = 180 (threshold 500), stable 98.5, p=1e-12 at look 4",
+		},
+	} {
+		if got := metricLine(tc.m); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}
