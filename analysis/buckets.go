@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"math/big"
@@ -11,13 +10,15 @@ import (
 // Latency comparisons from Prometheus histogram buckets.
 //
 // A latency metric scraped as a classic histogram gives, for each arm, how many requests took
-// at most each bucket bound. The individual latencies are gone, so the rank tests below treat
-// every observation in one bucket as tied with the others in it: the Mann-Whitney U test with
-// the tie correction loses nothing else, and the Hodges-Lehmann shift stands each bucket in by
-// one representative value. Both arms must use the same buckets.
+// at most each bucket bound. The individual latencies are gone. The Mann-Whitney U test below
+// treats every observation in one bucket as tied with the others in it, and loses nothing else
+// with the tie correction; the Hodges-Lehmann shift spreads each bucket's observations evenly
+// over the bucket, as histogram_quantile does, so that it can see shifts smaller than a bucket.
+// Both arms must use the same buckets.
 
 // maxHistogramBuckets bounds the number of buckets of a Histogram. Classic Prometheus
-// histograms have a few dozen; the Hodges-Lehmann estimate sorts the squared number of buckets.
+// histograms have a few dozen; the Hodges-Lehmann estimate visits every pair of buckets some
+// hundred times.
 const maxHistogramBuckets = 512
 
 // maxHistogramCount bounds every cumulative count of a Histogram. Counts up to it are integers
@@ -269,24 +270,46 @@ func bucketedMannWhitney(a, b []int64) BucketedMannWhitneyResult {
 // (experiment minus control, in the unit of the bounds, usually seconds) from their histograms
 // over the same range, with a distribution-free confidence interval at the given level.
 //
-// Each observation stands in for the midpoint of its bucket, (Bounds[k-1]+Bounds[k])/2, with 0
-// as the lower bound of the first bucket (a first bucket whose bound is 0 or less stands in for
-// that bound). Observations in the +Inf bucket count as the largest finite bound: a histogram
-// cannot say how far beyond it they lie, so a shift in the slowest requests is understated, and
-// a shift within one bucket is invisible.
+// The observations of each bucket are taken to be spread evenly over it, as histogram_quantile
+// assumes: the first bucket spans [0, Bounds[0]] (or is the single point Bounds[0] when that is
+// 0 or less) and bucket k spans (Bounds[k-1], Bounds[k]]. The +Inf bucket is a single point at
+// the largest finite bound: a histogram cannot say how far beyond it those observations lie, so
+// a shift in the slowest requests is understated.
 //
-// The pairwise differences of those values, r[j] - r[i] with weight b[j]*a[i] (b the
-// experiment's bucket counts, a the control's), stand for all N1*N2 differences of individual
-// observations. The estimate is their weighted median: the middle difference, or the mean of
-// the two middle ones when the cumulative weight of the differences up to one of them is
-// exactly N1*N2/2, as the median of an even number of values is taken. The interval is
-// [D(k), D(N1*N2+1-k)], D(i) being the i-th smallest difference counted with its weight and
-// k = floor(N1*N2/2 - z*Sigma) (at least 1) with z the normal quantile at (1+confidence)/2 and
-// Sigma the tie-corrected standard deviation of U from BucketedMannWhitney. When no interval
-// reaches the level, k is 1 and the interval spans all differences.
+// The difference D = Y - X between an experiment observation Y and a control observation X,
+// each drawn at random, then has the distribution function
+//
+//	F(d) = sum over buckets i, j of a[i] * b[j] * P(U[j] - U[i] <= d) / (N1*N2)
+//
+// with a and b the control's and the experiment's bucket counts and U[k] uniform over bucket k:
+// a mixture of trapezoidal densities that stands in for the N1*N2 pairwise differences of the
+// ordinary Hodges-Lehmann estimate. The estimate is the median of D; where F stays at exactly
+// 1/2 over a stretch, the middle of that stretch, as the median of an even number of values is
+// the mean of the middle two.
+//
+// The interval is the continuous analogue of the order-statistic interval [D(k), D(C+1-k)] of
+// HodgesLehmann: with C = N1*N2 and k = floor(C/2 - z*Sigma), at least 1 and at most C/2, where z
+// is the normal quantile at (1+confidence)/2 and Sigma the tie-corrected standard deviation of U
+// from BucketedMannWhitney, low is the smallest d with F(d) >= k/C and high the smallest d with
+// F(d) > 1 - k/C. Where F rises steadily these are its k/C and 1-k/C quantiles; the two rules
+// make swapping the arms negate the interval, and give [D(k), D(C+1-k)] of the bucket values
+// when every bucket is a narrow range around one value. When C is 1, k/C is capped at 1/2 and
+// the interval is the estimate alone.
+//
+// Sigma keeps its correction for ties within buckets, as the rank test sees only the buckets,
+// although the spread observations are no longer tied; the correction makes Sigma smaller and
+// the interval a little narrower than untied data would give. With every observation in one
+// bucket Sigma is 0, k is C/2, and the interval shrinks onto the estimate. The interval is only
+// as good as the assumption that latencies are spread evenly within each bucket, which the
+// histogram cannot check.
+//
+// Quantiles are found by bisecting F over the range of possible differences, to about 1e-12
+// relative or 100 halvings at most; each step visits every pair of non-empty buckets. Whole
+// pairs are counted exactly, so that a level F reaches exactly (common with small counts, empty
+// buckets or single points) is not missed by rounding.
 //
 // Errors: as BucketedMannWhitney, and ErrInvalidInput for a confidence outside (0, 1) or bounds
-// so large that the differences overflow.
+// so far apart that their differences overflow.
 func BucketedHodgesLehmann(control, experiment Histogram, confidence float64) (estimate, low, high float64, err error) {
 	a, b, err := pairedBucketCounts(control, experiment)
 	if err != nil {
@@ -295,112 +318,187 @@ func BucketedHodgesLehmann(control, experiment Histogram, confidence float64) (e
 	if err := checkOpenUnit("confidence", confidence); err != nil {
 		return 0, 0, 0, err
 	}
-	values := bucketRepresentatives(control.Bounds)
-	if spanned := values[len(values)-1] - values[0]; math.IsInf(spanned, 0) || slices.ContainsFunc(values, isInf) {
-		return 0, 0, 0, fmt.Errorf("%w: histogram bounds from %v to %v are too large to average and subtract",
-			ErrInvalidInput, control.Bounds[0], control.Bounds[len(control.Bounds)-2])
+	bounds := control.Bounds
+	if bottom, top := math.Min(0, bounds[0]), bounds[len(bounds)-2]; math.IsInf(4*(top-bottom), 0) {
+		return 0, 0, 0, fmt.Errorf("%w: histogram bounds from %v to %v are too far apart to subtract",
+			ErrInvalidInput, bounds[0], top)
 	}
-	diffs := weightedDifferences(values, a, b)
-	n1, n2 := sumCounts(b), sumCounts(a)
-	total := new(big.Int).Mul(big.NewInt(n1), big.NewInt(n2))
-	estimate = weightedMedian(diffs, total)
+	shift := newBucketShift(bounds, a, b)
 
 	sigma := bucketedMannWhitney(a, b).Sigma
 	z := -NormalQuantile((1 - confidence) / 2)
-	rank := math.Floor(float64(n1)*float64(n2)/2 - z*sigma)
+	rank := math.Floor(float64(shift.n1)*float64(shift.n2)/2 - z*sigma)
 	if !(rank >= 1) {
 		rank = 1
 	}
-	k, _ := big.NewFloat(rank).Int(nil)
-	low, high = weightedOrderStatistics(diffs, k)
-	return estimate, low, high, nil
-}
-
-// isInf reports whether v is infinite.
-func isInf(v float64) bool { return math.IsInf(v, 0) }
-
-// bucketRepresentatives returns the value each bucket's observations stand in for: the midpoint
-// of the bucket, the bound itself for a first bucket whose bound is 0 or less, and the largest
-// finite bound for the +Inf bucket. bounds must pass Validate.
-func bucketRepresentatives(bounds []float64) []float64 {
-	last := len(bounds) - 1
-	values := make([]float64, len(bounds))
-	lower := 0.0
-	for k, upper := range bounds[:last] {
-		values[k] = (lower + upper) / 2
-		if k == 0 && upper <= 0 {
-			values[k] = upper
-		}
-		lower = upper
+	// Levels are counted in half pairs, so that half of C is whole: the median is at level C,
+	// the interval's ends at min(2k, C) and 2C minus that.
+	lowLevel, _ := big.NewFloat(2 * rank).Int(nil)
+	if lowLevel.Cmp(shift.pairs) > 0 {
+		lowLevel.Set(shift.pairs)
 	}
-	values[last] = bounds[last-1]
-	return values
+	highLevel := new(big.Int).Lsh(shift.pairs, 1)
+	highLevel.Sub(highLevel, lowLevel)
+
+	estimate = (shift.quantile(shift.pairs, false) + shift.quantile(shift.pairs, true)) / 2
+	return estimate, shift.quantile(lowLevel, false), shift.quantile(highLevel, true), nil
 }
 
-// weightedDifference is one difference of bucket values with the number of pairs of
-// observations it stands for.
-type weightedDifference struct {
-	value  float64
-	weight *big.Int
+// bucketSpan is a non-empty bucket: the range its observations are spread over, lower to upper
+// (a single point when the two are equal), and how many observations it holds.
+type bucketSpan struct {
+	lower, upper, width float64
+	count               int64
 }
 
-// weightedDifferences returns values[j] - values[i] weighted by b[j]*a[i] for every pair of
-// buckets with observations, sorted by value. Weights are exact: their sum, N1*N2, can exceed
-// both int64 and the integers float64 holds exactly.
-func weightedDifferences(values []float64, a, b []int64) []weightedDifference {
-	diffs := make([]weightedDifference, 0, len(values)*len(values))
-	for j, bj := range b {
-		if bj == 0 {
+// bucketSpans returns the non-empty buckets of counts, in order, over bounds, which must pass
+// Validate: the first bucket spans [0, Bounds[0]], or is the point Bounds[0] when that is 0 or
+// less; bucket k spans [Bounds[k-1], Bounds[k]]; the +Inf bucket is the point at the largest
+// finite bound. Neither end of the spans falls as k grows.
+func bucketSpans(bounds []float64, counts []int64) []bucketSpan {
+	last := len(bounds) - 1
+	var spans []bucketSpan
+	for k, count := range counts {
+		if count == 0 {
 			continue
 		}
-		for i, ai := range a {
-			if ai == 0 {
+		var lower, upper float64
+		switch {
+		case k == last:
+			lower, upper = bounds[last-1], bounds[last-1]
+		case k == 0 && bounds[0] <= 0:
+			lower, upper = bounds[0], bounds[0]
+		case k == 0:
+			lower, upper = 0, bounds[0]
+		default:
+			lower, upper = bounds[k-1], bounds[k]
+		}
+		spans = append(spans, bucketSpan{lower: lower, upper: upper, width: upper - lower, count: count})
+	}
+	return spans
+}
+
+// bucketShift is the distribution of the difference between an experiment observation and a
+// control observation when each is spread evenly over its bucket, counted in pairs of
+// observations.
+type bucketShift struct {
+	// control and experiment are the arms' non-empty buckets.
+	control, experiment []bucketSpan
+	// n1 and n2 are the numbers of observations of the experiment and of the control.
+	n1, n2 int64
+	// pairs is N1*N2, exact: it can exceed both int64 and the integers float64 holds exactly.
+	pairs *big.Int
+	// lowest and highest are the smallest and the largest possible difference.
+	lowest, highest float64
+}
+
+// maxBisections bounds the halvings of the range of differences when a quantile is sought.
+const maxBisections = 100
+
+// newBucketShift returns the distribution of differences for the control's bucket counts a and
+// the experiment's b over bounds, which must pass Validate; both arms must have observations,
+// and the bounds must be close enough that four times their span is finite.
+func newBucketShift(bounds []float64, a, b []int64) bucketShift {
+	s := bucketShift{control: bucketSpans(bounds, a), experiment: bucketSpans(bounds, b), n1: sumCounts(b), n2: sumCounts(a)}
+	s.pairs = new(big.Int).Mul(big.NewInt(s.n1), big.NewInt(s.n2))
+	// Floating-point subtraction is monotone in each argument, so no pair's computed ends lie
+	// outside these.
+	first, last := s.control[0], s.control[len(s.control)-1]
+	s.lowest = s.experiment[0].lower - last.upper
+	s.highest = s.experiment[len(s.experiment)-1].upper - first.lower
+	return s
+}
+
+// pairsAtMost counts the pairs of observations whose difference is at most d. The pairs whose
+// buckets put every difference at most d are added to whole, exactly; the pairs whose buckets
+// straddle d are returned as the expected number of them at most d, part.
+func (s bucketShift) pairsAtMost(d float64, whole *big.Int) (part float64) {
+	var term, below big.Int
+	for _, y := range s.experiment {
+		var controlBelow int64
+		var straddling float64
+		for _, x := range s.control {
+			if d >= y.upper-x.lower {
+				controlBelow += x.count
 				continue
 			}
-			weight := new(big.Int).Mul(big.NewInt(bj), big.NewInt(ai))
-			diffs = append(diffs, weightedDifference{value: values[j] - values[i], weight: weight})
-		}
-	}
-	slices.SortFunc(diffs, func(x, y weightedDifference) int { return cmp.Compare(x.value, y.value) })
-	return diffs
-}
-
-// weightedMedian returns the median of the sorted weighted differences whose weights sum to
-// total: the first difference at which the cumulative weight reaches half the total, averaged
-// with the next one when it reaches exactly half.
-func weightedMedian(diffs []weightedDifference, total *big.Int) float64 {
-	cumulative, twice := new(big.Int), new(big.Int)
-	for i, d := range diffs {
-		cumulative.Add(cumulative, d.weight)
-		switch twice.Lsh(cumulative, 1).Cmp(total) {
-		case 0:
-			// The remaining weight is half the total, so a next difference exists.
-			return (d.value + diffs[i+1].value) / 2
-		case 1:
-			return d.value
-		}
-	}
-	// Not reached: the cumulative weight ends at total.
-	return diffs[len(diffs)-1].value
-}
-
-// weightedOrderStatistics returns the k-th smallest and the k-th largest of the sorted weighted
-// differences, each difference counted as many times as its weight; k must be at least 1 and at
-// most the sum of the weights.
-func weightedOrderStatistics(diffs []weightedDifference, k *big.Int) (low, high float64) {
-	kth := func(index func(int) int) float64 {
-		cumulative := new(big.Int)
-		for i := range diffs {
-			d := diffs[index(i)]
-			if cumulative.Add(cumulative, d.weight).Cmp(k) >= 0 {
-				return d.value
+			lowest := y.lower - x.upper
+			if d <= lowest {
+				continue
 			}
+			straddling += float64(x.count) * uniformSumCDF(d-lowest, y.width, x.width)
 		}
-		return diffs[index(len(diffs)-1)].value
+		term.SetInt64(y.count)
+		below.SetInt64(controlBelow)
+		whole.Add(whole, term.Mul(&term, &below))
+		part += float64(y.count) * straddling
 	}
-	low = kth(func(i int) int { return i })
-	high = kth(func(i int) int { return len(diffs) - 1 - i })
-	return low, high
+	return part
+}
+
+// reaches reports whether twice the number of pairs with difference at most d reaches level, or
+// exceeds it when strict.
+func (s bucketShift) reaches(d float64, level *big.Int, strict bool) bool {
+	missing := new(big.Int)
+	part := s.pairsAtMost(d, missing)
+	missing.Sub(level, missing.Lsh(missing, 1))
+	switch missing.Sign() {
+	case -1:
+		return true
+	case 0:
+		return !strict || part > 0
+	}
+	need, _ := new(big.Float).SetInt(missing).Float64()
+	if strict {
+		return 2*part > need
+	}
+	return 2*part >= need
+}
+
+// quantile returns the smallest difference d at which twice the number of pairs with
+// difference at most d reaches level (exceeds it when strict), found by bisection to about
+// 1e-12 relative. level must be below twice the number of pairs when strict, and at most that
+// otherwise, so that the largest difference qualifies.
+func (s bucketShift) quantile(level *big.Int, strict bool) float64 {
+	lo, hi := s.lowest, s.highest
+	if s.reaches(lo, level, strict) {
+		return lo
+	}
+	for range maxBisections {
+		mid := lo + (hi-lo)/2
+		if mid <= lo || mid >= hi {
+			break
+		}
+		if s.reaches(mid, level, strict) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+		if hi-lo <= 1e-12*math.Max(math.Abs(lo), math.Abs(hi)) {
+			break
+		}
+	}
+	return hi
+}
+
+// uniformSumCDF returns P(V1 + V2 <= s) for independent V1 uniform on [0, w1] and V2 uniform on
+// [0, w2], a width of 0 standing for the point 0. With p <= q the two widths, the density of
+// V1 + V2 is a trapezoid: rising over [0, p], flat at 1/q over [p, q], falling over [q, p+q].
+func uniformSumCDF(s, w1, w2 float64) float64 {
+	p, q := math.Min(w1, w2), math.Max(w1, w2)
+	switch {
+	case s <= 0:
+		return 0
+	case s >= p+q:
+		return 1
+	case s <= p: // so p > 0
+		return s / p * (s / q) / 2
+	case s <= q: // so q > 0
+		return (s - p/2) / q
+	default: // q < s < p+q, so p > 0
+		r := p + q - s
+		return 1 - r/p*(r/q)/2
+	}
 }
 
 // LookAlpha returns the significance level of look number look (1 for the first) when a test

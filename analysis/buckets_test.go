@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// Vectors a, b and c are in analysis/VECTORS.md, computed by hack/vectors/vectors.py from
-// expanded observations, independently of the code under test.
+// Vectors a, b and c are in analysis/VECTORS.md, computed by hack/vectors/vectors.py
+// independently of the code under test.
 
 var (
 	latencyBounds   = []float64{0.05, 0.1, 0.25, 0.5, 1, math.Inf(1)}
@@ -21,6 +21,11 @@ var (
 	vectorA2Canary  = Histogram{Bounds: smallBounds, Cumulative: []float64{2, 5, 9, 12}}
 	vectorA3Control = Histogram{Bounds: latencyBounds, Cumulative: []float64{10.4, 40.4, 38.6, 70.5, 95.2, 100.49}}
 	vectorA3Canary  = Histogram{Bounds: latencyBounds, Cumulative: []float64{4.5, 19.7, 50.2, 74.9, 90.1, 100.0}}
+	// Prometheus' default buckets with 1000 latencies evenly spread over 60-140 ms (stable) and
+	// over 78-182 ms (a canary 30 % slower); TestBucketedHodgesLehmannDefaultBuckets builds them.
+	defaultBounds  = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, math.Inf(1)}
+	vectorB4Stable = Histogram{Bounds: defaultBounds, Cumulative: []float64{0, 0, 0, 0, 500, 1000, 1000, 1000, 1000, 1000, 1000, 1000}}
+	vectorB4Canary = Histogram{Bounds: defaultBounds, Cumulative: []float64{0, 0, 0, 0, 212, 1000, 1000, 1000, 1000, 1000, 1000, 1000}}
 )
 
 func TestHistogramValidate(t *testing.T) {
@@ -202,9 +207,11 @@ func TestBucketedHodgesLehmannVectors(t *testing.T) {
 		control, experiment Histogram
 		estimate, low, high float64
 	}{
-		{"b1", vectorA1Control, vectorA1Canary, 0.1, 0, 0.15},
-		{"b2", vectorA2Control, vectorA2Canary, 0.125, 0, 0.325},
-		{"b3", vectorA3Control, vectorA3Canary, 0, 0, 0.05},
+		{"b1", vectorA1Control, vectorA1Canary, 0.0793666056202, 0.0290801484895, 0.137892327929},
+		{"b2", vectorA2Control, vectorA2Canary, 0.16023217538, 0.0197092924287, 0.316421629175},
+		{"b3", vectorA3Control, vectorA3Canary, 0.011956454402, -0.0527243838668, 0.0721635553103},
+		{"b4", vectorB4Stable, vectorB4Canary, 0.0310881779896, 0.0264591008763, 0.0357525200691},
+		{"b5", vectorB4Stable, vectorB4Stable, 0, -0.00335344946951, 0.00335344946951},
 	}
 	for _, tt := range tests {
 		estimate, low, high, err := BucketedHodgesLehmann(tt.control, tt.experiment, 0.95)
@@ -222,7 +229,7 @@ func TestBucketedHodgesLehmannVectors(t *testing.T) {
 				continue
 			}
 			assertRoundsTo(t, tt.name+" "+c.name, c.got, c.want, 4)
-			assertClose(t, tt.name+" "+c.name, c.got, c.want, 1e-12)
+			assertClose(t, tt.name+" "+c.name, c.got, c.want, 1e-9)
 		}
 	}
 }
@@ -313,31 +320,55 @@ func TestBucketedMannWhitneyMatchesExpandedSamples(t *testing.T) {
 	}
 }
 
-// TestBucketedHodgesLehmannMatchesBruteForce sorts all pairwise differences of the expanded
-// observations and reads the estimate and the interval off by index.
-func TestBucketedHodgesLehmannMatchesBruteForce(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 9))
-	pairs := [][2]Histogram{{vectorA1Control, vectorA1Canary}, {vectorA2Control, vectorA2Canary}, {vectorA3Control, vectorA3Canary}}
-	for trial := range 300 {
-		control, experiment := randomHistogramPair(rng, trial)
-		pairs = append(pairs, [2]Histogram{control, experiment})
+// narrowHistogramPair returns two histograms whose observations sit in buckets of width 1e-9
+// around distinct points, with empty buckets between them, and the values those observations
+// stand for: the points, and the largest finite bound for the +Inf bucket, which every fifth
+// pair uses.
+func narrowHistogramPair(rng *rand.Rand, trial int) (control, experiment Histogram, values []float64) {
+	const halfWidth = 5e-10
+	points := 1 + rng.IntN(6)
+	var bounds []float64
+	// Bucket 0 runs from 0 to the first narrow bucket and stays empty; after it, odd buckets
+	// are narrow and even ones are the gaps between them.
+	values = []float64{0}
+	point := 0.0
+	for p := range points {
+		point += 0.01 + rng.Float64()
+		bounds = append(bounds, point-halfWidth, point+halfWidth)
+		values = append(values, point)
+		if p < points-1 {
+			values = append(values, 0) // the gap after it
+		}
 	}
-	for i, pair := range pairs {
-		control, experiment := pair[0], pair[1]
-		if control.Total() == 0 || experiment.Total() == 0 {
-			continue
-		}
-		confidence := []float64{0.8, 0.9, 0.95, 0.99}[i%4]
-		bounds := control.Bounds
-		values := make([]float64, len(bounds))
-		for k := range bounds[:len(bounds)-1] {
-			lower := 0.0
-			if k > 0 {
-				lower = bounds[k-1]
+	bounds = append(bounds, math.Inf(1))
+	values = append(values, bounds[len(bounds)-2])
+	arm := func() Histogram {
+		cumulative := make([]float64, len(bounds))
+		total := 0.0
+		for k := range cumulative {
+			narrow := k%2 == 1 || (k == len(bounds)-1 && trial%5 == 4)
+			if narrow && rng.IntN(4) > 0 {
+				total += float64(rng.IntN(15))
 			}
-			values[k] = (lower + bounds[k]) / 2
+			cumulative[k] = total
 		}
-		values[len(bounds)-1] = bounds[len(bounds)-2]
+		if total == 0 {
+			cumulative[1]++
+		}
+		return Histogram{Bounds: bounds, Cumulative: cumulative}
+	}
+	return arm(), arm(), values
+}
+
+// TestBucketedHodgesLehmannNarrowBucketsMatchPoints checks that buckets narrow enough to be
+// points give the ordinary Hodges-Lehmann estimate of the points, and the order-statistic
+// interval [D(k), D(C+1-k)] of their pairwise differences with k from the bucketed Sigma.
+// (HodgesLehmann's own interval takes k with a continuity correction, which can differ by one.)
+func TestBucketedHodgesLehmannNarrowBucketsMatchPoints(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	for trial := range 300 {
+		control, experiment, values := narrowHistogramPair(rng, trial)
+		confidence := []float64{0.8, 0.9, 0.95, 0.99}[trial%4]
 		x, y := expandHistogram(experiment, values), expandHistogram(control, values)
 		diffs := make([]float64, 0, len(x)*len(y))
 		for _, a := range x {
@@ -349,24 +380,156 @@ func TestBucketedHodgesLehmannMatchesBruteForce(t *testing.T) {
 		total := len(diffs)
 		mw, err := BucketedMannWhitney(control, experiment)
 		if err != nil {
-			t.Fatalf("pair %d: %v", i, err)
+			t.Fatalf("pair %d: %v", trial, err)
 		}
 		k := max(1, int(math.Floor(float64(total)/2-NormalQuantile((1+confidence)/2)*mw.Sigma)))
-		wantEstimate := (diffs[(total-1)/2] + diffs[total/2]) / 2
+		wantLow, wantHigh := diffs[k-1], diffs[total-k]
 
 		estimate, low, high, err := BucketedHodgesLehmann(control, experiment, confidence)
 		if err != nil {
-			t.Fatalf("pair %d: BucketedHodgesLehmann: %v", i, err)
+			t.Fatalf("pair %d: BucketedHodgesLehmann: %v", trial, err)
 		}
-		if estimate != wantEstimate || low != diffs[k-1] || high != diffs[total-k] {
-			t.Fatalf("pair %d (k=%d of %d): got %v [%v, %v], want %v [%v, %v]",
-				i, k, total, estimate, low, high, wantEstimate, diffs[k-1], diffs[total-k])
-		}
-		// The estimate is the ordinary Hodges-Lehmann estimate of the expanded samples.
 		plain, _, _, err := HodgesLehmann(x, y, confidence)
-		if err != nil || plain != estimate {
-			t.Fatalf("pair %d: HodgesLehmann on expanded samples = %v (%v), want %v", i, plain, err, estimate)
+		if err != nil {
+			t.Fatalf("pair %d: HodgesLehmann: %v", trial, err)
 		}
+		if math.Abs(estimate-plain) > 1e-6 || math.Abs(low-wantLow) > 1e-6 || math.Abs(high-wantHigh) > 1e-6 {
+			t.Fatalf("pair %d (k=%d of %d): got %v [%v, %v], want %v [%v, %v]",
+				trial, k, total, estimate, low, high, plain, wantLow, wantHigh)
+		}
+	}
+}
+
+// TestBucketedHodgesLehmannShiftByWholeBuckets moves one distribution up by whole buckets of
+// equal width: spread evenly, the experiment's observations are the control's plus the shift,
+// so the differences are symmetric about it.
+func TestBucketedHodgesLehmannShiftByWholeBuckets(t *testing.T) {
+	const width = 0.005
+	bounds := make([]float64, 201)
+	for k := range 200 {
+		bounds[k] = width * float64(k+1)
+	}
+	bounds[200] = math.Inf(1)
+	// A skewed shape over buckets 20 to 119: a quick rise and a long tail.
+	shape := func(k int) float64 {
+		if k < 20 || k >= 120 {
+			return 0
+		}
+		u := float64(k-20) / 10
+		return math.Round(300 * u * math.Exp(-u/1.5))
+	}
+	histogram := func(shift int) Histogram {
+		cumulative := make([]float64, len(bounds))
+		total := 0.0
+		for k := range cumulative {
+			total += shape(k - shift)
+			cumulative[k] = total
+		}
+		return Histogram{Bounds: bounds, Cumulative: cumulative}
+	}
+	control := histogram(0)
+	for _, shift := range []int{1, 3} {
+		want := width * float64(shift)
+		estimate, low, high, err := BucketedHodgesLehmann(control, histogram(shift), 0.95)
+		if err != nil {
+			t.Fatalf("shift by %d buckets: %v", shift, err)
+		}
+		if math.Abs(estimate-want) > 1e-9 || !(low < want && want < high) || math.Abs((want-low)-(high-want)) > 1e-9 {
+			t.Errorf("shift by %d buckets: %v [%v, %v], want %v in the middle", shift, estimate, low, high, want)
+		}
+	}
+}
+
+// TestBucketedHodgesLehmannDefaultBuckets is a canary 30 % slower than stable with Prometheus'
+// default buckets, where stable and canary share their two buckets: the shift is still shown to
+// exceed a tolerance of 10 % of stable's median, and stable against itself is not.
+func TestBucketedHodgesLehmannDefaultBuckets(t *testing.T) {
+	spread := func(lo, hi float64) Histogram {
+		cumulative := make([]float64, len(defaultBounds))
+		for i := range 1000 {
+			latency := lo + (hi-lo)*float64(i)/999
+			for k, bound := range defaultBounds {
+				if latency <= bound {
+					cumulative[k]++
+				}
+			}
+		}
+		return Histogram{Bounds: defaultBounds, Cumulative: cumulative}
+	}
+	stable, canary := spread(0.060, 0.140), spread(0.078, 0.182)
+	if !slices.Equal(stable.Cumulative, vectorB4Stable.Cumulative) || !slices.Equal(canary.Cumulative, vectorB4Canary.Cumulative) {
+		t.Fatalf("histograms %v and %v, want vector b4's", stable.Cumulative, canary.Cumulative)
+	}
+	median, err := stable.Quantile(0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tolerance := 0.1 * median // 10 ms
+	_, low, high, err := BucketedHodgesLehmann(stable, canary, 0.95)
+	if err != nil || !(low > tolerance) || !(high > low) {
+		t.Errorf("canary against stable: [%v, %v], %v; want the low end above %v", low, high, err, tolerance)
+	}
+	_, low, high, err = BucketedHodgesLehmann(stable, stable, 0.95)
+	if err != nil || !(low < 0 && high > 0) {
+		t.Errorf("stable against stable: [%v, %v], %v; want 0 inside", low, high, err)
+	}
+
+	slower, err := CompareLatency(stable, canary, 0.05, 1, "10%")
+	if err != nil || !slower.Slower {
+		t.Errorf("CompareLatency(canary): %+v, %v; want Slower", slower, err)
+	}
+	same, err := CompareLatency(stable, stable, 0.05, 1, "10%")
+	if err != nil || same.Slower {
+		t.Errorf("CompareLatency(stable): %+v, %v; want not Slower", same, err)
+	}
+}
+
+// TestBucketedHodgesLehmannProperties checks on random histograms that the interval holds the
+// estimate, widens with the confidence, and is negated when the arms are swapped.
+func TestBucketedHodgesLehmannProperties(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 200 {
+		control, experiment := randomHistogramPair(rng, trial)
+		if control.Total() == 0 || experiment.Total() == 0 {
+			continue
+		}
+		previousLow, previousHigh := math.Inf(1), math.Inf(-1)
+		for _, confidence := range []float64{0.5, 0.8, 0.95, 0.999} {
+			estimate, low, high, err := BucketedHodgesLehmann(control, experiment, confidence)
+			if err != nil {
+				t.Fatalf("pair %d: %v", trial, err)
+			}
+			swapped, swappedLow, swappedHigh, err := BucketedHodgesLehmann(experiment, control, confidence)
+			if err != nil {
+				t.Fatalf("pair %d swapped: %v", trial, err)
+			}
+			const slack = 1e-9
+			if !(low <= estimate+slack && estimate <= high+slack) || low > previousLow+slack || high < previousHigh-slack {
+				t.Fatalf("pair %d at %v: %v [%v, %v], after [%v, %v]", trial, confidence, estimate, low, high, previousLow, previousHigh)
+			}
+			if math.Abs(estimate+swapped) > slack || math.Abs(low+swappedHigh) > slack || math.Abs(high+swappedLow) > slack {
+				t.Fatalf("pair %d at %v: %v [%v, %v], swapped %v [%v, %v]", trial, confidence, estimate, low, high, swapped, swappedLow, swappedHigh)
+			}
+			previousLow, previousHigh = low, high
+		}
+	}
+}
+
+// TestBucketedHodgesLehmannLargestHistogram runs the largest histograms allowed, every bucket
+// holding observations, to keep the cost of the pairwise sums in view.
+func TestBucketedHodgesLehmannLargestHistogram(t *testing.T) {
+	bounds := make([]float64, maxHistogramBuckets)
+	control := Histogram{Bounds: bounds, Cumulative: make([]float64, maxHistogramBuckets)}
+	experiment := Histogram{Bounds: bounds, Cumulative: make([]float64, maxHistogramBuckets)}
+	for k := range bounds {
+		bounds[k] = 0.001 * float64(k+1)
+		control.Cumulative[k] = float64(3 * (k + 1))
+		experiment.Cumulative[k] = float64(2*(k+1) + k/2)
+	}
+	bounds[len(bounds)-1] = math.Inf(1)
+	estimate, low, high, err := BucketedHodgesLehmann(control, experiment, 0.95)
+	if err != nil || !(low < estimate && estimate < high) {
+		t.Errorf("%v [%v, %v], %v", estimate, low, high, err)
 	}
 }
 
@@ -413,9 +576,10 @@ func TestBucketedHugeCounts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("BucketedHodgesLehmann: %v", err)
 	}
-	// With this much data the interval shrinks onto the estimate, a difference of midpoints.
-	if math.Abs(estimate-0.1) > 1e-12 || low > estimate || high < estimate || low < 0.05-1e-12 || high > 0.15+1e-12 {
-		t.Errorf("estimate %v [%v, %v], want about 0.1 within [0.05, 0.15]", estimate, low, high)
+	// The distribution of differences depends on the arms' bucket shares only, so the estimate
+	// is vector b1's; with this much data the interval shrinks onto it.
+	if math.Abs(estimate-0.0793666056202) > 1e-12 || !(low < estimate && estimate < high) || high-low > 1e-4 {
+		t.Errorf("estimate %v [%v, %v], want 0.0793666056202 within an interval narrower than 1e-4", estimate, low, high)
 	}
 }
 
@@ -430,24 +594,36 @@ func TestBucketedSmallCases(t *testing.T) {
 	if r.Sigma != 0 || r.Z != 0 || r.U != r.Mean || r.PGreater != 1 || r.PLess != 1 || r.PTwoSided != 1 {
 		t.Errorf("all observations in one bucket: %+v", r)
 	}
+	// The differences spread over [-0.1, 0.1] symmetrically, but the tie-corrected Sigma is 0,
+	// so k is C/2 and the interval shrinks onto the median.
 	estimate, low, high, err := BucketedHodgesLehmann(control, experiment, 0.95)
-	if err != nil || estimate != 0 || low != 0 || high != 0 {
-		t.Errorf("all observations in one bucket: %v [%v, %v], %v", estimate, low, high, err)
+	if err != nil || math.Abs(estimate) > 1e-12 || math.Abs(low) > 1e-12 || math.Abs(high) > 1e-12 {
+		t.Errorf("all observations in one bucket: %v [%v, %v], %v; want 0 [0, 0]", estimate, low, high, err)
 	}
-	// A single observation per arm: the interval spans the only difference.
+	// A single observation per arm: the control's spread over [0, 0.1], the experiment's in the
+	// +Inf bucket, the point 0.2. The difference is uniform over [0.1, 0.2], and with C = 1 the
+	// interval is its median.
 	one := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{1, 1, 1}}
 	other := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{0, 0, 1}}
-	// The experiment's observation is in the +Inf bucket and counts as 0.2; the control's as 0.05.
 	estimate, low, high, err = BucketedHodgesLehmann(one, other, 0.95)
-	if err != nil || math.Abs(estimate-0.15) > 1e-15 || low != estimate || high != estimate {
+	if err != nil || math.Abs(estimate-0.15) > 1e-12 || math.Abs(low-0.15) > 1e-12 || math.Abs(high-0.15) > 1e-12 {
 		t.Errorf("one observation per arm: %v [%v, %v], %v; want 0.15 [0.15, 0.15]", estimate, low, high, err)
 	}
-	// Differences 0 and 0.1 with one pair each: the cumulative weight reaches exactly half at
-	// the first, so the estimate is the mean of the two, as for an even number of values.
+	// Against the experiment's observations in [0, 0.1] and (0.1, 0.2], the differences are
+	// triangles centred on 0 and on 0.1 with equal weight, so the median is 0.05.
 	pair := Histogram{Bounds: []float64{0.1, 0.2, inf}, Cumulative: []float64{1, 2, 2}}
 	estimate, _, _, err = BucketedHodgesLehmann(one, pair, 0.95)
-	if err != nil || math.Abs(estimate-0.05) > 1e-15 {
-		t.Errorf("median between two differences: %v, %v; want 0.05", estimate, err)
+	if err != nil || math.Abs(estimate-0.05) > 1e-12 {
+		t.Errorf("two triangles: %v, %v; want 0.05", estimate, err)
+	}
+	// Points only (a first bound of 0 and the +Inf bucket): differences 0 and 1, one pair each.
+	// The distribution function is exactly 1/2 from 0 to 1, so the median is the middle, 0.5,
+	// and the interval (k = 1 of 2) is [0, 1], as for the two values 0 and 1.
+	points := []float64{0, 1, inf}
+	estimate, low, high, err = BucketedHodgesLehmann(Histogram{Bounds: points, Cumulative: []float64{1, 1, 1}},
+		Histogram{Bounds: points, Cumulative: []float64{1, 1, 2}}, 0.95)
+	if err != nil || math.Abs(estimate-0.5) > 1e-12 || low != 0 || math.Abs(high-1) > 1e-12 {
+		t.Errorf("points 0 and 1: %v [%v, %v], %v; want 0.5 [0, 1]", estimate, low, high, err)
 	}
 }
 
@@ -496,6 +672,13 @@ func TestBucketedErrors(t *testing.T) {
 		if _, _, _, err := BucketedHodgesLehmann(h, h, 0.95); !errors.Is(err, ErrInvalidInput) {
 			t.Errorf("bounds %v: error = %v, want ErrInvalidInput", huge, err)
 		}
+	}
+	// Bounds far from 1 but close enough to subtract work, and scale the result.
+	large := Histogram{Bounds: []float64{1e300, 2e300, 3e300, inf}, Cumulative: []float64{0, 10, 20, 20}}
+	larger := Histogram{Bounds: large.Bounds, Cumulative: []float64{0, 0, 20, 20}}
+	estimate, low, high, err := BucketedHodgesLehmann(large, larger, 0.95)
+	if err != nil || math.Abs(estimate/1e300-0.5) > 1e-9 || !(low < estimate && estimate < high) {
+		t.Errorf("bounds up to 3e300: %v [%v, %v], %v; want 5e299 inside", estimate, low, high, err)
 	}
 }
 

@@ -9,9 +9,12 @@ The methods deliberately differ from analysis/*.go:
       against a count over all pairs), and the variance of U is the permutation variance of a
       rank sum, n1*n2/(N(N-1)) * sum (r - (N+1)/2)^2, in exact fractions; the Go code uses the
       closed-form tie correction over bucket counts.
-  (b) bucketed Hodges-Lehmann: every pair of expanded observations gives one difference; all
-      of them are sorted and the median and order statistics are read off by index; the Go
-      code sorts weighted bucket-pair differences.
+  (b) bucketed Hodges-Lehmann, observations spread evenly within their buckets: for each pair
+      of buckets, P(Y - X <= d) is integrated over X exactly (piecewise, in fractions) instead of
+      using the closed-form trapezoid CDF; the mixture CDF is evaluated exactly at every point
+      where it changes form, and each quantile is the root of the exact quadratic on the piece
+      where the CDF crosses the level, taken to 60 decimal digits; the Go code uses the
+      closed-form trapezoid CDF and bisects over the whole range of differences.
   (c) alpha spending: exact fractions, and the cumulative level as an explicit sum.
   (d) one-proportion confidence sequence: the rational part of log Lambda is evaluated in
       exact fractions, a grid on each side of x/n checks that the set is an interval (log
@@ -20,12 +23,14 @@ The methods deliberately differ from analysis/*.go:
   (e) log Lambda(p0) evaluated with the rational part in exact fractions.
 """
 
+import decimal
 import math
 import statistics
 from fractions import Fraction
 
 INF = math.inf
 NORMAL = statistics.NormalDist()
+DECIMALS = decimal.Context(prec=60)
 
 
 # ----------------------------------------------------------------------------- histograms
@@ -49,16 +54,6 @@ def expand(counts, values):
     for count, value in zip(counts, values):
         out.extend([value] * count)
     return out
-
-
-def representatives(bounds):
-    """Bucket midpoints (0 as the first lower edge); the +Inf bucket is its lower bound."""
-    values, lower = [], 0.0
-    for upper in bounds[:-1]:
-        values.append((lower + upper) / 2 if upper > 0 else upper)
-        lower = upper
-    values.append(bounds[-2])
-    return values
 
 
 def mann_whitney(bounds, control_cum, experiment_cum):
@@ -96,19 +91,125 @@ def mann_whitney(bounds, control_cum, experiment_cum):
     }
 
 
+def bucket_spans(bounds):
+    """Each bucket's range as exact decimal fractions, observations spread evenly over it.
+
+    The first bucket runs from 0 to its bound (a single point when the bound is 0 or less), bucket
+    k from Bounds[k-1] to Bounds[k], and the +Inf bucket is a point at the largest finite bound.
+    """
+    exact = [Fraction(str(b)) for b in bounds[:-1]]
+    spans = [(Fraction(0), exact[0]) if exact[0] > 0 else (exact[0], exact[0])]
+    spans += [(exact[k - 1], exact[k]) for k in range(1, len(exact))]
+    spans.append((exact[-1], exact[-1]))
+    return spans
+
+
+def prob_at_most(value, span):
+    """P(V <= value) for V uniform on span (lo, hi), or a point mass at lo when lo == hi."""
+    lo, hi = span
+    if value >= hi:
+        return Fraction(1)
+    if value <= lo:
+        return Fraction(0)
+    return (value - lo) / (hi - lo)
+
+
+def prob_difference_at_most(d, y_span, x_span):
+    """P(Y - X <= d) for independent Y on y_span and X on x_span, by integrating over X.
+
+    P(Y - X <= d) is the mean over X of P(Y <= d + X). As a function of x, P(Y <= d + x) is
+    linear (or constant) between the points where d + x meets an end of y_span, so the integral
+    over x_span is summed exactly piece by piece with the midpoint rule; a point X is one
+    evaluation.
+    """
+    a, b = x_span
+    if a == b:
+        return prob_at_most(d + a, y_span)
+    c, e = y_span
+    cuts = sorted({a, b} | {x for x in (c - d, e - d) if a < x < b})
+    total = Fraction(0)
+    for left, right in zip(cuts, cuts[1:]):
+        total += (right - left) * prob_at_most(d + (left + right) / 2, y_span)
+    return total / (b - a)
+
+
+class DifferenceDistribution:
+    """The distribution of Y - X for Y drawn from the experiment's observations and X from the
+    control's, each observation spread evenly over its bucket."""
+
+    def __init__(self, bounds, control_counts, experiment_counts):
+        spans = bucket_spans(bounds)
+        self.pairs = [(bj * ai, ys, xs)
+                      for bj, ys in zip(experiment_counts, spans) if bj
+                      for ai, xs in zip(control_counts, spans) if ai]
+        self.total = sum(w for w, _, _ in self.pairs)
+        # F is a quadratic between consecutive points where some pair's density changes slope.
+        points = set()
+        for _, (c, e), (a, b) in self.pairs:
+            points |= {c - b, c - a, e - b, e - a}
+        self.points = sorted(points)
+
+    def cdf(self, d):
+        return sum(w * prob_difference_at_most(d, ys, xs) for w, ys, xs in self.pairs) / self.total
+
+    def quantile(self, t, strict=False):
+        """The smallest d with F(d) >= t, or with F(d) > t when strict.
+
+        F is exact at every breakpoint; on the piece before the first breakpoint that qualifies,
+        F is a quadratic whose exact coefficients come from three interior points, and the
+        crossing is its root, taken with 60-digit decimals.
+        """
+        passes = (lambda f: f > t) if strict else (lambda f: f >= t)
+        m = next(i for i, x in enumerate(self.points) if passes(self.cdf(x)))
+        if m == 0:
+            return to_decimal(self.points[0])
+        left, right = self.points[m - 1], self.points[m]
+        width = right - left
+        u = [width / 4, width / 2, 3 * width / 4]
+        f = [self.cdf(left + ui) for ui in u]
+        # Lagrange: F(left + u) = A u^2 + B u + C0 on the piece.
+        A = (f[0] - 2 * f[1] + f[2]) / (2 * (width / 4) ** 2)
+        B = (f[2] - f[0]) / (width / 2) - A * (u[0] + u[2])
+        C0 = f[1] - A * u[1] ** 2 - B * u[1]
+        assert C0 == self.cdf(left), "F is not one quadratic on the piece"
+        end_value = A * width ** 2 + B * width + C0
+        if not passes(end_value):
+            return to_decimal(right)  # F jumps across t at right (a point mass there)
+        gap = t - C0
+        if gap <= 0:
+            return to_decimal(left)
+        # The root of A u^2 + B u = gap in [0, width], in the form that does not cancel.
+        with decimal.localcontext(DECIMALS):
+            return to_decimal(left) + 2 * to_decimal(gap) / (to_decimal(B) + to_decimal(B * B + 4 * A * gap).sqrt())
+
+
+def to_decimal(q):
+    """q (a Fraction) as a 60-digit decimal."""
+    with decimal.localcontext(DECIMALS):
+        return decimal.Decimal(q.numerator) / decimal.Decimal(q.denominator)
+
+
 def hodges_lehmann(bounds, control_cum, experiment_cum, confidence):
-    """Median of all pairwise differences experiment - control, and its confidence interval."""
-    values = representatives(bounds)
-    x = expand(bucket_counts(experiment_cum), values)
-    y = expand(bucket_counts(control_cum), values)
-    diffs = sorted(xi - yj for xi in x for yj in y)
-    total = len(diffs)
-    estimate = statistics.median(diffs)  # mean of the two middle values for an even count
+    """Median of Y - X and its interval, with observations spread evenly within buckets."""
+    a, b = bucket_counts(control_cum), bucket_counts(experiment_cum)
+    dist = DifferenceDistribution(bounds, a, b)
+    total = dist.total
     sigma = mann_whitney(bounds, control_cum, experiment_cum)["sigma"]
     z = NORMAL.inv_cdf((1 + confidence) / 2)
     real_k = total / 2 - z * sigma
     k = max(1, math.floor(real_k))
-    return {"estimate": estimate, "low": diffs[k - 1], "high": diffs[total - k], "k": k, "real_k": real_k}
+    share = min(Fraction(k, total), Fraction(1, 2))
+    half = Fraction(1, 2)
+    with decimal.localcontext(DECIMALS):
+        estimate = (dist.quantile(half) + dist.quantile(half, strict=True)) / 2
+    low = dist.quantile(share)
+    high = dist.quantile(1 - share, strict=True)
+    # Self-check in exact fractions: F crosses the share at low, and rises past 1 - share at high.
+    eps = Fraction(1, 10 ** 40)
+    at_low, at_high = Fraction(low), Fraction(high)
+    assert dist.cdf(at_low - eps) < share <= dist.cdf(at_low + eps), "low"
+    assert dist.cdf(at_high - eps) <= 1 - share < dist.cdf(at_high + eps), "high"
+    return {"estimate": float(estimate), "low": float(low), "high": float(high), "k": k, "real_k": real_k}
 
 
 # ----------------------------------------------------------------------- alpha spending
@@ -206,14 +307,26 @@ def main():
                      "expanding into tied observations, mid-ranks, permutation variance of the rank sum "
                      "(exact fractions); U also by counting all pairs"))
 
-    for name, bounds, control, experiment in mw_cases:
+    hl_cases = [(name, "as " + name, bounds, control, experiment)
+                for name, bounds, control, experiment in mw_cases]
+    # Latencies evenly spread over 60-140 ms (stable) and 78-182 ms (a canary 30 % slower), 1000
+    # values each, v_i = lo + (hi - lo) i / 999, counted into Prometheus' default buckets.
+    default_bounds = [.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, INF]
+    stable = spread_histogram(default_bounds, Fraction(60, 1000), Fraction(140, 1000), 1000)
+    canary = spread_histogram(default_bounds, Fraction(78, 1000), Fraction(182, 1000), 1000)
+    hl_cases.append(("a4", f"bounds {fmt_bounds(default_bounds)} (Prometheus' default); control cumulative "
+                     f"{stable} (1000 values evenly over 60-140 ms); experiment cumulative {canary} "
+                     "(78-182 ms)", default_bounds, stable, canary))
+    hl_cases.append(("a5", "bounds as b4; control and experiment both b4's control",
+                     default_bounds, stable, stable))
+    for name, text, bounds, control, experiment in hl_cases:
         r = hodges_lehmann(bounds, control, experiment, 0.95)
-        rows.append(("b" + name[1:], "bucketed Hodges-Lehmann, 95 % CI",
-                     f"as {name}",
+        rows.append(("b" + name[1:], "bucketed Hodges-Lehmann, 95 % CI", text,
                      f"estimate = {g(r['estimate'], 12)}, CI [{g(r['low'], 12)}, {g(r['high'], 12)}] "
                      f"(k = {r['k']}, from {r['real_k']:.4f})",
-                     "expanding into bucket midpoints, sorting all pairwise differences, reading the "
-                     "median and the k-th order statistics by index"))
+                     "spreading observations evenly within buckets, P(Y - X <= d) per bucket pair "
+                     "integrated piecewise in exact fractions, each quantile the exact root of the "
+                     "CDF's quadratic piece (60 digits)"))
 
     alpha = Fraction(5, 100)
     looks = ", ".join(f"{g(look_alpha(alpha, k), 12)}" for k in (1, 2, 10, 100))
@@ -252,6 +365,12 @@ def main():
     print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(str(c) for c in row[:4]) + f" | hack/vectors/vectors.py, by {row[4]} |")
+
+
+def spread_histogram(bounds, lo, hi, count):
+    """Cumulative counts of count values evenly spaced from lo to hi (both included)."""
+    values = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    return [sum(1 for v in values if v <= b) for b in bounds]
 
 
 def fmt_bounds(bounds):
