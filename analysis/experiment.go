@@ -49,7 +49,8 @@ type MetricComparison struct {
 	// ValueA and ValueB are the arms' values in the metric's unit: percent for a proportion,
 	// milliseconds (the 95th or 99th percentile) for a latency.
 	ValueA, ValueB float64
-	// Difference is B minus A: of proportions, or the Hodges-Lehmann latency shift in seconds.
+	// Difference is B minus A: of proportions, or the Hodges-Lehmann latency shift in seconds
+	// (left at 0 for a latency whose P is 1, which cannot be significant).
 	Difference float64
 	// Z is the Mann-Whitney z of a latency, positive when B tends to be slower; it says which
 	// arm is faster when the shift, measured in whole buckets, is 0.
@@ -213,15 +214,24 @@ func compareLatencyMetric(m ExperimentMetric, minSamples int64) MetricComparison
 	qa, errA := m.HistA.Histogram.Quantile(q)
 	qb, errB := m.HistB.Histogram.Quantile(q)
 	mw, errMW := BucketedMannWhitney(m.HistA.Histogram, m.HistB.Histogram)
-	shift, _, _, errHL := BucketedHodgesLehmann(m.HistA.Histogram, m.HistB.Histogram, DefaultConfidence)
-	if err := errors.Join(errA, errB, errMW, errHL); err != nil || m.Look < 1 {
+	if err := errors.Join(errA, errB, errMW); err != nil || m.Look < 1 {
 		c.Reason, c.Message = ReasonQueryError, fmt.Sprintf("%s: look %d: %v", m.Name, m.Look, err)
 		return c
 	}
 	c.ValueA, c.ValueB = 1000*qa, 1000*qb
-	c.Difference, c.Z = shift, mw.Z
+	c.Z = mw.Z
 	c.RawP = mw.PTwoSided
 	c.P = math.Min(1, mw.PTwoSided*float64(m.Look)*float64(m.Look+1))
+	if c.P < 1 {
+		// The shift matters only to a metric that may be significant, where it is compared
+		// with minEffectSize; computing it costs more than the test.
+		shift, _, _, err := BucketedHodgesLehmann(m.HistA.Histogram, m.HistB.Histogram, DefaultConfidence)
+		if err != nil {
+			c.Reason, c.Message = ReasonQueryError, fmt.Sprintf("%s: look %d: %v", m.Name, m.Look, err)
+			return c
+		}
+		c.Difference = shift
+	}
 	return c
 }
 

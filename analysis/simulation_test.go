@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,7 +95,8 @@ func canaryScenario(metric kultav1alpha1.Metric, stable, canary simArm) func(*te
 			world.add("web-canary", now, canary.load())
 			st, err := c.Analyze(context.Background(), ro, spec, split, now)
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("look %d: %v", look, err) // Errorf: trials may run on other goroutines
+				return out
 			}
 			ro.Status.Analysis = st
 			if st.Verdict == kultav1alpha1.VerdictPass && out.passedAt == 0 {
@@ -125,7 +127,8 @@ func experimentScenario(metric string, a, b simArm) func(*testing.T, uint64, int
 			world.add("land-b", now, b.load())
 			exp, err := c.Compare(context.Background(), ro, spec, now)
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("look %d: %v", look, err)
+				return simTrial{}
 			}
 			ro.Status.ABExperiment = exp
 			if exp.Winner != "" {
@@ -330,8 +333,18 @@ func TestSimulationWrite(t *testing.T) {
 		"The standard error of a rate r is sqrt(r(1-r)/%d).\n\n", simRequests, looks, trials, trials)
 	fmt.Fprintf(&b, "| path | hypothesis | decided by look 100 | decided by look 1,000 | median look of a decision | passed (median look) |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|\n")
-	for _, sc := range simScenarios() {
-		s := runScenario(t, sc, trials, looks)
+	scenarios := simScenarios()
+	summaries := make([]simSummary, len(scenarios))
+	var wg sync.WaitGroup
+	for i, sc := range scenarios {
+		wg.Go(func() {
+			summaries[i] = runScenario(t, sc, trials, looks)
+			t.Logf("%s done", sc.name)
+		})
+	}
+	wg.Wait()
+	for _, s := range summaries {
+		sc := s.scenario
 		r100, se100 := s.decidedBy(100)
 		r1000, se1000 := s.decidedBy(1000)
 		median, n := s.medianLook(false)
@@ -350,7 +363,6 @@ func TestSimulationWrite(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "| %s | %s (%s) | %.1f %% ± %.1f | %.1f %% ± %.1f | %s | %s |\n",
 			sc.path, sc.hypothesis, kind, 100*r100, 100*se100, 100*r1000, 100*se1000, medianText, passText)
-		t.Logf("%s done", sc.name)
 	}
 	if err := os.WriteFile("SIMULATION.md", []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

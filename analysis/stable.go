@@ -240,7 +240,8 @@ type LatencyComparison struct {
 	// and an anytime-valid p-value over the looks.
 	SequentialP float64
 	// Shift, Low and High are the Hodges-Lehmann shift (experiment minus control) and its
-	// interval at confidence 1 - 2*LookAlpha, in seconds.
+	// interval at confidence 1 - 2*LookAlpha, in seconds; computed only when P is below
+	// LookAlpha (0 otherwise), since the check cannot fail without it.
 	Shift, Low, High float64
 	// Tolerance is the shift allowed, in seconds.
 	Tolerance float64
@@ -270,23 +271,29 @@ func CompareLatency(control, experiment Histogram, alpha float64, look int, tole
 	}
 	out.P = mw.PGreater
 	out.SequentialP = math.Min(1, out.P*float64(look)*float64(look+1))
-	if out.Shift, out.Low, out.High, err = BucketedHodgesLehmann(control, experiment, 1-2*out.LookAlpha); err != nil {
-		return out, err
-	}
 	if out.StableMedian, err = control.Quantile(0.5); err != nil {
 		return out, err
 	}
 	if out.Tolerance, err = ParseTolerance(tolerance, out.StableMedian); err != nil {
 		return out, err
 	}
-	out.Slower = out.P < out.LookAlpha && out.Low > out.Tolerance
-	verdict := "not shown slower than the tolerance"
+	head := fmt.Sprintf("over %d and %d requests, Mann-Whitney p=%.3g at look %d (level %.3g)",
+		experiment.Total(), control.Total(), out.P, look, out.LookAlpha)
+	if out.P >= out.LookAlpha {
+		// Not slower at this look's level, whatever the shift: its interval is not needed.
+		out.Message = fmt.Sprintf("%s against stable (median %.4gms, tolerance %.4gms): not shown slower", head, 1000*out.StableMedian, 1000*out.Tolerance)
+		return out, nil
+	}
+	if out.Shift, out.Low, out.High, err = BucketedHodgesLehmann(control, experiment, 1-2*out.LookAlpha); err != nil {
+		return out, err
+	}
+	out.Slower = out.Low > out.Tolerance
+	verdict := "slower, but not shown slower than the tolerance"
 	if out.Slower {
 		verdict = "shown slower than the tolerance"
 	}
-	out.Message = fmt.Sprintf("shift %+.4gms [%+.4g, %+.4g] against stable (median %.4gms, tolerance %.4gms) over %d and %d requests, Mann-Whitney p=%.3g at look %d (level %.3g): %s",
-		1000*out.Shift, 1000*out.Low, 1000*out.High, 1000*out.StableMedian, 1000*out.Tolerance,
-		experiment.Total(), control.Total(), out.P, look, out.LookAlpha, verdict)
+	out.Message = fmt.Sprintf("shift %+.4gms [%+.4g, %+.4g] against stable (median %.4gms, tolerance %.4gms) %s: %s",
+		1000*out.Shift, 1000*out.Low, 1000*out.High, 1000*out.StableMedian, 1000*out.Tolerance, head, verdict)
 	return out, nil
 }
 
