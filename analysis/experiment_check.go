@@ -24,7 +24,7 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	}
 	confidence, err := abConfidence(spec)
 	if err != nil {
-		return nil, fmt.Errorf("Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		return nil, fmt.Errorf("experiment of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	exp := ro.Status.ABExperiment.DeepCopy()
 	q, setupErr := c.querierFor(spec.Prometheus)
@@ -47,7 +47,7 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 	}
 	result, err := EvaluateExperiment(metrics, confidence, int64(ptr.Deref(spec.MinSampleSize, 30)))
 	if err != nil {
-		return nil, fmt.Errorf("Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		return nil, fmt.Errorf("experiment of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	exp.CheckedAt = ptr.To(metav1.NewTime(now))
 	exp.Message = truncate(result.Message, 4000)

@@ -303,7 +303,8 @@ func ParseTolerance(tolerance string, median float64) (float64, error) {
 	if tolerance == "" {
 		tolerance = DefaultLatencyTolerance
 	}
-	number, scale := tolerance, 0.0
+	var number string
+	var scale float64
 	switch {
 	case strings.HasSuffix(tolerance, "ms"):
 		number, scale = strings.TrimSuffix(tolerance, "ms"), 1e-3
