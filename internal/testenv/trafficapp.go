@@ -25,8 +25,28 @@ type Traffic struct {
 	// ErrorRatio is the share of requests answered with a 5xx status (500 and 503 in turn),
 	// from 0 to 1. The errors are spread evenly: with 0.1 every tenth request fails.
 	ErrorRatio float64
-	// Latency is how long every request takes.
+	// Latency is how long every request takes, or with LatencySpread the middle of the range
+	// the latencies are spread over.
 	Latency time.Duration
+	// LatencySpread, when above zero, spreads the latencies evenly over [Latency-LatencySpread,
+	// Latency+LatencySpread] instead of giving every request Latency: the requests of a service
+	// take, in turn, latencySteps+1 evenly spaced values from the lowest to the highest and then
+	// start again, so that Latency is both their mean and their median and any stretch of
+	// traffic longer than a few cycles has the same distribution. At most Latency.
+	LatencySpread time.Duration
+}
+
+// latencySteps is how many equal steps LatencySpread divides its range into; the latencies of a
+// service repeat every latencySteps+1 requests.
+const latencySteps = 100
+
+// latency is how long the request with index sent (from 0) of this traffic takes.
+func (t Traffic) latency(sent int64) time.Duration {
+	if t.LatencySpread <= 0 {
+		return t.Latency
+	}
+	step := sent % (latencySteps + 1)
+	return t.Latency - t.LatencySpread + time.Duration(step)*2*t.LatencySpread/latencySteps
 }
 
 // TrafficApp is an HTTP server on 127.0.0.1 exposing, on /metrics, the request metrics of
@@ -89,9 +109,9 @@ func StartTrafficApp(t testing.TB) *TrafficApp {
 
 // Set replaces the traffic of one service, from now on. The service's series appear at once
 // with the value 0 (the 5xx ones only when ErrorRatio is above zero), so that Prometheus
-// counts every request from the first scrape on. On a negative RPS or an ErrorRatio
-// outside [0, 1], which are mistakes in the test, it fails the test. Call it from the test's
-// goroutine.
+// counts every request from the first scrape on. On a negative RPS, an ErrorRatio outside
+// [0, 1] or a LatencySpread that is negative or larger than Latency, which are mistakes in the
+// test, it fails the test. Call it from the test's goroutine.
 func (a *TrafficApp) Set(namespace, service string, traffic Traffic) {
 	a.t.Helper()
 	if traffic.RPS < 0 || math.IsNaN(traffic.RPS) || math.IsInf(traffic.RPS, 0) {
@@ -99,6 +119,9 @@ func (a *TrafficApp) Set(namespace, service string, traffic Traffic) {
 	}
 	if !(traffic.ErrorRatio >= 0 && traffic.ErrorRatio <= 1) {
 		a.t.Fatalf("testenv: traffic of %s/%s: ErrorRatio %v is not between 0 and 1", namespace, service, traffic.ErrorRatio)
+	}
+	if traffic.LatencySpread < 0 || traffic.LatencySpread > traffic.Latency {
+		a.t.Fatalf("testenv: traffic of %s/%s: LatencySpread %s is not between 0 and Latency %s", namespace, service, traffic.LatencySpread, traffic.Latency)
 	}
 	a.requests.WithLabelValues(namespace, service, "200")
 	if traffic.ErrorRatio > 0 {
@@ -136,7 +159,7 @@ func (a *TrafficApp) generate(ctx context.Context, done chan<- struct{}) {
 
 // tick records the requests every service is due. The counts are kept exact over time: after
 // n ticks a service has sent floor(n * RPS * tick) requests, of which floor(sent * ErrorRatio)
-// failed.
+// failed, and request i took Traffic.latency(i).
 func (a *TrafficApp) tick() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -155,7 +178,7 @@ func (a *TrafficApp) tick() {
 				}
 			}
 			a.requests.WithLabelValues(key.namespace, key.service, code).Inc()
-			a.durations.WithLabelValues(key.namespace, key.service).Observe(s.traffic.Latency.Seconds())
+			a.durations.WithLabelValues(key.namespace, key.service).Observe(s.traffic.latency(s.sent).Seconds())
 		}
 	}
 }

@@ -27,7 +27,7 @@ import (
 
 const (
 	// timeout bounds a wait for the reconciler or Prometheus.
-	timeout = 45 * time.Second
+	timeout = 60 * time.Second
 	// poll is how often the waits look.
 	poll = 100 * time.Millisecond
 	// app is the name of every scenario's Rollout and HTTPRoute; the Services are app-stable
@@ -76,15 +76,17 @@ func startSuite(t *testing.T) *suite {
 	return &suite{env: e, app: trafficApp, prom: prom}
 }
 
-// TestCanaryAnalysisWithPrometheus runs canaries gated by the built-in error-rate metric, as
-// real Prometheus computes it from traffic the test controls. The scenarios run in parallel,
-// each in its own namespace.
+// TestCanaryAnalysisWithPrometheus runs canaries gated by the built-in error-rate and latency
+// metrics, as real Prometheus computes them from traffic the test controls. The scenarios run
+// in parallel, each in its own namespace; those of the sequential checks are in
+// sequential_test.go.
 func TestCanaryAnalysisWithPrometheus(t *testing.T) {
 	s := startSuite(t)
 	t.Run("healthy canary completes", s.testHealthyCanary)
 	t.Run("erroring canary rolls back", s.testErroringCanary)
 	t.Run("canary without traffic holds its step", s.testCanaryWithoutTraffic)
 	t.Run("unreachable Prometheus never promotes", s.testUnreachablePrometheus)
+	s.sequentialScenarios(t)
 }
 
 // testHealthyCanary: 0.5% errors pass every step and the new revision becomes stable.
@@ -320,7 +322,7 @@ func (s *suite) testUnreachablePrometheus(t *testing.T) {
 }
 
 // errorRate is an analysis of the built-in error-rate metric: at most 5%, checked every
-// interval over a window of interval, with at least minSampleSize requests.
+// interval on every request since the revision started, with at least minSampleSize requests.
 func errorRate(policy kultav1alpha1.FailurePolicy, interval kultav1alpha1.Duration) *kultav1alpha1.Analysis {
 	return &kultav1alpha1.Analysis{
 		FailurePolicy: policy,
@@ -334,9 +336,9 @@ func errorRate(policy kultav1alpha1.FailurePolicy, interval kultav1alpha1.Durati
 }
 
 // startCanary creates the Services, the HTTPRoute and a two-replica Rollout stepping through
-// [setWeight 50, pause 2s] with analysis a, waits until its first revision is stable and
-// returns it with that revision's hash.
-func (s *suite) startCanary(t *testing.T, ns string, a *kultav1alpha1.Analysis) (*kultav1alpha1.Rollout, string) {
+// [setWeight 50, pause 2s] with analysis a, changed by opts (which may replace the replicas or
+// the steps), waits until its first revision is stable and returns it with that revision's hash.
+func (s *suite) startCanary(t *testing.T, ns string, a *kultav1alpha1.Analysis, opts ...testutil.RolloutOption) (*kultav1alpha1.Rollout, string) {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -353,6 +355,9 @@ func (s *suite) startCanary(t *testing.T, ns string, a *kultav1alpha1.Analysis) 
 		testutil.WithHTTPRoute(app),
 		testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseFor("2s")),
 		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.Analysis = a }))
+	for _, opt := range opts {
+		opt(ro)
+	}
 	g.Expect(s.env.Client.Create(ctx, ro)).To(Succeed())
 	var first string
 	g.Eventually(func(g Gomega) {
