@@ -138,10 +138,11 @@ func analysisConfidence(spec *kultav1alpha1.Analysis) float64 {
 }
 
 // CumulativeWindow is the range from since to now, in whole seconds, over which a sequential
-// check counts. It reports false while that is shorter than MinWindow.
-func CumulativeWindow(since, now time.Time) (time.Duration, bool) {
+// check counts. It reports false while that is shorter than the smaller of interval (the
+// metric's window) and MinWindow, as BoundWindow does.
+func CumulativeWindow(since, now time.Time, interval time.Duration) (time.Duration, bool) {
 	age := now.Sub(since).Truncate(time.Second)
-	if age < MinWindow {
+	if age < max(min(interval, MinWindow), time.Second) {
 		return 0, false
 	}
 	return age, true
@@ -153,14 +154,13 @@ func CumulativeWindow(since, now time.Time) (time.Duration, bool) {
 func (c *Checker) check(ctx context.Context, run checkRun, m kultav1alpha1.Metric, stepPrev, revisionPrev kultav1alpha1.MetricStatus) (Verdict, kultav1alpha1.MetricStatus) {
 	spec, query, err := c.translate(m, run.confidence)
 	state := CheckState{Failures: stepPrev.ConsecutiveFailures, Errors: stepPrev.ConsecutiveErrors}
-	window, filled := BoundWindow(query.Window, run.since, run.now)
-	minimum := query.Window
+	interval := query.Window
+	window, filled := BoundWindow(interval, run.since, run.now)
 	if query.EventsQuery != "" {
-		window, filled = CumulativeWindow(run.since, run.now)
-		minimum = MinWindow
+		window, filled = CumulativeWindow(run.since, run.now, interval)
 	}
 	if err == nil && run.setupErr == nil && !filled {
-		v := WindowVerdict(m.Name, minimum, run.since, run.now)
+		v := WindowVerdict(m.Name, interval, run.since, run.now)
 		return v, kultav1alpha1.MetricStatus{
 			Name: m.Name, Verdict: kultav1alpha1.Verdict(v.Result), Reason: string(v.Reason), Threshold: ptr.To(m.Threshold),
 			ConsecutiveFailures: state.Failures, ConsecutiveErrors: state.Errors, Looks: revisionPrev.Looks,
@@ -179,7 +179,7 @@ func (c *Checker) check(ctx context.Context, run checkRun, m kultav1alpha1.Metri
 	v, next := EvaluateThreshold(spec, measurement, state)
 	ms := kultav1alpha1.MetricStatus{Name: m.Name, Threshold: ptr.To(m.Threshold), Looks: revisionPrev.Looks}
 	if m.CompareToStable && err == nil && run.setupErr == nil && v.Result != ResultFail {
-		cmp := stableComparison{run: run, metric: m, query: query, spec: spec, canary: measurement, prev: state, revisionPrev: revisionPrev, status: &ms}
+		cmp := stableComparison{run: run, metric: m, interval: interval, query: query, spec: spec, canary: measurement, prev: state, revisionPrev: revisionPrev, status: &ms}
 		v, next = c.againstStable(ctx, cmp, v, next)
 	}
 	ms.Verdict, ms.Reason = kultav1alpha1.Verdict(v.Result), string(v.Reason)

@@ -33,10 +33,16 @@ func (c *Checker) Compare(ctx context.Context, ro *kultav1alpha1.Rollout, spec *
 		looks[r.Name] = r.Looks
 	}
 	// Variant B's Service may have carried another revision before the experiment started.
-	window, ok := CumulativeWindow(exp.StartedAt.Time, now)
+	interval := DefaultWindow
+	if spec.Interval != nil {
+		if d, err := spec.Interval.Parse(); err == nil && d >= time.Second {
+			interval = d
+		}
+	}
+	window, ok := CumulativeWindow(exp.StartedAt.Time, now, interval)
 	if !ok {
 		exp.CheckedAt = ptr.To(metav1.NewTime(now))
-		exp.Message = WindowVerdict("experiment", MinWindow, exp.StartedAt.Time, now).Message
+		exp.Message = WindowVerdict("experiment", interval, exp.StartedAt.Time, now).Message
 		return exp, nil
 	}
 	a := Target{Namespace: ro.Namespace, Rollout: ro.Name, Service: ab.VariantAService, Revision: ro.Status.StablePodTemplateHash}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/utils/ptr"
 
@@ -62,6 +63,7 @@ func stableService(ro *kultav1alpha1.Rollout) string {
 type stableComparison struct {
 	run          checkRun
 	metric       kultav1alpha1.Metric
+	interval     time.Duration // the metric's window, which bounds the shortest range counted
 	query        MetricQuery
 	spec         ThresholdSpec
 	canary       Measurement
@@ -163,7 +165,7 @@ func (c *Checker) sampleRatio(ctx context.Context, s stableComparison) (string, 
 	if !split.Known || split.CanaryPercent <= 0 || split.CanaryPercent >= 100 {
 		return "", false
 	}
-	window, ok := CumulativeWindow(s.run.splitSince, s.run.now)
+	window, ok := CumulativeWindow(s.run.splitSince, s.run.now, s.interval)
 	if !ok {
 		return "", false
 	}
@@ -190,9 +192,9 @@ func (c *Checker) sampleRatio(ctx context.Context, s stableComparison) (string, 
 // interval exceeds the tolerance.
 func (c *Checker) latencyAgainstStable(ctx context.Context, s stableComparison, v Verdict, next CheckState) (Verdict, CheckState) {
 	metric := s.spec.Metric
-	window, ok := CumulativeWindow(s.run.since, s.run.now)
+	window, ok := CumulativeWindow(s.run.since, s.run.now, s.interval)
 	if !ok {
-		return withoutStable(v, metric, "the revision has not had traffic for "+MinWindow.String()), next
+		return withoutStable(v, metric, "the revision has not had traffic for "+min(s.interval, MinWindow).String()), next
 	}
 	canary := GatherHistogram(ctx, s.run.q, s.query, s.run.target.Target, window, s.run.now)
 	if canary.Outcome != OutcomeOK {
