@@ -20,7 +20,10 @@ import (
 // active Service switches to it on its own after the preview time, and the old revision is
 // scaled down after its delay. The main route keeps all traffic on the active Service.
 func blueGreenAutoPromotion(ctx context.Context, t *testing.T, w *world) {
-	const previewSeconds = 10
+	// The preview's analysis must show its error rate under 5 % before the promotion, which
+	// takes about 320 requests (a few seconds of the preview route's traffic) once they reach
+	// Prometheus; the preview lasts long enough for the test to see it.
+	const previewSeconds = 20
 	a := blueGreenApp(w, w.newNamespace(ctx, t, "blue-green"), "checkout", previewSeconds)
 	oldHash := a.deploy(ctx, t, goodImage)
 	watch := a.watchWeights(ctx, t)
