@@ -30,8 +30,12 @@ import (
 
 // ThresholdMixingVariance is tau2 of the one-proportion test against threshold p0: the test is
 // tuned to rates about a fifth of the threshold away from it (a 5 % threshold is tuned to 1
-// point), never finer than 0.1 point.
+// point), never finer than 0.1 point. It is NaN for a p0 outside [0,1], which every test then
+// rejects.
 func ThresholdMixingVariance(p0 float64) float64 {
+	if math.IsNaN(p0) || p0 < 0 || p0 > 1 {
+		return math.NaN()
+	}
 	tau := math.Max(0.2*math.Min(p0, 1-p0), 1e-3)
 	return tau * tau
 }

@@ -173,6 +173,11 @@ func TestProportionThresholdMixingVariance(t *testing.T) {
 	for _, tt := range tests {
 		assertClose(t, "ThresholdMixingVariance", ThresholdMixingVariance(tt.p0), tt.want, 1e-12)
 	}
+	for _, p0 := range []float64{math.NaN(), -0.1, 1.5, math.Inf(1)} {
+		if got := ThresholdMixingVariance(p0); !math.IsNaN(got) {
+			t.Errorf("ThresholdMixingVariance(%v) = %v, want NaN", p0, got)
+		}
+	}
 }
 
 func TestProportionBadInput(t *testing.T) {
