@@ -388,3 +388,38 @@ func TestCheckerCountsSinceTheRevisionStarted(t *testing.T) {
 		t.Fatalf("new revision: reason %s, counting since %v", st.Metrics[0].Reason, st.CountingSince)
 	}
 }
+
+// A blue-green preview is compared with the active Service: its latency, slower by a third,
+// fails the check; the same latency does not, and no active traffic is no comparison.
+func TestCheckerComparesPreviewWithActive(t *testing.T) {
+	started := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	spec := &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{Name: MetricLatencyP95, Threshold: "10000", CompareToStable: true}}}
+	for _, tc := range []struct {
+		name           string
+		active, review simArm
+		activeTraffic  bool
+		result         kultav1alpha1.Verdict
+		reason         Reason
+	}{
+		{"slower preview", simArm{median: 0.1}, simArm{median: 0.133}, true, kultav1alpha1.VerdictFail, ReasonSlowerThanStable},
+		{"same latency", simArm{median: 0.1}, simArm{median: 0.1}, true, kultav1alpha1.VerdictPass, ReasonWithinThreshold},
+		{"no active traffic", simArm{median: 0.1}, simArm{median: 0.1}, false, kultav1alpha1.VerdictInconclusive, ReasonNoStableData},
+	} {
+		world := newSimWorld(42)
+		ro := testutil.Rollout("shop", "web", testutil.WithBlueGreen())
+		ro.Status.StablePodTemplateHash, ro.Status.CurrentPodTemplateHash = "old", "new"
+		ro.Status.Decisions = []kultav1alpha1.Decision{{Action: kultav1alpha1.ActionInitialize, Reason: "NewRevision", Timestamp: metav1.NewTime(started)}}
+		now := started.Add(time.Minute)
+		if tc.activeTraffic {
+			world.add("web-active", now, tc.active.load())
+		}
+		world.add("web-preview", now, tc.review.load())
+		st, err := checker(world).Analyze(context.Background(), ro, spec, Split{}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Verdict != tc.result || st.Metrics[0].Reason != string(tc.reason) {
+			t.Errorf("%s: %s %s: %s", tc.name, st.Verdict, st.Metrics[0].Reason, st.Message)
+		}
+	}
+}
