@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/providers"
 )
@@ -83,13 +84,30 @@ func WatchWeights(t *testing.T, e *testenv.Env, ns, name, stable, canary string)
 // took from its versions, a value equal to the one before it left out.
 func WatchRoute[T any](t *testing.T, e *testenv.Env, ns, name string, extract func(*gatewayv1.HTTPRoute) (T, bool), equal func(a, b T) bool) func() []T {
 	t.Helper()
+	return WatchObject(t, e, &gatewayv1.HTTPRouteList{}, ns, name, extract, equal)
+}
+
+// WatchRollout watches one Rollout and returns a function giving every version of it seen so
+// far, oldest first: the checks and decisions a single read would miss.
+func WatchRollout(t *testing.T, e *testenv.Env, ns, name string) func() []*kultav1alpha1.Rollout {
+	t.Helper()
+	return WatchObject(t, e, &kultav1alpha1.RolloutList{}, ns, name,
+		func(ro *kultav1alpha1.Rollout) (*kultav1alpha1.Rollout, bool) { return ro, true },
+		func(_, _ *kultav1alpha1.Rollout) bool { return false })
+}
+
+// WatchObject watches the object named name of list's kind and returns a function giving, in
+// order, the values extract took from its versions, a value equal to the one before it left
+// out. The watch ends with the test.
+func WatchObject[O client.Object, T any](t *testing.T, e *testenv.Env, list client.ObjectList, ns, name string, extract func(O) (T, bool), equal func(a, b T) bool) func() []T {
+	t.Helper()
 	wc, err := client.NewWithWatch(e.Config, client.Options{Scheme: e.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	w, err := wc.Watch(ctx, &gatewayv1.HTTPRouteList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+	w, err := wc.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +119,11 @@ func WatchRoute[T any](t *testing.T, e *testenv.Env, ns, name string, extract fu
 			if ev.Type != watch.Added && ev.Type != watch.Modified {
 				continue
 			}
-			route, ok := ev.Object.(*gatewayv1.HTTPRoute)
+			obj, ok := ev.Object.(O)
 			if !ok {
 				continue
 			}
-			if value, ok := extract(route); ok {
+			if value, ok := extract(obj); ok {
 				mu.Lock()
 				if len(seen) == 0 || !equal(seen[len(seen)-1], value) {
 					seen = append(seen, value)

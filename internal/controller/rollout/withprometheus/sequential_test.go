@@ -1,20 +1,16 @@
 package withprometheus_test
 
 import (
-	"context"
 	"math"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/false-systems/kulta/analysis"
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -100,24 +96,15 @@ func (s *suite) testSlowerCanary(t *testing.T) {
 		},
 	}
 	ro, first := s.startCanary(t, ns, spec)
-	versions := watchRollout(t, s.env, ns, app)
+	versions := rollouttest.WatchRollout(t, s.env, ns, app)
 	s.app.Set(ns, stableService, testenv.Traffic{RPS: slowerRPS, ErrorRatio: 0.01, Latency: stableLatency, LatencySpread: stableSpread})
 	s.app.Set(ns, canaryService, testenv.Traffic{RPS: slowerRPS, ErrorRatio: 0.01,
 		Latency: scaled(stableLatency, slowerFactor), LatencySpread: scaled(stableSpread, slowerFactor)})
 	s.waitForRequests(t, ns, stableService, minSampleSize)
 	s.waitForRequests(t, ns, canaryService, minSampleSize)
 
-	setImage(t, s.env, ro, newImage)
-	var failed *kultav1alpha1.Rollout
-	g.Eventually(func(g Gomega) {
-		failed = s.get(g, ro)
-		g.Expect(failed.Status.Phase).To(Equal(kultav1alpha1.PhaseFailed), "message: %s", failed.Status.Message)
-	}).WithTimeout(sequentialTimeout).WithPolling(poll).Should(Succeed())
+	failed := s.updateUntilFailed(t, g, ro, first, sequentialTimeout)
 	st := failed.Status
-	second := st.CurrentPodTemplateHash
-	g.Expect(st.StablePodTemplateHash).To(Equal(first), "a slower canary never becomes stable")
-	g.Expect(second).NotTo(Equal(first))
-	g.Expect(st.CurrentStepIndex).To(Equal(ptr.To[int32](0)), "the first step's analysis failed")
 	g.Expect(st.Message).To(ContainSubstring(analysis.MetricLatencyP95))
 
 	// The latency comparison failed the analysis; the error rate passed.
@@ -198,7 +185,7 @@ func (s *suite) testBelowThresholdCanary(t *testing.T) {
 			testutil.Weight(25), testutil.PauseFor("4s"),
 			testutil.Weight(50), testutil.PauseFor("4s"),
 			testutil.Weight(75), testutil.PauseFor("4s")))
-	versions := watchRollout(t, s.env, ns, app)
+	versions := rollouttest.WatchRollout(t, s.env, ns, app)
 	s.app.Set(ns, canaryService, testenv.Traffic{RPS: belowRPS, ErrorRatio: belowErrorRatio, Latency: 20 * time.Millisecond})
 	s.waitForRequests(t, ns, canaryService, minSampleSize)
 
@@ -280,21 +267,12 @@ func (s *suite) testAboveThresholdCanary(t *testing.T) {
 	g := NewWithT(t)
 	ns := s.env.CreateNamespace(t, "abovethreshold")
 	ro, first := s.startCanary(t, ns, errorRate(kultav1alpha1.FailurePolicyRollback, "2s"))
-	versions := watchRollout(t, s.env, ns, app)
+	versions := rollouttest.WatchRollout(t, s.env, ns, app)
 	s.app.Set(ns, canaryService, testenv.Traffic{RPS: aboveRPS, ErrorRatio: aboveErrorRatio, Latency: 20 * time.Millisecond})
 	s.waitForRequests(t, ns, canaryService, minSampleSize)
 
-	setImage(t, s.env, ro, newImage)
-	var failed *kultav1alpha1.Rollout
-	g.Eventually(func(g Gomega) {
-		failed = s.get(g, ro)
-		g.Expect(failed.Status.Phase).To(Equal(kultav1alpha1.PhaseFailed), "message: %s", failed.Status.Message)
-	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
+	failed := s.updateUntilFailed(t, g, ro, first, timeout)
 	st := failed.Status
-	second := st.CurrentPodTemplateHash
-	g.Expect(st.StablePodTemplateHash).To(Equal(first))
-	g.Expect(second).NotTo(Equal(first))
-	g.Expect(st.CurrentStepIndex).To(Equal(ptr.To[int32](0)), "the first step's analysis failed")
 	rollback := lastDecision(failed, kultav1alpha1.ActionRollback)
 	g.Expect(rollback).NotTo(BeNil(), "decisions: %+v", st.Decisions)
 	g.Expect(rollback.Reason).To(Equal("AnalysisFailed"))
@@ -408,40 +386,21 @@ func parseFloat(g Gomega, s string) float64 {
 	return f
 }
 
-// watchRollout watches one Rollout and returns a function giving every version of it seen so
-// far, oldest first: the checks and decisions a single read would miss.
-func watchRollout(t *testing.T, e *testenv.Env, ns, name string) func() []*kultav1alpha1.Rollout {
+// updateUntilFailed rolls ro out to newImage and waits until its first step's analysis has
+// failed it: the new revision never becomes stable.
+func (s *suite) updateUntilFailed(t *testing.T, g Gomega, ro *kultav1alpha1.Rollout, first string, within time.Duration) *kultav1alpha1.Rollout {
 	t.Helper()
-	wc, err := client.NewWithWatch(e.Config, client.Options{Scheme: e.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	w, err := wc.Watch(ctx, &kultav1alpha1.RolloutList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var seen []*kultav1alpha1.Rollout
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			if ev.Type != watch.Added && ev.Type != watch.Modified {
-				continue
-			}
-			if ro, ok := ev.Object.(*kultav1alpha1.Rollout); ok {
-				mu.Lock()
-				seen = append(seen, ro)
-				mu.Unlock()
-			}
-		}
-	}()
-	return func() []*kultav1alpha1.Rollout {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]*kultav1alpha1.Rollout(nil), seen...)
-	}
+	setImage(t, s.env, ro, newImage)
+	var failed *kultav1alpha1.Rollout
+	g.Eventually(func(g Gomega) {
+		failed = s.get(g, ro)
+		g.Expect(failed.Status.Phase).To(Equal(kultav1alpha1.PhaseFailed), "message: %s", failed.Status.Message)
+	}).WithTimeout(within).WithPolling(poll).Should(Succeed())
+	st := failed.Status
+	g.Expect(st.StablePodTemplateHash).To(Equal(first), "a failed revision never becomes stable")
+	g.Expect(st.CurrentPodTemplateHash).NotTo(Equal(first))
+	g.Expect(st.CurrentStepIndex).To(Equal(ptr.To[int32](0)), "the first step's analysis failed")
+	return failed
 }
 
 // analysesUntil waits until the watched versions have carried last, the latest analysis of its
