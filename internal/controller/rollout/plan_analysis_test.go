@@ -1,7 +1,10 @@
 package rollout
 
 import (
+	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/events"
 
 	"github.com/false-systems/kulta/analysis"
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -57,5 +60,29 @@ func TestCanarySplit(t *testing.T) {
 		if got := CanarySplit(tc.obs); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A sample-ratio mismatch is a Warning Event when it starts, not at every check while it lasts.
+func TestWarnOfMismatch(t *testing.T) {
+	recorder := events.NewFakeRecorder(10)
+	r := &Reconciler{Recorder: recorder}
+	ro := testutil.Rollout("shop", "web")
+	mismatch := &kultav1alpha1.AnalysisStatus{Revision: "new", Message: "error-rate: split does not match", Metrics: []kultav1alpha1.MetricStatus{
+		{Name: "error-rate", Reason: string(analysis.ReasonSampleRatioMismatch)},
+	}}
+	r.warnOfMismatch(ro, mismatch)
+	ro.Status.Analysis = mismatch
+	r.warnOfMismatch(ro, mismatch)
+	if got := len(recorder.Events); got != 1 {
+		t.Fatalf("%d Events for a mismatch seen twice, want 1", got)
+	}
+	if e := <-recorder.Events; !strings.HasPrefix(e, "Warning SampleRatioMismatch") || !strings.Contains(e, "split does not match") {
+		t.Errorf("Event %q", e)
+	}
+	healthy := &kultav1alpha1.AnalysisStatus{Revision: "new", Metrics: []kultav1alpha1.MetricStatus{{Name: "error-rate", Reason: "WithinThreshold"}}}
+	r.warnOfMismatch(ro, healthy)
+	if got := len(recorder.Events); got != 0 {
+		t.Errorf("%d Events without a mismatch", got)
 	}
 }
