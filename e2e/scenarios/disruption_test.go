@@ -65,12 +65,14 @@ type inFlight struct {
 // them again and checks every rollout finishes from where it was: no weight goes back, no step
 // or transition happens twice.
 func killedInEveryStrategy(ctx context.Context, t *testing.T, w *world, canary *app) {
-	bg := blueGreenApp(w, canary.namespace, "checkout", 20)
+	// Every rollout must still be midway when the last one gets there, and a canary's first
+	// step waits for its analysis to show the error rate under 5 % (about 320 requests at 20 %
+	// of the route's traffic): the preview, the experiment and the warm-up last long enough.
+	bg := blueGreenApp(w, canary.namespace, "checkout", 60)
 	ab := abApp(w, canary.namespace, "search")
-	// The experiment may not conclude before every other rollout is midway too.
-	ab.strategy.ABTesting.Analysis.MinDuration = ptr.To(kultav1alpha1.Duration("40s"))
+	ab.strategy.ABTesting.Analysis.MinDuration = ptr.To(kultav1alpha1.Duration("60s"))
 	simple := simpleApp(w, canary.namespace, "api")
-	simple.strategy.Simple.Analysis.WarmupDuration = ptr.To(kultav1alpha1.Duration("20s"))
+	simple.strategy.Simple.Analysis.WarmupDuration = ptr.To(kultav1alpha1.Duration("45s"))
 	flights := []*inFlight{
 		{a: canary, want: canaryUpdated, midway: func(ro *kultav1alpha1.Rollout) bool {
 			return ro.Status.Phase == kultav1alpha1.PhasePaused && ptr.Deref(ro.Status.CurrentStepIndex, 0) >= 1
