@@ -253,9 +253,9 @@ type MetricStatus struct {
 	// +optional
 	StableValue *Decimal `json:"stableValue,omitempty"`
 
-	// pValue is the sequential p-value of the comparison with stable: for error-rate the
-	// always-valid p-value over every look of this revision so far, for latency the
-	// Mann-Whitney p-value of the latest look, judged against that look's share of alpha.
+	// pValue is the p-value of the latest comparison with stable: for error-rate the
+	// always-valid p-value, which may be judged against 1 - confidenceLevel at any look, for
+	// latency the Mann-Whitney p-value, judged against that look's share of alpha.
 	// +optional
 	PValue *Decimal `json:"pValue,omitempty"`
 
@@ -396,13 +396,13 @@ type ABMetricResult struct {
 	// +required
 	ValueB Decimal `json:"valueB"`
 
-	// confidence is one minus the always-valid p-value of the difference, over all looks so far.
+	// confidence is one minus pValue, rounded to nine digits.
 	// +required
 	Confidence Decimal `json:"confidence"`
 
 	// pValue is the p-value behind confidence, with every digit kept: for error-rate the
-	// always-valid p-value over all looks so far, for latency the Mann-Whitney p-value of the
-	// latest look.
+	// always-valid p-value of the latest look, for latency the Mann-Whitney p-value of the
+	// latest look times looks*(looks+1), both valid at any look.
 	// +optional
 	PValue *Decimal `json:"pValue,omitempty"`
 
