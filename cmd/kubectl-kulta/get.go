@@ -102,6 +102,9 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, now time.Time) 
 	}
 	if e := st.ABExperiment; e != nil {
 		row("Experiment", experimentLine(e))
+		for _, r := range e.Results {
+			row("  "+r.Name, experimentResultLine(r))
+		}
 	}
 	for _, c := range st.Conditions {
 		row("Condition "+c.Type, fmt.Sprintf("%s %s %s", c.Status, c.Reason, c.Message))
@@ -156,6 +159,18 @@ func experimentLine(e *kultav1alpha1.ABExperimentStatus) string {
 	}
 	if e.SampleSizeA != nil && e.SampleSizeB != nil {
 		line += fmt.Sprintf(", samples A %d / B %d", *e.SampleSizeA, *e.SampleSizeB)
+	}
+	return line
+}
+
+// experimentResultLine is one metric of an experiment: both variants' values and the evidence.
+func experimentResultLine(r kultav1alpha1.ABMetricResult) string {
+	line := fmt.Sprintf("%s: A %s, B %s", r.Reason, r.ValueA, r.ValueB)
+	if r.PValue != nil {
+		line += fmt.Sprintf(", p=%s at look %d", *r.PValue, r.Looks)
+	}
+	if r.Winner != "" {
+		line += ", " + string(r.Winner) + " better"
 	}
 	return line
 }

@@ -46,3 +46,18 @@ func TestMetricLine(t *testing.T) {
 		}
 	}
 }
+
+// An experiment's metric line shows both variants and the p-value the decision used.
+func TestExperimentResultLine(t *testing.T) {
+	r := kultav1alpha1.ABMetricResult{
+		Name: "error-rate", ValueA: "8", ValueB: "1", Reason: "Significant", IsSignificant: true,
+		Winner: kultav1alpha1.VariantB, PValue: ptr.To[kultav1alpha1.Decimal]("3.2e-09"), Looks: 7,
+	}
+	if got, want := experimentResultLine(r), "Significant: A 8, B 1, p=3.2e-09 at look 7, B better"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	r = kultav1alpha1.ABMetricResult{Name: "latency-p95", ValueA: "0", ValueB: "0", Reason: "NoTraffic"}
+	if got, want := experimentResultLine(r), "NoTraffic: A 0, B 0"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
