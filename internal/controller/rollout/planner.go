@@ -115,7 +115,13 @@ func (p *planner) detectNewRevision() {
 		}
 	default:
 		msg := fmt.Sprintf("New revision %s; stable is %s", p.obs.Hash, p.stable)
-		if previous != "" && previous != p.stable {
+		switch {
+		case st.Phase == kultav1alpha1.PhaseFailed:
+			// Fixing forward: a new template after an abort or a rollback is a new rollout from
+			// stable, as a retry would be; the failed revision keeps its scale-down time.
+			st.Phase = kultav1alpha1.PhaseProgressing
+			msg = fmt.Sprintf("New revision %s after failed revision %s; stable is %s", p.obs.Hash, previous, p.stable)
+		case previous != "" && previous != p.stable:
 			msg = fmt.Sprintf("New revision %s replaces revision %s in flight; stable is %s", p.obs.Hash, previous, p.stable)
 		}
 		if p.ro.Spec.Strategy.Canary != nil {

@@ -269,6 +269,20 @@ func TestCanarySequences(t *testing.T) {
 			w.tick("retry", time.Second)
 			w.tick("canary ready again", time.Second)
 		},
+		"canary-abort-then-new-image": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", time.Second)
+			w.annotate(kultav1alpha1.AbortAnnotation)
+			w.tick("abort", 10*time.Second)
+			w.setImage("nginx:1.29")
+			w.tick("fixed image", time.Second)
+			w.tick("fixed canary ready", time.Second)
+			w.tick("route at 20%", 10*time.Second)
+			w.tick("pausing", 20*time.Second)
+			w.tick("aborted revision scaled down", time.Second)
+		},
 		"canary-new-template-mid-rollout": func(w *world) {
 			w.settle("install", 5)
 			w.setImage("nginx:1.28")
@@ -580,6 +594,26 @@ func TestAnalysisSequences(t *testing.T) {
 			w.tick("canary ready", 10*time.Second)
 			w.tick("analysis fails", 30*time.Second)
 			w.tick("scaled down", time.Second)
+		}},
+		"canary-analysis-rollback-then-new-image": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.verdict = kultav1alpha1.VerdictPass
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictFail
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("analysis fails", 5*time.Second)
+			w.verdict = kultav1alpha1.VerdictPass
+			w.setImage("nginx:1.29")
+			w.tick("fixed image", time.Second)
+			w.tick("fixed canary ready", 10*time.Second)
+			w.tick("warm-up over", time.Second)
+			w.tick("pause, warming up", 10*time.Second)
+			w.tick("pause, analysed", 30*time.Second)
+			w.tick("pause over", time.Second)
+			w.tick("weight 100 ready", 10*time.Second)
+			w.tick("analysed", time.Second)
+			w.tick("promoted", time.Second)
 		}},
 		"canary-analysis-fail-pause": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyPause)), func(w *world) {
 			w.settle("install", 5)
