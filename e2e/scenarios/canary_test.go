@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,10 @@ func TestStrategies(t *testing.T) {
 		t.Run("canary analysis fails", func(t *testing.T) {
 			t.Parallel()
 			canaryAnalysisFails(ctx, t, w)
+		})
+		t.Run("canary fixed forward after a rollback", func(t *testing.T) {
+			t.Parallel()
+			canaryFixedForward(ctx, t, w)
 		})
 		t.Run("blue-green preview analysis and auto-promotion", func(t *testing.T) {
 			t.Parallel()
@@ -119,6 +124,40 @@ func canaryAnalysisFails(ctx context.Context, t *testing.T, w *world) {
 	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Warning/AnalysisFailed")
 	w.expectMetric(ctx, t, fmt.Sprintf(`sum(kulta_rollout_transitions_total{namespace=%q, rollout=%q, kind="rollback", reason="AnalysisFailed"})`, a.namespace, a.name), 1)
 	a.expectCDEvents(ctx, t, "service.deployed", "service.published", "service.deployed", "service.rolledback")
+}
+
+// canaryFixedForward rolls a faulty image back on its analysis, then pushes a fixed image with
+// nothing else: as with Argo Rollouts, the new template starts a new rollout from the stable
+// revision, which completes, and the faulty revision ends with no Pods.
+func canaryFixedForward(ctx context.Context, t *testing.T, w *world) {
+	a := canaryApp(w, w.newNamespace(ctx, t, "fix-forward"), "cart", "5s")
+	stableHash := a.deploy(ctx, t, goodImage)
+	generation := a.setImage(ctx, t, badImage)
+	failed := a.waitRollout(ctx, t, 2*time.Minute, func(ro *kultav1alpha1.Rollout) (bool, string) {
+		if ro.Status.ObservedGeneration < generation || ro.Status.Phase != kultav1alpha1.PhaseFailed {
+			return false, "not Failed at the new generation"
+		}
+		return true, ""
+	})
+	badHash := failed.Status.CurrentPodTemplateHash
+	t.Logf("revision %s rolled back: %s", badHash, failed.Status.Message)
+
+	watch := a.watchWeights(ctx, t)
+	a.setImage(ctx, t, betterImage)
+	ro := a.waitCompleted(ctx, t, stableHash, 2*time.Minute)
+	fixedHash := ro.Status.StablePodTemplateHash
+	if fixedHash == badHash {
+		t.Fatalf("the faulty revision %s became stable", badHash)
+	}
+	started := lastDecision(ro, kultav1alpha1.ActionInitialize)
+	if started == nil || started.Reason != "NewRevision" || !strings.Contains(started.Message, "after failed revision "+badHash) {
+		t.Errorf("the fixed revision's start %+v, want NewRevision after failed revision %s", started, badHash)
+	}
+	if got, want := rollouttest.StepHistory(ro), []string{"0->1", "1->2", "2->3", "3->4"}; !slices.Equal(got, want) {
+		t.Errorf("steps of the fixed revision %v, want %v", got, want)
+	}
+	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
+	a.expectRevisions(ctx, t, time.Minute, fixedHash, 3, stableHash, badHash)
 }
 
 // lastDecision is the Rollout's latest decision with action, or nil.
