@@ -520,6 +520,15 @@ func LookAlpha(alpha float64, look int) (float64, error) {
 	return alpha / (k * (k + 1)), nil
 }
 
+// LookP turns the p-value of look number look into one that may be compared with alpha itself:
+// min(1, p*look*(look+1)). It is at most alpha exactly when p is at most LookAlpha(alpha, look),
+// and by the same union bound it is a valid p-value whatever the number of looks. A look below 1
+// counts as the first.
+func LookP(p float64, look int) float64 {
+	k := float64(max(look, 1))
+	return math.Min(1, p*k*(k+1))
+}
+
 // AlphaSpent returns the part of alpha that the first looks have spent under LookAlpha,
 // alpha*looks/(looks+1); 0 before the first look.
 //

@@ -742,3 +742,23 @@ func TestLookAlpha(t *testing.T) {
 		t.Errorf("AlphaSpent(0.05, -1): error = %v, want ErrInvalidInput", err)
 	}
 }
+
+// LookP is at most alpha exactly when the look's p-value is at most its share of alpha.
+func TestLookP(t *testing.T) {
+	const alpha = 0.05
+	for _, look := range []int{1, 2, 10, 100} {
+		share, err := LookAlpha(alpha, look)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := LookP(share*0.999, look); got > alpha {
+			t.Errorf("look %d: LookP just under its share = %v, want at most %v", look, got, alpha)
+		}
+		if got := LookP(share*1.001, look); got <= alpha {
+			t.Errorf("look %d: LookP just over its share = %v, want above %v", look, got, alpha)
+		}
+	}
+	if got := LookP(0.5, 3); got != 1 {
+		t.Errorf("LookP(0.5, 3) = %v, want capped at 1", got)
+	}
+}

@@ -221,7 +221,7 @@ func compareLatencyMetric(m ExperimentMetric, minSamples int64) MetricComparison
 	c.ValueA, c.ValueB = 1000*qa, 1000*qb
 	c.Z = mw.Z
 	c.RawP = mw.PTwoSided
-	c.P = math.Min(1, mw.PTwoSided*float64(m.Look)*float64(m.Look+1))
+	c.P = LookP(mw.PTwoSided, m.Look)
 	if c.P < 1 {
 		// The shift matters only to a metric that may be significant, where it is compared
 		// with minEffectSize; computing it costs more than the test.

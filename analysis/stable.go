@@ -272,7 +272,7 @@ func CompareLatency(control, experiment Histogram, alpha float64, look int, tole
 		return out, err
 	}
 	out.P = mw.PGreater
-	out.SequentialP = math.Min(1, out.P*float64(look)*float64(look+1))
+	out.SequentialP = LookP(out.P, look)
 	if out.StableMedian, err = control.Quantile(0.5); err != nil {
 		return out, err
 	}
