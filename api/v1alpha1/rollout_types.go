@@ -34,6 +34,15 @@ const (
 	// RetryAnnotation, set to "true", starts a failed or aborted rollout again from its first
 	// step. KULTA removes it once it has acted on it.
 	RetryAnnotation = "kulta.io/retry"
+
+	// CleanupFinalizer holds a deleted Rollout until KULTA has handed its traffic back: managed
+	// route rules removed, the managed weights all on the stable Service, and each Service's
+	// selector as the user wrote it.
+	CleanupFinalizer = "kulta.io/cleanup"
+
+	// OriginalSelectorAnnotation, on a Service, keeps the selector the user wrote (JSON) from
+	// before KULTA first pinned the Service to a revision; deleting the Rollout restores it.
+	OriginalSelectorAnnotation = "kulta.io/original-selector"
 )
 
 // RolloutSpec is the desired state of a Rollout: the Pods it runs and the strategy that moves
@@ -83,6 +92,14 @@ type RolloutSpec struct {
 	// +kubebuilder:default=600
 	// +kubebuilder:validation:Minimum=1
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// minReadySeconds is how long a new Pod must be Ready, without any of its containers
+	// crashing, before it counts as available, as for a Deployment. Steps, promotions and
+	// scale-downs count available Pods only.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
 
 	// paused, when true, holds a rollout in flight where it is: no step, scale or traffic change
 	// until it is set back to false. It does not stop a first rollout or a return to stable.

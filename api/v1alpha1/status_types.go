@@ -40,8 +40,12 @@ const (
 	// ConditionPaused is True while a rollout waits at a pause, for promotion, or after a failure
 	// whose policy is Pause.
 	ConditionPaused = "Paused"
-	// ConditionStalled is True when KULTA cannot go on until the user fixes something.
+	// ConditionStalled is True when KULTA cannot go on until someone acts: a spec or reference
+	// to fix, a rollout that failed and was rolled back, or one held by a failed analysis.
 	ConditionStalled = "Stalled"
+	// ConditionReconciling is True while KULTA is still working towards the spec: a rollout in
+	// flight, Pods starting, routes not yet accepted, or a write that failed and will be retried.
+	ConditionReconciling = "Reconciling"
 	// ConditionAnalysis reports the last analysis verdict.
 	ConditionAnalysis = "Analysis"
 	// ConditionTrafficRouted is True when the routes carry the weights the current step wants.

@@ -35,6 +35,15 @@ type CanaryStrategy struct {
 	// +optional
 	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
 
+	// scaleDownDelaySeconds is how long a revision that stops serving (the previous stable after a
+	// promotion, a rolled-back or a superseded new revision) keeps its Pods once traffic has left
+	// it, so that connections in flight can finish. Unset: 30 with trafficRouting, 0 without.
+	// Pods are never removed before the stable revision is fully available.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	ScaleDownDelaySeconds *int32 `json:"scaleDownDelaySeconds,omitempty"`
+
 	// analysis checks the canary's metrics at each step and acts on a failing verdict.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
@@ -99,8 +108,10 @@ type BlueGreenStrategy struct {
 	// +kubebuilder:validation:Minimum=0
 	AutoPromotionSeconds *int32 `json:"autoPromotionSeconds,omitempty"`
 
-	// scaleDownDelaySeconds is how long the previous revision keeps running after the switch, so
-	// that connections in flight can finish and a quick rollback stays instant.
+	// scaleDownDelaySeconds is how long the previous revision keeps running after the switch (and
+	// a rolled-back or superseded preview after traffic left it), so that connections in flight
+	// can finish and a quick rollback stays instant. Pods are never removed before the stable
+	// revision is fully available.
 	// +optional
 	// +kubebuilder:default=30
 	// +kubebuilder:validation:Minimum=0
@@ -150,6 +161,15 @@ type ABTestingStrategy struct {
 	// trafficRouting names the routes that get the variant B rule.
 	// +optional
 	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+
+	// scaleDownDelaySeconds is how long a revision that stops serving (the previous stable after a
+	// promotion, a rolled-back or a superseded new revision) keeps its Pods once traffic has left
+	// it, so that connections in flight can finish. Unset: 30 with trafficRouting, 0 without.
+	// Pods are never removed before the stable revision is fully available.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	ScaleDownDelaySeconds *int32 `json:"scaleDownDelaySeconds,omitempty"`
 
 	// analysis compares the two variants' metrics.
 	// +optional
@@ -219,6 +239,14 @@ type CookieMatch struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || !has(self.analysis.metrics) || self.analysis.metrics.all(m, !has(m.compareToStable) || !m.compareToStable)",message="spec.strategy.simple.analysis.metrics[].compareToStable needs a stable Service to compare with, and the simple strategy has none"
 type SimpleStrategy struct {
+	// scaleDownDelaySeconds is how long a revision that stops serving (a rolled-back or a
+	// superseded new revision) keeps its Pods, so that connections in flight can finish. Default
+	// 0. Pods are never removed before the stable revision is fully available.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	ScaleDownDelaySeconds *int32 `json:"scaleDownDelaySeconds,omitempty"`
+
 	// analysis checks the new revision's metrics after the update and rolls back on failure.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`

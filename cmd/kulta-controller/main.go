@@ -239,13 +239,13 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the Event recorder: %w", err)
 	}
 	r := &rollout.Reconciler{
-		Client:      mgr.GetClient(),
-		APIReader:   mgr.GetAPIReader(),
-		Recorder:    recorder,
-		Clock:       clock.RealClock{},
-		WatchRoutes: routes,
-		Analyzer:    checker,
-		Events:      sinks,
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   recorder,
+		Clock:      clock.RealClock{},
+		RouteKinds: routeKinds(routes),
+		Analyzer:   checker,
+		Events:     sinks,
 
 		MaxConcurrentReconciles: o.workers,
 	}
@@ -281,4 +281,12 @@ func gatewayAPIInstalled(mapper meta.RESTMapper) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("looking up the HTTPRoute kind: %w", err)
+}
+
+// routeKinds is the route kinds to watch when the Gateway API CRDs are installed.
+func routeKinds(installed bool) []string {
+	if !installed {
+		return nil
+	}
+	return []string{"HTTPRoute", "GRPCRoute"}
 }

@@ -118,9 +118,10 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout"))},
 		},
 		Spec: appsv1.ReplicaSetSpec{
-			Replicas: ptr.To(replicas),
-			Selector: selector,
-			Template: template,
+			Replicas:        ptr.To(replicas),
+			MinReadySeconds: ro.Spec.MinReadySeconds,
+			Selector:        selector,
+			Template:        template,
 		},
 	}, nil
 }

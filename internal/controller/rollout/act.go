@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"sort"
@@ -29,16 +30,37 @@ func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Obs
 	if err := r.scale(ctx, ro, obs, plan, true); err != nil {
 		return err
 	}
-	if err := r.pinServices(ctx, ro, plan.Services); err != nil {
-		return err
-	}
 	if drifted(obs, plan) {
 		metrics.TrafficDriftCorrections.WithLabelValues(ro.Namespace, ro.Name).Inc()
 		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "TrafficDriftCorrected", "Reconcile",
 			"Routes carried weights %d/%d that KULTA did not set; restoring %d/%d",
 			obs.Traffic.Weights.Stable, obs.Traffic.Weights.Canary, plan.Weights.Stable, plan.Weights.Canary)
 	}
-	if err := r.route(ctx, ro, plan); err != nil {
+	// Traffic leaves a Service before the Service is pointed elsewhere, and reaches one only
+	// after it points at the Pods meant to serve it: no weight ever rests on a Service whose
+	// new selector has no ready endpoints yet.
+	if routeFirst(obs, plan) {
+		if err := r.route(ctx, ro, plan); err != nil {
+			return err
+		}
+		return r.finish(ctx, ro, obs, plan, r.pinServices(ctx, ro, plan.Services))
+	}
+	if err := r.pinServices(ctx, ro, plan.Services); err != nil {
+		return err
+	}
+	return r.finish(ctx, ro, obs, plan, r.route(ctx, ro, plan))
+}
+
+// routeFirst reports whether the plan takes weight away from the canary-side Service: then the
+// routes move before any Service is repinned.
+func routeFirst(obs Observation, plan Plan) bool {
+	return plan.Weights != nil && obs.Traffic != nil && obs.Traffic.Weights != nil && plan.Weights.Canary < obs.Traffic.Weights.Canary
+}
+
+// finish runs the second half of act, once the Services and routes were written (err says
+// whether that worked): scale-down marks, scale-downs and deletions.
+func (r *Reconciler) finish(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, err error) error {
+	if err != nil {
 		return err
 	}
 	if err := r.markScaleDowns(ctx, ro, obs, plan.ScaleDownAt); err != nil {
@@ -77,13 +99,27 @@ func (r *Reconciler) scale(ctx context.Context, ro *kultav1alpha1.Rollout, obs O
 			}
 			continue
 		}
-		if (up && want <= rev.Replicas) || (!up && want >= rev.Replicas) {
+		// spec.minReadySeconds follows the Rollout's, as a Deployment's ReplicaSets do; it is
+		// written with the first scale-up, or on its own.
+		minReady := up && rev.MinReadySeconds != ro.Spec.MinReadySeconds
+		scaled := (up && want > rev.Replicas) || (!up && want < rev.Replicas)
+		if !scaled && !minReady {
 			continue
+		}
+		fields := map[string]int32{}
+		if scaled {
+			fields["replicas"] = want
+		}
+		if minReady {
+			fields["minReadySeconds"] = ro.Spec.MinReadySeconds
+		}
+		body, err := json.Marshal(map[string]any{"spec": fields})
+		if err != nil {
+			return fmt.Errorf("encoding the scale of ReplicaSet %s/%s: %w", ro.Namespace, rev.Name, err)
 		}
 		rs := &appsv1.ReplicaSet{}
 		rs.Namespace, rs.Name = ro.Namespace, rev.Name
-		patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, want)))
-		if err := r.Patch(ctx, rs, patch); err != nil {
+		if err := r.Patch(ctx, rs, client.RawPatch(types.MergePatchType, body)); err != nil {
 			return fmt.Errorf("scaling ReplicaSet %s/%s to %d: %w", rs.Namespace, rs.Name, want, err)
 		}
 	}
@@ -129,10 +165,26 @@ func (r *Reconciler) pinServices(ctx context.Context, ro *kultav1alpha1.Rollout,
 		}
 		delete(want, kultav1alpha1.RolloutTypeLabel)
 		want[kultav1alpha1.PodTemplateHashLabel] = pins[name]
-		if maps.Equal(want, svc.Spec.Selector) {
+		_, recorded := svc.Annotations[kultav1alpha1.OriginalSelectorAnnotation]
+		if maps.Equal(want, svc.Spec.Selector) && recorded {
 			continue
 		}
 		before := svc.DeepCopy()
+		if !recorded {
+			// Kept so that deleting the Rollout can give the user's selector back.
+			original, err := originalSelector(svc)
+			if err != nil {
+				return err
+			}
+			raw, err := json.Marshal(original)
+			if err != nil {
+				return fmt.Errorf("recording the selector of Service %s/%s: %w", ro.Namespace, name, err)
+			}
+			if svc.Annotations == nil {
+				svc.Annotations = map[string]string{}
+			}
+			svc.Annotations[kultav1alpha1.OriginalSelectorAnnotation] = string(raw)
+		}
 		svc.Spec.Selector = want
 		if err := r.Patch(ctx, svc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return fmt.Errorf("pinning Service %s/%s to revision %s: %w", ro.Namespace, name, pins[name], err)

@@ -157,9 +157,11 @@ func (r *Reconciler) observe(ctx context.Context, ro *kultav1alpha1.Rollout) (Ob
 			Ready:     rs.Status.ReadyReplicas,
 			Available: rs.Status.AvailableReplicas,
 		}
+		rev.MinReadySeconds = rs.Spec.MinReadySeconds
 		if rs.Status.ObservedGeneration < rs.Generation {
 			// The ReplicaSet controller has not seen the latest scale yet: its counts are stale.
 			rev.Ready = min(rev.Ready, rev.Replicas)
+			rev.Available = min(rev.Available, rev.Replicas)
 		}
 		rev.Number, _ = strconv.ParseInt(rs.Annotations[revision.RevisionAnnotation], 10, 64)
 		if at, err := time.Parse(time.RFC3339, rs.Annotations[revision.ScaleDownAtAnnotation]); err == nil {

@@ -138,18 +138,61 @@ func (p *planner) analysisPassed() bool {
 	interval := AnalysisInterval(a)
 	switch {
 	case result == nil:
-		p.setPhase(kultav1alpha1.PhaseProgressing, "Waiting for the first analysis of this step")
-		p.requeue(time.Second)
-		return false
+		return p.analysisUndecided(a, nil, "Waiting for the first analysis of this step", time.Second)
 	case result.Verdict == kultav1alpha1.VerdictPass:
 		p.evidence = result
+		// A passing check is progress: a wait for a later decision counts from it.
+		if st.ProgressStartedAt == nil || st.ProgressStartedAt.Before(&result.CheckedAt) {
+			st.ProgressStartedAt = ptr.To(result.CheckedAt)
+		}
 		return true
 	case result.Verdict == kultav1alpha1.VerdictInconclusive:
-		p.setPhase(kultav1alpha1.PhaseProgressing, "Analysis inconclusive: "+result.Message)
-		p.requeue(interval)
-		return false
+		return p.analysisUndecided(a, result, "Analysis inconclusive: "+result.Message, interval)
 	}
 	return p.analysisFailed(a, result)
+}
+
+// analysisUndecided waits for an analysis that has not decided, for at most
+// progressDeadlineSeconds since the last progress (a step, a passing check). Past that, the wait
+// ends as failurePolicy says: Rollback rolls back, Continue goes on, Pause (the default) holds
+// for a person; a later passing check also ends the pause. It reports whether the rollout may
+// go on.
+func (p *planner) analysisUndecided(a *kultav1alpha1.Analysis, result *kultav1alpha1.AnalysisStatus, message string, recheck time.Duration) bool {
+	elapsed, deadline := p.sinceProgress()
+	if elapsed < deadline {
+		p.setPhase(kultav1alpha1.PhaseProgressing, message)
+		p.requeue(min(recheck, deadline-elapsed))
+		return false
+	}
+	message = p.deadlineMessage(elapsed, message)
+	p.evidence = result
+	index := p.out.Status.CurrentStepIndex
+	since := p.obs.Now.Add(deadline - elapsed) // when the deadline passed
+	switch a.FailurePolicy {
+	case kultav1alpha1.FailurePolicyRollback:
+		p.fail(ReasonAnalysisUndecided, message)
+		return false
+	case kultav1alpha1.FailurePolicyContinue:
+		if !p.decidedSince(ReasonAnalysisUndecided+"Continuing", since) {
+			p.decide(kultav1alpha1.ActionResume, ReasonAnalysisUndecided+"Continuing", message+"; continuing as failurePolicy says", index, index)
+			p.event(corev1.EventTypeWarning, ReasonAnalysisUndecided, message+"; continuing as failurePolicy says")
+		}
+		return true
+	}
+	if p.requested(kultav1alpha1.PromoteAnnotation) {
+		p.consume(kultav1alpha1.PromoteAnnotation)
+		p.progressed()
+		p.decide(kultav1alpha1.ActionPromotion, "ManualOverride", "Promoted past an undecided analysis: "+message, index, index)
+		return true
+	}
+	if !p.decidedSince(ReasonAnalysisUndecided, since) {
+		p.decide(kultav1alpha1.ActionPause, ReasonAnalysisUndecided, message, index, index)
+		p.event(corev1.EventTypeWarning, ReasonAnalysisUndecided, "Paused: "+message)
+	}
+	p.setPhase(kultav1alpha1.PhasePaused, "Analysis undecided; paused until it passes, kulta.io/promote or kulta.io/abort: "+message)
+	p.paused(ReasonAnalysisUndecided, message)
+	p.requeue(recheck)
+	return false
 }
 
 // analysisFailed applies failurePolicy to a failing verdict.

@@ -26,7 +26,7 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 	}
 	if p.requested(kultav1alpha1.PromoteAnnotation) {
 		p.consume(kultav1alpha1.PromoteAnnotation)
-		p.promoteBlueGreen(bg, "ManualPromotion", "Promoted by the kulta.io/promote annotation")
+		p.promote("ManualPromotion", "Promoted by the kulta.io/promote annotation")
 		return
 	}
 	if !p.analysisPassed() {
@@ -36,7 +36,7 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 		at := st.PauseStartTime.Add(time.Duration(ptr.Deref(bg.AutoPromotionSeconds, 0)) * time.Second)
 		if !p.obs.Now.Before(at) {
 			p.dueAt(at)
-			p.promoteBlueGreen(bg, "AutoPromotion", fmt.Sprintf("Promoted automatically after %ds of preview", ptr.Deref(bg.AutoPromotionSeconds, 0)))
+			p.promote("AutoPromotion", fmt.Sprintf("Promoted automatically after %ds of preview", ptr.Deref(bg.AutoPromotionSeconds, 0)))
 			return
 		}
 		p.setPhase(kultav1alpha1.PhasePreview, fmt.Sprintf("Preview ready; promotion at %s", at.UTC().Format(time.RFC3339)))
@@ -56,20 +56,11 @@ func (p *planner) besideStable(what string) bool {
 	p.pinStableRoles(p.stable, p.obs.Hash)
 	p.setWeights(100, 0)
 	p.out.Status.CurrentWeight = ptr.To[int32](0)
-	if ready := p.rev(p.obs.Hash).Ready; ready < total {
+	if ready := p.rev(p.obs.Hash).Available; ready < total {
 		p.waitForPods(fmt.Sprintf("Waiting for %d of %d %s", total-ready, total, what))
 		return false
 	}
 	return true
-}
-
-func (p *planner) promoteBlueGreen(bg *kultav1alpha1.BlueGreenStrategy, reason, message string) {
-	old := p.stable
-	delay := time.Duration(ptr.Deref(bg.ScaleDownDelaySeconds, 30)) * time.Second
-	p.promote(reason, message)
-	if delay > 0 {
-		p.out.ScaleDownAt[old] = p.obs.Now.Add(delay)
-	}
 }
 
 // abTesting sends matching requests to variant B (the new revision) until the experiment

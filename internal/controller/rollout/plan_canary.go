@@ -64,16 +64,16 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	if trafficRouting(p.ro) == nil {
 		// Without routes, the share of traffic is the share of Pods behind the Services: the
 		// stable revision gives up a Pod for each canary Pod that is ready.
-		stableReplicas = total - min(want, canary.Ready)
+		stableReplicas = total - min(want, canary.Available)
 	}
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
-	if canary.Ready < want {
+	if canary.Available < want {
 		// Traffic follows ready Pods: until the canary has the Pods for this weight, the routes
 		// keep the previous step's, so no request goes to a Pod that cannot serve it yet.
 		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, ptr.Deref(p.out.Status.CurrentStepIndex, 0)), weight)
 		p.setWeights(100-held, held)
-		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Ready, want, weight))
+		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Available, want, weight))
 		return false
 	}
 	p.setWeights(100-weight, weight)
@@ -187,14 +187,14 @@ func (p *planner) canaryFinish() {
 	p.out.Replicas[p.obs.Hash] = total
 	stableReplicas := total
 	if trafficRouting(p.ro) == nil {
-		stableReplicas = total - min(total, canary.Ready)
+		stableReplicas = total - min(total, canary.Available)
 	}
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
 	weight := ptr.Deref(p.out.Status.CurrentWeight, 0)
 	p.setWeights(100-weight, weight)
-	if canary.Ready < total {
-		p.waitForPods(fmt.Sprintf("All steps done: waiting for %d of %d canary Pods before promotion", total-canary.Ready, total))
+	if canary.Available < total {
+		p.waitForPods(fmt.Sprintf("All steps done: waiting for %d of %d canary Pods before promotion", total-canary.Available, total))
 		return
 	}
 	p.promote("AllStepsCompleted", fmt.Sprintf("All %d steps completed", len(p.ro.Spec.Strategy.Canary.Steps)))

@@ -62,7 +62,7 @@ func (p *planner) simple() {
 		}
 		olds = append(olds, r)
 		oldReplicas += r.Replicas
-		oldReady += min(r.Ready, r.Replicas)
+		oldReady += min(r.Available, r.Replicas)
 	}
 	sort.Slice(olds, func(i, j int) bool { return olds[i].Number < olds[j].Number })
 
@@ -73,7 +73,7 @@ func (p *planner) simple() {
 	p.out.Replicas[p.obs.Hash] = newReplicas
 
 	minAvailable := total - unavailable
-	removable := (oldReplicas - oldReady) + max(0, min(current.Ready, newReplicas)+oldReady-minAvailable)
+	removable := (oldReplicas - oldReady) + max(0, min(current.Available, newReplicas)+oldReady-minAvailable)
 	remaining := int32(0)
 	for _, r := range olds {
 		take := min(r.Replicas, removable)
@@ -84,12 +84,12 @@ func (p *planner) simple() {
 	if stable := p.obs.Revisions[p.stable]; stable == nil || stable.Replicas == 0 {
 		p.out.Replicas[p.stable] = 0
 	}
-	weight := min(100, 100*min(current.Ready, total)/max(total, 1))
+	weight := min(100, 100*min(current.Available, total)/max(total, 1))
 	if weight > ptr.Deref(st.CurrentWeight, 0) {
 		p.progressed()
 	}
 	st.CurrentWeight = ptr.To(weight)
-	if current.Ready >= total && remaining == 0 {
+	if current.Available >= total && remaining == 0 {
 		if analysisSpec(p.ro) != nil && st.PauseStartTime == nil {
 			// Rolled out: the analysis window (and its warm-up) starts now.
 			st.PauseStartTime = ptr.To(p.now)
@@ -102,5 +102,5 @@ func (p *planner) simple() {
 		p.promote("RollingUpdateDone", fmt.Sprintf("All %d Pods of revision %s ready; old revisions scaled down", total, p.obs.Hash))
 		return
 	}
-	p.waitForPods(fmt.Sprintf("Rolling update: %d of %d new Pods ready, %d old Pods left", current.Ready, total, remaining))
+	p.waitForPods(fmt.Sprintf("Rolling update: %d of %d new Pods available, %d old Pods left", current.Available, total, remaining))
 }

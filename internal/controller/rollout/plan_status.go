@@ -18,6 +18,15 @@ const (
 	ReasonNoProblem         = "ReconcileSucceeded"
 	ReasonReplicasNotReady  = "ReplicasNotReady"
 	ReasonRolloutInProgress = "NewRevisionInProgress"
+	// ReasonReconcileError: a read or write failed and is retried.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonForbidden: RBAC forbids a write KULTA needs.
+	ReasonForbidden = "Forbidden"
+	// ReasonRejected: the API server rejected a write as invalid.
+	ReasonRejected = "WriteRejected"
+	// ReasonAnalysisUndecided ends a wait for an analysis that did not decide within
+	// progressDeadlineSeconds.
+	ReasonAnalysisUndecided = "AnalysisUndecided"
 )
 
 func strategyName(ro *kultav1alpha1.Rollout) kultav1alpha1.StrategyName {
@@ -105,23 +114,36 @@ func (p *planner) setConditions() {
 	}
 	if prob := p.obs.Problem; prob != nil {
 		set(kultav1alpha1.ConditionStalled, metav1.ConditionTrue, prob.Reason, prob.Message)
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionFalse, prob.Reason, "Waiting for the user to fix "+prob.Reason)
 		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, prob.Reason, prob.Message)
 		st.Message = prob.Message
 		return
 	}
-	set(kultav1alpha1.ConditionStalled, metav1.ConditionFalse, ReasonNoProblem, "")
-	switch st.Phase {
-	case kultav1alpha1.PhaseCompleted:
+	// Stalled and Reconciling follow kstatus: never both True. Stalled means someone must act
+	// (a failed rollout, an analysis holding it); Reconciling that KULTA is still moving.
+	switch {
+	case st.Phase == kultav1alpha1.PhaseCompleted:
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionFalse, ReasonNoProblem, "")
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionFalse, ReasonCompleted, "")
 		set(kultav1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonCompleted, st.Message)
 		set(kultav1alpha1.ConditionReady, metav1.ConditionTrue, ReasonCompleted, st.Message)
-	case kultav1alpha1.PhaseFailed:
+	case st.Phase == kultav1alpha1.PhaseFailed:
 		reason := ReasonFailed
 		if n := len(st.Decisions); n > 0 {
 			reason = st.Decisions[n-1].Reason
 		}
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionTrue, reason, st.Message)
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionFalse, reason, "")
 		set(kultav1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, st.Message)
 		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, reason, st.Message)
+	case p.pausedReason == "AnalysisFailed" || p.pausedReason == ReasonAnalysisUndecided:
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionTrue, p.pausedReason, st.Message)
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionFalse, p.pausedReason, "")
+		set(kultav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonProgressing, st.Message)
+		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, p.pausedReason, st.Message)
 	default:
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionFalse, ReasonNoProblem, "")
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, st.Message)
 		set(kultav1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonProgressing, st.Message)
 		set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, ReasonRolloutInProgress, st.Message)
 	}

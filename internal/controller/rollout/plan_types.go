@@ -16,8 +16,11 @@ type Revision struct {
 	Name string
 	// Number orders revisions by creation (the revision annotation).
 	Number int64
-	// Replicas is spec.replicas; Pods, Ready and Available come from its status.
+	// Replicas is spec.replicas; Pods, Ready and Available come from its status. Steps,
+	// promotions and scale-downs count Available Pods (Ready for minReadySeconds).
 	Replicas, Pods, Ready, Available int32
+	// MinReadySeconds is the ReplicaSet's spec.minReadySeconds.
+	MinReadySeconds int32
 	// ScaleDownAt is when KULTA will scale it to zero, if set.
 	ScaleDownAt *time.Time
 }

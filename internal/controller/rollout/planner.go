@@ -3,6 +3,7 @@ package rollout
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,9 +15,13 @@ import (
 	"github.com/false-systems/kulta/providers"
 )
 
-// rollbackScaleDownDelay is how long a rolled-back revision keeps its Pods after traffic left it,
-// so that requests in flight can finish.
-const rollbackScaleDownDelay = 30 * time.Second
+// defaultScaleDownDelay is how long a revision that stopped serving keeps its Pods when the
+// strategy routes traffic and sets no scaleDownDelaySeconds.
+const defaultScaleDownDelay = 30 * time.Second
+
+// scaleDownRecheck is how often a scale-down held back for an unavailable stable is looked at
+// again; a change to a ReplicaSet also wakes the reconciler sooner.
+const scaleDownRecheck = 5 * time.Second
 
 // planner computes a Plan from an Observation. It never touches a client or the wall clock.
 type planner struct {
@@ -34,6 +39,8 @@ type planner struct {
 	// trafficReason and trafficMessage, when set, say why the routes are not where the plan
 	// wants them, for the TrafficRouted condition.
 	trafficReason, trafficMessage string
+	// holding lists the revisions kept up because they may still serve, for the status message.
+	holding []string
 }
 
 // Compute plans the next state of obs.Rollout.
@@ -79,6 +86,10 @@ func (p *planner) run() {
 	}
 	p.scaleDownOthers()
 	p.cleanupHistory()
+	if len(p.holding) > 0 {
+		sort.Strings(p.holding)
+		p.setPhase(p.out.Status.Phase, p.out.Status.Message+"; "+strings.Join(p.holding, "; "))
+	}
 	p.summarise()
 }
 
@@ -110,6 +121,9 @@ func (p *planner) detectNewRevision() {
 		p.decide(kultav1alpha1.ActionInitialize, "Initialization", fmt.Sprintf("First revision %s", p.obs.Hash), nil, nil)
 	case p.obs.Hash == p.stable:
 		if previous != "" && previous != p.stable {
+			if prev := p.obs.Revisions[previous]; prev != nil && prev.ScaleDownAt == nil {
+				p.out.ScaleDownAt[previous] = p.obs.Now.Add(scaleDownDelay(p.ro))
+			}
 			p.decide(kultav1alpha1.ActionRollback, "RevertedToStable", fmt.Sprintf("Template reverted to stable revision %s; revision %s abandoned", p.stable, previous), nil, nil)
 			p.event(corev1.EventTypeNormal, "RevertedToStable", fmt.Sprintf("Template reverted to stable revision %s", p.stable))
 		}
@@ -123,6 +137,11 @@ func (p *planner) detectNewRevision() {
 			msg = fmt.Sprintf("New revision %s after failed revision %s; stable is %s", p.obs.Hash, previous, p.stable)
 		case previous != "" && previous != p.stable:
 			msg = fmt.Sprintf("New revision %s replaces revision %s in flight; stable is %s", p.obs.Hash, previous, p.stable)
+			// The superseded revision may still carry traffic until the routes move off it:
+			// it keeps its Pods for the scale-down delay.
+			if prev := p.obs.Revisions[previous]; prev != nil && prev.ScaleDownAt == nil {
+				p.out.ScaleDownAt[previous] = p.obs.Now.Add(scaleDownDelay(p.ro))
+			}
 		}
 		if p.ro.Spec.Strategy.Canary != nil {
 			st.CurrentStepIndex = ptr.To[int32](0)
@@ -138,8 +157,8 @@ func (p *planner) initial() {
 	p.out.Replicas[p.obs.Hash] = p.total()
 	p.pinAll(p.obs.Hash)
 	p.setWeights(100, 0)
-	if p.rev(p.obs.Hash).Ready < p.total() {
-		p.waitForPods(fmt.Sprintf("Waiting for %d of %d Pods of first revision %s", p.total()-p.rev(p.obs.Hash).Ready, p.total(), p.obs.Hash))
+	if p.rev(p.obs.Hash).Available < p.total() {
+		p.waitForPods(fmt.Sprintf("Waiting for %d of %d Pods of first revision %s", p.total()-p.rev(p.obs.Hash).Available, p.total(), p.obs.Hash))
 		return
 	}
 	p.stable = p.obs.Hash
@@ -162,7 +181,7 @@ func (p *planner) steady() {
 	if c := p.ro.Spec.Strategy.Canary; c != nil {
 		st.CurrentStepIndex = ptr.To(int32(len(c.Steps)))
 	}
-	if ready := p.rev(p.stable).Ready; ready < p.total() {
+	if ready := p.rev(p.stable).Available; ready < p.total() {
 		p.setPhase(kultav1alpha1.PhaseProgressing, fmt.Sprintf("Scaling stable revision %s: %d of %d Pods ready", p.stable, ready, p.total()))
 		return
 	}
@@ -250,7 +269,7 @@ func (p *planner) fail(reason, message string) {
 	p.event(corev1.EventTypeWarning, reason, message+"; all traffic back to stable revision "+p.stable)
 	st.Phase = kultav1alpha1.PhaseFailed
 	st.Message = message
-	p.out.ScaleDownAt[p.obs.Hash] = p.obs.Now.Add(rollbackScaleDownDelay)
+	p.out.ScaleDownAt[p.obs.Hash] = p.obs.Now.Add(scaleDownDelay(p.ro))
 	p.holdRolledBack()
 }
 
@@ -267,30 +286,28 @@ func (p *planner) holdRolledBack() {
 	if st.Phase != kultav1alpha1.PhaseFailed {
 		st.Phase = kultav1alpha1.PhaseFailed
 	}
-	current := p.rev(p.obs.Hash)
-	at, pending := p.out.ScaleDownAt[p.obs.Hash]
-	if !pending && current.ScaleDownAt != nil {
-		at, pending = *current.ScaleDownAt, true
-	}
-	if pending && p.obs.Now.Before(at) {
-		p.out.Replicas[p.obs.Hash] = current.Replicas
-		p.requeue(at.Sub(p.obs.Now))
-		return
-	}
-	p.out.Replicas[p.obs.Hash] = 0
+	p.scaleDownWhenSafe(p.obs.Hash)
 }
 
-// waitForPods reports that the rollout waits for Pods, or fails it when the progress deadline
-// has passed.
-func (p *planner) waitForPods(message string) bool {
-	st := &p.out.Status
-	deadline := time.Duration(ptr.Deref(p.ro.Spec.ProgressDeadlineSeconds, 600)) * time.Second
-	started := p.obs.Now
-	if st.ProgressStartedAt != nil {
-		started = st.ProgressStartedAt.Time
+// sinceProgress is how long the rollout has gone without progress, and how long it may.
+func (p *planner) sinceProgress() (elapsed, deadline time.Duration) {
+	deadline = time.Duration(ptr.Deref(p.ro.Spec.ProgressDeadlineSeconds, 600)) * time.Second
+	if at := p.out.Status.ProgressStartedAt; at != nil {
+		return p.obs.Now.Sub(at.Time), deadline
 	}
-	if elapsed := p.obs.Now.Sub(started); elapsed >= deadline {
-		msg := fmt.Sprintf("No progress for %s (progressDeadlineSeconds %d): %s", elapsed.Round(time.Second), ptr.Deref(p.ro.Spec.ProgressDeadlineSeconds, 600), message)
+	return 0, deadline
+}
+
+// deadlineMessage explains a wait that has gone on past progressDeadlineSeconds.
+func (p *planner) deadlineMessage(elapsed time.Duration, message string) string {
+	return fmt.Sprintf("No progress for %s (progressDeadlineSeconds %d): %s", elapsed.Round(time.Second), ptr.Deref(p.ro.Spec.ProgressDeadlineSeconds, 600), message)
+}
+
+// waitForPods reports that the rollout waits for Pods (or routes), or fails it when the
+// progress deadline has passed.
+func (p *planner) waitForPods(message string) bool {
+	if elapsed, deadline := p.sinceProgress(); elapsed >= deadline {
+		msg := p.deadlineMessage(elapsed, message)
 		if p.stable == "" || p.stable == p.obs.Hash {
 			p.setPhase(kultav1alpha1.PhaseFailed, msg)
 			p.decide(kultav1alpha1.ActionFail, "ProgressDeadlineExceeded", msg, nil, nil)
@@ -301,7 +318,8 @@ func (p *planner) waitForPods(message string) bool {
 		return false
 	}
 	p.setPhase(kultav1alpha1.PhaseProgressing, message)
-	p.requeue(started.Add(deadline).Sub(p.obs.Now))
+	elapsed, deadline := p.sinceProgress()
+	p.requeue(deadline - elapsed)
 	return true
 }
 
@@ -315,7 +333,10 @@ func (p *planner) promote(reason, message string) {
 	st := &p.out.Status
 	previous := p.stable
 	p.stable = p.obs.Hash
-	delete(p.out.Replicas, previous) // scaleDownOthers scales it down, after a delay if one is set
+	delete(p.out.Replicas, previous) // scaleDownOthers scales it down once it is safe
+	if delay := scaleDownDelay(p.ro); delay > 0 && p.obs.Revisions[previous] != nil && p.obs.Revisions[previous].Replicas > 0 {
+		p.out.ScaleDownAt[previous] = p.obs.Now.Add(delay)
+	}
 	p.out.Replicas[p.stable] = p.total()
 	p.pinAll(p.stable)
 	p.setWeights(100, 0)
@@ -335,17 +356,79 @@ func (p *planner) scaleDownOthers() {
 		if _, planned := p.out.Replicas[hash]; planned {
 			continue
 		}
-		at, pending := p.out.ScaleDownAt[hash]
-		if !pending && r.ScaleDownAt != nil {
-			at, pending = *r.ScaleDownAt, true
-		}
-		if pending && p.obs.Now.Before(at) {
-			p.out.Replicas[hash] = r.Replicas
-			p.requeue(at.Sub(p.obs.Now))
+		if r.Replicas == 0 {
+			p.out.Replicas[hash] = 0
 			continue
 		}
-		p.out.Replicas[hash] = 0
+		p.scaleDownWhenSafe(hash)
 	}
+}
+
+// scaleDownWhenSafe scales revision hash to zero once nothing may still be served by it: its
+// scale-down time has passed, the stable revision has all its Pods available, no Service is
+// pinned to it and the routes carry the planned weights. Until then it keeps its replicas.
+func (p *planner) scaleDownWhenSafe(hash string) {
+	r := p.rev(hash)
+	at, pending := p.out.ScaleDownAt[hash]
+	if !pending && r.ScaleDownAt != nil {
+		at, pending = *r.ScaleDownAt, true
+	}
+	if pending && p.obs.Now.Before(at) {
+		p.out.Replicas[hash] = r.Replicas
+		p.requeue(at.Sub(p.obs.Now))
+		return
+	}
+	if why := p.stillServing(hash); why != "" && r.Replicas > 0 {
+		p.out.Replicas[hash] = r.Replicas
+		p.holding = append(p.holding, fmt.Sprintf("revision %s keeps %d Pods: %s", hash, r.Replicas, why))
+		p.requeue(scaleDownRecheck)
+		return
+	}
+	p.out.Replicas[hash] = 0
+}
+
+// stillServing says why revision hash may still serve requests, or "" when it cannot.
+func (p *planner) stillServing(hash string) string {
+	// The stable-side Service carries the users' traffic; the other one only what the routes
+	// send it, checked below.
+	if stableSide, _ := serviceRoles(p.ro); stableSide != "" && p.out.Services[stableSide] == hash {
+		return "Service " + stableSide + " still selects it"
+	}
+	if p.stable != "" && p.stable != hash {
+		if avail := p.rev(p.stable).Available; avail < p.total() {
+			return fmt.Sprintf("stable revision %s has %d of %d Pods available", p.stable, avail, p.total())
+		}
+	}
+	if w := p.out.Weights; w != nil && trafficRouting(p.ro) != nil {
+		if t := p.obs.Traffic; t == nil || t.Weights == nil || *t.Weights != *w {
+			return fmt.Sprintf("the routes do not carry %d/%d yet", w.Stable, w.Canary)
+		}
+	}
+	return ""
+}
+
+// scaleDownDelay is how long a revision that stopped serving keeps its Pods: the strategy's
+// scaleDownDelaySeconds, or 30 s with trafficRouting and none without.
+func scaleDownDelay(ro *kultav1alpha1.Rollout) time.Duration {
+	var set *int32
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		set = s.Canary.ScaleDownDelaySeconds
+	case s.BlueGreen != nil:
+		// The CRD defaults it to 30: the previous active revision is the instant rollback.
+		set = ptr.To(ptr.Deref(s.BlueGreen.ScaleDownDelaySeconds, 30))
+	case s.ABTesting != nil:
+		set = s.ABTesting.ScaleDownDelaySeconds
+	case s.Simple != nil:
+		set = s.Simple.ScaleDownDelaySeconds
+	}
+	if set != nil {
+		return time.Duration(*set) * time.Second
+	}
+	if trafficRouting(ro) != nil {
+		return defaultScaleDownDelay
+	}
+	return 0
 }
 
 // cleanupHistory deletes scaled-down revisions beyond spec.revisionHistoryLimit, oldest first.

@@ -11,7 +11,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
@@ -33,7 +36,8 @@ type world struct {
 	services map[string]string
 	route    string
 	header   string
-	kubelet  bool // false: Pods never turn ready
+	kubelet  bool            // false: Pods never turn ready
+	slow     map[string]bool // by revision name: its Pods do not turn ready
 	problem  *Problem
 	weights  *providers.Weights
 	rejected bool // true: the routes' parents do not accept them
@@ -47,7 +51,7 @@ func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
 	return &world{
 		t: t, ro: ro, now: start, start: start, kubelet: true,
 		revs: map[string]*Revision{}, names: map[string]string{}, services: map[string]string{},
-		route: "-", header: "-",
+		route: "-", header: "-", slow: map[string]bool{},
 	}
 }
 
@@ -129,10 +133,11 @@ func (w *world) apply(hash string, plan Plan) {
 		delete(w.ro.Annotations, key)
 	}
 	w.ro.Status = plan.Status
+	w.ro.Status.ObservedGeneration = w.ro.Generation // as the reconciler writes it
 	// The kubelet: Pods follow spec.replicas by the next tick.
-	for _, r := range w.revs {
+	for h, r := range w.revs {
 		r.Pods = r.Replicas
-		if w.kubelet || r.Ready > r.Replicas {
+		if (w.kubelet && !w.slow[w.names[h]]) || r.Ready > r.Replicas {
 			r.Ready = r.Replicas
 			r.Available = r.Replicas
 		}
@@ -166,8 +171,8 @@ func (w *world) log(note string, plan Plan) {
 			routed = string(c.Status) + "/" + c.Reason
 		}
 	}
-	line := fmt.Sprintf("t=%-5s %-22s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
-		w.now.Sub(w.start).String(), note, routed, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
+	line := fmt.Sprintf("t=%-5s %-22s %-10s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
+		w.now.Sub(w.start).String(), note, w.kstatus(), routed, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
 		strings.Join(revs, " "), strings.Join(svcs, " "), w.route, w.header, plan.RequeueAfter)
 	if len(events) > 0 {
 		line += " events=" + strings.Join(events, ",")
@@ -179,6 +184,19 @@ func (w *world) log(note string, plan Plan) {
 		line += " due=t+" + plan.DueAt.Sub(w.start).String()
 	}
 	w.lines = append(w.lines, strings.TrimRight(line, " "))
+}
+
+// kstatus is what kstatus (Flux, kubectl wait style tools) makes of the Rollout now.
+func (w *world) kstatus() string {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(w.ro)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return res.Status.String()
 }
 
 func (w *world) annotate(key string) {
@@ -254,7 +272,8 @@ func TestCanarySequences(t *testing.T) {
 			w.tick("weight 100 ready", time.Second)
 			w.tick("route at 100%", time.Second)
 			w.tick("full scale ready", time.Second)
-			w.tick("steady", time.Second)
+			w.tick("steady", 30*time.Second)
+			w.tick("scale-down delay over", time.Second)
 		},
 		"canary-abort-and-retry": func(w *world) {
 			w.settle("install", 5)
@@ -290,7 +309,8 @@ func TestCanarySequences(t *testing.T) {
 			w.tick("canary ready", time.Second)
 			w.setImage("nginx:1.29")
 			w.tick("newer image", time.Second)
-			w.tick("new canary ready", time.Second)
+			w.tick("new canary ready", 30*time.Second)
+			w.tick("scale-down delay over", time.Second)
 		},
 		"canary-template-reverted": func(w *world) {
 			w.settle("install", 5)
@@ -533,8 +553,10 @@ func TestHistoryBeyondLimitIsDeleted(t *testing.T) {
 	for i, image := range []string{"nginx:1.28", "nginx:1.29", "nginx:1.30"} {
 		w.setImage(image)
 		w.settle(fmt.Sprintf("image %d", i), 5)
+		w.tick("scale-down delay", 31*time.Second)
 		w.tick("scale down", time.Second)
 	}
+	w.tick("history trimmed", time.Second)
 	var names []string
 	for h := range w.revs {
 		names = append(names, w.names[h])
@@ -636,6 +658,70 @@ func TestAnalysisSequences(t *testing.T) {
 			w.tick("still none", 30*time.Second)
 			w.verdict = kultav1alpha1.VerdictPass
 			w.tick("traffic arrives", time.Second)
+		}},
+		"canary-analysis-undecided-rollback": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictInconclusive
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("no traffic", 5*time.Minute)
+			w.tick("still none", 5*time.Minute)
+			w.tick("deadline passed", 31*time.Second)
+			w.tick("scaled down", time.Second)
+		}},
+		"canary-analysis-undecided-pause": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyPause)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictInconclusive
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("no traffic", 10*time.Minute)
+			w.tick("deadline passed", time.Minute)
+			w.tick("held", time.Second)
+			w.verdict = kultav1alpha1.VerdictPass
+			w.tick("traffic arrives", time.Second)
+			w.tick("pause over", 30*time.Second)
+			w.tick("weight 100 ready", 10*time.Second)
+		}},
+		"canary-analysis-undecided-continue": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyContinue)), func(w *world) {
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictInconclusive
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("no traffic", 10*time.Minute)
+			w.tick("deadline passed", time.Second)
+			w.tick("pausing", 30*time.Second)
+			w.tick("pause over", time.Second)
+		}},
+		"canary-no-analyzer": {canaryRollout(steps, withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			// No verdict ever arrives (no Prometheus configured): the wait is bounded too.
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("canary ready", 10*time.Second)
+			w.tick("waiting", 10*time.Minute)
+			w.tick("deadline passed", 31*time.Second)
+			w.tick("scaled down", time.Second)
+		}},
+		"simple-rollback-slow-stable": {canaryRollout(testutil.WithSimple(nil), withAnalysis(kultav1alpha1.FailurePolicyRollback)), func(w *world) {
+			// Stable's Pods take long to start again: the failed revision keeps serving until
+			// they are available.
+			w.settle("install", 5)
+			w.verdict = kultav1alpha1.VerdictFail
+			w.setImage("nginx:1.28")
+			for i := range 8 {
+				w.tick(fmt.Sprintf("roll %d", i), time.Second)
+			}
+			w.slow["rev1"] = true
+			w.tick("warm-up over", 10*time.Second)
+			w.tick("analysis fails", 30*time.Second)
+			w.tick("stable starting", 30*time.Second)
+			w.tick("stable still starting", 30*time.Second)
+			w.slow["rev1"] = false
+			w.tick("stable ready", time.Second)
+			w.tick("failed revision gone", time.Second)
 		}},
 		"bluegreen-analysis-fail-rollback": {canaryRollout(testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
 			bg.AutoPromotionEnabled = ptr.To(true)

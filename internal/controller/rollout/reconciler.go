@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -40,9 +43,9 @@ type Reconciler struct {
 	Router providers.TrafficRouter
 	// Clock tells the time; tests inject a fake one.
 	Clock clock.PassiveClock
-	// WatchRoutes watches HTTPRoutes, GRPCRoutes and ReferenceGrants (set it when the Gateway
-	// API CRDs are installed).
-	WatchRoutes bool
+	// RouteKinds are the Gateway API route kinds to watch ("HTTPRoute", "GRPCRoute"): those the
+	// API server serves. ReferenceGrants are watched whenever it is not empty.
+	RouteKinds []string
 	// APIReader reads from the API server, bypassing the cache; see fetch.
 	APIReader client.Reader
 	// Analyzer measures revisions for Rollouts with analysis; without it such Rollouts wait.
@@ -63,6 +66,7 @@ type Reconciler struct {
 
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts/status,verbs=patch
+// +kubebuilder:rbac:groups=kulta.io,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;list;watch;update
@@ -92,22 +96,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, nil
 	}
 	if !ro.DeletionTimestamp.IsZero() {
-		// The ReplicaSets are owned by the Rollout; the garbage collector removes them.
-		return ctrl.Result{}, nil
+		// The ReplicaSets are owned by the Rollout; once traffic is handed back, the garbage
+		// collector removes them.
+		return ctrl.Result{}, r.finalize(ctx, ro)
+	}
+	if err := r.addFinalizer(ctx, ro); err != nil {
+		return ctrl.Result{}, err
 	}
 	base := ro.DeepCopy()
 
 	obs, err := r.observe(ctx, ro)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
 	analyzed, err := r.analyze(ctx, obs)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
 	plan := Compute(obs)
 	if err := r.act(ctx, ro, obs, plan); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
 	if shifted(obs, plan) {
 		due := latest(obs.Now, told, analyzed, plan.DueAt)
@@ -117,9 +125,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, err
 	}
 	ro.Status = plan.Status
-	if obs.Problem == nil {
-		ro.Status.ObservedGeneration = ro.Generation
-	}
+	// Also while stalled: kstatus reads a Stalled condition only for the observed generation.
+	ro.Status.ObservedGeneration = ro.Generation
 	if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		// Diff the status alone: ro's metadata may be newer than base's (annotations consumed
 		// above), and a resourceVersion in the patch would turn it into a precondition that a
@@ -289,15 +296,16 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return fmt.Errorf("indexing Rollouts by route namespace: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&appsv1.ReplicaSet{}).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
-	if r.WatchRoutes {
-		// Routes are watched as unstructured objects: the router reads them from the same
-		// informer, so they are cached once and written back without dropping unknown fields.
-		b = b.Watches(routeObject("HTTPRoute"), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("HTTPRoute"))).
-			Watches(routeObject("GRPCRoute"), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute("GRPCRoute"))).
-			Watches(&gatewayv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsUsingGrant))
+	// Routes are watched as unstructured objects: the router reads them from the same informer,
+	// so they are cached once and written back without dropping unknown fields.
+	for _, kind := range r.RouteKinds {
+		b = b.Watches(routeObject(kind), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute(kind)))
+	}
+	if len(r.RouteKinds) > 0 {
+		b = b.Watches(&gatewayv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsUsingGrant))
 	}
 	r.told = newToldTimes(r.Clock)
 	b = b.WithOptions(controller.Options{
@@ -316,4 +324,57 @@ func routeObject(kind string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: gatewayv1.GroupName, Version: "v1", Kind: kind})
 	return u
+}
+
+// deletionStarted passes the update that marks a Rollout for deletion, so its finalizer runs.
+var deletionStarted = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+// reportFailure records on the Rollout's status why a reconcile could not finish (a read or a
+// write that failed) and returns cause for the retry. The status keeps what the last successful
+// reconcile wrote; only the conditions and observedGeneration change. A rejected write (the API
+// server found it invalid, or RBAC forbids it) will not succeed by retrying: Stalled. Any other
+// error is retried: Reconciling. A conflict is retried at once and not reported, nor is
+// anything once ctx is done (the controller is stopping).
+func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Rollout, cause error) error {
+	if apierrors.IsConflict(cause) || ctx.Err() != nil {
+		return cause
+	}
+	ro := base.DeepCopy()
+	now := metav1.NewTime(r.Clock.Now())
+	message := truncate(cause.Error(), 8000)
+	set := func(condType string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{
+			Type: condType, Status: status, Reason: reason, Message: msg,
+			ObservedGeneration: ro.Generation, LastTransitionTime: now,
+		})
+	}
+	reason := ReasonReconcileError
+	switch {
+	case apierrors.IsForbidden(cause):
+		reason = ReasonForbidden
+	case apierrors.IsInvalid(cause) || apierrors.IsBadRequest(cause):
+		reason = ReasonRejected
+	}
+	if reason == ReasonReconcileError {
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionFalse, ReasonNoProblem, "")
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, message)
+	} else {
+		set(kultav1alpha1.ConditionReconciling, metav1.ConditionFalse, reason, "")
+		set(kultav1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
+	}
+	set(kultav1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+	ro.Status.ObservedGeneration = ro.Generation
+	if equality.Semantic.DeepEqual(base.Status, ro.Status) {
+		return cause
+	}
+	if err := r.Status().Patch(ctx, ro, client.MergeFrom(base)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Recording the failure in the Rollout's status", "failure", cause.Error())
+		return cause
+	}
+	r.written.Wrote(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}, ro.ResourceVersion)
+	return cause
 }

@@ -91,12 +91,12 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 		return nil, fmt.Errorf("adding the Event recorder: %w", err)
 	}
 	r := &rollout.Reconciler{
-		Client:      mgr.GetClient(),
-		Recorder:    recorder,
-		Router:      &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()},
-		Clock:       clock.RealClock{},
-		WatchRoutes: true,
-		APIReader:   mgr.GetAPIReader(),
+		Client:     mgr.GetClient(),
+		Recorder:   recorder,
+		Router:     &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()},
+		Clock:      clock.RealClock{},
+		RouteKinds: []string{"HTTPRoute", "GRPCRoute"},
+		APIReader:  mgr.GetAPIReader(),
 
 		MaxConcurrentReconciles: 4,
 	}

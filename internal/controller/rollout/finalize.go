@@ -1,0 +1,112 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/metrics"
+	"github.com/false-systems/kulta/providers"
+)
+
+// addFinalizer puts CleanupFinalizer on a Rollout that does not carry it yet, so that deleting
+// the Rollout hands its traffic back first.
+func (r *Reconciler) addFinalizer(ctx context.Context, ro *kultav1alpha1.Rollout) error {
+	if controllerutil.ContainsFinalizer(ro, kultav1alpha1.CleanupFinalizer) {
+		return nil
+	}
+	before := ro.DeepCopy()
+	controllerutil.AddFinalizer(ro, kultav1alpha1.CleanupFinalizer)
+	if err := r.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("adding finalizer %s to Rollout %s/%s: %w", kultav1alpha1.CleanupFinalizer, ro.Namespace, ro.Name, err)
+	}
+	r.written.Wrote(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}, ro.ResourceVersion)
+	return nil
+}
+
+// finalize hands a deleted Rollout's traffic back before its ReplicaSets go: the routes lose
+// KULTA's rules and send the managed weights all to the stable Service, then each Service gets
+// back the selector the user wrote. A route that is gone or may no longer be used does not hold
+// the deletion; any other failure is retried.
+func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) error {
+	if !controllerutil.ContainsFinalizer(ro, kultav1alpha1.CleanupFinalizer) {
+		return nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	if trafficRouting(ro) != nil && r.Router != nil {
+		err := r.Router.Cleanup(ctx, ro)
+		switch {
+		case errors.Is(err, providers.ErrRouteNotUsable):
+			log.Info("Routes not cleaned up: they cannot be used any more", "reason", err.Error())
+			r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "RouteCleanupSkipped", "Delete", "%s", err.Error())
+		case err != nil:
+			return fmt.Errorf("handing the routes of Rollout %s/%s back to stable: %w", ro.Namespace, ro.Name, err)
+		}
+	}
+	for _, name := range serviceNamesOf(ro) {
+		if err := r.restoreService(ctx, ro.Namespace, name); err != nil {
+			return err
+		}
+	}
+	before := ro.DeepCopy()
+	controllerutil.RemoveFinalizer(ro, kultav1alpha1.CleanupFinalizer)
+	if err := r.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing finalizer %s from Rollout %s/%s: %w", kultav1alpha1.CleanupFinalizer, ro.Namespace, ro.Name, err)
+	}
+	metrics.Forget(ro.Namespace, ro.Name)
+	log.Info("Traffic handed back; Rollout released for deletion")
+	return nil
+}
+
+// restoreService gives a Service back the selector the user wrote before KULTA pinned it, and
+// removes KULTA's record of it. A Service pinned before that record existed loses the
+// pod-template-hash key only.
+func (r *Reconciler) restoreService(ctx context.Context, namespace, name string) error {
+	svc := &corev1.Service{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("getting Service %s/%s: %w", namespace, name, err)
+	}
+	want, err := originalSelector(svc)
+	if err != nil {
+		return err
+	}
+	_, recorded := svc.Annotations[kultav1alpha1.OriginalSelectorAnnotation]
+	if !recorded && maps.Equal(want, svc.Spec.Selector) {
+		return nil
+	}
+	before := svc.DeepCopy()
+	svc.Spec.Selector = want
+	delete(svc.Annotations, kultav1alpha1.OriginalSelectorAnnotation)
+	if err := r.Patch(ctx, svc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("restoring the selector of Service %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// originalSelector is the selector the user wrote on svc: the one recorded when KULTA first
+// pinned it, or the current one without the pod-template hash.
+func originalSelector(svc *corev1.Service) (map[string]string, error) {
+	if raw, ok := svc.Annotations[kultav1alpha1.OriginalSelectorAnnotation]; ok {
+		var sel map[string]string
+		if err := json.Unmarshal([]byte(raw), &sel); err != nil {
+			return nil, fmt.Errorf("service %s/%s: annotation %s is not a JSON selector: %w", svc.Namespace, svc.Name, kultav1alpha1.OriginalSelectorAnnotation, err)
+		}
+		return sel, nil
+	}
+	sel := maps.Clone(svc.Spec.Selector)
+	delete(sel, kultav1alpha1.PodTemplateHashLabel)
+	return sel, nil
+}
