@@ -26,7 +26,7 @@ import (
 //     digest and scale-down annotations, owner, replicas and status counts; it creates
 //     ReplicaSets from the Rollout, and writes them with patches that name only the fields
 //     they change, so nothing dropped here is ever written back;
-//   - from Services, all but their metadata (without annotations) and selector: KULTA checks
+//   - from Services, all but their metadata (without annotations but KULTA's own) and selector: KULTA checks
 //     a Service exists and patches its selector, with the resourceVersion as precondition;
 //   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
 //     copy of the spec; KULTA writes Rollouts only with patches of what it changes;
@@ -89,9 +89,13 @@ var trimReplicaSet = trimmer("ReplicaSet", func(rs *appsv1.ReplicaSet) {
 })
 
 // trimService drops from a cached Service all but what the reconciler reads: its metadata,
-// without annotations, and its selector.
+// without annotations but KULTA's record of the user's selector, and its selector.
 var trimService = trimmer("Service", func(svc *corev1.Service) {
+	original, recorded := svc.Annotations[kultav1alpha1.OriginalSelectorAnnotation]
 	svc.Annotations = nil
+	if recorded {
+		svc.Annotations = map[string]string{kultav1alpha1.OriginalSelectorAnnotation: original}
+	}
 	svc.Spec = corev1.ServiceSpec{Selector: svc.Spec.Selector}
 	svc.Status = corev1.ServiceStatus{}
 })

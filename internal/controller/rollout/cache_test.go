@@ -100,7 +100,7 @@ func TestCachedServicesKeepTheirSelector(t *testing.T) {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-canary", ResourceVersion: "42", UID: "u1",
 			Labels:      map[string]string{"app": "web"},
-			Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`}},
+			Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, kultav1alpha1.OriginalSelectorAnnotation: `{"app":"web"}`}},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web", kultav1alpha1.PodTemplateHashLabel: "abc"},
 			Ports: []corev1.ServicePort{{Port: 80}}, ClusterIP: "10.0.0.1", ClusterIPs: []string{"10.0.0.1"}},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "1.2.3.4"}}}},
@@ -117,8 +117,8 @@ func TestCachedServicesKeepTheirSelector(t *testing.T) {
 	if !equality.Semantic.DeepEqual(got.Spec, corev1.ServiceSpec{Selector: want.Spec.Selector}) {
 		t.Errorf("spec %+v, want only the selector %v", got.Spec, want.Spec.Selector)
 	}
-	if got.Annotations != nil || len(got.Status.LoadBalancer.Ingress) != 0 {
-		t.Errorf("annotations %v or status %+v kept", got.Annotations, got.Status)
+	if !equality.Semantic.DeepEqual(got.Annotations, map[string]string{kultav1alpha1.OriginalSelectorAnnotation: `{"app":"web"}`}) || len(got.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("annotations %v or status %+v kept; want only KULTA's record of the selector", got.Annotations, got.Status)
 	}
 	if _, err := trimService(&appsv1.ReplicaSet{}); err == nil {
 		t.Error("trimming a ReplicaSet as a Service did not fail")
