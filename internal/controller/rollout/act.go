@@ -51,9 +51,12 @@ func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Obs
 	return r.finish(ctx, ro, obs, plan, r.route(ctx, ro, plan))
 }
 
-// routeFirst reports whether the plan takes weight away from the canary-side Service: then the
-// routes move before any Service is repinned.
+// routeFirst reports whether the plan takes traffic away from the canary-side Service (less
+// weight, or the header rule removed): then the routes move before any Service is repinned.
 func routeFirst(obs Observation, plan Plan) bool {
+	if plan.RemoveHeaderRoute != "" {
+		return true
+	}
 	return plan.Weights != nil && obs.Traffic != nil && obs.Traffic.Weights != nil && plan.Weights.Canary < obs.Traffic.Weights.Canary
 }
 

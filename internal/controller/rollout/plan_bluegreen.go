@@ -68,6 +68,9 @@ func (p *planner) besideStable(what string) bool {
 func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 	st := &p.out.Status
 	if !p.besideStable("Pods of variant B (revision " + p.obs.Hash + ")") {
+		// No request matching variant B goes to its Service before its Pods are ready (a new
+		// revision mid-experiment included): the rule comes back once they are.
+		p.removeHeaderRoute()
 		return
 	}
 	if trafficRouting(p.ro) != nil {

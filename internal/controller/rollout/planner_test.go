@@ -464,6 +464,20 @@ func TestABTestingSequences(t *testing.T) {
 			w.tick("promote", time.Second)
 			w.tick("steady", time.Second)
 		},
+		"abtesting-new-image-mid-experiment": func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("variant B ready", time.Minute)
+			w.slow["rev3"] = true
+			w.setImage("nginx:1.29")
+			w.tick("newer image", 10*time.Second)
+			w.tick("new B starting", 10*time.Second)
+			w.slow["rev3"] = false
+			w.tick("new B ready", time.Second)
+			w.tick("experimenting", 30*time.Second)
+			w.tick("old B gone", time.Second)
+		},
 		"abtesting-max-duration": func(w *world) {
 			w.ro.Spec.Strategy.ABTesting.MaxDuration = ptr.To[kultav1alpha1.Duration]("1d")
 			w.settle("install", 5)
