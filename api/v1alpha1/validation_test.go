@@ -204,6 +204,23 @@ var invalidRollouts = []invalidCase{
 		field:  "spec.strategy.canary.port", message: "should be greater than or equal to 1",
 	},
 	{
+		name:   "negative canary scaleDownDelaySeconds",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](-1) }),
+		field:  "spec.strategy.canary.scaleDownDelaySeconds", message: "should be greater than or equal to 0",
+	},
+	{
+		name:   "simple scaleDownDelaySeconds above a day",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.Strategy = kultav1alpha1.RolloutStrategy{Simple: &kultav1alpha1.SimpleStrategy{ScaleDownDelaySeconds: ptr.To[int32](86401)}}
+		},
+		field: "spec.strategy.simple.scaleDownDelaySeconds", message: "should be less than or equal to 86400",
+	},
+	{
+		name:   "negative minReadySeconds",
+		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.MinReadySeconds = -1 },
+		field:  "spec.minReadySeconds", message: "should be greater than or equal to 0",
+	},
+	{
 		name:   "confidenceLevel of 1",
 		mutate: abAnalysis(func(a *kultav1alpha1.ABAnalysis) { a.ConfidenceLevel = ptr.To[kultav1alpha1.Decimal]("1") }),
 		field:  "spec.strategy.abTesting.analysis.confidenceLevel", message: "must be strictly between 0 and 1",
