@@ -121,9 +121,7 @@ func (p *planner) detectNewRevision() {
 		p.decide(kultav1alpha1.ActionInitialize, "Initialization", fmt.Sprintf("First revision %s", p.obs.Hash), nil, nil)
 	case p.obs.Hash == p.stable:
 		if previous != "" && previous != p.stable {
-			if prev := p.obs.Revisions[previous]; prev != nil && prev.ScaleDownAt == nil {
-				p.out.ScaleDownAt[previous] = p.obs.Now.Add(scaleDownDelay(p.ro))
-			}
+			p.abandon(previous)
 			p.decide(kultav1alpha1.ActionRollback, "RevertedToStable", fmt.Sprintf("Template reverted to stable revision %s; revision %s abandoned", p.stable, previous), nil, nil)
 			p.event(corev1.EventTypeNormal, "RevertedToStable", fmt.Sprintf("Template reverted to stable revision %s", p.stable))
 		}
@@ -137,11 +135,7 @@ func (p *planner) detectNewRevision() {
 			msg = fmt.Sprintf("New revision %s after failed revision %s; stable is %s", p.obs.Hash, previous, p.stable)
 		case previous != "" && previous != p.stable:
 			msg = fmt.Sprintf("New revision %s replaces revision %s in flight; stable is %s", p.obs.Hash, previous, p.stable)
-			// The superseded revision may still carry traffic until the routes move off it:
-			// it keeps its Pods for the scale-down delay.
-			if prev := p.obs.Revisions[previous]; prev != nil && prev.ScaleDownAt == nil {
-				p.out.ScaleDownAt[previous] = p.obs.Now.Add(scaleDownDelay(p.ro))
-			}
+			p.abandon(previous)
 		}
 		if p.ro.Spec.Strategy.Canary != nil {
 			st.CurrentStepIndex = ptr.To[int32](0)
@@ -149,6 +143,16 @@ func (p *planner) detectNewRevision() {
 		p.decide(kultav1alpha1.ActionInitialize, "NewRevision", msg, nil, st.CurrentStepIndex)
 		p.event(corev1.EventTypeNormal, "RolloutStarted", msg)
 	}
+}
+
+// abandon gives a revision that stops being rolled out, and may still carry traffic until the
+// routes move off it, the scale-down delay; a delay already running is kept.
+func (p *planner) abandon(hash string) {
+	prev := p.obs.Revisions[hash]
+	if prev == nil || prev.Replicas == 0 || (prev.ScaleDownAt != nil && prev.ScaleDownAt.After(p.obs.Now)) {
+		return
+	}
+	p.out.ScaleDownAt[hash] = p.obs.Now.Add(scaleDownDelay(p.ro))
 }
 
 // initial rolls out the first revision at full scale, with no steps.
