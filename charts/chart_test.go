@@ -238,6 +238,72 @@ func TestRBACMatchesMarkers(t *testing.T) {
 	}
 }
 
+// TestGatewayAPICRDReaderMatchesMarkers compares the chart's ClusterRole for reading the Gateway
+// API route CRDs with the RBAC marker of providers/gatewayapi's Detect, rendered by
+// controller-gen, resource names included, for every values file: CRDs are cluster-scoped, so
+// the namespaced installation needs it too.
+func TestGatewayAPICRDReaderMatchesMarkers(t *testing.T) {
+	dir := t.TempDir()
+	gen := filepath.Join(root(t), ".cache", "bin", "controller-gen-v0.23.0")
+	cmd := exec.Command(gen, "rbac:roleName=kulta-gateway-api-crds", "paths=./providers/gatewayapi/...", "output:rbac:dir="+dir)
+	cmd.Dir = root(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("controller-gen rbac (run `make generate` first): %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marked rbacv1.ClusterRole
+	if err := yaml.Unmarshal(data, &marked); err != nil {
+		t.Fatal(err)
+	}
+	want := namedPermissions(marked.Rules)
+	if len(want) == 0 {
+		t.Fatal("providers/gatewayapi has no RBAC marker")
+	}
+	for _, f := range valuesFiles(t) {
+		var chart *rbacv1.ClusterRole
+		for _, obj := range decode(t, render(t, f)) {
+			if obj.GetKind() != "ClusterRole" || obj.GetName() != "kulta-gateway-api-crds" {
+				continue
+			}
+			js, err := obj.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			chart = &rbacv1.ClusterRole{}
+			if err := yaml.Unmarshal(js, chart); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if chart == nil {
+			t.Errorf("%s: no ClusterRole kulta-gateway-api-crds", filepath.Base(f))
+			continue
+		}
+		if got := namedPermissions(chart.Rules); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: ClusterRole kulta-gateway-api-crds grants\n%s\nbut the marker asks for\n%s", filepath.Base(f), strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// namedPermissions is permissions with each resource name spelled out.
+func namedPermissions(rules []rbacv1.PolicyRule) []string {
+	var out []string
+	for _, r := range rules {
+		for _, p := range permissions([]rbacv1.PolicyRule{r}) {
+			for _, name := range r.ResourceNames {
+				out = append(out, p+"/"+name)
+			}
+			if len(r.ResourceNames) == 0 {
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func permissions(rules []rbacv1.PolicyRule) []string {
 	var out []string
 	for _, r := range rules {

@@ -17,19 +17,40 @@ type Weights struct {
 
 // HeaderRoute is a managed rule that sends matching requests to the canary Service.
 type HeaderRoute struct {
-	// Name identifies the rule among the rules KULTA manages on the route.
+	// Name identifies the rule among the rules KULTA manages on the route; for the header route
+	// a Rollout asks for, HeaderRouteName.
 	Name string
 	// Header, Cookie: at least one is set; a request matching either goes to the canary Service.
 	Header *kultav1alpha1.HeaderMatch
 	Cookie *kultav1alpha1.CookieMatch
 }
 
+// HeaderRouteName is the name of the one header route KULTA manages for ro: A/B testing's rule
+// that sends variant B's match to variant B. Routers find their rules by this exact name (with
+// a numeric suffix when they write several), never by a prefix: the rules of Rollout web-api,
+// kulta-web-api-variant-b-N, are not Rollout web's.
+func HeaderRouteName(ro *kultav1alpha1.Rollout) string {
+	return "kulta-" + ro.Name + "-variant-b"
+}
+
+// ManagedHeaderRoute is the header route ro's strategy asks for: variant B's match under
+// HeaderRouteName, for A/B testing. It reports false for the other strategies, which route by
+// weight only.
+func ManagedHeaderRoute(ro *kultav1alpha1.Rollout) (HeaderRoute, bool) {
+	ab := ro.Spec.Strategy.ABTesting
+	if ab == nil || (ab.VariantBMatch.Header == nil && ab.VariantBMatch.Cookie == nil) {
+		return HeaderRoute{}, false
+	}
+	return HeaderRoute{Name: HeaderRouteName(ro), Header: ab.VariantBMatch.Header, Cookie: ab.VariantBMatch.Cookie}, true
+}
+
 // Verification is what the routes say now: the weights they carry and whether their parents
-// accepted their current generation.
+// route their current generation.
 type Verification struct {
 	// Weights are the weights every route carries; nil when the routes disagree.
 	Weights *Weights
-	// Accepted is true when every parent accepted each route's current generation.
+	// Accepted is true when every parent accepted each route's current generation and did not
+	// report its references unresolved.
 	Accepted bool
 	// Message explains a route that is not accepted yet, naming it.
 	Message string
@@ -46,7 +67,8 @@ type TrafficRouter interface {
 	RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, name string) error
 	// Verify reports the routes' current weights and whether their controllers accepted them.
 	Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (Verification, error)
-	// Cleanup removes everything KULTA added to the routes and leaves all traffic on stable.
+	// Cleanup removes everything KULTA added to the routes for ro, and only that, and leaves all
+	// traffic on stable. A route that is already gone is no error.
 	Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error
 }
 
@@ -55,9 +77,31 @@ type TrafficRouter interface {
 // must fix it, and retrying alone will not help.
 var ErrRouteNotUsable = errors.New("route not usable")
 
+// Reasons of the RouteErrors routers return. A route that is missing has the reason
+// KIND + "NotFound", such as HTTPRouteNotFound.
+const (
+	// ReasonRouteNotPermitted: the route is in another namespace and no ReferenceGrant there
+	// lets the Rollout use it.
+	ReasonRouteNotPermitted = "RouteNotPermitted"
+	// ReasonRouteDoesNotReferenceServices: no rule of the route references both Services at the
+	// strategy's port.
+	ReasonRouteDoesNotReferenceServices = "RouteDoesNotReferenceServices"
+	// ReasonAmbiguousBackendRef: a rule KULTA would manage references one of the Services at the
+	// strategy's port more than once, so no single backendRef can carry its weight.
+	ReasonAmbiguousBackendRef = "AmbiguousBackendRef"
+	// ReasonRouteKindNotServed: the API server does not serve the route's kind at the version
+	// KULTA uses.
+	ReasonRouteKindNotServed = "RouteKindNotServed"
+	// ReasonRuleNamesNotServed: the Rollout selects rules by name, but the API server's route
+	// CRDs have no rule names.
+	ReasonRuleNamesNotServed = "RuleNamesNotServed"
+	// ReasonUnsupportedMatch: the route's kind cannot express the header route's match.
+	ReasonUnsupportedMatch = "UnsupportedMatch"
+)
+
 // RouteError says why a route cannot carry a Rollout's traffic. It wraps ErrRouteNotUsable.
 type RouteError struct {
-	// Reason is a CamelCase reason, such as HTTPRouteNotFound.
+	// Reason is a CamelCase reason, such as HTTPRouteNotFound or one of the Reason constants.
 	Reason string
 	// Message names the route and what is wrong with it.
 	Message string

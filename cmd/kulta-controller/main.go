@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
@@ -216,14 +214,17 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 }
 
 // setupReconciler wires the implementations into the Rollout reconciler: the Gateway API
-// router when its CRDs are served, the Prometheus analyzer, and the event sinks.
+// router for the route kinds the API server serves, the Prometheus analyzer, and the event
+// sinks.
 func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
-	routes, err := gatewayAPIInstalled(mgr.GetRESTMapper())
+	log := ctrl.Log.WithName("setup")
+	caps, err := gatewayapi.Detect(ctrl.LoggerInto(ctx, log), mgr.GetRESTMapper(), mgr.GetAPIReader())
 	if err != nil {
-		return err
+		return fmt.Errorf("detecting the Gateway API CRDs: %w", err)
 	}
-	if !routes {
-		ctrl.Log.WithName("setup").Info("Gateway API CRDs not installed; Rollouts with trafficRouting will be Stalled until they are and the controller restarts")
+	log.Info("Detected the Gateway API CRDs", "httpRoute", caps.HTTPRoute, "grpcRoute", caps.GRPCRoute, "ruleNames", caps.RuleNames)
+	if len(caps.Kinds()) == 0 {
+		log.Info("Gateway API CRDs not installed; Rollouts with trafficRouting will be Stalled until they are and the controller restarts")
 	}
 	checker, err := o.prometheus.checker()
 	if err != nil {
@@ -243,15 +244,15 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		APIReader:  mgr.GetAPIReader(),
 		Recorder:   recorder,
 		Clock:      clock.RealClock{},
-		RouteKinds: routeKinds(routes),
+		RouteKinds: caps.Kinds(),
 		Analyzer:   checker,
 		Events:     sinks,
 
 		MaxConcurrentReconciles: o.workers,
 	}
-	if routes {
+	if len(caps.Kinds()) > 0 {
 		// Routes are read from the cache the reconciler's route watches fill.
-		r.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
+		r.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Capabilities: &caps}
 	}
 	return r.SetupWithManager(ctx, mgr)
 }
@@ -269,24 +270,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
 	}
 	return cfg, nil
-}
-
-// gatewayAPIInstalled reports whether the API server serves HTTPRoutes.
-func gatewayAPIInstalled(mapper meta.RESTMapper) (bool, error) {
-	_, err := mapper.RESTMapping(schema.GroupKind{Group: gatewayapi.Group, Kind: "HTTPRoute"}, "v1")
-	switch {
-	case err == nil:
-		return true, nil
-	case meta.IsNoMatchError(err):
-		return false, nil
-	}
-	return false, fmt.Errorf("looking up the HTTPRoute kind: %w", err)
-}
-
-// routeKinds is the route kinds to watch when the Gateway API CRDs are installed.
-func routeKinds(installed bool) []string {
-	if !installed {
-		return nil
-	}
-	return []string{"HTTPRoute", "GRPCRoute"}
 }

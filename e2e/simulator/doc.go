@@ -12,7 +12,10 @@
 //
 // As the Gateway's controller, it reports every parentRef of those routes that names the
 // Gateway as Accepted at the route's current generation, under the controller name
-// ControllerName; KULTA waits for that before it counts a traffic step as done.
+// ControllerName, with ResolvedRefs True, or False with reason RefNotPermitted when a backendRef
+// refers to a Service in another namespace that no ReferenceGrant there opens to the route (the
+// simulated Gateway then sends that backend nothing); KULTA waits for both before it counts a
+// traffic step as done.
 //
 // It is test support only; KULTA's controller does not import it.
 package simulator

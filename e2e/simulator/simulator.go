@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 )
 
 // Defaults for Options.
@@ -103,7 +105,8 @@ type backend struct {
 }
 
 // Start serves /metrics on a random loopback port and starts the tick loop, which reads the
-// cluster through cl: HTTPRoutes, Services and Pods (list and get) and route status (patch).
+// cluster through cl: HTTPRoutes, Services and Pods (list and get), ReferenceGrants (list, when
+// a route refers to another namespace) and route status (patch).
 // The loop runs until Stop or until ctx ends.
 func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, error) {
 	opts = opts.withDefaults()
@@ -215,6 +218,10 @@ func (s *Simulator) tick(ctx context.Context) error {
 	if err := s.client.List(ctx, &routes); err != nil {
 		return fmt.Errorf("listing HTTPRoutes: %w", err)
 	}
+	grants, err := s.grants(ctx, routes.Items)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	rates := map[ServiceKey]float64{}
 	for i := range routes.Items {
@@ -222,11 +229,14 @@ func (s *Simulator) tick(ctx context.Context) error {
 		if !s.attached(route) {
 			continue
 		}
-		if err := s.accept(ctx, route); err != nil {
+		notPermitted := NotPermitted(route, grants)
+		if err := s.accept(ctx, route, notPermitted); err != nil {
 			errs = append(errs, err)
 		}
 		for key, rate := range RouteRates(route, s.opts.Rate, s.opts.HeaderRate) {
-			rates[key] += rate
+			if !slices.Contains(notPermitted, key) {
+				rates[key] += rate
+			}
 		}
 	}
 	if len(rates) == 0 {
@@ -242,6 +252,24 @@ func (s *Simulator) tick(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// grants lists the ReferenceGrants when an attached route refers to a Service in another
+// namespace, which only a ReferenceGrant there permits; otherwise none are needed and none are
+// read.
+func (s *Simulator) grants(ctx context.Context, routes []gatewayv1.HTTPRoute) ([]gatewayv1beta1.ReferenceGrant, error) {
+	needed := false
+	for i := range routes {
+		needed = needed || (s.attached(&routes[i]) && crossNamespace(&routes[i]))
+	}
+	if !needed {
+		return nil, nil
+	}
+	var list gatewayv1beta1.ReferenceGrantList
+	if err := s.client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing ReferenceGrants: %w", err)
+	}
+	return list.Items, nil
 }
 
 // attached reports whether any parentRef of route names the simulated Gateway.

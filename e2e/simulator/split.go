@@ -162,16 +162,23 @@ func RouteRates(route *gatewayv1.HTTPRoute, rate, headerRate float64) map[Servic
 			weights[i] = ref.Weight
 		}
 		for i, share := range SplitByWeight(ruleRate, weights) {
-			ref := rule.BackendRefs[i].BackendObjectReference
-			if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
-				continue
+			if key, ok := serviceKey(route.Namespace, rule.BackendRefs[i].BackendObjectReference); ok {
+				out[key] += share
 			}
-			key := ServiceKey{Namespace: route.Namespace, Name: string(ref.Name)}
-			if ref.Namespace != nil {
-				key.Namespace = string(*ref.Namespace)
-			}
-			out[key] += share
 		}
 	}
 	return out
+}
+
+// serviceKey is the Service a backendRef of a route in routeNamespace names; ok is false when
+// the backend is not a core Service.
+func serviceKey(routeNamespace string, ref gatewayv1.BackendObjectReference) (ServiceKey, bool) {
+	if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
+		return ServiceKey{}, false
+	}
+	key := ServiceKey{Namespace: routeNamespace, Name: string(ref.Name)}
+	if ref.Namespace != nil {
+		key.Namespace = string(*ref.Namespace)
+	}
+	return key, true
 }

@@ -2,13 +2,17 @@ package simulator
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 )
 
 func TestSplitByWeight(t *testing.T) {
@@ -128,20 +132,96 @@ func TestAttachedAndAccepted(t *testing.T) {
 	if Attached(route.Spec.ParentRefs[1], "ns", "default", "kulta-gateway") {
 		t.Fatal("a parentRef without namespace names the route's own namespace, not default")
 	}
-	parents := AcceptedParents(route, "default", "kulta-gateway")
+	parents := AcceptedParents(route, "default", "kulta-gateway", nil)
 	if len(parents) != 2 || parents[0].ControllerName != other.ControllerName || parents[1].ControllerName != ControllerName {
 		t.Fatalf("AcceptedParents = %+v, want the other controller's entry and one of ours", parents)
 	}
-	if c := parents[1].Conditions; len(c) != 1 || c[0].Status != metav1.ConditionTrue || c[0].ObservedGeneration != 3 {
-		t.Fatalf("our entry's conditions = %+v, want Accepted=True at generation 3", c)
+	for _, conditionType := range []gatewayv1.RouteConditionType{gatewayv1.RouteConditionAccepted, gatewayv1.RouteConditionResolvedRefs} {
+		c := meta.FindStatusCondition(parents[1].Conditions, string(conditionType))
+		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != 3 {
+			t.Fatalf("our entry's %s = %+v, want True at generation 3", conditionType, c)
+		}
 	}
-	if !parentsUpToDate(parents, AcceptedParents(route, "default", "kulta-gateway"), 3) {
+	if !parentsUpToDate(parents, AcceptedParents(route, "default", "kulta-gateway", nil), 3) {
 		t.Fatal("the wanted status is not up to date with itself")
 	}
 	route.Status.Parents = parents
 	route.Generation = 4
-	again := AcceptedParents(route, "default", "kulta-gateway")
+	again := AcceptedParents(route, "default", "kulta-gateway", nil)
 	if parentsUpToDate(route.Status.Parents, again, 4) {
 		t.Fatal("status accepted at generation 3 is up to date at generation 4")
 	}
+}
+
+// TestReferenceGrantsDecideResolvedRefs checks that a backendRef into another namespace is
+// permitted only by a ReferenceGrant there that lets HTTPRoutes from the route's namespace refer
+// to the Service, and that the status then says ResolvedRefs=False with RefNotPermitted.
+func TestReferenceGrantsDecideResolvedRefs(t *testing.T) {
+	route := &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Generation: 2},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{
+				{Name: "kulta-gateway", Namespace: ptr.To[gatewayv1.Namespace]("default")},
+			}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{
+				backendRef("web-stable", 90), crossNamespaceRef("shared", "web-canary", 10), crossNamespaceRef("shared", "web-canary", 0),
+			}}},
+		},
+	}
+	grant := func(name, fromNamespace string, to *string) gatewayv1beta1.ReferenceGrant {
+		return gatewayv1beta1.ReferenceGrant{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shared", Name: name},
+			Spec: gatewayv1beta1.ReferenceGrantSpec{
+				From: []gatewayv1beta1.ReferenceGrantFrom{{Group: gatewayv1.GroupName, Kind: "HTTPRoute", Namespace: gatewayv1.Namespace(fromNamespace)}},
+				To:   []gatewayv1beta1.ReferenceGrantTo{{Group: "", Kind: "Service", Name: (*gatewayv1.ObjectName)(to)}},
+			},
+		}
+	}
+	canary := ServiceKey{Namespace: "shared", Name: "web-canary"}
+	cases := []struct {
+		name   string
+		grants []gatewayv1beta1.ReferenceGrant
+		want   []ServiceKey
+	}{
+		{"no grant", nil, []ServiceKey{canary}},
+		{"grant for another namespace", []gatewayv1beta1.ReferenceGrant{grant("other", "elsewhere", nil)}, []ServiceKey{canary}},
+		{"grant for another Service", []gatewayv1beta1.ReferenceGrant{grant("other", "ns", ptr.To("api"))}, []ServiceKey{canary}},
+		{"grant for the Service", []gatewayv1beta1.ReferenceGrant{grant("web", "ns", ptr.To("web-canary"))}, nil},
+		{"grant for every Service", []gatewayv1beta1.ReferenceGrant{grant("all", "ns", nil)}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NotPermitted(route, tc.grants)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("NotPermitted = %v, want %v", got, tc.want)
+			}
+			parents := AcceptedParents(route, "default", "kulta-gateway", got)
+			accepted := meta.FindStatusCondition(parents[0].Conditions, string(gatewayv1.RouteConditionAccepted))
+			resolved := meta.FindStatusCondition(parents[0].Conditions, string(gatewayv1.RouteConditionResolvedRefs))
+			if accepted == nil || accepted.Status != metav1.ConditionTrue {
+				t.Errorf("Accepted = %+v, want True: a route with a reference not permitted is still accepted", accepted)
+			}
+			wantStatus, wantReason := metav1.ConditionTrue, string(gatewayv1.RouteReasonResolvedRefs)
+			if len(tc.want) > 0 {
+				wantStatus, wantReason = metav1.ConditionFalse, string(gatewayv1.RouteReasonRefNotPermitted)
+			}
+			if resolved == nil || resolved.Status != wantStatus || resolved.Reason != wantReason || resolved.ObservedGeneration != 2 {
+				t.Fatalf("ResolvedRefs = %+v, want %s %s at generation 2", resolved, wantStatus, wantReason)
+			}
+			if len(tc.want) > 0 && !strings.Contains(resolved.Message, "shared/web-canary") {
+				t.Errorf("ResolvedRefs message %q does not name the Service", resolved.Message)
+			}
+		})
+	}
+	// A grant that appears turns ResolvedRefs True at the next tick.
+	route.Status.Parents = AcceptedParents(route, "default", "kulta-gateway", []ServiceKey{canary})
+	if parentsUpToDate(route.Status.Parents, AcceptedParents(route, "default", "kulta-gateway", nil), 2) {
+		t.Error("status saying RefNotPermitted is up to date once the reference is permitted")
+	}
+}
+
+func crossNamespaceRef(namespace, name string, weight int32) gatewayv1.HTTPBackendRef {
+	ref := backendRef(name, weight)
+	ref.Namespace = ptr.To(gatewayv1.Namespace(namespace))
+	return ref
 }

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -16,10 +17,18 @@ const GatewayControllerName = "kulta.io/test-gateway"
 
 // AddRouteAcceptor registers a stand-in for a Gateway API implementation: envtest runs no
 // Gateway controller, so nothing would ever accept a route. For every HTTPRoute and GRPCRoute
-// it reports each parentRef as Accepted at the route's current generation, unless reject says
-// otherwise for that route.
+// (of the kinds the API server serves at v1) it reports each parentRef as Accepted, with its
+// references resolved (ResolvedRefs), at the route's current generation, unless reject says
+// otherwise for that route; it does not check the references.
 func AddRouteAcceptor(mgr ctrl.Manager, reject func(client.Object) bool) error {
 	for _, obj := range []client.Object{&gatewayv1.HTTPRoute{}, &gatewayv1.GRPCRoute{}} {
+		served, err := servedAtV1(mgr, obj)
+		if err != nil {
+			return err
+		}
+		if !served {
+			continue
+		}
 		a := &acceptor{client: mgr.GetClient(), reject: reject, newObj: obj}
 		name := fmt.Sprintf("test-route-acceptor-%T", obj)
 		if err := ctrl.NewControllerManagedBy(mgr).For(obj).Named(sanitize(name)).Complete(a); err != nil {
@@ -27,6 +36,23 @@ func AddRouteAcceptor(mgr ctrl.Manager, reject func(client.Object) bool) error {
 		}
 	}
 	return nil
+}
+
+// servedAtV1 reports whether the API server serves obj's kind, as older Gateway API releases
+// do not serve GRPCRoute at v1.
+func servedAtV1(mgr ctrl.Manager, obj client.Object) (bool, error) {
+	gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
+	if err != nil {
+		return false, fmt.Errorf("the route acceptor stand-in's kind: %w", err)
+	}
+	_, err = mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("looking up %s: %w", gvk, err)
 }
 
 func sanitize(s string) string {
@@ -68,11 +94,14 @@ func (a *acceptor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	status.Parents = status.Parents[:0]
 	for _, ref := range parentRefs {
 		ps := gatewayv1.RouteParentStatus{ParentRef: ref, ControllerName: GatewayControllerName}
-		cond := metav1.Condition{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: obj.GetGeneration(), LastTransitionTime: metav1.Now()}
+		cond := metav1.Condition{Type: string(gatewayv1.RouteConditionAccepted), Status: metav1.ConditionTrue,
+			Reason: string(gatewayv1.RouteReasonAccepted), ObservedGeneration: obj.GetGeneration(), LastTransitionTime: metav1.Now()}
 		if !accepted {
-			cond.Status, cond.Reason = metav1.ConditionFalse, "NotAllowedByListeners"
+			cond.Status, cond.Reason = metav1.ConditionFalse, string(gatewayv1.RouteReasonNotAllowedByListeners)
 		}
 		meta.SetStatusCondition(&ps.Conditions, cond)
+		meta.SetStatusCondition(&ps.Conditions, metav1.Condition{Type: string(gatewayv1.RouteConditionResolvedRefs), Status: metav1.ConditionTrue,
+			Reason: string(gatewayv1.RouteReasonResolvedRefs), ObservedGeneration: obj.GetGeneration(), LastTransitionTime: metav1.Now()})
 		status.Parents = append(status.Parents, ps)
 	}
 	if err := a.client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
@@ -90,8 +119,12 @@ func upToDate(status *gatewayv1.RouteStatus, parents int, generation int64, acce
 		want = metav1.ConditionFalse
 	}
 	for _, ps := range status.Parents {
-		c := meta.FindStatusCondition(ps.Conditions, "Accepted")
+		c := meta.FindStatusCondition(ps.Conditions, string(gatewayv1.RouteConditionAccepted))
 		if c == nil || c.Status != want || c.ObservedGeneration != generation {
+			return false
+		}
+		r := meta.FindStatusCondition(ps.Conditions, string(gatewayv1.RouteConditionResolvedRefs))
+		if r == nil || r.Status != metav1.ConditionTrue || r.ObservedGeneration != generation {
 			return false
 		}
 	}

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,8 +36,23 @@ type Env struct {
 	env *envtest.Environment
 }
 
-// Start starts etcd and kube-apiserver and installs the CRDs. Call Stop when done.
+// Start starts etcd and kube-apiserver and installs the CRDs: KULTA's and the standard Gateway
+// API CRDs of the gateway-api module this repository requires. Call Stop when done.
 func Start() (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	gatewayCRDs, err := GatewayAPICRDDir(root)
+	if err != nil {
+		return nil, err
+	}
+	return StartWithGatewayAPI(gatewayCRDs)
+}
+
+// StartWithGatewayAPI is Start with the Gateway API CRDs of the folder gatewayCRDs, such as
+// another release's from GatewayAPICRDDirAt.
+func StartWithGatewayAPI(gatewayCRDs string) (*Env, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -49,10 +65,6 @@ func Start() (*Env, error) {
 		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
 			return nil, fmt.Errorf("%s not found in %s: run `make envtest-bin` first: %w", bin, assets, err)
 		}
-	}
-	gatewayCRDs, err := GatewayAPICRDDir(root)
-	if err != nil {
-		return nil, err
 	}
 	scheme, err := kultascheme.New()
 	if err != nil {
@@ -181,7 +193,40 @@ func GatewayAPICRDDir(root string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("locating the gateway-api module (go list): %w", err)
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
+	return standardCRDs(strings.TrimSpace(string(out)))
+}
+
+// GatewayAPICRDDirAt is the standard-channel CRD folder of gateway-api release version, such as
+// v1.0.0, from the module cache. `go mod download` fetches the release through the Go module
+// proxy when the cache lacks it; it changes neither go.mod nor go.sum. root is the repository's
+// top folder, where the go command runs.
+func GatewayAPICRDDirAt(root, version string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/gateway-api@"+version)
+	cmd.Dir = root
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	// The go command describes a failed download in the JSON's Error field.
+	var module struct{ Dir, Error string }
+	if jsonErr := json.Unmarshal(out, &module); jsonErr != nil && err == nil {
+		return "", fmt.Errorf("reading `go mod download` output for gateway-api %s: %w", version, jsonErr)
+	}
+	if err == nil && module.Error != "" {
+		err = errors.New(module.Error)
+	}
+	if err != nil {
+		detail := module.Error
+		if detail == "" {
+			detail = strings.TrimSpace(stderr.String())
+		}
+		return "", fmt.Errorf("downloading gateway-api %s with `go mod download` (%s): %w", version, detail, err)
+	}
+	return standardCRDs(module.Dir)
+}
+
+// standardCRDs is the standard-channel CRD folder of a gateway-api module folder.
+func standardCRDs(moduleDir string) (string, error) {
+	dir := filepath.Join(moduleDir, "config", "crd", "standard")
 	if _, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("gateway-api CRDs: %w", err)
 	}

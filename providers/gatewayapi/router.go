@@ -2,8 +2,8 @@ package gatewayapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -52,23 +52,53 @@ type Router struct {
 	APIReader client.Reader
 	// OnWrite, when set, is called after each route write with the route and what was written.
 	OnWrite func(route types.NamespacedName, kind string, what string)
+	// Capabilities are what the API server's Gateway API CRDs offer, as Detect found them: a
+	// route of a kind not served is a RouteError, and without rule names KULTA's header rules
+	// are found by their content. Nil means the newest Gateway API: every kind served, rule
+	// names kept.
+	Capabilities *Capabilities
 
 	// written holds, per route, the resourceVersion of the router's last write to it.
 	written freshness.Tracker
 }
 
-// backendsOf returns the strategy's Services as route backends.
+// defaultPort is the strategy's port when the Rollout does not say, as the CRD defaults it.
+const defaultPort = 80
+
+// backendsOf returns the strategy's Services and port as route backends.
 func backendsOf(ro *kultav1alpha1.Rollout) Backends {
 	b := Backends{Namespace: ro.Namespace}
+	var port *int32
 	switch s := ro.Spec.Strategy; {
 	case s.Canary != nil:
-		b.Stable, b.Canary = s.Canary.StableService, s.Canary.CanaryService
+		b.Stable, b.Canary, port = s.Canary.StableService, s.Canary.CanaryService, s.Canary.Port
 	case s.BlueGreen != nil:
-		b.Stable, b.Canary = s.BlueGreen.ActiveService, s.BlueGreen.PreviewService
+		b.Stable, b.Canary, port = s.BlueGreen.ActiveService, s.BlueGreen.PreviewService, s.BlueGreen.Port
 	case s.ABTesting != nil:
-		b.Stable, b.Canary = s.ABTesting.VariantAService, s.ABTesting.VariantBService
+		b.Stable, b.Canary, port = s.ABTesting.VariantAService, s.ABTesting.VariantBService, s.ABTesting.Port
+	}
+	b.Port = defaultPort
+	if port != nil {
+		b.Port = *port
 	}
 	return b
+}
+
+// backends is what of the route ref belongs to ro.
+func (r *Router) backends(ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) Backends {
+	b := backendsOf(ro)
+	b.Rules = ref.Rules
+	b.NoRuleNames = r.Capabilities != nil && !r.Capabilities.RuleNames
+	return b
+}
+
+// headerRouteToRemove is the header route named name, with ro's match when it is the one ro
+// asks for, so that its rules are found where the API server keeps no rule names.
+func headerRouteToRemove(ro *kultav1alpha1.Rollout, name string) providers.HeaderRoute {
+	if hr, ok := providers.ManagedHeaderRoute(ro); ok && hr.Name == name {
+		return hr
+	}
+	return providers.HeaderRoute{Name: name}
 }
 
 // RouteRefs lists the routes a Rollout names.
@@ -102,40 +132,70 @@ func (r *Router) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, 
 	})
 }
 
-// RemoveHeaderRoute removes the header rules named name from every route of the Rollout.
+// RemoveHeaderRoute removes the header rules named name from every route of the Rollout; where
+// the API server keeps no rule names, those of the Rollout's header route are found by content.
 func (r *Router) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, name string) error {
-	return r.eachRoute(ctx, ro, "removal of header route "+name, func(route *unstructured.Unstructured, _ Backends) (bool, error) {
-		return RemoveHeaderRoute(route, name)
+	hr := headerRouteToRemove(ro, name)
+	return r.eachRoute(ctx, ro, "removal of header route "+name, func(route *unstructured.Unstructured, b Backends) (bool, error) {
+		return RemoveHeaderRoute(route, b, hr)
 	})
 }
 
-// Cleanup sends all traffic to stable and removes every rule KULTA added for the Rollout.
+// Cleanup sends all traffic of the managed rules to stable and removes the Rollout's header
+// rules, exactly those named providers.HeaderRouteName (or found by their content where the API
+// server keeps no rule names), from every route of the Rollout. Another Rollout's rules stay,
+// whatever their names share.
+//
+// A Rollout must stay deletable whatever became of its routes, so a route that is gone, whose
+// kind is no longer served, or that the Rollout may no longer use (its ReferenceGrant was
+// removed) is skipped, and a route whose managed rules cannot be weighted (a RouteError) keeps
+// its weights while its header rules are still removed; each is logged.
 func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
-	prefix := headerRulePrefix + ro.Name + "-"
-	return r.eachRoute(ctx, ro, "clean-up", func(route *unstructured.Unstructured, b Backends) (bool, error) {
-		changed, err := SetWeights(route, b, providers.Weights{Stable: 100})
-		if err != nil {
-			return false, err
-		}
-		items := rules(route)
-		kept := make([]any, 0, len(items))
-		for _, item := range items {
-			rule, _ := item.(map[string]any)
-			if name, _ := rule["name"].(string); strings.HasPrefix(name, prefix) {
-				continue
+	log := ctrl.LoggerFrom(ctx)
+	hr := headerRouteToRemove(ro, providers.HeaderRouteName(ro))
+	for _, ref := range RouteRefs(ro) {
+		route := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+		// unweighted is why the managed rules could not be set to stable, if they could not.
+		var unweighted *providers.RouteError
+		err := r.apply(ctx, ro, ref, "clean-up", func(u *unstructured.Unstructured, b Backends) (bool, error) {
+			weighted, err := SetWeights(u, b, providers.Weights{Stable: 100})
+			unweighted = nil
+			if errors.As(err, &unweighted) {
+				weighted, err = false, nil
 			}
-			kept = append(kept, item)
+			if err != nil {
+				return false, err
+			}
+			removed, err := RemoveHeaderRoute(u, b, hr)
+			return weighted || removed, err
+		})
+		var routeErr *providers.RouteError
+		switch {
+		case errors.As(err, &routeErr) && skippableOnCleanup(ref, routeErr):
+			log.Info("Skipping clean-up of a route the Rollout cannot change", "kind", ref.Kind, "route", route, "reason", routeErr.Reason, "message", routeErr.Message)
+		case err != nil:
+			return err
+		case unweighted != nil:
+			log.Info("Left the route's weights as they are on clean-up", "kind", ref.Kind, "route", route, "reason", unweighted.Reason, "message", unweighted.Message)
 		}
-		if len(kept) == len(items) {
-			return changed, nil
-		}
-		return true, setRules(route, kept)
-	})
+	}
+	return nil
+}
+
+// skippableOnCleanup reports whether a route that cannot be read for clean-up holds nothing
+// KULTA may change: it is gone, its kind is not served, or the Rollout may not use it.
+func skippableOnCleanup(ref kultav1alpha1.RouteReference, err *providers.RouteError) bool {
+	switch err.Reason {
+	case string(ref.Kind) + "NotFound", providers.ReasonRouteKindNotServed, providers.ReasonRouteNotPermitted:
+		return true
+	}
+	return false
 }
 
 // Verify reads every route: it reports the weights they all carry (nil when they differ) and
-// whether every parent accepted each route's current generation. A route that is missing, may
-// not be used, or does not reference the Services is a *providers.RouteError.
+// whether every parent accepted each route's current generation and resolved its references.
+// A route that is missing, may not be used, or does not reference the Services is a
+// *providers.RouteError.
 func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (providers.Verification, error) {
 	v := providers.Verification{Accepted: true}
 	var common *providers.Weights
@@ -144,9 +204,7 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 		if err != nil {
 			return providers.Verification{}, err
 		}
-		b := backendsOf(ro)
-		b.Rules = ref.Rules
-		w, err := CurrentWeights(route, b)
+		w, err := CurrentWeights(route, r.backends(ro, ref))
 		if err != nil {
 			return providers.Verification{}, err
 		}
@@ -163,38 +221,45 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 	return v, nil
 }
 
-// eachRoute reads, changes and writes every route of ro, retrying on conflicts. The first read
-// may come from the cache, and when the cached copy needs no change nothing more is read; a
-// change is made to, and written from, a copy read from the API server, since the cached one
-// may be trimmed or stale.
+// eachRoute applies mutate to every route of ro (see apply), stopping at the first error.
 func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
 	for _, ref := range RouteRefs(ro) {
-		b := backendsOf(ro)
-		b.Rules = ref.Rules
-		fromAPI := false
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			route, cached, err := r.read(ctx, ro, ref, fromAPI)
-			if err != nil {
-				return err
-			}
-			changed, err := mutate(route, b)
-			if err != nil || !changed {
-				return err
-			}
-			if cached {
-				if route, _, err = r.read(ctx, ro, ref, true); err != nil {
-					return err
-				}
-				if changed, err = mutate(route, b); err != nil || !changed {
-					return err
-				}
-			}
-			fromAPI = true
-			return r.write(ctx, route, what)
-		})
-		if err != nil {
-			return fmt.Errorf("applying %s: %w", what, err)
+		if err := r.apply(ctx, ro, ref, what, mutate); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// apply reads, changes and writes the route ref, retrying on conflicts. The first read may come
+// from the cache, and when the cached copy needs no change nothing more is read; a change is
+// made to, and written from, a copy read from the API server, since the cached one may be
+// trimmed or stale.
+func (r *Router) apply(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
+	b := r.backends(ro, ref)
+	fromAPI := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		route, cached, err := r.read(ctx, ro, ref, fromAPI)
+		if err != nil {
+			return err
+		}
+		changed, err := mutate(route, b)
+		if err != nil || !changed {
+			return err
+		}
+		if cached {
+			if route, _, err = r.read(ctx, ro, ref, true); err != nil {
+				return err
+			}
+			if changed, err = mutate(route, b); err != nil || !changed {
+				return err
+			}
+		}
+		fromAPI = true
+		return r.write(ctx, route, what)
+	})
+	if err != nil {
+		return fmt.Errorf("applying %s: %w", what, err)
 	}
 	return nil
 }
@@ -228,13 +293,18 @@ func (r *Router) get(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1
 // Reader, and when the Reader's copy is missing, unavailable or older than the router's last
 // write to the route.
 func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, fromAPI bool) (*unstructured.Unstructured, bool, error) {
+	if r.Capabilities != nil && !r.Capabilities.Serves(ref.Kind) {
+		return nil, false, &providers.RouteError{Reason: providers.ReasonRouteKindNotServed, Message: fmt.Sprintf(
+			"%s %s/%s: the API server does not serve %s at %s/v1; install the Gateway API standard CRDs (%s) and restart kulta-controller",
+			ref.Kind, ref.Namespace, ref.Name, ref.Kind, Group, minimumVersionOf(ref.Kind))}
+	}
 	if ref.Namespace != ro.Namespace {
 		allowed, err := r.granted(ctx, ro, ref)
 		if err != nil {
 			return nil, false, err
 		}
 		if !allowed {
-			return nil, false, &providers.RouteError{Reason: "RouteNotPermitted", Message: fmt.Sprintf(
+			return nil, false, &providers.RouteError{Reason: providers.ReasonRouteNotPermitted, Message: fmt.Sprintf(
 				"%s %s/%s is in another namespace and no ReferenceGrant there allows Rollouts from namespace %s to use it",
 				ref.Kind, ref.Namespace, ref.Name, ro.Namespace)}
 		}

@@ -13,14 +13,23 @@ import (
 	"github.com/false-systems/kulta/providers"
 )
 
-// Backends says which backendRefs of a route belong to a Rollout.
+// Backends says which parts of a route belong to a Rollout.
 type Backends struct {
 	// Namespace is the Services' namespace (the Rollout's).
 	Namespace string
 	// Stable and Canary are the strategy's two Service names.
 	Stable, Canary string
+	// Port is the strategy's port. A backendRef is the Rollout's only when it names one of the
+	// Services in Namespace, as a core Service, at this port. A backendRef without a port is
+	// never the Rollout's: Gateway API requires a port for Service backends (the CRDs reject
+	// one without), so such a ref routes nothing.
+	Port int32
 	// Rules, when set, limits KULTA to the rules with these names.
 	Rules []string
+	// NoRuleNames is set when the API server prunes spec.rules[].name (Gateway API CRDs older
+	// than v1.4.0): header rules are then written without a name and recognised by their
+	// content, and Rules cannot select anything.
+	NoRuleNames bool
 }
 
 // The translation works on the route's unstructured content, so that fields this build of
@@ -39,30 +48,44 @@ func setRules(route *unstructured.Unstructured, items []any) error {
 	return nil
 }
 
-// backendIndexes returns the positions of the stable and canary backendRefs in rule, or -1.
-func backendIndexes(route *unstructured.Unstructured, rule map[string]any, b Backends) (stable, canary int) {
+// refersTo reports whether the backendRef ref of route names the Service service of b: same
+// name, namespace (the route's when unset), core Service kind and b's port.
+func (b Backends) refersTo(route *unstructured.Unstructured, ref map[string]any, service string) bool {
+	if ref == nil || !isService(ref) {
+		return false
+	}
+	if name, _ := ref["name"].(string); name != service {
+		return false
+	}
+	ns, _ := ref["namespace"].(string)
+	if ns == "" {
+		ns = route.GetNamespace()
+	}
+	port, found := ref["port"]
+	return ns == b.Namespace && found && toInt64(port) == int64(b.Port)
+}
+
+// backendIndexes returns the positions of the stable and canary backendRefs in rule, or -1, and
+// the name of a Service that more than one backendRef refers to, if any.
+func backendIndexes(route *unstructured.Unstructured, rule map[string]any, b Backends) (stable, canary int, twice string) {
 	stable, canary = -1, -1
 	refs, _ := rule["backendRefs"].([]any)
 	for i, item := range refs {
 		ref, _ := item.(map[string]any)
-		if ref == nil || !isService(ref) {
-			continue
-		}
-		ns, _ := ref["namespace"].(string)
-		if ns == "" {
-			ns = route.GetNamespace()
-		}
-		if ns != b.Namespace {
-			continue
-		}
-		switch ref["name"] {
-		case b.Stable:
+		switch {
+		case b.refersTo(route, ref, b.Stable):
+			if stable >= 0 {
+				twice = b.Stable
+			}
 			stable = i
-		case b.Canary:
+		case b.refersTo(route, ref, b.Canary):
+			if canary >= 0 {
+				twice = b.Canary
+			}
 			canary = i
 		}
 	}
-	return stable, canary
+	return stable, canary, twice
 }
 
 func isService(ref map[string]any) bool {
@@ -72,8 +95,15 @@ func isService(ref map[string]any) bool {
 }
 
 // managedRules returns the indexes of the rules KULTA moves weights in: those that reference
-// both Services (and carry one of b.Rules' names, when set), excluding KULTA's own header rules.
-func managedRules(route *unstructured.Unstructured, b Backends) []int {
+// both Services at the port (and carry one of b.Rules' names, when set). Such a rule that
+// refers to one of the Services twice is an AmbiguousBackendRef RouteError: KULTA could weight
+// neither without guessing.
+func managedRules(route *unstructured.Unstructured, b Backends) ([]int, error) {
+	if b.NoRuleNames && len(b.Rules) > 0 {
+		return nil, &providers.RouteError{Reason: providers.ReasonRuleNamesNotServed, Message: fmt.Sprintf(
+			"%s: the Rollout selects rules named %s, but the API server's %s CRD has no spec.rules[].name (Gateway API v1.4.0 or later has)",
+			describe(route), strings.Join(b.Rules, ", "), route.GetKind())}
+	}
 	var out []int
 	for i, item := range rules(route) {
 		rule, _ := item.(map[string]any)
@@ -81,17 +111,29 @@ func managedRules(route *unstructured.Unstructured, b Backends) []int {
 			continue
 		}
 		name, _ := rule["name"].(string)
-		if strings.HasPrefix(name, headerRulePrefix) {
-			continue
-		}
 		if len(b.Rules) > 0 && !containsString(b.Rules, name) {
 			continue
 		}
-		if s, c := backendIndexes(route, rule, b); s >= 0 && c >= 0 {
-			out = append(out, i)
+		s, c, twice := backendIndexes(route, rule, b)
+		if s < 0 || c < 0 {
+			continue
 		}
+		if twice != "" {
+			return nil, ambiguousError(route, i, name, b, twice)
+		}
+		out = append(out, i)
 	}
-	return out
+	return out, nil
+}
+
+func ambiguousError(route *unstructured.Unstructured, index int, name string, b Backends, service string) error {
+	rule := fmt.Sprintf("rule %d", index)
+	if name != "" {
+		rule += fmt.Sprintf(" (%q)", name)
+	}
+	return &providers.RouteError{Reason: providers.ReasonAmbiguousBackendRef, Message: fmt.Sprintf(
+		"%s %s has more than one backendRef to Service %s/%s port %d, so KULTA cannot tell which one carries its weight; keep one",
+		describe(route), rule, b.Namespace, service, b.Port)}
 }
 
 func describe(route *unstructured.Unstructured) string {
@@ -101,7 +143,10 @@ func describe(route *unstructured.Unstructured) string {
 // SetWeights sets the weights of the stable and canary backendRefs in every managed rule of
 // route, and reports whether anything changed. Nothing else in the route is touched.
 func SetWeights(route *unstructured.Unstructured, b Backends, w providers.Weights) (bool, error) {
-	managed := managedRules(route, b)
+	managed, err := managedRules(route, b)
+	if err != nil {
+		return false, err
+	}
 	if len(managed) == 0 {
 		return false, noRuleError(route, b)
 	}
@@ -110,7 +155,7 @@ func SetWeights(route *unstructured.Unstructured, b Backends, w providers.Weight
 	for _, i := range managed {
 		rule := items[i].(map[string]any)
 		refs := rule["backendRefs"].([]any)
-		s, c := backendIndexes(route, rule, b)
+		s, c, _ := backendIndexes(route, rule, b)
 		changed = setWeight(refs[s].(map[string]any), w.Stable) || changed
 		changed = setWeight(refs[c].(map[string]any), w.Canary) || changed
 	}
@@ -118,11 +163,11 @@ func SetWeights(route *unstructured.Unstructured, b Backends, w providers.Weight
 }
 
 func noRuleError(route *unstructured.Unstructured, b Backends) error {
-	msg := fmt.Sprintf("%s has no rule with backendRefs to both Services %q and %q", describe(route), b.Stable, b.Canary)
+	msg := fmt.Sprintf("%s has no rule with backendRefs to both Services %q and %q on port %d", describe(route), b.Stable, b.Canary, b.Port)
 	if len(b.Rules) > 0 {
-		msg = fmt.Sprintf("%s has no rule named %s with backendRefs to both Services %q and %q", describe(route), strings.Join(b.Rules, ", "), b.Stable, b.Canary)
+		msg = fmt.Sprintf("%s has no rule named %s with backendRefs to both Services %q and %q on port %d", describe(route), strings.Join(b.Rules, ", "), b.Stable, b.Canary, b.Port)
 	}
-	return &providers.RouteError{Reason: "RouteDoesNotReferenceServices", Message: msg}
+	return &providers.RouteError{Reason: providers.ReasonRouteDoesNotReferenceServices, Message: msg}
 }
 
 func setWeight(ref map[string]any, weight int32) bool {
@@ -154,7 +199,10 @@ func toInt64(v any) int64 {
 
 // CurrentWeights reads the weights of the managed rules; it returns nil when the rules disagree.
 func CurrentWeights(route *unstructured.Unstructured, b Backends) (*providers.Weights, error) {
-	managed := managedRules(route, b)
+	managed, err := managedRules(route, b)
+	if err != nil {
+		return nil, err
+	}
 	if len(managed) == 0 {
 		return nil, noRuleError(route, b)
 	}
@@ -163,7 +211,7 @@ func CurrentWeights(route *unstructured.Unstructured, b Backends) (*providers.We
 	for _, i := range managed {
 		rule := items[i].(map[string]any)
 		refs := rule["backendRefs"].([]any)
-		s, c := backendIndexes(route, rule, b)
+		s, c, _ := backendIndexes(route, rule, b)
 		w := providers.Weights{Stable: weightOf(refs[s]), Canary: weightOf(refs[c])}
 		if out != nil && *out != w {
 			return nil, nil
@@ -182,22 +230,23 @@ func weightOf(item any) int32 {
 	return int32(toInt64(v))
 }
 
-// headerRulePrefix starts the name of every rule KULTA adds to a route.
-const headerRulePrefix = "kulta-"
-
-// SetHeaderRoute makes route carry hr: for each managed rule, a rule named hr.Name-N placed
-// just before it, with the same matches plus hr's header (or Cookie header) match, the same
-// filters and timeouts, and only the canary backend. Such a rule is more specific than its
-// parent, so every Gateway API implementation prefers it. It reports whether anything changed.
+// SetHeaderRoute makes route carry hr: for each managed rule, a rule placed just before it with
+// the same matches plus hr's header (or Cookie header) match, the same filters and timeouts, and
+// only the canary backend at the port. It is named hr.Name-N, unless b.NoRuleNames. Such a rule
+// is more specific than its parent, so every Gateway API implementation prefers it. It reports
+// whether anything changed.
 func SetHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) (bool, error) {
 	if hr.Cookie != nil && route.GetKind() == string(kultav1alpha1.KindGRPCRoute) {
-		return false, &providers.RouteError{Reason: "UnsupportedMatch", Message: fmt.Sprintf("%s: cookie matches are not supported on GRPCRoute; use a header match", describe(route))}
+		return false, &providers.RouteError{Reason: providers.ReasonUnsupportedMatch, Message: fmt.Sprintf("%s: cookie matches are not supported on GRPCRoute; use a header match", describe(route))}
 	}
 	base := route.DeepCopy()
-	if _, err := RemoveHeaderRoute(base, hr.Name); err != nil {
+	if _, err := RemoveHeaderRoute(base, b, hr); err != nil {
 		return false, err
 	}
-	managed := managedRules(base, b)
+	managed, err := managedRules(base, b)
+	if err != nil {
+		return false, err
+	}
 	if len(managed) == 0 {
 		return false, noRuleError(route, b)
 	}
@@ -222,7 +271,10 @@ func SetHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.H
 }
 
 func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backends, hr providers.HeaderRoute, n int) map[string]any {
-	rule := map[string]any{"name": fmt.Sprintf("%s-%d", hr.Name, n)}
+	rule := map[string]any{}
+	if !b.NoRuleNames {
+		rule["name"] = fmt.Sprintf("%s-%d", hr.Name, n)
+	}
 	for _, key := range []string{"filters", "timeouts", "sessionPersistence", "retry"} {
 		if v, ok := parent[key]; ok {
 			rule[key] = runtime.DeepCopyJSONValue(v)
@@ -243,7 +295,8 @@ func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backe
 	}
 	rule["matches"] = matches
 	refs := parent["backendRefs"].([]any)
-	_, c := backendIndexes(route, parent, b)
+	_, c, _ := backendIndexes(route, parent, b)
+	// A copy of the parent's canary backendRef: the Service at the port, with its filters.
 	canary := runtime.DeepCopyJSONValue(refs[c]).(map[string]any)
 	delete(canary, "weight")
 	rule["backendRefs"] = []any{canary}
@@ -277,14 +330,15 @@ func CookieRegex(name, value string) string {
 	return `(^|.*;\s*)` + regexp.QuoteMeta(name) + `=` + regexp.QuoteMeta(value) + `(;.*|$)`
 }
 
-// RemoveHeaderRoute removes the rules SetHeaderRoute added for the header route named name.
-func RemoveHeaderRoute(route *unstructured.Unstructured, name string) (bool, error) {
+// RemoveHeaderRoute removes the rules SetHeaderRoute added for hr (see isHeaderRule) and
+// reports whether there were any. Only hr.Name is needed to find named rules; hr's header and
+// cookie find the unnamed ones.
+func RemoveHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) (bool, error) {
 	items := rules(route)
 	kept := make([]any, 0, len(items))
 	for _, item := range items {
 		rule, _ := item.(map[string]any)
-		ruleName, _ := rule["name"].(string)
-		if strings.HasPrefix(ruleName, name+"-") && isDigits(strings.TrimPrefix(ruleName, name+"-")) {
+		if isHeaderRule(route, rule, b, hr) {
 			continue
 		}
 		kept = append(kept, item)
@@ -293,6 +347,59 @@ func RemoveHeaderRoute(route *unstructured.Unstructured, name string) (bool, err
 		return false, nil
 	}
 	return true, setRules(route, kept)
+}
+
+// isHeaderRule reports whether rule is one SetHeaderRoute wrote for hr. A rule named hr.Name-N
+// is. So is a rule without a name whose content is one SetHeaderRoute writes for hr: its only
+// backendRef is the canary Service at the port, and each of its matches ends with one of hr's
+// header matches, every one of which is used. Those are the rules SetHeaderRoute writes where
+// the API server prunes rule names, and the ones it wrote before an upgrade of the Gateway API
+// CRDs brought rule names; a rule of the user's that does exactly what KULTA's does is taken
+// for KULTA's.
+func isHeaderRule(route *unstructured.Unstructured, rule map[string]any, b Backends, hr providers.HeaderRoute) bool {
+	if rule == nil {
+		return false
+	}
+	if name, _ := rule["name"].(string); name != "" {
+		suffix, found := strings.CutPrefix(name, hr.Name+"-")
+		return found && isDigits(suffix)
+	}
+	refs, _ := rule["backendRefs"].([]any)
+	if len(refs) != 1 {
+		return false
+	}
+	if ref, _ := refs[0].(map[string]any); !b.refersTo(route, ref, b.Canary) {
+		return false
+	}
+	extras := extraHeaders(hr)
+	matches, _ := rule["matches"].([]any)
+	if len(extras) == 0 || len(matches) == 0 {
+		return false
+	}
+	used := make([]bool, len(extras))
+	for _, item := range matches {
+		m, _ := item.(map[string]any)
+		headers, _ := m["headers"].([]any)
+		if len(headers) == 0 {
+			return false
+		}
+		last := normalizedHeader(headers[len(headers)-1])
+		found := false
+		for i, extra := range extras {
+			if equality.Semantic.DeepEqual(last, normalizedHeader(extra)) {
+				used[i], found = true, true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	for _, u := range used {
+		if !u {
+			return false
+		}
+	}
+	return true
 }
 
 func isDigits(s string) bool {
@@ -307,10 +414,70 @@ func isDigits(s string) bool {
 	return true
 }
 
+// equalContent reports whether two routes' rules say the same once the Gateway API defaults the
+// API server applies are filled in, so that a rule KULTA writes without a default (a backendRef
+// without weight) equals the stored one that carries it, and is not written again.
 func equalContent(a, b *unstructured.Unstructured) bool {
 	ra, _, _ := unstructured.NestedFieldNoCopy(a.Object, "spec", "rules")
 	rb, _, _ := unstructured.NestedFieldNoCopy(b.Object, "spec", "rules")
-	return equality.Semantic.DeepEqual(ra, rb)
+	return equality.Semantic.DeepEqual(withDefaults(a.GetKind(), ra), withDefaults(b.GetKind(), rb))
+}
+
+// withDefaults returns a copy of a route's rules with the defaults of the Gateway API CRDs that
+// concern what KULTA writes: a backendRef's group, kind and weight, a header match's type, and
+// an HTTPRoute match's path.
+func withDefaults(kind string, rules any) any {
+	items, ok := runtime.DeepCopyJSONValue(rules).([]any)
+	if !ok {
+		return rules
+	}
+	for _, item := range items {
+		rule, _ := item.(map[string]any)
+		if rule == nil {
+			continue
+		}
+		refs, _ := rule["backendRefs"].([]any)
+		for _, r := range refs {
+			if ref, _ := r.(map[string]any); ref != nil {
+				setDefault(ref, "group", "")
+				setDefault(ref, "kind", "Service")
+				setDefault(ref, "weight", int64(1))
+			}
+		}
+		matches, _ := rule["matches"].([]any)
+		for i, m := range matches {
+			match, _ := m.(map[string]any)
+			if match == nil {
+				continue
+			}
+			if kind == string(kultav1alpha1.KindHTTPRoute) {
+				setDefault(match, "path", map[string]any{"type": "PathPrefix", "value": "/"})
+			}
+			headers, _ := match["headers"].([]any)
+			for j := range headers {
+				headers[j] = normalizedHeader(headers[j])
+			}
+			matches[i] = match
+		}
+	}
+	return items
+}
+
+// normalizedHeader is a copy of a header match with its type defaulted to Exact.
+func normalizedHeader(h any) any {
+	m, ok := h.(map[string]any)
+	if !ok {
+		return h
+	}
+	out := runtime.DeepCopyJSONValue(m).(map[string]any)
+	setDefault(out, "type", string(kultav1alpha1.MatchExact))
+	return out
+}
+
+func setDefault(m map[string]any, key string, value any) {
+	if _, found := m[key]; !found {
+		m[key] = value
+	}
 }
 
 func containsString(list []string, s string) bool {

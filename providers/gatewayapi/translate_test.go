@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -57,7 +58,18 @@ func golden(t *testing.T, name string, route *unstructured.Unstructured) {
 	}
 }
 
-var web = gatewayapi.Backends{Namespace: "shop", Stable: "web-stable", Canary: "web-canary"}
+// web is the Rollout web's Services on port 80; many-rules.in.yaml has them on port 8080.
+var (
+	web     = gatewayapi.Backends{Namespace: "shop", Stable: "web-stable", Canary: "web-canary", Port: 80}
+	web8080 = gatewayapi.Backends{Namespace: "shop", Stable: "web-stable", Canary: "web-canary", Port: 8080}
+	greeter = gatewayapi.Backends{Namespace: "shop", Stable: "greeter-stable", Canary: "greeter-canary", Port: 50051}
+)
+
+// unnamed is web without rule names, as on an API server whose route CRDs prune them.
+func unnamed(b gatewayapi.Backends) gatewayapi.Backends {
+	b.NoRuleNames = true
+	return b
+}
 
 func TestTranslationGolden(t *testing.T) {
 	variantB := providers.HeaderRoute{
@@ -73,7 +85,7 @@ func TestTranslationGolden(t *testing.T) {
 			return gatewayapi.SetWeights(r, web, providers.Weights{Stable: 80, Canary: 20})
 		}},
 		{"many-rules-50-50", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
-			return gatewayapi.SetWeights(r, web, providers.Weights{Stable: 50, Canary: 50})
+			return gatewayapi.SetWeights(r, web8080, providers.Weights{Stable: 50, Canary: 50})
 		}},
 		{"extra-backend-0-100", "extra-backend", func(r *unstructured.Unstructured) (bool, error) {
 			return gatewayapi.SetWeights(r, web, providers.Weights{Stable: 0, Canary: 100})
@@ -87,19 +99,31 @@ func TestTranslationGolden(t *testing.T) {
 			return gatewayapi.SetWeights(r, web, providers.Weights{Stable: 90, Canary: 10})
 		}},
 		{"grpc-75-25", "grpc", func(r *unstructured.Unstructured) (bool, error) {
-			b := gatewayapi.Backends{Namespace: "shop", Stable: "greeter-stable", Canary: "greeter-canary"}
-			return gatewayapi.SetWeights(r, b, providers.Weights{Stable: 75, Canary: 25})
+			return gatewayapi.SetWeights(r, greeter, providers.Weights{Stable: 75, Canary: 25})
 		}},
 		{"many-rules-header-route", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
-			return gatewayapi.SetHeaderRoute(r, web, variantB)
+			return gatewayapi.SetHeaderRoute(r, web8080, variantB)
+		}},
+		{"many-rules-header-route-unnamed", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.SetHeaderRoute(r, unnamed(web8080), variantB)
 		}},
 		{"grpc-header-route", "grpc", func(r *unstructured.Unstructured) (bool, error) {
-			b := gatewayapi.Backends{Namespace: "shop", Stable: "greeter-stable", Canary: "greeter-canary"}
-			return gatewayapi.SetHeaderRoute(r, b, providers.HeaderRoute{Name: "kulta-greeter-variant-b", Header: variantB.Header})
+			return gatewayapi.SetHeaderRoute(r, greeter, providers.HeaderRoute{Name: "kulta-greeter-variant-b", Header: variantB.Header})
+		}},
+		{"grpc-header-route-unnamed", "grpc", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.SetHeaderRoute(r, unnamed(greeter), providers.HeaderRoute{Name: "kulta-greeter-variant-b", Header: variantB.Header})
+		}},
+		// The stable and canary Services on port 80 and again on 8080: only the refs at the
+		// Rollout's port 80 are KULTA's.
+		{"two-ports-80-20", "two-ports", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.SetWeights(r, web, providers.Weights{Stable: 80, Canary: 20})
+		}},
+		{"two-ports-header-route", "two-ports", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.SetHeaderRoute(r, web, variantB)
 		}},
 		{"two-rollouts-same-header", "two-rollouts", func(r *unstructured.Unstructured) (bool, error) {
-			cart := gatewayapi.Backends{Namespace: "shop", Stable: "cart-stable", Canary: "cart-canary"}
-			search := gatewayapi.Backends{Namespace: "shop", Stable: "search-stable", Canary: "search-canary"}
+			cart := gatewayapi.Backends{Namespace: "shop", Stable: "cart-stable", Canary: "cart-canary", Port: 80}
+			search := gatewayapi.Backends{Namespace: "shop", Stable: "search-stable", Canary: "search-canary", Port: 80}
 			a, err := gatewayapi.SetHeaderRoute(r, cart, providers.HeaderRoute{Name: "kulta-cart-variant-b", Header: &kultav1alpha1.HeaderMatch{Name: "X-Canary", Value: "cart"}})
 			if err != nil {
 				return false, err
@@ -108,7 +132,12 @@ func TestTranslationGolden(t *testing.T) {
 			return a && b, err
 		}},
 		{"header-route-removed", "header-present", func(r *unstructured.Unstructured) (bool, error) {
-			return gatewayapi.RemoveHeaderRoute(r, "kulta-web-variant-b")
+			return gatewayapi.RemoveHeaderRoute(r, web, providers.HeaderRoute{Name: "kulta-web-variant-b"})
+		}},
+		// Without rule names, KULTA's rules are found by content: web's header rule goes, the
+		// look-alike rules for another header, another port and another backend stay.
+		{"header-route-unnamed-removed", "header-present-unnamed", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.RemoveHeaderRoute(r, unnamed(web), providers.HeaderRoute{Name: "kulta-web-variant-b", Header: variantB.Header})
 		}},
 	}
 	for _, tc := range cases {
@@ -141,23 +170,26 @@ func TestTranslationGolden(t *testing.T) {
 // TestHeaderRouteSurvivesRestart reads back a route that already carries the header rule, as
 // after a controller restart: setting it again writes nothing.
 func TestHeaderRouteSurvivesRestart(t *testing.T) {
-	route := load(t, "header-present")
-	changed, err := gatewayapi.SetHeaderRoute(route, web, providers.HeaderRoute{
+	hr := providers.HeaderRoute{
 		Name:   "kulta-web-variant-b",
 		Header: &kultav1alpha1.HeaderMatch{Name: "X-Variant", Value: "B", Type: kultav1alpha1.MatchExact},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	if changed {
-		got, _ := yaml.Marshal(route.Object)
-		t.Errorf("header rule rewritten after restart:\n%s", got)
+	for input, b := range map[string]gatewayapi.Backends{"header-present": web, "header-present-unnamed": unnamed(web)} {
+		route := load(t, input)
+		changed, err := gatewayapi.SetHeaderRoute(route, b, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed {
+			got, _ := yaml.Marshal(route.Object)
+			t.Errorf("%s: header rule rewritten after restart:\n%s", input, got)
+		}
 	}
 }
 
 func TestRouteWithoutTheServicesIsNotUsable(t *testing.T) {
 	route := load(t, "single-rule")
-	other := gatewayapi.Backends{Namespace: "shop", Stable: "api-stable", Canary: "api-canary"}
+	other := gatewayapi.Backends{Namespace: "shop", Stable: "api-stable", Canary: "api-canary", Port: 80}
 	before, _ := yaml.Marshal(route.Object)
 	_, err := gatewayapi.SetWeights(route, other, providers.Weights{Stable: 50, Canary: 50})
 	if !errors.Is(err, providers.ErrRouteNotUsable) {
@@ -170,7 +202,7 @@ func TestRouteWithoutTheServicesIsNotUsable(t *testing.T) {
 	if string(before) != string(after) {
 		t.Error("a failed translation changed the route")
 	}
-	if _, err := gatewayapi.SetHeaderRoute(load(t, "grpc"), gatewayapi.Backends{Namespace: "shop", Stable: "greeter-stable", Canary: "greeter-canary"},
+	if _, err := gatewayapi.SetHeaderRoute(load(t, "grpc"), greeter,
 		providers.HeaderRoute{Name: "kulta-x", Cookie: &kultav1alpha1.CookieMatch{Name: "c", Value: "v"}}); !errors.Is(err, providers.ErrRouteNotUsable) {
 		t.Errorf("cookie match on a GRPCRoute: want ErrRouteNotUsable, got %v", err)
 	}
@@ -178,7 +210,7 @@ func TestRouteWithoutTheServicesIsNotUsable(t *testing.T) {
 
 func TestCurrentWeights(t *testing.T) {
 	route := load(t, "many-rules")
-	w, err := gatewayapi.CurrentWeights(route, web)
+	w, err := gatewayapi.CurrentWeights(route, web8080)
 	if err != nil || w == nil || *w != (providers.Weights{Stable: 100, Canary: 0}) {
 		t.Fatalf("CurrentWeights = %v, %v", w, err)
 	}
@@ -187,6 +219,100 @@ func TestCurrentWeights(t *testing.T) {
 	if err != nil || w == nil || *w != (providers.Weights{Stable: 90, Canary: 1}) {
 		t.Fatalf("an absent weight is 1: CurrentWeights = %v, %v", w, err)
 	}
+	// The same Services at two ports: each port's backendRefs carry their own split.
+	ports := load(t, "two-ports")
+	for _, tc := range []struct {
+		b    gatewayapi.Backends
+		want providers.Weights
+	}{{web, providers.Weights{Stable: 100}}, {web8080, providers.Weights{Stable: 50, Canary: 50}}} {
+		w, err := gatewayapi.CurrentWeights(ports, tc.b)
+		if err != nil || w == nil || *w != tc.want {
+			t.Errorf("port %d: CurrentWeights = %v, %v; want %v", tc.b.Port, w, err, tc.want)
+		}
+	}
+}
+
+// TestBackendRefIdentity checks which backendRefs are the Rollout's: the Service's name,
+// namespace, core kind and port must all match, and a rule KULTA would manage that names one of
+// its Services twice is refused, naming the route, the rule and the Service.
+func TestBackendRefIdentity(t *testing.T) {
+	notUsable := func(t *testing.T, route *unstructured.Unstructured, b gatewayapi.Backends, reason string, parts ...string) {
+		t.Helper()
+		before := route.DeepCopy()
+		for name, translate := range map[string]func() error{
+			"SetWeights": func() error {
+				_, err := gatewayapi.SetWeights(route, b, providers.Weights{Stable: 50, Canary: 50})
+				return err
+			},
+			"SetHeaderRoute": func() error {
+				_, err := gatewayapi.SetHeaderRoute(route, b, providers.HeaderRoute{Name: "kulta-web-variant-b", Header: &kultav1alpha1.HeaderMatch{Name: "X-Variant", Value: "B"}})
+				return err
+			},
+			"CurrentWeights": func() error {
+				_, err := gatewayapi.CurrentWeights(route, b)
+				return err
+			},
+		} {
+			err := translate()
+			var routeErr *providers.RouteError
+			if !errors.As(err, &routeErr) || routeErr.Reason != reason {
+				t.Errorf("%s: want a RouteError %s, got %v", name, reason, err)
+				continue
+			}
+			for _, part := range parts {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("%s: the error must name %q: %v", name, part, err)
+				}
+			}
+		}
+		if !equality.Semantic.DeepEqual(before.Object, route.Object) {
+			t.Error("a failed translation changed the route")
+		}
+	}
+	t.Run("ambiguous", func(t *testing.T) {
+		notUsable(t, load(t, "ambiguous"), web, providers.ReasonAmbiguousBackendRef,
+			"HTTPRoute shop/web", `rule 1 ("main")`, "Service shop/web-stable port 80")
+	})
+	t.Run("ambiguous rule not selected", func(t *testing.T) {
+		b := web
+		b.Rules = []string{"mirror"}
+		notUsable(t, load(t, "ambiguous"), b, providers.ReasonRouteDoesNotReferenceServices, "HTTPRoute shop/web", "mirror", "port 80")
+	})
+	edits := map[string]func(ref map[string]any){
+		"without port":      func(ref map[string]any) { delete(ref, "port") },
+		"at another port":   func(ref map[string]any) { ref["port"] = int64(8080) },
+		"another namespace": func(ref map[string]any) { ref["namespace"] = "other" },
+		"another kind":      func(ref map[string]any) { ref["group"], ref["kind"] = "example.com", "Backend" },
+	}
+	for name, edit := range edits {
+		t.Run("stable "+name, func(t *testing.T) {
+			route := load(t, "single-rule")
+			rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
+			edit(rules[0].(map[string]any)["backendRefs"].([]any)[0].(map[string]any))
+			if err := unstructured.SetNestedSlice(route.Object, rules, "spec", "rules"); err != nil {
+				t.Fatal(err)
+			}
+			notUsable(t, route, web, providers.ReasonRouteDoesNotReferenceServices, "HTTPRoute shop/web", `"web-stable"`, "port 80")
+		})
+	}
+	t.Run("rules by name without rule names", func(t *testing.T) {
+		b := unnamed(web)
+		b.Rules = []string{"primary"}
+		notUsable(t, load(t, "named-rules"), b, providers.ReasonRuleNamesNotServed, "HTTPRoute shop/web", "primary")
+	})
+	t.Run("explicit namespace, group and kind", func(t *testing.T) {
+		route := load(t, "single-rule")
+		rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
+		for _, ref := range rules[0].(map[string]any)["backendRefs"].([]any) {
+			ref.(map[string]any)["namespace"], ref.(map[string]any)["group"], ref.(map[string]any)["kind"] = "shop", "", "Service"
+		}
+		if err := unstructured.SetNestedSlice(route.Object, rules, "spec", "rules"); err != nil {
+			t.Fatal(err)
+		}
+		if w, err := gatewayapi.CurrentWeights(route, web); err != nil || w == nil || *w != (providers.Weights{Stable: 100}) {
+			t.Errorf("CurrentWeights = %v, %v; want 100/0", w, err)
+		}
+	})
 }
 
 func TestCookieRegex(t *testing.T) {

@@ -16,9 +16,10 @@ func IsRoute(u *unstructured.Unstructured) bool {
 // every route a Rollout names for as long as the controller runs. It keeps the metadata
 // without annotations and managedFields, spec.parentRefs and spec.rules whole (every decision
 // about weights and header rules is made from them), and of status.parents only each parent's
-// reference and its Accepted condition's type, status and observedGeneration. It drops the rest:
-// hostnames, annotations such as kubectl's last-applied copy of the route, and the conditions'
-// reasons, messages and times. Running it twice keeps what the first run kept.
+// reference and its Accepted and ResolvedRefs conditions' type, status and observedGeneration,
+// with their reason and message when the status is not True (Accepted explains a refusal with
+// them). It drops the rest: hostnames, annotations such as kubectl's last-applied copy of the
+// route, other conditions, and the times. Running it twice keeps what the first run kept.
 //
 // A trimmed route must never be written back: the Router reads a route from the API server
 // before each write (see Router).
@@ -46,18 +47,32 @@ func TrimRoute(u *unstructured.Unstructured) {
 			continue
 		}
 		out := map[string]any{"parentRef": ps["parentRef"]}
-		conditions, _ := ps["conditions"].([]any)
-		for _, c := range conditions {
-			cond, ok := c.(map[string]any)
-			if !ok || cond["type"] != "Accepted" {
-				continue
-			}
-			out["conditions"] = []any{map[string]any{
-				"type": cond["type"], "status": cond["status"], "observedGeneration": cond["observedGeneration"],
-			}}
-			break
+		if conditions := trimConditions(ps["conditions"]); len(conditions) > 0 {
+			out["conditions"] = conditions
 		}
 		trimmed = append(trimmed, out)
 	}
 	u.Object["status"] = map[string]any{"parents": trimmed}
+}
+
+// trimConditions keeps of a parent's conditions what Accepted reads.
+func trimConditions(v any) []any {
+	conditions, _ := v.([]any)
+	var out []any
+	for _, c := range conditions {
+		cond, ok := c.(map[string]any)
+		if !ok || (cond["type"] != conditionAccepted && cond["type"] != conditionResolvedRefs) {
+			continue
+		}
+		kept := map[string]any{"type": cond["type"], "status": cond["status"], "observedGeneration": cond["observedGeneration"]}
+		if cond["status"] != "True" {
+			for _, key := range []string{"reason", "message"} {
+				if v, ok := cond[key]; ok {
+					kept[key] = v
+				}
+			}
+		}
+		out = append(out, kept)
+	}
+	return out
 }

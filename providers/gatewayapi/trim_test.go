@@ -54,7 +54,7 @@ func TestTrimRoute(t *testing.T) {
 			return gatewayapi.SetWeights(u, web, providers.Weights{Stable: 50, Canary: 50})
 		},
 		"header route":  func(u *unstructured.Unstructured) (bool, error) { return gatewayapi.SetHeaderRoute(u, web, hr) },
-		"remove header": func(u *unstructured.Unstructured) (bool, error) { return gatewayapi.RemoveHeaderRoute(u, hr.Name) },
+		"remove header": func(u *unstructured.Unstructured) (bool, error) { return gatewayapi.RemoveHeaderRoute(u, web, hr) },
 	} {
 		fromFull, errFull := change(full.DeepCopy())
 		fromTrimmed, errTrimmed := change(trimmed.DeepCopy())

@@ -31,8 +31,9 @@ import (
 //   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
 //     copy of the spec; KULTA writes Rollouts only with patches of what it changes;
 //   - from HTTPRoutes and GRPCRoutes, what gatewayapi.TrimRoute drops: annotations, hostnames
-//     and the parents' conditions but for the Accepted status and generation. The router
-//     decides from the cached copy and writes from one it reads from the API server.
+//     and the parents' conditions but for Accepted and ResolvedRefs (their status, generation,
+//     and reason and message when not True). The router decides from the cached copy and
+//     writes from one it reads from the API server.
 //
 // Only ReplicaSets carrying KULTA's pod-template-hash label are cached: the ones it created,
 // and the only ones it adopts. A cluster's Deployments' ReplicaSets are not held.

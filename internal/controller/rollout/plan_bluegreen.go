@@ -75,7 +75,7 @@ func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 	}
 	if trafficRouting(p.ro) != nil {
 		p.out.HeaderRoute = &providers.HeaderRoute{
-			Name:   headerRouteName(p.ro),
+			Name:   providers.HeaderRouteName(p.ro),
 			Header: ab.VariantBMatch.Header,
 			Cookie: ab.VariantBMatch.Cookie,
 		}
@@ -148,8 +148,4 @@ func (p *planner) abConclude(ab *kultav1alpha1.ABTestingStrategy, exp *kultav1al
 	p.decide(kultav1alpha1.ActionConclude, reason, message, nil, nil)
 	p.event("Normal", "ExperimentConcluded", message)
 	return true
-}
-
-func headerRouteName(ro *kultav1alpha1.Rollout) string {
-	return "kulta-" + ro.Name + "-variant-b"
 }

@@ -473,7 +473,7 @@ func (p *planner) setWeights(stable, canary int32) {
 func (p *planner) removeHeaderRoute() {
 	if p.ro.Spec.Strategy.ABTesting != nil && trafficRouting(p.ro) != nil {
 		p.out.HeaderRoute = nil
-		p.out.RemoveHeaderRoute = headerRouteName(p.ro)
+		p.out.RemoveHeaderRoute = providers.HeaderRouteName(p.ro)
 	}
 }
 
