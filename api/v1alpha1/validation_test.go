@@ -209,7 +209,7 @@ var invalidRollouts = []invalidCase{
 		field:  "spec.strategy.canary.scaleDownDelaySeconds", message: "should be greater than or equal to 0",
 	},
 	{
-		name:   "simple scaleDownDelaySeconds above a day",
+		name: "simple scaleDownDelaySeconds above a day",
 		mutate: func(ro *kultav1alpha1.Rollout) {
 			ro.Spec.Strategy = kultav1alpha1.RolloutStrategy{Simple: &kultav1alpha1.SimpleStrategy{ScaleDownDelaySeconds: ptr.To[int32](86401)}}
 		},
