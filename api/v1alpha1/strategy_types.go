@@ -252,13 +252,215 @@ type SimpleStrategy struct {
 	Analysis *Analysis `json:"analysis,omitempty"`
 }
 
-// TrafficRouting names the routes whose weights and rules KULTA manages.
+// TrafficRouting names the objects whose weights and rules KULTA manages: Gateway API routes,
+// Istio VirtualServices, NGINX Ingresses, or several of them at once (say a Gateway for
+// north-south traffic and Istio for the mesh). Each step is applied to every provider named
+// here and counts as done only once all of them carry it.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI)",message="trafficRouting must set gatewayAPI"
+// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI) || has(self.istio) || has(self.nginx)",message="trafficRouting must set at least one of gatewayAPI, istio or nginx"
 type TrafficRouting struct {
 	// gatewayAPI routes traffic with Gateway API routes the user owns.
 	// +optional
 	GatewayAPI *GatewayAPIRouting `json:"gatewayAPI,omitempty"`
+
+	// istio routes traffic with the user's Istio VirtualServices (and a DestinationRule for
+	// subset-level splits). Field names follow Argo Rollouts' istio block.
+	// +optional
+	Istio *IstioRouting `json:"istio,omitempty"`
+
+	// nginx routes traffic with a canary Ingress KULTA derives from the user's stable Ingress
+	// and owns, for ingress-nginx. Field names follow Argo Rollouts' nginx block.
+	// +optional
+	NGINX *NGINXRouting `json:"nginx,omitempty"`
+}
+
+// IstioRouting names the VirtualServices whose routes KULTA splits between the stable and the
+// canary, by host (the strategy's two Services) or, with destinationRule, by subset.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.virtualService) != (has(self.virtualServices) && size(self.virtualServices) > 0)",message="istio must set exactly one of virtualService and virtualServices"
+type IstioRouting struct {
+	// virtualService is the one VirtualService to manage.
+	// +optional
+	VirtualService *IstioVirtualService `json:"virtualService,omitempty"`
+
+	// virtualServices are several VirtualServices to manage alike.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	VirtualServices []IstioVirtualService `json:"virtualServices,omitempty"`
+
+	// destinationRule switches to subset-level splits: the routes' destinations name the
+	// stable and canary subsets of one host, whose labels KULTA points at the two revisions.
+	// +optional
+	DestinationRule *IstioDestinationRule `json:"destinationRule,omitempty"`
+}
+
+// IstioVirtualService is one VirtualService in the Rollout's namespace and the routes of it that
+// KULTA manages.
+type IstioVirtualService struct {
+	// name is the VirtualService's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// routes are the names of the HTTP routes whose weights KULTA sets. May be left out when the
+	// VirtualService has exactly one HTTP route (and neither tlsRoutes nor tcpRoutes is set).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	Routes []string `json:"routes,omitempty"`
+
+	// tlsRoutes are TLS routes to split, found by port and SNI hosts.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	TLSRoutes []IstioTLSRoute `json:"tlsRoutes,omitempty"`
+
+	// tcpRoutes are TCP routes to split, found by port.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	TCPRoutes []IstioTCPRoute `json:"tcpRoutes,omitempty"`
+}
+
+// IstioTLSRoute picks the TLS routes whose match has this port and these SNI hosts.
+type IstioTLSRoute struct {
+	// port is the match's port; 0 matches any.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	Port int64 `json:"port,omitempty"`
+
+	// sniHosts must all appear in the match's sniHosts.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	SNIHosts []string `json:"sniHosts,omitempty"`
+}
+
+// IstioTCPRoute picks the TCP routes whose match has this port.
+type IstioTCPRoute struct {
+	// port is the match's port; 0 matches any.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	Port int64 `json:"port,omitempty"`
+}
+
+// IstioDestinationRule names the DestinationRule whose two subsets KULTA labels with the stable
+// and canary revisions' pod-template hashes.
+//
+// +kubebuilder:validation:XValidation:rule="self.canarySubsetName != self.stableSubsetName",message="istio.destinationRule: canarySubsetName and stableSubsetName must differ"
+type IstioDestinationRule struct {
+	// name is the DestinationRule's name, in the Rollout's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// canarySubsetName is the subset that selects the new revision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	CanarySubsetName string `json:"canarySubsetName"`
+
+	// stableSubsetName is the subset that selects the stable revision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	StableSubsetName string `json:"stableSubsetName"`
+}
+
+// NGINXRouting names the user's stable Ingresses. For each, KULTA creates and owns a canary
+// Ingress with the same hosts and paths pointing at the canary Service, and moves traffic with
+// ingress-nginx's canary annotations; the user's Ingress is never written.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.stableIngress) != (has(self.stableIngresses) && size(self.stableIngresses) > 0)",message="nginx must set exactly one of stableIngress and stableIngresses"
+type NGINXRouting struct {
+	// stableIngress is the Ingress, in the Rollout's namespace, that sends traffic to the stable
+	// Service.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	StableIngress string `json:"stableIngress,omitempty"`
+
+	// stableIngresses are several such Ingresses.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=253
+	StableIngresses []string `json:"stableIngresses,omitempty"`
+
+	// annotationPrefix is the prefix of ingress-nginx's annotations, as set by its
+	// --annotations-prefix flag.
+	// +optional
+	// +kubebuilder:default="nginx.ingress.kubernetes.io"
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[-a-zA-Z0-9_.]*)?$`
+	AnnotationPrefix string `json:"annotationPrefix,omitempty"`
+
+	// additionalIngressAnnotations are further canary annotations (without the prefix, such as
+	// canary-by-header) written on the canary Ingress.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	AdditionalIngressAnnotations map[string]string `json:"additionalIngressAnnotations,omitempty"`
+
+	// canaryIngressAnnotations are copied as they are onto the canary Ingress.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	CanaryIngressAnnotations map[string]string `json:"canaryIngressAnnotations,omitempty"`
+}
+
+// TrafficRouting returns the trafficRouting of whichever strategy is set, or nil.
+func (s *RolloutStrategy) TrafficRouting() *TrafficRouting {
+	switch {
+	case s.Canary != nil:
+		return s.Canary.TrafficRouting
+	case s.BlueGreen != nil:
+		return s.BlueGreen.TrafficRouting
+	case s.ABTesting != nil:
+		return s.ABTesting.TrafficRouting
+	}
+	return nil
+}
+
+// Providers lists the providers the routing names, by their field names.
+func (t *TrafficRouting) Providers() []string {
+	if t == nil {
+		return nil
+	}
+	var names []string
+	if t.GatewayAPI != nil {
+		names = append(names, "gatewayAPI")
+	}
+	if t.Istio != nil {
+		names = append(names, "istio")
+	}
+	if t.NGINX != nil {
+		names = append(names, "nginx")
+	}
+	return names
+}
+
+// Ingresses lists the stable Ingresses the routing names.
+func (n *NGINXRouting) Ingresses() []string {
+	if n == nil {
+		return nil
+	}
+	if n.StableIngress != "" {
+		return []string{n.StableIngress}
+	}
+	return n.StableIngresses
+}
+
+// Services lists the VirtualServices the routing names.
+func (i *IstioRouting) Services() []IstioVirtualService {
+	if i == nil {
+		return nil
+	}
+	if i.VirtualService != nil {
+		return []IstioVirtualService{*i.VirtualService}
+	}
+	return i.VirtualServices
 }
 
 // GatewayAPIRouting names the user's Gateway API routes. In each, KULTA changes only the weights

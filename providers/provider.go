@@ -1,0 +1,55 @@
+package providers
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+)
+
+// Provider is everything the controller knows of one traffic provider: which Rollouts use it,
+// the router that moves their traffic, the objects it reads (so a change to one reconciles the
+// Rollouts that use it) and how those objects are trimmed in the cache. cmd/kulta-controller
+// registers the providers that are enabled and whose CRDs the API server serves; the
+// reconciler never names a provider.
+type Provider struct {
+	// Name is the trafficRouting field that selects the provider: gatewayAPI, istio, nginx.
+	Name string
+	// Uses reports whether a Rollout's trafficRouting asks for this provider.
+	Uses func(tr *kultav1alpha1.TrafficRouting) bool
+	// Router moves traffic for the Rollouts that use the provider.
+	Router TrafficRouter
+	// Watches are the objects the provider reads.
+	Watches []Watch
+	// Trim, when set, trims a cached object of the provider's (see cache.Options.DefaultTransform)
+	// and reports whether obj was one; objects of other kinds are left to the caller.
+	Trim func(obj any) (any, bool)
+}
+
+// Watch is one kind of object a provider reads, and how those objects map to Rollouts: a
+// Rollout that lists a key among RolloutKeys is reconciled when an object with that key among
+// ObjectKeys changes.
+type Watch struct {
+	// Object is an empty object of the kind (typed, or unstructured with its GroupVersionKind).
+	Object client.Object
+	// RolloutKeys are the keys of the objects of this kind a Rollout uses.
+	RolloutKeys func(ro *kultav1alpha1.Rollout) []string
+	// ObjectKeys are the keys an object of this kind answers to.
+	ObjectKeys func(obj client.Object) []string
+}
+
+// ObjectKey is the usual key of a watched object: "Kind/namespace/name".
+func ObjectKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+// Using returns the providers a Rollout's trafficRouting asks for, in registration order.
+func Using(all []Provider, tr *kultav1alpha1.TrafficRouting) []Provider {
+	if tr == nil {
+		return nil
+	}
+	var out []Provider
+	for _, p := range all {
+		if p.Uses != nil && p.Uses(tr) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
