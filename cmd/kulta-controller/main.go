@@ -180,7 +180,8 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	if o.metricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	cacheOpts, err := rollout.CacheOptions()
+	// Only the providers' cache trims are used here; they do not depend on what is installed.
+	cacheOpts, err := rollout.CacheOptions(gatewayapi.NewProvider(nil, gatewayapi.Capabilities{}))
 	if err != nil {
 		return nil, err
 	}
@@ -240,19 +241,19 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the Event recorder: %w", err)
 	}
 	r := &rollout.Reconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   recorder,
-		Clock:      clock.RealClock{},
-		RouteKinds: caps.Kinds(),
-		Analyzer:   checker,
-		Events:     sinks,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  recorder,
+		Clock:     clock.RealClock{},
+		Analyzer:  checker,
+		Events:    sinks,
 
 		MaxConcurrentReconciles: o.workers,
 	}
 	if len(caps.Kinds()) > 0 {
-		// Routes are read from the cache the reconciler's route watches fill.
-		r.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Capabilities: &caps}
+		// Routes are read from the cache the provider's route watches fill.
+		router := &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Capabilities: &caps}
+		r.Providers = append(r.Providers, gatewayapi.NewProvider(router, caps))
 	}
 	return r.SetupWithManager(ctx, mgr)
 }

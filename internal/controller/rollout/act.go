@@ -225,21 +225,19 @@ func (r *Reconciler) route(ctx context.Context, ro *kultav1alpha1.Rollout, plan 
 	if trafficRouting(ro) == nil {
 		return nil
 	}
-	if r.Router == nil {
-		return fmt.Errorf("rollout %s/%s has trafficRouting but no traffic router is configured", ro.Namespace, ro.Name)
-	}
+	router := r.router()
 	if plan.HeaderRoute != nil {
-		if err := r.Router.SetHeaderRoute(ctx, ro, *plan.HeaderRoute); err != nil {
+		if err := router.SetHeaderRoute(ctx, ro, *plan.HeaderRoute); err != nil {
 			return fmt.Errorf("setting header route: %w", err)
 		}
 	}
 	if plan.Weights != nil {
-		if err := r.Router.SetWeights(ctx, ro, *plan.Weights); err != nil {
+		if err := router.SetWeights(ctx, ro, *plan.Weights); err != nil {
 			return fmt.Errorf("setting weights %d/%d: %w", plan.Weights.Stable, plan.Weights.Canary, err)
 		}
 	}
 	if plan.RemoveHeaderRoute != "" {
-		if err := r.Router.RemoveHeaderRoute(ctx, ro, plan.RemoveHeaderRoute); err != nil {
+		if err := router.RemoveHeaderRoute(ctx, ro, plan.RemoveHeaderRoute); err != nil {
 			return fmt.Errorf("removing header route: %w", err)
 		}
 	}

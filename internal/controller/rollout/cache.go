@@ -5,7 +5,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -14,7 +13,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
-	"github.com/false-systems/kulta/providers/gatewayapi"
+	"github.com/false-systems/kulta/providers"
 )
 
 // CacheOptions are the informer cache settings the reconciler is built for. What KULTA never
@@ -37,13 +36,13 @@ import (
 //
 // Only ReplicaSets carrying KULTA's pod-template-hash label are cached: the ones it created,
 // and the only ones it adopts. A cluster's Deployments' ReplicaSets are not held.
-func CacheOptions() (cache.Options, error) {
+func CacheOptions(ps ...providers.Provider) (cache.Options, error) {
 	hashed, err := labels.NewRequirement(kultav1alpha1.PodTemplateHashLabel, selection.Exists, nil)
 	if err != nil {
 		return cache.Options{}, fmt.Errorf("selecting ReplicaSets by %s: %w", kultav1alpha1.PodTemplateHashLabel, err)
 	}
 	return cache.Options{
-		DefaultTransform: trimDefault,
+		DefaultTransform: trimDefault(ps),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: trimReplicaSet},
 			&corev1.Service{}:        {Transform: trimService},
@@ -55,14 +54,21 @@ func CacheOptions() (cache.Options, error) {
 // The trims run on each object the informers receive (never on tombstones), and keep what
 // they are given when run twice.
 
-// trimDefault drops managedFields from every object, and trims routes. Routes are trimmed here
-// rather than by object, since they are watched only where the API server serves them.
-func trimDefault(obj any) (any, error) {
-	if u, ok := obj.(*unstructured.Unstructured); ok && gatewayapi.IsRoute(u) {
-		gatewayapi.TrimRoute(u)
-		return u, nil
+// trimDefault drops managedFields from every object, and lets each provider trim its own
+// objects. Those are trimmed here rather than by object, since a provider's kinds are watched
+// only where the API server serves them.
+func trimDefault(ps []providers.Provider) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		for _, p := range ps {
+			if p.Trim == nil {
+				continue
+			}
+			if trimmed, ok := p.Trim(obj); ok {
+				return trimmed, nil
+			}
+		}
+		return stripManagedFields(obj)
 	}
-	return stripManagedFields(obj)
 }
 
 var stripManagedFields = cache.TransformStripManagedFields()

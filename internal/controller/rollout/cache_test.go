@@ -14,6 +14,8 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
 	"github.com/false-systems/kulta/internal/testutil"
+	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/gatewayapi"
 )
 
 // TestCachedReplicaSetsKeepWhatTheReconcilerReads trims a ReplicaSet as KULTA builds it and
@@ -145,16 +147,17 @@ func TestCachedRolloutsDropLastApplied(t *testing.T) {
 }
 
 // TestDefaultTrimRoutesAndStripsManagedFields checks the cache's default transform: routes are
-// trimmed by gatewayapi.TrimRoute, every other object only loses its managedFields.
+// trimmed by the Gateway API provider, every other object only loses its managedFields.
 func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
-	route := routeObject("GRPCRoute")
+	trim := trimDefault([]providers.Provider{gatewayapi.NewProvider(nil, gatewayapi.Capabilities{})})
+	route := gatewayapi.RouteObject("GRPCRoute")
 	route.SetName("web")
 	route.SetAnnotations(map[string]string{"team": "storefront"})
 	route.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
 	if err := unstructured.SetNestedStringSlice(route.Object, []string{"shop.example"}, "spec", "hostnames"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := trimDefault(route)
+	out, err := trim(route)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +171,7 @@ func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
 	other.SetKind("ConfigMap")
 	other.SetAnnotations(map[string]string{"team": "storefront"})
 	other.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
-	out, err = trimDefault(other)
+	out, err = trim(other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +181,7 @@ func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"team": "storefront"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
-	out, err = trimDefault(svc)
+	out, err = trim(svc)
 	if err != nil {
 		t.Fatal(err)
 	}

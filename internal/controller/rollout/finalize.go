@@ -43,8 +43,8 @@ func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) er
 		return nil
 	}
 	log := ctrl.LoggerFrom(ctx)
-	if trafficRouting(ro) != nil && r.Router != nil {
-		err := r.Router.Cleanup(ctx, ro)
+	if trafficRouting(ro) != nil {
+		err := r.router().Cleanup(ctx, ro)
 		switch {
 		case errors.Is(err, providers.ErrRouteNotUsable):
 			log.Info("Routes not cleaned up: they cannot be used any more", "reason", err.Error())

@@ -283,3 +283,24 @@ func TestMinReadySecondsReachesTheReplicaSets(t *testing.T) {
 	g.Expect(e.Client.List(ctx, &rs, client.InNamespace(ns))).To(Succeed())
 	g.Expect(rs.Items).To(HaveLen(1), "minReadySeconds is not a new revision")
 }
+
+func TestProviderNotRunningStalls(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "noprovider")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+		c.TrafficRouting = &kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{StableIngress: "shop"}}
+	}))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(stalled.Reason).To(Equal(providers.ReasonProviderNotEnabled))
+		g.Expect(stalled.Message).To(ContainSubstring("trafficRouting.nginx"))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Expect(replicaSets(g, ns)).To(BeEmpty(), "nothing moves while a provider is missing")
+}

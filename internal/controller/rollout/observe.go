@@ -24,9 +24,8 @@ import (
 )
 
 const (
-	indexServices        = "kulta.io/services"
-	indexRoutes          = "kulta.io/routes"
-	indexRouteNamespaces = "kulta.io/route-namespaces"
+	indexServices     = "kulta.io/services"
+	indexProviderKeys = "kulta.io/provider-keys"
 	// maxCollisions bounds the search for a free pod-template hash.
 	maxCollisions = 8
 )
@@ -48,67 +47,43 @@ func serviceNamesOf(obj client.Object) []string {
 func serviceRolesStable(ro *kultav1alpha1.Rollout) string { s, _ := serviceRoles(ro); return s }
 func serviceRolesNew(ro *kultav1alpha1.Rollout) string    { _, n := serviceRoles(ro); return n }
 
-// routeKeysOf indexes a Rollout by "Kind/namespace/name" of each route it names.
-func routeKeysOf(obj client.Object) []string {
+// providerKeysOf indexes a Rollout by the keys of the objects its traffic providers read.
+func (r *Reconciler) providerKeysOf(obj client.Object) []string {
 	ro, ok := obj.(*kultav1alpha1.Rollout)
 	if !ok {
 		return nil
 	}
 	var keys []string
-	for _, ref := range routeRefs(ro) {
-		keys = append(keys, routeKey(string(ref.Kind), ref.Namespace, ref.Name))
+	for _, p := range providers.Using(r.Providers, trafficRouting(ro)) {
+		for _, w := range p.Watches {
+			keys = append(keys, w.RolloutKeys(ro)...)
+		}
 	}
 	return keys
 }
 
-// routeNamespacesOf indexes a Rollout by the namespaces of routes outside its own, where a
-// ReferenceGrant decides whether it may use them.
-func routeNamespacesOf(obj client.Object) []string {
-	ro, ok := obj.(*kultav1alpha1.Rollout)
-	if !ok {
-		return nil
-	}
-	var namespaces []string
-	for _, ref := range routeRefs(ro) {
-		if ref.Namespace != ro.Namespace {
-			namespaces = append(namespaces, ref.Namespace)
-		}
-	}
-	return namespaces
-}
-
-func routeRefs(ro *kultav1alpha1.Rollout) []kultav1alpha1.RouteReference {
-	if tr := trafficRouting(ro); tr != nil {
-		return tr.GatewayAPI.RouteRefs(ro.Namespace)
-	}
-	return nil
-}
-
-func routeKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
-
-// rolloutsNamingRoute maps a route to the Rollouts, in any namespace, that name it.
-func (r *Reconciler) rolloutsNamingRoute(kind string) func(context.Context, client.Object) []reconcile.Request {
+// rolloutsReading maps an object a provider watches to the Rollouts, in any namespace, that
+// read it.
+func (r *Reconciler) rolloutsReading(w providers.Watch) func(context.Context, client.Object) []reconcile.Request {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		return r.requestsFor(ctx, client.MatchingFields{indexRoutes: routeKey(kind, obj.GetNamespace(), obj.GetName())})
+		seen := map[types.NamespacedName]bool{}
+		var reqs []reconcile.Request
+		for _, key := range w.ObjectKeys(obj) {
+			var list kultav1alpha1.RolloutList
+			if err := r.List(ctx, &list, client.MatchingFields{indexProviderKeys: key}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts for a watched object", "key", key)
+				return nil
+			}
+			for _, ro := range list.Items {
+				name := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+				if !seen[name] {
+					seen[name] = true
+					reqs = append(reqs, reconcile.Request{NamespacedName: name})
+				}
+			}
+		}
+		return reqs
 	}
-}
-
-// rolloutsUsingGrant maps a ReferenceGrant to the Rollouts that name routes in its namespace.
-func (r *Reconciler) rolloutsUsingGrant(ctx context.Context, obj client.Object) []reconcile.Request {
-	return r.requestsFor(ctx, client.MatchingFields{indexRouteNamespaces: obj.GetNamespace()})
-}
-
-func (r *Reconciler) requestsFor(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	var list kultav1alpha1.RolloutList
-	if err := r.List(ctx, &list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts for a watched object")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, ro := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}})
-	}
-	return reqs
 }
 
 // rolloutsNaming maps a Service to the Rollouts in its namespace that name it.
@@ -183,10 +158,7 @@ func (r *Reconciler) verifyTraffic(ctx context.Context, ro *kultav1alpha1.Rollou
 	if trafficRouting(ro) == nil {
 		return nil, nil, nil
 	}
-	if r.Router == nil {
-		return nil, &Problem{Reason: "NoTrafficRouter", Message: "spec.strategy trafficRouting is set but the controller runs without a traffic router"}, nil
-	}
-	v, err := r.Router.Verify(ctx, ro)
+	v, err := r.router().Verify(ctx, ro)
 	var notUsable *providers.RouteError
 	switch {
 	case errors.As(err, &notUsable):

@@ -11,8 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -23,8 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/false-systems/kulta/analysis"
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -39,13 +35,12 @@ type Reconciler struct {
 	client.Client
 	// Recorder records Kubernetes Events on Rollouts.
 	Recorder events.EventRecorder
-	// Router moves traffic for Rollouts with trafficRouting.
-	Router providers.TrafficRouter
+	// Providers are the traffic providers the controller runs: they move traffic for Rollouts
+	// with trafficRouting, and their objects are watched. The reconciler knows no provider by
+	// name; a Rollout that names one not listed here is Stalled.
+	Providers []providers.Provider
 	// Clock tells the time; tests inject a fake one.
 	Clock clock.PassiveClock
-	// RouteKinds are the Gateway API route kinds to watch ("HTTPRoute", "GRPCRoute"): those the
-	// API server serves. ReferenceGrants are watched whenever it is not empty.
-	RouteKinds []string
 	// APIReader reads from the API server, bypassing the cache; see fetch.
 	APIReader client.Reader
 	// Analyzer measures revisions for Rollouts with analysis; without it such Rollouts wait.
@@ -69,9 +64,10 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// The Gateway API provider's objects, registered by default:
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile observes one Rollout, plans its next state and applies the plan.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
@@ -289,23 +285,19 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexServices, serviceNamesOf); err != nil {
 		return fmt.Errorf("indexing Rollouts by Service: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexRoutes, routeKeysOf); err != nil {
-		return fmt.Errorf("indexing Rollouts by route: %w", err)
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexRouteNamespaces, routeNamespacesOf); err != nil {
-		return fmt.Errorf("indexing Rollouts by route namespace: %w", err)
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexProviderKeys, r.providerKeysOf); err != nil {
+		return fmt.Errorf("indexing Rollouts by the objects their traffic providers read: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&appsv1.ReplicaSet{}).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
-	// Routes are watched as unstructured objects: the router reads them from the same informer,
-	// so they are cached once and written back without dropping unknown fields.
-	for _, kind := range r.RouteKinds {
-		b = b.Watches(routeObject(kind), handler.EnqueueRequestsFromMapFunc(r.rolloutsNamingRoute(kind)))
-	}
-	if len(r.RouteKinds) > 0 {
-		b = b.Watches(&gatewayv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsUsingGrant))
+	// Each provider's objects are watched as the provider gives them (routes as unstructured
+	// objects, so that its router reads the same informer and writes back unknown fields).
+	for _, p := range r.Providers {
+		for _, w := range p.Watches {
+			b = b.Watches(w.Object, handler.EnqueueRequestsFromMapFunc(r.rolloutsReading(w)))
+		}
 	}
 	r.told = newToldTimes(r.Clock)
 	b = b.WithOptions(controller.Options{
@@ -316,14 +308,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return fmt.Errorf("building the Rollout controller: %w", err)
 	}
 	return nil
-}
-
-// routeObject is an empty Gateway API route of the given kind (HTTPRoute, GRPCRoute), as an
-// unstructured object: what the route watches and the router's cache reads share.
-func routeObject(kind string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(schema.GroupVersionKind{Group: gatewayv1.GroupName, Version: "v1", Kind: kind})
-	return u
 }
 
 // deletionStarted passes the update that marks a Rollout for deletion, so its finalizer runs.
@@ -378,3 +362,6 @@ func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Roll
 	r.written.Wrote(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}, ro.ResourceVersion)
 	return cause
 }
+
+// router is the TrafficRouter over every provider the controller runs.
+func (r *Reconciler) router() providers.TrafficRouter { return providers.Compose(r.Providers) }

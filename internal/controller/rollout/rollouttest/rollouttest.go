@@ -24,6 +24,7 @@ import (
 	"github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 )
 
@@ -73,7 +74,8 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	// The reconciler's cache is set up as kulta-controller's is, trimmed; the stand-ins get a
 	// manager and cache of their own, since they read what KULTA's cache drops.
-	cacheOpts, err := rollout.CacheOptions()
+	gateway := gatewayapi.NewProvider(nil, gatewayapi.Capabilities{HTTPRoute: true, GRPCRoute: true, RuleNames: true})
+	cacheOpts, err := rollout.CacheOptions(gateway)
 	if err != nil {
 		return nil, err
 	}
@@ -93,13 +95,13 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	r := &rollout.Reconciler{
 		Client:     mgr.GetClient(),
 		Recorder:   recorder,
-		Router:     &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()},
-		Clock:      clock.RealClock{},
-		RouteKinds: []string{"HTTPRoute", "GRPCRoute"},
-		APIReader:  mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		APIReader: mgr.GetAPIReader(),
 
 		MaxConcurrentReconciles: 4,
 	}
+	gateway.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
+	r.Providers = []providers.Provider{gateway}
 	for _, opt := range opts {
 		opt(r)
 	}
