@@ -93,8 +93,8 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 		return nil, fmt.Errorf("adding the Event recorder: %w", err)
 	}
 	r := &rollout.Reconciler{
-		Client:     mgr.GetClient(),
-		Recorder:   recorder,
+		Client:    mgr.GetClient(),
+		Recorder:  recorder,
 		Clock:     clock.RealClock{},
 		APIReader: mgr.GetAPIReader(),
 
