@@ -287,8 +287,14 @@ func (p *planner) holdRolledBack() {
 	p.removeHeaderRoute()
 	st.CurrentWeight = ptr.To[int32](0)
 	st.PauseStartTime = nil
-	if st.Phase != kultav1alpha1.PhaseFailed {
-		st.Phase = kultav1alpha1.PhaseFailed
+	// The message is the failure's, written afresh: notes of this reconcile (revisions kept
+	// up) are added to it, never to the last one's.
+	st.Phase = kultav1alpha1.PhaseFailed
+	for i := len(st.Decisions) - 1; i >= 0; i-- {
+		if d := st.Decisions[i]; d.Action == kultav1alpha1.ActionRollback || d.Action == kultav1alpha1.ActionFail {
+			st.Message = d.Message
+			break
+		}
 	}
 	p.scaleDownWhenSafe(p.obs.Hash)
 }

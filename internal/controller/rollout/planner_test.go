@@ -733,9 +733,15 @@ func TestAnalysisSequences(t *testing.T) {
 			w.tick("analysis fails", 30*time.Second)
 			w.tick("stable starting", 30*time.Second)
 			w.tick("stable still starting", 30*time.Second)
+			if n := strings.Count(w.ro.Status.Message, "keeps"); n != 1 {
+				w.t.Errorf("while stable starts, the message says once why the failed revision stays; it says so %d times: %s", n, w.ro.Status.Message)
+			}
 			w.slow["rev1"] = false
 			w.tick("stable ready", time.Second)
 			w.tick("failed revision gone", time.Second)
+			if strings.Contains(w.ro.Status.Message, "keeps") {
+				w.t.Errorf("message %q still explains a wait that is over", w.ro.Status.Message)
+			}
 		}},
 		"bluegreen-analysis-fail-rollback": {canaryRollout(testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
 			bg.AutoPromotionEnabled = ptr.To(true)
