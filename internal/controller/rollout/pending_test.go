@@ -145,3 +145,31 @@ func TestLatestPicksTheLastSetTime(t *testing.T) {
 		t.Errorf("got %v, want the latest set time %v", got, base.Add(-time.Second))
 	}
 }
+
+func TestRouteFirstWhenTrafficLeavesTheCanary(t *testing.T) {
+	at := func(canary int32) *providers.Weights { return &providers.Weights{Stable: 100 - canary, Canary: canary} }
+	cases := map[string]struct {
+		observed, planned *providers.Weights
+		removeHeader      string
+		want              bool
+	}{
+		"a step up pins first":           {observed: at(20), planned: at(50), want: false},
+		"a rollback moves traffic first": {observed: at(50), planned: at(0), want: true},
+		"a new revision mid-canary":      {observed: at(20), planned: at(0), want: true},
+		"unchanged weights":              {observed: at(20), planned: at(20), want: false},
+		"the variant B rule goes first":  {observed: at(0), planned: at(0), removeHeader: "kulta-web-variant-b", want: true},
+		"routes not read yet":            {planned: at(0), want: false},
+		"no weights planned":             {observed: at(20), want: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			obs := Observation{}
+			if tc.observed != nil {
+				obs.Traffic = &providers.Verification{Weights: tc.observed}
+			}
+			if got := routeFirst(obs, Plan{Weights: tc.planned, RemoveHeaderRoute: tc.removeHeader}); got != tc.want {
+				t.Errorf("routeFirst = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
