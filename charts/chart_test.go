@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -235,6 +236,69 @@ func TestRBACMatchesMarkers(t *testing.T) {
 	}
 	if got, want := permissions(chart.Rules), permissions(marked.Rules); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("chart ClusterRole grants\n%s\nbut the code's markers ask for\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// markedRules renders the RBAC markers of the packages under path with controller-gen.
+func markedRules(t *testing.T, path string) []rbacv1.PolicyRule {
+	t.Helper()
+	dir := t.TempDir()
+	gen := filepath.Join(root(t), ".cache", "bin", "controller-gen-v0.23.0")
+	cmd := exec.Command(gen, "rbac:roleName=kulta", "paths="+path, "output:rbac:dir="+dir)
+	cmd.Dir = root(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("controller-gen rbac (run `make generate` first): %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marked rbacv1.ClusterRole
+	if err := yaml.Unmarshal(data, &marked); err != nil {
+		t.Fatal(err)
+	}
+	return marked.Rules
+}
+
+// TestProviderRBACFollowsValues checks that the chart grants a provider's permissions (its
+// package's RBAC markers) exactly when the provider is enabled.
+func TestProviderRBACFollowsValues(t *testing.T) {
+	controller := markedRules(t, "./internal/controller/...")
+	nginxRules := markedRules(t, "./providers/nginx/...")
+	for _, enabled := range []bool{false, true} {
+		out := render(t, valuesFiles(t)[0], "--set", fmt.Sprintf("providers.nginx.enabled=%t", enabled))
+		var chart rbacv1.ClusterRole
+		var args []string
+		for _, obj := range decode(t, out) {
+			switch {
+			case obj.GetKind() == "ClusterRole" && obj.GetName() == "kulta":
+				js, err := obj.MarshalJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := yaml.Unmarshal(js, &chart); err != nil {
+					t.Fatal(err)
+				}
+			case obj.GetKind() == "Deployment":
+				containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+				for _, c := range containers {
+					list, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
+					args = append(args, list...)
+				}
+			}
+		}
+		want := controller
+		flag := "--traffic-providers=gatewayAPI"
+		if enabled {
+			want = append(slices.Clone(controller), nginxRules...)
+			flag += ",nginx"
+		}
+		if got, want := permissions(chart.Rules), permissions(want); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("nginx enabled=%t: chart grants\n%s\nwant\n%s", enabled, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if !slices.Contains(args, flag) {
+			t.Errorf("nginx enabled=%t: controller args %v, want %s", enabled, args, flag)
+		}
 	}
 }
 

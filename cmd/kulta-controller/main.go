@@ -26,7 +26,6 @@ import (
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
-	"github.com/false-systems/kulta/providers/gatewayapi"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -50,6 +49,8 @@ type options struct {
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
 	namespaces       string
+	providerList     string
+	providers        []string
 	qps              float64
 	burst            int
 	workers          int
@@ -75,6 +76,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a leader's Lease lasts without renewal; a new leader takes over within it.")
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
+	fs.StringVar(&o.providerList, "traffic-providers", envOr("KULTA_TRAFFIC_PROVIDERS", "gatewayAPI"), "Comma-separated traffic providers to run: gatewayAPI, nginx; each is used only where its API is served (env KULTA_TRAFFIC_PROVIDERS).")
 	fs.StringVar(&o.namespaces, "namespaces", os.Getenv("KULTA_NAMESPACES"), "Comma-separated namespaces to watch; all when empty (env KULTA_NAMESPACES).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
@@ -93,6 +95,10 @@ func parse(args []string) (*options, error) {
 	}
 	if o.workers < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
+	}
+	var err error
+	if o.providers, err = parseProviders(o.providerList); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -180,8 +186,7 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	if o.metricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	// Only the providers' cache trims are used here; they do not depend on what is installed.
-	cacheOpts, err := rollout.CacheOptions(gatewayapi.NewProvider(nil, gatewayapi.Capabilities{}))
+	cacheOpts, err := rollout.CacheOptions(cacheTrims()...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,18 +219,12 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// setupReconciler wires the implementations into the Rollout reconciler: the Gateway API
-// router for the route kinds the API server serves, the Prometheus analyzer, and the event
-// sinks.
+// setupReconciler wires the implementations into the Rollout reconciler: the enabled traffic
+// providers whose APIs are served, the Prometheus analyzer, and the event sinks.
 func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
-	log := ctrl.Log.WithName("setup")
-	caps, err := gatewayapi.Detect(ctrl.LoggerInto(ctx, log), mgr.GetRESTMapper(), mgr.GetAPIReader())
+	ps, err := trafficProviders(ctx, o, mgr)
 	if err != nil {
-		return fmt.Errorf("detecting the Gateway API CRDs: %w", err)
-	}
-	log.Info("Detected the Gateway API CRDs", "httpRoute", caps.HTTPRoute, "grpcRoute", caps.GRPCRoute, "ruleNames", caps.RuleNames)
-	if len(caps.Kinds()) == 0 {
-		log.Info("Gateway API CRDs not installed; Rollouts with trafficRouting will be Stalled until they are and the controller restarts")
+		return err
 	}
 	checker, err := o.prometheus.checker()
 	if err != nil {
@@ -248,12 +247,9 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		Analyzer:  checker,
 		Events:    sinks,
 
+		Providers: ps,
+
 		MaxConcurrentReconciles: o.workers,
-	}
-	if len(caps.Kinds()) > 0 {
-		// Routes are read from the cache the provider's route watches fill.
-		router := &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Capabilities: &caps}
-		r.Providers = append(r.Providers, gatewayapi.NewProvider(router, caps))
 	}
 	return r.SetupWithManager(ctx, mgr)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,15 @@ func TestFlags(t *testing.T) {
 		if code := run(context.Background(), []string{"--auto-gomemlimit-ratio=" + bad}, nil); code != 2 {
 			t.Errorf("--auto-gomemlimit-ratio=%s exited %d, want 2", bad, code)
 		}
+	}
+	if !slices.Equal(o.providers, []string{"gatewayAPI"}) {
+		t.Errorf("--traffic-providers defaults to %v, want gatewayAPI", o.providers)
+	}
+	if o, err := parse([]string{"--traffic-providers= nginx,gatewayAPI,nginx"}); err != nil || !slices.Equal(o.providers, []string{"nginx", "gatewayAPI"}) {
+		t.Errorf("--traffic-providers=nginx,gatewayAPI,nginx: %v, error %v", o, err)
+	}
+	if _, err := parse([]string{"--traffic-providers=gatewayAPI,traefik"}); err == nil || !strings.Contains(err.Error(), `unknown provider "traefik"`) {
+		t.Errorf("--traffic-providers=traefik: error %v, want one naming the unknown provider", err)
 	}
 	if code := run(context.Background(), []string{"--cdevents-enabled", "--cdevents-sink-url", ""}, &rest.Config{Host: "http://127.0.0.1:1"}); code != 1 {
 		t.Errorf("CDEvents without a sink exited %d, want 1", code)

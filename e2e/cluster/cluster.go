@@ -30,6 +30,11 @@ const (
 	DefaultReadyTimeout = time.Minute
 )
 
+// PodReadyDelayAnnotation, on a Pod, is how long (a Go duration such as "20s") kwok waits after
+// it first sees the Pod on the fake Node before it makes the Pod Running and Ready. Pods without
+// it turn Ready at once. Set it in a Pod template to make one revision slow to start.
+const PodReadyDelayAnnotation = "pod-ready.stage.kwok.x-k8s.io/delay"
+
 // adminUserName is the user, in group system:masters, that Kubeconfig and Config act as.
 const adminUserName = "kulta-e2e-admin"
 

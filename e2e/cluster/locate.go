@@ -25,13 +25,18 @@ const (
 var requiredBinaries = []string{binEtcd, binAPIServer, binControllerManager, binScheduler, binKubectl, binKwok}
 
 // kwokStages are the kwok stage files, relative to the kwok module, that make the fake Node
-// Ready and keep its lease fresh, and that take Pods through Ready, completion and deletion.
+// Ready and keep its lease fresh, and that take Pods through completion and deletion.
 var kwokStages = []string{
 	"kustomize/stage/node/fast/node-initialize.yaml",
 	"kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-	"kustomize/stage/pod/fast/pod-ready.yaml",
 	"kustomize/stage/pod/fast/pod-complete.yaml",
 	"kustomize/stage/pod/fast/pod-delete.yaml",
+}
+
+// ownStages are the stage files of this repository, relative to its root: the Pod-ready stage
+// that replaces kwok's fast one, delaying only Pods that carry PodReadyDelayAnnotation.
+var ownStages = []string{
+	"e2e/cluster/testdata/pod-ready.yaml",
 }
 
 // binDir is the folder with the cluster's binaries: opts.BinDir, else $KUBEBUILDER_ASSETS, else
@@ -91,19 +96,24 @@ func moduleDir(dir, mod string) (string, error) {
 	return modDir, nil
 }
 
-// stageFiles are the kwok stage files from the kwok module that hack/k8s pins.
+// stageFiles are the kwok stage files from the kwok module that hack/k8s pins, followed by the
+// repository's own.
 func stageFiles(root string) ([]string, error) {
 	kwokDir, err := moduleDir(filepath.Join(root, "hack", "k8s"), "sigs.k8s.io/kwok")
 	if err != nil {
 		return nil, err
 	}
-	files := make([]string, 0, len(kwokStages))
+	files := make([]string, 0, len(kwokStages)+len(ownStages))
 	for _, rel := range kwokStages {
-		file := filepath.Join(kwokDir, filepath.FromSlash(rel))
+		files = append(files, filepath.Join(kwokDir, filepath.FromSlash(rel)))
+	}
+	for _, rel := range ownStages {
+		files = append(files, filepath.Join(root, filepath.FromSlash(rel)))
+	}
+	for _, file := range files {
 		if _, err := os.Stat(file); err != nil {
 			return nil, fmt.Errorf("kwok stage: %w", err)
 		}
-		files = append(files, file)
 	}
 	return files, nil
 }

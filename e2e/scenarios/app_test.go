@@ -5,6 +5,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,15 @@ type app struct {
 	extra []client.Object
 	// strategy is the Rollout's strategy for the app's Services.
 	strategy kultav1alpha1.RolloutStrategy
+	// selectors are the selectors the user writes on the Services, by Service name; a Service
+	// not named selects app: NAME.
+	selectors map[string]map[string]string
+	// podLabels and podAnnotations are added to the Pod template's labels (app: NAME) and
+	// annotations.
+	podLabels, podAnnotations map[string]string
+	// userRoute is the HTTPRoute as deploy created it, with the API server's defaults: what the
+	// user wrote.
+	userRoute *gatewayv1.HTTPRoute
 }
 
 // errorRateAnalysis checks the error rate every 5 s over at least 20 requests and rolls back
@@ -137,7 +147,7 @@ func (a *app) deploy(ctx context.Context, t *testing.T, image string) string {
 		svc := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: a.namespace, Name: name},
 			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": a.name},
+				Selector: a.userSelector(name),
 				Ports:    []corev1.ServicePort{{Name: "http", Port: 80}},
 			},
 		}
@@ -147,13 +157,23 @@ func (a *app) deploy(ctx context.Context, t *testing.T, image string) string {
 	if len(a.services) > 1 {
 		backends = append(backends, backend(a.services[1], 0))
 	}
-	create(ctx, t, a.w.client, httpRoute(a.namespace, a.name, backends...))
+	route := httpRoute(a.namespace, a.name, backends...)
+	create(ctx, t, a.w.client, route)
+	a.userRoute = route.DeepCopy()
 	for _, obj := range a.extra {
 		create(ctx, t, a.w.client, obj)
 	}
 	create(ctx, t, a.w.client, a.rollout(image))
 	ro := a.waitCompleted(ctx, t, "", 90*time.Second)
 	return ro.Status.StablePodTemplateHash
+}
+
+// userSelector is the selector the user writes on the Service name.
+func (a *app) userSelector(name string) map[string]string {
+	if sel, ok := a.selectors[name]; ok {
+		return maps.Clone(sel)
+	}
+	return map[string]string{"app": a.name}
 }
 
 // backend is a backendRef to port 80 of the Service name.
@@ -179,13 +199,15 @@ func httpRoute(namespace, name string, backends ...gatewayv1.HTTPBackendRef) *ga
 
 // rollout is the app's Rollout of three replicas at image.
 func (a *app) rollout(image string) *kultav1alpha1.Rollout {
+	labels := map[string]string{"app": a.name}
+	maps.Copy(labels, a.podLabels)
 	ro := &kultav1alpha1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: a.namespace, Name: a.name},
 		Spec: kultav1alpha1.RolloutSpec{
 			Replicas: ptr.To[int32](3),
 			Selector: &kultav1alpha1.LabelSelector{MatchLabels: map[string]string{"app": a.name}},
 			Template: kultav1alpha1.PodTemplate{
-				Metadata: kultav1alpha1.PodTemplateMetadata{Labels: map[string]string{"app": a.name}},
+				Metadata: kultav1alpha1.PodTemplateMetadata{Labels: labels, Annotations: maps.Clone(a.podAnnotations)},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 80}},
 				}}},
@@ -220,14 +242,20 @@ func (a *app) get(ctx context.Context) (*kultav1alpha1.Rollout, error) {
 // setImage changes the Rollout's image and returns the new generation.
 func (a *app) setImage(ctx context.Context, t *testing.T, image string) int64 {
 	t.Helper()
+	return a.editTemplate(ctx, t, func(tpl *kultav1alpha1.PodTemplate) { tpl.Spec.Containers[0].Image = image })
+}
+
+// editTemplate changes the Rollout's Pod template with edit and returns the new generation.
+func (a *app) editTemplate(ctx context.Context, t *testing.T, edit func(*kultav1alpha1.PodTemplate)) int64 {
+	t.Helper()
 	ro, err := a.get(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := ro.DeepCopy()
-	ro.Spec.Template.Spec.Containers[0].Image = image
+	edit(&ro.Spec.Template)
 	if err := a.w.client.Patch(ctx, ro, client.MergeFrom(before)); err != nil {
-		t.Fatalf("setting the image of %s/%s: %v", a.namespace, a.name, err)
+		t.Fatalf("changing the Pod template of %s/%s: %v", a.namespace, a.name, err)
 	}
 	return ro.Generation
 }

@@ -46,6 +46,14 @@ func TestStrategies(t *testing.T) {
 			t.Parallel()
 			simpleRollingUpdate(ctx, t, w)
 		})
+		t.Run("canary deleted midway hands traffic back", func(t *testing.T) {
+			t.Parallel()
+			canaryDeletedMidway(ctx, t, w)
+		})
+		t.Run("slow stable holds the failed revision", func(t *testing.T) {
+			t.Parallel()
+			slowStableKeepsFailedPods(ctx, t, w)
+		})
 	})
 }
 

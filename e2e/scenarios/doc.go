@@ -4,7 +4,11 @@
 // drives Rollouts the way a user would: it creates Services, an HTTPRoute and a Rollout, changes
 // the image, promotes, and checks what a user would see.
 //
-// TestStrategies runs one scenario per strategy side by side in one cluster. TestDisruptions
+// TestStrategies runs one scenario per strategy side by side in one cluster, with two about a
+// Rollout's life around them: a Rollout deleted mid-canary hands its traffic and Services back,
+// and a rolled-back revision keeps its Pods until a slow stable revision is available again
+// (the e2e cluster's kwok delays the Ready of Pods annotated cluster.PodReadyDelayAnnotation).
+// TestDisruptions
 // runs two controller replicas with leader election and takes the controller, the leader and
 // Prometheus away in the middle of rollouts.
 //

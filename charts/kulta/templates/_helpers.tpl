@@ -53,7 +53,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["referencegrants"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.providers.nginx.enabled }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "update", "delete"]
+{{- end }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* The traffic providers the controller runs, for --traffic-providers. */}}
+{{- define "kulta.trafficProviders" -}}
+{{- $names := list -}}
+{{- if .Values.providers.gatewayAPI.enabled }}{{ $names = append $names "gatewayAPI" }}{{ end -}}
+{{- if .Values.providers.nginx.enabled }}{{ $names = append $names "nginx" }}{{ end -}}
+{{- join "," $names -}}
 {{- end -}}

@@ -1,0 +1,97 @@
+package nginx
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
+)
+
+// ProviderName is the trafficRouting field that selects this provider.
+const ProviderName = "nginx"
+
+// ingressKind is the kind of the objects the provider reads and writes.
+const ingressKind = "Ingress"
+
+// The chart grants these when providers.nginx.enabled is set:
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;delete
+
+// NewProvider registers the NGINX provider: r moves the traffic (it may be nil until the
+// manager exists, and set on the returned value then). It watches networking.k8s.io/v1
+// Ingresses, which every API server serves: a Rollout answers to the keys of its stable
+// Ingresses and of their canary Ingresses (IngressKeys), so a change to a stable Ingress, and
+// a canary Ingress changed or deleted by someone else or an object taking its name, reconcile
+// it. Cached Ingresses are trimmed with Trim.
+func NewProvider(r *Router) providers.Provider {
+	p := providers.Provider{
+		Name:   ProviderName,
+		Uses:   func(tr *kultav1alpha1.TrafficRouting) bool { return tr != nil && tr.NGINX != nil },
+		Router: r,
+		Watches: []providers.Watch{{
+			Object:      &networkingv1.Ingress{},
+			RolloutKeys: IngressKeys,
+			ObjectKeys: func(obj client.Object) []string {
+				return []string{providers.ObjectKey(ingressKind, obj.GetNamespace(), obj.GetName())}
+			},
+		}},
+		Trim: func(obj any) (any, bool) {
+			ing, ok := obj.(*networkingv1.Ingress)
+			if !ok {
+				return obj, false
+			}
+			TrimIngress(ing)
+			return ing, true
+		},
+	}
+	if r == nil {
+		p.Router = nil
+	}
+	return p
+}
+
+// IngressKeys are the keys (providers.ObjectKey) of the Ingresses a Rollout reads: its stable
+// Ingresses, and the canary Ingresses KULTA derives from them.
+func IngressKeys(ro *kultav1alpha1.Rollout) []string {
+	var keys []string
+	for _, name := range StableIngresses(ro) {
+		keys = append(keys,
+			providers.ObjectKey(ingressKind, ro.Namespace, name),
+			providers.ObjectKey(ingressKind, ro.Namespace, CanaryIngressName(ro.Name, name)))
+	}
+	return keys
+}
+
+// TrimIngress drops from an Ingress what the router never reads, for an informer cache that
+// holds every Ingress of the cluster for as long as the controller runs. It keeps the metadata
+// without managedFields and the spec whole. Of the annotations it keeps, on a canary Ingress
+// (CanaryIngressLabel), all but kubectl's last-applied copy; on any other Ingress only
+// kubernetes.io/ingress.class and those ending in /canary (the router copies the one and
+// refuses a stable Ingress marked as a canary by the others). It drops the status. Running it
+// twice keeps what the first run kept.
+//
+// A trimmed Ingress must never be written back: the Router reads a canary Ingress from the API
+// server before each write, and never writes any other.
+func TrimIngress(ing *networkingv1.Ingress) {
+	ing.ManagedFields = nil
+	ing.Status = networkingv1.IngressStatus{}
+	if len(ing.Annotations) == 0 {
+		return
+	}
+	canary := ing.Labels[CanaryIngressLabel] == "true"
+	kept := map[string]string{}
+	for k, v := range ing.Annotations {
+		switch {
+		case k == corev1.LastAppliedConfigAnnotation:
+		case canary, k == IngressClassAnnotation, strings.HasSuffix(k, "/"+annotationCanary):
+			kept[k] = v
+		}
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	ing.Annotations = kept
+}
