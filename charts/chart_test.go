@@ -264,9 +264,9 @@ func markedRules(t *testing.T, path string) []rbacv1.PolicyRule {
 // package's RBAC markers) exactly when the provider is enabled.
 func TestProviderRBACFollowsValues(t *testing.T) {
 	controller := markedRules(t, "./internal/controller/...")
-	nginxRules := markedRules(t, "./providers/nginx/...")
+	extra := append(markedRules(t, "./providers/istio/..."), markedRules(t, "./providers/nginx/...")...)
 	for _, enabled := range []bool{false, true} {
-		out := render(t, valuesFiles(t)[0], "--set", fmt.Sprintf("providers.nginx.enabled=%t", enabled))
+		out := render(t, valuesFiles(t)[0], "--set", fmt.Sprintf("providers.nginx.enabled=%t,providers.istio.enabled=%t", enabled, enabled))
 		var chart rbacv1.ClusterRole
 		var args []string
 		for _, obj := range decode(t, out) {
@@ -290,14 +290,14 @@ func TestProviderRBACFollowsValues(t *testing.T) {
 		want := controller
 		flag := "--traffic-providers=gatewayAPI"
 		if enabled {
-			want = append(slices.Clone(controller), nginxRules...)
-			flag += ",nginx"
+			want = append(slices.Clone(controller), extra...)
+			flag += ",istio,nginx"
 		}
 		if got, want := permissions(chart.Rules), permissions(want); strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("nginx enabled=%t: chart grants\n%s\nwant\n%s", enabled, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			t.Errorf("istio and nginx enabled=%t: chart grants\n%s\nwant\n%s", enabled, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 		if !slices.Contains(args, flag) {
-			t.Errorf("nginx enabled=%t: controller args %v, want %s", enabled, args, flag)
+			t.Errorf("istio and nginx enabled=%t: controller args %v, want %s", enabled, args, flag)
 		}
 	}
 }

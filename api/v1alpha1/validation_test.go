@@ -345,7 +345,46 @@ var invalidRollouts = []invalidCase{
 		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
 			c.TrafficRouting = &kultav1alpha1.TrafficRouting{}
 		}),
-		field: "spec.strategy.canary.trafficRouting", message: "trafficRouting must set gatewayAPI",
+		field: "spec.strategy.canary.trafficRouting", message: "trafficRouting must set at least one of gatewayAPI, istio or nginx",
+	},
+	{
+		name: "istio with both virtualService and virtualServices",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			vs := kultav1alpha1.IstioVirtualService{Name: "web"}
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{Istio: &kultav1alpha1.IstioRouting{VirtualService: &vs, VirtualServices: []kultav1alpha1.IstioVirtualService{vs}}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.istio", message: "istio must set exactly one of virtualService and virtualServices",
+	},
+	{
+		name: "istio without a VirtualService",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{Istio: &kultav1alpha1.IstioRouting{}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.istio", message: "istio must set exactly one of virtualService and virtualServices",
+	},
+	{
+		name: "istio subsets with one name",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{Istio: &kultav1alpha1.IstioRouting{
+				VirtualService:  &kultav1alpha1.IstioVirtualService{Name: "web"},
+				DestinationRule: &kultav1alpha1.IstioDestinationRule{Name: "web", CanarySubsetName: "v", StableSubsetName: "v"},
+			}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.istio.destinationRule", message: "canarySubsetName and stableSubsetName must differ",
+	},
+	{
+		name: "nginx without a stable Ingress",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.nginx", message: "nginx must set exactly one of stableIngress and stableIngresses",
+	},
+	{
+		name: "nginx annotation prefix with spaces",
+		mutate: testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{StableIngress: "web", AnnotationPrefix: "my prefix"}}
+		}),
+		field: "spec.strategy.canary.trafficRouting.nginx.annotationPrefix", message: "should match",
 	},
 	{
 		name: "gatewayAPI without a route",

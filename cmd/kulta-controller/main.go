@@ -76,7 +76,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a leader's Lease lasts without renewal; a new leader takes over within it.")
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
-	fs.StringVar(&o.providerList, "traffic-providers", envOr("KULTA_TRAFFIC_PROVIDERS", "gatewayAPI"), "Comma-separated traffic providers to run: gatewayAPI, nginx; each is used only where its API is served (env KULTA_TRAFFIC_PROVIDERS).")
+	fs.StringVar(&o.providerList, "traffic-providers", envOr("KULTA_TRAFFIC_PROVIDERS", "gatewayAPI"), "Comma-separated traffic providers to run: gatewayAPI, istio, nginx; each is used only where its API is served (env KULTA_TRAFFIC_PROVIDERS).")
 	fs.StringVar(&o.namespaces, "namespaces", os.Getenv("KULTA_NAMESPACES"), "Comma-separated namespaces to watch; all when empty (env KULTA_NAMESPACES).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")

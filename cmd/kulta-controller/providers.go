@@ -10,11 +10,12 @@ import (
 
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/gatewayapi"
+	"github.com/false-systems/kulta/providers/istio"
 	"github.com/false-systems/kulta/providers/nginx"
 )
 
 // builtProviders are the traffic providers this build has, by their trafficRouting names.
-var builtProviders = []string{gatewayapi.ProviderName, nginx.ProviderName}
+var builtProviders = []string{gatewayapi.ProviderName, istio.ProviderName, nginx.ProviderName}
 
 // parseProviders reads --traffic-providers: a comma-separated list of provider names.
 func parseProviders(list string) ([]string, error) {
@@ -35,7 +36,7 @@ func parseProviders(list string) ([]string, error) {
 // cacheTrims are the registrations of every provider this build has, without routers: only
 // their cache trims are used, and those do not depend on what is installed.
 func cacheTrims() []providers.Provider {
-	return []providers.Provider{gatewayapi.NewProvider(nil, gatewayapi.Capabilities{}), nginx.NewProvider(nil)}
+	return []providers.Provider{gatewayapi.NewProvider(nil, gatewayapi.Capabilities{}), istio.NewProvider(nil), nginx.NewProvider(nil)}
 }
 
 // trafficProviders registers the enabled providers whose APIs the API server serves. A
@@ -59,6 +60,17 @@ func trafficProviders(ctx context.Context, o *options, mgr ctrl.Manager) ([]prov
 			// Routes are read from the cache the provider's route watches fill.
 			router := &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Capabilities: &caps}
 			out = append(out, gatewayapi.NewProvider(router, caps))
+		case istio.ProviderName:
+			served, err := istio.Served(mgr.GetRESTMapper())
+			if err != nil {
+				return nil, fmt.Errorf("detecting the Istio CRDs: %w", err)
+			}
+			if !served {
+				log.Info("Istio's VirtualService and DestinationRule (networking.istio.io/v1) not served; Rollouts with trafficRouting.istio will be Stalled until they are and the controller restarts")
+				continue
+			}
+			router := &istio.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
+			out = append(out, istio.NewProvider(router))
 		case nginx.ProviderName:
 			// networking.k8s.io/v1 Ingress is served by every supported API server.
 			router := &nginx.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}

@@ -53,6 +53,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["referencegrants"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.providers.istio.enabled }}
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices", "destinationrules"]
+  verbs: ["get", "list", "watch", "update"]
+{{- end }}
 {{- if .Values.providers.nginx.enabled }}
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
@@ -67,6 +72,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "kulta.trafficProviders" -}}
 {{- $names := list -}}
 {{- if .Values.providers.gatewayAPI.enabled }}{{ $names = append $names "gatewayAPI" }}{{ end -}}
+{{- if .Values.providers.istio.enabled }}{{ $names = append $names "istio" }}{{ end -}}
 {{- if .Values.providers.nginx.enabled }}{{ $names = append $names "nginx" }}{{ end -}}
 {{- join "," $names -}}
 {{- end -}}

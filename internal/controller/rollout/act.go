@@ -220,11 +220,15 @@ func drifted(obs Observation, plan Plan) bool {
 	return true
 }
 
-// route applies the plan's traffic through the TrafficRouter.
+// route applies the plan's traffic through the TrafficRouter. The routers see the Rollout with
+// the plan's status, so that what they derive from it (the revisions' hashes a provider labels
+// its subsets with) is the plan's, not the last reconcile's.
 func (r *Reconciler) route(ctx context.Context, ro *kultav1alpha1.Rollout, plan Plan) error {
 	if trafficRouting(ro) == nil {
 		return nil
 	}
+	ro = ro.DeepCopy()
+	ro.Status = plan.Status
 	router := r.router()
 	if plan.HeaderRoute != nil {
 		if err := router.SetHeaderRoute(ctx, ro, *plan.HeaderRoute); err != nil {

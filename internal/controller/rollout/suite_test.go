@@ -17,8 +17,8 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, &env, func(ctx context.Context, e *testenv.Env) error {
-		_, err := rollouttest.Start(ctx, e)
+	os.Exit(testenv.Main(m, &env, testenv.InstallIstio, func(ctx context.Context, e *testenv.Env) error {
+		_, err := rollouttest.Start(ctx, e, rollouttest.WithIstio())
 		return err
 	}))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/gatewayapi"
+	"github.com/false-systems/kulta/providers/istio"
 )
 
 const (
@@ -60,6 +61,14 @@ type Option func(*rollout.Reconciler)
 // WithAnalyzer gives the reconciler an analyzer.
 func WithAnalyzer(a rollout.Analyzer) Option {
 	return func(r *rollout.Reconciler) { r.Analyzer = a }
+}
+
+// WithIstio adds the Istio provider; the API server must serve Istio's CRDs
+// (testenv.InstallIstio).
+func WithIstio() Option {
+	return func(r *rollout.Reconciler) {
+		r.Providers = append(r.Providers, istio.NewProvider(&istio.Router{Client: r.Client, APIReader: r.APIReader}))
+	}
 }
 
 // WithEvents gives the reconciler a transition sink.

@@ -1,0 +1,171 @@
+package istio
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/gatewayapi"
+)
+
+// KULTA's header routes are HTTP routes of their own, each placed just before a managed HTTP
+// route and named after the Rollout's header route; they are found by that name alone.
+
+// isHeaderRoute reports whether an HTTP route is one SetHeaderRoute writes for the header route
+// named name: named exactly name, or name-N for the header routes of the second and later
+// managed routes. A route of another Rollout, whose name merely starts the same, is not.
+func isHeaderRoute(route map[string]any, name string) bool {
+	if name == "" || route == nil {
+		return false
+	}
+	routeName, _ := route["name"].(string)
+	if routeName == name {
+		return true
+	}
+	suffix, found := strings.CutPrefix(routeName, name+"-")
+	return found && suffix != "" && strings.Trim(suffix, "0123456789") == ""
+}
+
+// SetHeaderRoute makes vs carry hr: before each managed HTTP route, a route named hr.Name (the
+// first) or hr.Name-N (the N+1th) that takes the requests the managed route would take that
+// also match hr's header or cookie, and sends them all to its canary destination. It keeps the
+// managed route's other settings (rewrite, timeout, retries, fault, mirrors, headers, CORS), so
+// those requests are treated as before but for where they go. It reports whether anything
+// changed.
+func SetHeaderRoute(vs *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) (bool, error) {
+	if hr.Header == nil && hr.Cookie == nil {
+		return false, fmt.Errorf("header route %q matches neither a header nor a cookie", hr.Name)
+	}
+	base := vs.DeepCopy()
+	if _, err := RemoveHeaderRoute(base, hr.Name); err != nil {
+		return false, err
+	}
+	refs, err := managedRoutes(base, b)
+	if err != nil {
+		return false, err
+	}
+	http := routesOf(base, sectionHTTP)
+	var out []any
+	next, n := 0, 0
+	for _, ref := range refs {
+		if ref.section != sectionHTTP {
+			continue
+		}
+		route, err := headerRoute(base, ref, hr, n)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, http[next:ref.index]...)
+		out = append(out, route)
+		next, n = ref.index, n+1
+	}
+	if n == 0 {
+		return false, routeError(providers.ReasonUnsupportedMatch, "%s: the Rollout manages no HTTP route there, and header and cookie matches need one", describe(vs))
+	}
+	out = append(out, http[next:]...)
+	if err := unstructured.SetNestedField(base.Object, out, "spec", sectionHTTP); err != nil {
+		return false, fmt.Errorf("setting spec.http: %w", err)
+	}
+	before, _, _ := unstructured.NestedFieldNoCopy(vs.Object, "spec", sectionHTTP)
+	if equality.Semantic.DeepEqual(before, out) {
+		return false, nil
+	}
+	vs.Object = base.Object
+	return true, nil
+}
+
+// headerRoute is the n-th header route of hr, for the managed HTTP route ref of vs.
+func headerRoute(vs *unstructured.Unstructured, ref routeRef, hr providers.HeaderRoute, n int) (map[string]any, error) {
+	parent := routeAt(vs, sectionHTTP, ref.index)
+	route := map[string]any{}
+	for key, v := range parent {
+		switch key {
+		case "name", "match", "route":
+		default:
+			route[key] = runtime.DeepCopyJSONValue(v)
+		}
+	}
+	route["name"] = hr.Name
+	if n > 0 {
+		route["name"] = fmt.Sprintf("%s-%d", hr.Name, n)
+	}
+	parentMatches, _ := parent["match"].([]any)
+	if len(parentMatches) == 0 {
+		parentMatches = []any{map[string]any{}}
+	}
+	var matches []any
+	for _, extra := range extraHeaders(hr) {
+		for _, pm := range parentMatches {
+			m, _ := runtime.DeepCopyJSONValue(pm).(map[string]any)
+			if m == nil {
+				m = map[string]any{}
+			}
+			headers, _ := m["headers"].(map[string]any)
+			if headers == nil {
+				headers = map[string]any{}
+			}
+			if current, found := headers[extra.name]; found && !equality.Semantic.DeepEqual(current, extra.match) {
+				return nil, routeError(providers.ReasonUnsupportedMatch, "%s %s already matches header %q, so KULTA cannot add its own condition on it for %s",
+					describe(vs), describeRoute(sectionHTTP, ref.index, parent), extra.name, hr.Name)
+			}
+			headers[extra.name] = runtime.DeepCopyJSONValue(extra.match)
+			m["headers"] = headers
+			matches = append(matches, m)
+		}
+	}
+	route["match"] = matches
+	canary, _ := runtime.DeepCopyJSONValue(destinationsOf(parent)[ref.canary]).(map[string]any)
+	canary["weight"] = int64(100)
+	route["route"] = []any{canary}
+	return route, nil
+}
+
+// headerCondition is one Istio header match: a request header (lower case, as Istio requires)
+// and how its value is matched.
+type headerCondition struct {
+	name  string
+	match map[string]any
+}
+
+// extraHeaders turns hr's match into Istio header conditions; a request matching any of them
+// goes to the canary. A cookie is matched on the cookie header, as Istio has no cookie matcher.
+func extraHeaders(hr providers.HeaderRoute) []headerCondition {
+	var out []headerCondition
+	if h := hr.Header; h != nil {
+		kind := "exact"
+		if h.Type == kultav1alpha1.MatchRegularExpression {
+			kind = "regex"
+		}
+		out = append(out, headerCondition{name: strings.ToLower(h.Name), match: map[string]any{kind: h.Value}})
+	}
+	if c := hr.Cookie; c != nil {
+		out = append(out, headerCondition{name: "cookie", match: map[string]any{"regex": gatewayapi.CookieRegex(c.Name, c.Value)}})
+	}
+	return out
+}
+
+// RemoveHeaderRoute removes the HTTP routes SetHeaderRoute wrote for the header route named
+// name, and only those (see isHeaderRoute), and reports whether there were any.
+func RemoveHeaderRoute(vs *unstructured.Unstructured, name string) (bool, error) {
+	http := routesOf(vs, sectionHTTP)
+	kept := make([]any, 0, len(http))
+	for _, item := range http {
+		route, _ := item.(map[string]any)
+		if isHeaderRoute(route, name) {
+			continue
+		}
+		kept = append(kept, item)
+	}
+	if len(kept) == len(http) {
+		return false, nil
+	}
+	if err := unstructured.SetNestedField(vs.Object, kept, "spec", sectionHTTP); err != nil {
+		return false, fmt.Errorf("setting spec.http: %w", err)
+	}
+	return true, nil
+}

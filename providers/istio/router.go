@@ -1,0 +1,455 @@
+package istio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/freshness"
+	"github.com/false-systems/kulta/internal/metrics"
+	"github.com/false-systems/kulta/providers"
+)
+
+var _ providers.TrafficRouter = (*Router)(nil)
+
+const (
+	// Group is Istio's networking group.
+	Group = "networking.istio.io"
+	// Version is the version KULTA reads and writes, served since Istio 1.22.
+	Version = "v1"
+	// KindVirtualService and KindDestinationRule are the kinds the Router reads and writes.
+	KindVirtualService  = "VirtualService"
+	KindDestinationRule = "DestinationRule"
+	// FieldManager is the field manager KULTA's writes are recorded under, which GitOps tools
+	// can be told to leave alone (docs/gitops.md).
+	FieldManager = "kulta"
+)
+
+// Router moves traffic on Istio VirtualServices, and points a DestinationRule's two subsets at
+// the stable and canary revisions for subset-level splits. Objects are handled as unstructured
+// and written back with their resourceVersion, so a write never drops a field this build does
+// not know and never overwrites someone else's newer change.
+//
+// With a Reader (the manager's cache), objects are read from it rather than from the API
+// server, except while the cached copy is older than the router's own last write to that object
+// (a plan made from it would repeat or undo that write) and when the cache does not hold it.
+// The cache may hold objects trimmed by Trim: a cached copy only decides whether an object
+// needs a change, and each write starts from a copy read from the API server, so it keeps every
+// field and retries on a conflict with a newer change.
+type Router struct {
+	// Client writes VirtualServices and DestinationRules; it also reads them when Reader is nil.
+	Client client.Client
+	// Reader, when set, is where objects are read first: an informer cache holding unstructured
+	// VirtualServices and DestinationRules (the provider's watches start those informers).
+	Reader client.Reader
+	// APIReader reads objects from the API server when Reader's copy cannot be used; Client is
+	// used when it is nil.
+	APIReader client.Reader
+	// OnWrite, when set, is called after each write with the object and what was written.
+	OnWrite func(obj types.NamespacedName, kind string, what string)
+
+	// written holds, per object, the resourceVersion of the router's last write to it.
+	written freshness.Tracker
+}
+
+// objectRef names one object the Router reads: a VirtualService or DestinationRule in the
+// Rollout's namespace.
+type objectRef struct {
+	kind, namespace, name string
+}
+
+func (o objectRef) key() types.NamespacedName {
+	return types.NamespacedName{Namespace: o.namespace, Name: o.name}
+}
+
+func (o objectRef) String() string { return providers.ObjectKey(o.kind, o.namespace, o.name) }
+
+// routingOf is ro's istio block, or nil.
+func routingOf(ro *kultav1alpha1.Rollout) *kultav1alpha1.IstioRouting {
+	tr := ro.Spec.Strategy.TrafficRouting()
+	if tr == nil {
+		return nil
+	}
+	return tr.Istio
+}
+
+// servicesOf returns the strategy's stable-side and canary-side Services.
+func servicesOf(ro *kultav1alpha1.Rollout) (stable, canary string) {
+	switch s := ro.Spec.Strategy; {
+	case s.Canary != nil:
+		return s.Canary.StableService, s.Canary.CanaryService
+	case s.BlueGreen != nil:
+		return s.BlueGreen.ActiveService, s.BlueGreen.PreviewService
+	case s.ABTesting != nil:
+		return s.ABTesting.VariantAService, s.ABTesting.VariantBService
+	}
+	return "", ""
+}
+
+// VirtualServices lists the names of the VirtualServices ro uses, in its namespace.
+func VirtualServices(ro *kultav1alpha1.Rollout) []string {
+	var names []string
+	for _, vs := range routingOf(ro).Services() {
+		names = append(names, vs.Name)
+	}
+	return names
+}
+
+func virtualServiceRef(ro *kultav1alpha1.Rollout, name string) objectRef {
+	return objectRef{kind: KindVirtualService, namespace: ro.Namespace, name: name}
+}
+
+// destinationRuleRef is ro's DestinationRule, if it names one.
+func destinationRuleRef(ro *kultav1alpha1.Rollout) (objectRef, *kultav1alpha1.IstioDestinationRule) {
+	istio := routingOf(ro)
+	if istio == nil || istio.DestinationRule == nil {
+		return objectRef{}, nil
+	}
+	return objectRef{kind: KindDestinationRule, namespace: ro.Namespace, name: istio.DestinationRule.Name}, istio.DestinationRule
+}
+
+// backendsOf is what of the VirtualService vs belongs to ro; host is the DestinationRule's
+// spec.host for a subset-level split.
+func backendsOf(ro *kultav1alpha1.Rollout, vs kultav1alpha1.IstioVirtualService, host string) Backends {
+	b := Backends{
+		Namespace:   ro.Namespace,
+		Routes:      vs.Routes,
+		TLSRoutes:   vs.TLSRoutes,
+		TCPRoutes:   vs.TCPRoutes,
+		HeaderRoute: providers.HeaderRouteName(ro),
+	}
+	b.Stable, b.Canary = servicesOf(ro)
+	if _, dr := destinationRuleRef(ro); dr != nil {
+		b.Subsets = &Subsets{Host: host, Stable: dr.StableSubsetName, Canary: dr.CanarySubsetName}
+	}
+	return b
+}
+
+// SetWeights sets the split on every VirtualService of the Rollout. With a DestinationRule it
+// also points the two subsets at the revisions (see SetSubsetLabels), in the order that keeps
+// users safe: when the canary's weight rises, the subsets first, so no request reaches a
+// subset before it selects the Pods meant to serve it; otherwise the weights first, so traffic
+// leaves a subset before the subset is pointed elsewhere.
+func (r *Router) SetWeights(ctx context.Context, ro *kultav1alpha1.Rollout, w providers.Weights) error {
+	what := fmt.Sprintf("weights %d/%d", w.Stable, w.Canary)
+	setWeights := func(host string) error {
+		return r.eachVirtualService(ctx, ro, host, what, func(vs *unstructured.Unstructured, b Backends) (bool, error) {
+			return SetWeights(vs, b, w)
+		})
+	}
+	ref, dr := destinationRuleRef(ro)
+	if dr == nil {
+		return setWeights("")
+	}
+	current, _, err := r.read(ctx, ref, false)
+	if err != nil {
+		return err
+	}
+	rising, err := r.canaryRises(ctx, ro, Host(current), w)
+	if err != nil {
+		return err
+	}
+	if !rising {
+		if err := setWeights(Host(current)); err != nil {
+			return err
+		}
+	}
+	host, err := r.syncSubsets(ctx, ro)
+	if err != nil || !rising {
+		return err
+	}
+	return setWeights(host)
+}
+
+// canaryRises reports whether w gives the canary more than some VirtualService of ro gives it
+// now (or than the routes of one that disagree give it at most).
+func (r *Router) canaryRises(ctx context.Context, ro *kultav1alpha1.Rollout, host string, w providers.Weights) (bool, error) {
+	for _, ref := range routingOf(ro).Services() {
+		vs, _, err := r.read(ctx, virtualServiceRef(ro, ref.Name), false)
+		if err != nil {
+			return false, err
+		}
+		current, err := CurrentWeights(vs, backendsOf(ro, ref, host))
+		if err != nil {
+			return false, err
+		}
+		if current == nil || current.Canary < w.Canary {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// syncSubsets points the subsets of ro's DestinationRule at the revisions ro's status names,
+// and returns the DestinationRule's host. Without a DestinationRule it does nothing.
+func (r *Router) syncSubsets(ctx context.Context, ro *kultav1alpha1.Rollout) (string, error) {
+	ref, dr := destinationRuleRef(ro)
+	if dr == nil {
+		return "", nil
+	}
+	hashes := HashesOf(ro)
+	var host string
+	what := fmt.Sprintf("subset labels %s/%s", hashes.Stable, hashes.Canary)
+	err := r.apply(ctx, ref, what, func(u *unstructured.Unstructured) (bool, error) {
+		host = Host(u)
+		return SetSubsetLabels(u, *dr, hashes)
+	})
+	return host, err
+}
+
+// SetHeaderRoute adds or updates the header routes of hr on every VirtualService of the
+// Rollout, after pointing the DestinationRule's subsets at the revisions, if there is one.
+func (r *Router) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, hr providers.HeaderRoute) error {
+	host, err := r.syncSubsets(ctx, ro)
+	if err != nil {
+		return err
+	}
+	return r.eachVirtualService(ctx, ro, host, "header route "+hr.Name, func(vs *unstructured.Unstructured, b Backends) (bool, error) {
+		return SetHeaderRoute(vs, b, hr)
+	})
+}
+
+// RemoveHeaderRoute removes the header routes named name (see RemoveHeaderRoute) from every
+// VirtualService of the Rollout.
+func (r *Router) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, name string) error {
+	for _, ref := range routingOf(ro).Services() {
+		err := r.apply(ctx, virtualServiceRef(ro, ref.Name), "removal of header route "+name, func(vs *unstructured.Unstructured) (bool, error) {
+			return RemoveHeaderRoute(vs, name)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cleanup sends all traffic of the managed routes to stable and removes the Rollout's header
+// routes, exactly those SetHeaderRoute writes for providers.HeaderRouteName, from every
+// VirtualService of the Rollout. Another Rollout's routes stay, whatever their names share.
+//
+// The DestinationRule's subsets keep the pod-template-hash labels KULTA gave them: they select
+// Pods that exist (the stable subset the stable revision, which serves all traffic now), and
+// removing the label would make each subset select every revision's Pods at once. A user who
+// replaces the Rollout points the subsets at the new workload.
+//
+// A Rollout must stay deletable whatever became of its objects, so a VirtualService that is gone
+// is skipped, and one whose managed routes cannot be weighted (a RouteError, or the
+// DestinationRule whose host they name is gone) keeps its weights while its header routes are
+// still removed; each is logged.
+func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
+	log := ctrl.LoggerFrom(ctx)
+	// noHost is why the managed routes of a subset-level split cannot be found, if they cannot.
+	var host string
+	var noHost *providers.RouteError
+	if ref, dr := destinationRuleRef(ro); dr != nil {
+		u, _, err := r.read(ctx, ref, false)
+		switch {
+		case errors.As(err, &noHost):
+		case err != nil:
+			return err
+		default:
+			host = Host(u)
+		}
+	}
+	name := providers.HeaderRouteName(ro)
+	for _, vs := range routingOf(ro).Services() {
+		ref := virtualServiceRef(ro, vs.Name)
+		b := backendsOf(ro, vs, host)
+		// unweighted is why the managed routes could not be set to stable, if they could not.
+		var unweighted *providers.RouteError
+		err := r.apply(ctx, ref, "clean-up", func(u *unstructured.Unstructured) (bool, error) {
+			unweighted = noHost
+			weighted := false
+			if noHost == nil {
+				var err error
+				weighted, err = SetWeights(u, b, providers.Weights{Stable: 100})
+				if errors.As(err, &unweighted) {
+					weighted, err = false, nil
+				}
+				if err != nil {
+					return false, err
+				}
+			}
+			removed, err := RemoveHeaderRoute(u, name)
+			return weighted || removed, err
+		})
+		var routeErr *providers.RouteError
+		switch {
+		case errors.As(err, &routeErr) && routeErr.Reason == ReasonVirtualServiceNotFound:
+			log.Info("Skipping clean-up of a VirtualService that is gone", "virtualService", ref.key())
+		case err != nil:
+			return err
+		case unweighted != nil:
+			log.Info("Left the VirtualService's weights as they are on clean-up", "virtualService", ref.key(), "reason", unweighted.Reason, "message", unweighted.Message)
+		}
+	}
+	return nil
+}
+
+// Verify reads every VirtualService (and the DestinationRule): it reports the weights their
+// managed routes all carry (nil when they differ), and whether Istio has not refused their
+// current generations (see Accepted) and the DestinationRule's subsets select the revisions
+// ro's status names; the message names the first object that falls short. An object that is
+// missing, or a route that cannot be split, is a *providers.RouteError.
+func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (providers.Verification, error) {
+	v := providers.Verification{Accepted: true}
+	notAccepted := func(msg string) {
+		if v.Accepted {
+			v.Accepted, v.Message = false, msg
+		}
+	}
+	var host string
+	if ref, dr := destinationRuleRef(ro); dr != nil {
+		u, _, err := r.read(ctx, ref, false)
+		if err != nil {
+			return providers.Verification{}, err
+		}
+		host = Host(u)
+		problem, err := SubsetLabelsProblem(u, *dr, HashesOf(ro))
+		if err != nil {
+			return providers.Verification{}, err
+		}
+		if problem != "" {
+			notAccepted(problem)
+		}
+		if ok, msg := Accepted(u); !ok {
+			notAccepted(msg)
+		}
+	}
+	var common *providers.Weights
+	for i, vs := range routingOf(ro).Services() {
+		u, _, err := r.read(ctx, virtualServiceRef(ro, vs.Name), false)
+		if err != nil {
+			return providers.Verification{}, err
+		}
+		w, err := CurrentWeights(u, backendsOf(ro, vs, host))
+		if err != nil {
+			return providers.Verification{}, err
+		}
+		if i == 0 {
+			common = w
+		} else if w == nil || common == nil || *w != *common {
+			common = nil
+		}
+		if ok, msg := Accepted(u); !ok {
+			notAccepted(msg)
+		}
+	}
+	v.Weights = common
+	return v, nil
+}
+
+// eachVirtualService applies mutate to every VirtualService of ro (see apply), stopping at the
+// first error; host is the DestinationRule's for a subset-level split.
+func (r *Router) eachVirtualService(ctx context.Context, ro *kultav1alpha1.Rollout, host, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
+	for _, vs := range routingOf(ro).Services() {
+		b := backendsOf(ro, vs, host)
+		err := r.apply(ctx, virtualServiceRef(ro, vs.Name), what, func(u *unstructured.Unstructured) (bool, error) {
+			return mutate(u, b)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply reads, changes and writes the object ref, retrying on conflicts. The first read may
+// come from the cache, and when the cached copy needs no change nothing more is read; a change
+// is made to, and written from, a copy read from the API server, since the cached one may be
+// trimmed or stale.
+func (r *Router) apply(ctx context.Context, ref objectRef, what string, mutate func(*unstructured.Unstructured) (bool, error)) error {
+	fromAPI := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj, cached, err := r.read(ctx, ref, fromAPI)
+		if err != nil {
+			return err
+		}
+		changed, err := mutate(obj)
+		if err != nil || !changed {
+			return err
+		}
+		if cached {
+			if obj, _, err = r.read(ctx, ref, true); err != nil {
+				return err
+			}
+			if changed, err = mutate(obj); err != nil || !changed {
+				return err
+			}
+		}
+		fromAPI = true
+		return r.write(ctx, obj, what)
+	})
+	if err != nil {
+		return fmt.Errorf("applying %s: %w", what, err)
+	}
+	return nil
+}
+
+// write updates obj, counting the result, and remembers the version it produced.
+func (r *Router) write(ctx context.Context, obj *unstructured.Unstructured, what string) error {
+	if err := r.Client.Update(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
+		result := "error"
+		if apierrors.IsConflict(err) {
+			result = "conflict"
+		}
+		metrics.RouteWrites.WithLabelValues(obj.GetKind(), result).Inc()
+		return fmt.Errorf("writing %s for %s: %w", describe(obj), what, err)
+	}
+	metrics.RouteWrites.WithLabelValues(obj.GetKind(), "ok").Inc()
+	ref := objectRef{kind: obj.GetKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
+	r.written.Wrote(ref.String(), obj.GetResourceVersion())
+	if r.OnWrite != nil {
+		r.OnWrite(ref.key(), ref.kind, what)
+	}
+	return nil
+}
+
+// read reads one object and reports whether the copy came from the Reader. It reads from the
+// API server when fromAPI is set, when there is no Reader, and when the Reader's copy is
+// missing, unavailable or older than the router's last write to the object. A missing object
+// is a RouteError KIND+"NotFound".
+func (r *Router) read(ctx context.Context, ref objectRef, fromAPI bool) (*unstructured.Unstructured, bool, error) {
+	if r.Reader != nil && !fromAPI {
+		obj := newObject(ref.kind)
+		err := r.Reader.Get(ctx, ref.key(), obj)
+		if err == nil && r.written.Fresh(ref.String(), obj.GetResourceVersion()) {
+			return obj, true, nil
+		}
+		// Missing from the cache may mean not yet seen, and the cache may not cover the
+		// namespace: the API server decides.
+		ctrl.LoggerFrom(ctx).V(5).Info("Reading from the API server", "kind", ref.kind, "object", ref.key(), "cacheError", err)
+	}
+	obj := newObject(ref.kind)
+	if err := r.apiReader().Get(ctx, ref.key(), obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Forget(ref.String())
+			return nil, false, routeError(ref.kind+"NotFound", "%s %q not found in namespace %s", ref.kind, ref.name, ref.namespace)
+		}
+		return nil, false, fmt.Errorf("getting %s %s/%s: %w", ref.kind, ref.namespace, ref.name, err)
+	}
+	return obj, false, nil
+}
+
+func (r *Router) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+// newObject is an empty VirtualService or DestinationRule, ready to be read into.
+func newObject(kind string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: Group, Version: Version, Kind: kind})
+	return u
+}
