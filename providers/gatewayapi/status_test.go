@@ -146,3 +146,43 @@ func withGeneration(c condition, generation int64) condition {
 	c.generation = generation
 	return c
 }
+
+// TestMeshRouteAcceptance checks GAMMA routes, whose parentRefs name a Service (Istio ambient,
+// Linkerd, Cilium): acceptance is read from the status the mesh writes for that Service.
+func TestMeshRouteAcceptance(t *testing.T) {
+	route := &unstructured.Unstructured{Object: map[string]any{}}
+	route.SetAPIVersion(gatewayapi.Group + "/v1")
+	route.SetKind("HTTPRoute")
+	route.SetNamespace("shop")
+	route.SetName("web-mesh")
+	route.SetGeneration(2)
+	route.Object["spec"] = map[string]any{"parentRefs": []any{
+		map[string]any{"group": "", "kind": "Service", "name": "web", "port": int64(80)},
+	}}
+	ok, message := gatewayapi.Accepted(route)
+	if ok || !strings.Contains(message, "Service shop/web") {
+		t.Fatalf("before the mesh wrote status: accepted %v, %q; want not accepted, naming Service shop/web", ok, message)
+	}
+	meshStatus := func(status string, generation int64) {
+		route.Object["status"] = map[string]any{"parents": []any{map[string]any{
+			"parentRef":      map[string]any{"group": "", "kind": "Service", "name": "web", "port": int64(80)},
+			"controllerName": "linkerd.io/gateway-controller",
+			"conditions": []any{
+				condition{kind: "Accepted", status: status, reason: "Accepted", generation: generation}.object(),
+				condition{kind: "ResolvedRefs", status: "True", reason: "ResolvedRefs", generation: generation}.object(),
+			},
+		}}}
+	}
+	meshStatus("True", 1)
+	if ok, _ := gatewayapi.Accepted(route); ok {
+		t.Error("accepted on the mesh's status for an older generation")
+	}
+	meshStatus("True", 2)
+	if ok, message := gatewayapi.Accepted(route); !ok {
+		t.Errorf("not accepted with the mesh's Accepted=True for generation 2: %s", message)
+	}
+	meshStatus("False", 2)
+	if ok, message := gatewayapi.Accepted(route); ok || !strings.Contains(message, "Service shop/web") {
+		t.Errorf("accepted %v, %q; want refused, naming the Service", ok, message)
+	}
+}
