@@ -135,7 +135,7 @@ func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...
 func (c *countingClient) writes() int32 { return c.updates.Swap(0) }
 
 // stored reads the object of kind from the API server.
-func stored(t *testing.T, c client.Reader, kind, ns, name string) *unstructured.Unstructured {
+func stored(t testing.TB, c client.Reader, kind, ns, name string) *unstructured.Unstructured {
 	t.Helper()
 	obj := &unstructured.Unstructured{}
 	obj.SetAPIVersion(istio.Group + "/" + istio.Version)
@@ -151,6 +151,15 @@ func httpRoutes(t *testing.T, c client.Reader, ns, name string) []any {
 	t.Helper()
 	routes, _, _ := unstructured.NestedSlice(stored(t, c, istio.KindVirtualService, ns, name).Object, "spec", "http")
 	return routes
+}
+
+// weight is a stored destination's weight; one without a weight has weight 0, as Istio says.
+func weight(item any) int32 {
+	v, ok := item.(map[string]any)["weight"]
+	if !ok {
+		return 0
+	}
+	return int32(v.(int64))
 }
 
 func routeNames(routes []any) []string {

@@ -103,7 +103,7 @@ type fixture struct {
 
 // newFixture creates the Ingresses and then ro in a fresh namespace, filling in their
 // namespace, and records the Ingresses as stored.
-func newFixture(t *testing.T, ro *kultav1alpha1.Rollout, ingresses ...*networkingv1.Ingress) *fixture {
+func newFixture(t testing.TB, ro *kultav1alpha1.Rollout, ingresses ...*networkingv1.Ingress) *fixture {
 	t.Helper()
 	e := testenv.Require(t, env)
 	ns := e.CreateNamespace(t, "nginx")
@@ -124,7 +124,7 @@ func newFixture(t *testing.T, ro *kultav1alpha1.Rollout, ingresses ...*networkin
 }
 
 // get reads an Ingress of the fixture's namespace from the API server; nil when there is none.
-func (f *fixture) get(t *testing.T, name string) *networkingv1.Ingress {
+func (f *fixture) get(t testing.TB, name string) *networkingv1.Ingress {
 	t.Helper()
 	ing := &networkingv1.Ingress{}
 	err := f.e.Client.Get(context.Background(), types.NamespacedName{Namespace: f.ro.Namespace, Name: name}, ing)
@@ -138,13 +138,13 @@ func (f *fixture) get(t *testing.T, name string) *networkingv1.Ingress {
 }
 
 // canary reads the canary Ingress of stable Ingress name.
-func (f *fixture) canary(t *testing.T, name string) *networkingv1.Ingress {
+func (f *fixture) canary(t testing.TB, name string) *networkingv1.Ingress {
 	t.Helper()
 	return f.get(t, nginx.CanaryIngressName(f.ro.Name, name))
 }
 
 // stablesUntouched checks that every stable Ingress is as it was created.
-func (f *fixture) stablesUntouched(t *testing.T) {
+func (f *fixture) stablesUntouched(t testing.TB) {
 	t.Helper()
 	for _, ing := range f.stables {
 		if got := f.get(t, ing.Name); got == nil || got.ResourceVersion != ing.ResourceVersion {
