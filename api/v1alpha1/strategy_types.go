@@ -423,6 +423,44 @@ func (s *RolloutStrategy) TrafficRouting() *TrafficRouting {
 	return nil
 }
 
+// StrategyServices are a strategy's two Services and the port routes send them traffic on. It
+// is not part of the API's objects.
+//
+// +kubebuilder:object:generate=false
+type StrategyServices struct {
+	// Stable is the stable-side Service (stableService, activeService, variantAService);
+	// Canary the new-side one (canaryService, previewService, variantBService).
+	Stable, Canary string
+	// Port is the strategy's port, 80 when unset (as the CRD defaults it).
+	Port int32
+	// Field is the strategy's field path, such as spec.strategy.canary, for messages.
+	Field string
+}
+
+// Services returns the two Services of whichever strategy is set; the simple strategy has none.
+func (s *RolloutStrategy) Services() StrategyServices {
+	var out StrategyServices
+	var port *int32
+	switch {
+	case s.Canary != nil:
+		out = StrategyServices{Stable: s.Canary.StableService, Canary: s.Canary.CanaryService, Field: "spec.strategy.canary"}
+		port = s.Canary.Port
+	case s.BlueGreen != nil:
+		out = StrategyServices{Stable: s.BlueGreen.ActiveService, Canary: s.BlueGreen.PreviewService, Field: "spec.strategy.blueGreen"}
+		port = s.BlueGreen.Port
+	case s.ABTesting != nil:
+		out = StrategyServices{Stable: s.ABTesting.VariantAService, Canary: s.ABTesting.VariantBService, Field: "spec.strategy.abTesting"}
+		port = s.ABTesting.Port
+	default:
+		return StrategyServices{Field: "spec.strategy.simple"}
+	}
+	out.Port = 80
+	if port != nil {
+		out.Port = *port
+	}
+	return out
+}
+
 // Providers lists the providers the routing names, by their field names.
 func (t *TrafficRouting) Providers() []string {
 	if t == nil {

@@ -81,3 +81,33 @@ func TestDecimalJSON(t *testing.T) {
 		t.Error("empty decimal must not parse")
 	}
 }
+
+func TestStrategyServices(t *testing.T) {
+	port := int32(8080)
+	cases := map[string]struct {
+		strategy kultav1alpha1.RolloutStrategy
+		want     kultav1alpha1.StrategyServices
+	}{
+		"canary, default port": {
+			strategy: kultav1alpha1.RolloutStrategy{Canary: &kultav1alpha1.CanaryStrategy{StableService: "s", CanaryService: "c"}},
+			want:     kultav1alpha1.StrategyServices{Stable: "s", Canary: "c", Port: 80, Field: "spec.strategy.canary"},
+		},
+		"blue-green": {
+			strategy: kultav1alpha1.RolloutStrategy{BlueGreen: &kultav1alpha1.BlueGreenStrategy{ActiveService: "a", PreviewService: "p", Port: &port}},
+			want:     kultav1alpha1.StrategyServices{Stable: "a", Canary: "p", Port: 8080, Field: "spec.strategy.blueGreen"},
+		},
+		"A/B": {
+			strategy: kultav1alpha1.RolloutStrategy{ABTesting: &kultav1alpha1.ABTestingStrategy{VariantAService: "a", VariantBService: "b"}},
+			want:     kultav1alpha1.StrategyServices{Stable: "a", Canary: "b", Port: 80, Field: "spec.strategy.abTesting"},
+		},
+		"simple has none": {
+			strategy: kultav1alpha1.RolloutStrategy{Simple: &kultav1alpha1.SimpleStrategy{}},
+			want:     kultav1alpha1.StrategyServices{Field: "spec.strategy.simple"},
+		},
+	}
+	for name, tc := range cases {
+		if got := tc.strategy.Services(); got != tc.want {
+			t.Errorf("%s: Services() = %+v, want %+v", name, got, tc.want)
+		}
+	}
+}

@@ -62,26 +62,10 @@ type Router struct {
 	written freshness.Tracker
 }
 
-// defaultPort is the strategy's port when the Rollout does not say, as the CRD defaults it.
-const defaultPort = 80
-
 // backendsOf returns the strategy's Services and port as route backends.
 func backendsOf(ro *kultav1alpha1.Rollout) Backends {
-	b := Backends{Namespace: ro.Namespace}
-	var port *int32
-	switch s := ro.Spec.Strategy; {
-	case s.Canary != nil:
-		b.Stable, b.Canary, port = s.Canary.StableService, s.Canary.CanaryService, s.Canary.Port
-	case s.BlueGreen != nil:
-		b.Stable, b.Canary, port = s.BlueGreen.ActiveService, s.BlueGreen.PreviewService, s.BlueGreen.Port
-	case s.ABTesting != nil:
-		b.Stable, b.Canary, port = s.ABTesting.VariantAService, s.ABTesting.VariantBService, s.ABTesting.Port
-	}
-	b.Port = defaultPort
-	if port != nil {
-		b.Port = *port
-	}
-	return b
+	s := ro.Spec.Strategy.Services()
+	return Backends{Namespace: ro.Namespace, Stable: s.Stable, Canary: s.Canary, Port: s.Port}
 }
 
 // backends is what of the route ref belongs to ro.
@@ -103,15 +87,7 @@ func headerRouteToRemove(ro *kultav1alpha1.Rollout, name string) providers.Heade
 
 // RouteRefs lists the routes a Rollout names.
 func RouteRefs(ro *kultav1alpha1.Rollout) []kultav1alpha1.RouteReference {
-	var tr *kultav1alpha1.TrafficRouting
-	switch s := ro.Spec.Strategy; {
-	case s.Canary != nil:
-		tr = s.Canary.TrafficRouting
-	case s.BlueGreen != nil:
-		tr = s.BlueGreen.TrafficRouting
-	case s.ABTesting != nil:
-		tr = s.ABTesting.TrafficRouting
-	}
+	tr := ro.Spec.Strategy.TrafficRouting()
 	if tr == nil {
 		return nil
 	}

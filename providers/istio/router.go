@@ -82,19 +82,6 @@ func routingOf(ro *kultav1alpha1.Rollout) *kultav1alpha1.IstioRouting {
 	return tr.Istio
 }
 
-// servicesOf returns the strategy's stable-side and canary-side Services.
-func servicesOf(ro *kultav1alpha1.Rollout) (stable, canary string) {
-	switch s := ro.Spec.Strategy; {
-	case s.Canary != nil:
-		return s.Canary.StableService, s.Canary.CanaryService
-	case s.BlueGreen != nil:
-		return s.BlueGreen.ActiveService, s.BlueGreen.PreviewService
-	case s.ABTesting != nil:
-		return s.ABTesting.VariantAService, s.ABTesting.VariantBService
-	}
-	return "", ""
-}
-
 // VirtualServices lists the names of the VirtualServices ro uses, in its namespace.
 func VirtualServices(ro *kultav1alpha1.Rollout) []string {
 	var names []string
@@ -127,7 +114,8 @@ func backendsOf(ro *kultav1alpha1.Rollout, vs kultav1alpha1.IstioVirtualService,
 		TCPRoutes:   vs.TCPRoutes,
 		HeaderRoute: providers.HeaderRouteName(ro),
 	}
-	b.Stable, b.Canary = servicesOf(ro)
+	services := ro.Spec.Strategy.Services()
+	b.Stable, b.Canary = services.Stable, services.Canary
 	if _, dr := destinationRuleRef(ro); dr != nil {
 		b.Subsets = &Subsets{Host: host, Stable: dr.StableSubsetName, Canary: dr.CanarySubsetName}
 	}

@@ -36,8 +36,6 @@ const (
 	// DefaultAnnotationPrefix is ingress-nginx's annotation prefix unless its
 	// --annotations-prefix flag says otherwise.
 	DefaultAnnotationPrefix = "nginx.ingress.kubernetes.io"
-	// defaultPort is the strategy's port when the Rollout does not say, as the CRD defaults it.
-	defaultPort = 80
 	// maxNameLength is the longest object name the API server accepts for an Ingress.
 	maxNameLength = 253
 )
@@ -58,21 +56,8 @@ type services struct {
 
 // servicesOf returns the strategy's Services and port.
 func servicesOf(ro *kultav1alpha1.Rollout) services {
-	var s services
-	var port *int32
-	switch st := ro.Spec.Strategy; {
-	case st.Canary != nil:
-		s = services{Stable: st.Canary.StableService, Canary: st.Canary.CanaryService, field: "spec.strategy.canary"}
-		port = st.Canary.Port
-	case st.BlueGreen != nil:
-		s = services{Stable: st.BlueGreen.ActiveService, Canary: st.BlueGreen.PreviewService, field: "spec.strategy.blueGreen"}
-		port = st.BlueGreen.Port
-	case st.ABTesting != nil:
-		s = services{Stable: st.ABTesting.VariantAService, Canary: st.ABTesting.VariantBService, field: "spec.strategy.abTesting"}
-		port = st.ABTesting.Port
-	}
-	s.Port = ptr.Deref(port, defaultPort)
-	return s
+	s := ro.Spec.Strategy.Services()
+	return services{Stable: s.Stable, Canary: s.Canary, Port: s.Port, field: s.Field}
 }
 
 // isStable reports whether b sends traffic to the stable Service at the strategy's port.

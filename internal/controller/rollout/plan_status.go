@@ -43,28 +43,13 @@ func strategyName(ro *kultav1alpha1.Rollout) kultav1alpha1.StrategyName {
 }
 
 func trafficRouting(ro *kultav1alpha1.Rollout) *kultav1alpha1.TrafficRouting {
-	switch s := ro.Spec.Strategy; {
-	case s.Canary != nil:
-		return s.Canary.TrafficRouting
-	case s.BlueGreen != nil:
-		return s.BlueGreen.TrafficRouting
-	case s.ABTesting != nil:
-		return s.ABTesting.TrafficRouting
-	}
-	return nil
+	return ro.Spec.Strategy.TrafficRouting()
 }
 
 // serviceRoles returns the strategy's stable-side and new-side Service names.
 func serviceRoles(ro *kultav1alpha1.Rollout) (stableSide, newSide string) {
-	switch s := ro.Spec.Strategy; {
-	case s.Canary != nil:
-		return s.Canary.StableService, s.Canary.CanaryService
-	case s.BlueGreen != nil:
-		return s.BlueGreen.ActiveService, s.BlueGreen.PreviewService
-	case s.ABTesting != nil:
-		return s.ABTesting.VariantAService, s.ABTesting.VariantBService
-	}
-	return "", ""
+	s := ro.Spec.Strategy.Services()
+	return s.Stable, s.Canary
 }
 
 // pinAll points both of the strategy's Services at revision hash.
