@@ -267,6 +267,9 @@ func slowStableKeepsFailedPods(ctx context.Context, t *testing.T, w *world) {
 	}
 
 	a.expectRevisions(ctx, t, 90*time.Second, stableHash, 3, badHash)
+	// The scale-down and stable's return may be seconds old or only just have happened: take
+	// samples past this moment before stopping, so the sampler has seen them.
+	sampler.waitPast(ctx, t, time.Now())
 	samples, err := sampler.stop()
 	if err != nil {
 		t.Errorf("sampling ReplicaSets: %v", err)
@@ -393,6 +396,19 @@ func (a *app) sampleRevisions(ctx context.Context, t *testing.T, stableHash stri
 	}()
 	t.Cleanup(func() { _, _ = s.stop() })
 	return s
+}
+
+// waitPast waits until the sampler has a sample taken after at.
+func (s *revisionSampler) waitPast(ctx context.Context, t *testing.T, at time.Time) {
+	t.Helper()
+	waitFor(ctx, t, 10*time.Second, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if n := len(s.samples); n > 0 && s.samples[n-1].at.After(at) {
+			return nil
+		}
+		return fmt.Errorf("no sample of the ReplicaSets after %s yet", at.Format(time.StampMilli))
+	})
 }
 
 // stop ends the sampling and returns the samples, oldest first.
