@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -94,8 +95,8 @@ type Cluster struct {
 	stopped bool
 }
 
-// Start starts a full local cluster: etcd and kube-apiserver with KULTA's and Gateway API's
-// CRDs installed, kube-controller-manager (deployment, replicaset, garbage-collector and
+// Start starts a full local cluster: etcd and kube-apiserver with KULTA's, Gateway API's and
+// Istio's CRDs installed, kube-controller-manager (deployment, replicaset, garbage-collector and
 // node-lifecycle controllers), kube-scheduler and kwok; then it creates the fake Node, the
 // GatewayClass GatewayClassName and the Gateway GatewayName in GatewayNamespace, and returns once
 // the Node is Ready and schedulable. The working directory must be inside the repository (as
@@ -125,9 +126,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	istioCRDs, err := testenv.IstioCRDFile(root)
+	if err != nil {
+		return nil, err
+	}
 	scheme, err := kultascheme.New()
 	if err != nil {
 		return nil, fmt.Errorf("starting cluster: %w", err)
+	}
+	if err := istionetworkingv1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("starting cluster: adding Istio's networking kinds to the scheme: %w", err)
 	}
 	logDir, err := makeLogDir(opts.LogDir)
 	if err != nil {
@@ -138,7 +146,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("creating the cluster's work folder: %w", err)
 	}
 	c := &Cluster{opts: opts, binDir: bins, logDir: logDir, workDir: workDir, scheme: scheme}
-	if err := c.start(ctx, []string{filepath.Join(root, "charts", "kulta", "crds"), gatewayCRDs}, stages); err != nil {
+	if err := c.start(ctx, []string{filepath.Join(root, "charts", "kulta", "crds"), gatewayCRDs, istioCRDs}, stages); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting cluster (logs in %s): %w", logDir, err), c.Stop())
 	}
 	return c, nil
@@ -324,7 +332,7 @@ func (c *Cluster) Config() *rest.Config { return rest.CopyConfig(c.config) }
 // Client is a direct (uncached) client for the administrator, using Scheme.
 func (c *Cluster) Client() client.Client { return c.client }
 
-// Scheme knows the core kinds, KULTA's kinds and Gateway API's kinds.
+// Scheme knows the core kinds, KULTA's kinds, Gateway API's kinds and Istio's networking kinds.
 func (c *Cluster) Scheme() *runtime.Scheme { return c.scheme }
 
 // Processes lists the cluster's running processes: etcd and kube-apiserver (found in /proc

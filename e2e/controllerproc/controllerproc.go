@@ -57,6 +57,9 @@ type Options struct {
 	// LeaderElect runs with a Lease in the default namespace and short timings (4 s lease),
 	// so that a standby takes over quickly.
 	LeaderElect bool
+	// TrafficProviders, when set, is the controller's --traffic-providers list (its default
+	// is gatewayAPI alone).
+	TrafficProviders []string
 	// SysProcAttr, when set, is given to the process, for example to stop it with its parent.
 	SysProcAttr *syscall.SysProcAttr
 }
@@ -91,6 +94,9 @@ func (p *Process) args() []string {
 		"--prometheus-address", o.PrometheusURL, "--graceful-shutdown-timeout", "5s", "--zap-log-level", "info"}
 	if o.CDEventsURL != "" {
 		args = append(args, "--cdevents-enabled", "--cdevents-sink-url", o.CDEventsURL)
+	}
+	if len(o.TrafficProviders) > 0 {
+		args = append(args, "--traffic-providers", strings.Join(o.TrafficProviders, ","))
 	}
 	if o.LeaderElect {
 		args = append(args, "--leader-elect", "--leader-election-namespace", "default",

@@ -49,12 +49,12 @@ func TestArgs(t *testing.T) {
 			t.Errorf("args %q lack %q", got, want)
 		}
 	}
-	if strings.Contains(got, "--leader-elect") || strings.Contains(got, "--cdevents") {
-		t.Errorf("args %q enable leader election or CDEvents without being asked", got)
+	if strings.Contains(got, "--leader-elect") || strings.Contains(got, "--cdevents") || strings.Contains(got, "--traffic-providers") {
+		t.Errorf("args %q enable leader election, CDEvents or traffic providers without being asked", got)
 	}
-	p = New(Options{CDEventsURL: "http://sink", LeaderElect: true})
+	p = New(Options{CDEventsURL: "http://sink", LeaderElect: true, TrafficProviders: []string{"gatewayAPI", "istio"}})
 	got = strings.Join(p.args(), " ")
-	for _, want := range []string{"--cdevents-enabled --cdevents-sink-url http://sink", "--leader-elect ", "--leader-election-lease-duration 4s"} {
+	for _, want := range []string{"--cdevents-enabled --cdevents-sink-url http://sink", "--leader-elect ", "--leader-election-lease-duration 4s", "--traffic-providers gatewayAPI,istio"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args %q lack %q", got, want)
 		}

@@ -27,8 +27,8 @@ import (
 const poll = 250 * time.Millisecond
 
 // app is one application under a Rollout NAME in its own namespace: the Services the strategy
-// names, the HTTPRoute NAME on kulta-gateway splitting traffic between the first two of them,
-// and the Rollout.
+// names, the routing objects (the HTTPRoute NAME on kulta-gateway unless via says otherwise)
+// splitting traffic between the first two of them, and the Rollout.
 type app struct {
 	w         *world
 	namespace string
@@ -47,6 +47,9 @@ type app struct {
 	// podLabels and podAnnotations are added to the Pod template's labels (app: NAME) and
 	// annotations.
 	podLabels, podAnnotations map[string]string
+	// via names the traffic providers the Rollout routes through (viaGatewayAPI when empty),
+	// which decides the routing objects deploy creates.
+	via string
 	// userRoute is the HTTPRoute as deploy created it, with the API server's defaults: what the
 	// user wrote.
 	userRoute *gatewayv1.HTTPRoute
@@ -133,13 +136,8 @@ func simpleApp(w *world, namespace, name string) *app {
 	return a
 }
 
-// routing sends the strategy's traffic through the HTTPRoute NAME.
-func (a *app) routing() *kultav1alpha1.TrafficRouting {
-	return &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: a.name}}
-}
-
-// deploy creates the Services, the route (all traffic on the first Service), the extra objects
-// and the Rollout at image, and waits until the first revision is Completed. It returns that
+// deploy creates the Services, the routing objects (createRouting: all traffic on the first
+// Service), the extra objects and the Rollout at image, and waits until the first revision is Completed. It returns that
 // revision's hash.
 func (a *app) deploy(ctx context.Context, t *testing.T, image string) string {
 	t.Helper()
@@ -153,13 +151,7 @@ func (a *app) deploy(ctx context.Context, t *testing.T, image string) string {
 		}
 		create(ctx, t, a.w.client, svc)
 	}
-	backends := []gatewayv1.HTTPBackendRef{backend(a.services[0], 100)}
-	if len(a.services) > 1 {
-		backends = append(backends, backend(a.services[1], 0))
-	}
-	route := httpRoute(a.namespace, a.name, backends...)
-	create(ctx, t, a.w.client, route)
-	a.userRoute = route.DeepCopy()
+	a.createRouting(ctx, t)
 	for _, obj := range a.extra {
 		create(ctx, t, a.w.client, obj)
 	}

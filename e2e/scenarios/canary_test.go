@@ -17,7 +17,7 @@ import (
 // TestStrategies starts one world and runs a scenario of every strategy in it side by side,
 // each in its own namespace.
 func TestStrategies(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := startWorld(ctx, t, worldOptions{})
 	// The group returns once its parallel scenarios have ended, before the world stops.
@@ -53,6 +53,20 @@ func TestStrategies(t *testing.T) {
 		t.Run("slow stable holds the failed revision", func(t *testing.T) {
 			t.Parallel()
 			slowStableKeepsFailedPods(ctx, t, w)
+		})
+		for _, via := range []string{viaIstio, viaNGINX} {
+			t.Run("canary through "+via+" analysis passes", func(t *testing.T) {
+				t.Parallel()
+				providerCanaryPasses(ctx, t, w, via)
+			})
+			t.Run("canary through "+via+" analysis fails", func(t *testing.T) {
+				t.Parallel()
+				providerCanaryFails(ctx, t, w, via)
+			})
+		}
+		t.Run("canary through Gateway API and Istio at once", func(t *testing.T) {
+			t.Parallel()
+			providerCanaryPasses(ctx, t, w, viaGatewayAPIAndIstio)
 		})
 	})
 }

@@ -124,14 +124,15 @@ func startWorld(ctx context.Context, t *testing.T, opts worldOptions) *world {
 	w.prometheus = testenv.StartPrometheus(t, targets...)
 	for i, addr := range addrs {
 		proc := controllerproc.New(controllerproc.Options{
-			Bin:           filepath.Join(binDir, "kulta-controller"),
-			Kubeconfig:    c.Kubeconfig(),
-			LogPath:       filepath.Join(c.LogDir(), fmt.Sprintf("kulta-controller-%d.log", i)),
-			MetricsAddr:   addr[0],
-			ProbeAddr:     addr[1],
-			PrometheusURL: w.prometheus.Address(),
-			CDEventsURL:   w.cdevents.URL(),
-			LeaderElect:   opts.replicas > 1,
+			Bin:              filepath.Join(binDir, "kulta-controller"),
+			Kubeconfig:       c.Kubeconfig(),
+			LogPath:          filepath.Join(c.LogDir(), fmt.Sprintf("kulta-controller-%d.log", i)),
+			MetricsAddr:      addr[0],
+			ProbeAddr:        addr[1],
+			PrometheusURL:    w.prometheus.Address(),
+			CDEventsURL:      w.cdevents.URL(),
+			LeaderElect:      opts.replicas > 1,
+			TrafficProviders: trafficProviders,
 		})
 		w.controllers = append(w.controllers, proc)
 		if err := proc.Start(ctx); err != nil {

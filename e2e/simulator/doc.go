@@ -1,6 +1,6 @@
-// Package simulator is a stand-in for a Gateway API data plane and its controller, for KULTA's
-// end-to-end tests on the local cluster of package e2e/cluster, where no real Gateway
-// implementation runs.
+// Package simulator is a stand-in for a Gateway API data plane and its controller, Istio's
+// proxies and ingress-nginx, for KULTA's end-to-end tests on the local cluster of package
+// e2e/cluster, where none of them runs.
 //
 // As the data plane, it plays client traffic through every HTTPRoute attached to one Gateway
 // (default/kulta-gateway unless told otherwise): each tick it splits a request rate across each
@@ -16,6 +16,13 @@
 // refers to a Service in another namespace that no ReferenceGrant there opens to the route (the
 // simulated Gateway then sends that backend nothing); KULTA waits for both before it counts a
 // traffic step as done.
+//
+// As Istio's proxies, it plays the same rate through every VirtualService's HTTP routes, to the
+// Services and DestinationRule subsets their destinations name (VirtualServiceRates); it writes
+// no VirtualService status, as istiod does not unless its status reporting is on. As
+// ingress-nginx, it plays the same rate through every Ingress of class nginx, and sends part of
+// a path's traffic to the canary Ingress of the same host and path by its canary-by-header,
+// canary-by-cookie and canary-weight annotations (IngressRates).
 //
 // It is test support only; KULTA's controller does not import it.
 package simulator

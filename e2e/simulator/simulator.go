@@ -13,7 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -51,6 +56,11 @@ type Options struct {
 	// Behaviour says how Pods answer, by container image; images it does not name behave as
 	// DefaultBehaviour.
 	Behaviour map[string]Behaviour
+	// IngressClass is the class of the Ingresses the simulated ingress-nginx serves, and
+	// AnnotationPrefix the prefix of the canary annotations it reads. Default:
+	// DefaultIngressClass and DefaultAnnotationPrefix.
+	IngressClass     string
+	AnnotationPrefix string
 	// OnError receives the errors of a tick (reading the cluster, writing route status); the
 	// simulator carries on at the next tick. Default: they are kept for Errors.
 	OnError func(error)
@@ -70,6 +80,12 @@ func (o Options) withDefaults() Options {
 	if o.Tick <= 0 {
 		o.Tick = DefaultTick
 	}
+	if o.IngressClass == "" {
+		o.IngressClass = DefaultIngressClass
+	}
+	if o.AnnotationPrefix == "" {
+		o.AnnotationPrefix = DefaultAnnotationPrefix
+	}
 	return o
 }
 
@@ -86,7 +102,10 @@ type Simulator struct {
 	done      chan struct{}
 
 	// backends are touched by the tick loop only.
-	backends map[ServiceKey]*backend
+	backends map[Target]*backend
+	// istioServed is false once listing VirtualServices found the API not served (or not in the
+	// client's scheme), so that later ticks do not ask again.
+	istioServed bool
 
 	mu      sync.Mutex
 	lastErr error
@@ -105,8 +124,10 @@ type backend struct {
 }
 
 // Start serves /metrics on a random loopback port and starts the tick loop, which reads the
-// cluster through cl: HTTPRoutes, Services and Pods (list and get), ReferenceGrants (list, when
-// a route refers to another namespace) and route status (patch).
+// cluster through cl: HTTPRoutes, Ingresses, Services and Pods (list and get), ReferenceGrants
+// (list, when a route refers to another namespace), route status (patch), and Istio's
+// VirtualServices and DestinationRules (list) when the cluster serves them and cl's scheme
+// knows them.
 // The loop runs until Stop or until ctx ends.
 func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, error) {
 	opts = opts.withDefaults()
@@ -120,9 +141,10 @@ func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, err
 			Name: "http_request_duration_seconds", Help: "Request latency through the simulated Gateway, by namespace and service.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"namespace", "service"}),
-		backends: map[ServiceKey]*backend{},
-		served:   make(chan error, 1),
-		done:     make(chan struct{}),
+		backends:    map[Target]*backend{},
+		istioServed: true,
+		served:      make(chan error, 1),
+		done:        make(chan struct{}),
 	}
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(s.requests); err != nil {
@@ -212,18 +234,56 @@ func (s *Simulator) report(err error) {
 	s.errs++
 }
 
-// tick reads the cluster once, accepts the attached routes and records one tick of requests.
+// tick reads the cluster once, accepts the attached routes and records one tick of requests
+// through the Gateway, the VirtualServices and the Ingresses.
 func (s *Simulator) tick(ctx context.Context) error {
+	var errs []error
+	rates := map[Target]float64{}
+	gateway, err := s.gatewayRates(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	mesh, err := s.istioRates(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	ingress, err := s.ingressRates(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, part := range []map[Target]float64{gateway, mesh, ingress} {
+		for target, rate := range part {
+			rates[target] += rate
+		}
+	}
+	if len(rates) == 0 {
+		return errors.Join(errs...)
+	}
+	var pods corev1.PodList
+	if err := s.client.List(ctx, &pods); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing Pods: %w", err))...)
+	}
+	for target, rate := range rates {
+		if err := s.serve(ctx, target, rate, pods.Items); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// gatewayRates accepts the HTTPRoutes attached to the Gateway and returns the request rate
+// each of their permitted backends receives.
+func (s *Simulator) gatewayRates(ctx context.Context) (map[Target]float64, error) {
 	var routes gatewayv1.HTTPRouteList
 	if err := s.client.List(ctx, &routes); err != nil {
-		return fmt.Errorf("listing HTTPRoutes: %w", err)
+		return nil, fmt.Errorf("listing HTTPRoutes: %w", err)
 	}
 	grants, err := s.grants(ctx, routes.Items)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
-	rates := map[ServiceKey]float64{}
+	rates := map[Target]float64{}
 	for i := range routes.Items {
 		route := &routes.Items[i]
 		if !s.attached(route) {
@@ -235,23 +295,51 @@ func (s *Simulator) tick(ctx context.Context) error {
 		}
 		for key, rate := range RouteRates(route, s.opts.Rate, s.opts.HeaderRate) {
 			if !slices.Contains(notPermitted, key) {
-				rates[key] += rate
+				rates[Target{ServiceKey: key}] += rate
 			}
 		}
 	}
-	if len(rates) == 0 {
-		return errors.Join(errs...)
+	return rates, errors.Join(errs...)
+}
+
+// istioRates returns the request rate each backend of every VirtualService receives (see
+// VirtualServiceRates), or nothing when the cluster does not serve Istio's API.
+func (s *Simulator) istioRates(ctx context.Context) (map[Target]float64, error) {
+	if !s.istioServed {
+		return nil, nil
 	}
-	var pods corev1.PodList
-	if err := s.client.List(ctx, &pods); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing Pods: %w", err))...)
+	var services istionetworkingv1.VirtualServiceList
+	if err := s.client.List(ctx, &services); err != nil {
+		if meta.IsNoMatchError(err) || runtime.IsNotRegisteredError(err) {
+			s.istioServed = false
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing VirtualServices: %w", err)
 	}
-	for key, rate := range rates {
-		if err := s.serve(ctx, key, rate, pods.Items); err != nil {
-			errs = append(errs, err)
+	if len(services.Items) == 0 {
+		return nil, nil
+	}
+	var rules istionetworkingv1.DestinationRuleList
+	if err := s.client.List(ctx, &rules); err != nil {
+		return nil, fmt.Errorf("listing DestinationRules: %w", err)
+	}
+	rates := map[Target]float64{}
+	for _, vs := range services.Items {
+		for target, rate := range VirtualServiceRates(vs, rules.Items, s.opts.Rate, s.opts.HeaderRate) {
+			rates[target] += rate
 		}
 	}
-	return errors.Join(errs...)
+	return rates, nil
+}
+
+// ingressRates returns the request rate each backend Service receives through the Ingresses of
+// the simulated ingress-nginx (see IngressRates).
+func (s *Simulator) ingressRates(ctx context.Context) (map[Target]float64, error) {
+	var list networkingv1.IngressList
+	if err := s.client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing Ingresses: %w", err)
+	}
+	return IngressRates(list.Items, s.opts.IngressClass, s.opts.AnnotationPrefix, s.opts.Rate, s.opts.HeaderRate), nil
 }
 
 // grants lists the ReferenceGrants when an attached route refers to a Service in another
@@ -282,14 +370,15 @@ func (s *Simulator) attached(route *gatewayv1.HTTPRoute) bool {
 	return false
 }
 
-// serve records one tick of requests at rate for the Service key, answered as its ready Pods'
-// images say. A Service that does not exist or has no ready Pod records nothing, and owes
-// nothing for that time.
-func (s *Simulator) serve(ctx context.Context, key ServiceKey, rate float64, pods []corev1.Pod) error {
-	b, known := s.backends[key]
+// serve records one tick of requests at rate for target, answered as its ready Pods' images
+// say, under the name of target's Service. A Service that does not exist or has no ready Pod
+// (in the subset) records nothing, and owes nothing for that time.
+func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods []corev1.Pod) error {
+	key := target.ServiceKey
+	b, known := s.backends[target]
 	if !known {
 		b = &backend{}
-		s.backends[key] = b
+		s.backends[target] = b
 		// Every series exists from the start, so that queries see zero rather than nothing.
 		s.requests.WithLabelValues(key.Namespace, key.Name, "200")
 		s.requests.WithLabelValues(key.Namespace, key.Name, "500")
@@ -303,7 +392,15 @@ func (s *Simulator) serve(ctx context.Context, key ServiceKey, rate float64, pod
 		}
 		return nil
 	}
-	behaviour, reachable := BehaviourOf(ReadyPodsBehind(&svc, pods), s.opts.Behaviour)
+	ready := ReadyPodsBehind(&svc, pods)
+	if target.Subset != "" {
+		subset, err := labels.Parse(target.Subset)
+		if err != nil {
+			return fmt.Errorf("subset %q of Service %s/%s: %w", target.Subset, key.Namespace, key.Name, err)
+		}
+		ready = slices.DeleteFunc(ready, func(p corev1.Pod) bool { return !subset.Matches(labels.Set(p.Labels)) })
+	}
+	behaviour, reachable := BehaviourOf(ready, s.opts.Behaviour)
 	if !reachable {
 		b.due = b.sent
 		return nil

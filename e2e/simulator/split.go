@@ -132,6 +132,15 @@ func HeaderRule(rule gatewayv1.HTTPRouteRule) bool {
 	return true
 }
 
+// Target is a backend the simulated data planes send requests to: the ready Pods behind a
+// Service, or only those of them that also match the label selector Subset (an Istio
+// DestinationRule subset). Requests to a target are recorded under its Service's name.
+type Target struct {
+	ServiceKey
+	// Subset is a label selector in labels.Set.String form, or "" for all the Service's Pods.
+	Subset string
+}
+
 // ServiceKey names a backend Service.
 type ServiceKey struct {
 	// Namespace is the Service's namespace.
