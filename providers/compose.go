@@ -57,9 +57,33 @@ func (c composed) each(ro *kultav1alpha1.Rollout, fn func(Provider) error) error
 	return nil
 }
 
-// SetWeights sets w on every provider ro uses.
+// eachEven calls fn for every provider ro uses, each even when one before it failed, and joins
+// the errors, each wrapped with its provider's name.
+func (c composed) eachEven(ro *kultav1alpha1.Rollout, fn func(Provider) error) error {
+	ps, err := c.using(ro)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range ps {
+		if err := fn(p); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetWeights sets w on every provider ro uses. Weights that send the canary something stop at
+// the first provider that fails, so that no provider moves further ahead of one that could not
+// follow. Weights that send the canary nothing (a rollback, an abort, the end of a rollout) are
+// applied to every provider even when one fails, so that none is left with canary traffic the
+// others have already taken away.
 func (c composed) SetWeights(ctx context.Context, ro *kultav1alpha1.Rollout, w Weights) error {
-	return c.each(ro, func(p Provider) error { return p.Router.SetWeights(ctx, ro, w) })
+	apply := func(p Provider) error { return p.Router.SetWeights(ctx, ro, w) }
+	if w.Canary == 0 {
+		return c.eachEven(ro, apply)
+	}
+	return c.each(ro, apply)
 }
 
 // SetHeaderRoute adds or updates hr on every provider ro uses.
@@ -67,9 +91,11 @@ func (c composed) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout,
 	return c.each(ro, func(p Provider) error { return p.Router.SetHeaderRoute(ctx, ro, hr) })
 }
 
-// RemoveHeaderRoute removes the managed rule name from every provider ro uses.
+// RemoveHeaderRoute removes the managed rule name from every provider ro uses, each even when
+// another failed: like weights that take the canary's traffic away, a removal is never held
+// back by one provider.
 func (c composed) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, name string) error {
-	return c.each(ro, func(p Provider) error { return p.Router.RemoveHeaderRoute(ctx, ro, name) })
+	return c.eachEven(ro, func(p Provider) error { return p.Router.RemoveHeaderRoute(ctx, ro, name) })
 }
 
 // Verify asks every provider ro uses. The weights are the ones all of them carry (nil when one

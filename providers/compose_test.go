@@ -140,6 +140,37 @@ func TestComposeNamesTheFailingProvider(t *testing.T) {
 	}
 }
 
+// TestComposeTakesCanaryTrafficAwayEverywhere: when one provider fails, a step that gives the
+// canary traffic stops there, but weights that give it none and header route removals still
+// reach every other provider, so that a rollback leaves no provider serving the canary.
+func TestComposeTakesCanaryTrafficAwayEverywhere(t *testing.T) {
+	ctx := context.Background()
+	ro, gw, istio, router := twoProviders()
+	gw.err = errors.New("connection refused")
+	if err := router.SetWeights(ctx, ro, providers.Weights{Stable: 50, Canary: 50}); err == nil || !strings.HasPrefix(err.Error(), "gatewayAPI: ") {
+		t.Fatalf("error %v, want one naming the gatewayAPI provider", err)
+	}
+	if len(istio.calls) != 0 {
+		t.Fatalf("istio was called %v after gatewayAPI failed a step towards the canary, want no call", istio.calls)
+	}
+	for _, call := range []func() error{
+		func() error { return router.SetWeights(ctx, ro, providers.Weights{Stable: 100}) },
+		func() error { return router.RemoveHeaderRoute(ctx, ro, "kulta-web") },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "gatewayAPI: connection refused") {
+			t.Fatalf("error %v, want gatewayAPI's failure reported", err)
+		}
+	}
+	if got := strings.Join(istio.calls, ","); got != "weights,remove kulta-web" {
+		t.Errorf("istio calls %q, want the rollback's weights and the removal despite gatewayAPI failing", got)
+	}
+	istio.err = errors.New("timeout")
+	err := router.SetWeights(ctx, ro, providers.Weights{Stable: 100})
+	if err == nil || !strings.Contains(err.Error(), "gatewayAPI: connection refused") || !strings.Contains(err.Error(), "istio: timeout") {
+		t.Errorf("error %v, want both providers' failures", err)
+	}
+}
+
 func TestComposeStallsOnAProviderNotRunning(t *testing.T) {
 	ro := testutil.Rollout("shop", "web", testutil.WithHTTPRoute("web"))
 	ro.Spec.Strategy.Canary.TrafficRouting.NGINX = &kultav1alpha1.NGINXRouting{StableIngress: "web"}
