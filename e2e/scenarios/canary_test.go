@@ -110,23 +110,9 @@ func canaryAnalysisFails(ctx context.Context, t *testing.T, w *world) {
 	watch := a.watchWeights(ctx, t)
 	began = time.Now()
 	generation := a.setImage(ctx, t, badImage)
-	ro := a.waitRollout(ctx, t, 2*time.Minute, func(ro *kultav1alpha1.Rollout) (bool, string) {
-		if ro.Status.ObservedGeneration < generation || ro.Status.Phase != kultav1alpha1.PhaseFailed {
-			return false, "not Failed at the new generation"
-		}
-		return true, ""
-	})
+	ro := a.waitAnalysisRollback(ctx, t, generation, stableHash)
 	failedAt := time.Now()
 	t.Logf("Failed after %s: %s", failedAt.Sub(began).Round(time.Millisecond), ro.Status.Message)
-	rollback := lastDecision(ro, kultav1alpha1.ActionRollback)
-	if rollback == nil || rollback.Reason != "AnalysisFailed" {
-		t.Errorf("last rollback decision %+v, want one with reason AnalysisFailed", rollback)
-	} else if m, ok := rollback.Metrics["error-rate"]; !ok || m.Passed {
-		t.Errorf("rollback evidence %+v, want a failing error-rate", rollback.Metrics)
-	}
-	if ro.Status.StablePodTemplateHash != stableHash {
-		t.Errorf("stable revision %s after the rollback, want %s unchanged", ro.Status.StablePodTemplateHash, stableHash)
-	}
 	canaryHash := ro.Status.CurrentPodTemplateHash
 
 	a.expectRevisions(ctx, t, time.Minute, stableHash, 3, canaryHash)
@@ -180,6 +166,28 @@ func canaryFixedForward(ctx context.Context, t *testing.T, w *world) {
 	}
 	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
 	a.expectRevisions(ctx, t, time.Minute, fixedHash, 3, stableHash, badHash)
+}
+
+// waitAnalysisRollback waits until the Rollout is Failed at generation, and checks that its last
+// rollback decision was for a failing error-rate analysis and that stableHash stayed stable.
+func (a *app) waitAnalysisRollback(ctx context.Context, t *testing.T, generation int64, stableHash string) *kultav1alpha1.Rollout {
+	t.Helper()
+	ro := a.waitRollout(ctx, t, 2*time.Minute, func(ro *kultav1alpha1.Rollout) (bool, string) {
+		if ro.Status.ObservedGeneration < generation || ro.Status.Phase != kultav1alpha1.PhaseFailed {
+			return false, "not Failed at the new generation"
+		}
+		return true, ""
+	})
+	rollback := lastDecision(ro, kultav1alpha1.ActionRollback)
+	if rollback == nil || rollback.Reason != "AnalysisFailed" {
+		t.Errorf("last rollback decision %+v, want one with reason AnalysisFailed", rollback)
+	} else if m, ok := rollback.Metrics["error-rate"]; !ok || m.Passed {
+		t.Errorf("rollback evidence %+v, want a failing error-rate", rollback.Metrics)
+	}
+	if ro.Status.StablePodTemplateHash != stableHash {
+		t.Errorf("stable revision %s after the rollback, want %s unchanged", ro.Status.StablePodTemplateHash, stableHash)
+	}
+	return ro
 }
 
 // lastDecision is the Rollout's latest decision with action, or nil.
