@@ -51,7 +51,8 @@ func wrap(what string, err error) error {
 func (c *countingClient) writes() int32 { return c.count.Swap(0) }
 
 // conflictingClient changes the object behind the provider's back just before the provider's
-// first update or delete of it, so that the write fails with a conflict.
+// first update, patch or delete of it, so that a write that checks the object's version fails
+// with a conflict.
 type conflictingClient struct {
 	client.Client
 	// edited is the object changed behind the provider's back, as changed.
@@ -85,6 +86,16 @@ func (c *conflictingClient) Update(ctx context.Context, obj client.Object, opts 
 	}
 	if err := c.Client.Update(ctx, obj, opts...); err != nil {
 		return fmt.Errorf("update: %w", err)
+	}
+	return nil
+}
+
+func (c *conflictingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if err := c.editFirst(ctx, obj); err != nil {
+		return err
+	}
+	if err := c.Client.Patch(ctx, obj, patch, opts...); err != nil {
+		return fmt.Errorf("patch: %w", err)
 	}
 	return nil
 }

@@ -9,15 +9,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
-	"github.com/false-systems/kulta/internal/freshness"
-	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/internal/objects"
 )
 
 var _ providers.TrafficRouter = (*Router)(nil)
@@ -31,15 +29,16 @@ const (
 )
 
 // Router moves traffic on Gateway API routes. Routes are handled as unstructured objects and
-// written back with their resourceVersion, so a write never drops a field this build does not
-// know and never overwrites someone else's newer change.
+// patched with their resourceVersion as a precondition, so a write never drops a field this
+// build does not know and never overwrites someone else's newer change.
 //
 // With a Reader (the manager's cache), routes are read from it rather than from the API server,
 // except while the cached copy is older than the router's own last write to that route (a plan
 // made from it would repeat or undo that write) and when the cache does not hold the route.
-// The cache may hold routes trimmed by TrimRoute: a cached copy only decides whether a route
-// needs a change, and each write starts from a copy read from the API server, so it keeps
-// every field and retries on a conflict with a newer change.
+// The cache may hold routes trimmed by TrimRoute. A change is made to the cached copy when it
+// includes the router's own last write, and sent as a patch of only what changed, with the
+// copy's resourceVersion as a precondition (see apply): no read precedes a write, no field the
+// trim dropped is written, and a route changed meanwhile is read again from the API server.
 type Router struct {
 	// Client writes routes; it also reads them when Reader is nil, and reads ReferenceGrants
 	// (from the cache, as the manager's client does for typed objects).
@@ -58,8 +57,8 @@ type Router struct {
 	// names kept.
 	Capabilities *Capabilities
 
-	// written holds, per route, the resourceVersion of the router's last write to it.
-	written freshness.Tracker
+	// store reads and writes the routes through the clients above.
+	store objects.Store
 }
 
 // backendsOf returns the strategy's Services and port as route backends.
@@ -207,122 +206,79 @@ func (r *Router) eachRoute(ctx context.Context, ro *kultav1alpha1.Rollout, what 
 	return nil
 }
 
-// apply reads, changes and writes the route ref, retrying on conflicts. The first read may come
-// from the cache, and when the cached copy needs no change nothing more is read; a change is
-// made to, and written from, a copy read from the API server, since the cached one may be
-// trimmed or stale.
+// objects is the router's Store over its clients.
+func (r *Router) objects() *objects.Store {
+	return r.store.Init(objects.Clients{Client: r.Client, Reader: r.Reader, APIReader: r.APIReader, FieldManager: FieldManager, OnWrite: r.OnWrite})
+}
+
+// apply changes the route ref with mutate and writes it when it changed (objects.Store.Apply):
+// from a fresh cached copy as a patch with the copy's resourceVersion as a precondition, and
+// again from the API server's copy after a conflict.
 func (r *Router) apply(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, what string, mutate func(*unstructured.Unstructured, Backends) (bool, error)) error {
+	if err := r.usable(ctx, ro, ref); err != nil {
+		return err
+	}
 	b := r.backends(ro, ref)
-	fromAPI := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		route, cached, err := r.read(ctx, ro, ref, fromAPI)
-		if err != nil {
-			return err
-		}
-		changed, err := mutate(route, b)
-		if err != nil || !changed {
-			return err
-		}
-		if cached {
-			if route, _, err = r.read(ctx, ro, ref, true); err != nil {
-				return err
-			}
-			if changed, err = mutate(route, b); err != nil || !changed {
-				return err
-			}
-		}
-		fromAPI = true
-		return r.write(ctx, route, what)
+	err := r.objects().Apply(ctx, routeGVK(string(ref.Kind)), refKey(ref), what, func(u *unstructured.Unstructured) (bool, error) {
+		return mutate(u, b)
 	})
-	if err != nil {
-		return fmt.Errorf("applying %s: %w", what, err)
-	}
-	return nil
+	return routeNotFound(ref, err)
 }
 
-// write updates route, counting the result, and remembers the version it produced.
-func (r *Router) write(ctx context.Context, route *unstructured.Unstructured, what string) error {
-	if err := r.Client.Update(ctx, route, client.FieldOwner(FieldManager)); err != nil {
-		result := "error"
-		if apierrors.IsConflict(err) {
-			result = "conflict"
-		}
-		metrics.RouteWrites.WithLabelValues(route.GetKind(), result).Inc()
-		return fmt.Errorf("writing %s for %s: %w", describe(route), what, err)
-	}
-	metrics.RouteWrites.WithLabelValues(route.GetKind(), "ok").Inc()
-	r.written.Wrote(writtenKey(route.GetKind(), route.GetNamespace(), route.GetName()), route.GetResourceVersion())
-	if r.OnWrite != nil {
-		r.OnWrite(types.NamespacedName{Namespace: route.GetNamespace(), Name: route.GetName()}, route.GetKind(), what)
-	}
-	return nil
-}
-
-// get reads one route for Verify, from the cache when its copy can be used.
+// get reads one route for Verify, from the cache when its copy can be used (see
+// objects.Store.Read).
 func (r *Router) get(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) (*unstructured.Unstructured, error) {
-	route, _, err := r.read(ctx, ro, ref, false)
-	return route, err
+	if err := r.usable(ctx, ro, ref); err != nil {
+		return nil, err
+	}
+	route, _, err := r.objects().Read(ctx, routeGVK(string(ref.Kind)), refKey(ref), false)
+	if err != nil {
+		return nil, routeNotFound(ref, err)
+	}
+	return route, nil
 }
 
-// read reads one route, checking first that the Rollout may use it, and reports whether the
-// copy came from the Reader. It reads from the API server when fromAPI is set, when there is no
-// Reader, and when the Reader's copy is missing, unavailable or older than the router's last
-// write to the route.
-func (r *Router) read(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference, fromAPI bool) (*unstructured.Unstructured, bool, error) {
+// usable checks that the API server serves the route's kind and that the Rollout may use the
+// route, as RouteErrors.
+func (r *Router) usable(ctx context.Context, ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteReference) error {
 	if r.Capabilities != nil && !r.Capabilities.Serves(ref.Kind) {
-		return nil, false, &providers.RouteError{Reason: providers.ReasonRouteKindNotServed, Message: fmt.Sprintf(
+		return &providers.RouteError{Reason: providers.ReasonRouteKindNotServed, Message: fmt.Sprintf(
 			"%s %s/%s: the API server does not serve %s at %s/v1; install the Gateway API standard CRDs (%s) and restart kulta-controller",
 			ref.Kind, ref.Namespace, ref.Name, ref.Kind, Group, minimumVersionOf(ref.Kind))}
 	}
-	if ref.Namespace != ro.Namespace {
-		allowed, err := r.granted(ctx, ro, ref)
-		if err != nil {
-			return nil, false, err
-		}
-		if !allowed {
-			return nil, false, &providers.RouteError{Reason: providers.ReasonRouteNotPermitted, Message: fmt.Sprintf(
-				"%s %s/%s is in another namespace and no ReferenceGrant there allows Rollouts from namespace %s to use it",
-				ref.Kind, ref.Namespace, ref.Name, ro.Namespace)}
-		}
+	if ref.Namespace == ro.Namespace {
+		return nil
 	}
-	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
-	if r.Reader != nil && !fromAPI {
-		route := newRoute(string(ref.Kind))
-		err := r.Reader.Get(ctx, key, route)
-		if err == nil && r.written.Fresh(writtenKey(string(ref.Kind), ref.Namespace, ref.Name), route.GetResourceVersion()) {
-			return route, true, nil
-		}
-		// Missing from the cache may mean not yet seen, and the cache may not cover the
-		// route's namespace: the API server decides.
-		ctrl.LoggerFrom(ctx).V(5).Info("Reading route from the API server", "kind", ref.Kind, "route", key, "cacheError", err)
+	allowed, err := r.granted(ctx, ro, ref)
+	if err != nil {
+		return err
 	}
-	route := newRoute(string(ref.Kind))
-	if err := r.apiReader().Get(ctx, key, route); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.Forget(writtenKey(string(ref.Kind), ref.Namespace, ref.Name))
-			return nil, false, &providers.RouteError{Reason: string(ref.Kind) + "NotFound", Message: fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, ref.Namespace)}
-		}
-		return nil, false, fmt.Errorf("getting %s %s/%s: %w", ref.Kind, ref.Namespace, ref.Name, err)
+	if !allowed {
+		return &providers.RouteError{Reason: providers.ReasonRouteNotPermitted, Message: fmt.Sprintf(
+			"%s %s/%s is in another namespace and no ReferenceGrant there allows Rollouts from namespace %s to use it",
+			ref.Kind, ref.Namespace, ref.Name, ro.Namespace)}
 	}
-	return route, false, nil
+	return nil
 }
 
-func (r *Router) apiReader() client.Reader {
-	if r.APIReader != nil {
-		return r.APIReader
+// routeNotFound turns a NotFound error about the route ref into the RouteError KIND+"NotFound";
+// other errors, and nil, are returned as they are.
+func routeNotFound(ref kultav1alpha1.RouteReference, err error) error {
+	if !apierrors.IsNotFound(err) {
+		return err
 	}
-	return r.Client
+	return &providers.RouteError{Reason: string(ref.Kind) + "NotFound", Message: fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, ref.Namespace)}
 }
 
-// newRoute is an empty route of the given kind, ready to be read into.
-func newRoute(kind string) *unstructured.Unstructured {
-	route := &unstructured.Unstructured{}
-	route.SetGroupVersionKind(schema.GroupVersionKind{Group: Group, Version: "v1", Kind: kind})
-	return route
+// refKey is the route's namespace and name.
+func refKey(ref kultav1alpha1.RouteReference) types.NamespacedName {
+	return types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 }
 
-// writtenKey identifies a route in the router's record of its own writes.
-func writtenKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+// routeGVK is the group, version and kind of a route kind.
+func routeGVK(kind string) schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: Group, Version: "v1", Kind: kind}
+}
 
 // granted reports whether a ReferenceGrant in the route's namespace lets Rollouts from ro's
 // namespace refer to the route.

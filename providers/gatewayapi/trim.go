@@ -21,8 +21,8 @@ func IsRoute(u *unstructured.Unstructured) bool {
 // them). It drops the rest: hostnames, annotations such as kubectl's last-applied copy of the
 // route, other conditions, and the times. Running it twice keeps what the first run kept.
 //
-// A trimmed route must never be written back: the Router reads a route from the API server
-// before each write (see Router).
+// A trimmed route must never be written back whole: the Router patches only what it changed
+// in spec.rules, which the trim keeps (see Router.apply).
 func TrimRoute(u *unstructured.Unstructured) {
 	u.SetManagedFields(nil)
 	u.SetAnnotations(nil)

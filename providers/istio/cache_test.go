@@ -60,6 +60,10 @@ func newCacheFixture(t *testing.T, e *testenv.Env) subsetFixture {
 	dr.Spec.TrafficPolicy = &apinetworkingv1.TrafficPolicy{LoadBalancer: &apinetworkingv1.LoadBalancerSettings{
 		LbPolicy: &apinetworkingv1.LoadBalancerSettings_Simple{Simple: apinetworkingv1.LoadBalancerSettings_LEAST_REQUEST},
 	}}
+	// A subset's own policy: the subsets list is patched whole, so the cache must keep it.
+	dr.Spec.Subsets[1].TrafficPolicy = &apinetworkingv1.TrafficPolicy{ConnectionPool: &apinetworkingv1.ConnectionPoolSettings{
+		Tcp: &apinetworkingv1.ConnectionPoolSettings_TCPSettings{MaxConnections: 7},
+	}}
 	for _, obj := range []client.Object{vs, dr} {
 		if err := e.Client.Create(context.Background(), obj); err != nil {
 			t.Fatal(err)
@@ -144,9 +148,10 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if err := r.SetWeights(ctx, f.ro, w); err != nil {
 		t.Fatal(err)
 	}
-	// The DestinationRule's labels and the VirtualService's weights: one read each.
-	if n := api.gets.Load(); n != 2 {
-		t.Errorf("a change to both objects read the API server %d times, want twice", n)
+	// The DestinationRule's labels and the VirtualService's weights are patched from the cached
+	// copies, with their resourceVersions as preconditions.
+	if n := api.gets.Load(); n != 0 {
+		t.Errorf("a change to both objects read the API server %d times, want no read", n)
 	}
 	vs := stored(t, e.Client, istio.KindVirtualService, f.ns, "web")
 	if hosts, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "hosts"); len(hosts) != 1 || vs.GetAnnotations()["team"] != "storefront" {
@@ -155,6 +160,13 @@ func TestRouterReadsFromCache(t *testing.T) {
 	dr := stored(t, e.Client, istio.KindDestinationRule, f.ns, "web")
 	if _, found, _ := unstructured.NestedFieldNoCopy(dr.Object, "spec", "trafficPolicy"); !found {
 		t.Error("the write dropped the DestinationRule's trafficPolicy, which the cache trims")
+	}
+	subsets, _, _ := unstructured.NestedSlice(dr.Object, "spec", "subsets")
+	if len(subsets) != 2 {
+		t.Fatalf("DestinationRule subsets %v, want two", subsets)
+	}
+	if n, _, _ := unstructured.NestedInt64(subsets[1].(map[string]any), "trafficPolicy", "connectionPool", "tcp", "maxConnections"); n != 7 {
+		t.Errorf("the write dropped the canary subset's trafficPolicy: %v", subsets[1])
 	}
 	waitForCache(t, c, istio.KindVirtualService, f.ns, vs.GetResourceVersion())
 	waitForCache(t, c, istio.KindDestinationRule, f.ns, dr.GetResourceVersion())

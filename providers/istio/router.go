@@ -9,14 +9,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
-	"github.com/false-systems/kulta/internal/freshness"
-	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/internal/objects"
 )
 
 var _ providers.TrafficRouter = (*Router)(nil)
@@ -36,15 +34,17 @@ const (
 
 // Router moves traffic on Istio VirtualServices, and points a DestinationRule's two subsets at
 // the stable and canary revisions for subset-level splits. Objects are handled as unstructured
-// and written back with their resourceVersion, so a write never drops a field this build does
-// not know and never overwrites someone else's newer change.
+// and patched with their resourceVersion as a precondition, so a write never drops a field this
+// build does not know and never overwrites someone else's newer change.
 //
 // With a Reader (the manager's cache), objects are read from it rather than from the API
 // server, except while the cached copy is older than the router's own last write to that object
 // (a plan made from it would repeat or undo that write) and when the cache does not hold it.
-// The cache may hold objects trimmed by Trim: a cached copy only decides whether an object
-// needs a change, and each write starts from a copy read from the API server, so it keeps every
-// field and retries on a conflict with a newer change.
+// The cache may hold objects trimmed by Trim. A change is made to the cached copy when it
+// includes the router's own last write, and sent as a patch of only what changed, with the
+// copy's resourceVersion as a precondition (package providers/internal/objects): no read
+// precedes a write, no field the trim dropped is written, and an object changed meanwhile is
+// read again from the API server.
 type Router struct {
 	// Client writes VirtualServices and DestinationRules; it also reads them when Reader is nil.
 	Client client.Client
@@ -57,8 +57,8 @@ type Router struct {
 	// OnWrite, when set, is called after each write with the object and what was written.
 	OnWrite func(obj types.NamespacedName, kind string, what string)
 
-	// written holds, per object, the resourceVersion of the router's last write to it.
-	written freshness.Tracker
+	// store reads and writes the objects through the clients above.
+	store objects.Store
 }
 
 // objectRef names one object the Router reads: a VirtualService or DestinationRule in the
@@ -138,7 +138,7 @@ func (r *Router) SetWeights(ctx context.Context, ro *kultav1alpha1.Rollout, w pr
 	if dr == nil {
 		return setWeights("")
 	}
-	current, _, err := r.read(ctx, ref, false)
+	current, err := r.read(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (r *Router) SetWeights(ctx context.Context, ro *kultav1alpha1.Rollout, w pr
 // now (or than the routes of one that disagree give it at most).
 func (r *Router) canaryRises(ctx context.Context, ro *kultav1alpha1.Rollout, host string, w providers.Weights) (bool, error) {
 	for _, ref := range routingOf(ro).Services() {
-		vs, _, err := r.read(ctx, virtualServiceRef(ro, ref.Name), false)
+		vs, err := r.read(ctx, virtualServiceRef(ro, ref.Name))
 		if err != nil {
 			return false, err
 		}
@@ -239,7 +239,7 @@ func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
 	var host string
 	var noHost *providers.RouteError
 	if ref, dr := destinationRuleRef(ro); dr != nil {
-		u, _, err := r.read(ctx, ref, false)
+		u, err := r.read(ctx, ref)
 		switch {
 		case errors.As(err, &noHost):
 		case err != nil:
@@ -297,7 +297,7 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 	}
 	var host string
 	if ref, dr := destinationRuleRef(ro); dr != nil {
-		u, _, err := r.read(ctx, ref, false)
+		u, err := r.read(ctx, ref)
 		if err != nil {
 			return providers.Verification{}, err
 		}
@@ -315,7 +315,7 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 	}
 	var common *providers.Weights
 	for i, vs := range routingOf(ro).Services() {
-		u, _, err := r.read(ctx, virtualServiceRef(ro, vs.Name), false)
+		u, err := r.read(ctx, virtualServiceRef(ro, vs.Name))
 		if err != nil {
 			return providers.Verification{}, err
 		}
@@ -351,88 +351,40 @@ func (r *Router) eachVirtualService(ctx context.Context, ro *kultav1alpha1.Rollo
 	return nil
 }
 
-// apply reads, changes and writes the object ref, retrying on conflicts. The first read may
-// come from the cache, and when the cached copy needs no change nothing more is read; a change
-// is made to, and written from, a copy read from the API server, since the cached one may be
-// trimmed or stale.
+// objects is the router's Store over its clients.
+func (r *Router) objects() *objects.Store {
+	return r.store.Init(objects.Clients{Client: r.Client, Reader: r.Reader, APIReader: r.APIReader, FieldManager: FieldManager, OnWrite: r.OnWrite})
+}
+
+// apply changes the object ref with mutate and writes it when it changed (objects.Store.Apply):
+// from a fresh cached copy as a patch with the copy's resourceVersion as a precondition, and
+// again from the API server's copy after a conflict.
 func (r *Router) apply(ctx context.Context, ref objectRef, what string, mutate func(*unstructured.Unstructured) (bool, error)) error {
-	fromAPI := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		obj, cached, err := r.read(ctx, ref, fromAPI)
-		if err != nil {
-			return err
-		}
-		changed, err := mutate(obj)
-		if err != nil || !changed {
-			return err
-		}
-		if cached {
-			if obj, _, err = r.read(ctx, ref, true); err != nil {
-				return err
-			}
-			if changed, err = mutate(obj); err != nil || !changed {
-				return err
-			}
-		}
-		fromAPI = true
-		return r.write(ctx, obj, what)
-	})
+	return notFound(ref, r.objects().Apply(ctx, gvkOf(ref.kind), ref.key(), what, mutate))
+}
+
+// read reads one object, from the cache when its copy can be used (objects.Store.Read). A
+// missing object is a RouteError KIND+"NotFound".
+func (r *Router) read(ctx context.Context, ref objectRef) (*unstructured.Unstructured, error) {
+	obj, _, err := r.objects().Read(ctx, gvkOf(ref.kind), ref.key(), false)
 	if err != nil {
-		return fmt.Errorf("applying %s: %w", what, err)
+		return nil, notFound(ref, err)
 	}
-	return nil
+	return obj, nil
 }
 
-// write updates obj, counting the result, and remembers the version it produced.
-func (r *Router) write(ctx context.Context, obj *unstructured.Unstructured, what string) error {
-	if err := r.Client.Update(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
-		result := "error"
-		if apierrors.IsConflict(err) {
-			result = "conflict"
-		}
-		metrics.RouteWrites.WithLabelValues(obj.GetKind(), result).Inc()
-		return fmt.Errorf("writing %s for %s: %w", describe(obj), what, err)
+// notFound turns a NotFound error about ref into the RouteError KIND+"NotFound"; other errors,
+// and nil, are returned as they are.
+func notFound(ref objectRef, err error) error {
+	if !apierrors.IsNotFound(err) {
+		return err
 	}
-	metrics.RouteWrites.WithLabelValues(obj.GetKind(), "ok").Inc()
-	ref := objectRef{kind: obj.GetKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
-	r.written.Wrote(ref.String(), obj.GetResourceVersion())
-	if r.OnWrite != nil {
-		r.OnWrite(ref.key(), ref.kind, what)
-	}
-	return nil
+	return routeError(ref.kind+"NotFound", "%s %q not found in namespace %s", ref.kind, ref.name, ref.namespace)
 }
 
-// read reads one object and reports whether the copy came from the Reader. It reads from the
-// API server when fromAPI is set, when there is no Reader, and when the Reader's copy is
-// missing, unavailable or older than the router's last write to the object. A missing object
-// is a RouteError KIND+"NotFound".
-func (r *Router) read(ctx context.Context, ref objectRef, fromAPI bool) (*unstructured.Unstructured, bool, error) {
-	if r.Reader != nil && !fromAPI {
-		obj := newObject(ref.kind)
-		err := r.Reader.Get(ctx, ref.key(), obj)
-		if err == nil && r.written.Fresh(ref.String(), obj.GetResourceVersion()) {
-			return obj, true, nil
-		}
-		// Missing from the cache may mean not yet seen, and the cache may not cover the
-		// namespace: the API server decides.
-		ctrl.LoggerFrom(ctx).V(5).Info("Reading from the API server", "kind", ref.kind, "object", ref.key(), "cacheError", err)
-	}
-	obj := newObject(ref.kind)
-	if err := r.apiReader().Get(ctx, ref.key(), obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.Forget(ref.String())
-			return nil, false, routeError(ref.kind+"NotFound", "%s %q not found in namespace %s", ref.kind, ref.name, ref.namespace)
-		}
-		return nil, false, fmt.Errorf("getting %s %s/%s: %w", ref.kind, ref.namespace, ref.name, err)
-	}
-	return obj, false, nil
-}
-
-func (r *Router) apiReader() client.Reader {
-	if r.APIReader != nil {
-		return r.APIReader
-	}
-	return r.Client
+// gvkOf is the group, version and kind of a VirtualService or DestinationRule.
+func gvkOf(kind string) schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: Group, Version: Version, Kind: kind}
 }
 
 // newObject is an empty VirtualService or DestinationRule, ready to be read into.

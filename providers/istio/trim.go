@@ -20,14 +20,14 @@ func IsDestinationRule(u *unstructured.Unstructured) bool {
 // informer cache that holds every one in the namespaces it watches for as long as the
 // controller runs, and reports whether u was one. It keeps the metadata without annotations
 // and managedFields; of a VirtualService's spec its http, tls and tcp routes whole (weights and
-// header routes are decided from them); of a DestinationRule's spec its host and each subset's
-// name and labels; of the status, observedGeneration and the Reconciled and Ready conditions'
+// header routes are decided from them); of a DestinationRule's spec its host and its subsets
+// whole (their labels are KULTA's to set, and a patch replaces the list whole); of the status, observedGeneration and the Reconciled and Ready conditions'
 // type, status and observedGeneration, with their reason and message when the status is not
 // True. It drops the rest: hosts, gateways, traffic policies, kubectl's last-applied copy, the
 // analyzers' messages. Running it twice keeps what the first run kept.
 //
-// A trimmed object must never be written back: the Router reads an object from the API server
-// before each write (see Router).
+// A trimmed object must never be written back whole: the Router patches only what it changed
+// in the lists Trim keeps whole (see Router).
 func Trim(u *unstructured.Unstructured) bool {
 	var spec map[string]any
 	switch {
@@ -35,13 +35,6 @@ func Trim(u *unstructured.Unstructured) bool {
 		spec = keep(u.Object["spec"], "http", "tls", "tcp")
 	case IsDestinationRule(u):
 		spec = keep(u.Object["spec"], "host", "subsets")
-		if subsets, ok := spec["subsets"].([]any); ok {
-			trimmed := make([]any, 0, len(subsets))
-			for _, s := range subsets {
-				trimmed = append(trimmed, keep(s, "name", "labels"))
-			}
-			spec["subsets"] = trimmed
-		}
 	default:
 		return false
 	}
