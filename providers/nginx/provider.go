@@ -73,8 +73,9 @@ func IngressKeys(ro *kultav1alpha1.Rollout) []string {
 // refuses a stable Ingress marked as a canary by the others). It drops the status. Running it
 // twice keeps what the first run kept.
 //
-// A trimmed Ingress must never be written back: the Router reads a canary Ingress from the API
-// server before each write, and never writes any other.
+// A trimmed Ingress must never be written back whole: the Router patches only what it changes
+// in a canary Ingress's spec, labels and annotations, which the trim keeps, and never writes any
+// other Ingress.
 func TrimIngress(ing *networkingv1.Ingress) {
 	ing.ManagedFields = nil
 	ing.Status = networkingv1.IngressStatus{}

@@ -229,9 +229,11 @@ func (r *Router) each(ctx context.Context, ro *kultav1alpha1.Rollout, what strin
 }
 
 // apply brings the canary Ingress of stable Ingress name to the state mutate makes of its
-// current one, retrying on conflicts. The first read may come from the cache, and when the
-// cached copy needs no change nothing more is read; a change is decided again from, and
-// written from, a copy read from the API server.
+// current one, retrying on conflicts. The first read may come from the cache (when its copy
+// includes the router's own last write); a change is decided from that copy and written as a
+// patch of only what changed, with the copy's resourceVersion as a precondition (a deletion
+// too), so no read precedes a write. After a conflict the canary Ingress is read again from the
+// API server.
 func (r *Router) apply(ctx context.Context, ro *kultav1alpha1.Rollout, name, what string, mutate func(State) (State, error)) error {
 	key := canaryKey(ro, name)
 	prefix := AnnotationPrefix(ro)
@@ -249,21 +251,13 @@ func (r *Router) apply(ctx context.Context, ro *kultav1alpha1.Rollout, name, wha
 	}
 	fromAPI := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		canary, cached, err := r.readCanary(ctx, ro, key, fromAPI)
+		canary, _, err := r.readCanary(ctx, ro, key, fromAPI)
 		if err != nil {
 			return err
 		}
 		desired, err := desiredFor(canary)
 		if err != nil || upToDate(canary, desired, prefix) {
 			return err
-		}
-		if cached {
-			if canary, _, err = r.readCanary(ctx, ro, key, true); err != nil {
-				return err
-			}
-			if desired, err = desiredFor(canary); err != nil || upToDate(canary, desired, prefix) {
-				return err
-			}
 		}
 		fromAPI = true
 		switch {
@@ -273,7 +267,7 @@ func (r *Router) apply(ctx context.Context, ro *kultav1alpha1.Rollout, name, wha
 			return r.create(ctx, desired, what)
 		}
 		merged, _ := Merge(canary, desired, prefix)
-		return r.update(ctx, merged, what)
+		return r.patch(ctx, canary, merged, what)
 	})
 	if err != nil {
 		return fmt.Errorf("applying %s: %w", what, err)
@@ -292,7 +286,7 @@ func upToDate(current, desired *networkingv1.Ingress, prefix string) bool {
 }
 
 // create creates the canary Ingress ing. One that already exists (a cache behind the API
-// server) is reported as a conflict, so that apply reads it from the API server and updates it.
+// server) is reported as a conflict, so that apply reads it from the API server and patches it.
 func (r *Router) create(ctx context.Context, ing *networkingv1.Ingress, what string) error {
 	err := r.Client.Create(ctx, ing, client.FieldOwner(FieldManager))
 	r.count(err)
@@ -309,9 +303,12 @@ func (r *Router) create(ctx context.Context, ing *networkingv1.Ingress, what str
 	return nil
 }
 
-// update writes ing, read from the API server and changed, with its resourceVersion.
-func (r *Router) update(ctx context.Context, ing *networkingv1.Ingress, what string) error {
-	err := r.Client.Update(ctx, ing, client.FieldOwner(FieldManager))
+// patch writes what differs between the canary Ingress as read (before) and ing, with before's
+// resourceVersion as a precondition. The copy read may be trimmed (TrimIngress keeps a canary
+// Ingress's spec, labels and annotations, which is all Merge changes): what the trim dropped is
+// the same in both, so it is never written.
+func (r *Router) patch(ctx context.Context, before, ing *networkingv1.Ingress, what string) error {
+	err := r.Client.Patch(ctx, ing, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager))
 	r.count(err)
 	if err != nil {
 		return fmt.Errorf("updating canary Ingress %s/%s for %s: %w", ing.Namespace, ing.Name, what, err)

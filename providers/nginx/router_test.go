@@ -35,6 +35,11 @@ func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...
 	return c.Client.Create(ctx, obj, opts...)
 }
 
+func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	c.count.Add(1)
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
 func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
 	c.count.Add(1)
 	return c.Client.Update(ctx, obj, opts...)
