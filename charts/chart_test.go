@@ -204,25 +204,64 @@ func TestPodPassesRestrictedPodSecurity(t *testing.T) {
 	g.Expect(e.Client.Create(ctx, insecure, client.DryRunAll)).NotTo(Succeed(), "the check must be able to fail")
 }
 
-// TestRBACMatchesMarkers compares the chart's rules with the RBAC markers of the reconciler,
-// rendered by controller-gen: the chart grants exactly what the code says it uses.
+// TestRBACMatchesMarkers compares the chart's rules, with the default values, with the RBAC
+// markers of the reconciler and of the provider enabled by default, Gateway API, rendered by
+// controller-gen: the chart grants exactly what the code says it uses.
 func TestRBACMatchesMarkers(t *testing.T) {
-	marked := rbacv1.ClusterRole{Rules: markedRules(t, "./internal/controller/...")}
-	var chart rbacv1.ClusterRole
-	for _, obj := range decode(t, render(t, valuesFiles(t)[0])) {
-		if obj.GetKind() == "ClusterRole" && obj.GetName() == "kulta" {
-			js, err := obj.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := yaml.Unmarshal(js, &chart); err != nil {
-				t.Fatal(err)
-			}
-		}
+	provider, _ := gatewayAPIRules(t)
+	marked := append(markedRules(t, "./internal/controller/..."), provider...)
+	chart := clusterRole(t, decode(t, render(t, valuesFiles(t)[0])), "kulta")
+	if chart == nil {
+		t.Fatal("no ClusterRole kulta")
 	}
-	if got, want := permissions(chart.Rules), permissions(marked.Rules); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got, want := permissions(chart.Rules), permissions(marked); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("chart ClusterRole grants\n%s\nbut the code's markers ask for\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// clusterRole is the ClusterRole called name among objs, nil when there is none.
+func clusterRole(t *testing.T, objs []*unstructured.Unstructured, name string) *rbacv1.ClusterRole {
+	t.Helper()
+	for _, obj := range objs {
+		if obj.GetKind() != "ClusterRole" || obj.GetName() != name {
+			continue
+		}
+		js, err := obj.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.Unmarshal(js, &role); err != nil {
+			t.Fatal(err)
+		}
+		return &role
+	}
+	return nil
+}
+
+// hasObject reports whether objs hold an object of kind called name.
+func hasObject(objs []*unstructured.Unstructured, kind, name string) bool {
+	return slices.ContainsFunc(objs, func(obj *unstructured.Unstructured) bool {
+		return obj.GetKind() == kind && obj.GetName() == name
+	})
+}
+
+// gatewayAPIRules splits the RBAC markers of providers/gatewayapi into the provider's rules,
+// which the chart puts in the controller's (Cluster)Role, and Detect's reading of the route
+// CRDs, which it puts in a ClusterRole of its own.
+func gatewayAPIRules(t *testing.T) (provider, crdReader []rbacv1.PolicyRule) {
+	t.Helper()
+	for _, r := range markedRules(t, "./providers/gatewayapi/...") {
+		if len(r.ResourceNames) > 0 || slices.Contains(r.APIGroups, "apiextensions.k8s.io") {
+			crdReader = append(crdReader, r)
+		} else {
+			provider = append(provider, r)
+		}
+	}
+	if len(provider) == 0 || len(crdReader) == 0 {
+		t.Fatalf("providers/gatewayapi marks provider rules %v and CRD-read rules %v, want both", provider, crdReader)
+	}
+	return provider, crdReader
 }
 
 // markedRules renders the RBAC markers of the packages under path with controller-gen.
@@ -247,78 +286,94 @@ func markedRules(t *testing.T, path string) []rbacv1.PolicyRule {
 }
 
 // TestProviderRBACFollowsValues checks that the chart grants a provider's permissions (its
-// package's RBAC markers) exactly when the provider is enabled.
+// package's RBAC markers) exactly when the provider is enabled, and that the controller runs
+// exactly the enabled providers, in the order kulta.trafficProviders lists them.
 func TestProviderRBACFollowsValues(t *testing.T) {
 	controller := markedRules(t, "./internal/controller/...")
-	extra := append(markedRules(t, "./providers/istio/..."), markedRules(t, "./providers/nginx/...")...)
-	for _, enabled := range []bool{false, true} {
-		out := render(t, valuesFiles(t)[0], "--set", fmt.Sprintf("providers.nginx.enabled=%t,providers.istio.enabled=%t", enabled, enabled))
-		var chart rbacv1.ClusterRole
-		var args []string
-		for _, obj := range decode(t, out) {
-			switch {
-			case obj.GetKind() == "ClusterRole" && obj.GetName() == "kulta":
-				js, err := obj.MarshalJSON()
-				if err != nil {
-					t.Fatal(err)
+	gatewayAPI, _ := gatewayAPIRules(t)
+	providers := []struct {
+		name  string
+		rules []rbacv1.PolicyRule
+	}{
+		{"gatewayAPI", gatewayAPI},
+		{"istio", markedRules(t, "./providers/istio/...")},
+		{"nginx", markedRules(t, "./providers/nginx/...")},
+	}
+	for _, p := range providers {
+		if len(p.rules) == 0 {
+			t.Fatalf("providers/%s has no RBAC marker", strings.ToLower(p.name))
+		}
+	}
+	// Every combination of the three, as a bit mask over providers.
+	for mask := range 1 << len(providers) {
+		var sets, enabled []string
+		want := slices.Clone(controller)
+		for i, p := range providers {
+			on := mask&(1<<i) != 0
+			sets = append(sets, fmt.Sprintf("providers.%s.enabled=%t", p.name, on))
+			if on {
+				enabled = append(enabled, p.name)
+				want = append(want, p.rules...)
+			}
+		}
+		name := "none"
+		if len(enabled) > 0 {
+			name = strings.Join(enabled, "+")
+		}
+		t.Run(name, func(t *testing.T) {
+			objs := decode(t, render(t, valuesFiles(t)[0], "--set", strings.Join(sets, ",")))
+			chart := clusterRole(t, objs, "kulta")
+			if chart == nil {
+				t.Fatal("no ClusterRole kulta")
+			}
+			if got, want := permissions(chart.Rules), permissions(want); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("chart grants\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			var args []string
+			for _, obj := range objs {
+				if obj.GetKind() != "Deployment" {
+					continue
 				}
-				if err := yaml.Unmarshal(js, &chart); err != nil {
-					t.Fatal(err)
-				}
-			case obj.GetKind() == "Deployment":
 				containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
 				for _, c := range containers {
 					list, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
 					args = append(args, list...)
 				}
 			}
-		}
-		want := controller
-		flag := "--traffic-providers=gatewayAPI"
-		if enabled {
-			want = append(slices.Clone(controller), extra...)
-			flag += ",istio,nginx"
-		}
-		if got, want := permissions(chart.Rules), permissions(want); strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("istio and nginx enabled=%t: chart grants\n%s\nwant\n%s", enabled, strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-		if !slices.Contains(args, flag) {
-			t.Errorf("istio and nginx enabled=%t: controller args %v, want %s", enabled, args, flag)
-		}
+			wantArg := "--traffic-providers=" + strings.Join(enabled, ",")
+			if !slices.Contains(args, wantArg) {
+				t.Errorf("controller args %v, want %s", args, wantArg)
+			}
+		})
 	}
 }
 
 // TestGatewayAPICRDReaderMatchesMarkers compares the chart's ClusterRole for reading the Gateway
 // API route CRDs with the RBAC marker of providers/gatewayapi's Detect, rendered by
 // controller-gen, resource names included, for every values file: CRDs are cluster-scoped, so
-// the namespaced installation needs it too.
+// the namespaced installation needs it too. With providers.gatewayAPI.enabled=false neither the
+// ClusterRole nor its binding is rendered.
 func TestGatewayAPICRDReaderMatchesMarkers(t *testing.T) {
-	marked := rbacv1.ClusterRole{Rules: markedRules(t, "./providers/gatewayapi/...")}
-	want := namedPermissions(marked.Rules)
-	if len(want) == 0 {
-		t.Fatal("providers/gatewayapi has no RBAC marker")
-	}
+	const name = "kulta-gateway-api-crds"
+	_, crdReader := gatewayAPIRules(t)
+	want := namedPermissions(crdReader)
 	for _, f := range valuesFiles(t) {
-		var chart *rbacv1.ClusterRole
-		for _, obj := range decode(t, render(t, f)) {
-			if obj.GetKind() != "ClusterRole" || obj.GetName() != "kulta-gateway-api-crds" {
-				continue
-			}
-			js, err := obj.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			chart = &rbacv1.ClusterRole{}
-			if err := yaml.Unmarshal(js, chart); err != nil {
-				t.Fatal(err)
-			}
-		}
+		objs := decode(t, render(t, f))
+		chart := clusterRole(t, objs, name)
 		if chart == nil {
-			t.Errorf("%s: no ClusterRole kulta-gateway-api-crds", filepath.Base(f))
-			continue
+			t.Errorf("%s: no ClusterRole %s", filepath.Base(f), name)
+		} else if got := namedPermissions(chart.Rules); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: ClusterRole %s grants\n%s\nbut the marker asks for\n%s", filepath.Base(f), name, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		if got := namedPermissions(chart.Rules); strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s: ClusterRole kulta-gateway-api-crds grants\n%s\nbut the marker asks for\n%s", filepath.Base(f), strings.Join(got, "\n"), strings.Join(want, "\n"))
+		if !hasObject(objs, "ClusterRoleBinding", name) {
+			t.Errorf("%s: no ClusterRoleBinding %s", filepath.Base(f), name)
+		}
+
+		disabled := decode(t, render(t, f, "--set", "providers.gatewayAPI.enabled=false"))
+		for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {
+			if hasObject(disabled, kind, name) {
+				t.Errorf("%s with providers.gatewayAPI.enabled=false: %s %s is rendered", filepath.Base(f), kind, name)
+			}
 		}
 	}
 }

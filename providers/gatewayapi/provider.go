@@ -13,6 +13,10 @@ import (
 // ProviderName is the trafficRouting field that selects this provider.
 const ProviderName = "gatewayAPI"
 
+// The chart grants these when providers.gatewayAPI.enabled is set:
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
+
 // NewProvider registers the Gateway API provider: r moves the traffic (it may be nil until the
 // manager exists, and set on the returned value then); the route kinds caps says are served
 // are watched, with ReferenceGrants; cached routes are trimmed with TrimRoute.

@@ -16,7 +16,7 @@ import (
 const ProviderName = "istio"
 
 // The chart grants these when providers.istio.enabled is set:
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;patch
 
 // NewProvider registers the Istio provider: r moves the traffic (it may be nil until the
 // manager exists, and set on the returned value then). It watches VirtualServices and

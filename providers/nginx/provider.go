@@ -18,7 +18,7 @@ const ProviderName = "nginx"
 const ingressKind = "Ingress"
 
 // The chart grants these when providers.nginx.enabled is set:
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 
 // NewProvider registers the NGINX provider: r moves the traffic (it may be nil until the
 // manager exists, and set on the returned value then). It watches networking.k8s.io/v1

@@ -30,7 +30,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
-{{/* The controller's permissions: what internal/controller/rollout's RBAC markers list (a test checks). */}}
+{{/* The controller's permissions: what internal/controller/rollout's RBAC markers list, and each
+enabled provider's, what its package's markers list (tests check). */}}
 {{- define "kulta.rules" -}}
 - apiGroups: ["kulta.io"]
   resources: ["rollouts"]
@@ -47,21 +48,23 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "patch"]
+{{- if .Values.providers.gatewayAPI.enabled }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]
-  verbs: ["get", "list", "watch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["referencegrants"]
   verbs: ["get", "list", "watch"]
+{{- end }}
 {{- if .Values.providers.istio.enabled }}
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices", "destinationrules"]
-  verbs: ["get", "list", "watch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- end }}
 {{- if .Values.providers.nginx.enabled }}
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
-  verbs: ["get", "list", "watch", "create", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
