@@ -80,7 +80,7 @@ e2e: cluster-bin prometheus-bin ## End-to-end tests on a full local cluster (etc
 
 .PHONY: demo
 demo: DEMO_BIN := $(BIN)/kulta-demo
-demo: cluster-bin prometheus-bin ## A canary KULTA completes, then one it rolls back on its own (1-2 min once built; Prometheus on 127.0.0.1:9090, KULTA_DEMO_PROMETHEUS_PORT=N to move it).
+demo: cluster-bin prometheus-bin ## A canary KULTA completes, then one it rolls back on its own (1-2 min once built; KULTA_DEMO_PROVIDER=gatewayapi|istio|nginx picks the traffic provider, Gateway API by default; Prometheus on 127.0.0.1:9090, KULTA_DEMO_PROMETHEUS_PORT=N to move it).
 	go build -o $(DEMO_BIN) ./e2e/demo
 	$(DEMO_BIN)
 

@@ -98,6 +98,15 @@ func TestDemoRefusesBadInput(t *testing.T) {
 		name: "a bad flag",
 		args: []string{"--prometheus-port", "70000"},
 		want: []string{"--prometheus-port 70000 is not a port number"},
+	}, {
+		name: "an unknown provider",
+		env:  []string{providerEnv + "=traefik"},
+		args: []string{"--prometheus-port", "0"},
+		want: []string{providerEnv + `="traefik" is not a traffic provider`, "gatewayapi, istio, nginx"},
+	}, {
+		name: "an unknown provider flag",
+		args: []string{"--prometheus-port", "0", "--provider", "linkerd"},
+		want: []string{`--provider "linkerd" is not a traffic provider`, "gatewayapi, istio, nginx"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,7 +134,8 @@ func TestDemoRefusesBadInput(t *testing.T) {
 // rollback, exits 0 and leaves no process and no listening port behind.
 func TestDemo(t *testing.T) {
 	began := time.Now()
-	run := startDemo(t, nil, "--prometheus-port", "0", "--timeout", "8m")
+	// The default provider, Gateway API, whatever the environment says.
+	run := startDemo(t, []string{providerEnv + "="}, "--prometheus-port", "0", "--timeout", "8m")
 	run.waitOutput(t, "Building kulta-controller", 30*time.Second)
 
 	second := startDemo(t, nil, "--prometheus-port", "0")
@@ -153,6 +163,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	for _, want := range []string{
+		"Summary (traffic moved by KULTA's gatewayAPI provider, Gateway API: HTTPRoute default/web)",
 		"2. Update to nginx:1.28: Completed in",
 		"100/0 -> 80/20 -> 50/50 -> 100/0",
 		"3. Update to " + badImage + ": Rolled back by KULTA in",

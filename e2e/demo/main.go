@@ -28,6 +28,8 @@ const (
 const (
 	// prometheusPortEnv overrides the default of --prometheus-port.
 	prometheusPortEnv = "KULTA_DEMO_PROMETHEUS_PORT"
+	// providerEnv overrides the default of --provider.
+	providerEnv = "KULTA_DEMO_PROVIDER"
 	// workerEnv marks the copy of the demo that does the work (see doc.go).
 	workerEnv = "KULTA_DEMO_WORKER"
 )
@@ -37,6 +39,8 @@ const defaultPrometheusPort = 9090
 
 // options are the demo's settings, from flags and the environment.
 type options struct {
+	// provider is the traffic provider KULTA moves the application's traffic with.
+	provider trafficProvider
 	// prometheusPort is the loopback port Prometheus is served on; 0 picks a free one.
 	prometheusPort int
 	// logDir receives one log file per process; empty means .cache/demo/logs.
@@ -96,17 +100,27 @@ func parseOptions(args []string, stderr *console) (options, error) {
 		}
 		port = p
 	}
+	providerName := defaultProvider
+	if env := os.Getenv(providerEnv); env != "" {
+		if _, err := lookupProvider(env); err != nil {
+			return options{}, fmt.Errorf("%s=%q %w", providerEnv, env, err)
+		}
+		providerName = env
+	}
 	var opts options
 	fs := flag.NewFlagSet("kulta-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&opts.prometheusPort, "prometheus-port", port,
 		"Loopback port to serve Prometheus on while the demo runs; 0 picks a free one (env "+prometheusPortEnv+").")
+	fs.StringVar(&providerName, "provider", providerName,
+		"Traffic provider KULTA moves the traffic with: "+providerNames()+" (env "+providerEnv+").")
 	fs.StringVar(&opts.logDir, "log-dir", "", "Folder for the processes' logs (default .cache/demo/logs in the repository).")
 	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "Give up, stop everything and fail after this long.")
 	fs.Usage = func() {
 		stderr.printf("Usage: kulta-demo [flags] (normally run by `make demo`)\n\n" +
 			"Starts a local cluster, Prometheus and the KULTA controller, rolls out a healthy image and\n" +
-			"then a faulty one that KULTA rolls back on its own, and stops everything again.\n" +
+			"then a faulty one that KULTA rolls back on its own, and stops everything again. The traffic\n" +
+			"moves through Gateway API, Istio or ingress-nginx (--provider, env " + providerEnv + ").\n" +
 			"The cluster's binaries come from $KUBEBUILDER_ASSETS or .cache/bin/k8s (`make cluster-bin`),\n" +
 			"Prometheus from $KULTA_PROMETHEUS_BIN or .cache/bin/prometheus (`make prometheus-bin`).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -120,6 +134,11 @@ func parseOptions(args []string, stderr *console) (options, error) {
 	if opts.prometheusPort < 0 || opts.prometheusPort > 65535 {
 		return options{}, fmt.Errorf("--prometheus-port %d is not a port number", opts.prometheusPort)
 	}
+	p, err := lookupProvider(providerName)
+	if err != nil {
+		return options{}, fmt.Errorf("--provider %q %w", providerName, err)
+	}
+	opts.provider = p
 	if opts.timeout <= 0 {
 		return options{}, fmt.Errorf("--timeout must be positive, not %s", opts.timeout)
 	}

@@ -66,11 +66,12 @@ func runDemo(ctx context.Context, opts options, out *console) (runErr, stopErr e
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return errors.Join(fmt.Errorf("creating the log folder: %w", err), closeListener(in.listener)), nil
 	}
-	out.logf("KULTA demo: a canary that passes its analysis, then one that KULTA rolls back on its own (a minute or two)")
-	w := &world{root: root, logDir: logDir, workDir: workDir, out: out}
+	out.logf("KULTA demo: a canary that passes its analysis, then one that KULTA rolls back on its own (a minute or two); "+
+		"traffic through %s (%s=%s)", opts.provider.title, providerEnv, opts.provider.name)
+	w := &world{provider: opts.provider, root: root, logDir: logDir, workDir: workDir, out: out}
 	defer func() {
 		out.printf("\n")
-		out.logf("Stopping kulta-controller, Prometheus, the Gateway simulator and the cluster")
+		out.logf("Stopping kulta-controller, Prometheus, the traffic simulator and the cluster")
 		began := time.Now()
 		stopErr = w.stop()
 		if stopErr == nil {
@@ -80,14 +81,18 @@ func runDemo(ctx context.Context, opts options, out *console) (runErr, stopErr e
 	if err := w.start(ctx, in); err != nil {
 		return err, nil
 	}
-	results, err := play(ctx, w)
-	printSummary(out, results, err)
+	results, via, err := play(ctx, w)
+	printSummary(out, opts.provider, via, results, err)
 	return err, nil
 }
 
-// printSummary prints what each phase showed, and the error that ended the demo early if any.
-func printSummary(out *console, results []phaseResult, err error) {
-	out.printf("\nSummary\n")
+// printSummary prints which provider moved the traffic (through via, the objects it wrote, when
+// the demo got that far), what each phase showed, and the error that ended the demo early if any.
+func printSummary(out *console, p trafficProvider, via string, results []phaseResult, err error) {
+	if via != "" {
+		via = ": " + via
+	}
+	out.printf("\nSummary (traffic moved by KULTA's %s provider, %s%s)\n", p.controllerName, p.title, via)
 	for i, r := range results {
 		out.printf("  %d. %s: %s in %s\n", i+1, r.title, r.outcome, roundDuration(r.took))
 		if len(r.weights) > 1 {

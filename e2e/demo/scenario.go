@@ -20,8 +20,6 @@ import (
 )
 
 const (
-	// manifestPath is the application the demo applies, relative to the repository.
-	manifestPath = "examples/demo/web.yaml"
 	// demoNamespace is where objects without a namespace go.
 	demoNamespace = "default"
 	// goodUpdateImage is the healthy update.
@@ -49,25 +47,30 @@ type scenario struct {
 }
 
 // play creates the application, updates it to a healthy image and then to badImage, and
-// returns what each phase showed. It fails when KULTA does not complete the first two or does
-// not roll the third back because of its analysis.
-func play(ctx context.Context, w *world) ([]phaseResult, error) {
+// returns what each phase showed and the objects the provider moved the traffic with (empty
+// when the demo did not get as far as reading them). It fails when KULTA does not complete the
+// first two or does not roll the third back because of its analysis.
+func play(ctx context.Context, w *world) (results []phaseResult, via string, err error) {
 	s := &scenario{w: w}
 	for _, phase := range []func(context.Context) error{s.create, s.updateGood, s.updateBad, s.showPlugin} {
-		if err := phase(ctx); err != nil {
-			return s.results, err
+		if err = phase(ctx); err != nil {
+			break
 		}
 	}
-	return s.results, nil
+	if s.obs != nil {
+		via = s.obs.traffic.String()
+	}
+	return s.results, via, err
 }
 
 // create applies the manifests and waits until the first revision is Completed.
 func (s *scenario) create(ctx context.Context) error {
-	objs, err := testutil.DecodeManifests(filepath.Join(s.w.root, manifestPath))
+	manifest := s.w.provider.manifest
+	objs, err := testutil.DecodeManifests(filepath.Join(s.w.root, manifest))
 	if err != nil {
 		return fmt.Errorf("reading the demo's manifests: %w", err)
 	}
-	s.banner("1. First release: kubectl apply -f %s", manifestPath)
+	s.banner("1. First release: kubectl apply -f %s", manifest)
 	began := time.Now()
 	var rollout client.ObjectKey
 	cl := s.w.cluster.Client()
@@ -99,19 +102,23 @@ func (s *scenario) create(ctx context.Context) error {
 	return nil
 }
 
-// newObserver sets up the observer of the Rollout key, its route and Services.
+// newObserver sets up the observer of the Rollout key and of the objects its provider splits
+// the traffic with.
 func (s *scenario) newObserver(ctx context.Context, key client.ObjectKey) error {
+	p := s.w.provider
+	if key.Name == "" {
+		return fmt.Errorf("%s has no Rollout", p.manifest)
+	}
 	ro := &kultav1alpha1.Rollout{}
 	if err := s.w.cluster.Client().Get(ctx, key, ro); err != nil {
-		return fmt.Errorf("reading the Rollout %s from %s: %w", key, manifestPath, err)
+		return fmt.Errorf("reading the Rollout %s from %s: %w", key, p.manifest, err)
 	}
-	c := ro.Spec.Strategy.Canary
-	if c == nil || c.TrafficRouting == nil || c.TrafficRouting.GatewayAPI == nil {
-		return fmt.Errorf("the Rollout in %s must be a canary routed through an HTTPRoute", manifestPath)
+	traffic, err := p.split(ro)
+	if err != nil {
+		return fmt.Errorf("%s does not fit the %s provider: %w", p.manifest, p.name, err)
 	}
-	s.obs = &observer{client: s.w.cluster.Client(), out: s.w.out, rollout: key,
-		route:  client.ObjectKey{Namespace: key.Namespace, Name: c.TrafficRouting.GatewayAPI.HTTPRoute},
-		stable: c.StableService, canary: c.CanaryService}
+	s.obs = &observer{client: s.w.cluster.Client(), out: s.w.out, rollout: key, traffic: traffic}
+	s.w.out.logf("KULTA's %s provider moves the traffic through %s", p.controllerName, traffic)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"slices"
 	"strconv"
@@ -140,6 +141,7 @@ func TestParseOptions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(prometheusPortEnv, tc.env)
+			t.Setenv(providerEnv, "")
 			var stderr bytes.Buffer
 			opts, err := parseOptions(tc.args, newConsole(&stderr))
 			switch {
@@ -151,6 +153,84 @@ func TestParseOptions(t *testing.T) {
 				t.Errorf("port %d, want %d", opts.prometheusPort, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseOptionsProvider(t *testing.T) {
+	const accepted = "accepted values: gatewayapi, istio, nginx"
+	cases := []struct {
+		name    string
+		env     string
+		args    []string
+		want    string // the provider's controller name
+		wantErr string
+	}{
+		{name: "default", want: "gatewayAPI"},
+		{name: "environment", env: "istio", want: "istio"},
+		{name: "environment, the controller's spelling", env: "gatewayAPI", want: "gatewayAPI"},
+		{name: "flag", args: []string{"--provider", "nginx"}, want: "nginx"},
+		{name: "flag over environment", env: "istio", args: []string{"--provider=NGINX"}, want: "nginx"},
+		{name: "environment unknown", env: "traefik",
+			wantErr: providerEnv + `="traefik" is not a traffic provider the demo knows; ` + accepted},
+		{name: "environment unknown, flag set", env: "linkerd", args: []string{"--provider", "istio"},
+			wantErr: providerEnv + `="linkerd" is not a traffic provider`},
+		{name: "flag unknown", env: "istio", args: []string{"--provider", "traefik"},
+			wantErr: `--provider "traefik" is not a traffic provider the demo knows; ` + accepted},
+		{name: "flag empty", args: []string{"--provider="}, wantErr: `--provider "" is not a traffic provider`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(prometheusPortEnv, "")
+			t.Setenv(providerEnv, tc.env)
+			var stderr bytes.Buffer
+			opts, err := parseOptions(tc.args, newConsole(&stderr))
+			switch {
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("error %v, want one saying %q", err, tc.wantErr)
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.wantErr == "" && opts.provider.controllerName != tc.want:
+				t.Errorf("provider %q, want %q", opts.provider.controllerName, tc.want)
+			}
+		})
+	}
+}
+
+// TestProvidersAreComplete: every provider has what the demo uses of it, and a manifest of its
+// own.
+func TestProvidersAreComplete(t *testing.T) {
+	manifests := map[string]bool{}
+	for _, p := range trafficProviders {
+		if p.name == "" || p.controllerName == "" || p.title == "" || p.manifest == "" || p.resources == "" || p.dataPlane == "" || p.split == nil {
+			t.Errorf("provider %+v misses a field", p)
+		}
+		if manifests[p.manifest] {
+			t.Errorf("two providers apply %s", p.manifest)
+		}
+		manifests[p.manifest] = true
+	}
+	if p := mustProvider(t, defaultProvider); p.manifest != "examples/demo/web.yaml" {
+		t.Errorf("the default provider applies %s, want examples/demo/web.yaml", p.manifest)
+	}
+}
+
+func TestPrintSummaryNamesTheProvider(t *testing.T) {
+	var buf bytes.Buffer
+	out := newConsole(&buf)
+	results := []phaseResult{{title: "Update to nginx:1.28", outcome: "Completed", took: 12 * time.Second,
+		weights: []string{"100/0", "80/20", "50/50", "100/0"}}}
+	printSummary(out, mustProvider(t, providerIstio), "VirtualService default/web, route primary", results, nil)
+	want := "\nSummary (traffic moved by KULTA's istio provider, Istio: VirtualService default/web, route primary)\n" +
+		"  1. Update to nginx:1.28: Completed in 12s\n" +
+		"       route stable/canary weights: 100/0 -> 80/20 -> 50/50 -> 100/0\n"
+	if got := buf.String(); got != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
+	}
+	buf.Reset()
+	printSummary(out, mustProvider(t, providerNGINX), "", nil, errors.New("no cluster"))
+	if got := buf.String(); !strings.Contains(got, "Summary (traffic moved by KULTA's nginx provider, ingress-nginx)\n") ||
+		!strings.Contains(got, "1. did not finish: no cluster") {
+		t.Errorf("summary of a demo that ended early:\n%s", got)
 	}
 }
 

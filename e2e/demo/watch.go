@@ -9,49 +9,47 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
-	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 )
 
-// pollInterval is how often the observer looks at the Rollout and its route.
+// pollInterval is how often the observer looks at the Rollout and its traffic split.
 const pollInterval = 250 * time.Millisecond
 
 // observer shows a Rollout as `kubectl kulta get rollout --watch` would, one line per change:
-// phase, step, weights, stable and canary revisions, analysis and message.
+// phase, step, weights, stable and canary revisions, analysis and message. The weights come
+// from the objects of the provider that moves the traffic (an HTTPRoute, a VirtualService's
+// route, a canary Ingress).
 type observer struct {
 	client  client.Client
 	out     *console
 	rollout client.ObjectKey
-	route   client.ObjectKey
-	stable  string // the stable Service
-	canary  string // the canary Service
+	// traffic reads the stable/canary split from the provider's objects.
+	traffic splitReader
 
 	lastLine string
-	// weights are the route's stable/canary weights seen since the last resetWeights, each
-	// change once.
+	// weights are the stable/canary weights seen since the last resetWeights, each change once.
 	weights []string
 }
 
-// snapshot is one look at the Rollout and its route.
+// snapshot is one look at the Rollout and its traffic split.
 type snapshot struct {
 	rollout *kultav1alpha1.Rollout
 	weights string
 }
 
-// look reads the Rollout and the route, prints a line when something changed and records the
-// route's weights.
+// look reads the Rollout and its traffic split, prints a line when something changed and
+// records the weights.
 func (o *observer) look(ctx context.Context) (*snapshot, error) {
 	ro := &kultav1alpha1.Rollout{}
 	if err := o.client.Get(ctx, o.rollout, ro); err != nil {
 		return nil, fmt.Errorf("reading Rollout %s: %w", o.rollout, err)
 	}
-	route := &gatewayv1.HTTPRoute{}
-	if err := o.client.Get(ctx, o.route, route); err != nil {
-		return nil, fmt.Errorf("reading HTTPRoute %s: %w", o.route, err)
+	weights, err := o.traffic.read(ctx, o.client)
+	if err != nil {
+		return nil, err
 	}
-	s := &snapshot{rollout: ro, weights: o.routeWeights(route)}
+	s := &snapshot{rollout: ro, weights: weights}
 	if n := len(o.weights); n == 0 || o.weights[n-1] != s.weights {
 		o.weights = append(o.weights, s.weights)
 	}
@@ -62,9 +60,9 @@ func (o *observer) look(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-// resetWeights starts a new record of the route's weights from from, the weights the route had
-// before the change being recorded. Seeding the record matters: the controller may move the
-// route before the next look, and a record that began there would miss where it started.
+// resetWeights starts a new record of the weights from from, the weights the provider's objects
+// carried before the change being recorded. Seeding the record matters: the controller may move
+// the traffic before the next look, and a record that began there would miss where it started.
 func (o *observer) resetWeights(from *snapshot) { o.weights = []string{from.weights} }
 
 // waitFor looks every pollInterval until done says the Rollout is there, and returns that
@@ -106,16 +104,6 @@ func (o *observer) replicas(ctx context.Context, hash string) (int32, error) {
 		return 0, fmt.Errorf("%d ReplicaSets of revision %s, want 1", len(list.Items), hash)
 	}
 	return ptr.Deref(list.Items[0].Spec.Replicas, 1), nil
-}
-
-// routeWeights is the route's weights as "stable/canary", from the rule that names both
-// Services (KULTA's own header rules name one), or "-/-" when none does.
-func (o *observer) routeWeights(route *gatewayv1.HTTPRoute) string {
-	w, ok := rollouttest.RouteWeights(route, o.stable, o.canary)
-	if !ok {
-		return "-/-"
-	}
-	return fmt.Sprintf("%d/%d", w.Stable, w.Canary)
 }
 
 // describe is the one-line view of a snapshot.

@@ -20,8 +20,8 @@ import (
 	"github.com/false-systems/kulta/internal/testenv"
 )
 
-// badImage is the image whose Pods the simulated Gateway answers with a 5xx status one request
-// in ten.
+// badImage is the image whose Pods the simulated data plane answers with a 5xx status one
+// request in ten.
 const badImage = "nginx:1.28-bad"
 
 // badBehaviour is how the simulator answers for badImage.
@@ -29,10 +29,12 @@ var badBehaviour = simulator.Behaviour{ErrorRatio: 0.1, Latency: 10 * time.Milli
 
 // world is everything the demo starts, and how to stop it again.
 type world struct {
-	root    string
-	logDir  string
-	workDir string
-	out     *console
+	// provider is the traffic provider the application is routed through.
+	provider trafficProvider
+	root     string
+	logDir   string
+	workDir  string
+	out      *console
 
 	cluster      *cluster.Cluster
 	simulator    *simulator.Simulator
@@ -71,8 +73,8 @@ func (w *world) stop() error {
 }
 
 // start starts the world: the binaries are built while the cluster starts, then the simulator,
-// Prometheus (also served on in.listener) and the controller. Whatever it started is in stops
-// even when it fails.
+// Prometheus (also served on in.listener) and the controller, which runs only the chosen traffic
+// provider. Whatever it started is in stops even when it fails.
 func (w *world) start(ctx context.Context, in *inputs) error {
 	w.onStop("the Prometheus port", func() error { return closeListener(in.listener) })
 	binDir := filepath.Join(w.workDir, "bin")
@@ -109,12 +111,13 @@ func (w *world) start(ctx context.Context, in *inputs) error {
 	if err := w.startPrometheus(in, metricsAddr); err != nil {
 		return err
 	}
-	w.out.logf("Starting kulta-controller")
+	w.out.logf("Starting kulta-controller (--traffic-providers %s)", w.provider.controllerName)
 	w.controller = controllerproc.New(controllerproc.Options{
 		Bin: filepath.Join(binDir, "kulta-controller"), Kubeconfig: c.Kubeconfig(),
 		LogPath:     filepath.Join(w.logDir, "kulta-controller.log"),
 		MetricsAddr: metricsAddr, ProbeAddr: probeAddr, PrometheusURL: w.prometheus.Address(),
-		SysProcAttr: controllerAttributes(),
+		TrafficProviders: []string{w.provider.controllerName},
+		SysProcAttr:      controllerAttributes(),
 	})
 	w.metricsAddr, w.probeAddr = metricsAddr, probeAddr
 	if err := w.controller.Start(ctx); err != nil {
@@ -125,7 +128,8 @@ func (w *world) start(ctx context.Context, in *inputs) error {
 	return nil
 }
 
-// startSimulator starts the Gateway stand-in, writing the errors of its ticks to simulator.log.
+// startSimulator starts the traffic simulator, the stand-in for the data plane of every
+// provider, writing the errors of its ticks to simulator.log.
 func (w *world) startSimulator(ctx context.Context) error {
 	logPath := filepath.Join(w.logDir, "simulator.log")
 	logFile, err := os.Create(logPath)
@@ -138,10 +142,10 @@ func (w *world) startSimulator(ctx context.Context) error {
 		OnError:   log.write,
 	})
 	if err != nil {
-		return errors.Join(fmt.Errorf("starting the Gateway simulator: %w", err), log.close())
+		return errors.Join(fmt.Errorf("starting the traffic simulator: %w", err), log.close())
 	}
 	w.simulator = sim
-	w.onStop("the Gateway simulator", func() error { return errors.Join(sim.Stop(), log.close()) })
+	w.onStop("the traffic simulator", func() error { return errors.Join(sim.Stop(), log.close()) })
 	return nil
 }
 
@@ -177,7 +181,7 @@ func (w *world) startPrometheus(in *inputs, controllerMetrics string) error {
 		return fmt.Errorf("creating Prometheus's folder: %w", err)
 	}
 	w.onStop("Prometheus's folder", func() error { return removeAll(dir) })
-	w.out.logf("Starting Prometheus (scrapes the Gateway simulator and kulta-controller every %s)",
+	w.out.logf("Starting Prometheus (scrapes the traffic simulator and kulta-controller every %s)",
 		testenv.PrometheusScrapeInterval)
 	p, err := testenv.LaunchPrometheus(in.prometheusBin, dir, w.simulator.Target(), controllerMetrics)
 	if err != nil {
@@ -207,14 +211,14 @@ func (w *world) printAddresses(prometheusBin string) {
 	w.out.printf("    kube-apiserver     %s  (listening: %s)\n", c.Config().Host, strings.Join(c.Addresses(), ", "))
 	w.out.printf("    kulta-controller   metrics http://%s/metrics, health http://%s/readyz\n",
 		w.metricsAddr, w.probeAddr)
-	w.out.printf("    Gateway simulator  http://%s/metrics  (%g requests/s per route; image %s fails %g %% of them)\n",
-		w.simulator.Target(), float64(simulator.DefaultRate), badImage, badBehaviour.ErrorRatio*100)
+	w.out.printf("    Traffic simulator  http://%s/metrics  (as %s: %g requests/s per route; image %s fails %g %% of them)\n",
+		w.simulator.Target(), w.provider.dataPlane, float64(simulator.DefaultRate), badImage, badBehaviour.ErrorRatio*100)
 	w.out.printf("    Logs               %s\n", w.logDir)
 	w.out.printf("    Binaries           %s, %s\n", c.BinDir(), filepath.Dir(prometheusBin))
 	w.out.printf("  To look yourself while the demo runs, in another terminal:\n")
 	w.out.printf("    export KUBECONFIG=%s\n", c.Kubeconfig())
 	w.out.printf("    %s get rollout web --watch\n", w.kubectlKulta)
-	w.out.printf("    %s get rollouts.kulta.io,httproutes,replicasets,pods\n", filepath.Join(c.BinDir(), "kubectl"))
+	w.out.printf("    %s get rollouts.kulta.io,%s,replicasets,pods\n", filepath.Join(c.BinDir(), "kubectl"), w.provider.resources)
 }
 
 // freeAddr is a loopback address that was free a moment ago.
