@@ -15,12 +15,24 @@ import (
 // GatewayControllerName is the controller name the route-acceptor stand-in reports.
 const GatewayControllerName = "kulta.io/test-gateway"
 
+// RouteVerdict is what the route-acceptor stand-in does with one route.
+type RouteVerdict int
+
+const (
+	// RouteAccepted: each parentRef Accepted at the route's generation.
+	RouteAccepted RouteVerdict = iota
+	// RouteRefused: each parentRef Accepted=False (NotAllowedByListeners).
+	RouteRefused
+	// RouteIgnored: the status is left as it is, as by a Gateway controller that is down.
+	RouteIgnored
+)
+
 // AddRouteAcceptor registers a stand-in for a Gateway API implementation: envtest runs no
 // Gateway controller, so nothing would ever accept a route. For every HTTPRoute and GRPCRoute
 // (of the kinds the API server serves at v1) it reports each parentRef as Accepted, with its
-// references resolved (ResolvedRefs), at the route's current generation, unless reject says
-// otherwise for that route; it does not check the references.
-func AddRouteAcceptor(mgr ctrl.Manager, reject func(client.Object) bool) error {
+// references resolved (ResolvedRefs), at the route's current generation, unless judge says
+// otherwise for that route (nil accepts every route); it does not check the references.
+func AddRouteAcceptor(mgr ctrl.Manager, judge func(client.Object) RouteVerdict) error {
 	for _, obj := range []client.Object{&gatewayv1.HTTPRoute{}, &gatewayv1.GRPCRoute{}} {
 		served, err := servedAtV1(mgr, obj)
 		if err != nil {
@@ -29,7 +41,7 @@ func AddRouteAcceptor(mgr ctrl.Manager, reject func(client.Object) bool) error {
 		if !served {
 			continue
 		}
-		a := &acceptor{client: mgr.GetClient(), reject: reject, newObj: obj}
+		a := &acceptor{client: mgr.GetClient(), judge: judge, newObj: obj}
 		name := fmt.Sprintf("test-route-acceptor-%T", obj)
 		if err := ctrl.NewControllerManagedBy(mgr).For(obj).Named(sanitize(name)).Complete(a); err != nil {
 			return fmt.Errorf("registering the route acceptor stand-in: %w", err)
@@ -69,7 +81,7 @@ func sanitize(s string) string {
 
 type acceptor struct {
 	client client.Client
-	reject func(client.Object) bool
+	judge  func(client.Object) RouteVerdict
 	newObj client.Object
 }
 
@@ -78,7 +90,14 @@ func (a *acceptor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if err := a.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	accepted := a.reject == nil || !a.reject(obj)
+	verdict := RouteAccepted
+	if a.judge != nil {
+		verdict = a.judge(obj)
+	}
+	if verdict == RouteIgnored {
+		return ctrl.Result{}, nil
+	}
+	accepted := verdict == RouteAccepted
 	var parentRefs []gatewayv1.ParentReference
 	var status *gatewayv1.RouteStatus
 	switch route := obj.(type) {

@@ -100,7 +100,7 @@ func (p *planner) trafficAt(w providers.Weights) bool {
 	t := p.obs.Traffic
 	switch {
 	case t == nil || t.Weights == nil || *t.Weights != w:
-		p.traffic("WeightsNotApplied", fmt.Sprintf("Waiting for the routes to carry %d/%d", w.Stable, w.Canary))
+		p.traffic(ReasonWeightsNotApplied, fmt.Sprintf("Waiting for the routes to carry %d/%d", w.Stable, w.Canary))
 		p.waitForPods(fmt.Sprintf("Step %d: setting route weights %d/%d", ptr.Deref(p.out.Status.CurrentStepIndex, 0), w.Stable, w.Canary))
 		return false
 	case !t.Accepted:

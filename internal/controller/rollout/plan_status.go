@@ -27,6 +27,10 @@ const (
 	// ReasonAnalysisUndecided ends a wait for an analysis that did not decide within
 	// progressDeadlineSeconds.
 	ReasonAnalysisUndecided = "AnalysisUndecided"
+	// ReasonWeightsNotApplied and ReasonWeightsBeingApplied (TrafficRouted False): the routes do
+	// not carry the planned weights yet.
+	ReasonWeightsNotApplied   = "WeightsNotApplied"
+	ReasonWeightsBeingApplied = "WeightsBeingApplied"
 )
 
 func strategyName(ro *kultav1alpha1.Rollout) kultav1alpha1.StrategyName {
@@ -138,7 +142,7 @@ func (p *planner) setConditions() {
 	case p.trafficReason != "":
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, p.trafficReason, p.trafficMessage)
 	case p.out.Weights != nil && (p.obs.Traffic == nil || p.obs.Traffic.Weights == nil || *p.obs.Traffic.Weights != *p.out.Weights):
-		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, "WeightsBeingApplied",
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, ReasonWeightsBeingApplied,
 			fmt.Sprintf("Writing weights %d/%d to the routes", p.out.Weights.Stable, p.out.Weights.Canary))
 	case p.obs.Traffic != nil && !p.obs.Traffic.Accepted:
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, "RouteNotAccepted", p.obs.Traffic.Message)

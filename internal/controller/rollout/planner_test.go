@@ -95,12 +95,18 @@ func (w *world) tick(note string, after time.Duration) {
 		obs.Revisions[h] = &c
 	}
 	plan := Compute(obs)
-	w.apply(hash, plan)
-	w.log(note, plan)
+	// As the reconciler does, leave out the status write that only says the weights just
+	// written are on their way: the next tick starts from the status stored before.
+	next := w.ro.DeepCopy()
+	next.Status = plan.Status
+	next.Status.ObservedGeneration = w.ro.Generation
+	kept := transientAfterOwnWrite(obs.Rollout, next, obs, plan)
+	w.apply(hash, plan, kept)
+	w.log(note, plan, kept)
 	w.now = w.now.Add(after)
 }
 
-func (w *world) apply(hash string, plan Plan) {
+func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 	for h, n := range plan.Replicas {
 		r := w.revs[h]
 		if r == nil {
@@ -132,8 +138,10 @@ func (w *world) apply(hash string, plan Plan) {
 	for _, key := range plan.Consume {
 		delete(w.ro.Annotations, key)
 	}
-	w.ro.Status = plan.Status
-	w.ro.Status.ObservedGeneration = w.ro.Generation // as the reconciler writes it
+	if !keepStatus {
+		w.ro.Status = plan.Status
+		w.ro.Status.ObservedGeneration = w.ro.Generation // as the reconciler writes it
+	}
 	// The kubelet: Pods follow spec.replicas by the next tick.
 	for h, r := range w.revs {
 		r.Pods = r.Replicas
@@ -145,7 +153,7 @@ func (w *world) apply(hash string, plan Plan) {
 	_ = hash
 }
 
-func (w *world) log(note string, plan Plan) {
+func (w *world) log(note string, plan Plan, keptStatus bool) {
 	st := w.ro.Status
 	var revs []string
 	for h, r := range w.revs {
@@ -171,9 +179,13 @@ func (w *world) log(note string, plan Plan) {
 			routed = string(c.Status) + "/" + c.Reason
 		}
 	}
+	requeue := plan.RequeueAfter
+	if keptStatus && (requeue == 0 || requeue > foldedStatusRequeue) {
+		requeue = foldedStatusRequeue // as the reconciler bounds it
+	}
 	line := fmt.Sprintf("t=%-5s %-22s %-10s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
 		w.now.Sub(w.start).String(), note, w.kstatus(), routed, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
-		strings.Join(revs, " "), strings.Join(svcs, " "), w.route, w.header, plan.RequeueAfter)
+		strings.Join(revs, " "), strings.Join(svcs, " "), w.route, w.header, requeue)
 	if len(events) > 0 {
 		line += " events=" + strings.Join(events, ",")
 	}
@@ -182,6 +194,9 @@ func (w *world) log(note string, plan Plan) {
 	}
 	if !plan.DueAt.IsZero() {
 		line += " due=t+" + plan.DueAt.Sub(w.start).String()
+	}
+	if keptStatus {
+		line += " status-write=folded"
 	}
 	w.lines = append(w.lines, strings.TrimRight(line, " "))
 }

@@ -120,7 +120,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	ro.Status = plan.Status
 	// Also while stalled: kstatus reads a Stalled condition only for the observed generation.
 	ro.Status.ObservedGeneration = ro.Generation
-	if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
+	requeue := plan.RequeueAfter
+	if folded := transientAfterOwnWrite(base, ro, obs, plan); folded {
+		// The next reconcile (the routes' acceptance, or the requeue below) records where the
+		// step stands; until then the status keeps saying what it said.
+		if requeue == 0 || requeue > foldedStatusRequeue {
+			requeue = foldedStatusRequeue
+		}
+	} else if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		// Diff the status alone: ro's metadata may be newer than base's (annotations consumed
 		// above), and a resourceVersion in the patch would turn it into a precondition that a
 		// concurrent user edit breaks, losing the step just taken.
@@ -143,7 +150,37 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if len(plan.Events) > 0 {
 		log.V(1).Info("Rollout moved", "phase", ro.Status.Phase, "step", ro.Status.CurrentStepIndex, "weight", ro.Status.CurrentWeight, "message", ro.Status.Message)
 	}
-	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// foldedStatusRequeue bounds how long a status stays unwritten after transientAfterOwnWrite
+// left it out: if the routes' acceptance does not bring the next reconcile sooner, this does.
+const foldedStatusRequeue = 2 * time.Second
+
+// transientAfterOwnWrite reports whether the status this reconcile computed only says that the
+// weights it just wrote are on their way, so that writing it can be left to the next
+// reconcile, which the routes' acceptance triggers at once: KULTA moved the routes to the
+// plan's weights (a step, a promotion or a rollback, not a drift correction), no event is
+// due, and apart from the message, the conditions (which say "waiting for the routes to
+// carry ...") and the Pod counts (which the next write brings up to date) nothing differs
+// from the status already stored: the same phase, step, weight, revisions, decisions and
+// analysis, at the same observed generation. This folds the second of the two status patches
+// of every traffic step.
+func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
+	if !shifted(obs, plan) || len(plan.Events) > 0 {
+		return false
+	}
+	before, after := base.Status.DeepCopy(), ro.Status.DeepCopy()
+	for _, st := range []*kultav1alpha1.RolloutStatus{before, after} {
+		st.Message, st.Conditions = "", nil
+		st.Replicas, st.ReadyReplicas, st.UpdatedReplicas, st.AvailableReplicas = 0, 0, 0, 0
+	}
+	if !equality.Semantic.DeepEqual(before, after) {
+		return false
+	}
+	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
+	return routed != nil && routed.Status == metav1.ConditionFalse &&
+		(routed.Reason == ReasonWeightsNotApplied || routed.Reason == ReasonWeightsBeingApplied)
 }
 
 // Analyzer measures the current revision of a Rollout against its analysis.

@@ -249,6 +249,50 @@ func TestRouteNotAcceptedHoldsTheStep(t *testing.T) {
 	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
 }
 
+// TestSilentGatewayShowsInStatus: the status write that says "waiting for the routes" is left
+// to the next reconcile after KULTA's own route write (the routes' acceptance normally brings it
+// at once). When no acceptance comes, because the Gateway's controller is down, the status must
+// still say so within seconds, and the step must not count.
+func TestSilentGatewayShowsInStatus(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "silent")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":"true"}}}`))
+	g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
+	setImage(t, ro, "nginx:1.28")
+	// Within the reconciler's 2 s bound on a folded status write, and well before the requeue of
+	// the progress deadline.
+	g.Eventually(func(g Gomega) {
+		got := getRollout(g, ro)
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseProgressing))
+		routed := meta(got, kultav1alpha1.ConditionTrafficRouted)
+		g.Expect(routed.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(routed.Reason).To(Equal("RouteNotAccepted"))
+		g.Expect(routed.Message).To(ContainSubstring("HTTPRoute " + ns + "/shop"))
+	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	stored := &gatewayv1.HTTPRoute{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(route), stored)).To(Succeed())
+	weights, found := rollouttest.RouteWeights(stored, "shop-stable", "shop-canary")
+	g.Expect(found).To(BeTrue(), "the managed rule")
+	g.Expect(weights).To(Equal(providers.Weights{Stable: 70, Canary: 30}), "KULTA wrote the step's weights")
+	g.Consistently(func(g Gomega) *int32 { return getRollout(g, ro).Status.CurrentStepIndex }).
+		WithTimeout(timeoutShort).Should(Equal(ptr.To[int32](0)), "a step is not done until the route is accepted")
+
+	patch = client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":null}}}`))
+	g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+}
+
 func TestDriftIsCorrected(t *testing.T) {
 	e := testenv.Require(t, env)
 	t.Parallel()

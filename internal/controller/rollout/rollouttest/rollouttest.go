@@ -32,6 +32,9 @@ import (
 const (
 	// RejectLabel on a route makes the Gateway stand-in refuse it.
 	RejectLabel = "test.kulta.io/reject"
+	// IgnoreLabel on a route makes the Gateway stand-in leave its status alone, as a Gateway
+	// controller that is down would.
+	IgnoreLabel = "test.kulta.io/ignore"
 	// NeverReadyImage is an image whose Pods the readiness stand-in never marks ready.
 	NeverReadyImage = "nginx:never-ready"
 )
@@ -122,8 +125,14 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	}); err != nil {
 		return nil, err
 	}
-	if err := testenv.AddRouteAcceptor(standIns, func(route client.Object) bool {
-		return route.GetLabels()[RejectLabel] == "true"
+	if err := testenv.AddRouteAcceptor(standIns, func(route client.Object) testenv.RouteVerdict {
+		switch {
+		case route.GetLabels()[RejectLabel] == "true":
+			return testenv.RouteRefused
+		case route.GetLabels()[IgnoreLabel] == "true":
+			return testenv.RouteIgnored
+		}
+		return testenv.RouteAccepted
 	}); err != nil {
 		return nil, err
 	}
