@@ -18,6 +18,12 @@ const (
 	// keep the label value they were created with.
 	RolloutTypeLabel = "rollouts.kulta.io/type"
 
+	// ShardLabel on a Rollout assigns it to the controller replicas started with
+	// --shard-key=VALUE; replicas started without a shard key leave such Rollouts alone when
+	// they watch with --watch-label-selector='!kulta.io/shard', as the chart's main replicas do
+	// once shards are configured.
+	ShardLabel = "kulta.io/shard"
+
 	// PromoteAnnotation, set to "true", advances past the current pause or promotes the preview or
 	// the winning variant; set to "full", it skips a canary's remaining steps and promotes it.
 	// KULTA removes it once it has acted on it.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,14 +63,20 @@ func kubeconfigFor(t *testing.T, e *testenv.Env) string {
 	return path
 }
 
-func startReplica(t *testing.T, bin, kubeconfig, namespace string) *replica {
+// startReplica starts a controller process with leader election in namespace, watching only
+// that namespace; extra are further flags, such as a shard key. Without a shard key its Lease
+// is kulta-NAMESPACE; with one, the shard's own Lease in that namespace.
+func startReplica(t *testing.T, bin, kubeconfig, namespace string, extra ...string) *replica {
 	t.Helper()
 	r := &replica{metricsAddr: freeAddr(t), exited: make(chan struct{})}
-	r.cmd = exec.Command(bin, "--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", namespace,
-		"--leader-election-id", "kulta-"+namespace,
+	args := []string{"--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", namespace,
 		"--leader-election-lease-duration", "4s", "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "500ms",
 		"--metrics-bind-address", r.metricsAddr, "--health-probe-bind-address", freeAddr(t),
-		"--namespaces", namespace, "--graceful-shutdown-timeout", "5s", "--zap-log-level", "error")
+		"--namespaces", namespace, "--graceful-shutdown-timeout", "5s", "--zap-log-level", "error"}
+	if !slices.ContainsFunc(extra, func(arg string) bool { return strings.HasPrefix(arg, "--shard-key") }) {
+		args = append(args, "--leader-election-id", "kulta-"+namespace)
+	}
+	r.cmd = exec.Command(bin, append(args, extra...)...)
 	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -185,4 +192,132 @@ func TestLeaderFailover(t *testing.T) {
 		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(rollouttest.StepHistory(get(g))).To(Equal([]string{"0->1", "1->2", "2->3", "3->4", "4->5"}))
+}
+
+// rollouts lists the Rollouts the replica publishes kulta_rollout_info for: the ones it
+// reconciled.
+func (r *replica) rollouts() []string {
+	resp, err := httpGet("http://" + r.metricsAddr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(resp, "\n") {
+		if !strings.HasPrefix(line, "kulta_rollout_info{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `rollout="`)
+		name, _, _ := strings.Cut(rest, `"`)
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// leaderOf waits until exactly one of replicas leads and returns it and the others.
+func leaderOf(t *testing.T, g Gomega, replicas ...*replica) (leader *replica, standbys []*replica) {
+	t.Helper()
+	g.Eventually(func() int {
+		leader, standbys = nil, nil
+		n := 0
+		for _, r := range replicas {
+			if r.leading() {
+				leader, n = r, n+1
+			} else {
+				standbys = append(standbys, r)
+			}
+		}
+		return n
+	}).WithTimeout(30*time.Second).Should(Equal(1), "exactly one replica leads")
+	return leader, standbys
+}
+
+// firstImage is the image testutil.Rollout starts with.
+const firstImage = "nginx:1.27"
+
+// TestShardsSplitTheRollouts runs two shards of controller processes, a (a leader and a
+// standby) and b, and later the replica for the Rollouts no shard claims: each reconciles only
+// its own Rollouts, a Rollout of a shard that has no replica waits untouched, and SIGKILL of
+// shard a's leader hands shard a (and only it) to its standby within the Lease.
+func TestShardsSplitTheRollouts(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startStandIns(t, ctx, e)
+	bin := buildController(t)
+	kubeconfig := kubeconfigFor(t, e)
+	ns := e.CreateNamespace(t, "shards")
+	rollout := func(name, shard string) *kultav1alpha1.Rollout {
+		for _, svc := range []string{name + "-stable", name + "-canary"} {
+			g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc},
+				Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
+		}
+		ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50)))
+		if shard != "" {
+			ro.Labels = map[string]string{kultav1alpha1.ShardLabel: shard}
+		}
+		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+		return ro
+	}
+	get := func(g Gomega, ro *kultav1alpha1.Rollout) *kultav1alpha1.Rollout {
+		out := &kultav1alpha1.Rollout{}
+		g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), out)).To(Succeed())
+		return out
+	}
+	completed := func(ro *kultav1alpha1.Rollout, image string) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			got := get(g, ro)
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+			g.Expect(got.Spec.Template.Spec.Containers[0].Image).To(Equal(image))
+			g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
+		}).WithTimeout(30*time.Second).Should(Succeed(), "Rollout %s", ro.Name)
+	}
+	untouched := func(ro *kultav1alpha1.Rollout) {
+		t.Helper()
+		g.Consistently(func(g Gomega) {
+			got := get(g, ro)
+			g.Expect(got.Status.ObservedGeneration).To(BeZero(), "no status written")
+			g.Expect(got.Finalizers).To(BeEmpty(), "no finalizer added")
+		}).WithTimeout(3*time.Second).Should(Succeed(), "Rollout %s of no running shard", ro.Name)
+	}
+
+	a := []*replica{startReplica(t, bin, kubeconfig, ns, "--shard-key=a"), startReplica(t, bin, kubeconfig, ns, "--shard-key=a")}
+	b := startReplica(t, bin, kubeconfig, ns, "--shard-key=b")
+	leaderA, standbysA := leaderOf(t, g, a...)
+	leaderOf(t, g, b) // its own Lease: shard a's leader does not stop it leading
+
+	ra, rb, rest := rollout("ra", "a"), rollout("rb", "b"), rollout("rest", "")
+	completed(ra, firstImage)
+	completed(rb, firstImage)
+	untouched(rest)
+	g.Eventually(leaderA.rollouts).Should(Equal([]string{"ra"}), "shard a reconciles ra alone")
+	g.Eventually(b.rollouts).Should(Equal([]string{"rb"}), "shard b reconciles rb alone")
+	g.Expect(standbysA[0].rollouts()).To(BeEmpty(), "a standby reconciles nothing")
+
+	// SIGKILL shard a's leader: its standby takes shard a over within the Lease; shard b goes on.
+	g.Expect(leaderA.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
+	<-leaderA.exited
+	killedAt := time.Now()
+	g.Eventually(standbysA[0].leading).WithTimeout(20 * time.Second).Should(BeTrue())
+	t.Logf("shard a's standby took over %s after SIGKILL (lease duration 4s)", time.Since(killedAt).Round(100*time.Millisecond))
+	g.Expect(time.Since(killedAt)).To(BeNumerically("<", 12*time.Second), "hand-over within the lease duration plus retries")
+	g.Expect(b.leading()).To(BeTrue(), "shard b keeps its leader")
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
+	for _, ro := range []*kultav1alpha1.Rollout{ra, rb} {
+		g.Expect(e.Client.Patch(ctx, ro.DeepCopy(), patch)).To(Succeed())
+	}
+	completed(ra, "nginx:1.28")
+	completed(rb, "nginx:1.28")
+	g.Expect(standbysA[0].rollouts()).To(Equal([]string{"ra"}))
+	untouched(rest)
+
+	// The replica for every Rollout no shard claims.
+	main := startReplica(t, bin, kubeconfig, ns, "--watch-label-selector=!"+kultav1alpha1.ShardLabel)
+	g.Eventually(main.leading).WithTimeout(30 * time.Second).Should(BeTrue())
+	completed(rest, firstImage)
+	g.Eventually(main.rollouts).Should(Equal([]string{"rest"}))
+	g.Consistently(b.rollouts).WithTimeout(2 * time.Second).Should(Equal([]string{"rb"}))
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
@@ -49,6 +52,9 @@ type options struct {
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
 	namespaces       string
+	shardKey         string
+	watchSelector    string
+	rolloutSelector  labels.Selector
 	providerList     string
 	providers        []string
 	qps              float64
@@ -78,6 +84,8 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
 	fs.StringVar(&o.providerList, "traffic-providers", envOr("KULTA_TRAFFIC_PROVIDERS", "gatewayAPI"), "Comma-separated traffic providers to run: gatewayAPI, istio, nginx; each is used only where its API is served (env KULTA_TRAFFIC_PROVIDERS).")
 	fs.StringVar(&o.namespaces, "namespaces", os.Getenv("KULTA_NAMESPACES"), "Comma-separated namespaces to watch; all when empty (env KULTA_NAMESPACES).")
+	fs.StringVar(&o.shardKey, "shard-key", os.Getenv("KULTA_SHARD_KEY"), "Reconcile only the Rollouts labelled "+kultav1alpha1.ShardLabel+"=KEY, with a leader-election Lease of this shard's own (env KULTA_SHARD_KEY).")
+	fs.StringVar(&o.watchSelector, "watch-label-selector", os.Getenv("KULTA_WATCH_LABEL_SELECTOR"), "Reconcile only the Rollouts this label selector matches, such as '!"+kultav1alpha1.ShardLabel+"' for the replicas that serve every Rollout no shard claims (env KULTA_WATCH_LABEL_SELECTOR).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
 	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
@@ -100,7 +108,38 @@ func parse(args []string) (*options, error) {
 	if o.providers, err = parseProviders(o.providerList); err != nil {
 		return nil, err
 	}
+	if o.rolloutSelector, err = shardSelector(o.shardKey, o.watchSelector); err != nil {
+		return nil, err
+	}
+	if o.shardKey != "" {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "leader-election-id" })
+		if !explicit {
+			o.leaderElectionID = "kulta-controller-" + o.shardKey + ".kulta.io"
+		}
+	}
 	return o, nil
+}
+
+// shardSelector is the selector of the Rollouts this replica reconciles: those labelled with
+// its shard key, or those the watch selector matches, or (both empty) all of them.
+func shardSelector(shardKey, watchSelector string) (labels.Selector, error) {
+	switch {
+	case shardKey != "" && watchSelector != "":
+		return nil, fmt.Errorf("--shard-key and --watch-label-selector both set: use one (a shard's replicas --shard-key, the others --watch-label-selector='!%s')", kultav1alpha1.ShardLabel)
+	case shardKey != "":
+		if errs := validation.IsValidLabelValue(shardKey); len(errs) > 0 {
+			return nil, fmt.Errorf("--shard-key %q is not a label value: %s", shardKey, strings.Join(errs, "; "))
+		}
+		return labels.SelectorFromSet(labels.Set{kultav1alpha1.ShardLabel: shardKey}), nil
+	case watchSelector != "":
+		sel, err := labels.Parse(watchSelector)
+		if err != nil {
+			return nil, fmt.Errorf("--watch-label-selector %q: %w", watchSelector, err)
+		}
+		return sel, nil
+	}
+	return labels.Everything(), nil
 }
 
 // envOr is the environment variable key, or def when it is empty.
@@ -159,7 +198,8 @@ func start(ctx context.Context, o *options, cfg *rest.Config) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("Starting KULTA controller", "version", version, "leaderElection", o.leaderElect, "namespaces", o.namespaces)
+	ctrl.Log.WithName("setup").Info("Starting KULTA controller", "version", version, "leaderElection", o.leaderElect,
+		"leaderElectionID", o.leaderElectionID, "namespaces", o.namespaces, "rollouts", o.rolloutSelector.String())
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
@@ -188,6 +228,9 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	}
 	cacheOpts, err := rollout.CacheOptions(cacheTrims()...)
 	if err != nil {
+		return nil, err
+	}
+	if err := rollout.SelectRollouts(&cacheOpts, o.rolloutSelector); err != nil {
 		return nil, err
 	}
 	if o.namespaces != "" {

@@ -100,6 +100,27 @@ func TestFlags(t *testing.T) {
 	if _, err := parse([]string{"--traffic-providers=gatewayAPI,traefik"}); err == nil || !strings.Contains(err.Error(), `unknown provider "traefik"`) {
 		t.Errorf("--traffic-providers=traefik: error %v, want one naming the unknown provider", err)
 	}
+	if !o.rolloutSelector.Empty() || o.leaderElectionID != "kulta-controller.kulta.io" {
+		t.Errorf("unsharded: selector %q, lease %q; want every Rollout and the default Lease", o.rolloutSelector, o.leaderElectionID)
+	}
+	if o, err := parse([]string{"--shard-key=shard-1"}); err != nil || o.rolloutSelector.String() != "kulta.io/shard=shard-1" || o.leaderElectionID != "kulta-controller-shard-1.kulta.io" {
+		t.Errorf("--shard-key=shard-1: %v, error %v; want selector kulta.io/shard=shard-1 and the shard's own Lease", o, err)
+	}
+	if o, err := parse([]string{"--shard-key=a", "--leader-election-id=mine"}); err != nil || o.leaderElectionID != "mine" {
+		t.Errorf("an explicit --leader-election-id with a shard key: %v, error %v; want it kept", o, err)
+	}
+	if o, err := parse([]string{"--watch-label-selector=!kulta.io/shard"}); err != nil || o.rolloutSelector.String() != "!kulta.io/shard" {
+		t.Errorf("--watch-label-selector=!kulta.io/shard: %v, error %v", o, err)
+	}
+	for args, want := range map[string]string{
+		"--shard-key=a --watch-label-selector=team=x": "both set",
+		"--shard-key=not/a/value":                     `--shard-key "not/a/value" is not a label value`,
+		"--watch-label-selector=a==b==c":              `--watch-label-selector "a==b==c"`,
+	} {
+		if _, err := parse(strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one saying %q", args, err, want)
+		}
+	}
 	if code := run(context.Background(), []string{"--cdevents-enabled", "--cdevents-sink-url", ""}, &rest.Config{Host: "http://127.0.0.1:1"}); code != 1 {
 		t.Errorf("CDEvents without a sink exited %d, want 1", code)
 	}

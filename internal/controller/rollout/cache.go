@@ -51,6 +51,24 @@ func CacheOptions(ps ...providers.Provider) (cache.Options, error) {
 	}, nil
 }
 
+// SelectRollouts narrows the Rollouts opts (from CacheOptions) caches, and so the Rollouts the
+// reconciler sees, to those selector matches: a shard's share. ReplicaSets, Services and the
+// providers' objects stay cached whole, so that no Rollout's existing ReplicaSet is ever
+// mistaken for missing. A nil or empty selector leaves opts as they are.
+func SelectRollouts(opts *cache.Options, selector labels.Selector) error {
+	if selector == nil || selector.Empty() {
+		return nil
+	}
+	for obj, by := range opts.ByObject {
+		if _, ok := obj.(*kultav1alpha1.Rollout); ok {
+			by.Label = selector
+			opts.ByObject[obj] = by
+			return nil
+		}
+	}
+	return fmt.Errorf("the cache options have no entry for Rollouts to select from")
+}
+
 // The trims run on each object the informers receive (never on tombstones), and keep what
 // they are given when run twice.
 
