@@ -16,10 +16,12 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -128,6 +130,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		"unknownKey=1":                               "unknownKey",
 		"analysis.prometheusAddress=prometheus:9090": "prometheusAddress",
 		"goMemLimitRatio=1.5":                        "goMemLimitRatio",
+		"sharding.shards[0]=Shard_1":                 "shards",
 	} {
 		_, err := helm(t, "template", "kulta", "charts/kulta", "--kube-version", kubeVersion, "--set", set)
 		if err == nil {
@@ -408,4 +411,112 @@ func permissions(rules []rbacv1.PolicyRule) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestShardsGetTheirOwnDeployments renders the sharded values: one Deployment per shard with
+// --shard-key, the main one with --watch-label-selector=!kulta.io/shard, no Deployment or PDB
+// selecting another's Pods, a metrics Service per Deployment selecting exactly its Pods, and a
+// ServiceMonitor that finds every metrics Service.
+func TestShardsGetTheirOwnDeployments(t *testing.T) {
+	objs := decode(t, render(t, filepath.Join(root(t), "charts", "kulta", "ci", "sharded-values.yaml")))
+	var deployments []appsv1.Deployment
+	var selectors []labels.Selector // of the Services and PDBs
+	var kinds []string
+	var monitor labels.Selector
+	var serviceLabels []labels.Set // of the Services, nil for the PDBs: in step with selectors
+	for _, obj := range objs {
+		data, err := obj.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch obj.GetKind() {
+		case "Deployment":
+			var d appsv1.Deployment
+			if err := yaml.Unmarshal(data, &d); err != nil {
+				t.Fatal(err)
+			}
+			deployments = append(deployments, d)
+		case "Service":
+			var svc corev1.Service
+			if err := yaml.Unmarshal(data, &svc); err != nil {
+				t.Fatal(err)
+			}
+			selectors = append(selectors, labels.SelectorFromSet(svc.Spec.Selector))
+			kinds = append(kinds, "Service "+svc.Name)
+			serviceLabels = append(serviceLabels, svc.Labels)
+		case "PodDisruptionBudget":
+			var pdb policyv1.PodDisruptionBudget
+			if err := yaml.Unmarshal(data, &pdb); err != nil {
+				t.Fatal(err)
+			}
+			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			selectors = append(selectors, sel)
+			kinds = append(kinds, "PodDisruptionBudget "+pdb.Name)
+			serviceLabels = append(serviceLabels, nil)
+		case "ServiceMonitor":
+			matchLabels, _, _ := unstructured.NestedStringMap(obj.Object, "spec", "selector", "matchLabels")
+			monitor = labels.SelectorFromSet(matchLabels)
+		}
+	}
+	want := map[string]string{"kulta": "--watch-label-selector=!kulta.io/shard",
+		"kulta-shard-alpha": "--shard-key=alpha", "kulta-shard-beta": "--shard-key=beta", "kulta-shard-gamma": "--shard-key=gamma"}
+	if len(deployments) != len(want) {
+		t.Fatalf("%d Deployments, want %d", len(deployments), len(want))
+	}
+	for _, d := range deployments {
+		flag, ok := want[d.Name]
+		if !ok {
+			t.Errorf("unexpected Deployment %s", d.Name)
+			continue
+		}
+		args := d.Spec.Template.Spec.Containers[0].Args
+		if !slices.Contains(args, flag) || slices.ContainsFunc(args, func(a string) bool {
+			return a != flag && (strings.HasPrefix(a, "--shard-key") || strings.HasPrefix(a, "--watch-label-selector"))
+		}) {
+			t.Errorf("Deployment %s args %v, want %s alone of the sharding flags", d.Name, args, flag)
+		}
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range deployments {
+			pods := labels.Set(other.Spec.Template.Labels)
+			if matches := sel.Matches(pods); matches != (other.Name == d.Name) {
+				t.Errorf("Deployment %s selects the Pods of %s: %v", d.Name, other.Name, matches)
+			}
+		}
+		// Each metrics Service and PDB selects the Pods of one Deployment at most, and every
+		// Deployment has its metrics Service and its PDB.
+		var services, pdbs int
+		for i, s := range selectors {
+			if !s.Matches(labels.Set(d.Spec.Template.Labels)) {
+				continue
+			}
+			if strings.HasPrefix(kinds[i], "Service ") {
+				services++
+				if monitor == nil || !monitor.Matches(serviceLabels[i]) {
+					t.Errorf("the ServiceMonitor does not select %s", kinds[i])
+				}
+			} else {
+				pdbs++
+			}
+		}
+		if services != 1 || pdbs != 1 {
+			t.Errorf("Deployment %s: %d metrics Services and %d PDBs select its Pods, want 1 and 1", d.Name, services, pdbs)
+		}
+	}
+	for i, s := range selectors {
+		n := 0
+		for _, d := range deployments {
+			if s.Matches(labels.Set(d.Spec.Template.Labels)) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s selects the Pods of %d Deployments, want 1", kinds[i], n)
+		}
+	}
 }

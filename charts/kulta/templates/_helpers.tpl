@@ -15,6 +15,19 @@ app.kubernetes.io/name: {{ include "kulta.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{- /* The selector labels of one Deployment's Pods, for a dict {root, shard}: the chart's
+selector labels for the main Deployment (as before sharding, so upgrades keep it), and a
+shard's own name and key for a shard's, so that no two Deployments select each other's Pods. */}}
+{{- define "kulta.instanceLabels" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: {{ include "kulta.name" .root }}-shard
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+kulta.io/shard: {{ .shard | quote }}
+{{- else -}}
+{{ include "kulta.selectorLabels" .root }}
+{{- end -}}
+{{- end -}}
+
 {{- define "kulta.labels" -}}
 {{ include "kulta.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
