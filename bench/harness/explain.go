@@ -9,11 +9,13 @@ import (
 // writeReasons says why KULTA makes each kind of write in a canary wave (steps 20 → 50 → 100,
 // no pauses, no analysis), for the targets table.
 var writeReasons = map[string]string{
-	"PUT httproutes": "one per step, and 100/0 again once the stable Service serves the new revision",
-	"PATCH rollouts/status": "one when the revision starts, one when its Pods turn ready and the first weight is written (a step's weight waits for ready Pods), " +
-		"one per later step, one at completion, and TrafficRouted=True once the last route write is accepted (more when a condition changes between them)",
+	"PATCH httproutes": "one per step, and 100/0 again once the stable Service serves the new revision; each a merge patch of the cached route " +
+		"with its resourceVersion as precondition, no GET first",
+	"PATCH rollouts/status": "one when the revision starts, one per later step, one at completion, TrafficRouted=True once the last route write is accepted, " +
+		"and one when an old revision's Pods leave the counts; the write of a reconcile that only wrote a step's weights is folded into the next " +
+		"(more when a condition changes between them)",
 	"POST replicasets":  "the new revision",
-	"PATCH replicasets": "the old revision scaled down",
+	"PATCH replicasets": "the old revision marked for scale-down, and scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next",
 	"PATCH services":    "canary Service pinned to the new revision at the start, stable Service at the end",
 	"POST events":       "user-facing transitions, counted apart",
 }
