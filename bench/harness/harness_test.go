@@ -153,7 +153,7 @@ func TestBusiestClient(t *testing.T) {
 		{RequestKey{Verb: "POST", Resource: "events"}, 900},
 		{RequestKey{Verb: "PATCH", Resource: "rollouts/status"}, 500},
 		{RequestKey{Verb: "GET", Resource: "rollouts"}, 40},
-		{RequestKey{Verb: "PUT", Resource: "httproutes"}, 400},
+		{RequestKey{Verb: "PATCH", Resource: "httproutes"}, 400},
 		{RequestKey{Verb: "GET", Resource: "httproutes"}, 300},
 		{RequestKey{Verb: "GET", Resource: NonResource}, 1000},
 	}
@@ -172,7 +172,7 @@ func TestBusiestClient(t *testing.T) {
 func TestWavePerRollout(t *testing.T) {
 	r := &Result{N: 100}
 	w := WaveResult{Controller: []RequestRow{
-		{RequestKey{Verb: "PUT", Resource: "httproutes"}, 400},
+		{RequestKey{Verb: "PATCH", Resource: "httproutes"}, 400},
 		{RequestKey{Verb: "GET", Resource: "httproutes"}, 300},
 		{RequestKey{Verb: "PUT", Resource: "leases"}, 2},
 		{RequestKey{Verb: "PATCH", Resource: "widgets"}, 100},
