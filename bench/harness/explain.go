@@ -10,7 +10,7 @@ import (
 // no pauses, no analysis), for the targets table.
 var writeReasons = map[string]string{
 	"PATCH httproutes": "one per step, and 100/0 again once the stable Service serves the new revision; each a merge patch of the cached route " +
-		"with its resourceVersion as precondition, no GET first",
+		"with its resourceVersion as precondition, no read first",
 	"PATCH rollouts/status": "one when the revision starts, one per later step, one at completion, TrafficRouted=True once the last route write is accepted, " +
 		"and one when an old revision's Pods leave the counts; the write of a reconcile that only wrote a step's weights is folded into the next " +
 		"(more when a condition changes between them)",
