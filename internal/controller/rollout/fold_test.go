@@ -1,0 +1,75 @@
+package rollout
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testutil"
+	"github.com/false-systems/kulta/providers"
+)
+
+// TestTransientAfterOwnWrite checks which status writes the reconciler leaves to the next
+// reconcile: only the one that says the weights KULTA just wrote are on their way.
+func TestTransientAfterOwnWrite(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// stored is a canary at step 1 (weight 50) whose routes carry 80/20, the previous step.
+	stored := testutil.Rollout("default", "web", testutil.WithHTTPRoute("web"),
+		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50)))
+	stored.Generation = 2
+	stored.Status = kultav1alpha1.RolloutStatus{
+		ObservedGeneration: 2, Phase: kultav1alpha1.PhaseProgressing, Message: "Step 1: waiting for 2 of 2 canary Pods",
+		CurrentStepIndex: ptr.To[int32](1), CurrentWeight: ptr.To[int32](50), StablePodTemplateHash: "a", CurrentPodTemplateHash: "b",
+		Replicas: 5, ReadyReplicas: 4,
+	}
+	meta.SetStatusCondition(&stored.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionTrafficRouted,
+		Status: metav1.ConditionTrue, Reason: "RoutesAccepted", ObservedGeneration: 2, LastTransitionTime: metav1.NewTime(now)})
+	obs := Observation{Rollout: stored, Now: now, Traffic: &providers.Verification{Weights: &providers.Weights{Stable: 80, Canary: 20}, Accepted: true}}
+
+	// writing is the reconcile that writes 50/50 now that the Pods are ready.
+	writing := func() (*kultav1alpha1.Rollout, Plan) {
+		ro := stored.DeepCopy()
+		ro.Status.Message = "Step 1: setting route weights 50/50"
+		ro.Status.ReadyReplicas = 5
+		meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionTrafficRouted,
+			Status: metav1.ConditionFalse, Reason: ReasonWeightsNotApplied, ObservedGeneration: 2, LastTransitionTime: metav1.NewTime(now)})
+		return ro, Plan{Status: ro.Status, Weights: &providers.Weights{Stable: 50, Canary: 50}}
+	}
+	ro, plan := writing()
+	if !transientAfterOwnWrite(stored, ro, obs, plan) {
+		t.Fatal("the write of a step's weights, with only the message, conditions and Pod counts changed, must be folded")
+	}
+
+	cases := map[string]func(ro *kultav1alpha1.Rollout, plan *Plan, obs *Observation){
+		"an event is due": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) {
+			plan.Events = []Event{{Type: "Normal", Reason: "StepAdvanced"}}
+		},
+		"the step moved": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) { ro.Status.CurrentStepIndex = ptr.To[int32](2) },
+		"a new generation": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) { ro.Status.ObservedGeneration = 3 },
+		"a decision": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) {
+			ro.Status.Decisions = append(ro.Status.Decisions, kultav1alpha1.Decision{Action: kultav1alpha1.ActionRollback})
+		},
+		"no route write": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) { plan.Weights = &providers.Weights{Stable: 80, Canary: 20} },
+		"a drift correction": func(_ *kultav1alpha1.Rollout, _ *Plan, obs *Observation) {
+			obs.Traffic = &providers.Verification{Weights: &providers.Weights{Stable: 10, Canary: 90}, Accepted: true}
+		},
+		"routes refused, not in flight": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) {
+			meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionTrafficRouted,
+				Status: metav1.ConditionFalse, Reason: "RouteNotAccepted", ObservedGeneration: 2})
+		},
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			ro, plan := writing()
+			o := obs
+			change(ro, &plan, &o)
+			if transientAfterOwnWrite(stored, ro, o, plan) {
+				t.Errorf("%s: the status write was folded; it must be written", name)
+			}
+		})
+	}
+}
