@@ -48,12 +48,16 @@ func TestTransientAfterOwnWrite(t *testing.T) {
 		"an event is due": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) {
 			plan.Events = []Event{{Type: "Normal", Reason: "StepAdvanced"}}
 		},
-		"the step moved": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) { ro.Status.CurrentStepIndex = ptr.To[int32](2) },
+		"the step moved": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) {
+			ro.Status.CurrentStepIndex = ptr.To[int32](2)
+		},
 		"a new generation": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) { ro.Status.ObservedGeneration = 3 },
 		"a decision": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) {
 			ro.Status.Decisions = append(ro.Status.Decisions, kultav1alpha1.Decision{Action: kultav1alpha1.ActionRollback})
 		},
-		"no route write": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) { plan.Weights = &providers.Weights{Stable: 80, Canary: 20} },
+		"no route write": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) {
+			plan.Weights = &providers.Weights{Stable: 80, Canary: 20}
+		},
 		"a drift correction": func(_ *kultav1alpha1.Rollout, _ *Plan, obs *Observation) {
 			obs.Traffic = &providers.Verification{Weights: &providers.Weights{Stable: 10, Canary: 90}, Accepted: true}
 		},
