@@ -180,8 +180,8 @@ func (w *world) log(note string, plan Plan, keptStatus bool) {
 		}
 	}
 	requeue := plan.RequeueAfter
-	if keptStatus && (requeue == 0 || requeue > foldedStatusRequeue) {
-		requeue = foldedStatusRequeue // as the reconciler bounds it
+	if keptStatus && (requeue == 0 || requeue > DefaultFoldedStatusBound) {
+		requeue = DefaultFoldedStatusBound // as the reconciler bounds it by default
 	}
 	line := fmt.Sprintf("t=%-5s %-22s %-10s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
 		w.now.Sub(w.start).String(), note, w.kstatus(), routed, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],

@@ -270,8 +270,8 @@ func TestSilentGatewayShowsInStatus(t *testing.T) {
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":"true"}}}`))
 	g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
 	setImage(t, ro, "nginx:1.28")
-	// Within the reconciler's 2 s bound on a folded status write, and well before the requeue of
-	// the progress deadline.
+	// Within the 2 s bound on a folded status write that the test manager sets
+	// (FoldedStatusBound), and well before the requeue of the progress deadline.
 	g.Eventually(func(g Gomega) {
 		got := getRollout(g, ro)
 		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseProgressing))

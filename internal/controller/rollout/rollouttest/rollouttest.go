@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
@@ -111,6 +112,8 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 		APIReader: mgr.GetAPIReader(),
 
 		MaxConcurrentReconciles: 4,
+		// Short, so that the tests of a Gateway that never answers need not wait long.
+		FoldedStatusBound: 2 * time.Second,
 	}
 	gateway.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
 	r.Providers = []providers.Provider{gateway}
