@@ -99,6 +99,25 @@ func startReplica(t *testing.T, bin, kubeconfig, namespace string, extra ...stri
 	return r
 }
 
+// processSetup starts the stand-ins (ReplicaSet readiness, route acceptance), builds the
+// controller and gives it a kubeconfig, and creates a namespace named after prefix; the
+// stand-ins stop when t ends.
+func processSetup(t *testing.T, e *testenv.Env, prefix string) (ctx context.Context, bin, kubeconfig, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	startStandIns(t, ctx, e)
+	return ctx, buildController(t), kubeconfigFor(t, e), e.CreateNamespace(t, prefix)
+}
+
+// createServices creates NAME-stable and NAME-canary, selecting app: NAME.
+func createServices(ctx context.Context, g Gomega, e *testenv.Env, ns, name string) {
+	for _, svc := range []string{name + "-stable", name + "-canary"} {
+		g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
+	}
+}
+
 // leading reports whether the replica holds the Lease, from its own leader-election metric.
 func (r *replica) leading() bool {
 	resp, err := httpGet("http://" + r.metricsAddr + "/metrics")
@@ -119,16 +138,8 @@ func (r *replica) leading() bool {
 func TestLeaderFailover(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	startStandIns(t, ctx, e)
-	bin := buildController(t)
-	kubeconfig := kubeconfigFor(t, e)
-	ns := e.CreateNamespace(t, "ha")
-	for _, name := range []string{"web-stable", "web-canary"} {
-		g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
-	}
+	ctx, bin, kubeconfig, ns := processSetup(t, e, "ha")
+	createServices(ctx, g, e, ns, "web")
 
 	replicas := []*replica{startReplica(t, bin, kubeconfig, ns), startReplica(t, bin, kubeconfig, ns)}
 	var leader, standby *replica
@@ -242,17 +253,9 @@ const firstImage = "nginx:1.27"
 func TestShardsSplitTheRollouts(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	startStandIns(t, ctx, e)
-	bin := buildController(t)
-	kubeconfig := kubeconfigFor(t, e)
-	ns := e.CreateNamespace(t, "shards")
+	ctx, bin, kubeconfig, ns := processSetup(t, e, "shards")
 	rollout := func(name, shard string) *kultav1alpha1.Rollout {
-		for _, svc := range []string{name + "-stable", name + "-canary"} {
-			g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc},
-				Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
-		}
+		createServices(ctx, g, e, ns, name)
 		ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50)))
 		if shard != "" {
 			ro.Labels = map[string]string{kultav1alpha1.ShardLabel: shard}
