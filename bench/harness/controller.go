@@ -58,6 +58,29 @@ type ControllerOptions struct {
 	LogPath string
 	// GoMemLimit, when above zero, is the controller's GOMEMLIMIT in bytes.
 	GoMemLimit int64
+	// ShardKey, when set, is --shard-key: the process reconciles and caches only the Rollouts
+	// labelled kulta.io/shard=ShardKey.
+	ShardKey string
+}
+
+// args are the controller's command-line arguments with /metrics on metricsPort and the
+// probes on probePort, both on loopback.
+func (o ControllerOptions) args(metricsPort, probePort int) []string {
+	args := []string{
+		"--kubeconfig=" + o.Kubeconfig,
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
+		"--kube-api-qps=" + strconv.FormatFloat(o.QPS, 'f', -1, 64),
+		"--kube-api-burst=" + strconv.Itoa(o.Burst),
+		"--zap-log-level=info",
+	}
+	if o.Reconcilers > 0 {
+		args = append(args, "--max-concurrent-reconciles="+strconv.Itoa(o.Reconcilers))
+	}
+	if o.ShardKey != "" {
+		args = append(args, "--shard-key="+o.ShardKey)
+	}
+	return args
 }
 
 // StartController runs the controller on loopback ports and waits until /readyz answers.
@@ -71,16 +94,7 @@ func StartController(o ControllerOptions) (*Controller, error) {
 		return nil, fmt.Errorf("creating controller log: %w", err)
 	}
 	c := &Controller{MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]), exited: make(chan struct{}), log: logFile}
-	c.cmd = exec.Command(o.Binary,
-		"--kubeconfig="+o.Kubeconfig,
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
-		"--kube-api-qps="+strconv.FormatFloat(o.QPS, 'f', -1, 64),
-		"--kube-api-burst="+strconv.Itoa(o.Burst),
-		"--zap-log-level=info")
-	if o.Reconcilers > 0 {
-		c.cmd.Args = append(c.cmd.Args, "--max-concurrent-reconciles="+strconv.Itoa(o.Reconcilers))
-	}
+	c.cmd = exec.Command(o.Binary, o.args(ports[0], ports[1])...)
 	if o.GoMemLimit > 0 {
 		c.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+strconv.FormatInt(o.GoMemLimit, 10))
 	}

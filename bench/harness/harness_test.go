@@ -1,11 +1,17 @@
 package harness
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
 const exposition = `# HELP apiserver_request_total Counter of apiserver requests.
@@ -325,5 +331,220 @@ func TestGoroutineTarget(t *testing.T) {
 		if got := goroutineTarget(tt.results); got.Status != tt.want {
 			t.Errorf("%s: %s (%s), want %s", tt.name, got.Status, got.Detail, tt.want)
 		}
+	}
+}
+
+func TestShardAssignment(t *testing.T) {
+	refs := Refs(10)
+	AssignShards(refs, 1)
+	for _, r := range refs {
+		if r.Shard != "" || rolloutLabels(r)[kultav1alpha1.ShardLabel] != "" {
+			t.Fatalf("one shard labelled %+v", r)
+		}
+	}
+	AssignShards(refs, 3)
+	counts := map[string]int{}
+	for i, r := range refs {
+		if want := fmt.Sprintf("s%d", i%3); r.Shard != want {
+			t.Errorf("ref %d (%s) in shard %q, want %q", i, r.Name, r.Shard, want)
+		}
+		counts[r.Shard]++
+	}
+	if counts["s0"] != 4 || counts["s1"] != 3 || counts["s2"] != 3 {
+		t.Errorf("shard sizes %v, want s0 4, s1 3, s2 3", counts)
+	}
+	if l := rolloutLabels(refs[4]); l[kultav1alpha1.ShardLabel] != "s1" || l[RunLabel] != "true" || len(l) != 2 {
+		t.Errorf("labels of ref 4 = %v, want the run label and %s=s1", l, kultav1alpha1.ShardLabel)
+	}
+	if keys := ShardKeys(1); keys != nil {
+		t.Errorf("ShardKeys(1) = %v, want none", keys)
+	}
+	if keys := ShardKeys(3); strings.Join(keys, ",") != "s0,s1,s2" {
+		t.Errorf("ShardKeys(3) = %v", keys)
+	}
+	o := ControllerOptions{Kubeconfig: "kc", QPS: 50, Burst: 100, Reconcilers: 4}
+	if args := strings.Join(o.args(1, 2), " "); strings.Contains(args, "--shard-key") {
+		t.Errorf("unsharded controller args %q", args)
+	}
+	o.ShardKey = "s1"
+	if args := o.args(1, 2); args[len(args)-1] != "--shard-key=s1" {
+		t.Errorf("sharded controller args %q", args)
+	}
+	if controllerLogName("") != "controller.log" || controllerLogName("s2") != "controller-s2.log" {
+		t.Errorf("log names %q, %q", controllerLogName(""), controllerLogName("s2"))
+	}
+}
+
+func TestShardedResults(t *testing.T) {
+	plain := &Result{N: 1000}
+	limited := &Result{N: 1000, MemoryLimit: "300Mi", GoMemLimitBytes: 270 * mib}
+	sharded := &Result{N: 1000, Shards: 4}
+	both := &Result{N: 1000, Shards: 4, MemoryLimit: "300Mi", GoMemLimitBytes: 270 * mib}
+	two := &Result{N: 1000, Shards: 2}
+	for _, tc := range []struct {
+		r                  *Result
+		name, label, title string
+	}{
+		{plain, "results-1000", "N=1000", "N = 1000"},
+		{sharded, "results-1000-shards-4", "N=1000 in 4 shards", "N = 1000 in 4 shards (one controller process each)"},
+		{both, "results-1000-limit-300Mi-shards-4", "N=1000 in 4 shards of 300Mi", "N = 1000 in 4 shards, each in a 300Mi container (GOMEMLIMIT 270 MiB)"},
+		{&Result{N: 1000, Shards: 1}, "results-1000", "N=1000", "N = 1000"},
+	} {
+		if tc.r.Name() != tc.name || tc.r.Label() != tc.label || tc.r.Title() != tc.title {
+			t.Errorf("name %q, label %q, title %q; want %q, %q, %q", tc.r.Name(), tc.r.Label(), tc.r.Title(), tc.name, tc.label, tc.title)
+		}
+	}
+	results := []*Result{both, sharded, {N: 5000}, two, limited, plain, {N: 100, Shards: 2}}
+	SortResults(results)
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Name())
+	}
+	want := "results-100-shards-2 results-1000 results-1000-limit-300Mi results-1000-shards-2 results-1000-shards-4 results-1000-limit-300Mi-shards-4 results-5000"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("sorted:\n%s\nwant\n%s", got, want)
+	}
+
+	// One process: no trace of shards in the JSON, as before.
+	data, err := json.Marshal(&Result{N: 100, WaveResults: []WaveResult{{Wave: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "shards") || strings.Contains(string(data), "replicas") {
+		t.Errorf("unsharded result encodes shards: %s", data)
+	}
+
+	dir := t.TempDir()
+	for _, r := range []*Result{
+		{N: 100, Shards: 2, WaveResults: []WaveResult{{Wave: 1, Replicas: []ReplicaMemory{{Shard: "s0", PeakRSS: 40 * mib}, {Shard: "s1", PeakRSS: 41 * mib}}}}},
+		{N: 100, WaveResults: []WaveResult{{Wave: 1}}},
+	} {
+		if err := WriteResult(dir, Machine{}, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Sharded() || got[1].Shards != 2 || len(got[1].WaveResults[0].Replicas) != 2 || got[1].WaveResults[0].Replicas[1].Shard != "s1" {
+		t.Fatalf("read back %d results; want the single-process one, then the sharded one with its replicas", len(got))
+	}
+	summary := filepath.Join(dir, "RESULTS.md")
+	if err := WriteSummary(summary, Machine{}, got, "kulta-bench"); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "N run: 100, 100 in 2 shards.") ||
+		!strings.Contains(string(text), "## N = 100\n") || !strings.Contains(string(text), "## N = 100 in 2 shards (one controller process each)") ||
+		strings.Index(string(text), "## N = 100\n") > strings.Index(string(text), "## N = 100 in 2 shards") {
+		t.Errorf("summary of a single-process and a sharded run:\n%s", text)
+	}
+}
+
+func TestMergeSamples(t *testing.T) {
+	parse := func(text string) Samples {
+		ss, err := ParsePromText(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss
+	}
+	// Two processes before and after a wave; the second made its first observations in it.
+	a0 := parse("rest_client_requests_total{method=\"PATCH\"} 10\nrest_client_requests_total{method=\"GET\"} 5\n" +
+		"lat_bucket{le=\"1\"} 1\nlat_bucket{le=\"2\"} 2\nlat_bucket{le=\"+Inf\"} 2\ngo_goroutines 50\n")
+	b0 := parse("rest_client_requests_total{method=\"PATCH\"} 3\ngo_goroutines 40\n")
+	a1 := parse("rest_client_requests_total{method=\"PATCH\"} 20\nrest_client_requests_total{method=\"GET\"} 5\n" +
+		"lat_bucket{le=\"1\"} 3\nlat_bucket{le=\"2\"} 4\nlat_bucket{le=\"+Inf\"} 4\ngo_goroutines 50\n")
+	b1 := parse("rest_client_requests_total{method=\"PATCH\"} 13\n" +
+		"lat_bucket{le=\"1\"} 0\nlat_bucket{le=\"2\"} 4\nlat_bucket{le=\"+Inf\"} 6\ngo_goroutines 40\n")
+	before, after := MergeSamples(a0, b0), MergeSamples(a1, b1)
+	if len(before) != len(a0)+len(b0) {
+		t.Errorf("merged %d samples, want %d", len(before), len(a0)+len(b0))
+	}
+	patch := map[string]string{"method": "PATCH"}
+	if got := after.Sum("rest_client_requests_total", patch) - before.Sum("rest_client_requests_total", patch); got != 20 {
+		t.Errorf("PATCH requests in the wave = %v, want 10 + 10", got)
+	}
+	if got := after.Sum("rest_client_requests_total", nil); got != 38 {
+		t.Errorf("all requests = %v, want 25 + 13", got)
+	}
+	delta := BucketDelta(before.HistogramBuckets("lat", nil), after.HistogramBuckets("lat", nil))
+	want := []Bucket{{1, 2}, {2, 6}, {math.Inf(1), 8}}
+	if len(delta) != len(want) {
+		t.Fatalf("delta = %v, want %v", delta, want)
+	}
+	for i := range want {
+		if delta[i] != want[i] {
+			t.Errorf("delta = %v, want %v (each process's observations added bound by bound)", delta, want)
+			break
+		}
+	}
+	if got := HistogramQuantile(0.5, delta); got != 1.5 {
+		t.Errorf("merged p50 = %v, want 1.5", got)
+	}
+	if got := MergeSamples(a1).Sum("go_goroutines", nil); got != 50 {
+		t.Errorf("one scrape merged = %v goroutines, want 50", got)
+	}
+}
+
+func TestReplicaMemory(t *testing.T) {
+	during := []Window{{PeakRSS: 40 * mib, PeakHeapInuse: 20 * mib}, {PeakRSS: 45 * mib, PeakHeapInuse: 22 * mib}, {PeakRSS: 45 * mib}}
+	steady := []Window{{MeanRSS: 38 * mib, MeanHeapInuse: 15 * mib}, {MeanRSS: 39 * mib, MeanHeapInuse: 16 * mib}, {MeanRSS: 44 * mib}}
+	d, s, replicas := replicaMemory([]string{"s0", "s1", "s2"}, during, steady)
+	if d.PeakRSS != 45*mib || d.PeakHeapInuse != 22*mib || s.MeanRSS != 39*mib {
+		t.Errorf("windows %+v, %+v; want s1's, the first with the highest peak", d, s)
+	}
+	if len(replicas) != 3 || replicas[2] != (ReplicaMemory{Shard: "s2", PeakRSS: 45 * mib, SteadyRSS: 44 * mib}) ||
+		replicas[0] != (ReplicaMemory{Shard: "s0", PeakRSS: 40 * mib, SteadyRSS: 38 * mib, PeakHeapInuse: 20 * mib, SteadyHeapInuse: 15 * mib}) {
+		t.Errorf("replicas %+v", replicas)
+	}
+	if got := ReplicasPeakRSS(WaveResult{Replicas: replicas}); got != 130*mib {
+		t.Errorf("sum of peaks %d MiB, want 130", got/mib)
+	}
+	if d, s, replicas := replicaMemory([]string{""}, during[:1], steady[:1]); d.PeakRSS != 40*mib || s.MeanRSS != 38*mib || replicas != nil {
+		t.Errorf("one process: %+v, %+v, %+v", d, s, replicas)
+	}
+
+	w := WaveResult{Wave: 1, During: d, Steady: s, Replicas: replicas}
+	var b strings.Builder
+	writeResultTable(&b, &Result{N: 300, Shards: 3, WaveResults: []WaveResult{w}})
+	if !strings.Contains(b.String(), "| controller RSS peak per replica; sum (MiB) | s0 40 · s1 45 · s2 45; sum 130 | ") ||
+		!strings.Contains(b.String(), "--shard-key=s0…s2, one process each") {
+		t.Errorf("sharded table:\n%s", b.String())
+	}
+	b.Reset()
+	writeResultTable(&b, &Result{N: 300, WaveResults: []WaveResult{{Wave: 1, During: d, Steady: s}}})
+	if strings.Contains(b.String(), "per replica") || strings.Contains(b.String(), "shard") {
+		t.Errorf("unsharded table shows shards:\n%s", b.String())
+	}
+}
+
+func TestShardedTargets(t *testing.T) {
+	wave := func(w int, steady ...uint64) WaveResult {
+		wr := WaveResult{Wave: w, During: Window{PeakRSS: 200 * mib}, Steady: Window{MeanRSS: steady[0]}}
+		for i, rss := range steady {
+			wr.Replicas = append(wr.Replicas, ReplicaMemory{Shard: ShardKey(i), PeakRSS: 200 * mib, SteadyRSS: rss})
+		}
+		return wr
+	}
+	sharded := &Result{N: 5000, Shards: 2, WaveResults: []WaveResult{wave(1, 100*mib, 100*mib), wave(2, 101*mib, 140*mib)}}
+	single := &Result{N: 5000, WaveResults: []WaveResult{{During: Window{PeakRSS: 450 * mib}, Steady: Window{MeanRSS: 400 * mib}}}}
+	tg := rssTarget([]*Result{sharded, single})
+	if tg.Status != "met per process in 2 shards, missed in one process" ||
+		!strings.Contains(tg.Detail, "N=5000 in 2 shards: peak 200 MiB in the largest of its 2 processes") ||
+		!strings.Contains(tg.Detail, "add up to 400 MiB") || !strings.Contains(tg.Detail, "N=5000, no memory limit: peak 450 MiB") {
+		t.Errorf("sharded RSS target: %s, %q", tg.Status, tg.Detail)
+	}
+	g := growthTarget([]*Result{sharded})
+	if g.Status != "missed" || !strings.Contains(g.Detail, "(process s1, whose steady RSS grew most; per Rollout of its shard): steady RSS 100 → 140 MiB (+40.0 MiB, +16.4 KiB per Rollout)") {
+		t.Errorf("sharded growth target: %s, %q", g.Status, g.Detail)
+	}
+	rows := []RequestRow{{RequestKey{Verb: "PATCH", Resource: "rollouts/status"}, 1100}}
+	if b := BusiestClient(perProcess(rows, 2), 50, 100); b.Requests != 550 || b.Seconds != 9 {
+		t.Errorf("per process bound %+v, want 550 requests, (550-100)/50 = 9 s", b)
 	}
 }

@@ -33,6 +33,9 @@ const (
 type Ref struct {
 	Namespace string
 	Name      string
+	// Shard is the kulta.io/shard label CreateRollout puts on the Rollout, empty for none: in
+	// a sharded run, the key of the one controller process that reconciles it.
+	Shard string
 }
 
 // Refs are the Rollouts of a run of size n, spread over n/PerNamespace namespaces.
@@ -42,6 +45,34 @@ func Refs(n int) []Ref {
 		out[i] = Ref{Namespace: fmt.Sprintf("bench-%03d", i/PerNamespace), Name: fmt.Sprintf("ro-%05d", i)}
 	}
 	return out
+}
+
+// ShardKey is the --shard-key of shard k (0-based) of a sharded run: "s0", "s1", ...
+func ShardKey(k int) string { return fmt.Sprintf("s%d", k) }
+
+// ShardKeys are the shard keys of a run with shards controller processes, in order; none for
+// one process (or fewer), which then runs without a shard key and reconciles every Rollout.
+func ShardKeys(shards int) []string {
+	if shards <= 1 {
+		return nil
+	}
+	keys := make([]string, shards)
+	for k := range keys {
+		keys[k] = ShardKey(k)
+	}
+	return keys
+}
+
+// AssignShards gives refs[i] shard ShardKey(i mod shards), so the shards hold N/shards
+// Rollouts each (one more for the first N mod shards); with one shard or fewer it leaves refs
+// unsharded.
+func AssignShards(refs []Ref, shards int) {
+	if shards <= 1 {
+		return
+	}
+	for i := range refs {
+		refs[i].Shard = ShardKey(i % shards)
+	}
 }
 
 // WaveImage is the image wave w (1-based) sets.
@@ -102,7 +133,7 @@ func CreateNamespaces(ctx context.Context, c client.Client, refs []Ref) error {
 }
 
 // CreateRollout creates one Rollout with its two Services and its HTTPRoute: a canary with
-// steps 20 → 50 → 100, replicas 1.
+// steps 20 → 50 → 100, replicas 1. The Rollout carries r's shard label when r has a shard.
 func CreateRollout(ctx context.Context, c client.Client, r Ref) error {
 	labels := map[string]string{RunLabel: "true"}
 	route := rollouttest.Route(r.Namespace, r.Name, r.Name+"-stable", r.Name+"-canary")
@@ -113,7 +144,7 @@ func CreateRollout(ctx context.Context, c client.Client, r Ref) error {
 		testutil.WithReplicas(1),
 		testutil.WithHTTPRoute(r.Name),
 		testutil.WithImage(InitialImage))
-	ro.Labels = labels
+	ro.Labels = rolloutLabels(r)
 	objs = append(objs, ro)
 	for _, obj := range objs {
 		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -121,6 +152,16 @@ func CreateRollout(ctx context.Context, c client.Client, r Ref) error {
 		}
 	}
 	return nil
+}
+
+// rolloutLabels are the labels of r's Rollout: the bench's run label and, in a sharded run,
+// its shard.
+func rolloutLabels(r Ref) map[string]string {
+	labels := map[string]string{RunLabel: "true"}
+	if r.Shard != "" {
+		labels[kultav1alpha1.ShardLabel] = r.Shard
+	}
+	return labels
 }
 
 func service(r Ref, suffix string) *corev1.Service {

@@ -154,6 +154,24 @@ func (ss Samples) Sum(name string, match map[string]string) float64 {
 	return total
 }
 
+// MergeSamples joins the scrapes of several processes into one exposition, so that Sum and
+// HistogramBuckets on it add over the processes. That is right for counters and histogram
+// buckets, whose sum over the replicas of a sharded controller is the whole controller's count
+// (cumulative buckets stay cumulative when added bound by bound, and BucketDelta still gives
+// the observations made between two merged scrapes); it is meaningless for gauges such as
+// go_goroutines, which are read per process.
+func MergeSamples(scrapes ...Samples) Samples {
+	n := 0
+	for _, ss := range scrapes {
+		n += len(ss)
+	}
+	out := make(Samples, 0, n)
+	for _, ss := range scrapes {
+		out = append(out, ss...)
+	}
+	return out
+}
+
 func matches(labels, match map[string]string) bool {
 	for k, v := range match {
 		if labels[k] != v {

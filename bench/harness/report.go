@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
 const mib = 1024 * 1024
@@ -99,10 +101,11 @@ func writeResultTable(b *strings.Builder, res *Result) {
 	b.WriteString("\n|---|")
 	b.WriteString(strings.Repeat("---|", len(res.WaveResults)))
 	b.WriteString("\n")
-	rows := []struct {
+	type row struct {
 		name string
 		f    func(WaveResult) string
-	}{
+	}
+	rows := []row{
 		{"wall time, first patch → all Completed (s)", func(w WaveResult) string { return f1(w.WallSeconds) }},
 		{"controller CPU (s)", func(w WaveResult) string { return f2(w.ControllerCPUSeconds) }},
 		{"API server CPU / etcd CPU (s)", func(w WaveResult) string { return f1(w.APIServerCPUSeconds) + " / " + f1(w.EtcdCPUSeconds) }},
@@ -113,6 +116,7 @@ func writeResultTable(b *strings.Builder, res *Result) {
 			}
 			return mb(w.During.PeakAnon) + " / " + mb(w.During.PeakFile)
 		}},
+		{replicaRSSRowName, replicaRSSRow},
 		{"heap in use peak / steady (MiB)", func(w WaveResult) string { return mbf(w.During.PeakHeapInuse) + " / " + mbf(w.Steady.MeanHeapInuse) }},
 		{"goroutines peak / steady", func(w WaveResult) string { return f0(w.During.PeakGoroutines) + " / " + f0(w.Steady.LastGoroutines) }},
 		{"controller writes per Rollout per step (floor 2)", func(w WaveResult) string { return f2(w.WritesPerStep) }},
@@ -144,6 +148,9 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		{"kulta_rollout_step_duration_seconds p50 / p99 (s)", func(w WaveResult) string { return f2(w.StepDurationP50) + " / " + f2(w.StepDurationP99) }},
 	}
 	for _, row := range rows {
+		if row.name == replicaRSSRowName && !res.Sharded() {
+			continue
+		}
 		fmt.Fprintf(b, "| %s | ", row.name)
 		for _, w := range res.WaveResults {
 			b.WriteString(row.f(w) + " | ")
@@ -152,7 +159,12 @@ func writeResultTable(b *strings.Builder, res *Result) {
 	}
 	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
 		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
-	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s.\n", res.QPS, res.Burst, reconcilers(res))
+	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s%s.\n", res.QPS, res.Burst, reconcilers(res), shardFlags(res))
+	if res.Sharded() {
+		fmt.Fprintf(b, "%d controller processes, Rollout i labelled %s=s<i mod %d>: the RSS, heap and goroutine rows are the process with the highest peak RSS in the wave; "+
+			"controller CPU, its own counts, reconciles and KULTA's histograms are summed over the %d; requests are counted at the API server, as always.\n",
+			res.Shards, kultav1alpha1.ShardLabel, res.Shards, res.Shards)
+	}
 	fmt.Fprintf(b, "Creating the %d Rollouts and their first rollout took %.1f s. /proc read every second, /metrics every %s. Sampler failures: %d.\n",
 		res.N, res.CreateSeconds, scrapeEvery(res), res.SamplerFailures)
 }
@@ -167,6 +179,31 @@ func writeRequestTable(b *strings.Builder, res *Result) {
 	for _, row := range w.Controller {
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f |\n", row.Resource, row.Verb, row.Count, row.Count/float64(res.N))
 	}
+}
+
+// replicaRSSRowName is the row, shown only for a sharded run, of every controller process's
+// peak RSS in a wave and their sum.
+const replicaRSSRowName = "controller RSS peak per replica; sum (MiB)"
+
+// replicaRSSRow is "s0 41 · s1 40; sum 81": each process's peak RSS in w and their sum.
+func replicaRSSRow(w WaveResult) string {
+	if len(w.Replicas) == 0 {
+		return "not recorded"
+	}
+	parts := make([]string, len(w.Replicas))
+	for i, m := range w.Replicas {
+		parts[i] = m.Shard + " " + mb(m.PeakRSS)
+	}
+	return strings.Join(parts, " · ") + "; sum " + mb(ReplicasPeakRSS(w))
+}
+
+// shardFlags is the sharded run's --shard-key flags, as text (" --shard-key=s0…s3, one process
+// each"); empty for an unsharded run.
+func shardFlags(res *Result) string {
+	if !res.Sharded() {
+		return ""
+	}
+	return fmt.Sprintf(" --shard-key=%s…%s, one process each", ShardKey(0), ShardKey(res.Shards-1))
 }
 
 // reconcilers is the controller's --max-concurrent-reconciles as run, or "default".

@@ -29,6 +29,10 @@ type Result struct {
 	// sets in such a container.
 	MemoryLimit     string `json:"memoryLimit,omitempty"`
 	GoMemLimitBytes int64  `json:"goMemLimitBytes,omitempty"`
+	// Shards is the number of controller processes the Rollouts were split over (each with
+	// --shard-key=s<k>, each given every Shards-th Rollout); 0 for one process without a key.
+	// Each process had the QPS, burst, reconcilers and memory limit above.
+	Shards int `json:"shards,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`
@@ -44,9 +48,12 @@ type WaveResult struct {
 	ControllerCPUSeconds float64 `json:"controllerCPUSeconds"`
 	APIServerCPUSeconds  float64 `json:"apiServerCPUSeconds"`
 	EtcdCPUSeconds       float64 `json:"etcdCPUSeconds"`
-	// During covers the wave, Steady the settle period after it.
-	During Window `json:"during"`
-	Steady Window `json:"steady"`
+	// During covers the wave, Steady the settle period after it. In a sharded run both are
+	// the process with the highest peak RSS during the wave (so they stay figures of one
+	// replica), and Replicas lists every process.
+	During   Window          `json:"during"`
+	Steady   Window          `json:"steady"`
+	Replicas []ReplicaMemory `json:"replicas,omitempty"`
 	// APIServer is every request the API server counted in the wave; Bench is what this
 	// process sent (stand-ins and harness, counted client-side); Controller is the difference.
 	APIServer  []RequestRow `json:"apiServerRequests"`
@@ -93,6 +100,58 @@ type WaveResult struct {
 	StepDurationP99 float64       `json:"stepDurationP99Seconds"`
 }
 
+// ReplicaMemory is one controller process's memory in a wave of a sharded run.
+type ReplicaMemory struct {
+	// Shard is the process's --shard-key.
+	Shard string `json:"shard"`
+	// PeakRSS and PeakHeapInuse are the highest samples during the wave; SteadyRSS and
+	// SteadyHeapInuse the means over the settle period after it.
+	PeakRSS         uint64  `json:"peakRSSBytes"`
+	SteadyRSS       uint64  `json:"steadyRSSBytes"`
+	PeakHeapInuse   float64 `json:"peakHeapInuseBytes"`
+	SteadyHeapInuse float64 `json:"steadyHeapInuseBytes"`
+}
+
+// replicaMemory takes each controller process's windows during a wave and in the settle
+// period after it (keys, during and steady in the same order) and returns the windows of the
+// process with the highest peak RSS during the wave (the first of equals) and, when there is
+// more than one process, every process's figures.
+func replicaMemory(keys []string, during, steady []Window) (Window, Window, []ReplicaMemory) {
+	if len(during) == 0 || len(steady) != len(during) {
+		return Window{}, Window{}, nil
+	}
+	top := 0
+	for i, w := range during {
+		if w.PeakRSS > during[top].PeakRSS {
+			top = i
+		}
+	}
+	if len(during) == 1 {
+		return during[top], steady[top], nil
+	}
+	replicas := make([]ReplicaMemory, len(during))
+	for i := range during {
+		replicas[i] = ReplicaMemory{
+			PeakRSS: during[i].PeakRSS, SteadyRSS: steady[i].MeanRSS,
+			PeakHeapInuse: during[i].PeakHeapInuse, SteadyHeapInuse: steady[i].MeanHeapInuse,
+		}
+		if i < len(keys) {
+			replicas[i].Shard = keys[i]
+		}
+	}
+	return during[top], steady[top], replicas
+}
+
+// ReplicasPeakRSS is the sum of the processes' peak RSS in w (each sampled on its own, so
+// the peaks need not have been at the same moment); 0 for an unsharded run.
+func ReplicasPeakRSS(w WaveResult) uint64 {
+	total := uint64(0)
+	for _, m := range w.Replicas {
+		total += m.PeakRSS
+	}
+	return total
+}
+
 // FloorResult is the plain-client baseline.
 type FloorResult struct {
 	WallSeconds         float64 `json:"wallSeconds"`
@@ -107,7 +166,8 @@ var clientWriteMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
 // waveResult works out one wave's figures from snapshots at its start (s0), when every Rollout
 // read Completed (s1), when the controller went quiet (tail) and at the end of the settle
 // period (s2). Requests and the controller's own counters run from s0 to tail, wall and CPU
-// time from s0 to s1; the steady window is tail to s2.
+// time from s0 to s1; the steady window is tail to s2. The controller's counters and CPU are
+// summed over its processes; memory is per process (see replicaMemory).
 func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 	n := r.cfg.N
 	api := tail.api.Sub(s0.api)
@@ -122,8 +182,6 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		ControllerCPUSeconds:  s1.ctrlCPU - s0.ctrlCPU,
 		APIServerCPUSeconds:   s1.apiCPU - s0.apiCPU,
 		EtcdCPUSeconds:        s1.etcdCPU - s0.etcdCPU,
-		During:                r.sampler.Window(s0.t, s1.t),
-		Steady:                r.sampler.Window(tail.t, s2.t),
 		APIServer:             api.Rows(),
 		Bench:                 bench.Rows(),
 		Controller:            ctrlReqs.Rows(),
@@ -138,6 +196,11 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		IdleEventWrites:       ptr.To(resourceWrites(idle, "events")),
 		StepLatency:           r.tracker.Latencies(),
 	}
+	during, steady := make([]Window, len(r.samplers)), make([]Window, len(r.samplers))
+	for i, s := range r.samplers {
+		during[i], steady[i] = s.Window(s0.t, s1.t), s.Window(tail.t, s2.t)
+	}
+	wr.During, wr.Steady, wr.Replicas = replicaMemory(r.shardKeys, during, steady)
 	for _, m := range clientWriteMethods {
 		wr.ClientWrites += tail.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m}) -
 			s0.ctrl.Sum("rest_client_requests_total", map[string]string{"method": m})
@@ -176,37 +239,63 @@ func (res *Result) finish() {
 	}
 }
 
-// Name is the results files' name: results-<N>, or results-<N>-limit-<limit> for a run with a
-// memory limit.
+// Sharded reports whether the run split the Rollouts over more than one controller process.
+func (r *Result) Sharded() bool { return r.Shards > 1 }
+
+// processes is the number of controller processes the run had.
+func (r *Result) processes() int { return max(1, r.Shards) }
+
+// Name is the results files' name: results-<N>, with -limit-<limit> for a run with a memory
+// limit and then -shards-<K> for a run in K shards (results-5000-limit-300Mi-shards-4).
 func (r *Result) Name() string {
-	if r.MemoryLimit == "" {
-		return fmt.Sprintf("results-%d", r.N)
+	name := fmt.Sprintf("results-%d", r.N)
+	if r.MemoryLimit != "" {
+		name += "-limit-" + r.MemoryLimit
 	}
-	return fmt.Sprintf("results-%d-limit-%s", r.N, r.MemoryLimit)
+	if r.Sharded() {
+		name += fmt.Sprintf("-shards-%d", r.Shards)
+	}
+	return name
 }
 
-// Label names the run in the targets: "N=5000", or "N=5000 in 300Mi" with a memory limit.
+// Label names the run in the targets: "N=5000", "N=5000 in 300Mi" with a memory limit,
+// "N=5000 in 4 shards" in shards, "N=5000 in 4 shards of 300Mi" with both.
 func (r *Result) Label() string {
-	if r.MemoryLimit == "" {
-		return fmt.Sprintf("N=%d", r.N)
+	switch {
+	case r.Sharded() && r.MemoryLimit != "":
+		return fmt.Sprintf("N=%d in %d shards of %s", r.N, r.Shards, r.MemoryLimit)
+	case r.Sharded():
+		return fmt.Sprintf("N=%d in %d shards", r.N, r.Shards)
+	case r.MemoryLimit != "":
+		return fmt.Sprintf("N=%d in %s", r.N, r.MemoryLimit)
 	}
-	return fmt.Sprintf("N=%d in %s", r.N, r.MemoryLimit)
+	return fmt.Sprintf("N=%d", r.N)
 }
 
 // Title is the heading of the run's section.
 func (r *Result) Title() string {
-	if r.MemoryLimit == "" {
-		return fmt.Sprintf("N = %d", r.N)
+	switch {
+	case r.Sharded() && r.MemoryLimit != "":
+		return fmt.Sprintf("N = %d in %d shards, each in a %s container (GOMEMLIMIT %.0f MiB)", r.N, r.Shards, r.MemoryLimit, float64(r.GoMemLimitBytes)/mib)
+	case r.Sharded():
+		return fmt.Sprintf("N = %d in %d shards (one controller process each)", r.N, r.Shards)
+	case r.MemoryLimit != "":
+		return fmt.Sprintf("N = %d, in a %s container (GOMEMLIMIT %.0f MiB)", r.N, r.MemoryLimit, float64(r.GoMemLimitBytes)/mib)
 	}
-	return fmt.Sprintf("N = %d, in a %s container (GOMEMLIMIT %.0f MiB)", r.N, r.MemoryLimit, float64(r.GoMemLimitBytes)/mib)
+	return fmt.Sprintf("N = %d", r.N)
 }
 
-// SortResults orders results by N, the run without a memory limit first.
+// SortResults orders results by N; for one N the single-process runs come first, then the
+// sharded ones by number of shards, and for each the run without a memory limit first.
 func SortResults(results []*Result) {
 	sort.SliceStable(results, func(i, j int) bool {
-		if results[i].N != results[j].N {
-			return results[i].N < results[j].N
+		a, b := results[i], results[j]
+		if a.N != b.N {
+			return a.N < b.N
 		}
-		return results[i].MemoryLimit < results[j].MemoryLimit
+		if a.processes() != b.processes() {
+			return a.processes() < b.processes()
+		}
+		return a.MemoryLimit < b.MemoryLimit
 	})
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// limit: with GOMEMLIMIT at GoMemLimitRatio of it, as --auto-gomemlimit-ratio sets it from
 	// the cgroup. The kernel does not enforce the limit here.
 	MemoryLimit string
+	// Shards, above 1, splits the Rollouts over that many controller processes: Rollout i is
+	// labelled kulta.io/shard=s<i mod Shards> and process k runs with --shard-key=s<k>, with
+	// its own log (controller-s<k>.log) and sampler. 0 or 1 runs one process without a shard key.
+	Shards int
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
@@ -77,19 +81,23 @@ type runner struct {
 	harnessCount  *RequestCounter
 	standinCount  *RequestCounter
 	tracker       *Tracker
-	ctrl          *Controller
-	sampler       *Sampler
-	stopSampler   context.CancelFunc
-	stopStandins  func() error
-	closers       []func() error
-	logErr        error
-	refs          []Ref
+	// shardKeys, ctrls and samplers are the controller processes, one each; shardKeys holds
+	// the single "" of an unsharded run.
+	shardKeys    []string
+	ctrls        []*Controller
+	samplers     []*Sampler
+	stopSamplers context.CancelFunc
+	stopStandins func() error
+	closers      []func() error
+	logErr       error
+	refs         []Ref
 }
 
 // Run measures one N: it starts everything, runs the waves and the floor, stops everything and
 // returns the results. Nothing it started outlives it.
 func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), refs: Refs(cfg.N)}
+	AssignShards(r.refs, cfg.Shards)
 	if r.goMemLimit, err = GoMemLimit(cfg.MemoryLimit); err != nil {
 		return nil, err
 	}
@@ -100,11 +108,14 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := r.startStandins(ctx, filepath.Join(cfg.WorkDir, "standins.log")); err != nil {
 		return nil, err
 	}
-	if err := r.startController(ctx); err != nil {
+	if err := r.startControllers(ctx); err != nil {
 		return nil, err
 	}
 	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC(),
 		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit}
+	if cfg.Shards > 1 {
+		res.Shards = cfg.Shards
+	}
 	if res.CreateSeconds, err = r.populate(ctx); err != nil {
 		return nil, err
 	}
@@ -118,10 +129,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if res.Floor, err = r.floor(ctx); err != nil {
 		return nil, err
 	}
-	var lastErr error
-	if res.SamplerFailures, lastErr = r.sampler.Failures(); lastErr != nil {
-		res.SamplerLastError = lastErr.Error()
-	}
+	res.SamplerFailures, res.SamplerLastError = r.samplerFailures()
 	res.finish()
 	return res, nil
 }
@@ -133,19 +141,79 @@ func (r *runner) logf(format string, args ...any) {
 	}
 }
 
-func (r *runner) startController(ctx context.Context) error {
-	c, err := StartController(ControllerOptions{
-		Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst, Reconcilers: r.cfg.Reconcilers,
-		LogPath: filepath.Join(r.cfg.WorkDir, "controller.log"), GoMemLimit: r.goMemLimit,
-	})
-	if err != nil {
-		return err
+// startControllers starts the controller processes, one per shard (one without a shard key
+// in an unsharded run), each with a sampler of its own.
+func (r *runner) startControllers(ctx context.Context) error {
+	keys := ShardKeys(r.cfg.Shards)
+	if len(keys) == 0 {
+		keys = []string{""}
 	}
-	r.ctrl = c
 	sctx, cancel := context.WithCancel(ctx)
-	r.sampler, r.stopSampler = NewSampler(c.PID, c.MetricsURL, time.Second, r.cfg.ScrapeInterval), cancel
-	go r.sampler.Run(sctx)
+	r.stopSamplers = cancel
+	for _, key := range keys {
+		c, err := StartController(ControllerOptions{
+			Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst, Reconcilers: r.cfg.Reconcilers,
+			LogPath: filepath.Join(r.cfg.WorkDir, controllerLogName(key)), GoMemLimit: r.goMemLimit, ShardKey: key,
+		})
+		if err != nil {
+			if key != "" {
+				return fmt.Errorf("shard %s: %w", key, err)
+			}
+			return err
+		}
+		s := NewSampler(c.PID, c.MetricsURL, time.Second, r.cfg.ScrapeInterval)
+		r.shardKeys, r.ctrls, r.samplers = append(r.shardKeys, key), append(r.ctrls, c), append(r.samplers, s)
+		go s.Run(sctx)
+	}
+	if len(keys) > 1 {
+		r.logf("started %d controller processes, --shard-key=%s to %s", len(keys), keys[0], keys[len(keys)-1])
+	}
 	return nil
+}
+
+// controllerLogName is the log file of the controller process with shard key key ("" for
+// an unsharded run's only process).
+func controllerLogName(key string) string {
+	if key == "" {
+		return "controller.log"
+	}
+	return "controller-" + key + ".log"
+}
+
+// stopControllers stops the samplers, then every controller process, and returns their
+// errors joined.
+func (r *runner) stopControllers() error {
+	if r.stopSamplers != nil {
+		r.stopSamplers()
+	}
+	var errs []error
+	for i, c := range r.ctrls {
+		if err := c.Stop(); err != nil {
+			if key := r.shardKeys[i]; key != "" {
+				err = fmt.Errorf("shard %s: %w", key, err)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// samplerFailures adds up the samplers' failures and gives the last error of the last sampler
+// that had one, prefixed with its shard in a sharded run.
+func (r *runner) samplerFailures() (int, string) {
+	total, last := 0, ""
+	for i, s := range r.samplers {
+		n, err := s.Failures()
+		total += n
+		if err == nil {
+			continue
+		}
+		last = err.Error()
+		if key := r.shardKeys[i]; key != "" {
+			last = "shard " + key + ": " + last
+		}
+	}
+	return total, last
 }
 
 // populate creates the namespaces, Services, routes and Rollouts and waits until every
@@ -234,10 +302,10 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	return wr, nil
 }
 
-// floor stops the controller and runs the plain-client baseline against the same API server.
+// floor stops every controller process and runs the plain-client baseline against the same
+// API server.
 func (r *runner) floor(ctx context.Context) (FloorResult, error) {
-	r.stopSampler()
-	if err := r.ctrl.Stop(); err != nil {
+	if err := r.stopControllers(); err != nil {
 		return FloorResult{}, err
 	}
 	counter := NewRequestCounter()
@@ -270,13 +338,7 @@ func (r *runner) floor(ctx context.Context) (FloorResult, error) {
 }
 
 func (r *runner) teardown() error {
-	var errs []error
-	if r.stopSampler != nil {
-		r.stopSampler()
-	}
-	if r.ctrl != nil {
-		errs = append(errs, r.ctrl.Stop())
-	}
+	errs := []error{r.stopControllers()}
 	if r.stopStandins != nil {
 		errs = append(errs, r.stopStandins())
 	}

@@ -112,9 +112,10 @@ func (r *runner) startStandins(ctx context.Context, logPath string) error {
 
 // snapshot is every counter the bench reads at one moment.
 type snapshot struct {
-	t         time.Time
-	api       RequestCounts
-	bench     RequestCounts
+	t     time.Time
+	api   RequestCounts
+	bench RequestCounts
+	// ctrl is the controller processes' /metrics merged (MergeSamples), ctrlCPU their CPU summed.
 	ctrl      Samples
 	ctrlCPU   float64
 	apiCPU    float64
@@ -138,14 +139,26 @@ func (r *runner) snapshot(ctx context.Context) (snapshot, error) {
 	if s.etcdCPU, err = cpuOf(r.etcdPID); err != nil {
 		return s, err
 	}
-	if r.ctrl != nil && !r.ctrl.Exited() {
+	// The controller's own counters and CPU are summed over its processes (one per shard).
+	var scrapes []Samples
+	for _, c := range r.ctrls {
+		if c.Exited() {
+			continue
+		}
 		s.withCtrl = true
-		if s.ctrl, err = Scrape(ctx, http.DefaultClient, r.ctrl.MetricsURL); err != nil {
+		ss, err := Scrape(ctx, http.DefaultClient, c.MetricsURL)
+		if err != nil {
 			return s, err
 		}
-		if s.ctrlCPU, err = cpuOf(r.ctrl.PID); err != nil {
+		cpu, err := cpuOf(c.PID)
+		if err != nil {
 			return s, err
 		}
+		scrapes = append(scrapes, ss)
+		s.ctrlCPU += cpu
+	}
+	if len(scrapes) > 0 {
+		s.ctrl = MergeSamples(scrapes...)
 	}
 	return s, nil
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/bench/harness"
 	"github.com/false-systems/kulta/internal/testenv"
 )
@@ -31,6 +32,7 @@ type flags struct {
 	settle      time.Duration
 	scrape      time.Duration
 	memLimit    string
+	shards      int
 	workers     int
 	out         string
 	summary     string
@@ -50,6 +52,7 @@ func parse(args []string) (*flags, error) {
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "Watch time after each wave (steady memory, writes when nothing changes).")
 	fs.DurationVar(&f.scrape, "scrape-interval", 5*time.Second, "How often the bench reads the controller's /metrics for heap and goroutines (/proc is read every second).")
 	fs.StringVar(&f.memLimit, "memory-limit", "", "Run the controller as in a container with this memory limit (\"300Mi\"): GOMEMLIMIT at 0.9 of it, as --auto-gomemlimit-ratio sets it. Results are named results-<N>-limit-<limit>.")
+	fs.IntVar(&f.shards, "shards", 1, "Split the Rollouts over this many controller processes: Rollout i labelled "+kultav1alpha1.ShardLabel+"=s<i mod K>, process k run with --shard-key=s<k>. Results of K above 1 are named results-<N>-shards-<K>.")
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
@@ -66,8 +69,8 @@ func parse(args []string) (*flags, error) {
 		f.ns = append(f.ns, v)
 	}
 	sort.Ints(f.ns)
-	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 || f.scrape <= 0 {
-		return nil, errors.New("-waves, -workers, -qps, -burst, -reconcilers and -scrape-interval must be positive")
+	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 || f.scrape <= 0 || f.shards < 1 {
+		return nil, errors.New("-waves, -workers, -qps, -burst, -reconcilers, -scrape-interval and -shards must be positive")
 	}
 	return f, nil
 }
@@ -119,7 +122,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		}
 		res, err := harness.Run(ctx, harness.Config{
 			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
-			Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
+			Shards: f.shards, Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
 		})
 		if err != nil {
 			return fmt.Errorf("run with %d Rollouts (logs in %s): %w", n, dir, err)
@@ -167,7 +170,7 @@ func reportOnly(root string, f *flags, args []string) error {
 }
 
 // withEarlier adds to results those saved in dir for the runs (a number of Rollouts, with or
-// without a memory limit) not among them.
+// without a memory limit, in one process or in shards) not among them.
 func withEarlier(dir string, results []*harness.Result) ([]*harness.Result, error) {
 	saved, err := harness.ReadResults(dir)
 	if err != nil {
