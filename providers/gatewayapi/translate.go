@@ -11,6 +11,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/internal/objects"
 )
 
 // Backends says which parts of a route belong to a Rollout.
@@ -183,16 +184,10 @@ func setWeight(ref map[string]any, weight int32) bool {
 	return true
 }
 
+// toInt64 is a number of the object, or -1 when it is none (see objects.Int64).
 func toInt64(v any) int64 {
-	switch n := v.(type) {
-	case int64:
+	if n, ok := objects.Int64(v); ok {
 		return n
-	case int32:
-		return int64(n)
-	case int:
-		return int64(n)
-	case float64:
-		return int64(n)
 	}
 	return -1
 }

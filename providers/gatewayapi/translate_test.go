@@ -3,7 +3,6 @@ package gatewayapi_test
 import (
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 )
@@ -22,19 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func load(t *testing.T, name string) *unstructured.Unstructured {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name+".in.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	route := &unstructured.Unstructured{}
-	if err := route.UnmarshalJSON(js); err != nil {
-		t.Fatal(err)
-	}
-	return route
+	return testutil.ReadUnstructured(t, filepath.Join("testdata", name+".in.yaml"))
 }
 
 func golden(t *testing.T, name string, route *unstructured.Unstructured) {
@@ -43,19 +31,7 @@ func golden(t *testing.T, name string, route *unstructured.Unstructured) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", name+".out.yaml")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (run `go test ./providers/gatewayapi -update` and review):\n got:\n%s\nwant:\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".out.yaml"), got, *update, "go test ./providers/gatewayapi -update")
 }
 
 // web is the Rollout web's Services on port 80; many-rules.in.yaml has them on port 8080.

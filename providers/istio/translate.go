@@ -10,6 +10,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/internal/objects"
 )
 
 // Reasons of the RouteErrors this provider returns besides the providers.Reason constants.
@@ -376,16 +377,10 @@ func weightOf(dest map[string]any) int32 {
 	return int32(toInt64(v))
 }
 
+// toInt64 is a number of the object, or 0 when it is none (see objects.Int64).
 func toInt64(v any) int64 {
-	switch n := v.(type) {
-	case int64:
+	if n, ok := objects.Int64(v); ok {
 		return n
-	case int32:
-		return int64(n)
-	case int:
-		return int64(n)
-	case float64:
-		return int64(n)
 	}
 	return 0
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/istio"
 )
@@ -23,37 +23,13 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func load(t *testing.T, name string) *unstructured.Unstructured {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name+".in.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(js); err != nil {
-		t.Fatal(err)
-	}
-	return obj
+	return testutil.ReadUnstructured(t, filepath.Join("testdata", name+".in.yaml"))
 }
 
 // golden compares got with testdata/NAME.out.yaml, or rewrites the file under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".out.yaml")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (run `go test ./providers/istio -update` and review):\n got:\n%s\nwant:\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".out.yaml"), got, *update, "go test ./providers/istio -update")
 }
 
 func marshal(t *testing.T, obj *unstructured.Unstructured) []byte {

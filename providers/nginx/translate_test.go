@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/nginx"
 )
@@ -72,19 +73,7 @@ func goldenOutput(t *testing.T, ing *networkingv1.Ingress, err error) []byte {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".out.yaml")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (run `go test ./providers/nginx -run TestTranslationGolden -update` and review):\n got:\n%s\nwant:\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".out.yaml"), got, *update, "go test ./providers/nginx -run TestTranslationGolden -update")
 }
 
 // Header routes of the A/B Rollout web.
