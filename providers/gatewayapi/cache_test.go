@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,17 +22,6 @@ import (
 )
 
 var routeGVK = schema.GroupVersionKind{Group: gatewayapi.Group, Version: "v1", Kind: "HTTPRoute"}
-
-// countingReader counts the reads that reach the reader it wraps.
-type countingReader struct {
-	client.Reader
-	gets atomic.Int32
-}
-
-func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	c.gets.Add(1)
-	return c.Reader.Get(ctx, key, obj, opts...)
-}
 
 // frozenReader is a cache that never moves on: it holds one copy of the route, or none.
 type frozenReader struct {
@@ -127,7 +115,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("cache did not sync")
 	}
-	api := &countingReader{Reader: e.Client}
+	api := &testutil.CountingReader{Reader: e.Client}
 	r := &gatewayapi.Router{Client: e.Client, Reader: c, APIReader: api}
 
 	// Wait for the cache to hold the trimmed route, so the write below starts from it.
@@ -150,7 +138,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if err := r.SetWeights(ctx, f.ro, w); err != nil {
 		t.Fatal(err)
 	}
-	if n := api.gets.Load(); n != 0 {
+	if n := api.Gets.Load(); n != 0 {
 		t.Errorf("a weight change read the API server %d times although the cache held the route, want no read: the patch carries the cached resourceVersion", n)
 	}
 	after := f.read(t, e.Client)
@@ -166,7 +154,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	api.gets.Store(0)
+	api.Gets.Store(0)
 	v, err := r.Verify(ctx, f.ro)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +165,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if err := r.SetWeights(ctx, f.ro, w); err != nil {
 		t.Fatal(err)
 	}
-	if n := api.gets.Load(); n != 0 {
+	if n := api.Gets.Load(); n != 0 {
 		t.Errorf("%d reads reached the API server with a cache holding the router's last write", n)
 	}
 	stored := f.read(t, e.Client)
@@ -203,7 +191,7 @@ func TestRouterStaleCache(t *testing.T) {
 	t.Run("older than the router's write", func(t *testing.T) {
 		f := newCacheFixture(t, e)
 		frozen := &frozenReader{route: f.read(t, e.Client)}
-		api := &countingReader{Reader: e.Client}
+		api := &testutil.CountingReader{Reader: e.Client}
 		r := &gatewayapi.Router{Client: e.Client, Reader: frozen, APIReader: api}
 		w := providers.Weights{Stable: 50, Canary: 50}
 		if err := r.SetWeights(ctx, f.ro, w); err != nil {
@@ -216,7 +204,7 @@ func TestRouterStaleCache(t *testing.T) {
 		if v.Weights == nil || *v.Weights != w {
 			t.Fatalf("Verify after the write reports %v from the stale cache, want %v", v.Weights, w)
 		}
-		if api.gets.Load() == 0 {
+		if api.Gets.Load() == 0 {
 			t.Error("the API server was never read although the cache was older than the write")
 		}
 	})

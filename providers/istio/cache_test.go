@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,17 +19,6 @@ import (
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/istio"
 )
-
-// countingReader counts the reads that reach the reader it wraps.
-type countingReader struct {
-	client.Reader
-	gets atomic.Int32
-}
-
-func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	c.gets.Add(1)
-	return c.Reader.Get(ctx, key, obj, opts...)
-}
 
 // frozenReader is a cache that never moves on: it holds one copy of each object, or none.
 type frozenReader struct {
@@ -141,7 +129,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 		t.Fatalf("the cache holds the VirtualService untrimmed: annotations %v", cached.GetAnnotations())
 	}
 	waitForCache(t, c, istio.KindDestinationRule, f.ns, "")
-	api := &countingReader{Reader: e.Client}
+	api := &testutil.CountingReader{Reader: e.Client}
 	r := &istio.Router{Client: e.Client, Reader: c, APIReader: api}
 
 	w := providers.Weights{Stable: 80, Canary: 20}
@@ -150,7 +138,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	}
 	// The DestinationRule's labels and the VirtualService's weights are patched from the cached
 	// copies, with their resourceVersions as preconditions.
-	if n := api.gets.Load(); n != 0 {
+	if n := api.Gets.Load(); n != 0 {
 		t.Errorf("a change to both objects read the API server %d times, want no read", n)
 	}
 	vs := stored(t, e.Client, istio.KindVirtualService, f.ns, "web")
@@ -171,14 +159,14 @@ func TestRouterReadsFromCache(t *testing.T) {
 	waitForCache(t, c, istio.KindVirtualService, f.ns, vs.GetResourceVersion())
 	waitForCache(t, c, istio.KindDestinationRule, f.ns, dr.GetResourceVersion())
 
-	api.gets.Store(0)
+	api.Gets.Store(0)
 	if v := verifyWeights(t, r, f.ro, w); !v.Accepted {
 		t.Errorf("not accepted: %s", v.Message)
 	}
 	if err := r.SetWeights(ctx, f.ro, w); err != nil {
 		t.Fatal(err)
 	}
-	if n := api.gets.Load(); n != 0 {
+	if n := api.Gets.Load(); n != 0 {
 		t.Errorf("%d reads reached the API server with a cache holding the router's last writes", n)
 	}
 	if got := stored(t, e.Client, istio.KindVirtualService, f.ns, "web").GetResourceVersion(); got != vs.GetResourceVersion() {
@@ -207,18 +195,18 @@ func TestRouterStaleCache(t *testing.T) {
 
 	t.Run("older than the router's write", func(t *testing.T) {
 		f := newCacheFixture(t, e)
-		api := &countingReader{Reader: e.Client}
+		api := &testutil.CountingReader{Reader: e.Client}
 		r := &istio.Router{Client: e.Client, Reader: frozen(t, f), APIReader: api}
 		w := providers.Weights{Stable: 50, Canary: 50}
 		if err := r.SetWeights(ctx, f.ro, w); err != nil {
 			t.Fatal(err)
 		}
-		api.gets.Store(0)
+		api.Gets.Store(0)
 		if v := verifyWeights(t, r, f.ro, w); !v.Accepted {
 			t.Errorf("Verify after the write reads the stale cache's subsets: %s", v.Message)
 		}
-		if api.gets.Load() != 2 {
-			t.Errorf("Verify read the API server %d times, want once per object written", api.gets.Load())
+		if api.Gets.Load() != 2 {
+			t.Errorf("Verify read the API server %d times, want once per object written", api.Gets.Load())
 		}
 	})
 

@@ -3,7 +3,6 @@ package nginx_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,17 +14,6 @@ import (
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/nginx"
 )
-
-// countingReader counts the reads that reach the reader it wraps.
-type countingReader struct {
-	client.Reader
-	gets atomic.Int32
-}
-
-func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	c.gets.Add(1)
-	return c.Reader.Get(ctx, key, obj, opts...)
-}
 
 // TestRouterReadsFromCache runs the router on a real informer cache holding trimmed Ingresses,
 // as kulta-controller's does: at rest and once the cache holds what the router wrote, Verify
@@ -58,7 +46,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("cache did not sync")
 	}
-	api := &countingReader{Reader: f.e.Client}
+	api := &testutil.CountingReader{Reader: f.e.Client}
 	writes := &countingClient{Client: f.e.Client}
 	r := &nginx.Router{Client: writes, Reader: c, APIReader: api}
 	step := func(name string, do func() error, wantGets, wantWrites int32) {
@@ -66,7 +54,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 		if err := do(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if gets, n := api.gets.Swap(0), writes.writes(); gets != wantGets || n != wantWrites {
+		if gets, n := api.Gets.Swap(0), writes.writes(); gets != wantGets || n != wantWrites {
 			t.Errorf("%s: %d reads from the API server and %d writes, want %d and %d", name, gets, n, wantGets, wantWrites)
 		}
 	}
@@ -111,7 +99,7 @@ func TestRouterReadsFromCache(t *testing.T) {
 	if err := verifyWeights(at)(); err != nil {
 		t.Errorf("Verify right after the write: %v", err)
 	}
-	api.gets.Store(0)
+	api.Gets.Store(0)
 	cached(true)
 	step("Verify from the cache", verifyWeights(at), 0, 0)
 	step("80/20 again", setWeights(at), 0, 0)
