@@ -290,7 +290,8 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		Analyzer:  checker,
 		Events:    sinks,
 
-		Providers: ps,
+		Providers:       ps,
+		RolloutSelector: o.rolloutSelector,
 
 		MaxConcurrentReconciles: o.workers,
 	}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -51,6 +52,11 @@ type Reconciler struct {
 	// MaxConcurrentReconciles is how many Rollouts are reconciled at once (one when zero).
 	// The same Rollout is never reconciled by two workers at a time.
 	MaxConcurrentReconciles int
+
+	// RolloutSelector, when set and not empty, is the shard's selector the manager's cache was
+	// narrowed to (SelectRollouts): events of ReplicaSets whose Rollout the cache does not hold
+	// (another shard's) are then dropped instead of reconciled to no effect.
+	RolloutSelector labels.Selector
 
 	// FoldedStatusBound bounds how long a status write left out after KULTA's own route write
 	// (see transientAfterOwnWrite) waits for the routes' acceptance before a reconcile comes to
@@ -338,7 +344,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
-		Owns(&appsv1.ReplicaSet{}).
+		Owns(&appsv1.ReplicaSet{}, builder.WithPredicates(r.ownerServed())).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
 	// Each provider's objects are watched as the provider gives them (routes as unstructured
 	// objects, so that its router reads the same informer and writes back unknown fields).
@@ -356,6 +362,23 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return fmt.Errorf("building the Rollout controller: %w", err)
 	}
 	return nil
+}
+
+// ownerServed passes the events of ReplicaSets whose Rollout this replica serves: every event
+// without a RolloutSelector, and with one, those whose controlling Rollout is in the cache.
+func (r *Reconciler) ownerServed() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(obj client.Object) bool {
+		if r.RolloutSelector == nil || r.RolloutSelector.Empty() {
+			return true
+		}
+		ref := metav1.GetControllerOf(obj)
+		if ref == nil || ref.Kind != "Rollout" {
+			return false
+		}
+		err := r.Get(context.Background(), types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}, &kultav1alpha1.Rollout{})
+		// Any other error: let the reconcile find out.
+		return !apierrors.IsNotFound(err)
+	})
 }
 
 // deletionStarted passes the update that marks a Rollout for deletion, so its finalizer runs.
