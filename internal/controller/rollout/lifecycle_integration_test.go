@@ -199,37 +199,9 @@ func TestRejectedWriteIsStalled(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "rejectwrite")
-	policy := &admissionv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "no-pins-" + ns},
-		Spec: admissionv1.ValidatingAdmissionPolicySpec{
-			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
-				RuleWithOperations: admissionv1.RuleWithOperations{
-					Operations: []admissionv1.OperationType{admissionv1.Update},
-					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"}},
-				},
-			}}},
-			Validations: []admissionv1.Validation{{
-				Expression: "!has(object.spec.selector) || !('" + kultav1alpha1.PodTemplateHashLabel + "' in object.spec.selector)",
-				Message:    "Services may not select a pod-template-hash here",
-			}},
-		},
-	}
-	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "no-pins-" + ns},
-		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        policy.Name,
-			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
-			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
-			}},
-		},
-	}
-	g.Expect(e.Client.Create(ctx, policy)).To(Succeed())
-	g.Expect(e.Client.Create(ctx, binding)).To(Succeed())
-	t.Cleanup(func() {
-		_ = client.IgnoreNotFound(e.Client.Delete(context.Background(), binding))
-		_ = client.IgnoreNotFound(e.Client.Delete(context.Background(), policy))
-	})
+	denyUpdates(t, g, ns, "", "services",
+		"!has(object.spec.selector) || !('"+kultav1alpha1.PodTemplateHashLabel+"' in object.spec.selector)",
+		"Services may not select a pod-template-hash here")
 	probe := service(ns, "probe", map[string]string{"app": "probe"})
 	g.Expect(e.Client.Create(ctx, probe)).To(Succeed())
 	// Wait until the policy is in force: a pin of the probe Service is refused.
@@ -253,9 +225,52 @@ func TestRejectedWriteIsStalled(t *testing.T) {
 		g.Expect(kstatusOf(g, ro)).To(Equal(kstatus.FailedStatus))
 	}).WithTimeout(timeout).Should(Succeed())
 
-	g.Expect(e.Client.Delete(ctx, binding)).To(Succeed())
+	allowUpdates(t, g, ns)
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
 	g.Eventually(func(g Gomega) kstatus.Status { return kstatusOf(g, ro) }).WithTimeout(timeout).Should(Equal(kstatus.CurrentStatus))
+}
+
+// denyUpdates makes the API server refuse, in namespace ns, updates of resource (in group) that
+// fail the CEL expression, with message, until allowUpdates or the end of t. It returns once
+// the policy exists; callers wait until it is in force.
+func denyUpdates(t *testing.T, g Gomega, ns, group, resource, expression, message string) {
+	t.Helper()
+	ctx := context.Background()
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny-" + ns},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionv1.RuleWithOperations{
+					Operations: []admissionv1.OperationType{admissionv1.Update},
+					Rule:       admissionv1.Rule{APIGroups: []string{group}, APIVersions: []string{"*"}, Resources: []string{resource}},
+				},
+			}}},
+			Validations: []admissionv1.Validation{{Expression: expression, Message: message}},
+		},
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny-" + ns},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
+			}},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, policy)).To(Succeed())
+	g.Expect(env.Client.Create(ctx, binding)).To(Succeed())
+	t.Cleanup(func() {
+		_ = client.IgnoreNotFound(env.Client.Delete(context.Background(), binding))
+		_ = client.IgnoreNotFound(env.Client.Delete(context.Background(), policy))
+	})
+}
+
+// allowUpdates lifts denyUpdates in namespace ns.
+func allowUpdates(t *testing.T, g Gomega, ns string) {
+	t.Helper()
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "deny-" + ns}}
+	g.Expect(env.Client.Delete(context.Background(), binding)).To(Succeed())
 }
 
 func TestMinReadySecondsReachesTheReplicaSets(t *testing.T) {

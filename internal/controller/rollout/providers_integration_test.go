@@ -7,9 +7,11 @@ import (
 	. "github.com/onsi/gomega"
 	apinetworkingv1 "istio.io/api/networking/v1"
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
@@ -96,4 +98,61 @@ func TestGatewayAndIstioTogether(t *testing.T) {
 	g.Eventually(func(g Gomega) metav1.ConditionStatus {
 		return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Status
 	}).WithTimeout(timeout).Should(Equal(metav1.ConditionTrue))
+}
+
+// TestAbortReachesEveryProviderWhenOneFails aborts a canary routed by Gateway API and Istio
+// while the API server refuses every change to the HTTPRoute: the Rollout is Stalled naming
+// the route, and the VirtualService, which the abort can still reach, goes back to all-stable
+// at once instead of waiting for the route; once the route may change it follows.
+func TestAbortReachesEveryProviderWhenOneFails(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "abortonebroken")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	g.Expect(e.Client.Create(ctx, &istionetworkingv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: apinetworkingv1.VirtualService{Hosts: []string{"shop"}, Http: []*apinetworkingv1.HTTPRoute{{
+			Name: "primary",
+			Route: []*apinetworkingv1.HTTPRouteDestination{
+				{Destination: &apinetworkingv1.Destination{Host: "shop-stable"}, Weight: 100},
+				{Destination: &apinetworkingv1.Destination{Host: "shop-canary"}, Weight: 0},
+			},
+		}}},
+	})).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), testutil.WithHTTPRoute("shop"),
+		testutil.WithCanarySteps(testutil.Weight(40), testutil.PauseUntilPromoted()))
+	ro.Spec.Strategy.Canary.TrafficRouting.Istio = &kultav1alpha1.IstioRouting{
+		VirtualService: &kultav1alpha1.IstioVirtualService{Name: "shop", Routes: []string{"primary"}},
+	}
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	at40 := providers.Weights{Stable: 60, Canary: 40}
+	g.Expect(vsWeights(ns)()).To(Equal(at40))
+
+	denyUpdates(t, g, ns, "gateway.networking.k8s.io", "httproutes", "object.spec == oldObject.spec", "the routes are frozen")
+	// In force once a change of the route is refused.
+	g.Eventually(func() bool {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"hostnames":["probe.example"]}}`))
+		return apierrors.IsInvalid(e.Client.Patch(ctx, route.DeepCopy(), patch, client.DryRunAll))
+	}).WithTimeout(timeout).Should(BeTrue())
+
+	annotate(t, ro, kultav1alpha1.AbortAnnotation)
+	g.Eventually(vsWeights(ns)).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 100}), "the VirtualService goes back to stable")
+	g.Eventually(func(g Gomega) {
+		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(stalled.Reason).To(Equal("WriteRejected"))
+		g.Expect(stalled.Message).To(ContainSubstring("HTTPRoute " + ns + "/shop"))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Expect(routeWeights(ns, "shop")()).To(Equal(at40), "the frozen route kept its weights")
+
+	allowUpdates(t, g, ns)
+	g.Eventually(routeWeights(ns, "shop")).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 100}))
 }
