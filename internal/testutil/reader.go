@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,5 +19,8 @@ type CountingReader struct {
 // Get counts the read and passes it on.
 func (c *CountingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	c.Gets.Add(1)
-	return c.Reader.Get(ctx, key, obj, opts...)
+	if err := c.Reader.Get(ctx, key, obj, opts...); err != nil {
+		return fmt.Errorf("counted read of %s: %w", key, err)
+	}
+	return nil
 }
