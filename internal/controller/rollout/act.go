@@ -39,7 +39,7 @@ func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Obs
 	// Traffic leaves a Service before the Service is pointed elsewhere, and reaches one only
 	// after it points at the Pods meant to serve it: no weight ever rests on a Service whose
 	// new selector has no ready endpoints yet.
-	if routeFirst(obs, plan) {
+	if routeFirst(ro, obs, plan) {
 		if err := r.route(ctx, ro, plan); err != nil {
 			return err
 		}
@@ -53,7 +53,14 @@ func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Obs
 
 // routeFirst reports whether the plan takes traffic away from the canary-side Service (less
 // weight, or the header rule removed): then the routes move before any Service is repinned.
-func routeFirst(obs Observation, plan Plan) bool {
+// A plan that points every role Service at one revision (a promotion, a rollback) pins them
+// first: from then on every request reaches that revision whatever the routes say, whereas
+// moving the routes first would send the users of a promoted canary back to the old stable
+// Pods until the stable Service is repinned.
+func routeFirst(ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
+	if oneRevision(ro, plan.Services) != "" {
+		return false
+	}
 	if plan.RemoveHeaderRoute != "" {
 		return true
 	}

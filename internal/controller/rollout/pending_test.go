@@ -148,18 +148,29 @@ func TestLatestPicksTheLastSetTime(t *testing.T) {
 
 func TestRouteFirstWhenTrafficLeavesTheCanary(t *testing.T) {
 	at := func(canary int32) *providers.Weights { return &providers.Weights{Stable: 100 - canary, Canary: canary} }
+	ro := &kultav1alpha1.Rollout{Spec: kultav1alpha1.RolloutSpec{Strategy: kultav1alpha1.RolloutStrategy{
+		Canary: &kultav1alpha1.CanaryStrategy{CanaryService: "web-canary", StableService: "web-stable"},
+	}}}
+	apart := map[string]string{"web-stable": "rev1", "web-canary": "rev2"}
+	promoted := map[string]string{"web-stable": "rev2", "web-canary": "rev2"}
 	cases := map[string]struct {
 		observed, planned *providers.Weights
+		services          map[string]string
 		removeHeader      string
 		want              bool
 	}{
-		"a step up pins first":           {observed: at(20), planned: at(50), want: false},
-		"a rollback moves traffic first": {observed: at(50), planned: at(0), want: true},
-		"a new revision mid-canary":      {observed: at(20), planned: at(0), want: true},
-		"unchanged weights":              {observed: at(20), planned: at(20), want: false},
-		"the variant B rule goes first":  {observed: at(0), planned: at(0), removeHeader: "kulta-web-variant-b", want: true},
-		"routes not read yet":            {planned: at(0), want: false},
-		"no weights planned":             {observed: at(20), want: false},
+		"a step up pins first":           {observed: at(20), planned: at(50), services: apart, want: false},
+		"a rollback moves traffic first": {observed: at(50), planned: at(0), services: apart, want: true},
+		"a new revision mid-canary":      {observed: at(20), planned: at(0), services: map[string]string{"web-stable": "rev1", "web-canary": "rev3"}, want: true},
+		"unchanged weights":              {observed: at(20), planned: at(20), services: apart, want: false},
+		"the variant B rule goes first":  {observed: at(0), planned: at(0), services: apart, removeHeader: "kulta-web-variant-b", want: true},
+		"routes not read yet":            {planned: at(0), services: apart, want: false},
+		"no weights planned":             {observed: at(20), services: apart, want: false},
+		// The stable Service is repinned to the promoted revision before the routes go back to
+		// 100/0: moving the routes first would send every user to the old Pods for a moment.
+		"a promotion pins first":            {observed: at(100), planned: at(0), services: promoted, want: false},
+		"a promotion removing its header":   {observed: at(0), planned: at(0), services: promoted, removeHeader: "kulta-web-variant-b", want: false},
+		"only one role Service in the plan": {observed: at(100), planned: at(0), services: map[string]string{"web-stable": "rev2"}, want: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -167,7 +178,8 @@ func TestRouteFirstWhenTrafficLeavesTheCanary(t *testing.T) {
 			if tc.observed != nil {
 				obs.Traffic = &providers.Verification{Weights: tc.observed}
 			}
-			if got := routeFirst(obs, Plan{Weights: tc.planned, RemoveHeaderRoute: tc.removeHeader}); got != tc.want {
+			plan := Plan{Weights: tc.planned, Services: tc.services, RemoveHeaderRoute: tc.removeHeader}
+			if got := routeFirst(ro, obs, plan); got != tc.want {
 				t.Errorf("routeFirst = %v, want %v", got, tc.want)
 			}
 		})

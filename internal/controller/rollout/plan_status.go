@@ -56,6 +56,20 @@ func serviceRoles(ro *kultav1alpha1.Rollout) (stableSide, newSide string) {
 	return s.Stable, s.Canary
 }
 
+// oneRevision returns the revision every role Service of ro selects under services (a plan's
+// pins), or "" when they differ or a role has no Service. Then the weights between those
+// Services decide nothing: whatever the split, every request reaches that revision.
+func oneRevision(ro *kultav1alpha1.Rollout, services map[string]string) string {
+	stableSide, newSide := serviceRoles(ro)
+	if stableSide == "" || newSide == "" {
+		return ""
+	}
+	if h := services[stableSide]; h != "" && h == services[newSide] {
+		return h
+	}
+	return ""
+}
+
 // pinAll points both of the strategy's Services at revision hash.
 func (p *planner) pinAll(hash string) {
 	p.pinStableRoles(hash, hash)
@@ -89,6 +103,21 @@ func (p *planner) summarise() {
 		st.Selector = sel.String()
 	}
 	p.setConditions()
+}
+
+// routesAcceptedMessage is the message of TrafficRouted=True. It speaks of traffic, not of
+// weights, since it also stands while a traffic-neutral weight change is on its way.
+const routesAcceptedMessage = "Each revision gets its planned share of the traffic through routes their parents accepted"
+
+// trafficNeutral reports whether the weights this plan writes move no request from one
+// revision to another: the routes their parents accepted lead to Services that, pinned first
+// in the same reconcile, all select one revision (a promotion resetting 0/100 to 100/0 once
+// the stable Service selects the new revision). TrafficRouted then stays True instead of
+// turning False for the moment of the write, which saves a status write at every promotion;
+// if a parent refuses the new weights, the next reconcile says so.
+func (p *planner) trafficNeutral() bool {
+	t := p.obs.Traffic
+	return t != nil && t.Weights != nil && t.Accepted && oneRevision(p.ro, p.out.Services) != ""
 }
 
 // setConditions derives the kstatus and domain conditions from the planned phase.
@@ -141,13 +170,14 @@ func (p *planner) setConditions() {
 		meta.RemoveStatusCondition(&st.Conditions, kultav1alpha1.ConditionTrafficRouted)
 	case p.trafficReason != "":
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, p.trafficReason, p.trafficMessage)
-	case p.out.Weights != nil && (p.obs.Traffic == nil || p.obs.Traffic.Weights == nil || *p.obs.Traffic.Weights != *p.out.Weights):
+	case p.out.Weights != nil && (p.obs.Traffic == nil || p.obs.Traffic.Weights == nil || *p.obs.Traffic.Weights != *p.out.Weights) &&
+		!p.trafficNeutral():
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, ReasonWeightsBeingApplied,
 			fmt.Sprintf("Writing weights %d/%d to the routes", p.out.Weights.Stable, p.out.Weights.Canary))
 	case p.obs.Traffic != nil && !p.obs.Traffic.Accepted:
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, "RouteNotAccepted", p.obs.Traffic.Message)
 	default:
-		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionTrue, "RoutesAccepted", "The routes carry the planned weights and their parents accepted them")
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionTrue, "RoutesAccepted", routesAcceptedMessage)
 	}
 	if a := st.Analysis; a != nil && analysisSpec(p.ro) != nil {
 		status := metav1.ConditionUnknown

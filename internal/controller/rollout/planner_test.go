@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -101,8 +102,15 @@ func (w *world) tick(note string, after time.Duration) {
 	next.Status = plan.Status
 	next.Status.ObservedGeneration = w.ro.Generation
 	kept := transientAfterOwnWrite(obs.Rollout, next, obs, plan)
+	write := "folded"
+	if !kept {
+		write = "none"
+		if !equality.Semantic.DeepEqual(obs.Rollout.Status, next.Status) {
+			write = "patch"
+		}
+	}
 	w.apply(hash, plan, kept)
-	w.log(note, plan, kept)
+	w.log(note, plan, write)
 	w.now = w.now.Add(after)
 }
 
@@ -153,7 +161,9 @@ func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 	_ = hash
 }
 
-func (w *world) log(note string, plan Plan, keptStatus bool) {
+// log appends the trace line of a tick; write is what became of its status: "patch" (written),
+// "folded" (left to the next reconcile) or "none" (nothing changed, nothing written).
+func (w *world) log(note string, plan Plan, write string) {
 	st := w.ro.Status
 	var revs []string
 	for h, r := range w.revs {
@@ -180,7 +190,7 @@ func (w *world) log(note string, plan Plan, keptStatus bool) {
 		}
 	}
 	requeue := plan.RequeueAfter
-	if keptStatus && (requeue == 0 || requeue > DefaultFoldedStatusBound) {
+	if write == "folded" && (requeue == 0 || requeue > DefaultFoldedStatusBound) {
 		requeue = DefaultFoldedStatusBound // as the reconciler bounds it by default
 	}
 	line := fmt.Sprintf("t=%-5s %-22s %-10s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
@@ -195,8 +205,8 @@ func (w *world) log(note string, plan Plan, keptStatus bool) {
 	if !plan.DueAt.IsZero() {
 		line += " due=t+" + plan.DueAt.Sub(w.start).String()
 	}
-	if keptStatus {
-		line += " status-write=folded"
+	if write != "none" {
+		line += " status-write=" + write
 	}
 	w.lines = append(w.lines, strings.TrimRight(line, " "))
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,11 +88,23 @@ func TestCanaryWalksUsersRoute(t *testing.T) {
 
 	var mu sync.Mutex
 	var violations []string
+	// The resource version of the write that takes the routes from 0/100 back to 100/0 after
+	// the promotion: the stable Service must select the promoted revision before it.
+	var allCanary bool
+	var resetVersion string
 	stopWatch := watchRoute(t, ns, "shop", func(r *gatewayv1.HTTPRoute) {
+		mu.Lock()
+		defer mu.Unlock()
 		if got := withoutWeights(r); got != untouched {
-			mu.Lock()
 			violations = append(violations, got)
-			mu.Unlock()
+		}
+		w, ok := rollouttest.RouteWeights(r, "shop-stable", "shop-canary")
+		switch {
+		case !ok:
+		case w == providers.Weights{Canary: 100}:
+			allCanary = true
+		case allCanary && resetVersion == "" && w == providers.Weights{Stable: 100}:
+			resetVersion = r.ResourceVersion
 		}
 	})
 	defer stopWatch()
@@ -111,12 +125,26 @@ func TestCanaryWalksUsersRoute(t *testing.T) {
 	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{
 		{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Canary: 100}, {Stable: 100},
 	}))
-	mu.Lock()
-	defer mu.Unlock()
-	g.Expect(violations).To(BeEmpty(), "only the managed weights may change")
 	g.Eventually(func(g Gomega) metav1.ConditionStatus {
 		return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Status
 	}).WithTimeout(timeout).Should(Equal(metav1.ConditionTrue))
+
+	// Promotion pins the stable Service to the new revision before the routes go back to
+	// 100/0; the other order would send every user to the old Pods for a moment. Resource
+	// versions here are etcd's revisions, which order the writes of every kind.
+	promoted := getRollout(g, ro).Status.StablePodTemplateHash
+	stable := &corev1.Service{}
+	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-stable"}, stable)).To(Succeed())
+	g.Expect(stable.Spec.Selector).To(HaveKeyWithValue(kultav1alpha1.PodTemplateHashLabel, promoted))
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(violations).To(BeEmpty(), "only the managed weights may change")
+	g.Expect(resetVersion).NotTo(BeEmpty(), "the watch saw the routes go from 0/100 to 100/0")
+	pinnedAt, err := strconv.ParseInt(stable.ResourceVersion, 10, 64)
+	g.Expect(err).NotTo(HaveOccurred())
+	resetAt, err := strconv.ParseInt(resetVersion, 10, 64)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(pinnedAt).To(BeNumerically("<", resetAt), "the stable Service is repinned before the routes are reset")
 }
 
 // watchRoute calls fn for every version of one HTTPRoute; the returned function stops it.
