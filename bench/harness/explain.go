@@ -11,7 +11,8 @@ import (
 var writeReasons = map[string]string{
 	"PATCH httproutes": "one per step, and 100/0 again once the stable Service serves the new revision; each a merge patch of the cached route " +
 		"with its resourceVersion as precondition, no read first",
-	"PATCH rollouts/status": "one when the revision starts, one per later step, one at completion, TrafficRouted=True once the last route write is accepted, " +
+	"PATCH rollouts/status": "one when the revision starts, one per later step, one at completion " +
+		"(its reset of the routes to 100/0 moves no request, so TrafficRouted stays True; runs before 4 Dec 2026 wrote once more when it was accepted), " +
 		"and one when an old revision's Pods leave the counts; the write of a reconcile that only wrote a step's weights is folded into the next " +
 		"(more when a condition changes between them)",
 	"POST replicasets":  "the new revision",

@@ -78,7 +78,7 @@ type WaveResult struct {
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
 	// TailWrites are the controller's writes after every Rollout read Completed, until it went
 	// quiet (Quiet without a write) TailSeconds later: the last Rollouts' final writes
-	// (TrafficRouted=True once the last route write is accepted) and what its rate-limited
+	// (the scale-down marks and Service pins of the last completions) and what its rate-limited
 	// clients still had queued (Events above all). They are counted in the wave's writes.
 	// Results from before TailSeconds was recorded (0) took a fixed 5 s as the tail.
 	TailWrites  float64 `json:"tailWritesAfterCompleted"`
