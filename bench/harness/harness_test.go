@@ -232,21 +232,76 @@ func TestTargetsExplainWhatTheyMiss(t *testing.T) {
 		{N: 100, QPS: 50, Burst: 100, Reconcilers: 4, FloorRatio: 1.5, Floor: FloorResult{WallSeconds: 20},
 			WaveResults: []WaveResult{wave(1, 100*mib, 100), wave(2, 101*mib, 110)}},
 	}
-	byName := map[string]Target{}
-	for _, tg := range Targets(results) {
-		byName[strings.SplitN(tg.Name, " ", 2)[0]] = tg
-	}
+	targets := Targets(results)
 	checks := []struct{ target, status, mention string }{
-		{"writes", "missed", "why, per Rollout per wave: PATCH rollouts/status 5.00"},
-		{"no", "missed", "revisionHistoryLimit"},
-		{"update", "missed", "busiest client (rollouts, 500 writes) needs at least 8.0 s"},
+		{"writes per Rollout", "missed", "why, per Rollout per wave: PATCH rollouts/status 5.00"},
+		{"no RSS growth", "missed", "revisionHistoryLimit"},
+		{"update wave", "missed", "busiest client (rollouts, 500 writes) needs at least 8.0 s"},
 		{"goroutines", "missed", "the peak at N=1000 is +30 from N=100's"},
+		{"at 10,000 Rollouts", "not measured", "N=10,000 was not run; at N=1000 peak RSS was 0 MiB"},
 	}
 	for _, c := range checks {
-		tg := byName[c.target]
+		tg := targetNamed(t, targets, c.target)
 		if tg.Status != c.status || !strings.Contains(tg.Detail, c.mention) {
 			t.Errorf("%q: %s, %q; want %s mentioning %q", tg.Name, tg.Status, tg.Detail, c.status, c.mention)
 		}
+	}
+}
+
+// targetNamed is the target whose name starts with prefix.
+func targetNamed(t *testing.T, targets []Target, prefix string) Target {
+	t.Helper()
+	for _, tg := range targets {
+		if strings.HasPrefix(tg.Name, prefix) {
+			return tg
+		}
+	}
+	t.Fatalf("no target named %q...", prefix)
+	return Target{}
+}
+
+func TestIssueTargets(t *testing.T) {
+	row := func(verb, resource string, count float64) RequestRow {
+		return RequestRow{RequestKey{Verb: verb, Resource: resource}, count}
+	}
+	run := func(n, shards int, peak uint64, wave float64, controller ...RequestRow) *Result {
+		return &Result{N: n, Shards: shards, Floor: FloorResult{WallSeconds: 60}, WaveResults: []WaveResult{{
+			WallSeconds: wave, During: Window{PeakRSS: peak}, Controller: controller,
+			KultaStepLatencyP50: 2, KultaStepLatencyP99: 20, KultaStepLatencyCount: float64(3 * n),
+		}}}
+	}
+	single := run(1000, 0, 160*mib, 120, row("PATCH", "httproutes", 4000), row("PATCH", "rollouts/status", 5000))
+	sharded := run(1000, 4, 120*mib, 130, row("PATCH", "httproutes", 4000), row("GET", "httproutes", 4000))
+	sharded.WaveResults[0].Replicas = []ReplicaMemory{{Shard: "s0", PeakRSS: 120 * mib}, {Shard: "s1", PeakRSS: 110 * mib}}
+	sharded.WaveResults[0].IdleWrites = 2
+	alone := run(1, 0, 60*mib, 2)
+	alone.WaveResults[0].KultaStepLatencyP99 = 0.008
+	targets := Targets([]*Result{sharded, alone, single})
+	checks := []struct{ target, status, mention string }{
+		{"no read before a write", "missed", "N=1000 in 4 shards: 4000 GETs for 4000 route writes"},
+		{"zero writes", "missed", "N=1000 in 4 shards: 2 writes"},
+		{"at 1,000 Rollouts controller RSS under 100 MiB", "missed", "N=1000, no memory limit: peak 160 MiB (VmHWM)"},
+		{"in 4 shards", "missed", "peak 120 MiB in its largest process against 160 MiB in one (75%), 230 MiB in all 4; wave 130.0 s against 120.0 s in one process (1.08×)"},
+		// The floor patched 6,000 times in 60 s: 100 req/s; the wave's 9,000 requests take 90 s at that rate.
+		{"step latency", "met", "N=1000: p50 2.000 s, p99 20.000 s over 3000 steps against 9000 requests / 100 req/s = 90.0 s"},
+	}
+	for _, c := range checks {
+		tg := targetNamed(t, targets, c.target)
+		if tg.Status != c.status || !strings.Contains(tg.Detail, c.mention) {
+			t.Errorf("%q: %s, %q; want %s mentioning %q", tg.Name, tg.Status, tg.Detail, c.status, c.mention)
+		}
+	}
+	single.WaveResults[0].KultaStepLatencyP99 = 95
+	alone.WaveResults[0].KultaStepLatencyP99 = 0.2
+	if tg := targetNamed(t, Targets([]*Result{alone, single}), "step latency"); tg.Status != "missed" {
+		t.Errorf("p99 over both bounds: %s, %q", tg.Status, tg.Detail)
+	}
+	alone.WaveResults[0].KultaStepLatencyP99 = 0.05
+	if tg := targetNamed(t, Targets([]*Result{alone, single}), "step latency"); tg.Status != "alone met, in waves missed" {
+		t.Errorf("p99 alone within 100 ms, in a wave over the bound: %s, %q", tg.Status, tg.Detail)
+	}
+	if tg := targetNamed(t, Targets([]*Result{single}), "no read before a write"); tg.Status != "met" {
+		t.Errorf("no GETs: %s, %q", tg.Status, tg.Detail)
 	}
 }
 
@@ -254,14 +309,14 @@ func TestRSSTargetAtScale(t *testing.T) {
 	run := func(n int, peak uint64) *Result {
 		return &Result{N: n, WaveResults: []WaveResult{{During: Window{PeakRSS: peak}, Steady: Window{MeanRSS: peak}}}}
 	}
-	tg := rssTarget([]*Result{run(1000, 200*mib), run(5000, 600*mib)})
+	tg := rssTarget([]*Result{run(1000, 200*mib), run(5000, 600*mib)}, 5000, 300*mib)
 	if tg.Status != "missed" || !strings.Contains(tg.Detail, "over by 300 MiB (2.00×)") || !strings.Contains(tg.Detail, "grows 102 KiB per Rollout") {
 		t.Errorf("N=5,000 at 600 MiB: %s, %q", tg.Status, tg.Detail)
 	}
-	if tg := rssTarget([]*Result{run(5000, 250*mib)}); tg.Status != "met" {
+	if tg := rssTarget([]*Result{run(5000, 250*mib)}, 5000, 300*mib); tg.Status != "met" {
 		t.Errorf("N=5,000 at 250 MiB: %s, %q", tg.Status, tg.Detail)
 	}
-	if tg := rssTarget([]*Result{run(1000, 250*mib)}); tg.Status != "not measured" {
+	if tg := rssTarget([]*Result{run(1000, 250*mib)}, 5000, 300*mib); tg.Status != "not measured" {
 		t.Errorf("without N=5,000: %s", tg.Status)
 	}
 
@@ -273,14 +328,14 @@ func TestRSSTargetAtScale(t *testing.T) {
 	}
 	unlimited := run(5000, 450*mib)
 	unlimited.WaveResults[0].ControllerCPUSeconds = 140
-	tg = rssTarget([]*Result{limited(280 * mib), run(1000, 150*mib), unlimited})
+	tg = rssTarget([]*Result{limited(280 * mib), run(1000, 150*mib), unlimited}, 5000, 300*mib)
 	if tg.Status != "met with a memory limit, missed without" ||
 		!strings.Contains(tg.Detail, "N=5000, no memory limit: peak 450 MiB") ||
 		!strings.Contains(tg.Detail, "N=5000 in 300Mi (the controller sets GOMEMLIMIT 270 MiB there") ||
 		!strings.Contains(tg.Detail, "CPU: 200 s in the last wave against 140 s without a limit") {
 		t.Errorf("limited run under 300 MiB: %s, %q", tg.Status, tg.Detail)
 	}
-	if tg := rssTarget([]*Result{unlimited, limited(310 * mib)}); tg.Status != "missed" || !strings.Contains(tg.Detail, "over by 10 MiB") {
+	if tg := rssTarget([]*Result{unlimited, limited(310 * mib)}, 5000, 300*mib); tg.Status != "missed" || !strings.Contains(tg.Detail, "over by 10 MiB") {
 		t.Errorf("limited run over 300 MiB: %s, %q", tg.Status, tg.Detail)
 	}
 }
@@ -533,7 +588,7 @@ func TestShardedTargets(t *testing.T) {
 	}
 	sharded := &Result{N: 5000, Shards: 2, WaveResults: []WaveResult{wave(1, 100*mib, 100*mib), wave(2, 101*mib, 140*mib)}}
 	single := &Result{N: 5000, WaveResults: []WaveResult{{During: Window{PeakRSS: 450 * mib}, Steady: Window{MeanRSS: 400 * mib}}}}
-	tg := rssTarget([]*Result{sharded, single})
+	tg := rssTarget([]*Result{sharded, single}, 5000, 300*mib)
 	if tg.Status != "met per process in 2 shards, missed in one process" ||
 		!strings.Contains(tg.Detail, "N=5000 in 2 shards: peak 200 MiB in the largest of its 2 processes") ||
 		!strings.Contains(tg.Detail, "add up to 400 MiB") || !strings.Contains(tg.Detail, "N=5000, no memory limit: peak 450 MiB") {

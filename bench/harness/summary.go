@@ -17,24 +17,127 @@ type Target struct {
 // Targets evaluates the targets over the runs made.
 func Targets(results []*Result) []Target {
 	SortResults(results)
-	return []Target{writesTarget(results), rssTarget(results), growthTarget(results), floorTarget(results), goroutineTarget(results)}
+	return []Target{
+		writesTarget(results), readsTarget(results), idleTarget(results),
+		floorTarget(results),
+		rssTarget(results, 1000, 100*mib), rssTarget(results, 10000, 500*mib), growthTarget(results),
+		shardTarget(results), stepLatencyTarget(results),
+		goroutineTarget(results),
+	}
+}
+
+// The issue's targets (#17), measured at these bounds.
+const (
+	// TargetWritesPerStep bounds the writes per Rollout per step at N=1,000, Events included.
+	TargetWritesPerStep = 3
+	// TargetFloorRatio bounds the wave at N=1,000 against the plain-client floor.
+	TargetFloorRatio = 1.3
+	// TargetShardShare is the largest share of one process's peak RSS a process of a 4-shard
+	// run may take at the same N: a quarter, and a fifth of it again for what every process
+	// holds whatever its share (the binary, the runtime, the caches' fixed costs).
+	TargetShardShare = 0.3
+	// TargetLoneStepP99 bounds the step latency of a Rollout stepping alone (N=1), in seconds.
+	TargetLoneStepP99 = 0.1
+)
+
+// measuredAt is the single-process run without a memory limit at N=n, nil without one.
+func measuredAt(results []*Result, n int) *Result {
+	for _, r := range results {
+		if r.N == n && !r.Sharded() && r.MemoryLimit == "" {
+			return r
+		}
+	}
+	return nil
 }
 
 func last(r *Result) WaveResult { return r.WaveResults[len(r.WaveResults)-1] }
 
 func writesTarget(results []*Result) Target {
-	t := Target{Name: "writes per step per Rollout at the floor (2: one route write, one status write)", Status: "met"}
+	t := Target{Name: fmt.Sprintf("writes per Rollout per step at N=1,000 at most %d, Events included (the floor makes %d: one route write, one status write)",
+		TargetWritesPerStep, FloorWritesPerStep), Status: "not measured"}
+	if measuredAt(results, 1000) != nil {
+		t.Status = "met"
+	}
 	var parts []string
 	for _, r := range results {
 		w := last(r)
 		parts = append(parts, fmt.Sprintf("%s: %.2f, %.2f excluding Events (route %.2f, status %.2f)",
 			r.Label(), w.WritesPerStep, w.NonEventWritesPerStep, w.RouteWritesPerStep, w.StatusWritesPerStep))
-		if w.WritesPerStep > FloorWritesPerStep+0.005 {
-			t.Status = "missed"
+		if w.WritesPerStep > TargetWritesPerStep+0.005 {
+			if r == measuredAt(results, 1000) {
+				t.Status = "missed"
+			}
 			parts = append(parts, fmt.Sprintf("over by %.2f (%.2f×), %.2f (%.2f×) excluding Events; the rest, per Rollout per step: %s; why, per Rollout per wave: %s",
-				w.WritesPerStep-FloorWritesPerStep, w.WritesPerStep/FloorWritesPerStep,
-				w.NonEventWritesPerStep-FloorWritesPerStep, w.NonEventWritesPerStep/FloorWritesPerStep, excess(r, w), wavePerRollout(r, w)))
+				w.WritesPerStep-TargetWritesPerStep, w.WritesPerStep/TargetWritesPerStep,
+				w.NonEventWritesPerStep-TargetWritesPerStep, w.NonEventWritesPerStep/TargetWritesPerStep, excess(r, w), wavePerRollout(r, w)))
 		}
+	}
+	if t.Status == "missed" {
+		parts = append(parts, writesFloorOfTheDesign)
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+// writesFloorOfTheDesign says why the writes stay above the target.
+const writesFloorOfTheDesign = "why not 3: a wave of three steps cannot take fewer than 5 status writes (the revision starting, the two later steps, " +
+	"completion, and the old revision's Pods leaving the counts: each a state users and tools read), 4 route writes (three steps and the reset to the stable Service), " +
+	"3 ReplicaSet writes (create, mark, scale down), 2 Service pins and the 5 Events users read (started, three steps, completed): 19 writes, 6.3 per step; " +
+	"meeting 3 would mean leaving out Events users read or status they watch"
+
+// routeKinds are the resources of the objects a traffic router writes.
+var routeKinds = []string{"httproutes", "grpcroutes", "virtualservices", "destinationrules", "ingresses"}
+
+// readsTarget: no read before a write on the hot path.
+func readsTarget(results []*Result) Target {
+	t := Target{Name: "no read before a write on the hot path (GETs of the routes in a wave)", Status: "not measured"}
+	var parts []string
+	for _, r := range results {
+		t.Status = "met"
+		gets, writes := 0.0, 0.0
+		for _, row := range last(r).Controller {
+			for _, kind := range routeKinds {
+				if row.Resource != kind {
+					continue
+				}
+				if row.Verb == "GET" {
+					gets += row.Count
+				} else if IsWrite(row.Verb) {
+					writes += row.Count
+				}
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s: %.0f GETs for %.0f route writes", r.Label(), gets, writes))
+		// A conflict re-reads the route from the API server; a handful per wave is that, not a
+		// read on every write.
+		if gets > 0.01*writes {
+			t.Status = "missed"
+		}
+	}
+	if t.Status == "met" {
+		parts = append(parts, "every route write is a merge patch computed from the cached route, with its resourceVersion as precondition; only a conflict reads the route again")
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+// idleTarget: zero writes in steady state.
+func idleTarget(results []*Result) Target {
+	t := Target{Name: "zero writes in steady state (the settle period after each run's last wave)", Status: "not measured"}
+	var parts []string
+	for _, r := range results {
+		if t.Status == "not measured" {
+			t.Status = "met"
+		}
+		w := last(r)
+		d := fmt.Sprintf("%s: %.0f writes in %s", r.Label(), w.IdleWrites, "the settle period")
+		if w.IdleEventWrites != nil && *w.IdleEventWrites > 0 {
+			d += fmt.Sprintf(" (%.0f of them Events)", *w.IdleEventWrites)
+		}
+		if w.IdleWrites > 0 {
+			t.Status = "missed"
+		}
+		parts = append(parts, d)
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
@@ -64,30 +167,32 @@ func peakRSS(r *Result) uint64 {
 	return peak
 }
 
-func rssTarget(results []*Result) Target {
-	t := Target{Name: "at 5,000 Rollouts controller RSS under 300 MiB"}
+// rssTarget: controller RSS under limit at N=n, in one process without a memory limit; runs
+// with a limit or in shards at that N are reported beside it.
+func rssTarget(results []*Result, n int, limit uint64) Target {
+	t := Target{Name: fmt.Sprintf("at %s Rollouts controller RSS under %.0f MiB", thousands(n), float64(limit)/mib)}
 	var unlimited, prev *Result
 	var limited, sharded []*Result
 	for _, r := range results {
 		switch {
 		case r.Sharded():
-			if r.N >= 5000 {
+			if r.N == n {
 				sharded = append(sharded, r)
 			}
 		case r.MemoryLimit != "":
-			if r.N >= 5000 {
+			if r.N == n {
 				limited = append(limited, r)
 			}
-		case r.N >= 5000 && unlimited == nil:
+		case r.N == n && unlimited == nil:
 			unlimited = r
-		case r.N < 5000:
+		case r.N < n:
 			prev = r
 		}
 	}
 	if unlimited == nil && len(limited) == 0 && len(sharded) == 0 {
 		t.Status = "not measured"
 		if prev != nil {
-			t.Detail = fmt.Sprintf("N=5,000 was not run; at N=%d peak RSS was %.0f MiB", prev.N, float64(peakRSS(prev))/mib)
+			t.Detail = fmt.Sprintf("N=%s was not run; at N=%d peak RSS was %.0f MiB", thousands(n), prev.N, float64(peakRSS(prev))/mib)
 		}
 		return t
 	}
@@ -95,10 +200,10 @@ func rssTarget(results []*Result) Target {
 	metWithout, metWith := false, false
 	if r := unlimited; r != nil {
 		peak := peakRSS(r)
-		metWithout = peak < 300*mib
+		metWithout = peak <= limit
 		d := fmt.Sprintf("%s, no memory limit: peak %.0f MiB (VmHWM), steady after the last wave %.0f MiB", r.Label(), float64(peak)/mib, float64(last(r).Steady.MeanRSS)/mib)
 		if !metWithout {
-			d += fmt.Sprintf(", over by %.0f MiB (%.2f×)", float64(peak-300*mib)/mib, float64(peak)/(300*mib))
+			d += fmt.Sprintf(", over by %.0f MiB (%.2f×)", float64(peak-limit)/mib, float64(peak)/float64(limit))
 			if prev != nil {
 				slope := (float64(peak) - float64(peakRSS(prev))) / float64(r.N-prev.N) / 1024
 				d += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
@@ -112,7 +217,7 @@ func rssTarget(results []*Result) Target {
 	}
 	for _, r := range limited {
 		peak := peakRSS(r)
-		ok := peak < 300*mib
+		ok := peak <= limit
 		metWith = metWith || ok
 		w := last(r)
 		d := fmt.Sprintf("%s (the controller sets GOMEMLIMIT %.0f MiB there, --auto-gomemlimit-ratio 0.9): peak %.0f MiB, steady %.0f MiB, "+
@@ -120,7 +225,7 @@ func rssTarget(results []*Result) Target {
 			r.Label(), float64(r.GoMemLimitBytes)/mib, float64(peak)/mib, float64(w.Steady.MeanRSS)/mib, w.During.PeakHeapInuse/mib,
 			w.ControllerCPUSeconds, cpuWithout(unlimited), w.WallSeconds, r.FloorRatio)
 		if !ok {
-			d += fmt.Sprintf("; over by %.0f MiB", float64(peak-300*mib)/mib)
+			d += fmt.Sprintf("; over by %.0f MiB", float64(peak-limit)/mib)
 			if w.During.PeakFile > 0 {
 				d += fmt.Sprintf(": GOMEMLIMIT bounds the memory Go manages (anonymous RSS, peak %.0f MiB), not the pages of the controller's binary the kernel maps in "+
 					"(file-backed RSS, peak %.0f MiB), which it can drop and read again under the container's limit",
@@ -132,13 +237,13 @@ func rssTarget(results []*Result) Target {
 	metShards := 0
 	for _, r := range sharded {
 		peak, w := peakRSS(r), last(r)
-		if peak < 300*mib && (metShards == 0 || r.Shards < metShards) {
+		if peak <= limit && (metShards == 0 || r.Shards < metShards) {
 			metShards = r.Shards
 		}
 		d := fmt.Sprintf("%s: peak %.0f MiB in the largest of its %d processes, steady %.0f MiB there; the processes' peaks add up to %.0f MiB in the last wave",
 			r.Label(), float64(peak)/mib, r.Shards, float64(w.Steady.MeanRSS)/mib, float64(ReplicasPeakRSS(w))/mib)
-		if peak >= 300*mib {
-			d += fmt.Sprintf(", over by %.0f MiB per process", float64(peak-300*mib)/mib)
+		if peak > limit {
+			d += fmt.Sprintf(", over by %.0f MiB per process", float64(peak-limit)/mib)
 		}
 		parts = append(parts, d)
 	}
@@ -157,6 +262,14 @@ func rssTarget(results []*Result) Target {
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
+}
+
+// thousands writes n with a comma between thousands, as the issue does: 1,000, 10,000.
+func thousands(n int) string {
+	if n < 1000 {
+		return fmt.Sprint(n)
+	}
+	return fmt.Sprintf("%s,%03d", thousands(n/1000), n%1000)
 }
 
 // cpuWithout is the controller CPU of r's last wave, NaN without r.
@@ -233,13 +346,18 @@ func scrapeEvery(r *Result) string {
 }
 
 func floorTarget(results []*Result) Target {
-	t := Target{Name: "update wave time within 2× of the plain-client floor", Status: "met"}
+	t := Target{Name: fmt.Sprintf("update wave at N=1,000 within %g× of the plain-client floor", TargetFloorRatio), Status: "not measured"}
+	if measuredAt(results, 1000) != nil {
+		t.Status = "met"
+	}
 	var parts []string
 	for _, r := range results {
 		w := last(r)
 		parts = append(parts, fmt.Sprintf("%s: %.1f s vs %.1f s = %.2f×", r.Label(), w.WallSeconds, r.Floor.WallSeconds, r.FloorRatio))
-		if r.FloorRatio > 2 {
-			t.Status = "missed"
+		if r.FloorRatio > TargetFloorRatio {
+			if r == measuredAt(results, 1000) {
+				t.Status = "missed"
+			}
 			total := 0.0
 			for _, row := range w.Controller {
 				total += row.Count
@@ -258,11 +376,96 @@ func floorTarget(results []*Result) Target {
 				"the floor's busiest at least %.1f s (%d); the rest is each Rollout's chain of reconciles, each waiting for a watch event, "+
 				"and CPU: controller %.0f s, API server %.0f s, etcd %.0f s of CPU in the wave's %.0f s, %.1f cores busy on average without the bench itself "+
 				"(whose stand-ins and %s /metrics scrape of the controller also cost CPU)",
-				r.FloorRatio-2, total, w.ControllerWrites, w.WallSeconds, w.ReconcilesPerRollout, workers,
+				r.FloorRatio-TargetFloorRatio, total, w.ControllerWrites, w.WallSeconds, w.ReconcilesPerRollout, workers,
 				busiest, bound.Seconds, r.QPS, r.Burst, floorBound, StepsPerWave*r.N,
 				w.ControllerCPUSeconds, w.APIServerCPUSeconds, w.EtcdCPUSeconds, w.WallSeconds,
 				(w.ControllerCPUSeconds+w.APIServerCPUSeconds+w.EtcdCPUSeconds)/w.WallSeconds, scrapeEvery(r)))
 		}
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+// shardTarget: K shards each hold about 1/K of what one process holds at the same N, and the
+// wave against one process's.
+func shardTarget(results []*Result) Target {
+	t := Target{Name: fmt.Sprintf("in 4 shards, each process's peak RSS at most %.0f%% of one process's at the same N (a quarter, and its fixed costs)", TargetShardShare*100),
+		Status: "not measured"}
+	var parts []string
+	largest := 0
+	for _, r := range results {
+		single := measuredAt(results, r.N)
+		if !r.Sharded() || single == nil {
+			continue
+		}
+		w, one := last(r), last(single)
+		share := float64(peakRSS(r)) / float64(peakRSS(single))
+		parts = append(parts, fmt.Sprintf("%s: peak %.0f MiB in its largest process against %.0f MiB in one (%.0f%%), %.0f MiB in all %d; "+
+			"wave %.1f s against %.1f s in one process (%.2f×), %.1f against %.1f reconciles per Rollout",
+			r.Label(), float64(peakRSS(r))/mib, float64(peakRSS(single))/mib, share*100, float64(ReplicasPeakRSS(w))/mib, r.Shards,
+			w.WallSeconds, one.WallSeconds, w.WallSeconds/one.WallSeconds, w.ReconcilesPerRollout, one.ReconcilesPerRollout))
+		if r.Shards != 4 || r.N < largest {
+			continue
+		}
+		largest = r.N
+		t.Status = "met"
+		if share > TargetShardShare {
+			t.Status = "missed"
+		}
+	}
+	if t.Status == "missed" {
+		parts = append(parts, "why: a shard caches and reconciles only its Rollouts, but every process still caches every ReplicaSet, Service and route it may "+
+			"have to read (they carry no shard label a selector could use), and each holds the same binary and runtime; "+
+			"the wave is no faster because the API server, not the controller, is the bottleneck on 2 cores")
+	}
+	t.Detail = strings.Join(parts, "; ")
+	return t
+}
+
+// stepLatencyTarget: a Rollout stepping alone lands its weight within 100 ms p99 of the step
+// becoming due; in a wave, p99 step latency stays within the time the API server needs for
+// the wave's requests at the rate it served the floor's.
+func stepLatencyTarget(results []*Result) Target {
+	t := Target{Name: fmt.Sprintf("step latency p99 (KULTA's histogram): alone (N=1) at most %.0f ms; in a wave within the wave's requests over the API server's floor rate",
+		TargetLoneStepP99*1000), Status: "not measured"}
+	var parts []string
+	alone, waves := "not measured", "not measured"
+	for _, r := range results {
+		w := last(r)
+		if w.KultaStepLatencyCount == 0 || (r.N > 1 && r.Floor.WallSeconds == 0) {
+			continue
+		}
+		d := fmt.Sprintf("%s: p50 %.3f s, p99 %.3f s over %.0f steps", r.Label(), w.KultaStepLatencyP50, w.KultaStepLatencyP99, w.KultaStepLatencyCount)
+		if r.N == 1 {
+			alone = "met"
+			if w.KultaStepLatencyP99 > TargetLoneStepP99 {
+				alone = "missed"
+			}
+			parts = append(parts, d)
+			continue
+		}
+		requests := 0.0
+		for _, row := range w.Controller {
+			requests += row.Count
+		}
+		// The floor makes two patches per Rollout per step as fast as the API server takes them.
+		floorRate := float64(2*StepsPerWave*r.N) / r.Floor.WallSeconds
+		bound := requests / floorRate
+		d += fmt.Sprintf(" against %.0f requests / %.0f req/s = %.1f s", requests, floorRate, bound)
+		if waves == "not measured" {
+			waves = "met"
+		}
+		if w.KultaStepLatencyP99 > bound {
+			waves = "missed"
+		}
+		parts = append(parts, d)
+	}
+	switch {
+	case alone == "not measured" && waves == "not measured":
+	case alone == waves:
+		t.Status = alone
+	default:
+		t.Status = fmt.Sprintf("alone %s, in waves %s", alone, waves)
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
