@@ -88,6 +88,10 @@ type WaveResult struct {
 	// results from before it was recorded.
 	IdleWrites      float64  `json:"idleWritesAfterWave"`
 	IdleEventWrites *float64 `json:"idleEventWritesAfterWave,omitempty"`
+	// IdleLeaseWrites are the leader-election lease renewals among IdleWrites (one every few
+	// seconds while a process leads, whatever the Rollouts do); nil in results from before it
+	// was recorded.
+	IdleLeaseWrites *float64 `json:"idleLeaseWritesAfterWave,omitempty"`
 	// KultaStepLatency* come from KULTA's kulta_rollout_step_latency_seconds histogram:
 	// from a traffic change becoming due to its weight written on the route.
 	KultaStepLatencyP50   float64 `json:"kultaStepLatencyP50Seconds"`
@@ -194,6 +198,7 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		TailWrites:            tailReqs.Writes(),
 		IdleWrites:            idle.Writes(),
 		IdleEventWrites:       ptr.To(resourceWrites(idle, "events")),
+		IdleLeaseWrites:       ptr.To(resourceWrites(idle, "leases")),
 		StepLatency:           r.tracker.Latencies(),
 	}
 	during, steady := make([]Window, len(r.samplers)), make([]Window, len(r.samplers))

@@ -123,21 +123,38 @@ func readsTarget(results []*Result) Target {
 
 // idleTarget: zero writes in steady state.
 func idleTarget(results []*Result) Target {
-	t := Target{Name: "zero writes in steady state (the settle period after each run's last wave)", Status: "not measured"}
+	t := Target{Name: "zero writes in steady state (the settle period after each run's last wave), leader election's lease renewals apart", Status: "not measured"}
 	var parts []string
+	unknown := false
 	for _, r := range results {
 		if t.Status == "not measured" {
 			t.Status = "met"
 		}
 		w := last(r)
-		d := fmt.Sprintf("%s: %.0f writes in %s", r.Label(), w.IdleWrites, "the settle period")
+		d := fmt.Sprintf("%s: %.0f writes in the settle period", r.Label(), w.IdleWrites)
 		if w.IdleEventWrites != nil && *w.IdleEventWrites > 0 {
 			d += fmt.Sprintf(" (%.0f of them Events)", *w.IdleEventWrites)
 		}
-		if w.IdleWrites > 0 {
+		rest := w.IdleWrites
+		switch {
+		case w.IdleLeaseWrites != nil:
+			d += fmt.Sprintf(", %.0f of them lease renewals", *w.IdleLeaseWrites)
+			rest -= *w.IdleLeaseWrites
+		case w.IdleWrites > 0:
+			// Older results do not tell the lease renewals apart: one per process in the settle
+			// period is what leader election makes, anything above it is the controller's.
+			unknown = true
+			d += " (not told apart from lease renewals)"
+			rest -= float64(r.processes())
+		}
+		if rest > 0 {
 			t.Status = "missed"
 		}
 		parts = append(parts, d)
+	}
+	if unknown {
+		parts = append(parts, "a leading process renews its Lease every few seconds (PUT leases in the request tables); "+
+			"where a run's idle writes are not told apart, up to one per process is counted as that")
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
