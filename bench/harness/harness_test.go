@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/utils/ptr"
+
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
