@@ -26,6 +26,11 @@ func Targets(results []*Result) []Target {
 	}
 }
 
+// minWaveN is the smallest N whose waves the wave-time and goroutine targets count: a wave of
+// fewer Rollouts (-n 1, for the step latency alone) lasts a second, shorter than the floor's
+// setup and than one /metrics scrape.
+const minWaveN = 100
+
 // The issue's targets (#17), measured at these bounds.
 const (
 	// TargetWritesPerStep bounds the writes per Rollout per step at N=1,000, Events included.
@@ -92,8 +97,10 @@ var routeKinds = []string{"httproutes", "grpcroutes", "virtualservices", "destin
 func readsTarget(results []*Result) Target {
 	t := Target{Name: "no read before a write on the hot path (GETs of the routes in a wave)", Status: "not measured"}
 	var parts []string
-	for _, r := range results {
+	if measuredAt(results, 1000) != nil {
 		t.Status = "met"
+	}
+	for _, r := range results {
 		gets, writes := 0.0, 0.0
 		for _, row := range last(r).Controller {
 			for _, kind := range routeKinds {
@@ -107,15 +114,16 @@ func readsTarget(results []*Result) Target {
 				}
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s: %.0f GETs for %.0f route writes", r.Label(), gets, writes))
+		parts = append(parts, fmt.Sprintf("%s (run %s): %.0f GETs for %.0f route writes", r.Label(), r.Started.Format("2006-01-02"), gets, writes))
 		// A conflict re-reads the route from the API server; a handful per wave is that, not a
 		// read on every write.
-		if gets > 0.01*writes {
+		if gets > 0.01*writes && r == measuredAt(results, 1000) {
 			t.Status = "missed"
 		}
 	}
 	if t.Status == "met" {
-		parts = append(parts, "every route write is a merge patch computed from the cached route, with its resourceVersion as precondition; only a conflict reads the route again")
+		parts = append(parts, "every route write is a merge patch computed from the cached route, with its resourceVersion as precondition; only a conflict reads the route again "+
+			"(runs from before 2026-12-04 still read each route before writing it whole)")
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
@@ -126,10 +134,10 @@ func idleTarget(results []*Result) Target {
 	t := Target{Name: "zero writes in steady state (the settle period after each run's last wave), leader election's lease renewals apart", Status: "not measured"}
 	var parts []string
 	unknown := false
+	if measuredAt(results, 1000) != nil {
+		t.Status = "met"
+	}
 	for _, r := range results {
-		if t.Status == "not measured" {
-			t.Status = "met"
-		}
 		w := last(r)
 		d := fmt.Sprintf("%s: %.0f writes in the settle period", r.Label(), w.IdleWrites)
 		if w.IdleEventWrites != nil && *w.IdleEventWrites > 0 {
@@ -147,8 +155,11 @@ func idleTarget(results []*Result) Target {
 			d += " (not told apart from lease renewals)"
 			rest -= float64(r.processes())
 		}
-		if rest > 0 {
+		if rest > 0 && r == measuredAt(results, 1000) {
 			t.Status = "missed"
+		}
+		if rest > 0 && w.TailSeconds > 0 && r.N >= 10000 {
+			d += fmt.Sprintf(" (the wave's tail, %.0f s, had not ended when the settle period began)", w.TailSeconds)
 		}
 		parts = append(parts, d)
 	}
@@ -300,10 +311,16 @@ func cpuWithout(r *Result) float64 {
 func growthTarget(results []*Result) Target {
 	t := Target{Name: "no RSS growth across two update waves", Status: "met"}
 	var parts []string
+	measured := 0
 	for _, r := range results {
-		if len(r.WaveResults) < 2 {
-			return Target{Name: t.Name, Status: "not measured", Detail: "fewer than two waves"}
+		if r.N < minWaveN {
+			continue
 		}
+		if len(r.WaveResults) < 2 {
+			parts = append(parts, r.Label()+": one wave only")
+			continue
+		}
+		measured++
 		a, b, which := steadyGrowth(r)
 		growth := float64(b.MeanRSS) - float64(a.MeanRSS)
 		label := r.Label()
@@ -318,6 +335,9 @@ func growthTarget(results []*Result) Target {
 		if growth > 0.05*float64(a.MeanRSS) {
 			t.Status = "missed"
 		}
+	}
+	if measured == 0 {
+		t.Status = "not measured"
 	}
 	if t.Status == "missed" {
 		parts = append(parts, retainedPerWave)
@@ -369,6 +389,9 @@ func floorTarget(results []*Result) Target {
 	}
 	var parts []string
 	for _, r := range results {
+		if r.N < minWaveN {
+			continue
+		}
 		w := last(r)
 		parts = append(parts, fmt.Sprintf("%s: %.1f s vs %.1f s = %.2f×", r.Label(), w.WallSeconds, r.Floor.WallSeconds, r.FloorRatio))
 		if r.FloorRatio > TargetFloorRatio {
@@ -501,8 +524,14 @@ func perProcess(rows []RequestRow, processes int) []RequestRow {
 	return out
 }
 
-func goroutineTarget(results []*Result) Target {
+func goroutineTarget(all []*Result) Target {
 	t := Target{Name: "goroutines independent of N"}
+	var results []*Result
+	for _, r := range all {
+		if r.N >= minWaveN {
+			results = append(results, r)
+		}
+	}
 	if len(results) < 2 {
 		t.Status = "not measured"
 		if len(results) == 1 {
