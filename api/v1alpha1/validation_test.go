@@ -176,7 +176,56 @@ var invalidRollouts = []invalidCase{
 	{
 		name:   "empty step",
 		mutate: testutil.WithCanarySteps(testutil.Weight(10), kultav1alpha1.CanaryStep{}),
-		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause or both",
+		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), or setCanaryScale",
+	},
+	{
+		name:   "setCanaryScale without trafficRouting",
+		mutate: testutil.WithCanarySteps(testutil.ScaleCanaryTo(1), testutil.Weight(50)),
+		field:  "spec.strategy.canary", message: "setCanaryScale needs trafficRouting",
+	},
+	{
+		name: "setCanaryScale with setWeight in one step",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.ScaleCanaryTo(1)
+			step.SetWeight = ptr.To[int32](20)
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with setCanaryScale must not also set setWeight or pause",
+	},
+	{
+		name: "setCanaryScale with two sizes",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.ScaleCanaryTo(1)
+			step.SetCanaryScale.Weight = ptr.To[int32](20)
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale", message: "setCanaryScale must set exactly one of replicas, weight and matchTrafficWeight: true",
+	},
+	{
+		name: "setCanaryScale with no size",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(kultav1alpha1.CanaryStep{SetCanaryScale: &kultav1alpha1.CanaryScale{MatchTrafficWeight: ptr.To(false)}})(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale", message: "setCanaryScale must set exactly one of replicas, weight and matchTrafficWeight: true",
+	},
+	{
+		name: "setCanaryScale weight above 100",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.ScaleCanaryPercent(120))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale.weight", message: "should be less than or equal to 100",
+	},
+	{
+		name: "negative setCanaryScale replicas",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.ScaleCanaryTo(-1))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale.replicas", message: "should be greater than or equal to 0",
 	},
 	{
 		name:   "pause duration with unknown unit",
@@ -476,6 +525,11 @@ func TestValidVariantsAccepted(t *testing.T) {
 		"pause only":               testutil.WithCanarySteps(testutil.PauseFor("1d")),
 		"compound duration":        testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
 		"milliseconds":             testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"every canary scale": func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.ScaleCanaryTo(2), testutil.Weight(20), testutil.ScaleCanaryPercent(50),
+				testutil.PauseUntilPromoted(), testutil.ScaleCanaryWithWeight(), testutil.Weight(100))(ro)
+		},
 		"maxSurge as plain string": func(ro *kultav1alpha1.Rollout) { ro.Spec.MaxSurge = ptr.To(intstr.FromString("1")) },
 		"zero replicas":            testutil.WithReplicas(0),
 		"auto promotion": testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {

@@ -57,7 +57,7 @@ func (p *planner) canary(c *kultav1alpha1.CanaryStrategy) {
 // Pods for it are ready.
 func (p *planner) canaryWeightReached(weight int32) bool {
 	total := p.total()
-	want := canaryReplicas(total, weight)
+	want := p.canaryScale(total, weight)
 	canary := p.rev(p.obs.Hash)
 	p.out.Replicas[p.obs.Hash] = want
 	stableReplicas := total
@@ -68,16 +68,45 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	}
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
-	if canary.Available < want {
+	index := ptr.Deref(p.out.Status.CurrentStepIndex, 0)
+	if canary.Available < want || (want == 0 && weight > 0) {
 		// Traffic follows ready Pods: until the canary has the Pods for this weight, the routes
-		// keep the previous step's, so no request goes to a Pod that cannot serve it yet.
-		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, ptr.Deref(p.out.Status.CurrentStepIndex, 0)), weight)
+		// keep the previous step's, so no request goes to a Pod that cannot serve it yet. A
+		// canary scaled to no Pods takes no traffic at all.
+		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, index), weight)
+		if want == 0 {
+			held = 0
+		}
 		p.setWeights(100-held, held)
-		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Available, want, weight))
+		if want == 0 {
+			p.waitForPods(fmt.Sprintf("Step %d: setCanaryScale gives the canary no Pods, so it cannot take weight %d%%", index, weight))
+			return false
+		}
+		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", index, want-canary.Available, want, weight))
 		return false
 	}
 	p.setWeights(100-weight, weight)
 	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
+}
+
+// canaryScale is the canary's number of Pods at the current step for weight percent of total:
+// what the last setCanaryScale at or before the step says, or, without one (or after
+// matchTrafficWeight), the share of total that weight gives it.
+func (p *planner) canaryScale(total, weight int32) int32 {
+	steps := p.ro.Spec.Strategy.Canary.Steps
+	for i := min(int(ptr.Deref(p.out.Status.CurrentStepIndex, 0)), len(steps)-1); i >= 0; i-- {
+		scale := steps[i].SetCanaryScale
+		switch {
+		case scale == nil:
+			continue
+		case scale.Replicas != nil:
+			return *scale.Replicas
+		case scale.Weight != nil:
+			return (total**scale.Weight + 99) / 100
+		}
+		break // matchTrafficWeight
+	}
+	return canaryReplicas(total, weight)
 }
 
 // previousWeight is the weight the steps before step index set: the canary's share before
@@ -166,7 +195,12 @@ func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
 	st := &p.out.Status
 	reason := "WeightReached"
 	message := fmt.Sprintf("Step %d done: canary at %d%%", index, ptr.Deref(st.CurrentWeight, 0))
-	if step.Pause != nil {
+	switch {
+	case step.SetCanaryScale != nil:
+		reason = "CanaryScaled"
+		message = fmt.Sprintf("Step %d done: canary at %d Pods, %d%% of the traffic", index,
+			p.canaryScale(p.total(), ptr.Deref(st.CurrentWeight, 0)), ptr.Deref(st.CurrentWeight, 0))
+	case step.Pause != nil:
 		reason = p.pauseReason
 		message = fmt.Sprintf("Step %d done: pause ended (%s)", index, reason)
 	}
