@@ -107,6 +107,14 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Maximum=3600
 	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
 
+	// antiAffinity keeps a new revision's Pods off the nodes that run the stable revision's
+	// Pods, so that a bad canary does not share a node with the Pods it may have to fall back
+	// to: Preferred asks the scheduler to avoid them, Required forbids them (a canary that finds
+	// no free node waits, and the progress deadline bounds that wait). The rule is written into
+	// the new revision's ReplicaSet when KULTA creates it.
+	// +optional
+	AntiAffinity AntiAffinity `json:"antiAffinity,omitempty"`
+
 	// paused, when true, holds a rollout in flight where it is: no step, scale or traffic change
 	// until it is set back to false. It does not stop a first rollout or a return to stable.
 	// +optional
@@ -235,3 +243,14 @@ type RolloutList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Rollout `json:"items"`
 }
+
+// AntiAffinity is how strongly a new revision's Pods avoid the stable revision's nodes.
+//
+// +kubebuilder:validation:Enum=Preferred;Required
+type AntiAffinity string
+
+// Anti-affinity between revisions.
+const (
+	AntiAffinityPreferred AntiAffinity = "Preferred"
+	AntiAffinityRequired  AntiAffinity = "Required"
+)

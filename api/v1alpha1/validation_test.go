@@ -179,6 +179,11 @@ var invalidRollouts = []invalidCase{
 		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), or setCanaryScale",
 	},
 	{
+		name:   "unknown antiAffinity",
+		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = "Sometimes" },
+		field:  "spec.antiAffinity", message: `supported values: "Preferred", "Required"`,
+	},
+	{
 		name:   "setCanaryScale without trafficRouting",
 		mutate: testutil.WithCanarySteps(testutil.ScaleCanaryTo(1), testutil.Weight(50)),
 		field:  "spec.strategy.canary", message: "setCanaryScale needs trafficRouting",
@@ -525,6 +530,7 @@ func TestValidVariantsAccepted(t *testing.T) {
 		"pause only":               testutil.WithCanarySteps(testutil.PauseFor("1d")),
 		"compound duration":        testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
 		"milliseconds":             testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
 		"every canary scale": func(ro *kultav1alpha1.Rollout) {
 			testutil.WithHTTPRoute("web")(ro)
 			testutil.WithCanarySteps(testutil.ScaleCanaryTo(2), testutil.Weight(20), testutil.ScaleCanaryPercent(50),

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
@@ -76,8 +77,9 @@ func Name(rolloutName, hash string) string {
 }
 
 // Build returns the ReplicaSet for revision hash of ro: ro's template plus the hash label (on
-// the ReplicaSet, its selector and its Pods) and the role label on its Pods, owned by ro.
-func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas int32, revisionNumber int64) (*appsv1.ReplicaSet, error) {
+// the ReplicaSet, its selector and its Pods) and the role label on its Pods, owned by ro. With
+// spec.antiAffinity and a stable revision other than hash, its Pods avoid the nodes of stable's.
+func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas int32, revisionNumber int64, stable string) (*appsv1.ReplicaSet, error) {
 	original, err := json.Marshal(&ro.Spec.Template)
 	if err != nil {
 		return nil, fmt.Errorf("encoding pod template: %w", err)
@@ -91,6 +93,9 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 	podLabels[kultav1alpha1.PodTemplateHashLabel] = hash
 	podLabels[kultav1alpha1.RolloutTypeLabel] = string(role)
 	template.Labels = podLabels
+	if ro.Spec.AntiAffinity != "" && stable != "" && stable != hash {
+		avoidRevision(&template.Spec, ro, stable)
+	}
 
 	selector := ro.Spec.Selector.AsMeta().DeepCopy()
 	if selector.MatchLabels == nil {
@@ -124,4 +129,32 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 			Template:        template,
 		},
 	}, nil
+}
+
+// avoidRevision adds to spec the rule ro.Spec.AntiAffinity asks for: stay off the nodes
+// (kubernetes.io/hostname) that run Pods of ro's revision hash. The user's own affinity rules
+// are kept.
+func avoidRevision(spec *corev1.PodSpec, ro *kultav1alpha1.Rollout, hash string) {
+	match := map[string]string{}
+	for k, v := range ro.Spec.Selector.MatchLabels {
+		match[k] = v
+	}
+	match[kultav1alpha1.PodTemplateHashLabel] = hash
+	term := corev1.PodAffinityTerm{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: match},
+		TopologyKey:   corev1.LabelHostname,
+	}
+	if spec.Affinity == nil {
+		spec.Affinity = &corev1.Affinity{}
+	}
+	if spec.Affinity.PodAntiAffinity == nil {
+		spec.Affinity.PodAntiAffinity = &corev1.PodAntiAffinity{}
+	}
+	anti := spec.Affinity.PodAntiAffinity
+	if ro.Spec.AntiAffinity == kultav1alpha1.AntiAffinityRequired {
+		anti.RequiredDuringSchedulingIgnoredDuringExecution = append(anti.RequiredDuringSchedulingIgnoredDuringExecution, term)
+		return
+	}
+	anti.PreferredDuringSchedulingIgnoredDuringExecution = append(anti.PreferredDuringSchedulingIgnoredDuringExecution,
+		corev1.WeightedPodAffinityTerm{Weight: 100, PodAffinityTerm: term})
 }

@@ -145,7 +145,7 @@ func (r *Reconciler) createRevision(ctx context.Context, ro *kultav1alpha1.Rollo
 	for _, rev := range obs.Revisions {
 		number = max(number, rev.Number)
 	}
-	rs, err := revision.Build(ro, obs.Hash, digest, role, replicas, number+1)
+	rs, err := revision.Build(ro, obs.Hash, digest, role, replicas, number+1, ro.Status.StablePodTemplateHash)
 	if err != nil {
 		return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}

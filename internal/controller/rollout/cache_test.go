@@ -30,7 +30,7 @@ func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := revision.Build(ro, hash, digest, revision.RoleCanary, 2, 7)
+	rs, err := revision.Build(ro, hash, digest, revision.RoleCanary, 2, 7, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestOrphanIsAdopted(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	digest, err := revision.Digest(&ro.Spec.Template)
 	g.Expect(err).NotTo(HaveOccurred())
-	orphan, err := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1)
+	orphan, err := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	orphan.OwnerReferences = nil
 	g.Expect(e.Client.Create(ctx, orphan)).To(Succeed())
@@ -76,7 +76,7 @@ func TestHashCollisionMovesToNewName(t *testing.T) {
 	hash, err := revision.Hash(&ro.Spec.Template, 0)
 	g.Expect(err).NotTo(HaveOccurred())
 	other := testutil.Rollout(ns, "clash", testutil.WithImage("busybox:1"))
-	squatter, err := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1)
+	squatter, err := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	squatter.OwnerReferences = nil
 	g.Expect(e.Client.Create(ctx, squatter)).To(Succeed())
@@ -122,4 +122,35 @@ func TestTransitionsRecordEvents(t *testing.T) {
 		}
 		return reasons
 	}).WithTimeout(timeout).Should(ContainElements("RolloutCompleted", "RolloutStarted", "StepAdvanced", "RolloutPaused"))
+}
+
+// TestNewRevisionAvoidsStableNodes: with antiAffinity Required the new revision's ReplicaSet,
+// as the API server stores it, keeps its Pods off the nodes of the stable revision's Pods; the
+// first revision, with nothing to avoid, has no such rule.
+func TestNewRevisionAvoidsStableNodes(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "anti")
+	g.Expect(e.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
+	ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityRequired
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	stable := getRollout(g, ro).Status.StablePodTemplateHash
+	first := &appsv1.ReplicaSet{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", stable)}, first)).To(Succeed())
+	g.Expect(first.Spec.Template.Spec.Affinity).To(BeNil())
+
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	canary := &appsv1.ReplicaSet{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", getRollout(g, ro).Status.CurrentPodTemplateHash)}, canary)).To(Succeed())
+	g.Expect(canary.Spec.Template.Spec.Affinity).NotTo(BeNil())
+	g.Expect(canary.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution).To(ConsistOf(
+		HaveField("LabelSelector.MatchLabels", Equal(map[string]string{"app": "web", kultav1alpha1.PodTemplateHashLabel: stable})),
+	))
+	g.Expect(canary.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].TopologyKey).To(Equal("kubernetes.io/hostname"))
 }
