@@ -526,10 +526,10 @@ func TestValidVariantsAccepted(t *testing.T) {
 	e := testenv.Require(t, env)
 	ns := e.CreateNamespace(t, "valid")
 	cases := map[string]testutil.RolloutOption{
-		"equal weights":            testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
-		"pause only":               testutil.WithCanarySteps(testutil.PauseFor("1d")),
-		"compound duration":        testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
-		"milliseconds":             testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"equal weights":           testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
+		"pause only":              testutil.WithCanarySteps(testutil.PauseFor("1d")),
+		"compound duration":       testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
+		"milliseconds":            testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
 		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
 		"every canary scale": func(ro *kultav1alpha1.Rollout) {
 			testutil.WithHTTPRoute("web")(ro)
