@@ -96,15 +96,17 @@ func (p *planner) canaryScale(total, weight int32) int32 {
 	steps := p.ro.Spec.Strategy.Canary.Steps
 	for i := min(int(ptr.Deref(p.out.Status.CurrentStepIndex, 0)), len(steps)-1); i >= 0; i-- {
 		scale := steps[i].SetCanaryScale
-		switch {
-		case scale == nil:
+		if scale == nil {
 			continue
-		case scale.Replicas != nil:
-			return *scale.Replicas
-		case scale.Weight != nil:
-			return (total**scale.Weight + 99) / 100
 		}
-		break // matchTrafficWeight
+		if scale.Replicas != nil {
+			return *scale.Replicas
+		}
+		if percent := ptr.Deref(scale.Weight, -1); percent >= 0 {
+			return (total*percent + 99) / 100
+		}
+		// matchTrafficWeight: the weight decides again.
+		return canaryReplicas(total, weight)
 	}
 	return canaryReplicas(total, weight)
 }
