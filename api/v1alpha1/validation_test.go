@@ -179,6 +179,27 @@ var invalidRollouts = []invalidCase{
 		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), or setCanaryScale",
 	},
 	{
+		name: "canaryMetadata label with KULTA's prefix",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{kultav1alpha1.RolloutTypeLabel: "x"}}
+		},
+		field: "spec.canaryMetadata", message: "labels must not use KULTA's prefix rollouts.kulta.io/",
+	},
+	{
+		name: "stableMetadata annotation with KULTA's prefix",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Annotations: map[string]string{"rollouts.kulta.io/note": "x"}}
+		},
+		field: "spec.stableMetadata", message: "annotations must not use KULTA's prefix rollouts.kulta.io/",
+	},
+	{
+		name: "stableMetadata setting a selector label",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"app": "other"}}
+		},
+		field: "spec", message: "spec.stableMetadata.labels must not set a label of spec.selector.matchLabels",
+	},
+	{
 		name:   "unknown antiAffinity",
 		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = "Sometimes" },
 		field:  "spec.antiAffinity", message: `supported values: "Preferred", "Required"`,
@@ -531,6 +552,10 @@ func TestValidVariantsAccepted(t *testing.T) {
 		"compound duration":       testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
 		"milliseconds":            testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
 		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
+		"role metadata": func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}, Annotations: map[string]string{"team.io/role": "canary"}}
+			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
+		},
 		"every canary scale": func(ro *kultav1alpha1.Rollout) {
 			testutil.WithHTTPRoute("web")(ro)
 			testutil.WithCanarySteps(testutil.ScaleCanaryTo(2), testutil.Weight(20), testutil.ScaleCanaryPercent(50),

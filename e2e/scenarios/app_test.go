@@ -53,9 +53,11 @@ type app struct {
 	// userRoute is the HTTPRoute as deploy created it, with the API server's defaults: what the
 	// user wrote.
 	userRoute *gatewayv1.HTTPRoute
-	// nodeSelector and antiAffinity place the app's Pods.
-	nodeSelector map[string]string
-	antiAffinity kultav1alpha1.AntiAffinity
+	// nodeSelector and antiAffinity place the app's Pods; canaryMetadata and stableMetadata
+	// label them by role.
+	nodeSelector                   map[string]string
+	antiAffinity                   kultav1alpha1.AntiAffinity
+	canaryMetadata, stableMetadata *kultav1alpha1.PodMetadata
 }
 
 // errorRateAnalysis checks the error rate every 5 s over at least 20 requests and rolls back
@@ -207,8 +209,10 @@ func (a *app) rollout(image string) *kultav1alpha1.Rollout {
 					Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 80}},
 				}}},
 			},
-			Strategy:     *a.strategy.DeepCopy(),
-			AntiAffinity: a.antiAffinity,
+			Strategy:       *a.strategy.DeepCopy(),
+			AntiAffinity:   a.antiAffinity,
+			CanaryMetadata: a.canaryMetadata.DeepCopy(),
+			StableMetadata: a.stableMetadata.DeepCopy(),
 		},
 	}
 	if a.strategy.Simple != nil {

@@ -34,6 +34,8 @@ func canaryScaleApart(ctx context.Context, t *testing.T, w *world) {
 	a := canaryApp(w, ns, "cart", "5s")
 	a.nodeSelector = map[string]string{poolLabel: ns}
 	a.antiAffinity = kultav1alpha1.AntiAffinityRequired
+	a.canaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
+	a.stableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
 	a.strategy.Canary.Steps = []kultav1alpha1.CanaryStep{
 		{SetCanaryScale: &kultav1alpha1.CanaryScale{Replicas: ptr.To[int32](1)}},
 		{SetWeight: ptr.To[int32](20)}, {Pause: &kultav1alpha1.RolloutPause{Duration: ptr.To[kultav1alpha1.Duration]("10s")}},
@@ -67,11 +69,61 @@ func canaryScaleApart(ctx context.Context, t *testing.T, w *world) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.expectApart(ctx, t, nodes, stableHash, ro.Status.CurrentPodTemplateHash, 1)
+	canaryHash := ro.Status.CurrentPodTemplateHash
+	a.expectApart(ctx, t, nodes, stableHash, canaryHash, 1)
+	a.expectTrack(ctx, t, map[string]string{stableHash: "stable"})
+	canaryPods := a.expectTrack(ctx, t, map[string]string{canaryHash: "canary"})
 	ro = a.waitCompleted(ctx, t, stableHash, 2*time.Minute)
 	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
 	// The old revision keeps its Pods for scaleDownDelaySeconds (30 s) after the promotion.
 	a.expectApart(ctx, t, nodes, stableHash, ro.Status.StablePodTemplateHash, 3)
+	// The promoted revision's Pods, the one from the 20 % step among them, now carry stable's
+	// label; the Pod was relabelled, not replaced.
+	waitFor(ctx, t, 30*time.Second, func() error {
+		pods, err := a.tracks(ctx, map[string]string{canaryHash: "stable"})
+		if err != nil {
+			return err
+		}
+		for name, uid := range canaryPods {
+			if pods[name] != uid {
+				return fmt.Errorf("canary Pod %s is gone or was replaced", name)
+			}
+		}
+		return nil
+	})
+}
+
+// expectTrack checks that every running Pod of the revisions in want carries the label track
+// with the value want gives its revision, and returns the Pods it saw, with their UIDs.
+func (a *app) expectTrack(ctx context.Context, t *testing.T, want map[string]string) map[string]string {
+	t.Helper()
+	uids, err := a.tracks(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uids
+}
+
+// tracks returns the UIDs of the app's running Pods of the revisions in want, by name, and an
+// error naming a Pod whose track label is not what want says for its revision.
+func (a *app) tracks(ctx context.Context, want map[string]string) (map[string]string, error) {
+	var pods corev1.PodList
+	if err := a.w.client.List(ctx, &pods, client.InNamespace(a.namespace)); err != nil {
+		return nil, fmt.Errorf("listing Pods: %w", err)
+	}
+	uids := map[string]string{}
+	for _, p := range pods.Items {
+		hash := p.Labels[kultav1alpha1.PodTemplateHashLabel]
+		track, ok := want[hash]
+		if !p.DeletionTimestamp.IsZero() || !ok {
+			continue
+		}
+		uids[p.Name] = string(p.UID)
+		if p.Labels["track"] != track {
+			return uids, fmt.Errorf("Pod %s of revision %s has track=%q, want %q", p.Name, hash, p.Labels["track"], track)
+		}
+	}
+	return uids, nil
 }
 
 // expectApart checks that the Pods of revisions stable and canary (at least want of them) run

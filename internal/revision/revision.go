@@ -35,6 +35,11 @@ const (
 	TemplateAnnotation = "rollouts.kulta.io/template"
 )
 
+// PodMetadataAnnotation records on a ReplicaSet the role metadata (spec.canaryMetadata or
+// spec.stableMetadata) its Pod template and Pods carry, as Metadata's JSON: KULTA reads it from
+// the cache, which keeps no Pod template, to know what to move when the revision changes role.
+const PodMetadataAnnotation = "rollouts.kulta.io/pod-metadata"
+
 // Role is what a revision's Pods are created as, shown in the RolloutTypeLabel.
 type Role string
 
@@ -90,6 +95,18 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 	for k, v := range template.Labels {
 		podLabels[k] = v
 	}
+	md, withMetadata := MetadataFor(ro, role)
+	if withMetadata {
+		for k, v := range md.Labels {
+			podLabels[k] = v
+		}
+		if len(md.Annotations) > 0 && template.Annotations == nil {
+			template.Annotations = map[string]string{}
+		}
+		for k, v := range md.Annotations {
+			template.Annotations[k] = v
+		}
+	}
 	podLabels[kultav1alpha1.PodTemplateHashLabel] = hash
 	podLabels[kultav1alpha1.RolloutTypeLabel] = string(role)
 	template.Labels = podLabels
@@ -109,17 +126,23 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 	}
 	rsLabels[kultav1alpha1.PodTemplateHashLabel] = hash
 
+	annotations := map[string]string{
+		DigestAnnotation:   digest,
+		RevisionAnnotation: strconv.FormatInt(revisionNumber, 10),
+		TemplateAnnotation: string(original),
+	}
+	if withMetadata {
+		if annotations[PodMetadataAnnotation], err = md.Encode(); err != nil {
+			return nil, err
+		}
+	}
 	return &appsv1.ReplicaSet{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      Name(ro.Name, hash),
 			Namespace: ro.Namespace,
 			Labels:    rsLabels,
-			Annotations: map[string]string{
-				DigestAnnotation:   digest,
-				RevisionAnnotation: strconv.FormatInt(revisionNumber, 10),
-				TemplateAnnotation: string(original),
-			},
+			Annotations: annotations,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout"))},
 		},
 		Spec: appsv1.ReplicaSetSpec{
@@ -157,4 +180,70 @@ func avoidRevision(spec *corev1.PodSpec, ro *kultav1alpha1.Rollout, hash string)
 	}
 	anti.PreferredDuringSchedulingIgnoredDuringExecution = append(anti.PreferredDuringSchedulingIgnoredDuringExecution,
 		corev1.WeightedPodAffinityTerm{Weight: 100, PodAffinityTerm: term})
+}
+
+// Metadata is the role metadata a revision's Pods carry.
+type Metadata struct {
+	Role        Role              `json:"role"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// MetadataFor is the metadata ro asks for the Pods of a revision in role; false when ro sets
+// neither spec.canaryMetadata nor spec.stableMetadata, and its Pods carry none.
+func MetadataFor(ro *kultav1alpha1.Rollout, role Role) (Metadata, bool) {
+	if ro.Spec.CanaryMetadata == nil && ro.Spec.StableMetadata == nil {
+		return Metadata{}, false
+	}
+	md := Metadata{Role: role}
+	from := ro.Spec.StableMetadata
+	if role == RoleCanary {
+		from = ro.Spec.CanaryMetadata
+	}
+	if from != nil {
+		md.Labels, md.Annotations = from.Labels, from.Annotations
+	}
+	return md, true
+}
+
+// Encode is md as PodMetadataAnnotation keeps it; equal metadata encode the same (JSON sorts
+// map keys).
+func (md Metadata) Encode() (string, error) {
+	data, err := json.Marshal(md)
+	if err != nil {
+		return "", fmt.Errorf("encoding %s Pod metadata: %w", md.Role, err)
+	}
+	return string(data), nil
+}
+
+// AppliedMetadata is the metadata rs's PodMetadataAnnotation records; empty when it has none
+// (a ReplicaSet from before the Rollout set any) or cannot be read.
+func AppliedMetadata(annotations map[string]string) Metadata {
+	var md Metadata
+	if err := json.Unmarshal([]byte(annotations[PodMetadataAnnotation]), &md); err != nil {
+		return Metadata{}
+	}
+	return md
+}
+
+// MetadataChange is what a merge patch of Pod metadata must say to take a revision's Pods
+// from the metadata from to the metadata to: the new values, and for each key only from set,
+// the template's own value where the template sets one, else null (removed).
+func MetadataChange(template kultav1alpha1.PodTemplateMetadata, from, to Metadata) (labels, annotations map[string]any) {
+	return change(template.Labels, from.Labels, to.Labels), change(template.Annotations, from.Annotations, to.Annotations)
+}
+
+func change(template, from, to map[string]string) map[string]any {
+	out := map[string]any{}
+	for k := range from {
+		if v, ok := template[k]; ok {
+			out[k] = v
+		} else {
+			out[k] = nil
+		}
+	}
+	for k, v := range to {
+		out[k] = v
+	}
+	return out
 }

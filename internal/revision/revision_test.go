@@ -139,3 +139,55 @@ func TestBuildAvoidsTheStableRevision(t *testing.T) {
 		})
 	}
 }
+
+// Role metadata goes onto the Pod template and is recorded on the ReplicaSet; a change of role
+// sets the new values and takes away the old ones, giving back the template's own value where
+// the template has one.
+func TestPodMetadata(t *testing.T) {
+	ro := testutil.Rollout("ns", "web")
+	ro.Spec.Template.Metadata.Labels["tier"] = "web"
+	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary", "tier": "try"}, Annotations: map[string]string{"team.io/role": "canary"}}
+	ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
+
+	rs, err := revision.Build(ro, "abc123", "digest", revision.RoleCanary, 1, 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := rs.Spec.Template
+	if pod.Labels["track"] != "canary" || pod.Labels["tier"] != "try" || pod.Labels["app"] != "web" || pod.Annotations["team.io/role"] != "canary" {
+		t.Errorf("canary Pod template metadata: labels %v, annotations %v", pod.Labels, pod.Annotations)
+	}
+	applied := revision.AppliedMetadata(rs.Annotations)
+	if applied.Role != revision.RoleCanary || applied.Labels["track"] != "canary" {
+		t.Errorf("recorded %+v from %q", applied, rs.Annotations[revision.PodMetadataAnnotation])
+	}
+	if ro.Spec.Template.Metadata.Labels["track"] != "" {
+		t.Error("Build changed the Rollout's template")
+	}
+
+	stable, ok := revision.MetadataFor(ro, revision.RoleStable)
+	if !ok {
+		t.Fatal("no stable metadata")
+	}
+	labels, annotations := revision.MetadataChange(ro.Spec.Template.Metadata, applied, stable)
+	wantLabels := map[string]any{"track": "stable", "tier": "web"}
+	wantAnnotations := map[string]any{"team.io/role": nil}
+	if !equality.Semantic.DeepEqual(labels, wantLabels) || !equality.Semantic.DeepEqual(annotations, wantAnnotations) {
+		t.Errorf("promotion patch: labels %v, annotations %v; want %v, %v", labels, annotations, wantLabels, wantAnnotations)
+	}
+
+	plain := testutil.Rollout("ns", "web")
+	if _, ok := revision.MetadataFor(plain, revision.RoleCanary); ok {
+		t.Error("metadata for a Rollout that sets none")
+	}
+	rs, err = revision.Build(plain, "abc123", "digest", revision.RoleCanary, 1, 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, recorded := rs.Annotations[revision.PodMetadataAnnotation]; recorded {
+		t.Error("metadata recorded for a Rollout that sets none")
+	}
+	if got := revision.AppliedMetadata(map[string]string{revision.PodMetadataAnnotation: "{not json"}); got.Role != "" {
+		t.Errorf("unreadable record read as %+v", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,6 +78,9 @@ func (r *Reconciler) finish(ctx context.Context, ro *kultav1alpha1.Rollout, obs 
 		return err
 	}
 	if err := r.scale(ctx, ro, obs, plan, false); err != nil {
+		return err
+	}
+	if err := r.movePodMetadata(ctx, ro, obs, plan); err != nil {
 		return err
 	}
 	for _, hash := range plan.Delete {
@@ -269,6 +273,98 @@ func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollo
 		if err := r.Patch(ctx, rs, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 			return fmt.Errorf("marking ReplicaSet %s/%s for scale-down: %w", rs.Namespace, rs.Name, err)
 		}
+	}
+	return nil
+}
+
+// movePodMetadata gives the stable revision's Pods spec.stableMetadata and the new revision's
+// spec.canaryMetadata where they carry another role's (a promotion) or an older version of
+// theirs: first on the ReplicaSet's Pod template, for the Pods it creates from then on, then on
+// each of its running Pods, by patches that touch only those keys, so no Pod restarts. Other
+// revisions (on their way to zero) keep what they have.
+func (r *Reconciler) movePodMetadata(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) error {
+	roles := map[string]revision.Role{}
+	if stable := plan.Status.StablePodTemplateHash; stable != "" {
+		roles[stable] = revision.RoleStable
+	}
+	if _, stable := roles[obs.Hash]; !stable {
+		roles[obs.Hash] = revision.RoleCanary
+	}
+	hashes := make([]string, 0, len(roles))
+	for h := range roles {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	for _, hash := range hashes {
+		rev := obs.Revisions[hash]
+		want, ok := revision.MetadataFor(ro, roles[hash])
+		if rev == nil || (!ok && rev.PodMetadata == "") {
+			continue
+		}
+		encoded, err := want.Encode()
+		if err != nil {
+			return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+		if !ok {
+			// Neither field is set any more: take off what the Pods carry.
+			want, encoded = revision.Metadata{}, ""
+		}
+		if encoded == rev.PodMetadata {
+			continue
+		}
+		labels, annotations := revision.MetadataChange(ro.Spec.Template.Metadata, revision.AppliedMetadata(map[string]string{revision.PodMetadataAnnotation: rev.PodMetadata}), want)
+		record := any(encoded)
+		if encoded == "" {
+			record = nil
+		}
+		rsPatch := map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{revision.PodMetadataAnnotation: record}},
+			"spec":     map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}},
+		}
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, rsPatch); err != nil {
+			return fmt.Errorf("moving %s Pod metadata onto ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
+		}
+		if err := r.relabelPods(ctx, ro.Namespace, hash, rev.Name, map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}); err != nil {
+			return fmt.Errorf("moving %s Pod metadata onto the Pods of ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
+		}
+	}
+	return nil
+}
+
+// relabelPods applies patch to every Pod that ReplicaSet owner (of revision hash) controls,
+// read from the API server (KULTA caches no Pods). A Pod gone meanwhile is no error.
+func (r *Reconciler) relabelPods(ctx context.Context, namespace, hash, owner string, patch map[string]any) error {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	var pods corev1.PodList
+	if err := reader.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: hash}); err != nil {
+		return fmt.Errorf("listing Pods: %w", err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		ref := metav1.GetControllerOf(pod)
+		if !pod.DeletionTimestamp.IsZero() || ref == nil || ref.Kind != "ReplicaSet" || ref.Name != owner {
+			continue
+		}
+		if err := r.mergePatch(ctx, &corev1.Pod{}, namespace, pod.Name, patch); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergePatch sends patch as a JSON merge patch to the object of obj's kind named namespace/name.
+func (r *Reconciler) mergePatch(ctx context.Context, obj client.Object, namespace, name string, patch map[string]any) error {
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return fmt.Errorf("encoding patch: %w", err)
+	}
+	obj.SetNamespace(namespace)
+	obj.SetName(name)
+	if err := r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("patching %s: %w", name, err)
 	}
 	return nil
 }
