@@ -139,10 +139,10 @@ func Build(ro *kultav1alpha1.Rollout, hash, digest string, role Role, replicas i
 	return &appsv1.ReplicaSet{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      Name(ro.Name, hash),
-			Namespace: ro.Namespace,
-			Labels:    rsLabels,
-			Annotations: annotations,
+			Name:            Name(ro.Name, hash),
+			Namespace:       ro.Namespace,
+			Labels:          rsLabels,
+			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout"))},
 		},
 		Spec: appsv1.ReplicaSetSpec{
