@@ -55,8 +55,8 @@ const (
 // users from one revision of them to the next.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",message="spec.selector.matchLabels must match spec.template.metadata.labels"
-// +kubebuilder:validation:XValidation:rule="!has(self.canaryMetadata) || !has(self.canaryMetadata.labels) || !has(self.selector.matchLabels) || self.canaryMetadata.labels.all(k, !(k in self.selector.matchLabels))",message="spec.canaryMetadata.labels must not set a label of spec.selector.matchLabels"
-// +kubebuilder:validation:XValidation:rule="!has(self.stableMetadata) || !has(self.stableMetadata.labels) || !has(self.selector.matchLabels) || self.stableMetadata.labels.all(k, !(k in self.selector.matchLabels))",message="spec.stableMetadata.labels must not set a label of spec.selector.matchLabels"
+// +kubebuilder:validation:XValidation:rule="!has(self.canaryMetadata) || !has(self.canaryMetadata.labels) || self.canaryMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.canaryMetadata.labels must not set a label that spec.selector selects on"
+// +kubebuilder:validation:XValidation:rule="!has(self.stableMetadata) || !has(self.stableMetadata.labels) || self.stableMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.stableMetadata.labels must not set a label that spec.selector selects on"
 type RolloutSpec struct {
 	// replicas is the number of Pods wanted once a revision is fully rolled out.
 	// +optional

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -197,7 +198,16 @@ var invalidRollouts = []invalidCase{
 		mutate: func(ro *kultav1alpha1.Rollout) {
 			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"app": "other"}}
 		},
-		field: "spec", message: "spec.stableMetadata.labels must not set a label of spec.selector.matchLabels",
+		field: "spec", message: "spec.stableMetadata.labels must not set a label that spec.selector selects on",
+	},
+	{
+		name: "canaryMetadata setting a label the selector's expressions use",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.Selector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}}
+			ro.Spec.Template.Metadata.Labels["tier"] = "web"
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"tier": "try"}}
+		},
+		field: "spec", message: "spec.canaryMetadata.labels must not set a label that spec.selector selects on",
 	},
 	{
 		name:   "unknown antiAffinity",
@@ -553,7 +563,8 @@ func TestValidVariantsAccepted(t *testing.T) {
 		"milliseconds":            testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
 		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
 		"role metadata": func(ro *kultav1alpha1.Rollout) {
-			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}, Annotations: map[string]string{"team.io/role": "canary"}}
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary", "example.com/tier": "", "v": "1.2_rc-1"},
+				Annotations: map[string]string{"team.io/role": "the canary, as a sentence"}}
 			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
 		},
 		"every canary scale": func(ro *kultav1alpha1.Rollout) {

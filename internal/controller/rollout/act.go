@@ -284,10 +284,16 @@ func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollo
 // revisions (on their way to zero) keep what they have.
 func (r *Reconciler) movePodMetadata(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) error {
 	roles := map[string]revision.Role{}
-	if stable := plan.Status.StablePodTemplateHash; stable != "" {
+	stable := plan.Status.StablePodTemplateHash
+	switch {
+	case stable == "":
+		// No revision is stable yet (the first one is starting): the current one keeps the
+		// role it was created with.
+		roles[obs.Hash] = plan.NewRole
+	case stable == obs.Hash:
 		roles[stable] = revision.RoleStable
-	}
-	if _, stable := roles[obs.Hash]; !stable {
+	default:
+		roles[stable] = revision.RoleStable
 		roles[obs.Hash] = revision.RoleCanary
 	}
 	hashes := make([]string, 0, len(roles))
@@ -312,23 +318,53 @@ func (r *Reconciler) movePodMetadata(ctx context.Context, ro *kultav1alpha1.Roll
 		if encoded == rev.PodMetadata {
 			continue
 		}
-		labels, annotations := revision.MetadataChange(ro.Spec.Template.Metadata, revision.AppliedMetadata(map[string]string{revision.PodMetadataAnnotation: rev.PodMetadata}), want)
-		record := any(encoded)
-		if encoded == "" {
-			record = nil
+		from := revision.AppliedMetadata(map[string]string{revision.PodMetadataAnnotation: rev.PodMetadata})
+		own, err := r.revisionTemplate(ctx, ro.Namespace, rev.Name)
+		if err != nil {
+			return err
 		}
-		rsPatch := map[string]any{
-			"metadata": map[string]any{"annotations": map[string]any{revision.PodMetadataAnnotation: record}},
-			"spec":     map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}},
-		}
-		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, rsPatch); err != nil {
+		labels, annotations := revision.MetadataChange(own, from, want)
+		// The Pod template first, so the Pods the ReplicaSet creates from now on carry the new
+		// metadata; then the running Pods; then the record, last, so that a failure before it
+		// is retried in full by the next reconcile.
+		template := map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}}}
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, template); err != nil {
 			return fmt.Errorf("moving %s Pod metadata onto ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
 		}
 		if err := r.relabelPods(ctx, ro.Namespace, hash, rev.Name, map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}); err != nil {
 			return fmt.Errorf("moving %s Pod metadata onto the Pods of ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
 		}
+		record := any(encoded)
+		if encoded == "" {
+			record = nil
+		}
+		done := map[string]any{"metadata": map[string]any{"annotations": map[string]any{revision.PodMetadataAnnotation: record}}}
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, done); err != nil {
+			return fmt.Errorf("recording %s Pod metadata on ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
+		}
 	}
 	return nil
+}
+
+// revisionTemplate is the metadata of the Rollout template ReplicaSet name was built from (its
+// revision.TemplateAnnotation, which the cache drops, so it is read from the API server): the
+// values a key of role metadata goes back to when the role no longer sets it.
+func (r *Reconciler) revisionTemplate(ctx context.Context, namespace, name string) (kultav1alpha1.PodTemplateMetadata, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	rs := &appsv1.ReplicaSet{}
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, rs); err != nil {
+		return kultav1alpha1.PodTemplateMetadata{}, fmt.Errorf("reading ReplicaSet %s/%s: %w", namespace, name, err)
+	}
+	var template kultav1alpha1.PodTemplate
+	if raw := rs.Annotations[revision.TemplateAnnotation]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &template); err != nil {
+			return kultav1alpha1.PodTemplateMetadata{}, fmt.Errorf("reading annotation %s of ReplicaSet %s/%s: %w", revision.TemplateAnnotation, namespace, name, err)
+		}
+	}
+	return template.Metadata, nil
 }
 
 // relabelPods applies patch to every Pod that ReplicaSet owner (of revision hash) controls,

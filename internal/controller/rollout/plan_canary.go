@@ -57,7 +57,7 @@ func (p *planner) canary(c *kultav1alpha1.CanaryStrategy) {
 // Pods for it are ready.
 func (p *planner) canaryWeightReached(weight int32) bool {
 	total := p.total()
-	want := p.canaryScale(total, weight)
+	want, scaled := p.canaryScale(total, weight)
 	canary := p.rev(p.obs.Hash)
 	p.out.Replicas[p.obs.Hash] = want
 	stableReplicas := total
@@ -69,16 +69,18 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
 	index := ptr.Deref(p.out.Status.CurrentStepIndex, 0)
-	if canary.Available < want || (want == 0 && weight > 0) {
+	// A canary scaled to no Pods by setCanaryScale takes no traffic at all. (Without
+	// setCanaryScale, spec.replicas 0 gives it none either, and the weights move as before.)
+	noPods := scaled && want == 0 && weight > 0
+	if canary.Available < want || noPods {
 		// Traffic follows ready Pods: until the canary has the Pods for this weight, the routes
-		// keep the previous step's, so no request goes to a Pod that cannot serve it yet. A
-		// canary scaled to no Pods takes no traffic at all.
+		// keep the previous step's, so no request goes to a Pod that cannot serve it yet.
 		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, index), weight)
-		if want == 0 {
+		if noPods {
 			held = 0
 		}
 		p.setWeights(100-held, held)
-		if want == 0 {
+		if noPods {
 			p.waitForPods(fmt.Sprintf("Step %d: setCanaryScale gives the canary no Pods, so it cannot take weight %d%%", index, weight))
 			return false
 		}
@@ -90,9 +92,9 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 }
 
 // canaryScale is the canary's number of Pods at the current step for weight percent of total:
-// what the last setCanaryScale at or before the step says, or, without one (or after
-// matchTrafficWeight), the share of total that weight gives it.
-func (p *planner) canaryScale(total, weight int32) int32 {
+// what the last setCanaryScale at or before the step says (scaled true), or, without one (or
+// after matchTrafficWeight), the share of total that weight gives it.
+func (p *planner) canaryScale(total, weight int32) (n int32, scaled bool) {
 	steps := p.ro.Spec.Strategy.Canary.Steps
 	for i := min(int(ptr.Deref(p.out.Status.CurrentStepIndex, 0)), len(steps)-1); i >= 0; i-- {
 		scale := steps[i].SetCanaryScale
@@ -100,15 +102,15 @@ func (p *planner) canaryScale(total, weight int32) int32 {
 			continue
 		}
 		if scale.Replicas != nil {
-			return *scale.Replicas
+			return *scale.Replicas, true
 		}
 		if percent := ptr.Deref(scale.Weight, -1); percent >= 0 {
-			return (total*percent + 99) / 100
+			return (total*percent + 99) / 100, true
 		}
 		// matchTrafficWeight: the weight decides again.
-		return canaryReplicas(total, weight)
+		break
 	}
-	return canaryReplicas(total, weight)
+	return canaryReplicas(total, weight), false
 }
 
 // previousWeight is the weight the steps before step index set: the canary's share before
@@ -200,8 +202,8 @@ func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
 	switch {
 	case step.SetCanaryScale != nil:
 		reason = "CanaryScaled"
-		message = fmt.Sprintf("Step %d done: canary at %d Pods, %d%% of the traffic", index,
-			p.canaryScale(p.total(), ptr.Deref(st.CurrentWeight, 0)), ptr.Deref(st.CurrentWeight, 0))
+		pods, _ := p.canaryScale(p.total(), ptr.Deref(st.CurrentWeight, 0))
+		message = fmt.Sprintf("Step %d done: canary at %d Pods, %d%% of the traffic", index, pods, ptr.Deref(st.CurrentWeight, 0))
 	case step.Pause != nil:
 		reason = p.pauseReason
 		message = fmt.Sprintf("Step %d done: pause ended (%s)", index, reason)

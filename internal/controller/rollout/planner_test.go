@@ -469,6 +469,16 @@ func TestCanaryScaleSequences(t *testing.T) {
 			w.tick("deadline passed", 31*time.Second)
 			w.tick("scaled down", time.Second)
 		}},
+		// Without setCanaryScale, spec.replicas 0 moves the weights as it always did.
+		"canary-zero-replicas-without-scale": {testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(100)), func(w *world) {
+			w.ro.Spec.Replicas = ptr.To[int32](0)
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("route at 20%", time.Second)
+			w.tick("route at 100%", time.Second)
+			w.tick("promoted", time.Second)
+		}},
 		"canary-scale-zero-holds-traffic": {testutil.WithCanarySteps(testutil.ScaleCanaryTo(0), testutil.Weight(20), testutil.Weight(100)), func(w *world) {
 			w.settle("install", 5)
 			w.setImage("nginx:1.28")

@@ -175,6 +175,7 @@ func TestPodMetadataMovesOnPromotion(t *testing.T) {
 	first := &appsv1.ReplicaSet{}
 	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", getRollout(g, ro).Status.StablePodTemplateHash)}, first)).To(Succeed())
 	g.Expect(first.Spec.Template.Labels).To(HaveKeyWithValue("track", "stable"))
+	g.Expect(first.Generation).To(Equal(int64(1)), "the first revision is created stable and its template never patched (no detour through canaryMetadata)")
 
 	setImage(t, ro, "nginx:1.28")
 	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
