@@ -209,3 +209,26 @@ func TestPodMetadataMovesOnPromotion(t *testing.T) {
 		g.Expect(rs.Spec.Template.Annotations).NotTo(HaveKey("team.io/role"))
 	}).WithTimeout(timeout).Should(Succeed())
 }
+
+// TestBadPodMetadataStalls: a label value Kubernetes refuses (a space in it) passes the CRD but
+// not the ReplicaSet's validation: the Rollout shows Stalled/WriteRejected naming the
+// ReplicaSet, and nothing is created.
+func TestBadPodMetadataStalls(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "badmeta")
+	g.Expect(e.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50)))
+	ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "the stable one"}}
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(stalled.Reason).To(Equal("WriteRejected"))
+		g.Expect(stalled.Message).To(ContainSubstring("ReplicaSet"))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Expect(replicaSets(g, ns)).To(BeEmpty())
+}
