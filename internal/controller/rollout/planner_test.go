@@ -403,6 +403,18 @@ func TestCanarySequences(t *testing.T) {
 	}
 }
 
+// toQuarter installs the first revision and takes a new one through the setCanaryScale
+// sequences' first steps: two Pods with no traffic, a pause, then 25 % of the traffic.
+func toQuarter(w *world) {
+	w.settle("install", 5)
+	w.setImage("nginx:1.28")
+	w.tick("new image", time.Second)
+	w.tick("2 Pods ready", time.Second)
+	w.tick("no traffic yet", 30*time.Second)
+	w.tick("pause over", time.Second)
+	w.tick("route at 25%", time.Second)
+}
+
 // TestCanaryScaleSequences walks setCanaryScale steps: Pods before any traffic, a canary
 // smaller or larger than its weight gives it, back to the weight's share, and the paths users
 // hit next: a scale of no Pods with weight on it, an abort and a fix, Pods that do not start.
@@ -417,13 +429,7 @@ func TestCanaryScaleSequences(t *testing.T) {
 		script func(w *world)
 	}{
 		"canary-scale-happy-path": {steps, func(w *world) {
-			w.settle("install", 5)
-			w.setImage("nginx:1.28")
-			w.tick("new image", time.Second)
-			w.tick("2 Pods ready", time.Second)
-			w.tick("no traffic yet", 30*time.Second)
-			w.tick("pause over", time.Second)
-			w.tick("route at 25%", time.Second)
+			toQuarter(w)
 			w.tick("scaled to 1", time.Minute)
 			w.tick("pause over", time.Second)
 			w.tick("scaled to 3", time.Second)
@@ -437,13 +443,7 @@ func TestCanaryScaleSequences(t *testing.T) {
 			w.tick("steady", time.Second)
 		}},
 		"canary-scale-abort-then-new-image": {steps, func(w *world) {
-			w.settle("install", 5)
-			w.setImage("nginx:1.28")
-			w.tick("new image", time.Second)
-			w.tick("2 Pods ready", time.Second)
-			w.tick("no traffic yet", 30*time.Second)
-			w.tick("pause over", time.Second)
-			w.tick("route at 25%", time.Second)
+			toQuarter(w)
 			w.tick("scaled to 1", time.Second)
 			w.annotate(kultav1alpha1.AbortAnnotation)
 			w.tick("abort", time.Second)
@@ -454,13 +454,7 @@ func TestCanaryScaleSequences(t *testing.T) {
 			w.tick("route at 25%", time.Second)
 		}},
 		"canary-scale-pods-not-ready": {steps, func(w *world) {
-			w.settle("install", 5)
-			w.setImage("nginx:1.28")
-			w.tick("new image", time.Second)
-			w.tick("2 Pods ready", time.Second)
-			w.tick("no traffic yet", 30*time.Second)
-			w.tick("pause over", time.Second)
-			w.tick("route at 25%", time.Second)
+			toQuarter(w)
 			w.tick("scaled to 1", time.Minute)
 			w.kubelet = false
 			w.tick("pause over", time.Second)
