@@ -55,6 +55,8 @@ const (
 // users from one revision of them to the next.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",message="spec.selector.matchLabels must match spec.template.metadata.labels"
+// +kubebuilder:validation:XValidation:rule="!has(self.canaryMetadata) || !has(self.canaryMetadata.labels) || self.canaryMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.canaryMetadata.labels must not set a label that spec.selector selects on"
+// +kubebuilder:validation:XValidation:rule="!has(self.stableMetadata) || !has(self.stableMetadata.labels) || self.stableMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.stableMetadata.labels must not set a label that spec.selector selects on"
 type RolloutSpec struct {
 	// replicas is the number of Pods wanted once a revision is fully rolled out.
 	// +optional
@@ -106,6 +108,27 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=3600
 	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
+
+	// antiAffinity keeps a new revision's Pods off the nodes that run the stable revision's
+	// Pods, so that a bad canary does not share a node with the Pods it may have to fall back
+	// to: Preferred asks the scheduler to avoid them, Required forbids them (a canary that finds
+	// no free node waits, and the progress deadline bounds that wait). The rule is written into
+	// the new revision's ReplicaSet when KULTA creates it.
+	// +optional
+	AntiAffinity AntiAffinity `json:"antiAffinity,omitempty"`
+
+	// canaryMetadata are labels and annotations for the Pods of the revision being rolled out
+	// (the canary, the preview, variant B), so that dashboards and queries can tell them apart.
+	// When the revision is promoted they make way for stableMetadata, on its ReplicaSet and on its
+	// running Pods, by patches: no Pod restarts. Keys must not be the selector's or KULTA's own
+	// (rollouts.kulta.io/).
+	// +optional
+	CanaryMetadata *PodMetadata `json:"canaryMetadata,omitempty"`
+
+	// stableMetadata are labels and annotations for the Pods of the stable revision (the
+	// stable, the active, variant A), under the same rules as canaryMetadata.
+	// +optional
+	StableMetadata *PodMetadata `json:"stableMetadata,omitempty"`
 
 	// paused, when true, holds a rollout in flight where it is: no step, scale or traffic change
 	// until it is set back to false. It does not stop a first rollout or a return to stable.
@@ -235,3 +258,30 @@ type RolloutList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Rollout `json:"items"`
 }
+
+// PodMetadata are labels and annotations KULTA adds to the Pods of a revision in one role.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.labels) || self.labels.all(k, !k.startsWith('rollouts.kulta.io/'))",message="labels must not use KULTA's prefix rollouts.kulta.io/"
+// +kubebuilder:validation:XValidation:rule="!has(self.annotations) || self.annotations.all(k, !k.startsWith('rollouts.kulta.io/'))",message="annotations must not use KULTA's prefix rollouts.kulta.io/"
+type PodMetadata struct {
+	// labels are added to the Pods.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations are added to the Pods.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// AntiAffinity is how strongly a new revision's Pods avoid the stable revision's nodes.
+//
+// +kubebuilder:validation:Enum=Preferred;Required
+type AntiAffinity string
+
+// Anti-affinity between revisions.
+const (
+	AntiAffinityPreferred AntiAffinity = "Preferred"
+	AntiAffinityRequired  AntiAffinity = "Required"
+)

@@ -4,6 +4,7 @@ package v1alpha1
 //
 // +kubebuilder:validation:XValidation:rule="self.canaryService != self.stableService",message="spec.strategy.canary.canaryService and stableService must name different Services"
 // +kubebuilder:validation:XValidation:rule="self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.canary.steps: setWeight must not decrease from one step to the next"
+// +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setCanaryScale))",message="spec.strategy.canary.steps[].setCanaryScale needs trafficRouting: without routes the canary's share of traffic is its share of the Pods"
 type CanaryStrategy struct {
 	// canaryService is the Service that KULTA points at the new revision's Pods.
 	// +required
@@ -49,9 +50,11 @@ type CanaryStrategy struct {
 	Analysis *Analysis `json:"analysis,omitempty"`
 }
 
-// CanaryStep is one step of a canary: set a weight, pause, or both (the weight first).
+// CanaryStep is one step of a canary: set a weight, pause, or both (the weight first); or set
+// the canary's scale.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause)",message="each canary step must set setWeight, pause or both"
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale)",message="each canary step must set setWeight, pause (or both), or setCanaryScale"
+// +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || (!has(self.setWeight) && !has(self.pause))",message="a canary step with setCanaryScale must not also set setWeight or pause"
 type CanaryStep struct {
 	// setWeight is the percentage of traffic sent to the canary from this step on.
 	// +optional
@@ -63,6 +66,33 @@ type CanaryStep struct {
 	// kulta.io/promote=true when no duration is given (`pause: {}`).
 	// +optional
 	Pause *RolloutPause `json:"pause,omitempty"`
+
+	// setCanaryScale sets how many Pods the canary runs from this step on, apart from its share
+	// of the traffic, until a later setCanaryScale changes it; the step is done when the canary
+	// has those Pods available. Needs trafficRouting.
+	// +optional
+	SetCanaryScale *CanaryScale `json:"setCanaryScale,omitempty"`
+}
+
+// CanaryScale is the canary's size: a count, a percentage of spec.replicas, or the share of
+// spec.replicas its traffic weight gives it (what the canary runs without setCanaryScale).
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.replicas) ? 1 : 0) + (has(self.weight) ? 1 : 0) + (has(self.matchTrafficWeight) && self.matchTrafficWeight ? 1 : 0) == 1",message="setCanaryScale must set exactly one of replicas, weight and matchTrafficWeight: true"
+type CanaryScale struct {
+	// replicas is the canary's number of Pods.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// weight is the canary's number of Pods as a percentage of spec.replicas, rounded up.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Weight *int32 `json:"weight,omitempty"`
+
+	// matchTrafficWeight: true gives the canary Pods in proportion to its traffic weight again.
+	// +optional
+	MatchTrafficWeight *bool `json:"matchTrafficWeight,omitempty"`
 }
 
 // RolloutPause is a pause in a canary, timed or waiting for a person.

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -176,7 +177,91 @@ var invalidRollouts = []invalidCase{
 	{
 		name:   "empty step",
 		mutate: testutil.WithCanarySteps(testutil.Weight(10), kultav1alpha1.CanaryStep{}),
-		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause or both",
+		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), or setCanaryScale",
+	},
+	{
+		name: "canaryMetadata label with KULTA's prefix",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{kultav1alpha1.RolloutTypeLabel: "x"}}
+		},
+		field: "spec.canaryMetadata", message: "labels must not use KULTA's prefix rollouts.kulta.io/",
+	},
+	{
+		name: "stableMetadata annotation with KULTA's prefix",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Annotations: map[string]string{"rollouts.kulta.io/note": "x"}}
+		},
+		field: "spec.stableMetadata", message: "annotations must not use KULTA's prefix rollouts.kulta.io/",
+	},
+	{
+		name: "stableMetadata setting a selector label",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"app": "other"}}
+		},
+		field: "spec", message: "spec.stableMetadata.labels must not set a label that spec.selector selects on",
+	},
+	{
+		name: "canaryMetadata setting a label the selector's expressions use",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.Selector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}}
+			ro.Spec.Template.Metadata.Labels["tier"] = "web"
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"tier": "try"}}
+		},
+		field: "spec", message: "spec.canaryMetadata.labels must not set a label that spec.selector selects on",
+	},
+	{
+		name:   "unknown antiAffinity",
+		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = "Sometimes" },
+		field:  "spec.antiAffinity", message: `supported values: "Preferred", "Required"`,
+	},
+	{
+		name:   "setCanaryScale without trafficRouting",
+		mutate: testutil.WithCanarySteps(testutil.ScaleCanaryTo(1), testutil.Weight(50)),
+		field:  "spec.strategy.canary", message: "setCanaryScale needs trafficRouting",
+	},
+	{
+		name: "setCanaryScale with setWeight in one step",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.ScaleCanaryTo(1)
+			step.SetWeight = ptr.To[int32](20)
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with setCanaryScale must not also set setWeight or pause",
+	},
+	{
+		name: "setCanaryScale with two sizes",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.ScaleCanaryTo(1)
+			step.SetCanaryScale.Weight = ptr.To[int32](20)
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale", message: "setCanaryScale must set exactly one of replicas, weight and matchTrafficWeight: true",
+	},
+	{
+		name: "setCanaryScale with no size",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(kultav1alpha1.CanaryStep{SetCanaryScale: &kultav1alpha1.CanaryScale{MatchTrafficWeight: ptr.To(false)}})(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale", message: "setCanaryScale must set exactly one of replicas, weight and matchTrafficWeight: true",
+	},
+	{
+		name: "setCanaryScale weight above 100",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.ScaleCanaryPercent(120))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale.weight", message: "should be less than or equal to 100",
+	},
+	{
+		name: "negative setCanaryScale replicas",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.ScaleCanaryTo(-1))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setCanaryScale.replicas", message: "should be greater than or equal to 0",
 	},
 	{
 		name:   "pause duration with unknown unit",
@@ -472,10 +557,21 @@ func TestValidVariantsAccepted(t *testing.T) {
 	e := testenv.Require(t, env)
 	ns := e.CreateNamespace(t, "valid")
 	cases := map[string]testutil.RolloutOption{
-		"equal weights":            testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
-		"pause only":               testutil.WithCanarySteps(testutil.PauseFor("1d")),
-		"compound duration":        testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
-		"milliseconds":             testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"equal weights":           testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
+		"pause only":              testutil.WithCanarySteps(testutil.PauseFor("1d")),
+		"compound duration":       testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
+		"milliseconds":            testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
+		"role metadata": func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary", "example.com/tier": "", "v": "1.2_rc-1"},
+				Annotations: map[string]string{"team.io/role": "the canary, as a sentence"}}
+			ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
+		},
+		"every canary scale": func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.ScaleCanaryTo(2), testutil.Weight(20), testutil.ScaleCanaryPercent(50),
+				testutil.PauseUntilPromoted(), testutil.ScaleCanaryWithWeight(), testutil.Weight(100))(ro)
+		},
 		"maxSurge as plain string": func(ro *kultav1alpha1.Rollout) { ro.Spec.MaxSurge = ptr.To(intstr.FromString("1")) },
 		"zero replicas":            testutil.WithReplicas(0),
 		"auto promotion": testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {

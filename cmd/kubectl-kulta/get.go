@@ -87,7 +87,11 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, now time.Time) 
 		row("Message", st.Message)
 	}
 	if c := ro.Spec.Strategy.Canary; c != nil && st.CurrentStepIndex != nil {
-		row("Step", fmt.Sprintf("%d/%d", *st.CurrentStepIndex, len(c.Steps)))
+		step := fmt.Sprintf("%d/%d", *st.CurrentStepIndex, len(c.Steps))
+		if i := int(*st.CurrentStepIndex); i < len(c.Steps) {
+			step += " (" + stepLine(c.Steps[i]) + ")"
+		}
+		row("Step", step)
 	}
 	row("Weight", fmt.Sprintf("%d%% to the current revision", ptr.Deref(st.CurrentWeight, 0)))
 	if st.PauseStartTime != nil {
@@ -123,6 +127,31 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, now time.Time) 
 		}
 	}
 	return b.String()
+}
+
+// stepLine says what a canary step does, in the words of the manifest.
+func stepLine(s kultav1alpha1.CanaryStep) string {
+	var parts []string
+	if s.SetWeight != nil {
+		parts = append(parts, fmt.Sprintf("setWeight %d%%", *s.SetWeight))
+	}
+	switch {
+	case s.Pause == nil:
+	case s.Pause.Duration != nil:
+		parts = append(parts, "pause "+string(*s.Pause.Duration))
+	default:
+		parts = append(parts, "pause until promoted")
+	}
+	switch c := s.SetCanaryScale; {
+	case c == nil:
+	case c.Replicas != nil:
+		parts = append(parts, fmt.Sprintf("setCanaryScale %d Pods", *c.Replicas))
+	case c.Weight != nil:
+		parts = append(parts, fmt.Sprintf("setCanaryScale %d%% of replicas", *c.Weight))
+	default:
+		parts = append(parts, "setCanaryScale matching the traffic weight")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func metricLine(m kultav1alpha1.MetricStatus) string {

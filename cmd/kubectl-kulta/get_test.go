@@ -6,6 +6,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testutil"
 )
 
 // A metric's line shows the evidence behind its verdict: the confidence sequence of a
@@ -59,5 +60,25 @@ func TestExperimentResultLine(t *testing.T) {
 	r = kultav1alpha1.ABMetricResult{Name: "latency-p95", ValueA: "0", ValueB: "0", Reason: "NoTraffic"}
 	if got, want := experimentResultLine(r), "NoTraffic: A 0, B 0"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// The Step row names what the current step does, as the manifest says it.
+func TestStepLine(t *testing.T) {
+	for _, tc := range []struct {
+		step kultav1alpha1.CanaryStep
+		want string
+	}{
+		{testutil.Weight(20), "setWeight 20%"},
+		{testutil.PauseFor("30s"), "pause 30s"},
+		{testutil.PauseUntilPromoted(), "pause until promoted"},
+		{kultav1alpha1.CanaryStep{SetWeight: ptr.To[int32](50), Pause: &kultav1alpha1.RolloutPause{}}, "setWeight 50%, pause until promoted"},
+		{testutil.ScaleCanaryTo(2), "setCanaryScale 2 Pods"},
+		{testutil.ScaleCanaryPercent(75), "setCanaryScale 75% of replicas"},
+		{testutil.ScaleCanaryWithWeight(), "setCanaryScale matching the traffic weight"},
+	} {
+		if got := stepLine(tc.step); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
 	}
 }

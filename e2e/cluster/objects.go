@@ -44,6 +44,16 @@ func (c *Cluster) createObjects(ctx context.Context) error {
 	return nil
 }
 
+// FakeNode is one more Node for kwok to manage (every Node here is kwok's), with room for
+// plenty of Pods and labels added, for scenarios that place Pods on Nodes of their own.
+func FakeNode(name string, labels map[string]string) *corev1.Node {
+	node := fakeNode(name)
+	for k, v := range labels {
+		node.Labels[k] = v
+	}
+	return node
+}
+
 // fakeNode is a Node for kwok to manage, with room for plenty of Pods.
 func fakeNode(name string) *corev1.Node {
 	resources := corev1.ResourceList{

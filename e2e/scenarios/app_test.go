@@ -53,6 +53,11 @@ type app struct {
 	// userRoute is the HTTPRoute as deploy created it, with the API server's defaults: what the
 	// user wrote.
 	userRoute *gatewayv1.HTTPRoute
+	// nodeSelector and antiAffinity place the app's Pods; canaryMetadata and stableMetadata
+	// label them by role.
+	nodeSelector                   map[string]string
+	antiAffinity                   kultav1alpha1.AntiAffinity
+	canaryMetadata, stableMetadata *kultav1alpha1.PodMetadata
 }
 
 // errorRateAnalysis checks the error rate every 5 s over at least 20 requests and rolls back
@@ -200,11 +205,14 @@ func (a *app) rollout(image string) *kultav1alpha1.Rollout {
 			Selector: &kultav1alpha1.LabelSelector{MatchLabels: map[string]string{"app": a.name}},
 			Template: kultav1alpha1.PodTemplate{
 				Metadata: kultav1alpha1.PodTemplateMetadata{Labels: labels, Annotations: maps.Clone(a.podAnnotations)},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Spec: corev1.PodSpec{NodeSelector: maps.Clone(a.nodeSelector), Containers: []corev1.Container{{
 					Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 80}},
 				}}},
 			},
-			Strategy: *a.strategy.DeepCopy(),
+			Strategy:       *a.strategy.DeepCopy(),
+			AntiAffinity:   a.antiAffinity,
+			CanaryMetadata: a.canaryMetadata.DeepCopy(),
+			StableMetadata: a.stableMetadata.DeepCopy(),
 		},
 	}
 	if a.strategy.Simple != nil {

@@ -64,6 +64,10 @@ func TestStrategies(t *testing.T) {
 				providerCanaryFails(ctx, t, w, via)
 			})
 		}
+		t.Run("canary scaled apart from its weight, off stable's Nodes", func(t *testing.T) {
+			t.Parallel()
+			canaryScaleApart(ctx, t, w)
+		})
 		t.Run("canary through Gateway API and Istio at once", func(t *testing.T) {
 			t.Parallel()
 			providerCanaryPasses(ctx, t, w, viaGatewayAPIAndIstio)

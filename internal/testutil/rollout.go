@@ -129,6 +129,21 @@ func PauseUntilPromoted() kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{}}
 }
 
+// ScaleCanaryTo is a canary step `setCanaryScale: {replicas: n}`.
+func ScaleCanaryTo(n int32) kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{SetCanaryScale: &kultav1alpha1.CanaryScale{Replicas: ptr.To(n)}}
+}
+
+// ScaleCanaryPercent is a canary step `setCanaryScale: {weight: percent}`.
+func ScaleCanaryPercent(percent int32) kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{SetCanaryScale: &kultav1alpha1.CanaryScale{Weight: ptr.To(percent)}}
+}
+
+// ScaleCanaryWithWeight is a canary step `setCanaryScale: {matchTrafficWeight: true}`.
+func ScaleCanaryWithWeight() kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{SetCanaryScale: &kultav1alpha1.CanaryScale{MatchTrafficWeight: ptr.To(true)}}
+}
+
 // PauseFor is a canary step `pause: {duration: d}`.
 func PauseFor(d string) kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{Duration: ptr.To(kultav1alpha1.Duration(d))}}

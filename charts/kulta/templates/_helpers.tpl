@@ -61,6 +61,9 @@ enabled provider's, what its package's markers list (tests check). */}}
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "patch"]
 {{- if .Values.providers.gatewayAPI.enabled }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]

@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -79,6 +80,9 @@ func (r *Reconciler) finish(ctx context.Context, ro *kultav1alpha1.Rollout, obs 
 	if err := r.scale(ctx, ro, obs, plan, false); err != nil {
 		return err
 	}
+	if err := r.movePodMetadata(ctx, ro, obs, plan); err != nil {
+		return err
+	}
 	for _, hash := range plan.Delete {
 		rs := &appsv1.ReplicaSet{}
 		rs.Namespace, rs.Name = ro.Namespace, obs.Revisions[hash].Name
@@ -145,7 +149,7 @@ func (r *Reconciler) createRevision(ctx context.Context, ro *kultav1alpha1.Rollo
 	for _, rev := range obs.Revisions {
 		number = max(number, rev.Number)
 	}
-	rs, err := revision.Build(ro, obs.Hash, digest, role, replicas, number+1)
+	rs, err := revision.Build(ro, obs.Hash, digest, role, replicas, number+1, ro.Status.StablePodTemplateHash)
 	if err != nil {
 		return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
@@ -269,6 +273,134 @@ func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollo
 		if err := r.Patch(ctx, rs, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 			return fmt.Errorf("marking ReplicaSet %s/%s for scale-down: %w", rs.Namespace, rs.Name, err)
 		}
+	}
+	return nil
+}
+
+// movePodMetadata gives the stable revision's Pods spec.stableMetadata and the new revision's
+// spec.canaryMetadata where they carry another role's (a promotion) or an older version of
+// theirs: first on the ReplicaSet's Pod template, for the Pods it creates from then on, then on
+// each of its running Pods, by patches that touch only those keys, so no Pod restarts. Other
+// revisions (on their way to zero) keep what they have.
+func (r *Reconciler) movePodMetadata(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) error {
+	roles := map[string]revision.Role{}
+	stable := plan.Status.StablePodTemplateHash
+	switch {
+	case stable == "":
+		// No revision is stable yet (the first one is starting): the current one keeps the
+		// role it was created with.
+		roles[obs.Hash] = plan.NewRole
+	case stable == obs.Hash:
+		roles[stable] = revision.RoleStable
+	default:
+		roles[stable] = revision.RoleStable
+		roles[obs.Hash] = revision.RoleCanary
+	}
+	hashes := make([]string, 0, len(roles))
+	for h := range roles {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	for _, hash := range hashes {
+		rev := obs.Revisions[hash]
+		want, ok := revision.MetadataFor(ro, roles[hash])
+		if rev == nil || (!ok && rev.PodMetadata == "") {
+			continue
+		}
+		encoded, err := want.Encode()
+		if err != nil {
+			return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+		if !ok {
+			// Neither field is set any more: take off what the Pods carry.
+			want, encoded = revision.Metadata{}, ""
+		}
+		if encoded == rev.PodMetadata {
+			continue
+		}
+		from := revision.AppliedMetadata(map[string]string{revision.PodMetadataAnnotation: rev.PodMetadata})
+		own, err := r.revisionTemplate(ctx, ro.Namespace, rev.Name)
+		if err != nil {
+			return err
+		}
+		labels, annotations := revision.MetadataChange(own, from, want)
+		// The Pod template first, so the Pods the ReplicaSet creates from now on carry the new
+		// metadata; then the running Pods; then the record, last, so that a failure before it
+		// is retried in full by the next reconcile.
+		template := map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}}}
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, template); err != nil {
+			return fmt.Errorf("moving %s Pod metadata onto ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
+		}
+		if err := r.relabelPods(ctx, ro.Namespace, hash, rev.Name, map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}); err != nil {
+			return fmt.Errorf("moving %s Pod metadata onto the Pods of ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
+		}
+		record := any(encoded)
+		if encoded == "" {
+			record = nil
+		}
+		done := map[string]any{"metadata": map[string]any{"annotations": map[string]any{revision.PodMetadataAnnotation: record}}}
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, done); err != nil {
+			return fmt.Errorf("recording %s Pod metadata on ReplicaSet %s/%s: %w", roles[hash], ro.Namespace, rev.Name, err)
+		}
+	}
+	return nil
+}
+
+// revisionTemplate is the metadata of the Rollout template ReplicaSet name was built from (its
+// revision.TemplateAnnotation, which the cache drops, so it is read from the API server): the
+// values a key of role metadata goes back to when the role no longer sets it.
+func (r *Reconciler) revisionTemplate(ctx context.Context, namespace, name string) (kultav1alpha1.PodTemplateMetadata, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	rs := &appsv1.ReplicaSet{}
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, rs); err != nil {
+		return kultav1alpha1.PodTemplateMetadata{}, fmt.Errorf("reading ReplicaSet %s/%s: %w", namespace, name, err)
+	}
+	var template kultav1alpha1.PodTemplate
+	if raw := rs.Annotations[revision.TemplateAnnotation]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &template); err != nil {
+			return kultav1alpha1.PodTemplateMetadata{}, fmt.Errorf("reading annotation %s of ReplicaSet %s/%s: %w", revision.TemplateAnnotation, namespace, name, err)
+		}
+	}
+	return template.Metadata, nil
+}
+
+// relabelPods applies patch to every Pod that ReplicaSet owner (of revision hash) controls,
+// read from the API server (KULTA caches no Pods). A Pod gone meanwhile is no error.
+func (r *Reconciler) relabelPods(ctx context.Context, namespace, hash, owner string, patch map[string]any) error {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	var pods corev1.PodList
+	if err := reader.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: hash}); err != nil {
+		return fmt.Errorf("listing Pods: %w", err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		ref := metav1.GetControllerOf(pod)
+		if !pod.DeletionTimestamp.IsZero() || ref == nil || ref.Kind != "ReplicaSet" || ref.Name != owner {
+			continue
+		}
+		if err := r.mergePatch(ctx, &corev1.Pod{}, namespace, pod.Name, patch); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergePatch sends patch as a JSON merge patch to the object of obj's kind named namespace/name.
+func (r *Reconciler) mergePatch(ctx context.Context, obj client.Object, namespace, name string, patch map[string]any) error {
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return fmt.Errorf("encoding patch: %w", err)
+	}
+	obj.SetNamespace(namespace)
+	obj.SetName(name)
+	if err := r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("patching %s: %w", name, err)
 	}
 	return nil
 }

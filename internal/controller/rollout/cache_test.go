@@ -22,6 +22,7 @@ import (
 // checks that what the reconciler reads survives and the pod template is gone.
 func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	ro := testutil.Rollout("default", "web", testutil.WithReplicas(3))
+	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
 	hash, err := revision.Hash(&ro.Spec.Template, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +31,7 @@ func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := revision.Build(ro, hash, digest, revision.RoleCanary, 2, 7)
+	rs, err := revision.Build(ro, hash, digest, revision.RoleCanary, 2, 7, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	if _, ok := got.Annotations[revision.TemplateAnnotation]; ok || got.Status.Conditions != nil {
 		t.Error("template annotation or status conditions kept")
 	}
-	for _, key := range []string{revision.DigestAnnotation, revision.RevisionAnnotation} {
+	for _, key := range []string{revision.DigestAnnotation, revision.RevisionAnnotation, revision.PodMetadataAnnotation} {
 		if got.Annotations[key] != want.Annotations[key] || got.Annotations[key] == "" {
 			t.Errorf("annotation %s = %q, want %q", key, got.Annotations[key], want.Annotations[key])
 		}

@@ -289,11 +289,18 @@ func TestProgressDeadlineFailsAndRollsBack(t *testing.T) {
 func TestKultaExamplesRunToCompletion(t *testing.T) {
 	e := testenv.Require(t, env)
 	t.Parallel()
+	steps := []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 20, Canary: 80}, {Stable: 100}}
 	for _, tc := range []struct {
-		file   string
-		manual bool
-	}{{"canary-manual.yaml", true}, {"canary-timed.yaml", false}} {
+		file    string
+		manual  bool
+		weights []providers.Weights
+	}{
+		{"canary-manual.yaml", true, steps},
+		{"canary-timed.yaml", false, steps},
+		{"canary-scale.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 100}}},
+	} {
 		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
 			g := NewWithT(t)
 			ctx := context.Background()
 			ns := e.CreateNamespace(t, "examples")
@@ -324,7 +331,7 @@ func TestKultaExamplesRunToCompletion(t *testing.T) {
 			}
 			g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
 				Should(Equal(map[string]int32{"nginx:1.27": 0, "nginx:1.28": 3}))
-			g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 20, Canary: 80}, {Stable: 100}}))
+			g.Eventually(weights).WithTimeout(timeout).Should(Equal(tc.weights))
 		})
 	}
 }

@@ -133,6 +133,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *kultav1alpha1.Rollout) (Ob
 			Available: rs.Status.AvailableReplicas,
 		}
 		rev.MinReadySeconds = rs.Spec.MinReadySeconds
+		rev.PodMetadata = rs.Annotations[revision.PodMetadataAnnotation]
 		if rs.Status.ObservedGeneration < rs.Generation {
 			// The ReplicaSet controller has not seen the latest scale yet: its counts are stale.
 			rev.Ready = min(rev.Ready, rev.Replicas)

@@ -57,7 +57,7 @@ func (p *planner) canary(c *kultav1alpha1.CanaryStrategy) {
 // Pods for it are ready.
 func (p *planner) canaryWeightReached(weight int32) bool {
 	total := p.total()
-	want := canaryReplicas(total, weight)
+	want, scaled := p.canaryScale(total, weight)
 	canary := p.rev(p.obs.Hash)
 	p.out.Replicas[p.obs.Hash] = want
 	stableReplicas := total
@@ -68,16 +68,49 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	}
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
-	if canary.Available < want {
+	index := ptr.Deref(p.out.Status.CurrentStepIndex, 0)
+	// A canary scaled to no Pods by setCanaryScale takes no traffic at all. (Without
+	// setCanaryScale, spec.replicas 0 gives it none either, and the weights move as before.)
+	noPods := scaled && want == 0 && weight > 0
+	if canary.Available < want || noPods {
 		// Traffic follows ready Pods: until the canary has the Pods for this weight, the routes
 		// keep the previous step's, so no request goes to a Pod that cannot serve it yet.
-		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, ptr.Deref(p.out.Status.CurrentStepIndex, 0)), weight)
+		held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, index), weight)
+		if noPods {
+			held = 0
+		}
 		p.setWeights(100-held, held)
-		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", ptr.Deref(p.out.Status.CurrentStepIndex, 0), want-canary.Available, want, weight))
+		if noPods {
+			p.waitForPods(fmt.Sprintf("Step %d: setCanaryScale gives the canary no Pods, so it cannot take weight %d%%", index, weight))
+			return false
+		}
+		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", index, want-canary.Available, want, weight))
 		return false
 	}
 	p.setWeights(100-weight, weight)
 	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
+}
+
+// canaryScale is the canary's number of Pods at the current step for weight percent of total:
+// what the last setCanaryScale at or before the step says (scaled true), or, without one (or
+// after matchTrafficWeight), the share of total that weight gives it.
+func (p *planner) canaryScale(total, weight int32) (n int32, scaled bool) {
+	steps := p.ro.Spec.Strategy.Canary.Steps
+	for i := min(int(ptr.Deref(p.out.Status.CurrentStepIndex, 0)), len(steps)-1); i >= 0; i-- {
+		scale := steps[i].SetCanaryScale
+		if scale == nil {
+			continue
+		}
+		if scale.Replicas != nil {
+			return *scale.Replicas, true
+		}
+		if percent := ptr.Deref(scale.Weight, -1); percent >= 0 {
+			return (total*percent + 99) / 100, true
+		}
+		// matchTrafficWeight: the weight decides again.
+		break
+	}
+	return canaryReplicas(total, weight), false
 }
 
 // previousWeight is the weight the steps before step index set: the canary's share before
@@ -166,7 +199,12 @@ func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
 	st := &p.out.Status
 	reason := "WeightReached"
 	message := fmt.Sprintf("Step %d done: canary at %d%%", index, ptr.Deref(st.CurrentWeight, 0))
-	if step.Pause != nil {
+	switch {
+	case step.SetCanaryScale != nil:
+		reason = "CanaryScaled"
+		pods, _ := p.canaryScale(p.total(), ptr.Deref(st.CurrentWeight, 0))
+		message = fmt.Sprintf("Step %d done: canary at %d Pods, %d%% of the traffic", index, pods, ptr.Deref(st.CurrentWeight, 0))
+	case step.Pause != nil:
 		reason = p.pauseReason
 		message = fmt.Sprintf("Step %d done: pause ended (%s)", index, reason)
 	}

@@ -23,6 +23,8 @@ type Revision struct {
 	MinReadySeconds int32
 	// ScaleDownAt is when KULTA will scale it to zero, if set.
 	ScaleDownAt *time.Time
+	// PodMetadata is the role metadata its Pods carry (revision.PodMetadataAnnotation), "" when none.
+	PodMetadata string
 }
 
 // Problem is a condition the user must fix before KULTA can act; the Rollout goes Stalled.

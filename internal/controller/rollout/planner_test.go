@@ -403,6 +403,94 @@ func TestCanarySequences(t *testing.T) {
 	}
 }
 
+// toQuarter installs the first revision and takes a new one through the setCanaryScale
+// sequences' first steps: two Pods with no traffic, a pause, then 25 % of the traffic.
+func toQuarter(w *world) {
+	w.settle("install", 5)
+	w.setImage("nginx:1.28")
+	w.tick("new image", time.Second)
+	w.tick("2 Pods ready", time.Second)
+	w.tick("no traffic yet", 30*time.Second)
+	w.tick("pause over", time.Second)
+	w.tick("route at 25%", time.Second)
+}
+
+// TestCanaryScaleSequences walks setCanaryScale steps: Pods before any traffic, a canary
+// smaller or larger than its weight gives it, back to the weight's share, and the paths users
+// hit next: a scale of no Pods with weight on it, an abort and a fix, Pods that do not start.
+func TestCanaryScaleSequences(t *testing.T) {
+	steps := testutil.WithCanarySteps(
+		testutil.ScaleCanaryTo(2), testutil.PauseFor("30s"), // two Pods, no traffic: smoke tests
+		testutil.Weight(25), testutil.ScaleCanaryTo(1), testutil.PauseFor("1m"), // a quarter of the traffic on one Pod
+		testutil.ScaleCanaryPercent(75), testutil.PauseUntilPromoted(),
+		testutil.ScaleCanaryWithWeight(), testutil.Weight(50), testutil.Weight(100))
+	cases := map[string]struct {
+		steps  testutil.RolloutOption
+		script func(w *world)
+	}{
+		"canary-scale-happy-path": {steps, func(w *world) {
+			toQuarter(w)
+			w.tick("scaled to 1", time.Minute)
+			w.tick("pause over", time.Second)
+			w.tick("scaled to 3", time.Second)
+			w.tick("paused", time.Minute)
+			w.annotate(kultav1alpha1.PromoteAnnotation)
+			w.tick("promote", time.Second)
+			w.tick("weight 50 ready", time.Second)
+			w.tick("route at 50%", time.Second)
+			w.tick("weight 100 ready", time.Second)
+			w.tick("route at 100%", time.Second)
+			w.tick("steady", time.Second)
+		}},
+		"canary-scale-abort-then-new-image": {steps, func(w *world) {
+			toQuarter(w)
+			w.tick("scaled to 1", time.Second)
+			w.annotate(kultav1alpha1.AbortAnnotation)
+			w.tick("abort", time.Second)
+			w.setImage("nginx:1.29")
+			w.tick("fixed image", time.Second)
+			w.tick("2 fixed Pods ready", 30*time.Second)
+			w.tick("pause over", time.Second)
+			w.tick("route at 25%", time.Second)
+		}},
+		"canary-scale-pods-not-ready": {steps, func(w *world) {
+			toQuarter(w)
+			w.tick("scaled to 1", time.Minute)
+			w.kubelet = false
+			w.tick("pause over", time.Second)
+			w.tick("3 Pods wanted", 5*time.Minute)
+			w.tick("still 1 ready", 5*time.Minute)
+			w.tick("deadline passed", 31*time.Second)
+			w.tick("scaled down", time.Second)
+		}},
+		// Without setCanaryScale, spec.replicas 0 moves the weights as it always did.
+		"canary-zero-replicas-without-scale": {testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(100)), func(w *world) {
+			w.ro.Spec.Replicas = ptr.To[int32](0)
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("route at 20%", time.Second)
+			w.tick("route at 100%", time.Second)
+			w.tick("promoted", time.Second)
+		}},
+		"canary-scale-zero-holds-traffic": {testutil.WithCanarySteps(testutil.ScaleCanaryTo(0), testutil.Weight(20), testutil.Weight(100)), func(w *world) {
+			w.settle("install", 5)
+			w.setImage("nginx:1.28")
+			w.tick("new image", time.Second)
+			w.tick("no Pods for 20%", 5*time.Minute)
+			w.tick("still none", 5*time.Minute)
+			w.tick("deadline passed", time.Second)
+		}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, canaryRollout(c.steps))
+			c.script(w)
+			w.golden(name)
+		})
+	}
+}
+
 func TestCanaryWithoutRoutingScalesByRatio(t *testing.T) {
 	ro := canaryRollout(testutil.WithCanarySteps(testutil.Weight(25), testutil.PauseFor("1m"), testutil.Weight(75), testutil.PauseFor("1m")))
 	ro.Spec.Strategy.Canary.TrafficRouting = nil

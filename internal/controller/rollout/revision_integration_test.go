@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -48,7 +49,7 @@ func TestOrphanIsAdopted(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	digest, err := revision.Digest(&ro.Spec.Template)
 	g.Expect(err).NotTo(HaveOccurred())
-	orphan, err := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1)
+	orphan, err := revision.Build(ro, hash, digest, revision.RoleStable, 2, 1, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	orphan.OwnerReferences = nil
 	g.Expect(e.Client.Create(ctx, orphan)).To(Succeed())
@@ -76,7 +77,7 @@ func TestHashCollisionMovesToNewName(t *testing.T) {
 	hash, err := revision.Hash(&ro.Spec.Template, 0)
 	g.Expect(err).NotTo(HaveOccurred())
 	other := testutil.Rollout(ns, "clash", testutil.WithImage("busybox:1"))
-	squatter, err := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1)
+	squatter, err := revision.Build(other, hash, "another-template", revision.RoleStable, 0, 1, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	squatter.OwnerReferences = nil
 	g.Expect(e.Client.Create(ctx, squatter)).To(Succeed())
@@ -122,4 +123,112 @@ func TestTransitionsRecordEvents(t *testing.T) {
 		}
 		return reasons
 	}).WithTimeout(timeout).Should(ContainElements("RolloutCompleted", "RolloutStarted", "StepAdvanced", "RolloutPaused"))
+}
+
+// TestNewRevisionAvoidsStableNodes: with antiAffinity Required the new revision's ReplicaSet,
+// as the API server stores it, keeps its Pods off the nodes of the stable revision's Pods; the
+// first revision, with nothing to avoid, has no such rule.
+func TestNewRevisionAvoidsStableNodes(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "anti")
+	g.Expect(e.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
+	ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityRequired
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	stable := getRollout(g, ro).Status.StablePodTemplateHash
+	first := &appsv1.ReplicaSet{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", stable)}, first)).To(Succeed())
+	g.Expect(first.Spec.Template.Spec.Affinity).To(BeNil())
+
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	canary := &appsv1.ReplicaSet{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", getRollout(g, ro).Status.CurrentPodTemplateHash)}, canary)).To(Succeed())
+	g.Expect(canary.Spec.Template.Spec.Affinity).NotTo(BeNil())
+	g.Expect(canary.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution).To(ConsistOf(
+		HaveField("LabelSelector.MatchLabels", Equal(map[string]string{"app": "web", kultav1alpha1.PodTemplateHashLabel: stable})),
+	))
+	g.Expect(canary.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].TopologyKey).To(Equal("kubernetes.io/hostname"))
+}
+
+// TestPodMetadataMovesOnPromotion: canaryMetadata and stableMetadata reach the ReplicaSets'
+// Pod templates, and at the promotion the canary's running Pod (created here as the
+// ReplicaSet controller would) is relabelled in place, same UID, with stable's metadata.
+func TestPodMetadataMovesOnPromotion(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "podmeta")
+	g.Expect(e.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
+	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}, Annotations: map[string]string{"team.io/role": "canary"}}
+	ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	first := &appsv1.ReplicaSet{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", getRollout(g, ro).Status.StablePodTemplateHash)}, first)).To(Succeed())
+	g.Expect(first.Spec.Template.Labels).To(HaveKeyWithValue("track", "stable"))
+	g.Expect(first.Generation).To(Equal(int64(1)), "the first revision is created stable and its template never patched (no detour through canaryMetadata)")
+
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	canaryHash := getRollout(g, ro).Status.CurrentPodTemplateHash
+	canary := &appsv1.ReplicaSet{}
+	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", canaryHash)}, canary)).To(Succeed())
+	g.Expect(canary.Spec.Template.Labels).To(HaveKeyWithValue("track", "canary"))
+	g.Expect(canary.Spec.Template.Annotations).To(HaveKeyWithValue("team.io/role", "canary"))
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns, Name: canary.Name + "-pod", Labels: canary.Spec.Template.Labels, Annotations: canary.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(canary, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))},
+		},
+		Spec: canary.Spec.Template.Spec,
+	}
+	g.Expect(e.Client.Create(ctx, pod)).To(Succeed())
+
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(func(g Gomega) {
+		got := &corev1.Pod{}
+		g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(pod), got)).To(Succeed())
+		g.Expect(got.UID).To(Equal(pod.UID), "relabelled in place, not replaced")
+		g.Expect(got.Labels).To(HaveKeyWithValue("track", "stable"))
+		g.Expect(got.Labels).To(HaveKeyWithValue("app", "web"))
+		g.Expect(got.Labels).To(HaveKeyWithValue(kultav1alpha1.PodTemplateHashLabel, canaryHash))
+		g.Expect(got.Annotations).NotTo(HaveKey("team.io/role"))
+		rs := &appsv1.ReplicaSet{}
+		g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(canary), rs)).To(Succeed())
+		g.Expect(rs.Spec.Template.Labels).To(HaveKeyWithValue("track", "stable"))
+		g.Expect(rs.Spec.Template.Annotations).NotTo(HaveKey("team.io/role"))
+	}).WithTimeout(timeout).Should(Succeed())
+}
+
+// TestBadPodMetadataStalls: a label value Kubernetes refuses (a space in it) passes the CRD but
+// not the ReplicaSet's validation: the Rollout shows Stalled/WriteRejected naming the
+// ReplicaSet, and nothing is created.
+func TestBadPodMetadataStalls(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "badmeta")
+	g.Expect(e.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50)))
+	ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "the stable one"}}
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(stalled.Reason).To(Equal("WriteRejected"))
+		g.Expect(stalled.Message).To(ContainSubstring("ReplicaSet"))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Expect(replicaSets(g, ns)).To(BeEmpty())
 }

@@ -424,3 +424,50 @@ func TestABTestingHeaderRule(t *testing.T) {
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
 	g.Eventually(ruleNames).WithTimeout(timeout).Should(Equal([]string{""}), "the variant B rule is removed after promotion")
 }
+
+// TestCanaryScaleApartFromWeight runs setCanaryScale steps on a real API server: the canary
+// gets Pods before it gets traffic, keeps one Pod under a quarter of the traffic, and the
+// route only ever carries the weights of the setWeight steps.
+func TestCanaryScaleApartFromWeight(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "scale")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "shop", "shop-stable", "shop-canary"))).To(Succeed())
+	weights := rollouttest.WatchWeights(t, env, ns, "shop", "shop-stable", "shop-canary")
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(4), testutil.WithHTTPRoute("shop"),
+		testutil.WithCanarySteps(testutil.ScaleCanaryTo(2), testutil.PauseUntilPromoted(),
+			testutil.Weight(25), testutil.ScaleCanaryTo(1), testutil.PauseUntilPromoted(),
+			testutil.ScaleCanaryWithWeight(), testutil.Weight(100)),
+		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](1) }))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
+		Should(Equal(map[string]int32{"nginx:1.27": 4, "nginx:1.28": 2}), "two canary Pods before any traffic")
+	g.Expect(weights()).To(Equal([]providers.Weights{{Stable: 100}}))
+
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](4))
+	g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
+		Should(Equal(map[string]int32{"nginx:1.27": 4, "nginx:1.28": 1}), "one canary Pod under a quarter of the traffic")
+	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 75, Canary: 25}}))
+	var reasons []string
+	for _, d := range getRollout(g, ro).Status.Decisions {
+		reasons = append(reasons, d.Reason)
+	}
+	g.Expect(reasons).To(ContainElement("CanaryScaled"))
+
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{
+		{Stable: 100}, {Stable: 75, Canary: 25}, {Canary: 100}, {Stable: 100},
+	}))
+	g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
+		Should(Equal(map[string]int32{"nginx:1.27": 0, "nginx:1.28": 4}))
+}
