@@ -285,12 +285,12 @@ func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollo
 func (r *Reconciler) movePodMetadata(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) error {
 	roles := map[string]revision.Role{}
 	stable := plan.Status.StablePodTemplateHash
-	switch {
-	case stable == "":
+	switch stable {
+	case "":
 		// No revision is stable yet (the first one is starting): the current one keeps the
 		// role it was created with.
 		roles[obs.Hash] = plan.NewRole
-	case stable == obs.Hash:
+	case obs.Hash:
 		roles[stable] = revision.RoleStable
 	default:
 		roles[stable] = revision.RoleStable
