@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"sort"
-	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -127,14 +126,8 @@ func (r *Reconciler) scale(ctx context.Context, ro *kultav1alpha1.Rollout, obs O
 		if minReady {
 			fields["minReadySeconds"] = ro.Spec.MinReadySeconds
 		}
-		body, err := json.Marshal(map[string]any{"spec": fields})
-		if err != nil {
-			return fmt.Errorf("encoding the scale of ReplicaSet %s/%s: %w", ro.Namespace, rev.Name, err)
-		}
-		rs := &appsv1.ReplicaSet{}
-		rs.Namespace, rs.Name = ro.Namespace, rev.Name
-		if err := r.Patch(ctx, rs, client.RawPatch(types.MergePatchType, body)); err != nil {
-			return fmt.Errorf("scaling ReplicaSet %s/%s to %d: %w", rs.Namespace, rs.Name, want, err)
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, map[string]any{"spec": fields}); err != nil {
+			return fmt.Errorf("scaling ReplicaSet %s/%s to %d: %w", ro.Namespace, rev.Name, want, err)
 		}
 	}
 	return nil
@@ -267,11 +260,9 @@ func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollo
 		if rev == nil || (rev.ScaleDownAt != nil && rev.ScaleDownAt.Equal(when.Truncate(time.Second))) {
 			continue
 		}
-		rs := &appsv1.ReplicaSet{}
-		rs.Namespace, rs.Name = ro.Namespace, rev.Name
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%s:%s}}}`, strconv.Quote(revision.ScaleDownAtAnnotation), strconv.Quote(when.UTC().Format(time.RFC3339)))
-		if err := r.Patch(ctx, rs, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-			return fmt.Errorf("marking ReplicaSet %s/%s for scale-down: %w", rs.Namespace, rs.Name, err)
+		mark := map[string]any{"metadata": map[string]any{"annotations": map[string]any{revision.ScaleDownAtAnnotation: when.UTC().Format(time.RFC3339)}}}
+		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, mark); err != nil {
+			return fmt.Errorf("marking ReplicaSet %s/%s for scale-down: %w", ro.Namespace, rev.Name, err)
 		}
 	}
 	return nil
@@ -350,12 +341,8 @@ func (r *Reconciler) movePodMetadata(ctx context.Context, ro *kultav1alpha1.Roll
 // revision.TemplateAnnotation, which the cache drops, so it is read from the API server): the
 // values a key of role metadata goes back to when the role no longer sets it.
 func (r *Reconciler) revisionTemplate(ctx context.Context, namespace, name string) (kultav1alpha1.PodTemplateMetadata, error) {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
 	rs := &appsv1.ReplicaSet{}
-	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, rs); err != nil {
+	if err := r.live().Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, rs); err != nil {
 		return kultav1alpha1.PodTemplateMetadata{}, fmt.Errorf("reading ReplicaSet %s/%s: %w", namespace, name, err)
 	}
 	var template kultav1alpha1.PodTemplate
@@ -370,12 +357,8 @@ func (r *Reconciler) revisionTemplate(ctx context.Context, namespace, name strin
 // relabelPods applies patch to every Pod that ReplicaSet owner (of revision hash) controls,
 // read from the API server (KULTA caches no Pods). A Pod gone meanwhile is no error.
 func (r *Reconciler) relabelPods(ctx context.Context, namespace, hash, owner string, patch map[string]any) error {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
 	var pods corev1.PodList
-	if err := reader.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: hash}); err != nil {
+	if err := r.live().List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: hash}); err != nil {
 		return fmt.Errorf("listing Pods: %w", err)
 	}
 	for i := range pods.Items {
@@ -389,6 +372,14 @@ func (r *Reconciler) relabelPods(ctx context.Context, namespace, hash, owner str
 		}
 	}
 	return nil
+}
+
+// live reads from the API server, past the cache: for what the cache drops or never holds.
+func (r *Reconciler) live() client.Reader {
+	if r.APIReader == nil {
+		return r.Client
+	}
+	return r.APIReader
 }
 
 // mergePatch sends patch as a JSON merge patch to the object of obj's kind named namespace/name.

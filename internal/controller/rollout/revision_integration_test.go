@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -165,13 +166,7 @@ func TestPodMetadataMovesOnPromotion(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "podmeta")
-	g.Expect(e.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
-	g.Expect(e.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
-	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
-	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}, Annotations: map[string]string{"team.io/role": "canary"}}
-	ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
-	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	ro := createWithPodMetadata(t, g, ns)
 	first := &appsv1.ReplicaSet{}
 	g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", getRollout(g, ro).Status.StablePodTemplateHash)}, first)).To(Succeed())
 	g.Expect(first.Spec.Template.Labels).To(HaveKeyWithValue("track", "stable"))
@@ -231,4 +226,44 @@ func TestBadPodMetadataStalls(t *testing.T) {
 		g.Expect(stalled.Message).To(ContainSubstring("ReplicaSet"))
 	}).WithTimeout(timeout).Should(Succeed())
 	g.Expect(replicaSets(g, ns)).To(BeEmpty())
+}
+
+// createWithPodMetadata creates Services and a canary Rollout web with canaryMetadata and
+// stableMetadata in ns, and waits for its first revision to complete.
+func createWithPodMetadata(t *testing.T, g Gomega, ns string) *kultav1alpha1.Rollout {
+	t.Helper()
+	ctx := context.Background()
+	g.Expect(env.Client.Create(ctx, service(ns, "web-stable", map[string]string{"app": "web"}))).To(Succeed())
+	g.Expect(env.Client.Create(ctx, service(ns, "web-canary", map[string]string{"app": "web"}))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
+	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}, Annotations: map[string]string{"team.io/role": "canary"}}
+	ro.Spec.StableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
+	g.Expect(env.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	return ro
+}
+
+// TestPodMetadataStaysOnAbort: an aborted canary is not promoted, so nothing moves: its
+// ReplicaSet keeps canaryMetadata and its record, the stable one keeps stableMetadata.
+func TestPodMetadataStaysOnAbort(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "podmetaabort")
+	ro := createWithPodMetadata(t, g, ns)
+	stableHash := getRollout(g, ro).Status.StablePodTemplateHash
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	canaryHash := getRollout(g, ro).Status.CurrentPodTemplateHash
+	annotate(t, ro, kultav1alpha1.AbortAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseFailed, nil)
+	g.Consistently(func(g Gomega) {
+		for hash, track := range map[string]string{stableHash: "stable", canaryHash: "canary"} {
+			rs := &appsv1.ReplicaSet{}
+			g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: revision.Name("web", hash)}, rs)).To(Succeed())
+			g.Expect(rs.Spec.Template.Labels).To(HaveKeyWithValue("track", track))
+			g.Expect(string(revision.AppliedMetadata(rs.Annotations).Role)).To(Equal(track))
+		}
+	}).WithTimeout(2 * time.Second).Should(Succeed())
 }
