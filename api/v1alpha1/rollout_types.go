@@ -54,9 +54,13 @@ const (
 // RolloutSpec is the desired state of a Rollout: the Pods it runs and the strategy that moves
 // users from one revision of them to the next.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",message="spec.selector.matchLabels must match spec.template.metadata.labels"
-// +kubebuilder:validation:XValidation:rule="!has(self.canaryMetadata) || !has(self.canaryMetadata.labels) || self.canaryMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.canaryMetadata.labels must not set a label that spec.selector selects on"
-// +kubebuilder:validation:XValidation:rule="!has(self.stableMetadata) || !has(self.stableMetadata.labels) || self.stableMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.stableMetadata.labels must not set a label that spec.selector selects on"
+// +kubebuilder:validation:XValidation:rule="has(self.template) != has(self.workloadRef)",message="spec must set exactly one of template and workloadRef"
+// +kubebuilder:validation:XValidation:rule="has(self.selector) || has(self.workloadRef)",message="spec.selector is required unless spec.workloadRef is set"
+// +kubebuilder:validation:XValidation:rule="has(self.selector) == has(oldSelf.selector)",message="spec.selector cannot be added or removed after creation"
+// +kubebuilder:validation:XValidation:rule="has(self.selector) || !has(self.workloadRef) || !has(oldSelf.workloadRef) || self.workloadRef.name == oldSelf.workloadRef.name",message="spec.workloadRef.name cannot change while spec.selector is not set: the Rollout selects with the Deployment's selector"
+// +kubebuilder:validation:XValidation:rule="!has(self.template) || !has(self.selector) || !has(self.selector.matchLabels) || self.selector.matchLabels.all(k, has(self.template.metadata) && has(self.template.metadata.labels) && k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",message="spec.selector.matchLabels must match spec.template.metadata.labels"
+// +kubebuilder:validation:XValidation:rule="!has(self.canaryMetadata) || !has(self.canaryMetadata.labels) || !has(self.selector) || self.canaryMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.canaryMetadata.labels must not set a label that spec.selector selects on"
+// +kubebuilder:validation:XValidation:rule="!has(self.stableMetadata) || !has(self.stableMetadata.labels) || !has(self.selector) || self.stableMetadata.labels.all(k, !(has(self.selector.matchLabels) && k in self.selector.matchLabels) && !(has(self.selector.matchExpressions) && self.selector.matchExpressions.exists(e, e.key == k)))",message="spec.stableMetadata.labels must not set a label that spec.selector selects on"
 type RolloutSpec struct {
 	// replicas is the number of Pods wanted once a revision is fully rolled out.
 	// +optional
@@ -64,16 +68,25 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// selector picks the Pods this Rollout owns. It must match spec.template's labels and must not
-	// change after creation.
-	// +required
+	// selector picks the Pods this Rollout owns. It must match the Pod template's labels and must
+	// not change after creation. Required with template; with workloadRef it may be left out, and
+	// the Deployment's selector is used.
+	// +optional
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.selector is immutable"
-	Selector *LabelSelector `json:"selector"`
+	Selector *LabelSelector `json:"selector,omitempty"`
 
 	// template is the Pod template. Each distinct template becomes one revision with its own
-	// ReplicaSet.
-	// +required
-	Template PodTemplate `json:"template"`
+	// ReplicaSet. Exactly one of template and workloadRef is set.
+	// +optional
+	Template PodTemplate `json:"template,omitzero"`
+
+	// workloadRef adopts a running Deployment: the Rollout takes its Pod template (and, without
+	// spec.selector, its selector) from the Deployment, so that a change to the Deployment's
+	// template is a new revision, and scales the Deployment's own Pods down as its scaleDown
+	// says. Deleting the Rollout scales the Deployment back up before traffic is handed back to
+	// its Pods.
+	// +optional
+	WorkloadRef *WorkloadRef `json:"workloadRef,omitempty"`
 
 	// strategy says how a new revision replaces the current one. Exactly one of its members is set.
 	// +required
@@ -285,3 +298,50 @@ const (
 	AntiAffinityPreferred AntiAffinity = "Preferred"
 	AntiAffinityRequired  AntiAffinity = "Required"
 )
+
+// WorkloadRef names the Deployment, in the Rollout's namespace, that a Rollout adopts.
+type WorkloadRef struct {
+	// apiVersion of the workload: apps/v1.
+	// +optional
+	// +kubebuilder:default="apps/v1"
+	// +kubebuilder:validation:Enum="apps/v1"
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	// kind of the workload: Deployment.
+	// +optional
+	// +kubebuilder:default=Deployment
+	// +kubebuilder:validation:Enum=Deployment
+	Kind string `json:"kind,omitempty"`
+
+	// name of the Deployment.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// scaleDown says what happens to the Deployment's own Pods: never (the default) leaves the
+	// Deployment as it is; onsuccess scales it to zero once the Rollout's first revision has all
+	// its Pods available and serves through the Rollout's Services; progressively scales it
+	// down by one Pod for each of the first revision's Pods that turns available, so that the
+	// service never runs below the Deployment's replica count, and back up if they stop being
+	// available before the first revision is complete.
+	// +optional
+	// +kubebuilder:default=never
+	ScaleDown WorkloadScaleDown `json:"scaleDown,omitempty"`
+}
+
+// WorkloadScaleDown is what happens to an adopted Deployment's own Pods.
+//
+// +kubebuilder:validation:Enum=never;onsuccess;progressively
+type WorkloadScaleDown string
+
+// Ways of scaling an adopted Deployment down.
+const (
+	ScaleDownNever         WorkloadScaleDown = "never"
+	ScaleDownOnSuccess     WorkloadScaleDown = "onsuccess"
+	ScaleDownProgressively WorkloadScaleDown = "progressively"
+)
+
+// AdoptedReplicasAnnotation, on an adopted Deployment, keeps the replica count it had before
+// KULTA first scaled it down; deleting the Rollout scales the Deployment back to it.
+const AdoptedReplicasAnnotation = "kulta.io/adopted-replicas"

@@ -113,7 +113,13 @@ func (a *app) pauseCommand(paused bool) *cobra.Command {
 // revisions lists the Rollout's ReplicaSets, newest revision first.
 func revisions(ctx context.Context, c client.Client, ro *kultav1alpha1.Rollout) ([]appsv1.ReplicaSet, error) {
 	var list appsv1.ReplicaSetList
-	if err := c.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels(ro.Spec.Selector.MatchLabels)); err != nil {
+	// With workloadRef and no spec.selector, the selector is the Deployment's: the ReplicaSets
+	// are found by KULTA's hash label and their owner.
+	var match client.ListOption = client.HasLabels{kultav1alpha1.PodTemplateHashLabel}
+	if ro.Spec.Selector != nil {
+		match = client.MatchingLabels(ro.Spec.Selector.MatchLabels)
+	}
+	if err := c.List(ctx, &list, client.InNamespace(ro.Namespace), match); err != nil {
 		return nil, fmt.Errorf("listing ReplicaSets: %w", err)
 	}
 	var owned []appsv1.ReplicaSet
@@ -215,6 +221,19 @@ func applyTemplate(ctx context.Context, c client.Client, ro *kultav1alpha1.Rollo
 			Metadata: kultav1alpha1.PodTemplateMetadata{Labels: labels, Annotations: rs.Spec.Template.Annotations},
 			Spec:     rs.Spec.Template.Spec,
 		}
+	}
+	if ref := ro.Spec.WorkloadRef; ref != nil {
+		// The Rollout follows the Deployment's template: the Deployment is rolled back.
+		d := &appsv1.Deployment{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ref.Name}, d); err != nil {
+			return fmt.Errorf("getting Deployment %s/%s (spec.workloadRef): %w", ro.Namespace, ref.Name, err)
+		}
+		beforeDeployment := d.DeepCopy()
+		d.Spec.Template = template.AsPodTemplateSpec()
+		if err := c.Patch(ctx, d, client.MergeFromWithOptions(beforeDeployment, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("rolling Deployment %s/%s (spec.workloadRef of Rollout %s) back to revision %d: %w", ro.Namespace, ref.Name, ro.Name, revisionNumber(rs), err)
+		}
+		return nil
 	}
 	ro.Spec.Template = template
 	if err := c.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,15 +66,26 @@ func show(ctx context.Context, out io.Writer, c client.Client, ns, name string) 
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(out, render(ro, revs, time.Now()))
+	var workload *appsv1.Deployment
+	if ref := ro.Spec.WorkloadRef; ref != nil {
+		workload = &appsv1.Deployment{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, workload); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("getting Deployment %s/%s (spec.workloadRef): %w", ns, ref.Name, err)
+			}
+			workload = nil
+		}
+	}
+	_, err = io.WriteString(out, render(ro, revs, workload, time.Now()))
 	if err != nil {
 		return fmt.Errorf("writing: %w", err)
 	}
 	return nil
 }
 
-// render formats a rollout; it is pure so that its output can be tested.
-func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, now time.Time) string {
+// render formats a rollout, with the Deployment it adopts (nil when it adopts none, or the
+// Deployment is gone); it is pure so that its output can be tested.
+func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, workload *appsv1.Deployment, now time.Time) string {
 	var b strings.Builder
 	st := ro.Status
 	w := tabwriter.NewWriter(&b, 0, 2, 2, ' ', 0)
@@ -98,6 +110,9 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, now time.Time) 
 		row("Paused", "since "+duration.HumanDuration(now.Sub(st.PauseStartTime.Time))+" ago")
 	}
 	row("Replicas", fmt.Sprintf("desired %d, ready %d, updated %d", ptr.Deref(ro.Spec.Replicas, 1), st.ReadyReplicas, st.UpdatedReplicas))
+	if ref := ro.Spec.WorkloadRef; ref != nil {
+		row("Workload", workloadLine(ref, workload))
+	}
 	if a := st.Analysis; a != nil {
 		row("Analysis", fmt.Sprintf("%s (%s) %s ago", a.Verdict, a.Reason, duration.HumanDuration(now.Sub(a.CheckedAt.Time))))
 		for _, m := range a.Metrics {
@@ -127,6 +142,23 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, now time.Time) 
 		}
 	}
 	return b.String()
+}
+
+// workloadLine says which Deployment a Rollout adopts and where its own Pods stand.
+func workloadLine(ref *kultav1alpha1.WorkloadRef, d *appsv1.Deployment) string {
+	scaleDown := ref.ScaleDown
+	if scaleDown == "" {
+		scaleDown = kultav1alpha1.ScaleDownNever
+	}
+	line := fmt.Sprintf("Deployment %s (scaleDown %s)", ref.Name, scaleDown)
+	if d == nil {
+		return line + ": not found"
+	}
+	line += fmt.Sprintf(": %d of %d Pods available", d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1))
+	if adopted, ok := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]; ok {
+		line += ", " + adopted + " before adoption"
+	}
+	return line
 }
 
 // stepLine says what a canary step does, in the words of the manifest.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -28,6 +29,9 @@ func (r *Reconciler) act(ctx context.Context, ro *kultav1alpha1.Rollout, obs Obs
 		return nil
 	}
 	if err := r.scale(ctx, ro, obs, plan, true); err != nil {
+		return err
+	}
+	if err := r.scaleWorkload(ctx, ro, obs, plan, true); err != nil {
 		return err
 	}
 	if drifted(obs, plan) {
@@ -79,6 +83,9 @@ func (r *Reconciler) finish(ctx context.Context, ro *kultav1alpha1.Rollout, obs 
 	if err := r.scale(ctx, ro, obs, plan, false); err != nil {
 		return err
 	}
+	if err := r.scaleWorkload(ctx, ro, obs, plan, false); err != nil {
+		return err
+	}
 	if err := r.movePodMetadata(ctx, ro, obs, plan); err != nil {
 		return err
 	}
@@ -88,6 +95,25 @@ func (r *Reconciler) finish(ctx context.Context, ro *kultav1alpha1.Rollout, obs 
 		if err := r.Delete(ctx, rs, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting old ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)
 		}
+	}
+	return nil
+}
+
+// scaleWorkload applies the plan's scale of the adopted Deployment, recording the count it had
+// before KULTA first scaled it: only an increase when up is true, only a decrease otherwise.
+// A decrease comes after the Services were pinned, so the Deployment's Pods stop serving before
+// they go.
+func (r *Reconciler) scaleWorkload(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, up bool) error {
+	want, w := plan.Workload, obs.Workload
+	if want == nil || w == nil || (want.Replicas > w.Replicas) != up {
+		return nil
+	}
+	patch := map[string]any{"spec": map[string]any{"replicas": want.Replicas}}
+	if w.Adopted == nil {
+		patch["metadata"] = map[string]any{"annotations": map[string]string{kultav1alpha1.AdoptedReplicasAnnotation: strconv.Itoa(int(want.Adopted))}}
+	}
+	if err := r.mergePatch(ctx, &appsv1.Deployment{}, ro.Namespace, w.Name, patch); err != nil {
+		return fmt.Errorf("scaling Deployment %s/%s (spec.workloadRef) to %d: %w", ro.Namespace, w.Name, want.Replicas, err)
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ import (
 //     they change, so nothing dropped here is ever written back;
 //   - from Services, all but their metadata (without annotations but KULTA's own) and selector: KULTA checks
 //     a Service exists and patches its selector, with the resourceVersion as precondition;
+//   - from Deployments, annotations but KULTA's own, the strategy and status conditions:
+//     KULTA adopts a Deployment's template and selector and patches its replicas;
 //   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
 //     copy of the spec; KULTA writes Rollouts only with patches of what it changes;
 //   - from HTTPRoutes and GRPCRoutes, what gatewayapi.TrimRoute drops: annotations, hostnames
@@ -46,6 +48,7 @@ func CacheOptions(ps ...providers.Provider) (cache.Options, error) {
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: trimReplicaSet},
 			&corev1.Service{}:        {Transform: trimService},
+			&appsv1.Deployment{}:     {Transform: trimDeployment},
 			&kultav1alpha1.Rollout{}: {Transform: trimRollout},
 		},
 	}, nil
@@ -123,6 +126,20 @@ var trimService = trimmer("Service", func(svc *corev1.Service) {
 	}
 	svc.Spec = corev1.ServiceSpec{Selector: svc.Spec.Selector}
 	svc.Status = corev1.ServiceStatus{}
+})
+
+// trimDeployment drops from a cached Deployment what the reconciler never reads: annotations
+// but KULTA's record of its replica count, the strategy, and status conditions. Its Pod
+// template and selector are what a Rollout adopting it runs; KULTA writes Deployments only with
+// patches of their replicas and that annotation.
+var trimDeployment = trimmer("Deployment", func(d *appsv1.Deployment) {
+	adopted, recorded := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]
+	d.Annotations = nil
+	if recorded {
+		d.Annotations = map[string]string{kultav1alpha1.AdoptedReplicasAnnotation: adopted}
+	}
+	d.Spec.Strategy = appsv1.DeploymentStrategy{}
+	d.Status.Conditions = nil
 })
 
 // trimRollout drops from a cached Rollout the copy of its spec that `kubectl apply` keeps.

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -34,15 +38,20 @@ func (r *Reconciler) addFinalizer(ctx context.Context, ro *kultav1alpha1.Rollout
 	return nil
 }
 
-// finalize hands a deleted Rollout's traffic back before its ReplicaSets go: the routes lose
-// KULTA's rules and send the managed weights all to the stable Service, then each Service gets
-// back the selector the user wrote. A route that is gone or may no longer be used does not hold
-// the deletion; any other failure is retried.
-func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) error {
+// finalize hands a deleted Rollout's traffic back before its ReplicaSets go: an adopted
+// Deployment is scaled back up and waited for, the routes lose KULTA's rules and send the
+// managed weights all to the stable Service, then each Service gets back the selector the user
+// wrote. A route that is gone or may no longer be used does not hold the deletion; any other
+// failure is retried.
+func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(ro, kultav1alpha1.CleanupFinalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
+	wait, err := r.handBackWorkload(ctx, ro)
+	if err != nil || wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, err
+	}
 	if trafficRouting(ro) != nil {
 		err := r.router().Cleanup(ctx, ro)
 		switch {
@@ -50,22 +59,73 @@ func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) er
 			log.Info("Routes not cleaned up: they cannot be used any more", "reason", err.Error())
 			r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "RouteCleanupSkipped", "Delete", "%s", err.Error())
 		case err != nil:
-			return fmt.Errorf("handing the routes of Rollout %s/%s back to stable: %w", ro.Namespace, ro.Name, err)
+			return ctrl.Result{}, fmt.Errorf("handing the routes of Rollout %s/%s back to stable: %w", ro.Namespace, ro.Name, err)
 		}
 	}
 	for _, name := range serviceNamesOf(ro) {
 		if err := r.restoreService(ctx, ro.Namespace, name); err != nil {
-			return err
+			return ctrl.Result{}, err
 		}
 	}
 	before := ro.DeepCopy()
 	controllerutil.RemoveFinalizer(ro, kultav1alpha1.CleanupFinalizer)
 	if err := r.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing finalizer %s from Rollout %s/%s: %w", kultav1alpha1.CleanupFinalizer, ro.Namespace, ro.Name, err)
+		return ctrl.Result{}, fmt.Errorf("removing finalizer %s from Rollout %s/%s: %w", kultav1alpha1.CleanupFinalizer, ro.Namespace, ro.Name, err)
 	}
 	metrics.Forget(ro.Namespace, ro.Name)
 	log.Info("Traffic handed back; Rollout released for deletion")
-	return nil
+	return ctrl.Result{}, nil
+}
+
+// handBackWaitRecheck is how often a deletion waiting for an adopted Deployment's Pods looks
+// again; the Deployment's own changes wake it sooner.
+const handBackWaitRecheck = 2 * time.Second
+
+// handBackWorkload scales a deleted Rollout's adopted Deployment back to the replica count it
+// had before KULTA scaled it down, and returns how long to wait before looking again while its
+// Pods are not all available: the Services are given back to the Deployment's Pods, and the
+// Rollout's ReplicaSets deleted, only once they can take the traffic. The wait is bounded by
+// spec.progressDeadlineSeconds from the deletion; past it, a Warning Event says the Deployment
+// did not become available, and the deletion goes on. A Deployment that is gone holds nothing.
+func (r *Reconciler) handBackWorkload(ctx context.Context, ro *kultav1alpha1.Rollout) (time.Duration, error) {
+	ref := ro.Spec.WorkloadRef
+	if ref == nil {
+		return 0, nil
+	}
+	var d appsv1.Deployment
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ref.Name}, &d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("getting Deployment %s/%s: %w", ro.Namespace, ref.Name, err)
+	}
+	if raw, ok := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]; ok {
+		n, err := strconv.ParseInt(raw, 10, 32)
+		if err != nil || n < 0 {
+			n = int64(ptr.Deref(ro.Spec.Replicas, 1))
+		}
+		patch := map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{kultav1alpha1.AdoptedReplicasAnnotation: nil}},
+			"spec":     map[string]any{"replicas": n},
+		}
+		if err := r.mergePatch(ctx, &d, d.Namespace, d.Name, patch); err != nil {
+			return 0, fmt.Errorf("scaling Deployment %s/%s (spec.workloadRef) back to %d: %w", d.Namespace, d.Name, n, err)
+		}
+		ctrl.LoggerFrom(ctx).Info("Adopted Deployment scaled back up", "deployment", d.Name, "replicas", n)
+		r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, "WorkloadScaled", "Delete", "Deployment %s scaled back to %d Pods before traffic is handed back to it", d.Name, n)
+	}
+	want := ptr.Deref(d.Spec.Replicas, 1)
+	if d.Status.ObservedGeneration >= d.Generation && d.Status.AvailableReplicas >= want {
+		return 0, nil
+	}
+	deadline := time.Duration(ptr.Deref(ro.Spec.ProgressDeadlineSeconds, 600)) * time.Second
+	if waited := r.Clock.Since(ro.DeletionTimestamp.Time); waited >= deadline {
+		msg := fmt.Sprintf("Deployment %s has %d of %d Pods available after %s (progressDeadlineSeconds); handing traffic back to it anyway", d.Name, d.Status.AvailableReplicas, want, waited.Round(time.Second))
+		ctrl.LoggerFrom(ctx).Info(msg)
+		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "WorkloadNotAvailable", "Delete", "%s", msg)
+		return 0, nil
+	}
+	return handBackWaitRecheck, nil
 }
 
 // restoreService gives a Service back the selector the user wrote before KULTA pinned it, and

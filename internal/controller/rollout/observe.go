@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 const (
 	indexServices     = "kulta.io/services"
 	indexProviderKeys = "kulta.io/provider-keys"
+	indexWorkload     = "kulta.io/workload"
 	// maxCollisions bounds the search for a free pod-template hash.
 	maxCollisions = 8
 )
@@ -42,6 +44,15 @@ func serviceNamesOf(obj client.Object) []string {
 		}
 	}
 	return names
+}
+
+// workloadNameOf indexes a Rollout by the Deployment its spec.workloadRef names.
+func workloadNameOf(obj client.Object) []string {
+	ro, ok := obj.(*kultav1alpha1.Rollout)
+	if !ok || ro.Spec.WorkloadRef == nil {
+		return nil
+	}
+	return []string{ro.Spec.WorkloadRef.Name}
 }
 
 func serviceRolesStable(ro *kultav1alpha1.Rollout) string { s, _ := serviceRoles(ro); return s }
@@ -86,12 +97,13 @@ func (r *Reconciler) rolloutsReading(w providers.Watch) func(context.Context, cl
 	}
 }
 
-// rolloutsNaming maps a Service to the Rollouts in its namespace that name it.
+// rolloutsNaming maps a Service or a Deployment to the Rollouts in its namespace that name it
+// (by index).
 func (r *Reconciler) rolloutsNaming(index string) func(context.Context, client.Object) []reconcile.Request {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list kultav1alpha1.RolloutList
 		if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts for a Service")
+			ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts naming an object", "index", index, "name", obj.GetName())
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))
@@ -106,6 +118,15 @@ func (r *Reconciler) rolloutsNaming(index string) func(context.Context, client.O
 // ReplicaSets (adopting orphans that carry its labels), and any problem the user must fix.
 func (r *Reconciler) observe(ctx context.Context, ro *kultav1alpha1.Rollout) (Observation, error) {
 	obs := Observation{Rollout: ro, Now: r.Clock.Now(), Revisions: map[string]*Revision{}}
+	workload, prob, err := r.resolveWorkload(ctx, ro)
+	if err != nil {
+		return obs, err
+	}
+	obs.Workload = workload
+	if prob != nil {
+		obs.Problem = prob
+		return obs, nil
+	}
 	if prob := specProblem(ro); prob != nil {
 		obs.Problem = prob
 		return obs, nil
@@ -154,6 +175,48 @@ func (r *Reconciler) observe(ctx context.Context, ro *kultav1alpha1.Rollout) (Ob
 	return obs, err
 }
 
+// resolveWorkload reads the Deployment spec.workloadRef names and gives ro, for the rest of this
+// reconcile, the Deployment's Pod template and, when spec.selector is not set, its selector: the
+// revision hash, the ReplicaSets and the status then follow the Deployment. ro is the
+// reconcile's own copy, and every write of a Rollout is a patch of the fields it changes (its
+// status, its annotations, its finalizer), so the resolved template is never written back.
+func (r *Reconciler) resolveWorkload(ctx context.Context, ro *kultav1alpha1.Rollout) (*Workload, *Problem, error) {
+	ref := ro.Spec.WorkloadRef
+	if ref == nil {
+		return nil, nil, nil
+	}
+	var d appsv1.Deployment
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ref.Name}, &d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &Problem{Reason: "WorkloadNotFound", Message: fmt.Sprintf("Deployment %q (spec.workloadRef.name) not found in namespace %s", ref.Name, ro.Namespace)}, nil
+		}
+		return nil, nil, fmt.Errorf("getting Deployment %s/%s: %w", ro.Namespace, ref.Name, err)
+	}
+	if d.Spec.Selector == nil {
+		return nil, &Problem{Reason: "InvalidWorkload", Message: fmt.Sprintf("Deployment %s/%s (spec.workloadRef.name) has no selector", d.Namespace, d.Name)}, nil
+	}
+	ro.Spec.Template = kultav1alpha1.PodTemplate{
+		Metadata: kultav1alpha1.PodTemplateMetadata{Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations},
+		Spec:     d.Spec.Template.Spec,
+	}
+	if ro.Spec.Selector == nil {
+		ro.Spec.Selector = &kultav1alpha1.LabelSelector{MatchLabels: d.Spec.Selector.MatchLabels, MatchExpressions: d.Spec.Selector.MatchExpressions}
+	}
+	w := &Workload{Name: d.Name, Replicas: ptr.Deref(d.Spec.Replicas, 1), Available: d.Status.AvailableReplicas}
+	if d.Status.ObservedGeneration < d.Generation {
+		// The Deployment controller has not seen the latest scale yet.
+		w.Available = min(w.Available, w.Replicas)
+	}
+	if raw, ok := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]; ok {
+		n, err := strconv.ParseInt(raw, 10, 32)
+		if err != nil || n < 0 {
+			return nil, &Problem{Reason: "InvalidWorkload", Message: fmt.Sprintf("Deployment %s/%s: annotation %s is %q, not a replica count", d.Namespace, d.Name, kultav1alpha1.AdoptedReplicasAnnotation, raw)}, nil
+		}
+		w.Adopted = ptr.To(int32(n))
+	}
+	return w, nil, nil
+}
+
 // verifyTraffic reads what the routes carry. A route the user must fix is a Problem.
 func (r *Reconciler) verifyTraffic(ctx context.Context, ro *kultav1alpha1.Rollout) (*providers.Verification, *Problem, error) {
 	if trafficRouting(ro) == nil {
@@ -182,7 +245,25 @@ func specProblem(ro *kultav1alpha1.Rollout) *Problem {
 		return &Problem{Reason: "InvalidSpec", Message: "spec.selector: must select something; an empty selector matches every Pod"}
 	}
 	if !sel.Matches(labels.Set(ro.Spec.Template.Metadata.Labels)) {
+		if ref := ro.Spec.WorkloadRef; ref != nil {
+			return &Problem{Reason: "InvalidSpec", Message: fmt.Sprintf("spec.selector %q does not match the Pod template labels of Deployment %q (spec.workloadRef.name)", sel.String(), ref.Name)}
+		}
 		return &Problem{Reason: "InvalidSpec", Message: fmt.Sprintf("spec.selector %q does not match spec.template.metadata.labels", sel.String())}
+	}
+	// The API server checks these against spec.selector; with workloadRef and no
+	// spec.selector, the selector is the Deployment's, known only here.
+	for _, md := range []struct {
+		field    string
+		metadata *kultav1alpha1.PodMetadata
+	}{{"canaryMetadata", ro.Spec.CanaryMetadata}, {"stableMetadata", ro.Spec.StableMetadata}} {
+		if md.metadata == nil {
+			continue
+		}
+		for _, key := range sortedKeys(md.metadata.Labels) {
+			if selects(ro.Spec.Selector, key) {
+				return &Problem{Reason: "InvalidSpec", Message: fmt.Sprintf("spec.%s.labels must not set %q: the Rollout's selector selects on it", md.field, key)}
+			}
+		}
 	}
 	if ro.Spec.Strategy.Simple != nil {
 		surge, unavailable, err := surgeAndUnavailable(&ro.Spec, ptr.Deref(ro.Spec.Replicas, 1))
@@ -262,4 +343,27 @@ func (r *Reconciler) missingReferences(ctx context.Context, ro *kultav1alpha1.Ro
 		}
 	}
 	return nil, nil
+}
+
+// selects reports whether sel has a requirement on label key.
+func selects(sel *kultav1alpha1.LabelSelector, key string) bool {
+	if _, ok := sel.MatchLabels[key]; ok {
+		return true
+	}
+	for _, e := range sel.MatchExpressions {
+		if e.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedKeys returns m's keys in order, so that the first problem found is always the same.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

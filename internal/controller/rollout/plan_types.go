@@ -27,6 +27,27 @@ type Revision struct {
 	PodMetadata string
 }
 
+// Workload is the Deployment a Rollout adopts (spec.workloadRef), as observed.
+type Workload struct {
+	// Name is the Deployment's name.
+	Name string
+	// Replicas is its spec.replicas; Available its available Pods, no more than Replicas while
+	// the Deployment controller has not seen the latest spec.
+	Replicas, Available int32
+	// Adopted is the replica count it had before KULTA first scaled it down
+	// (kultav1alpha1.AdoptedReplicasAnnotation); nil while KULTA never has.
+	Adopted *int32
+}
+
+// WorkloadScale is a new scale for the adopted Deployment.
+type WorkloadScale struct {
+	// Replicas is its new spec.replicas.
+	Replicas int32
+	// Adopted is recorded as kultav1alpha1.AdoptedReplicasAnnotation when the Deployment does
+	// not carry it yet: the count deleting the Rollout scales it back to.
+	Adopted int32
+}
+
 // Problem is a condition the user must fix before KULTA can act; the Rollout goes Stalled.
 type Problem struct {
 	// Reason is a CamelCase reason, such as ServiceNotFound.
@@ -49,6 +70,8 @@ type Observation struct {
 	Problem *Problem
 	// Traffic is what the routes carry now; nil when the Rollout has no trafficRouting.
 	Traffic *providers.Verification
+	// Workload is the adopted Deployment; nil without spec.workloadRef.
+	Workload *Workload
 }
 
 // Event is a Kubernetes Event the reconciler records.
@@ -77,6 +100,8 @@ type Plan struct {
 	HeaderRoute *providers.HeaderRoute
 	// RemoveHeaderRoute names a managed header rule that must be gone.
 	RemoveHeaderRoute string
+	// Workload, when set, scales the adopted Deployment.
+	Workload *WorkloadScale
 	// Consume lists annotations to remove from the Rollout, since they were acted on.
 	Consume []string
 	// Events are recorded after acting.

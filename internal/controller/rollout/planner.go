@@ -85,6 +85,7 @@ func (p *planner) run() {
 		p.inFlight()
 	}
 	p.scaleDownOthers()
+	p.scaleWorkload()
 	p.cleanupHistory()
 	if len(p.holding) > 0 {
 		sort.Strings(p.holding)
@@ -159,17 +160,54 @@ func (p *planner) abandon(hash string) {
 func (p *planner) initial() {
 	st := &p.out.Status
 	p.out.Replicas[p.obs.Hash] = p.total()
-	p.pinAll(p.obs.Hash)
+	// An adopted Deployment's Pods serve through the Services until the first revision can
+	// take all their traffic: the Services, which select both, are pinned to it only then.
+	adopting := p.ro.Spec.WorkloadRef != nil
+	if !adopting {
+		p.pinAll(p.obs.Hash)
+	}
 	p.setWeights(100, 0)
 	if p.rev(p.obs.Hash).Available < p.total() {
-		p.waitForPods(fmt.Sprintf("Waiting for %d of %d Pods of first revision %s", p.total()-p.rev(p.obs.Hash).Available, p.total(), p.obs.Hash))
+		msg := fmt.Sprintf("Waiting for %d of %d Pods of first revision %s", p.total()-p.rev(p.obs.Hash).Available, p.total(), p.obs.Hash)
+		if adopting {
+			msg += fmt.Sprintf("; Deployment %s serves until then", p.ro.Spec.WorkloadRef.Name)
+		}
+		p.waitForPods(msg)
 		return
+	}
+	if adopting {
+		p.pinAll(p.obs.Hash)
 	}
 	p.stable = p.obs.Hash
 	st.CurrentWeight = ptr.To[int32](100)
 	p.setPhase(kultav1alpha1.PhaseCompleted, fmt.Sprintf("Revision %s is stable", p.obs.Hash))
 	p.decide(kultav1alpha1.ActionComplete, "FirstRevisionReady", fmt.Sprintf("Revision %s is ready and stable", p.obs.Hash), nil, nil)
 	p.event(corev1.EventTypeNormal, "RolloutCompleted", fmt.Sprintf("Revision %s is ready and stable", p.obs.Hash))
+}
+
+// scaleWorkload scales the adopted Deployment as spec.workloadRef.scaleDown says: to zero once
+// the Rollout has a stable revision (its first revision had all its Pods available, and the
+// Services were pinned to it in the same plan, before the Deployment is scaled); before that,
+// with progressively, down by one Pod for each available Pod of the first revision, and back
+// up when they stop being available.
+func (p *planner) scaleWorkload() {
+	ref, w := p.ro.Spec.WorkloadRef, p.obs.Workload
+	if ref == nil || w == nil || ref.ScaleDown == "" || ref.ScaleDown == kultav1alpha1.ScaleDownNever {
+		return
+	}
+	adopted := ptr.Deref(w.Adopted, w.Replicas)
+	want := adopted
+	switch {
+	case p.stable != "":
+		want = 0
+	case ref.ScaleDown == kultav1alpha1.ScaleDownProgressively:
+		want = max(0, adopted-p.rev(p.obs.Hash).Available)
+	}
+	if want == w.Replicas {
+		return
+	}
+	p.out.Workload = &WorkloadScale{Replicas: want, Adopted: adopted}
+	p.event(corev1.EventTypeNormal, "WorkloadScaled", fmt.Sprintf("Deployment %s scaled from %d to %d Pods (scaleDown %s)", w.Name, w.Replicas, want, ref.ScaleDown))
 }
 
 // steady keeps the stable revision at full scale with all traffic.
@@ -319,6 +357,11 @@ func (p *planner) waitForPods(message string) bool {
 	if elapsed, deadline := p.sinceProgress(); elapsed >= deadline {
 		msg := p.deadlineMessage(elapsed, message)
 		if p.stable == "" || p.stable == p.obs.Hash {
+			// Nothing to roll back to: the rollout stays Failed, decided and told once.
+			if st := &p.out.Status; st.Phase == kultav1alpha1.PhaseFailed {
+				p.setPhase(kultav1alpha1.PhaseFailed, st.Message)
+				return false
+			}
 			p.setPhase(kultav1alpha1.PhaseFailed, msg)
 			p.decide(kultav1alpha1.ActionFail, "ProgressDeadlineExceeded", msg, nil, nil)
 			p.event(corev1.EventTypeWarning, "ProgressDeadlineExceeded", msg)

@@ -44,7 +44,12 @@ type world struct {
 	rejected bool // true: the routes' parents do not accept them
 	// verdict, when set, is what each due analysis reports, as the reconciler's check would.
 	verdict kultav1alpha1.Verdict
-	lines   []string
+	// workload is the Deployment the Rollout adopts; nil without spec.workloadRef.
+	workload *Workload
+	// podsPerTick, when above zero, is how many more Pods of each ReplicaSet and of the
+	// workload turn ready per tick; zero: all of them at once.
+	podsPerTick int32
+	lines       []string
 }
 
 func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
@@ -94,6 +99,10 @@ func (w *world) tick(note string, after time.Duration) {
 	for h, r := range w.revs {
 		c := *r
 		obs.Revisions[h] = &c
+	}
+	if w.workload != nil {
+		c := *w.workload
+		obs.Workload = &c
 	}
 	plan := Compute(obs)
 	// As the reconciler does, leave out the status write that only says the weights just
@@ -150,15 +159,33 @@ func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 		w.ro.Status = plan.Status
 		w.ro.Status.ObservedGeneration = w.ro.Generation // as the reconciler writes it
 	}
-	// The kubelet: Pods follow spec.replicas by the next tick.
+	if d := w.workload; d != nil && plan.Workload != nil {
+		if d.Adopted == nil {
+			d.Adopted = ptr.To(plan.Workload.Adopted)
+		}
+		d.Replicas = plan.Workload.Replicas
+	}
+	// The kubelet: Pods follow spec.replicas by the next tick (podsPerTick more at a time when
+	// set).
 	for h, r := range w.revs {
 		r.Pods = r.Replicas
 		if (w.kubelet && !w.slow[w.names[h]]) || r.Ready > r.Replicas {
-			r.Ready = r.Replicas
-			r.Available = r.Replicas
+			r.Ready = w.readyNext(r.Ready, r.Replicas)
+			r.Available = r.Ready
 		}
 	}
+	if d := w.workload; d != nil {
+		d.Available = w.readyNext(d.Available, d.Replicas)
+	}
 	_ = hash
+}
+
+// readyNext is how many of want Pods are ready a tick after ready were.
+func (w *world) readyNext(ready, want int32) int32 {
+	if w.podsPerTick <= 0 || ready >= want {
+		return want
+	}
+	return min(want, ready+w.podsPerTick)
 }
 
 // log appends the trace line of a tick; write is what became of its status: "patch" (written),
@@ -196,6 +223,12 @@ func (w *world) log(note string, plan Plan, write string) {
 	line := fmt.Sprintf("t=%-5s %-22s %-10s routed=%s phase=%-13s step=%s weight=%d stable=%s rs[%s] svc[%s] route=%s header=%s requeue=%s",
 		w.now.Sub(w.start).String(), note, w.kstatus(), routed, st.Phase, step, ptr.Deref(st.CurrentWeight, 0), w.names[st.StablePodTemplateHash],
 		strings.Join(revs, " "), strings.Join(svcs, " "), w.route, w.header, requeue)
+	if d := w.workload; d != nil {
+		line += fmt.Sprintf(" deploy=%d/%d", d.Available, d.Replicas)
+		if d.Adopted != nil {
+			line += fmt.Sprintf("(adopted %d)", *d.Adopted)
+		}
+	}
 	if len(events) > 0 {
 		line += " events=" + strings.Join(events, ",")
 	}

@@ -76,6 +76,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts/status,verbs=patch
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -105,7 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if !ro.DeletionTimestamp.IsZero() {
 		// The ReplicaSets are owned by the Rollout; once traffic is handed back, the garbage
 		// collector removes them.
-		return ctrl.Result{}, r.finalize(ctx, ro)
+		return r.finalize(ctx, ro)
 	}
 	if err := r.addFinalizer(ctx, ro); err != nil {
 		return ctrl.Result{}, err
@@ -340,13 +341,17 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexServices, serviceNamesOf); err != nil {
 		return fmt.Errorf("indexing Rollouts by Service: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexWorkload, workloadNameOf); err != nil {
+		return fmt.Errorf("indexing Rollouts by the Deployment they adopt: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexProviderKeys, r.providerKeysOf); err != nil {
 		return fmt.Errorf("indexing Rollouts by the objects their traffic providers read: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&appsv1.ReplicaSet{}, builder.WithPredicates(r.ownerServed())).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices)))
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices))).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexWorkload)))
 	// Each provider's objects are watched as the provider gives them (routes as unstructured
 	// objects, so that its router reads the same informer and writes back unknown fields).
 	for _, p := range r.Providers {
