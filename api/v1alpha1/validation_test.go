@@ -210,6 +210,40 @@ var invalidRollouts = []invalidCase{
 		field: "spec", message: "spec.canaryMetadata.labels must not set a label that spec.selector selects on",
 	},
 	{
+		name: "template and workloadRef both",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.WorkloadRef = &kultav1alpha1.WorkloadRef{Name: "web"}
+		},
+		field: "spec", message: "spec must set exactly one of template and workloadRef",
+	},
+	{
+		name:   "neither template nor workloadRef",
+		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.Template = kultav1alpha1.PodTemplate{} },
+		field:  "spec", message: "spec must set exactly one of template and workloadRef",
+	},
+	{
+		name:   "workloadRef without a name",
+		mutate: adopt(kultav1alpha1.WorkloadRef{}),
+		field:  "spec.workloadRef.name", message: "should be at least 1 chars long",
+	},
+	{
+		name:   "workloadRef to a StatefulSet",
+		mutate: adopt(kultav1alpha1.WorkloadRef{Kind: "StatefulSet", Name: "web"}),
+		field:  "spec.workloadRef.kind", message: `supported values: "Deployment"`,
+	},
+	{
+		name:   "workloadRef with an unknown scaleDown",
+		mutate: adopt(kultav1alpha1.WorkloadRef{Name: "web", ScaleDown: "gradually"}),
+		field:  "spec.workloadRef.scaleDown", message: `supported values: "never", "onsuccess", "progressively"`,
+	},
+	{
+		name: "template without selector",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			ro.Spec.Selector = nil
+		},
+		field: "spec", message: "spec.selector is required unless spec.workloadRef is set",
+	},
+	{
 		name:   "unknown antiAffinity",
 		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = "Sometimes" },
 		field:  "spec.antiAffinity", message: `supported values: "Preferred", "Required"`,
@@ -561,6 +595,13 @@ func TestValidVariantsAccepted(t *testing.T) {
 		"pause only":              testutil.WithCanarySteps(testutil.PauseFor("1d")),
 		"compound duration":       testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
 		"milliseconds":            testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"adopting with the Deployment's selector": adopt(kultav1alpha1.WorkloadRef{Name: "web", ScaleDown: kultav1alpha1.ScaleDownProgressively}),
+		"adopting with a selector of its own": func(ro *kultav1alpha1.Rollout) {
+			selector := ro.Spec.Selector
+			adopt(kultav1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", ScaleDown: kultav1alpha1.ScaleDownOnSuccess})(ro)
+			ro.Spec.Selector = selector
+			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
+		},
 		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
 		"role metadata": func(ro *kultav1alpha1.Rollout) {
 			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary", "example.com/tier": "", "v": "1.2_rc-1"},
@@ -624,6 +665,57 @@ func TestSelectorIsImmutable(t *testing.T) {
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("spec.selector: Invalid value"))
 	g.Expect(err.Error()).To(ContainSubstring("spec.selector is immutable"))
+}
+
+// adopt turns a Rollout into one that adopts a Deployment: workloadRef instead of template,
+// and no selector of its own.
+func adopt(ref kultav1alpha1.WorkloadRef) testutil.RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		ro.Spec.Template = kultav1alpha1.PodTemplate{}
+		ro.Spec.Selector = nil
+		ro.Spec.WorkloadRef = &ref
+	}
+}
+
+// TestWorkloadRefDefaultsAndTransitions checks what the API server fills in for workloadRef
+// and the transition rules that keep a Rollout's selector fixed: a Rollout that selects with
+// its Deployment's selector cannot switch Deployments, nor gain or lose spec.selector.
+func TestWorkloadRefDefaultsAndTransitions(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "workloadref")
+	ro := testutil.Rollout(ns, "web", adopt(kultav1alpha1.WorkloadRef{Name: "web"}))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), ro)).To(Succeed())
+	g.Expect(*ro.Spec.WorkloadRef).To(Equal(kultav1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", ScaleDown: kultav1alpha1.ScaleDownNever}))
+	g.Expect(ro.Spec.Template.Spec.Containers).To(BeEmpty())
+
+	switched := ro.DeepCopy()
+	switched.Spec.WorkloadRef.Name = "api"
+	err := e.Client.Update(ctx, switched)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("spec.workloadRef.name cannot change while spec.selector is not set"))
+
+	selected := ro.DeepCopy()
+	selected.Spec.Selector = &kultav1alpha1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	err = e.Client.Update(ctx, selected)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("spec.selector cannot be added or removed after creation"))
+
+	mode := ro.DeepCopy()
+	mode.Spec.WorkloadRef.ScaleDown = kultav1alpha1.ScaleDownProgressively
+	g.Expect(e.Client.Update(ctx, mode)).To(Succeed(), "scaleDown may change")
+
+	// With a selector of its own, a Rollout may move to another Deployment.
+	own := testutil.Rollout(ns, "own", func(r *kultav1alpha1.Rollout) {
+		selector := r.Spec.Selector
+		adopt(kultav1alpha1.WorkloadRef{Name: "web"})(r)
+		r.Spec.Selector = selector
+	})
+	g.Expect(e.Client.Create(ctx, own)).To(Succeed())
+	own.Spec.WorkloadRef.Name = "web-v2"
+	g.Expect(e.Client.Update(ctx, own)).To(Succeed())
 }
 
 // TestScaleSubresource scales a Rollout through /scale, as an HPA or `kubectl scale` does.
