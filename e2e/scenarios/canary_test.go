@@ -68,6 +68,10 @@ func TestStrategies(t *testing.T) {
 			t.Parallel()
 			canaryScaleApart(ctx, t, w)
 		})
+		t.Run("Deployment adopted, updated and handed back without a failed request", func(t *testing.T) {
+			t.Parallel()
+			deploymentAdopted(ctx, t, w)
+		})
 		t.Run("canary through Gateway API and Istio at once", func(t *testing.T) {
 			t.Parallel()
 			providerCanaryPasses(ctx, t, w, viaGatewayAPIAndIstio)

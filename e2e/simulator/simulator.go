@@ -110,6 +110,9 @@ type Simulator struct {
 	mu      sync.Mutex
 	lastErr error
 	errs    int
+	// unserved counts, by Service, the requests the routes sent to it while it did not exist
+	// or had no ready Pod: a Gateway answers them with a 5xx of its own (see Unserved).
+	unserved map[ServiceKey]float64
 
 	stopOnce sync.Once
 	stopErr  error
@@ -142,6 +145,7 @@ func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, err
 			Buckets: prometheus.DefBuckets,
 		}, []string{"namespace", "service"}),
 		backends:    map[Target]*backend{},
+		unserved:    map[ServiceKey]float64{},
 		istioServed: true,
 		served:      make(chan error, 1),
 		done:        make(chan struct{}),
@@ -370,9 +374,38 @@ func (s *Simulator) attached(route *gatewayv1.HTTPRoute) bool {
 	return false
 }
 
+// Unserved is how many requests the routes have sent, since the simulator started, to Services
+// of namespace that did not exist or had no ready Pod (in the subset the route names). A
+// Gateway answers those itself, with a 500 or 503, before any application sees them. They are
+// counted here rather than in http_requests_total, which holds what the applications
+// answered and what the scenarios' analyses judge; a scenario that promises users no failed
+// request compares this count before and after.
+func (s *Simulator) Unserved(namespace string) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n float64
+	for key, v := range s.unserved {
+		if key.Namespace == namespace {
+			n += v
+		}
+	}
+	return n
+}
+
+// miss records that a tick's requests at rate to key found no Pod to answer them.
+func (s *Simulator) miss(key ServiceKey, rate float64) {
+	if rate <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unserved[key] += rate * s.opts.Tick.Seconds()
+}
+
 // serve records one tick of requests at rate for target, answered as its ready Pods' images
 // say, under the name of target's Service. A Service that does not exist or has no ready Pod
-// (in the subset) records nothing, and owes nothing for that time.
+// (in the subset) records nothing in http_requests_total, and owes nothing for that time; the
+// requests count as Unserved.
 func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods []corev1.Pod) error {
 	key := target.ServiceKey
 	b, known := s.backends[target]
@@ -390,6 +423,7 @@ func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods
 		if client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("reading Service %s/%s: %w", key.Namespace, key.Name, err)
 		}
+		s.miss(key, rate)
 		return nil
 	}
 	ready := ReadyPodsBehind(&svc, pods)
@@ -403,6 +437,7 @@ func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods
 	behaviour, reachable := BehaviourOf(ready, s.opts.Behaviour)
 	if !reachable {
 		b.due = b.sent
+		s.miss(key, rate)
 		return nil
 	}
 	b.due += rate * s.opts.Tick.Seconds()

@@ -108,3 +108,66 @@ func readyPod(namespace, name string, labels map[string]string) *corev1.Pod {
 	p.Namespace = namespace
 	return &p
 }
+
+// TestUnservedCountsRequestsNoPodAnswers sends half of a route's traffic to a Service with no
+// ready Pod and the other half to one that does not exist: both halves are Unserved, and none
+// reaches http_requests_total; once both Services have a ready Pod, nothing more is Unserved.
+func TestUnservedCountsRequestsNoPodAnswers(t *testing.T) {
+	scheme, err := kultascheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Generation: 1},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{
+				{Name: DefaultGatewayName, Namespace: ptr.To[gatewayv1.Namespace](DefaultGatewayNamespace)},
+			}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{
+				backendRef("web-stable", 50), backendRef("web-canary", 50),
+			}}},
+		},
+	}
+	notReady := pod("web-stable-1", "good", false, map[string]string{"app": "web-stable"})
+	notReady.Namespace = "ns"
+	stable := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-stable"}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web-stable"}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(route, stable, &notReady).WithStatusSubresource(&gatewayv1.HTTPRoute{}).Build()
+	ctx := context.Background()
+	s, err := Start(ctx, c, Options{Rate: 1, Tick: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := s.tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Unserved("ns"); got != 3600 {
+		t.Errorf("Unserved = %v after an hour at 1/s with no Pod to answer, want 3600", got)
+	}
+	if got := s.Unserved("other"); got != 0 {
+		t.Errorf("Unserved in another namespace = %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(s.requests.WithLabelValues("ns", "web-stable", "200")) + testutil.ToFloat64(s.requests.WithLabelValues("ns", "web-stable", "500")); got != 0 {
+		t.Errorf("http_requests_total of web-stable = %v with no ready Pod, want 0", got)
+	}
+
+	if err := c.Delete(ctx, &notReady); err != nil {
+		t.Fatal(err)
+	}
+	canary := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-canary"}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web-canary"}}}
+	for _, obj := range []client.Object{canary, readyPod("ns", "web-stable-2", map[string]string{"app": "web-stable"}), readyPod("ns", "web-canary-1", map[string]string{"app": "web-canary"})} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Unserved("ns"); got != 3600 {
+		t.Errorf("Unserved = %v after a second hour with a ready Pod behind each Service, want it still 3600", got)
+	}
+}
