@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -163,4 +164,35 @@ func TestWorkloadRefAdoptsADeployment(t *testing.T) {
 		reasons = append(reasons, ev.Reason)
 	}
 	g.Expect(reasons).To(ContainElement("WorkloadScaled"))
+}
+
+// TestAdoptionExampleRuns applies examples/adopt-deployment.yaml unchanged: the Rollout adopts
+// the Deployment (whose controller, absent from envtest, is stood in for by writing its
+// status), completes, pins the Services and scales the Deployment to 0; the Deployment's next
+// template is a canary that reaches its first step.
+func TestAdoptionExampleRuns(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "adopt-example")
+	objs, err := testutil.DecodeManifests(filepath.Join(e.RepoRoot, "examples", "adopt-deployment.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, obj := range objs {
+		obj.SetNamespace(ns)
+		g.Expect(e.Client.Create(ctx, obj)).To(Succeed())
+	}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nginx"}}
+	reportDeployment(g, d, 3)
+	ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nginx"}}
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(func(g Gomega) *int32 { return getDeployment(g, d).Spec.Replicas }).WithTimeout(timeout).Should(Equal(ptr.To[int32](0)))
+	sel, _ := selectorOf(g, ns, "nginx-stable")
+	g.Expect(sel).To(HaveKeyWithValue(kultav1alpha1.PodTemplateHashLabel, getRollout(g, ro).Status.StablePodTemplateHash))
+
+	update := getDeployment(g, d)
+	update.Spec.Template.Spec.Containers[0].Image = "nginx:1.28"
+	g.Expect(e.Client.Update(ctx, update)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	g.Expect(imagesWithReplicas(g, ns)).To(Equal(map[string]int32{"nginx:1.27": 3, "nginx:1.28": 1}))
 }
