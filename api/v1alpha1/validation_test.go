@@ -591,10 +591,10 @@ func TestValidVariantsAccepted(t *testing.T) {
 	e := testenv.Require(t, env)
 	ns := e.CreateNamespace(t, "valid")
 	cases := map[string]testutil.RolloutOption{
-		"equal weights":           testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
-		"pause only":              testutil.WithCanarySteps(testutil.PauseFor("1d")),
-		"compound duration":       testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
-		"milliseconds":            testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
+		"equal weights":     testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(20), testutil.Weight(100)),
+		"pause only":        testutil.WithCanarySteps(testutil.PauseFor("1d")),
+		"compound duration": testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("1h30m")),
+		"milliseconds":      testutil.WithCanarySteps(testutil.Weight(5), testutil.PauseFor("500ms")),
 		"adopting with the Deployment's selector": adopt(kultav1alpha1.WorkloadRef{Name: "web", ScaleDown: kultav1alpha1.ScaleDownProgressively}),
 		"adopting with a selector of its own": func(ro *kultav1alpha1.Rollout) {
 			selector := ro.Spec.Selector

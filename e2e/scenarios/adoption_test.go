@@ -113,10 +113,14 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 		t.Fatalf("deleting Rollout %s/%s: %v", ns, a.name, err)
 	}
 	waitFor(ctx, t, 90*time.Second, func() error {
-		if err := w.client.Get(ctx, client.ObjectKeyFromObject(ro), &kultav1alpha1.Rollout{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("Rollout still there (err %v)", err)
+		err := w.client.Get(ctx, client.ObjectKeyFromObject(ro), &kultav1alpha1.Rollout{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading the deleted Rollout: %w", err)
 		}
-		return nil
+		return fmt.Errorf("rollout %s/%s still there: the Deployment is not back yet", ns, a.name)
 	})
 	a.waitDeployment(ctx, t, 3)
 	for _, name := range a.services {
