@@ -51,10 +51,12 @@ type CanaryStrategy struct {
 }
 
 // CanaryStep is one step of a canary: set a weight, pause, or both (the weight first); or set
-// the canary's scale.
+// the canary's scale; or run an analysis.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale)",message="each canary step must set setWeight, pause (or both), or setCanaryScale"
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale) || has(self.analysis)",message="each canary step must set setWeight, pause (or both), setCanaryScale or analysis"
 // +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || (!has(self.setWeight) && !has(self.pause))",message="a canary step with setCanaryScale must not also set setWeight or pause"
+// +kubebuilder:validation:XValidation:rule="!has(self.analysis) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale))",message="a canary step with analysis must not also set setWeight, pause or setCanaryScale"
+// +kubebuilder:validation:XValidation:rule="!has(self.analysis) || (has(self.analysis.metrics) && size(self.analysis.metrics) > 0)",message="a canary step's analysis must list at least one metric"
 type CanaryStep struct {
 	// setWeight is the percentage of traffic sent to the canary from this step on.
 	// +optional
@@ -72,6 +74,15 @@ type CanaryStep struct {
 	// has those Pods available. Needs trafficRouting.
 	// +optional
 	SetCanaryScale *CanaryScale `json:"setCanaryScale,omitempty"`
+
+	// analysis runs these metrics against the canary at this point, at the weight the steps
+	// before set, and holds the step until they decide: a passing verdict ends the step, a
+	// failing one acts as its failurePolicy says (Pause, the default, Rollback or Continue), and
+	// one that never decides ends at progressDeadlineSeconds as failurePolicy says. While the
+	// step runs, its metrics are judged instead of spec.strategy.canary.analysis. Alone in its
+	// step.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
 }
 
 // CanaryScale is the canary's size: a count, a percentage of spec.replicas, or the share of

@@ -177,7 +177,7 @@ var invalidRollouts = []invalidCase{
 	{
 		name:   "empty step",
 		mutate: testutil.WithCanarySteps(testutil.Weight(10), kultav1alpha1.CanaryStep{}),
-		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), or setCanaryScale",
+		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), setCanaryScale or analysis",
 	},
 	{
 		name: "canaryMetadata label with KULTA's prefix",
@@ -242,6 +242,25 @@ var invalidRollouts = []invalidCase{
 			ro.Spec.Selector = nil
 		},
 		field: "spec", message: "spec.selector is required unless spec.workloadRef is set",
+	},
+	{
+		name: "analysis step with a weight",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			step := testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate", Threshold: "5"})
+			step.SetWeight = ptr.To[int32](20)
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with analysis must not also set setWeight, pause or setCanaryScale",
+	},
+	{
+		name:   "analysis step without metrics",
+		mutate: testutil.WithCanarySteps(testutil.Weight(20), testutil.AnalyzeStep()),
+		field:  "spec.strategy.canary.steps[1]", message: "a canary step's analysis must list at least one metric",
+	},
+	{
+		name:   "analysis step with an unknown metric and no query",
+		mutate: testutil.WithCanarySteps(testutil.Weight(20), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "saturation", Threshold: "5"})),
+		field:  "spec.strategy.canary.steps[1].analysis.metrics[0]", message: "metrics[].name must be error-rate, latency-p95 or latency-p99 unless query is set",
 	},
 	{
 		name:   "unknown antiAffinity",
@@ -602,6 +621,8 @@ func TestValidVariantsAccepted(t *testing.T) {
 			ro.Spec.Selector = selector
 			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
 		},
+		"analysis steps": testutil.WithCanarySteps(testutil.Weight(10), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate", Threshold: "1"}),
+			testutil.Weight(50), testutil.PauseFor("1m"), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "latency-p99", Threshold: "300", CompareToStable: true})),
 		"preferred anti-affinity": func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = kultav1alpha1.AntiAffinityPreferred },
 		"role metadata": func(ro *kultav1alpha1.Rollout) {
 			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary", "example.com/tier": "", "v": "1.2_rc-1"},

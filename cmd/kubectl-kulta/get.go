@@ -183,6 +183,13 @@ func stepLine(s kultav1alpha1.CanaryStep) string {
 	default:
 		parts = append(parts, "setCanaryScale matching the traffic weight")
 	}
+	if a := s.Analysis; a != nil {
+		names := make([]string, 0, len(a.Metrics))
+		for _, m := range a.Metrics {
+			names = append(names, m.Name)
+		}
+		parts = append(parts, "analysis of "+strings.Join(names, ", "))
+	}
 	return strings.Join(parts, ", ")
 }
 

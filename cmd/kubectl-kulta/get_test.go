@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -76,8 +78,31 @@ func TestStepLine(t *testing.T) {
 		{testutil.ScaleCanaryTo(2), "setCanaryScale 2 Pods"},
 		{testutil.ScaleCanaryPercent(75), "setCanaryScale 75% of replicas"},
 		{testutil.ScaleCanaryWithWeight(), "setCanaryScale matching the traffic weight"},
+		{testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate"}, kultav1alpha1.Metric{Name: "latency-p99"}), "analysis of error-rate, latency-p99"},
 	} {
 		if got := stepLine(tc.step); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestWorkloadLine(t *testing.T) {
+	ref := &kultav1alpha1.WorkloadRef{Name: "shop", ScaleDown: kultav1alpha1.ScaleDownProgressively}
+	adopted := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{kultav1alpha1.AdoptedReplicasAnnotation: "3"}},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](0)},
+	}
+	running := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}, Status: appsv1.DeploymentStatus{AvailableReplicas: 2}}
+	for _, tc := range []struct {
+		ref  *kultav1alpha1.WorkloadRef
+		d    *appsv1.Deployment
+		want string
+	}{
+		{ref, adopted, "Deployment shop (scaleDown progressively): 0 of 0 Pods available, 3 before adoption"},
+		{&kultav1alpha1.WorkloadRef{Name: "shop"}, running, "Deployment shop (scaleDown never): 2 of 3 Pods available"},
+		{ref, nil, "Deployment shop (scaleDown progressively): not found"},
+	} {
+		if got := workloadLine(tc.ref, tc.d); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
 	}

@@ -144,6 +144,12 @@ func ScaleCanaryWithWeight() kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{SetCanaryScale: &kultav1alpha1.CanaryScale{MatchTrafficWeight: ptr.To(true)}}
 }
 
+// AnalyzeStep is a canary step that runs these metrics once at that point and holds until
+// they decide (`analysis: {metrics: [...]}`), rolling back on a failing verdict.
+func AnalyzeStep(metrics ...kultav1alpha1.Metric) kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{Analysis: &kultav1alpha1.Analysis{FailurePolicy: kultav1alpha1.FailurePolicyRollback, Metrics: metrics}}
+}
+
 // PauseFor is a canary step `pause: {duration: d}`.
 func PauseFor(d string) kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{Duration: ptr.To(kultav1alpha1.Duration(d))}}

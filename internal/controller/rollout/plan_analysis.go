@@ -14,12 +14,16 @@ import (
 // defaultAnalysisInterval is how often metrics are checked when no metric sets interval.
 const defaultAnalysisInterval = time.Minute
 
-// analysisSpec returns the threshold analysis of the Rollout's strategy, if any.
+// analysisSpec returns the threshold analysis that judges the Rollout now: a canary's analysis
+// step while the canary is at it, else the strategy's analysis, if any.
 func analysisSpec(ro *kultav1alpha1.Rollout) *kultav1alpha1.Analysis {
 	var a *kultav1alpha1.Analysis
 	switch s := ro.Spec.Strategy; {
 	case s.Canary != nil:
 		a = s.Canary.Analysis
+		if step := analysisStep(s.Canary, ro.Status.CurrentStepIndex); step != nil {
+			a = step
+		}
 	case s.BlueGreen != nil:
 		a = s.BlueGreen.Analysis
 	case s.Simple != nil:
@@ -29,6 +33,14 @@ func analysisSpec(ro *kultav1alpha1.Rollout) *kultav1alpha1.Analysis {
 		return nil
 	}
 	return a
+}
+
+// analysisStep is the analysis of canary step index, nil when index is no analysis step.
+func analysisStep(c *kultav1alpha1.CanaryStrategy, index *int32) *kultav1alpha1.Analysis {
+	if index == nil || *index < 0 || int(*index) >= len(c.Steps) {
+		return nil
+	}
+	return c.Steps[*index].Analysis
 }
 
 // AnalysisInterval is the shortest interval among the metrics.
@@ -122,19 +134,20 @@ func currentAnalysis(ro *kultav1alpha1.Rollout) *kultav1alpha1.AnalysisStatus {
 // latest verdict, and applies failurePolicy to a failing one. It reports whether the rollout
 // may go on.
 func (p *planner) analysisPassed() bool {
-	a := analysisSpec(p.ro)
+	st := &p.out.Status
+	// The Rollout as this plan has it so far (its step, its analysis), read only.
+	view := *p.ro
+	view.Status = *st
+	a := analysisSpec(&view)
 	if a == nil {
 		return true
 	}
-	st := &p.out.Status
-	view := p.ro.DeepCopy()
-	view.Status = *st
-	if start := AnalysisStart(view, a); p.obs.Now.Before(start) {
+	if start := AnalysisStart(&view, a); p.obs.Now.Before(start) {
 		p.setPhase(kultav1alpha1.PhaseProgressing, fmt.Sprintf("Analysis warming up until %s", start.UTC().Format(time.RFC3339)))
 		p.requeue(start.Sub(p.obs.Now))
 		return false
 	}
-	result := currentAnalysis(view)
+	result := currentAnalysis(&view)
 	interval := AnalysisInterval(a)
 	switch {
 	case result == nil:

@@ -42,8 +42,9 @@ func (p *planner) canary(c *kultav1alpha1.CanaryStrategy) {
 		if !p.canaryWeightReached(weight) {
 			return
 		}
-		// Analysis judges the canary while it serves traffic; with no weight it has nothing to measure.
-		if weight > 0 && !p.analysisPassed() {
+		// Analysis judges the canary while it serves traffic; with no weight it has nothing to
+		// measure, unless the step itself is an analysis, which always waits for its verdict.
+		if (weight > 0 || step.Analysis != nil) && !p.analysisPassed() {
 			return
 		}
 		if step.Pause != nil && !p.canaryPauseOver(step.Pause) {
@@ -207,6 +208,14 @@ func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
 	case step.Pause != nil:
 		reason = p.pauseReason
 		message = fmt.Sprintf("Step %d done: pause ended (%s)", index, reason)
+	case step.Analysis != nil:
+		reason = "AnalysisPassed"
+		message = fmt.Sprintf("Step %d done: analysis passed with the canary at %d%%", index, ptr.Deref(st.CurrentWeight, 0))
+		if e := p.evidence; e == nil || e.Verdict != kultav1alpha1.VerdictPass {
+			// Past a failed or undecided analysis, as failurePolicy Continue or a person allowed.
+			reason = "AnalysisOverridden"
+			message = fmt.Sprintf("Step %d done: analysis did not pass, going on as failurePolicy or kulta.io/promote allowed", index)
+		}
 	}
 	p.pauseReason = ""
 	next := index + 1
