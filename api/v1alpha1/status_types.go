@@ -97,6 +97,13 @@ type RolloutStatus struct {
 	// +optional
 	CurrentPodTemplateHash string `json:"currentPodTemplateHash,omitempty"`
 
+	// headerRoutes names the canary's header routes (setHeaderRoute steps) KULTA has put on the
+	// routes, so that they are removed even when a later spec no longer names them.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	HeaderRoutes []string `json:"headerRoutes,omitempty"`
+
 	// collisionCount counts pod-template hash collisions; it is mixed into the hash to make a new one.
 	// +optional
 	CollisionCount *int32 `json:"collisionCount,omitempty"`

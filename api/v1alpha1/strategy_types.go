@@ -5,6 +5,7 @@ package v1alpha1
 // +kubebuilder:validation:XValidation:rule="self.canaryService != self.stableService",message="spec.strategy.canary.canaryService and stableService must name different Services"
 // +kubebuilder:validation:XValidation:rule="self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.canary.steps: setWeight must not decrease from one step to the next"
 // +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setCanaryScale))",message="spec.strategy.canary.steps[].setCanaryScale needs trafficRouting: without routes the canary's share of traffic is its share of the Pods"
+// +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setHeaderRoute))",message="spec.strategy.canary.steps[].setHeaderRoute needs trafficRouting: requests are routed by header only through routes"
 type CanaryStrategy struct {
 	// canaryService is the Service that KULTA points at the new revision's Pods.
 	// +required
@@ -50,10 +51,75 @@ type CanaryStrategy struct {
 	Analysis *Analysis `json:"analysis,omitempty"`
 }
 
+// SetHeaderRoute names a header route of a canary and what it matches.
+type SetHeaderRoute struct {
+	// name tells this header route from the canary's others; a later step with the same name
+	// changes or removes it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// match lists the conditions a request must all meet to reach the canary. Empty: the header
+	// route is removed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.filter(m, has(m.cookie)).size() <= 1",message="setHeaderRoute.match may hold one cookie condition"
+	Match []HeaderRouteMatch `json:"match,omitempty"`
+}
+
+// HeaderRouteMatch is one condition of a header route: a header and how its value matches, or
+// a cookie.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.headerName) != has(self.cookie)",message="each setHeaderRoute.match entry sets exactly one of headerName and cookie"
+// +kubebuilder:validation:XValidation:rule="has(self.headerName) == has(self.headerValue)",message="setHeaderRoute.match[].headerName needs headerValue"
+// +kubebuilder:validation:XValidation:rule="!has(self.headerName) || self.headerName.lowerAscii() != 'cookie'",message="setHeaderRoute.match[].headerName must not be Cookie: match a cookie with cookie"
+type HeaderRouteMatch struct {
+	// headerName is the request header to match, such as X-Canary.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_|~]+$`
+	HeaderName string `json:"headerName,omitempty"`
+
+	// headerValue says how the header's value must match.
+	// +optional
+	HeaderValue *StringMatch `json:"headerValue,omitempty"`
+
+	// cookie matches one cookie by exact value.
+	// +optional
+	Cookie *CookieMatch `json:"cookie,omitempty"`
+}
+
+// StringMatch matches a string: exactly, by its prefix, or by a regular expression (RE2 syntax).
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex)].filter(x, x).size() == 1",message="headerValue must set exactly one of exact, prefix and regex"
+type StringMatch struct {
+	// exact is the whole value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Exact *string `json:"exact,omitempty"`
+
+	// prefix is how the value starts.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Prefix *string `json:"prefix,omitempty"`
+
+	// regex is a regular expression the whole value matches.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Regex *string `json:"regex,omitempty"`
+}
+
 // CanaryStep is one step of a canary: set a weight, pause, or both (the weight first); or set
 // the canary's scale; or run an analysis.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale) || has(self.analysis)",message="each canary step must set setWeight, pause (or both), setCanaryScale or analysis"
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale) || has(self.analysis) || has(self.setHeaderRoute)",message="each canary step must set setWeight, pause (or both), setCanaryScale, analysis or setHeaderRoute"
+// +kubebuilder:validation:XValidation:rule="!has(self.setHeaderRoute) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale) && !has(self.analysis))",message="a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale or analysis"
 // +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || (!has(self.setWeight) && !has(self.pause))",message="a canary step with setCanaryScale must not also set setWeight or pause"
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale))",message="a canary step with analysis must not also set setWeight, pause or setCanaryScale"
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || (has(self.analysis.metrics) && size(self.analysis.metrics) > 0)",message="a canary step's analysis must list at least one metric"
@@ -83,6 +149,14 @@ type CanaryStep struct {
 	// step.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// setHeaderRoute sends the requests that match, on every route the Rollout names, to the
+	// canary from this step on, whatever the weight: testers reach the canary by a header or a
+	// cookie before users do. With match, the route named name is added (or changed); without,
+	// it is removed. Every header route is removed when the rollout completes, is rolled back or
+	// aborted, or the Rollout is deleted. Alone in its step; needs trafficRouting.
+	// +optional
+	SetHeaderRoute *SetHeaderRoute `json:"setHeaderRoute,omitempty"`
 }
 
 // CanaryScale is the canary's size: a count, a percentage of spec.replicas, or the share of

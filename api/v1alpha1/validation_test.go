@@ -177,7 +177,7 @@ var invalidRollouts = []invalidCase{
 	{
 		name:   "empty step",
 		mutate: testutil.WithCanarySteps(testutil.Weight(10), kultav1alpha1.CanaryStep{}),
-		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), setCanaryScale or analysis",
+		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), setCanaryScale, analysis or setHeaderRoute",
 	},
 	{
 		name: "canaryMetadata label with KULTA's prefix",
@@ -261,6 +261,66 @@ var invalidRollouts = []invalidCase{
 		name:   "analysis step with an unknown metric and no query",
 		mutate: testutil.WithCanarySteps(testutil.Weight(20), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "saturation", Threshold: "5"})),
 		field:  "spec.strategy.canary.steps[1].analysis.metrics[0]", message: "metrics[].name must be error-rate, latency-p95 or latency-p99 unless query is set",
+	},
+	{
+		name:   "setHeaderRoute without trafficRouting",
+		mutate: testutil.WithCanarySteps(testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes")), testutil.Weight(50)),
+		field:  "spec.strategy.canary", message: "setHeaderRoute needs trafficRouting",
+	},
+	{
+		name: "setHeaderRoute with a weight",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes"))
+			step.SetWeight = ptr.To[int32](20)
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale or analysis",
+	},
+	{
+		name: "setHeaderRoute header without a value",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.HeaderRouteStep("testers", kultav1alpha1.HeaderRouteMatch{HeaderName: "X-Canary"}))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.match[0]", message: "setHeaderRoute.match[].headerName needs headerValue",
+	},
+	{
+		name: "setHeaderRoute value with exact and prefix",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			m := testutil.HeaderExact("X-Canary", "yes")
+			m.HeaderValue.Prefix = ptr.To("y")
+			testutil.WithCanarySteps(testutil.HeaderRouteStep("testers", m))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.match[0].headerValue", message: "headerValue must set exactly one of exact, prefix and regex",
+	},
+	{
+		name: "setHeaderRoute matching the Cookie header",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.HeaderRouteStep("testers", testutil.HeaderExact("cookie", "a=b")))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.match[0]", message: "headerName must not be Cookie",
+	},
+	{
+		name: "setHeaderRoute with two cookies",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			cookie := func(v string) kultav1alpha1.HeaderRouteMatch {
+				return kultav1alpha1.HeaderRouteMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: v}}
+			}
+			testutil.WithCanarySteps(testutil.HeaderRouteStep("testers", cookie("1"), cookie("2")))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.match", message: "setHeaderRoute.match may hold one cookie condition",
+	},
+	{
+		name: "setHeaderRoute with a name that is no DNS label",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.HeaderRouteStep("Testers.1", testutil.HeaderExact("X-Canary", "yes")))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.name", message: "should match",
 	},
 	{
 		name:   "unknown antiAffinity",
@@ -620,6 +680,14 @@ func TestValidVariantsAccepted(t *testing.T) {
 			adopt(kultav1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", ScaleDown: kultav1alpha1.ScaleDownOnSuccess})(ro)
 			ro.Spec.Selector = selector
 			ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
+		},
+		"header routes": func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(
+				testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes"), kultav1alpha1.HeaderRouteMatch{HeaderName: "User-Agent", HeaderValue: &kultav1alpha1.StringMatch{Prefix: ptr.To("Mozilla")}}),
+				testutil.HeaderRouteStep("beta", kultav1alpha1.HeaderRouteMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}},
+					kultav1alpha1.HeaderRouteMatch{HeaderName: "X-Region", HeaderValue: &kultav1alpha1.StringMatch{Regex: ptr.To("eu-.*")}}),
+				testutil.Weight(20), testutil.HeaderRouteStep("testers"), testutil.Weight(100))(ro)
 		},
 		"analysis steps": testutil.WithCanarySteps(testutil.Weight(10), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate", Threshold: "1"}),
 			testutil.Weight(50), testutil.PauseFor("1m"), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "latency-p99", Threshold: "300", CompareToStable: true})),

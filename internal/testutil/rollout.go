@@ -150,6 +150,17 @@ func AnalyzeStep(metrics ...kultav1alpha1.Metric) kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{Analysis: &kultav1alpha1.Analysis{FailurePolicy: kultav1alpha1.FailurePolicyRollback, Metrics: metrics}}
 }
 
+// HeaderRouteStep is a setHeaderRoute step: matching requests reach the canary from this step on
+// under the name; without match it removes the header route of that name.
+func HeaderRouteStep(name string, match ...kultav1alpha1.HeaderRouteMatch) kultav1alpha1.CanaryStep {
+	return kultav1alpha1.CanaryStep{SetHeaderRoute: &kultav1alpha1.SetHeaderRoute{Name: name, Match: match}}
+}
+
+// HeaderExact matches header name with exactly value.
+func HeaderExact(name, value string) kultav1alpha1.HeaderRouteMatch {
+	return kultav1alpha1.HeaderRouteMatch{HeaderName: name, HeaderValue: &kultav1alpha1.StringMatch{Exact: &value}}
+}
+
 // PauseFor is a canary step `pause: {duration: d}`.
 func PauseFor(d string) kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{Duration: ptr.To(kultav1alpha1.Duration(d))}}
