@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"regexp"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
@@ -17,12 +18,93 @@ type Weights struct {
 
 // HeaderRoute is a managed rule that sends matching requests to the canary Service.
 type HeaderRoute struct {
-	// Name identifies the rule among the rules KULTA manages on the route; for the header route
-	// a Rollout asks for, HeaderRouteName.
+	// Name identifies the rule among the rules KULTA manages on the route: HeaderRouteName for
+	// an A/B test's, StepHeaderRouteName for a canary's setHeaderRoute steps.
 	Name string
-	// Header, Cookie: at least one is set; a request matching either goes to the canary Service.
+	// Header, Cookie: an A/B test's match; at least one is set, and a request matching either
+	// goes to the canary Service.
 	Header *kultav1alpha1.HeaderMatch
 	Cookie *kultav1alpha1.CookieMatch
+	// All: a setHeaderRoute step's conditions, set instead of Header and Cookie; a request that
+	// meets every one goes to the canary Service. A cookie is a regular expression on the Cookie
+	// header (CookieRegex), a prefix a regular expression on the header.
+	All []kultav1alpha1.HeaderMatch
+}
+
+// Alternatives is hr's match as alternatives, each a list of header conditions that must all
+// hold: a request meeting any alternative goes to the canary. An A/B test's header and cookie
+// are two alternatives of one condition each (the cookie as a regular expression on the Cookie
+// header); a setHeaderRoute's conditions are one alternative.
+func (hr HeaderRoute) Alternatives() [][]kultav1alpha1.HeaderMatch {
+	if len(hr.All) > 0 {
+		return [][]kultav1alpha1.HeaderMatch{hr.All}
+	}
+	var out [][]kultav1alpha1.HeaderMatch
+	if h := hr.Header; h != nil {
+		m := *h
+		if m.Type == "" {
+			m.Type = kultav1alpha1.MatchExact
+		}
+		out = append(out, []kultav1alpha1.HeaderMatch{m})
+	}
+	if c := hr.Cookie; c != nil {
+		out = append(out, []kultav1alpha1.HeaderMatch{CookieHeader(c.Name, c.Value)})
+	}
+	return out
+}
+
+// CookieHeader matches a Cookie header that carries cookie name with value.
+func CookieHeader(name, value string) kultav1alpha1.HeaderMatch {
+	return kultav1alpha1.HeaderMatch{Name: "Cookie", Type: kultav1alpha1.MatchRegularExpression, Value: CookieRegex(name, value)}
+}
+
+// CookieRegex matches a Cookie header that carries name=value as one of its cookies.
+func CookieRegex(name, value string) string {
+	return `(^|.*;\s*)` + regexp.QuoteMeta(name) + `=` + regexp.QuoteMeta(value) + `(;.*|$)`
+}
+
+// StepHeaderRouteName is the managed name of the header route a canary's setHeaderRoute steps
+// call name: the Rollout's name and the step's, joined by a dot, which neither step names nor
+// the other managed names contain after the Rollout's name, so that no two Rollouts' names
+// meet.
+func StepHeaderRouteName(ro *kultav1alpha1.Rollout, name string) string {
+	return "kulta-" + ro.Name + "." + name
+}
+
+// StepHeaderRoute is the header route a setHeaderRoute step with a match asks for.
+func StepHeaderRoute(ro *kultav1alpha1.Rollout, step *kultav1alpha1.SetHeaderRoute) HeaderRoute {
+	hr := HeaderRoute{Name: StepHeaderRouteName(ro, step.Name)}
+	for _, m := range step.Match {
+		switch v := m.HeaderValue; {
+		case m.Cookie != nil:
+			hr.All = append(hr.All, CookieHeader(m.Cookie.Name, m.Cookie.Value))
+		case v == nil:
+		case v.Exact != nil:
+			hr.All = append(hr.All, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchExact, Value: *v.Exact})
+		case v.Prefix != nil:
+			hr.All = append(hr.All, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchRegularExpression, Value: regexp.QuoteMeta(*v.Prefix) + ".*"})
+		case v.Regex != nil:
+			hr.All = append(hr.All, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchRegularExpression, Value: *v.Regex})
+		}
+	}
+	return hr
+}
+
+// KnownHeaderRoute is the header route named name that ro's spec describes: its A/B test's, or
+// the last match a setHeaderRoute step gives that name. It lets routers find their rules by
+// content where the API server keeps no rule names.
+func KnownHeaderRoute(ro *kultav1alpha1.Rollout, name string) (HeaderRoute, bool) {
+	if hr, ok := ManagedHeaderRoute(ro); ok && hr.Name == name {
+		return hr, true
+	}
+	if c := ro.Spec.Strategy.Canary; c != nil {
+		for i := len(c.Steps) - 1; i >= 0; i-- {
+			if s := c.Steps[i].SetHeaderRoute; s != nil && len(s.Match) > 0 && StepHeaderRouteName(ro, s.Name) == name {
+				return StepHeaderRoute(ro, s), true
+			}
+		}
+	}
+	return HeaderRoute{Name: name}, false
 }
 
 // HeaderRouteName is the name of the one header route KULTA manages for ro: A/B testing's rule

@@ -75,13 +75,12 @@ func (r *Router) backends(ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteRefe
 	return b
 }
 
-// headerRouteToRemove is the header route named name, with ro's match when it is the one ro
-// asks for, so that its rules are found where the API server keeps no rule names.
+// headerRouteToRemove is the header route named name, with the match ro's spec gives it (see
+// providers.KnownHeaderRoute), so that its rules are found where the API server keeps no rule
+// names.
 func headerRouteToRemove(ro *kultav1alpha1.Rollout, name string) providers.HeaderRoute {
-	if hr, ok := providers.ManagedHeaderRoute(ro); ok && hr.Name == name {
-		return hr
-	}
-	return providers.HeaderRoute{Name: name}
+	hr, _ := providers.KnownHeaderRoute(ro, name)
+	return hr
 }
 
 // RouteRefs lists the routes a Rollout names.

@@ -2,7 +2,6 @@ package gatewayapi
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -280,11 +279,11 @@ func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backe
 		parentMatches = []any{map[string]any{}}
 	}
 	var matches []any
-	for _, extra := range extraHeaders(hr) {
+	for _, alt := range alternatives(hr) {
 		for _, pm := range parentMatches {
 			m := runtime.DeepCopyJSONValue(pm).(map[string]any)
 			headers, _ := m["headers"].([]any)
-			m["headers"] = append(headers, extra)
+			m["headers"] = append(headers, runtime.DeepCopyJSONValue(alt).([]any)...)
 			matches = append(matches, m)
 		}
 	}
@@ -298,31 +297,19 @@ func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backe
 	return rule
 }
 
-// extraHeaders turns the match into Gateway API header matches; a request matching any of them
-// goes to the canary. A cookie is matched on the Cookie header, since Gateway API has no cookie
-// matcher.
-func extraHeaders(hr providers.HeaderRoute) []any {
-	var out []any
-	if h := hr.Header; h != nil {
-		t := string(h.Type)
-		if t == "" {
-			t = string(kultav1alpha1.MatchExact)
+// alternatives turns hr's match into lists of Gateway API header matches: a request that meets
+// every match of any list goes to the canary. A cookie is matched on the Cookie header, since
+// Gateway API has no cookie matcher.
+func alternatives(hr providers.HeaderRoute) [][]any {
+	var out [][]any
+	for _, alt := range hr.Alternatives() {
+		headers := make([]any, 0, len(alt))
+		for _, h := range alt {
+			headers = append(headers, map[string]any{"type": string(h.Type), "name": h.Name, "value": h.Value})
 		}
-		out = append(out, map[string]any{"type": t, "name": h.Name, "value": h.Value})
-	}
-	if c := hr.Cookie; c != nil {
-		out = append(out, map[string]any{
-			"type":  string(kultav1alpha1.MatchRegularExpression),
-			"name":  "Cookie",
-			"value": CookieRegex(c.Name, c.Value),
-		})
+		out = append(out, headers)
 	}
 	return out
-}
-
-// CookieRegex matches a Cookie header that carries name=value as one of its cookies.
-func CookieRegex(name, value string) string {
-	return `(^|.*;\s*)` + regexp.QuoteMeta(name) + `=` + regexp.QuoteMeta(value) + `(;.*|$)`
 }
 
 // RemoveHeaderRoute removes the rules SetHeaderRoute added for hr (see isHeaderRule) and
@@ -346,8 +333,8 @@ func RemoveHeaderRoute(route *unstructured.Unstructured, b Backends, hr provider
 
 // isHeaderRule reports whether rule is one SetHeaderRoute wrote for hr. A rule named hr.Name-N
 // is. So is a rule without a name whose content is one SetHeaderRoute writes for hr: its only
-// backendRef is the canary Service at the port, and each of its matches ends with one of hr's
-// header matches, every one of which is used. Those are the rules SetHeaderRoute writes where
+// backendRef is the canary Service at the port, and each of its matches ends with the header
+// matches of one of hr's alternatives, every one of which is used. Those are the rules SetHeaderRoute writes where
 // the API server prunes rule names, and the ones it wrote before an upgrade of the Gateway API
 // CRDs brought rule names; a rule of the user's that does exactly what KULTA's does is taken
 // for KULTA's.
@@ -366,22 +353,18 @@ func isHeaderRule(route *unstructured.Unstructured, rule map[string]any, b Backe
 	if ref, _ := refs[0].(map[string]any); !b.refersTo(route, ref, b.Canary) {
 		return false
 	}
-	extras := extraHeaders(hr)
+	alts := alternatives(hr)
 	matches, _ := rule["matches"].([]any)
-	if len(extras) == 0 || len(matches) == 0 {
+	if len(alts) == 0 || len(matches) == 0 {
 		return false
 	}
-	used := make([]bool, len(extras))
+	used := make([]bool, len(alts))
 	for _, item := range matches {
 		m, _ := item.(map[string]any)
 		headers, _ := m["headers"].([]any)
-		if len(headers) == 0 {
-			return false
-		}
-		last := normalizedHeader(headers[len(headers)-1])
 		found := false
-		for i, extra := range extras {
-			if equality.Semantic.DeepEqual(last, normalizedHeader(extra)) {
+		for i, alt := range alts {
+			if endsWith(headers, alt) {
 				used[i], found = true, true
 			}
 		}
@@ -391,6 +374,19 @@ func isHeaderRule(route *unstructured.Unstructured, rule map[string]any, b Backe
 	}
 	for _, u := range used {
 		if !u {
+			return false
+		}
+	}
+	return true
+}
+
+// endsWith reports whether the last header matches of headers are tail's, defaults filled in.
+func endsWith(headers, tail []any) bool {
+	if len(tail) == 0 || len(headers) < len(tail) {
+		return false
+	}
+	for i, want := range tail {
+		if !equality.Semantic.DeepEqual(normalizedHeader(headers[len(headers)-len(tail)+i]), normalizedHeader(want)) {
 			return false
 		}
 	}

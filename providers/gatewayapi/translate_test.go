@@ -292,7 +292,7 @@ func TestBackendRefIdentity(t *testing.T) {
 }
 
 func TestCookieRegex(t *testing.T) {
-	re := gatewayapi.CookieRegex("ab_variant", "B")
+	re := providers.CookieRegex("ab_variant", "B")
 	for header, want := range map[string]bool{
 		"ab_variant=B":                  true,
 		"session=1; ab_variant=B":       true,

@@ -10,7 +10,6 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/providers"
-	"github.com/false-systems/kulta/providers/gatewayapi"
 )
 
 // KULTA's header routes are HTTP routes of their own, each placed just before a managed HTTP
@@ -38,7 +37,7 @@ func isHeaderRoute(route map[string]any, name string) bool {
 // those requests are treated as before but for where they go. It reports whether anything
 // changed.
 func SetHeaderRoute(vs *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) (bool, error) {
-	if hr.Header == nil && hr.Cookie == nil {
+	if len(hr.Alternatives()) == 0 {
 		return false, fmt.Errorf("header route %q matches neither a header nor a cookie", hr.Name)
 	}
 	base := vs.DeepCopy()
@@ -99,7 +98,7 @@ func headerRoute(vs *unstructured.Unstructured, ref routeRef, hr providers.Heade
 		parentMatches = []any{map[string]any{}}
 	}
 	var matches []any
-	for _, extra := range extraHeaders(hr) {
+	for _, alt := range alternatives(hr) {
 		for _, pm := range parentMatches {
 			m, _ := runtime.DeepCopyJSONValue(pm).(map[string]any)
 			if m == nil {
@@ -109,11 +108,13 @@ func headerRoute(vs *unstructured.Unstructured, ref routeRef, hr providers.Heade
 			if headers == nil {
 				headers = map[string]any{}
 			}
-			if current, found := headers[extra.name]; found && !equality.Semantic.DeepEqual(current, extra.match) {
-				return nil, routeError(providers.ReasonUnsupportedMatch, "%s %s already matches header %q, so KULTA cannot add its own condition on it for %s",
-					describe(vs), describeRoute(sectionHTTP, ref.index, parent), extra.name, hr.Name)
+			for _, extra := range alt {
+				if current, found := headers[extra.name]; found && !equality.Semantic.DeepEqual(current, extra.match) {
+					return nil, routeError(providers.ReasonUnsupportedMatch, "%s %s already matches header %q, so KULTA cannot add its own condition on it for %s",
+						describe(vs), describeRoute(sectionHTTP, ref.index, parent), extra.name, hr.Name)
+				}
+				headers[extra.name] = runtime.DeepCopyJSONValue(extra.match)
 			}
-			headers[extra.name] = runtime.DeepCopyJSONValue(extra.match)
 			m["headers"] = headers
 			matches = append(matches, m)
 		}
@@ -132,19 +133,21 @@ type headerCondition struct {
 	match map[string]any
 }
 
-// extraHeaders turns hr's match into Istio header conditions; a request matching any of them
-// goes to the canary. A cookie is matched on the cookie header, as Istio has no cookie matcher.
-func extraHeaders(hr providers.HeaderRoute) []headerCondition {
-	var out []headerCondition
-	if h := hr.Header; h != nil {
-		kind := "exact"
-		if h.Type == kultav1alpha1.MatchRegularExpression {
-			kind = "regex"
+// alternatives turns hr's match into lists of Istio header conditions: a request that meets every
+// condition of any list goes to the canary. A cookie is matched on the cookie header, as Istio
+// has no cookie matcher.
+func alternatives(hr providers.HeaderRoute) [][]headerCondition {
+	var out [][]headerCondition
+	for _, alt := range hr.Alternatives() {
+		conds := make([]headerCondition, 0, len(alt))
+		for _, h := range alt {
+			kind := "exact"
+			if h.Type == kultav1alpha1.MatchRegularExpression {
+				kind = "regex"
+			}
+			conds = append(conds, headerCondition{name: strings.ToLower(h.Name), match: map[string]any{kind: h.Value}})
 		}
-		out = append(out, headerCondition{name: strings.ToLower(h.Name), match: map[string]any{kind: h.Value}})
-	}
-	if c := hr.Cookie; c != nil {
-		out = append(out, headerCondition{name: "cookie", match: map[string]any{"regex": gatewayapi.CookieRegex(c.Name, c.Value)}})
+		out = append(out, conds)
 	}
 	return out
 }

@@ -105,7 +105,7 @@ func annotationsFor(ro *kultav1alpha1.Rollout, stable *networkingv1.Ingress, s S
 		for k, v := range byHeader {
 			out[prefix+"/"+k] = v
 		}
-		record, err := json.Marshal(storedHeaderRoute{Name: s.HeaderRoute.Name, Header: s.HeaderRoute.Header, Cookie: s.HeaderRoute.Cookie})
+		record, err := json.Marshal(storedHeaderRoute{Name: s.HeaderRoute.Name, Header: s.HeaderRoute.Header, Cookie: s.HeaderRoute.Cookie, All: s.HeaderRoute.All})
 		if err != nil {
 			return nil, fmt.Errorf("recording header route %s: %w", s.HeaderRoute.Name, err)
 		}
@@ -128,6 +128,8 @@ type storedHeaderRoute struct {
 	Name   string                     `json:"name"`
 	Header *kultav1alpha1.HeaderMatch `json:"header,omitempty"`
 	Cookie *kultav1alpha1.CookieMatch `json:"cookie,omitempty"`
+	// All holds a setHeaderRoute step's conditions (one, for ingress-nginx).
+	All []kultav1alpha1.HeaderMatch `json:"all,omitempty"`
 }
 
 // headerRouteAnnotations are the canary-by-* annotations (without prefix) that send hr's
@@ -145,7 +147,20 @@ type storedHeaderRoute struct {
 //
 // An Exact header with an empty value cannot be expressed either: ingress-nginx ignores an
 // empty canary-by-header-value and then routes on the values "always" and "never".
+//
+// A setHeaderRoute step's conditions (HeaderRoute.All) must be one: ingress-nginx matches one
+// header per canary Ingress. That one is taken as the header above; a cookie condition there is
+// a regular expression on the Cookie header, which canary-by-header-pattern matches like any
+// other.
 func headerRouteAnnotations(ro *kultav1alpha1.Rollout, hr providers.HeaderRoute) (map[string]string, error) {
+	switch {
+	case len(hr.All) > 1:
+		return nil, &providers.RouteError{Reason: providers.ReasonUnsupportedMatch, Message: fmt.Sprintf(
+			"Rollout %s/%s: setHeaderRoute %s has %d match conditions, and ingress-nginx's canary Ingress matches one header; keep one condition",
+			ro.Namespace, ro.Name, hr.Name, len(hr.All))}
+	case len(hr.All) == 1:
+		hr = providers.HeaderRoute{Name: hr.Name, Header: &hr.All[0]}
+	}
 	if hr.Header == nil && hr.Cookie == nil {
 		return nil, fmt.Errorf("header route %s matches neither a header nor a cookie", hr.Name)
 	}
@@ -202,7 +217,7 @@ func StateOf(canary *networkingv1.Ingress, prefix string) State {
 	if record, ok := canary.Annotations[HeaderRouteAnnotation]; ok {
 		var hr storedHeaderRoute
 		if err := json.Unmarshal([]byte(record), &hr); err == nil && hr.Name != "" {
-			s.HeaderRoute = &providers.HeaderRoute{Name: hr.Name, Header: hr.Header, Cookie: hr.Cookie}
+			s.HeaderRoute = &providers.HeaderRoute{Name: hr.Name, Header: hr.Header, Cookie: hr.Cookie, All: hr.All}
 		}
 	}
 	return s
