@@ -65,7 +65,7 @@ func routeFirst(ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
 	if oneRevision(ro, plan.Services) != "" {
 		return false
 	}
-	if plan.RemoveHeaderRoute != "" {
+	if len(plan.RemoveHeaderRoutes) > 0 {
 		return true
 	}
 	return plan.Weights != nil && obs.Traffic != nil && obs.Traffic.Weights != nil && plan.Weights.Canary < obs.Traffic.Weights.Canary
@@ -260,9 +260,9 @@ func (r *Reconciler) route(ctx context.Context, ro *kultav1alpha1.Rollout, plan 
 	ro = ro.DeepCopy()
 	ro.Status = plan.Status
 	router := r.router()
-	if plan.HeaderRoute != nil {
-		if err := router.SetHeaderRoute(ctx, ro, *plan.HeaderRoute); err != nil {
-			return fmt.Errorf("setting header route: %w", err)
+	for _, hr := range plan.HeaderRoutes {
+		if err := router.SetHeaderRoute(ctx, ro, hr); err != nil {
+			return fmt.Errorf("setting header route %s: %w", hr.Name, err)
 		}
 	}
 	if plan.Weights != nil {
@@ -270,9 +270,9 @@ func (r *Reconciler) route(ctx context.Context, ro *kultav1alpha1.Rollout, plan 
 			return fmt.Errorf("setting weights %d/%d: %w", plan.Weights.Stable, plan.Weights.Canary, err)
 		}
 	}
-	if plan.RemoveHeaderRoute != "" {
-		if err := router.RemoveHeaderRoute(ctx, ro, plan.RemoveHeaderRoute); err != nil {
-			return fmt.Errorf("removing header route: %w", err)
+	for _, name := range plan.RemoveHeaderRoutes {
+		if err := router.RemoveHeaderRoute(ctx, ro, name); err != nil {
+			return fmt.Errorf("removing header route %s: %w", name, err)
 		}
 	}
 	return nil

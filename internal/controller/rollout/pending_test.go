@@ -178,7 +178,10 @@ func TestRouteFirstWhenTrafficLeavesTheCanary(t *testing.T) {
 			if tc.observed != nil {
 				obs.Traffic = &providers.Verification{Weights: tc.observed}
 			}
-			plan := Plan{Weights: tc.planned, Services: tc.services, RemoveHeaderRoute: tc.removeHeader}
+			plan := Plan{Weights: tc.planned, Services: tc.services}
+			if tc.removeHeader != "" {
+				plan.RemoveHeaderRoutes = []string{tc.removeHeader}
+			}
 			if got := routeFirst(ro, obs, plan); got != tc.want {
 				t.Errorf("routeFirst = %v, want %v", got, tc.want)
 			}

@@ -74,11 +74,11 @@ func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 		return
 	}
 	if trafficRouting(p.ro) != nil {
-		p.out.HeaderRoute = &providers.HeaderRoute{
+		p.out.HeaderRoutes = []providers.HeaderRoute{{
 			Name:   providers.HeaderRouteName(p.ro),
 			Header: ab.VariantBMatch.Header,
 			Cookie: ab.VariantBMatch.Cookie,
-		}
+		}}
 	}
 	if st.ABExperiment == nil {
 		st.ABExperiment = &kultav1alpha1.ABExperimentStatus{StartedAt: p.now}

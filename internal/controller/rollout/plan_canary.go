@@ -2,6 +2,8 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"k8s.io/utils/ptr"
@@ -111,7 +113,12 @@ func (p *planner) canaryScale(total, weight int32) (n int32, scaled bool) {
 		// matchTrafficWeight: the weight decides again.
 		break
 	}
-	return canaryReplicas(total, weight), false
+	n = canaryReplicas(total, weight)
+	if n == 0 && total > 0 && len(activeHeaderRoutes(p.ro.Spec.Strategy.Canary, int(ptr.Deref(p.out.Status.CurrentStepIndex, 0))+1)) > 0 {
+		// Requests a header route sends to the canary need a Pod there, whatever the weight.
+		n = 1
+	}
+	return n, false
 }
 
 // previousWeight is the weight the steps before step index set: the canary's share before
@@ -208,6 +215,12 @@ func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
 	case step.Pause != nil:
 		reason = p.pauseReason
 		message = fmt.Sprintf("Step %d done: pause ended (%s)", index, reason)
+	case step.SetHeaderRoute != nil && len(step.SetHeaderRoute.Match) > 0:
+		reason = "HeaderRouteSet"
+		message = fmt.Sprintf("Step %d done: requests matching header route %s reach the canary", index, step.SetHeaderRoute.Name)
+	case step.SetHeaderRoute != nil:
+		reason = "HeaderRouteRemoved"
+		message = fmt.Sprintf("Step %d done: header route %s removed", index, step.SetHeaderRoute.Name)
 	case step.Analysis != nil:
 		reason = "AnalysisPassed"
 		message = fmt.Sprintf("Step %d done: analysis passed with the canary at %d%%", index, ptr.Deref(st.CurrentWeight, 0))
@@ -245,4 +258,59 @@ func (p *planner) canaryFinish() {
 		return
 	}
 	p.promote("AllStepsCompleted", fmt.Sprintf("All %d steps completed", len(p.ro.Spec.Strategy.Canary.Steps)))
+}
+
+// activeHeaderRoutes are the header routes the canary's setHeaderRoute steps before step end
+// leave in place, by step name: each step with a match sets its route, each without removes it.
+func activeHeaderRoutes(c *kultav1alpha1.CanaryStrategy, end int) map[string]*kultav1alpha1.SetHeaderRoute {
+	active := map[string]*kultav1alpha1.SetHeaderRoute{}
+	for i := 0; i < min(end, len(c.Steps)); i++ {
+		s := c.Steps[i].SetHeaderRoute
+		switch {
+		case s == nil:
+		case len(s.Match) == 0:
+			delete(active, s.Name)
+		default:
+			active[s.Name] = s
+		}
+	}
+	return active
+}
+
+// canaryHeaderRoutes plans the canary's header routes (setHeaderRoute): while a canary is in
+// flight, those its steps so far set, with every other the routes may carry removed; once the
+// rollout completes, fails or is aborted, none. status.headerRoutes records the ones in place,
+// so that a route whose step a later spec no longer names is removed too.
+func (p *planner) canaryHeaderRoutes() {
+	c := p.ro.Spec.Strategy.Canary
+	if c == nil || trafficRouting(p.ro) == nil || p.obs.Problem != nil {
+		return
+	}
+	st := &p.out.Status
+	inFlight := p.stable != "" && p.obs.Hash != p.stable && st.Phase != kultav1alpha1.PhaseFailed
+	active := map[string]*kultav1alpha1.SetHeaderRoute{}
+	if inFlight {
+		active = activeHeaderRoutes(c, int(ptr.Deref(st.CurrentStepIndex, 0)))
+	}
+	gone := map[string]bool{}
+	for _, name := range p.ro.Status.HeaderRoutes {
+		gone[name] = true
+	}
+	if !inFlight {
+		// Also those a step names, should their record not have been written.
+		for _, s := range c.Steps {
+			if s.SetHeaderRoute != nil {
+				gone[s.SetHeaderRoute.Name] = true
+			}
+		}
+	}
+	st.HeaderRoutes = nil
+	for _, name := range slices.Sorted(maps.Keys(active)) {
+		p.out.HeaderRoutes = append(p.out.HeaderRoutes, providers.StepHeaderRoute(p.ro, active[name]))
+		st.HeaderRoutes = append(st.HeaderRoutes, name)
+		delete(gone, name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(gone)) {
+		p.out.RemoveHeaderRoutes = append(p.out.RemoveHeaderRoutes, providers.StepHeaderRouteName(p.ro, name))
+	}
 }

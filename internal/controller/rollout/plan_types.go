@@ -96,10 +96,10 @@ type Plan struct {
 	Services map[string]string
 	// Weights is the desired split on the routes; nil leaves the routes alone.
 	Weights *providers.Weights
-	// HeaderRoute, when set, is the managed header rule the routes must carry.
-	HeaderRoute *providers.HeaderRoute
-	// RemoveHeaderRoute names a managed header rule that must be gone.
-	RemoveHeaderRoute string
+	// HeaderRoutes are the managed header rules the routes must carry.
+	HeaderRoutes []providers.HeaderRoute
+	// RemoveHeaderRoutes name managed header rules that must be gone.
+	RemoveHeaderRoutes []string
 	// Workload, when set, scales the adopted Deployment.
 	Workload *WorkloadScale
 	// Consume lists annotations to remove from the Rollout, since they were acted on.

@@ -84,6 +84,7 @@ func (p *planner) run() {
 	default:
 		p.inFlight()
 	}
+	p.canaryHeaderRoutes()
 	p.scaleDownOthers()
 	p.scaleWorkload()
 	p.cleanupHistory()
@@ -521,8 +522,8 @@ func (p *planner) setWeights(stable, canary int32) {
 
 func (p *planner) removeHeaderRoute() {
 	if p.ro.Spec.Strategy.ABTesting != nil && trafficRouting(p.ro) != nil {
-		p.out.HeaderRoute = nil
-		p.out.RemoveHeaderRoute = providers.HeaderRouteName(p.ro)
+		p.out.HeaderRoutes = nil
+		p.out.RemoveHeaderRoutes = []string{providers.HeaderRouteName(p.ro)}
 	}
 }
 

@@ -3,6 +3,8 @@ package rollout
 import (
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,6 +39,7 @@ type world struct {
 	services map[string]string
 	route    string
 	header   string
+	headers  map[string]bool // the header routes the routes carry, by managed name
 	kubelet  bool            // false: Pods never turn ready
 	slow     map[string]bool // by revision name: its Pods do not turn ready
 	problem  *Problem
@@ -57,7 +60,7 @@ func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
 	return &world{
 		t: t, ro: ro, now: start, start: start, kubelet: true,
 		revs: map[string]*Revision{}, names: map[string]string{}, services: map[string]string{},
-		route: "-", header: "-", slow: map[string]bool{},
+		route: "-", header: "-", headers: map[string]bool{}, slow: map[string]bool{},
 	}
 }
 
@@ -147,10 +150,15 @@ func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 		w.route = fmt.Sprintf("%d/%d", plan.Weights.Stable, plan.Weights.Canary)
 		w.weights = ptr.To(*plan.Weights)
 	}
-	if plan.HeaderRoute != nil {
-		w.header = plan.HeaderRoute.Name
-	} else if plan.RemoveHeaderRoute != "" {
-		w.header = "-"
+	for _, name := range plan.RemoveHeaderRoutes {
+		delete(w.headers, name)
+	}
+	for _, hr := range plan.HeaderRoutes {
+		w.headers[hr.Name] = true
+	}
+	w.header = "-"
+	if len(w.headers) > 0 {
+		w.header = strings.Join(slices.Sorted(maps.Keys(w.headers)), ",")
 	}
 	for _, key := range plan.Consume {
 		delete(w.ro.Annotations, key)
