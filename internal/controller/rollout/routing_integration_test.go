@@ -13,6 +13,7 @@ import (
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -470,4 +471,103 @@ func TestCanaryScaleApartFromWeight(t *testing.T) {
 	}))
 	g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
 		Should(Equal(map[string]int32{"nginx:1.27": 0, "nginx:1.28": 4}))
+}
+
+// TestCanaryHeaderRoutesOnHTTPRoute runs setHeaderRoute steps on a real API server: each named
+// route becomes a rule of the HTTPRoute, before the managed one, with every condition in one
+// match (a prefix as a regular expression, a cookie as one on the Cookie header) and the canary
+// alone as its backend, accepted by the CRD's own validation; a route removed by a later step
+// goes, and the rest go at the promotion.
+func TestCanaryHeaderRoutesOnHTTPRoute(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "headerroute")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "shop", "shop-stable", "shop-canary"))).To(Succeed())
+	mozilla := kultav1alpha1.HeaderRouteMatch{HeaderName: "User-Agent", HeaderValue: &kultav1alpha1.StringMatch{Prefix: ptr.To("Mozilla/5.0 (X11")}}
+	beta := kultav1alpha1.HeaderRouteMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}}
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(
+		testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes"), mozilla),
+		testutil.Weight(20), testutil.HeaderRouteStep("beta", beta), testutil.PauseUntilPromoted(),
+		testutil.HeaderRouteStep("testers"), testutil.PauseUntilPromoted(), testutil.Weight(100)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](3))
+
+	route := func(g Gomega) *gatewayv1.HTTPRoute {
+		r := &gatewayv1.HTTPRoute{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, r)).To(Succeed())
+		return r
+	}
+	ruleNames := func(g Gomega) []string {
+		var names []string
+		for _, r := range route(g).Spec.Rules {
+			names = append(names, string(ptr.Deref(r.Name, "")))
+		}
+		return names
+	}
+	g.Eventually(ruleNames).WithTimeout(timeout).Should(Equal([]string{"kulta-shop.beta-0", "kulta-shop.testers-0", ""}))
+	g.Expect(getRollout(g, ro).Status.HeaderRoutes).To(Equal([]string{"beta", "testers"}))
+	rules := route(g).Spec.Rules
+	exact, regex := gatewayv1.HeaderMatchExact, gatewayv1.HeaderMatchRegularExpression
+	g.Expect(rules[1].Matches).To(Equal([]gatewayv1.HTTPRouteMatch{{
+		Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")},
+		Headers: []gatewayv1.HTTPHeaderMatch{
+			{Type: &exact, Name: "X-Canary", Value: "yes"},
+			{Type: &regex, Name: "User-Agent", Value: `Mozilla/5\.0 \(X11.*`},
+		},
+	}}), "both conditions in one match: a request must meet them all")
+	g.Expect(rules[0].Matches[0].Headers).To(Equal([]gatewayv1.HTTPHeaderMatch{{Type: &regex, Name: "Cookie", Value: providers.CookieRegex("beta", "1")}}))
+	for _, r := range rules[:2] {
+		g.Expect(r.BackendRefs).To(HaveLen(1))
+		g.Expect(string(r.BackendRefs[0].Name)).To(Equal("shop-canary"))
+	}
+
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](5))
+	g.Eventually(ruleNames).WithTimeout(timeout).Should(Equal([]string{"kulta-shop.beta-0", ""}), "the testers' route is removed by its step")
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(ruleNames).WithTimeout(timeout).Should(Equal([]string{""}), "every header route goes at the promotion")
+	g.Expect(getRollout(g, ro).Status.HeaderRoutes).To(BeEmpty())
+}
+
+// TestDeletingRemovesHeaderRoutes deletes a canary mid-way with a header route in place: the
+// finalizer removes the route's rule with the weights, even though a spec edit beforehand
+// renamed the step (status.headerRoutes still names the one on the route).
+func TestDeletingRemovesHeaderRoutes(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "headerdelete")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "shop", "shop-stable", "shop-canary"))).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(
+		testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes")), testutil.Weight(20), testutil.PauseUntilPromoted(), testutil.Weight(100)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](2))
+	ruleCount := func(g Gomega) int {
+		r := &gatewayv1.HTTPRoute{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, r)).To(Succeed())
+		return len(r.Spec.Rules)
+	}
+	g.Eventually(ruleCount).WithTimeout(timeout).Should(Equal(2))
+
+	// The step renamed while its route is on the HTTPRoute, then the Rollout deleted at once.
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/strategy/canary/steps/0/setHeaderRoute/name","value":"qa"}]`))
+	g.Expect(e.Client.Patch(ctx, getRollout(g, ro), patch)).To(Succeed())
+	g.Expect(e.Client.Delete(ctx, ro)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), &kultav1alpha1.Rollout{}))
+	}).WithTimeout(timeout).Should(BeTrue())
+	g.Expect(ruleCount(g)).To(Equal(1), "the header route's rule is gone")
+	g.Expect(routeWeights(ns, "shop")()).To(Equal(providers.Weights{Stable: 100}))
 }
