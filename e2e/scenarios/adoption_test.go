@@ -21,13 +21,22 @@ import (
 
 // deploymentAdopted starts where a team is before KULTA: a Deployment of three Pods serving
 // the route's traffic through its Services. A Rollout adopts it with workloadRef and scaleDown
-// progressively; the Deployment's next template goes out as a canary whose Pods carry their
-// role labels; deleting the Rollout gives the service back to the Deployment. Throughout,
-// from the moment the Deployment serves, the Gateway stand-in counts no request that found no
-// ready Pod to answer it.
+// progressively; the Deployment's next template goes out as a canary that testers reach by a
+// header route first, whose Pods carry their role labels; deleting the Rollout gives the
+// service back to the Deployment. Throughout, from the moment the Deployment serves, the
+// Gateway stand-in (which also sends the testers' header requests) counts no request that
+// found no ready Pod to answer it.
 func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 	ns := w.newNamespace(ctx, t, "adopt")
 	a := canaryApp(w, ns, "shop", "5s")
+	// Testers reach the canary by header before any user does.
+	p := a.strategy.Canary.Steps[1].Pause
+	a.strategy.Canary.Steps = append([]kultav1alpha1.CanaryStep{
+		{SetHeaderRoute: &kultav1alpha1.SetHeaderRoute{Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{{
+			HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")},
+		}}}},
+		{Pause: p},
+	}, a.strategy.Canary.Steps...)
 	a.canaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
 	a.stableMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "stable"}}
 	for _, name := range a.services {
@@ -89,6 +98,21 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 	if err := w.client.Patch(ctx, got, client.MergeFrom(before)); err != nil {
 		t.Fatalf("updating Deployment %s/%s: %v", ns, a.name, err)
 	}
+	// The testers' rule is on the route while the canary has no weight yet.
+	waitFor(ctx, t, time.Minute, func() error {
+		ro, err := a.get(ctx)
+		if err != nil {
+			return err
+		}
+		route, err := a.route(ctx)
+		if err != nil {
+			return err
+		}
+		if ptr.Deref(ro.Status.CurrentStepIndex, 0) != 1 || len(route.Spec.Rules) != 2 || string(ptr.Deref(route.Spec.Rules[0].Name, "")) != "kulta-"+a.name+".testers-0" {
+			return fmt.Errorf("at step %v with %d route rules, want the testers' rule at the pause of step 1", ro.Status.CurrentStepIndex, len(route.Spec.Rules))
+		}
+		return nil
+	})
 	waitFor(ctx, t, time.Minute, func() error {
 		ro, err := a.get(ctx)
 		if err != nil {
@@ -101,7 +125,14 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 		return err
 	})
 	ro = a.waitCompleted(ctx, t, stableHash, 2*time.Minute)
-	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "50/50", "100/0")
+	// +B: the testers' header rule is on the route. It goes after the promotion's reset, when
+	// both Services select the promoted revision.
+	a.expectRouteHistory(ctx, t, watch, "100/0", "100/0 +B", "80/20 +B", "50/50 +B", "100/0 +B", "100/0")
+	if route, err := a.route(ctx); err != nil {
+		t.Error(err)
+	} else if len(route.Spec.Rules) != 1 {
+		t.Errorf("the route has %d rules after the promotion, want the user's one: the testers' rule removed", len(route.Spec.Rules))
+	}
 	if got, err := a.deployment(ctx); err != nil {
 		t.Error(err)
 	} else if n := ptr.Deref(got.Spec.Replicas, 1); n != 0 {
