@@ -16,6 +16,9 @@ type Feature string
 const (
 	// FeatureCookieMatch: header routes may match a cookie.
 	FeatureCookieMatch Feature = "CookieMatch"
+	// FeatureAllConditions: a header route may require several conditions at once (a
+	// setHeaderRoute step with more than one match entry).
+	FeatureAllConditions Feature = "AllConditions"
 	// FeatureCrossNamespaceRoute: the Rollout may route through objects in another namespace,
 	// once that namespace permits it (the Fixture then implements Permitter).
 	FeatureCrossNamespaceRoute Feature = "CrossNamespaceRoute"
@@ -106,6 +109,8 @@ var specs = []spec{
 	{name: "Idempotent", run: testIdempotent},
 	{name: "HeaderRoute", run: testHeaderRoute},
 	{name: "CookieRoute", requires: FeatureCookieMatch, run: testCookieRoute},
+	{name: "StepHeaderRoute", run: testStepHeaderRoute},
+	{name: "AllConditionsRoute", requires: FeatureAllConditions, run: testAllConditionsRoute},
 	{name: "ConflictRetry", run: testConflictRetry},
 	{name: "Drift", run: testDrift},
 	{name: "Cleanup", run: testCleanup},

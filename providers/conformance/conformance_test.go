@@ -34,6 +34,8 @@ const (
 	alwaysWrites       bug = "SetWeights writes when nothing changes"
 	keepsHeaderRoute   bug = "RemoveHeaderRoute does nothing"
 	ignoresCookie      bug = "SetHeaderRoute ignores cookies"
+	ignoresConditions  bug = "SetHeaderRoute ignores a setHeaderRoute's conditions"
+	firstConditionOnly bug = "SetHeaderRoute keeps only the first condition"
 	overwritesConflict bug = "a conflict is retried with the stale object"
 	trustsLastWrite    bug = "SetWeights skips weights it wrote before"
 	cleanupKeepsCanary bug = "Cleanup leaves the weights"
@@ -119,12 +121,20 @@ func encodeHeaderRoute(hr providers.HeaderRoute) string {
 	if hr.Cookie != nil {
 		s += " cookie " + hr.Cookie.Name + "=" + hr.Cookie.Value
 	}
+	for _, m := range hr.All {
+		s += " and " + m.Name + " " + string(m.Type) + " " + m.Value
+	}
 	return s
 }
 
 func (r *toyRouter) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, hr providers.HeaderRoute) error {
-	if r.bug == ignoresCookie {
+	switch {
+	case r.bug == ignoresCookie:
 		hr.Cookie = nil
+	case r.bug == ignoresConditions:
+		hr.All = nil
+	case r.bug == firstConditionOnly && len(hr.All) > 1:
+		hr.All = hr.All[:1]
 	}
 	return r.change(ctx, ro, func(data map[string]string) bool {
 		changed := data["header"] != encodeHeaderRoute(hr)
@@ -328,6 +338,8 @@ func TestEverySpecCanFail(t *testing.T) {
 		{"Idempotent", alwaysWrites},
 		{"HeaderRoute", keepsHeaderRoute},
 		{"CookieRoute", ignoresCookie},
+		{"StepHeaderRoute", ignoresConditions},
+		{"AllConditionsRoute", firstConditionOnly},
 		{"ConflictRetry", overwritesConflict},
 		{"Drift", trustsLastWrite},
 		{"Cleanup", cleanupKeepsCanary},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -73,17 +74,40 @@ func headerRoute(ro *kultav1alpha1.Rollout, cookie bool, cookieValue string) pro
 	return hr
 }
 
-func testHeaderRoute(t testing.TB, h Harness) { testHeaderRouteWith(t, h, false) }
+func testHeaderRoute(t testing.TB, h Harness) {
+	testHeaderRouteWith(t, h, func(ro *kultav1alpha1.Rollout) providers.HeaderRoute { return headerRoute(ro, false, "") })
+}
 
-func testCookieRoute(t testing.TB, h Harness) { testHeaderRouteWith(t, h, true) }
+func testCookieRoute(t testing.TB, h Harness) {
+	testHeaderRouteWith(t, h, func(ro *kultav1alpha1.Rollout) providers.HeaderRoute { return headerRoute(ro, true, h.CookieValue) })
+}
 
-// testHeaderRouteWith adds a header route, again (no write), and removes it: the objects route
-// as they did before, and nothing else changed on the way.
-func testHeaderRouteWith(t testing.TB, h Harness, cookie bool) {
+// testStepHeaderRoute: a canary's setHeaderRoute step with one condition, a header's prefix.
+func testStepHeaderRoute(t testing.TB, h Harness) {
+	testHeaderRouteWith(t, h, func(ro *kultav1alpha1.Rollout) providers.HeaderRoute {
+		return providers.StepHeaderRoute(ro, &kultav1alpha1.SetHeaderRoute{Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{
+			{HeaderName: "User-Agent", HeaderValue: &kultav1alpha1.StringMatch{Prefix: ptr.To("Mozilla/5.0")}},
+		}})
+	})
+}
+
+// testAllConditionsRoute: a setHeaderRoute step whose request must meet two conditions.
+func testAllConditionsRoute(t testing.TB, h Harness) {
+	testHeaderRouteWith(t, h, func(ro *kultav1alpha1.Rollout) providers.HeaderRoute {
+		return providers.StepHeaderRoute(ro, &kultav1alpha1.SetHeaderRoute{Name: "qa", Match: []kultav1alpha1.HeaderRouteMatch{
+			{HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")}},
+			{HeaderName: "X-Team", HeaderValue: &kultav1alpha1.StringMatch{Regex: ptr.To("qa-[0-9]+")}},
+		}})
+	})
+}
+
+// testHeaderRouteWith adds the header route of the fixture's Rollout, again (no write), and
+// removes it: the objects route as they did before, and nothing else changed on the way.
+func testHeaderRouteWith(t testing.TB, h Harness, route func(*kultav1alpha1.Rollout) providers.HeaderRoute) {
 	f := h.NewFixture(t, false)
 	ctx := context.Background()
 	c := &countingClient{Client: h.Client}
-	hr := headerRoute(f.Rollout(), cookie, h.CookieValue)
+	hr := route(f.Rollout())
 	before := f.Snapshot(t)
 	if err := h.NewRouter(c).SetHeaderRoute(ctx, f.Rollout(), hr); err != nil {
 		t.Fatalf("SetHeaderRoute: %v", err)

@@ -257,11 +257,43 @@ func SetHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.H
 	if err := setRules(want, out); err != nil {
 		return false, err
 	}
-	if equalContent(route, want) {
+	if equalContent(route, want) || carries(route, b, hr) {
 		return false, nil
 	}
 	route.Object = want.Object
 	return true, nil
+}
+
+// carries reports whether route already holds exactly the rules SetHeaderRoute writes for hr,
+// each somewhere before its managed rule: then another header route set after it, and placed
+// between, is no reason to write hr's again. Without this, two header routes set in turn would
+// swap places, and the route be written, at every reconcile.
+func carries(route *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) bool {
+	managed, err := managedRules(route, b)
+	if err != nil || len(managed) == 0 {
+		return false
+	}
+	items := rules(route)
+	count := 0
+	for _, item := range items {
+		if rule, _ := item.(map[string]any); isHeaderRule(route, rule, b, hr) {
+			count++
+		}
+	}
+	if count != len(managed) {
+		return false
+	}
+	for n, i := range managed {
+		want := withDefaults(route.GetKind(), []any{headerRule(route, items[i].(map[string]any), b, hr, n)})
+		found := false
+		for j := i - 1; j >= 0 && !found; j-- {
+			found = equality.Semantic.DeepEqual(withDefaults(route.GetKind(), []any{items[j]}), want)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backends, hr providers.HeaderRoute, n int) map[string]any {

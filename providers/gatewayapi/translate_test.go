@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -106,6 +108,21 @@ func TestTranslationGolden(t *testing.T) {
 			}
 			b, err := gatewayapi.SetHeaderRoute(r, search, providers.HeaderRoute{Name: "kulta-search-variant-b", Header: &kultav1alpha1.HeaderMatch{Name: "X-Canary", Value: "search"}})
 			return a && b, err
+		}},
+		// Two setHeaderRoute steps at once: every condition of a step in one match, the first
+		// step's rules still first after the second is set.
+		{"many-rules-step-header-routes", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
+			a, err := gatewayapi.SetHeaderRoute(r, web8080, testersRoute)
+			if err != nil {
+				return false, err
+			}
+			b, err := gatewayapi.SetHeaderRoute(r, web8080, betaRoute)
+			return a && b, err
+		}},
+		// Where rule names are pruned, a step's rules are found again by their conditions: set,
+		// then removed, leaving the route as it was (checked against the input below).
+		{"many-rules-step-header-route-unnamed", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.SetHeaderRoute(r, unnamed(web8080), testersRoute)
 		}},
 		{"header-route-removed", "header-present", func(r *unstructured.Unstructured) (bool, error) {
 			return gatewayapi.RemoveHeaderRoute(r, web, providers.HeaderRoute{Name: "kulta-web-variant-b"})
@@ -289,6 +306,43 @@ func TestBackendRefIdentity(t *testing.T) {
 			t.Errorf("CurrentWeights = %v, %v; want 100/0", w, err)
 		}
 	})
+}
+
+// testersRoute and betaRoute are the header routes of two setHeaderRoute steps of Rollout web.
+var (
+	testersRoute = providers.StepHeaderRoute(&kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, &kultav1alpha1.SetHeaderRoute{
+		Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{
+			{HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")}},
+			{HeaderName: "User-Agent", HeaderValue: &kultav1alpha1.StringMatch{Prefix: ptr.To("Mozilla/5.0")}},
+		}})
+	betaRoute = providers.StepHeaderRoute(&kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, &kultav1alpha1.SetHeaderRoute{
+		Name: "beta", Match: []kultav1alpha1.HeaderRouteMatch{{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}}}})
+)
+
+// TestStepHeaderRouteRemovedByContent sets a setHeaderRoute step's rules where the API server
+// keeps no rule names, then removes them by the same conditions: the route is as before. A rule
+// that carries only some of the conditions is the user's, and stays.
+func TestStepHeaderRouteRemovedByContent(t *testing.T) {
+	route := load(t, "many-rules")
+	original := route.DeepCopy()
+	if _, err := gatewayapi.SetHeaderRoute(route, unnamed(web8080), testersRoute); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := gatewayapi.RemoveHeaderRoute(route, unnamed(web8080), testersRoute)
+	if err != nil || !removed {
+		t.Fatalf("RemoveHeaderRoute = %v, %v; want the rules removed", removed, err)
+	}
+	if !equality.Semantic.DeepEqual(route.Object, original.Object) {
+		t.Errorf("the route differs from the original after set and remove:\n%v\nwant\n%v", route.Object, original.Object)
+	}
+	partial := testersRoute
+	partial.All = partial.All[:1]
+	if _, err := gatewayapi.SetHeaderRoute(route, unnamed(web8080), partial); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := gatewayapi.RemoveHeaderRoute(route, unnamed(web8080), testersRoute); err != nil || removed {
+		t.Errorf("RemoveHeaderRoute of the two-condition route took the one-condition rules: %v, %v", removed, err)
+	}
 }
 
 func TestCookieRegex(t *testing.T) {

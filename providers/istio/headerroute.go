@@ -71,11 +71,48 @@ func SetHeaderRoute(vs *unstructured.Unstructured, b Backends, hr providers.Head
 		return false, fmt.Errorf("setting spec.http: %w", err)
 	}
 	before, _, _ := unstructured.NestedFieldNoCopy(vs.Object, "spec", sectionHTTP)
-	if equality.Semantic.DeepEqual(before, out) {
+	if equality.Semantic.DeepEqual(before, out) || carries(vs, b, hr) {
 		return false, nil
 	}
 	vs.Object = base.Object
 	return true, nil
+}
+
+// carries reports whether vs already holds exactly the HTTP routes SetHeaderRoute writes for
+// hr, each somewhere before its managed route: then another header route set after it, and
+// placed between, is no reason to write hr's again (two header routes would otherwise swap
+// places, and the VirtualService be written, at every reconcile).
+func carries(vs *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) bool {
+	refs, err := managedRoutes(vs, b)
+	if err != nil {
+		return false
+	}
+	http := routesOf(vs, sectionHTTP)
+	count := 0
+	for _, item := range http {
+		if route, _ := item.(map[string]any); isHeaderRoute(route, hr.Name) {
+			count++
+		}
+	}
+	n := 0
+	for _, ref := range refs {
+		if ref.section != sectionHTTP {
+			continue
+		}
+		want, err := headerRoute(vs, ref, hr, n)
+		if err != nil {
+			return false
+		}
+		found := false
+		for j := ref.index - 1; j >= 0 && !found; j-- {
+			found = equality.Semantic.DeepEqual(http[j], want)
+		}
+		if !found {
+			return false
+		}
+		n++
+	}
+	return n > 0 && count == n
 }
 
 // headerRoute is the n-th header route of hr, for the managed HTTP route ref of vs.

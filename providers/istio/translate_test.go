@@ -10,7 +10,9 @@ import (
 
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -114,6 +116,25 @@ func TestTranslationGolden(t *testing.T) {
 		{"tcp-25-75", "tcp", weights(tcp, 25, 75)},
 		{"full-config-0-100", "full-config", weights(withRoutes(web, "primary"), 0, 100)},
 		{"full-config-header-route", "full-config", headerRoute(withRoutes(web, "primary"), variantBHeader)},
+		{"named-routes-step-header-route", "named-routes", headerRoute(withRoutes(web, "primary", "mobile"), providers.StepHeaderRoute(
+			&kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, &kultav1alpha1.SetHeaderRoute{Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{
+				{HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")}},
+				{HeaderName: "X-Client", HeaderValue: &kultav1alpha1.StringMatch{Prefix: ptr.To("app/2.")}},
+				{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}},
+			}}))},
+		// Two at once: setting either again writes nothing, whatever their order.
+		{"full-config-two-step-header-routes", "full-config", func(vs *unstructured.Unstructured) (bool, error) {
+			b := withRoutes(web, "primary")
+			ro := &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+			a, err := istio.SetHeaderRoute(vs, b, providers.StepHeaderRoute(ro, &kultav1alpha1.SetHeaderRoute{Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{
+				{HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")}}}}))
+			if err != nil {
+				return false, err
+			}
+			c, err := istio.SetHeaderRoute(vs, b, providers.StepHeaderRoute(ro, &kultav1alpha1.SetHeaderRoute{Name: "beta", Match: []kultav1alpha1.HeaderRouteMatch{
+				{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}}}}))
+			return a || c, err
+		}},
 		{"header-route-removed", "header-present", func(vs *unstructured.Unstructured) (bool, error) {
 			return istio.RemoveHeaderRoute(vs, "kulta-web-variant-b")
 		}},
