@@ -106,6 +106,9 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, workload *appsv
 		row("Step", step)
 	}
 	row("Weight", fmt.Sprintf("%d%% to the current revision", ptr.Deref(st.CurrentWeight, 0)))
+	if len(st.HeaderRoutes) > 0 {
+		row("Header routes", strings.Join(st.HeaderRoutes, ", ")+" (matching requests reach the canary)")
+	}
 	if st.PauseStartTime != nil {
 		row("Paused", "since "+duration.HumanDuration(now.Sub(st.PauseStartTime.Time))+" ago")
 	}
@@ -182,6 +185,17 @@ func stepLine(s kultav1alpha1.CanaryStep) string {
 		parts = append(parts, fmt.Sprintf("setCanaryScale %d%% of replicas", *c.Weight))
 	default:
 		parts = append(parts, "setCanaryScale matching the traffic weight")
+	}
+	if h := s.SetHeaderRoute; h != nil {
+		if len(h.Match) == 0 {
+			parts = append(parts, "remove header route "+h.Name)
+		} else {
+			conditions := "all of %d conditions"
+			if len(h.Match) == 1 {
+				conditions = "%d condition"
+			}
+			parts = append(parts, fmt.Sprintf("header route %s ("+conditions+")", h.Name, len(h.Match)))
+		}
 	}
 	if a := s.Analysis; a != nil {
 		names := make([]string, 0, len(a.Metrics))

@@ -78,6 +78,9 @@ func TestStepLine(t *testing.T) {
 		{testutil.ScaleCanaryTo(2), "setCanaryScale 2 Pods"},
 		{testutil.ScaleCanaryPercent(75), "setCanaryScale 75% of replicas"},
 		{testutil.ScaleCanaryWithWeight(), "setCanaryScale matching the traffic weight"},
+		{testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes")), "header route testers (1 condition)"},
+		{testutil.HeaderRouteStep("qa", testutil.HeaderExact("X-Canary", "yes"), testutil.HeaderExact("X-Team", "qa")), "header route qa (all of 2 conditions)"},
+		{testutil.HeaderRouteStep("testers"), "remove header route testers"},
 		{testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate"}, kultav1alpha1.Metric{Name: "latency-p99"}), "analysis of error-rate, latency-p99"},
 	} {
 		if got := stepLine(tc.step); got != tc.want {
