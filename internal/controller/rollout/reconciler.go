@@ -152,10 +152,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		// concurrent user edit breaks, losing the step just taken.
 		statusBase := ro.DeepCopy()
 		statusBase.Status = base.Status
+		// The answer replaces ro; with workloadRef its spec then lacks the Deployment's
+		// template and selector, which the transitions below report (the image, say).
+		template, selector := ro.Spec.Template, ro.Spec.Selector
 		if err := r.Status().Patch(ctx, ro, client.MergeFrom(statusBase)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
 		r.written.Wrote(req.NamespacedName, ro.ResourceVersion)
+		if ro.Spec.WorkloadRef != nil {
+			ro.Spec.Template, ro.Spec.Selector = template, selector
+		}
 	}
 	for _, e := range plan.Events {
 		r.Recorder.Eventf(ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)

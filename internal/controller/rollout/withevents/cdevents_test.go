@@ -7,9 +7,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/events/cdevents"
@@ -63,4 +65,46 @@ func TestCDEventsFollowTheRollout(t *testing.T) {
 	}))
 	g.Expect(sender.Stats().Dropped).To(BeZero())
 	g.Expect(rec.Rejected()).To(BeZero(), "requests that were not binary-mode CloudEvents")
+}
+
+// TestCDEventsNameTheAdoptedDeploymentsImage: a Rollout that adopts a Deployment has no
+// template of its own; its CDEvents name the image of the Deployment's template.
+func TestCDEventsNameTheAdoptedDeploymentsImage(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := testenv.StartCDEventsReceiver(t)
+	sender, err := cdevents.New(cdevents.Options{URL: rec.URL()})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() {
+		if err := sender.Start(ctx); err != nil {
+			t.Errorf("CDEvents sender: %v", err)
+		}
+	}()
+	mgr, err := rollouttest.Start(ctx, e, rollouttest.WithEvents(sender))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { g.Expect(mgr.Stop()).To(Succeed()) }()
+
+	ns := e.CreateNamespace(t, "cdevents-adopt")
+	for _, svc := range []string{"shop-stable", "shop-canary"} {
+		g.Expect(e.Client.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "shop"}, Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
+	}
+	labels := map[string]string{"app": "shop"}
+	g.Expect(e.Client.Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/shop:2.4.1"}}}},
+		},
+	})).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", func(ro *kultav1alpha1.Rollout) {
+		ro.Spec.Template, ro.Spec.Selector = kultav1alpha1.PodTemplate{}, nil
+		ro.Spec.WorkloadRef = &kultav1alpha1.WorkloadRef{Name: "shop"}
+	})
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	g.Eventually(func() []string { return rec.Artifacts(events.RolloutURI(ns, "shop")) }).WithTimeout(30 * time.Second).Should(And(
+		Not(BeEmpty()), HaveEach(ContainSubstring("shop@2.4.1"))))
 }
