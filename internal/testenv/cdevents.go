@@ -17,7 +17,7 @@ import (
 type CDEventsReceiver struct {
 	server *httptest.Server
 
-	mu       sync.Mutex
+	mu        sync.Mutex
 	types     map[string][]string
 	artifacts map[string][]string
 	rejected  int
