@@ -90,6 +90,31 @@ func StepHeaderRoute(ro *kultav1alpha1.Rollout, step *kultav1alpha1.SetHeaderRou
 	return hr
 }
 
+// HeaderRouteNames are the managed names of every header route ro may have put on its routes,
+// which Cleanup removes: its A/B test's, and those of its canary's setHeaderRoute steps, the
+// ones status.headerRoutes records and the ones the steps name.
+func HeaderRouteNames(ro *kultav1alpha1.Rollout) []string {
+	names := []string{HeaderRouteName(ro)}
+	seen := map[string]bool{}
+	add := func(step string) {
+		if !seen[step] {
+			seen[step] = true
+			names = append(names, StepHeaderRouteName(ro, step))
+		}
+	}
+	for _, step := range ro.Status.HeaderRoutes {
+		add(step)
+	}
+	if c := ro.Spec.Strategy.Canary; c != nil {
+		for _, s := range c.Steps {
+			if s.SetHeaderRoute != nil {
+				add(s.SetHeaderRoute.Name)
+			}
+		}
+	}
+	return names
+}
+
 // KnownHeaderRoute is the header route named name that ro's spec describes: its A/B test's, or
 // the last match a setHeaderRoute step gives that name. It lets routers find their rules by
 // content where the API server keeps no rule names.

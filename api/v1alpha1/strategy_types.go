@@ -59,6 +59,7 @@ type SetHeaderRoute struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=40
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('-[0-9]+$')",message="setHeaderRoute.name must not end in a dash and digits: KULTA numbers the rules of a header route that way"
 	Name string `json:"name"`
 
 	// match lists the conditions a request must all meet to reach the canary. Empty: the header

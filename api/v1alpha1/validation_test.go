@@ -323,6 +323,14 @@ var invalidRollouts = []invalidCase{
 		field: "spec.strategy.canary.steps[0].setHeaderRoute.name", message: "should match",
 	},
 	{
+		name: "setHeaderRoute name ending like KULTA's numbering",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.HeaderRouteStep("qa-2", testutil.HeaderExact("X-Canary", "yes")))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.name", message: "must not end in a dash and digits",
+	},
+	{
 		name:   "unknown antiAffinity",
 		mutate: func(ro *kultav1alpha1.Rollout) { ro.Spec.AntiAffinity = "Sometimes" },
 		field:  "spec.antiAffinity", message: `supported values: "Preferred", "Required"`,
@@ -767,8 +775,8 @@ func adopt(ref kultav1alpha1.WorkloadRef) testutil.RolloutOption {
 }
 
 // TestWorkloadRefDefaultsAndTransitions checks what the API server fills in for workloadRef
-// and the transition rules that keep a Rollout's selector fixed: a Rollout that selects with
-// its Deployment's selector cannot switch Deployments, nor gain or lose spec.selector.
+// and the transition rules: a Rollout keeps the Deployment it adopted (switching would leave it
+// scaled down), and cannot gain or lose spec.selector.
 func TestWorkloadRefDefaultsAndTransitions(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
@@ -784,7 +792,7 @@ func TestWorkloadRefDefaultsAndTransitions(t *testing.T) {
 	switched.Spec.WorkloadRef.Name = "api"
 	err := e.Client.Update(ctx, switched)
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
-	g.Expect(err.Error()).To(ContainSubstring("spec.workloadRef.name cannot change while spec.selector is not set"))
+	g.Expect(err.Error()).To(ContainSubstring("spec.workloadRef.name is immutable"))
 
 	selected := ro.DeepCopy()
 	selected.Spec.Selector = &kultav1alpha1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
@@ -796,15 +804,24 @@ func TestWorkloadRefDefaultsAndTransitions(t *testing.T) {
 	mode.Spec.WorkloadRef.ScaleDown = kultav1alpha1.ScaleDownProgressively
 	g.Expect(e.Client.Update(ctx, mode)).To(Succeed(), "scaleDown may change")
 
-	// With a selector of its own, a Rollout may move to another Deployment.
+	// Even with a selector of its own, a Rollout neither moves to another Deployment nor drops
+	// the one it adopted for a template: the adopted one would stay scaled down.
 	own := testutil.Rollout(ns, "own", func(r *kultav1alpha1.Rollout) {
 		selector := r.Spec.Selector
 		adopt(kultav1alpha1.WorkloadRef{Name: "web"})(r)
 		r.Spec.Selector = selector
 	})
 	g.Expect(e.Client.Create(ctx, own)).To(Succeed())
-	own.Spec.WorkloadRef.Name = "web-v2"
-	g.Expect(e.Client.Update(ctx, own)).To(Succeed())
+	moved := own.DeepCopy()
+	moved.Spec.WorkloadRef.Name = "web-v2"
+	err = e.Client.Update(ctx, moved)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("spec.workloadRef.name is immutable"))
+	templated := testutil.Rollout(ns, "own")
+	templated.ObjectMeta = own.ObjectMeta
+	err = e.Client.Update(ctx, templated)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("spec.workloadRef cannot be added or removed after creation"))
 }
 
 // TestScaleSubresource scales a Rollout through /scale, as an HPA or `kubectl scale` does.

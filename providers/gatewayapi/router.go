@@ -116,7 +116,7 @@ func (r *Router) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollou
 }
 
 // Cleanup sends all traffic of the managed rules to stable and removes the Rollout's header
-// rules, exactly those named providers.HeaderRouteName (or found by their content where the API
+// rules, exactly those of providers.HeaderRouteNames (or found by their content where the API
 // server keeps no rule names), from every route of the Rollout. Another Rollout's rules stay,
 // whatever their names share.
 //
@@ -126,7 +126,10 @@ func (r *Router) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollou
 // its weights while its header rules are still removed; each is logged.
 func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
 	log := ctrl.LoggerFrom(ctx)
-	hr := headerRouteToRemove(ro, providers.HeaderRouteName(ro))
+	var headerRoutes []providers.HeaderRoute
+	for _, name := range providers.HeaderRouteNames(ro) {
+		headerRoutes = append(headerRoutes, headerRouteToRemove(ro, name))
+	}
 	for _, ref := range RouteRefs(ro) {
 		route := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 		// unweighted is why the managed rules could not be set to stable, if they could not.
@@ -140,8 +143,15 @@ func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
 			if err != nil {
 				return false, err
 			}
-			removed, err := RemoveHeaderRoute(u, b, hr)
-			return weighted || removed, err
+			changed := weighted
+			for _, hr := range headerRoutes {
+				removed, err := RemoveHeaderRoute(u, b, hr)
+				if err != nil {
+					return false, err
+				}
+				changed = changed || removed
+			}
+			return changed, nil
 		})
 		var routeErr *providers.RouteError
 		switch {

@@ -221,7 +221,7 @@ func (r *Router) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollou
 }
 
 // Cleanup sends all traffic of the managed routes to stable and removes the Rollout's header
-// routes, exactly those SetHeaderRoute writes for providers.HeaderRouteName, from every
+// routes, exactly those SetHeaderRoute writes for providers.HeaderRouteNames, from every
 // VirtualService of the Rollout. Another Rollout's routes stay, whatever their names share.
 //
 // The DestinationRule's subsets keep the pod-template-hash labels KULTA gave them: they select
@@ -248,7 +248,7 @@ func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
 			host = Host(u)
 		}
 	}
-	name := providers.HeaderRouteName(ro)
+	names := providers.HeaderRouteNames(ro)
 	for _, vs := range routingOf(ro).Services() {
 		ref := virtualServiceRef(ro, vs.Name)
 		b := backendsOf(ro, vs, host)
@@ -267,8 +267,15 @@ func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
 					return false, err
 				}
 			}
-			removed, err := RemoveHeaderRoute(u, name)
-			return weighted || removed, err
+			changed := weighted
+			for _, name := range names {
+				removed, err := RemoveHeaderRoute(u, name)
+				if err != nil {
+					return false, err
+				}
+				changed = changed || removed
+			}
+			return changed, nil
 		})
 		var routeErr *providers.RouteError
 		switch {

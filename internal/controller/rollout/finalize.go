@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"time"
 
@@ -54,12 +53,9 @@ func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) (c
 		return ctrl.Result{RequeueAfter: wait}, err
 	}
 	if trafficRouting(ro) != nil {
-		err := r.removeStepHeaderRoutes(ctx, ro)
-		if err != nil && !errors.Is(err, providers.ErrRouteNotUsable) {
-			return ctrl.Result{}, err
-		}
-		// A route that cannot be used any more is skipped by the clean-up, which says so.
-		err = r.router().Cleanup(ctx, ro)
+		// The clean-up removes every header route too (providers.HeaderRouteNames), route by
+		// route, skipping those that cannot be used any more.
+		err := r.router().Cleanup(ctx, ro)
 		switch {
 		case errors.Is(err, providers.ErrRouteNotUsable):
 			log.Info("Routes not cleaned up: they cannot be used any more", "reason", err.Error())
@@ -81,30 +77,6 @@ func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) (c
 	metrics.Forget(ro.Namespace, ro.Name)
 	log.Info("Traffic handed back; Rollout released for deletion")
 	return ctrl.Result{}, nil
-}
-
-// removeStepHeaderRoutes removes from the routes the header routes of a canary's setHeaderRoute
-// steps: those status.headerRoutes records and those the steps name.
-func (r *Reconciler) removeStepHeaderRoutes(ctx context.Context, ro *kultav1alpha1.Rollout) error {
-	c := ro.Spec.Strategy.Canary
-	if c == nil {
-		return nil
-	}
-	names := map[string]bool{}
-	for _, name := range ro.Status.HeaderRoutes {
-		names[name] = true
-	}
-	for _, s := range c.Steps {
-		if s.SetHeaderRoute != nil {
-			names[s.SetHeaderRoute.Name] = true
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(names)) {
-		if err := r.router().RemoveHeaderRoute(ctx, ro, providers.StepHeaderRouteName(ro, name)); err != nil {
-			return fmt.Errorf("removing header route %s: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // handBackWaitRecheck is how often a deletion waiting for an adopted Deployment's Pods looks

@@ -278,8 +278,8 @@ func activeHeaderRoutes(c *kultav1alpha1.CanaryStrategy, end int) map[string]*ku
 }
 
 // canaryHeaderRoutes plans the canary's header routes (setHeaderRoute): while a canary is in
-// flight, those its steps so far set, with every other the routes may carry removed; once the
-// rollout completes, fails or is aborted, none. status.headerRoutes records the ones in place,
+// flight and has an available Pod, those its steps so far set, with every other the routes may
+// carry removed; once the rollout completes, fails or is aborted, none. status.headerRoutes records the ones in place,
 // so that a route whose step a later spec no longer names is removed too.
 func (p *planner) canaryHeaderRoutes() {
 	c := p.ro.Spec.Strategy.Canary
@@ -289,7 +289,10 @@ func (p *planner) canaryHeaderRoutes() {
 	st := &p.out.Status
 	inFlight := p.stable != "" && p.obs.Hash != p.stable && st.Phase != kultav1alpha1.PhaseFailed
 	active := map[string]*kultav1alpha1.SetHeaderRoute{}
-	if inFlight {
+	// A header route sends requests to the canary whatever the weight: never while the canary
+	// has no Pod to answer them (its Pods lost, scaled to 0, or steps skipped by
+	// kulta.io/promote=full before any was ready).
+	if inFlight && p.rev(p.obs.Hash).Available > 0 {
 		active = activeHeaderRoutes(c, int(ptr.Deref(st.CurrentStepIndex, 0)))
 	}
 	gone := map[string]bool{}

@@ -118,3 +118,27 @@ func TestHeaderRouteStepScalesTheCanary(t *testing.T) {
 		t.Errorf("header routes %v at step %v once the Pod is ready, want kulta-web.testers at step 1", w.headers, w.ro.Status.CurrentStepIndex)
 	}
 }
+
+// TestHeaderRoutesWaitForACanaryPod: kulta.io/promote=full skips a setHeaderRoute step while no
+// canary Pod is ready; its route is not written until one is, so no request it matches meets a
+// canary Service without Pods.
+func TestHeaderRoutesWaitForACanaryPod(t *testing.T) {
+	w := newWorld(t, canaryRollout(testutil.WithCanarySteps(testutil.PauseUntilPromoted(),
+		testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes")), testutil.Weight(50))))
+	w.settle("install", 5)
+	w.kubelet = false
+	w.setImage("nginx:1.28")
+	w.tick("new image", time.Second)
+	w.ro.Annotations = map[string]string{kultav1alpha1.PromoteAnnotation: "full"}
+	w.tick("promote=full", time.Second)
+	w.tick("canary not ready", time.Second)
+	if len(w.headers) != 0 {
+		t.Fatalf("header routes %v while the canary has no available Pod, want none", w.headers)
+	}
+	w.kubelet = true
+	w.tick("canary ready", time.Second)
+	w.tick("promoted", time.Second)
+	if len(w.headers) != 0 || w.ro.Status.Phase != kultav1alpha1.PhaseCompleted {
+		t.Errorf("after the promotion: phase %s, header routes %v; want Completed and none", w.ro.Status.Phase, w.headers)
+	}
+}

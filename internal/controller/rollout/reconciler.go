@@ -129,9 +129,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		due := latest(obs.Now, told, analyzed, plan.DueAt)
 		metrics.StepLatency.WithLabelValues(string(plan.Status.Strategy)).Observe(r.Clock.Since(due).Seconds())
 	}
+	// The answers to the patches below replace ro; with workloadRef its spec then lacks the
+	// Deployment's template and selector, which the transitions reported last name (the image).
+	template, selector := ro.Spec.Template, ro.Spec.Selector
+	keepResolved := func() {
+		if ro.Spec.WorkloadRef != nil {
+			ro.Spec.Template, ro.Spec.Selector = template, selector
+		}
+	}
 	if err := r.consumeAnnotations(ctx, ro, plan.Consume); err != nil {
 		return ctrl.Result{}, err
 	}
+	keepResolved()
 	ro.Status = plan.Status
 	// Also while stalled: kstatus reads a Stalled condition only for the observed generation.
 	ro.Status.ObservedGeneration = ro.Generation
@@ -152,16 +161,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		// concurrent user edit breaks, losing the step just taken.
 		statusBase := ro.DeepCopy()
 		statusBase.Status = base.Status
-		// The answer replaces ro; with workloadRef its spec then lacks the Deployment's
-		// template and selector, which the transitions below report (the image, say).
-		template, selector := ro.Spec.Template, ro.Spec.Selector
 		if err := r.Status().Patch(ctx, ro, client.MergeFrom(statusBase)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
 		r.written.Wrote(req.NamespacedName, ro.ResourceVersion)
-		if ro.Spec.WorkloadRef != nil {
-			ro.Spec.Template, ro.Spec.Selector = template, selector
-		}
+		keepResolved()
 	}
 	for _, e := range plan.Events {
 		r.Recorder.Eventf(ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
