@@ -90,6 +90,13 @@ func (p *planner) pinStableRoles(stableHash, newHash string) {
 func (p *planner) summarise() {
 	st := &p.out.Status
 	st.StablePodTemplateHash = p.stable
+	if p.obs.Problem != nil && len(p.obs.Revisions) == 0 {
+		// The problem stopped the observation before the ReplicaSets were read (a missing
+		// Deployment, a spec the API server could not check): the Pods and the selector are
+		// as last seen, which an autoscaler reading the scale subresource keeps relying on.
+		p.setConditions()
+		return
+	}
 	st.Replicas, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas = 0, 0, 0, 0
 	for hash, r := range p.obs.Revisions {
 		st.Replicas += r.Pods

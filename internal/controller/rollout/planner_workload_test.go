@@ -145,3 +145,22 @@ func TestWorkloadRefSequences(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledKeepsTheLastCounts: the adopted Deployment deleted (or any problem found before
+// the ReplicaSets are read) stalls the Rollout, and the status keeps the Pods and the selector
+// last seen, as an autoscaler on the scale subresource reads them.
+func TestStalledKeepsTheLastCounts(t *testing.T) {
+	ro := canaryRollout()
+	ro.Spec.Selector = nil
+	ro.Spec.WorkloadRef = &kultav1alpha1.WorkloadRef{Name: "web", ScaleDown: kultav1alpha1.ScaleDownOnSuccess}
+	ro.Status = kultav1alpha1.RolloutStatus{Replicas: 4, ReadyReplicas: 4, AvailableReplicas: 4, UpdatedReplicas: 4, Selector: "app=web", StablePodTemplateHash: "abc"}
+	plan := Compute(Observation{Rollout: ro, Now: time.Now(), Revisions: map[string]*Revision{},
+		Problem: &Problem{Reason: "WorkloadNotFound", Message: `Deployment "web" (spec.workloadRef.name) not found in namespace default`}})
+	st := plan.Status
+	if st.Replicas != 4 || st.AvailableReplicas != 4 || st.Selector != "app=web" || st.StablePodTemplateHash != "abc" {
+		t.Errorf("stalled status: replicas %d, available %d, selector %q, stable %q; want the last seen 4, 4, app=web, abc", st.Replicas, st.AvailableReplicas, st.Selector, st.StablePodTemplateHash)
+	}
+	if len(plan.Replicas) != 0 || plan.Workload != nil || plan.Weights != nil {
+		t.Errorf("a stalled plan moves nothing: %+v", plan)
+	}
+}
