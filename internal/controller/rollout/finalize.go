@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -101,11 +100,14 @@ func (r *Reconciler) handBackWorkload(ctx context.Context, ro *kultav1alpha1.Rol
 		}
 		return 0, fmt.Errorf("getting Deployment %s/%s: %w", ro.Namespace, ref.Name, err)
 	}
-	if raw, ok := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]; ok {
-		n, err := strconv.ParseInt(raw, 10, 32)
-		if err != nil || n < 0 {
-			n = int64(ptr.Deref(ro.Spec.Replicas, 1))
+	if _, recorded := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]; recorded {
+		adopted, err := adoptedReplicas(&d)
+		if err != nil {
+			// Unreadable: the Rollout's own replica count is the best there is.
+			ctrl.LoggerFrom(ctx).Info("Scaling the adopted Deployment back to spec.replicas", "reason", err.Error())
+			adopted = ro.Spec.Replicas
 		}
+		n := ptr.Deref(adopted, 1)
 		patch := map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{kultav1alpha1.AdoptedReplicasAnnotation: nil}},
 			"spec":     map[string]any{"replicas": n},

@@ -207,14 +207,27 @@ func (r *Reconciler) resolveWorkload(ctx context.Context, ro *kultav1alpha1.Roll
 		// The Deployment controller has not seen the latest scale yet.
 		w.Available = min(w.Available, w.Replicas)
 	}
-	if raw, ok := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]; ok {
-		n, err := strconv.ParseInt(raw, 10, 32)
-		if err != nil || n < 0 {
-			return nil, &Problem{Reason: "InvalidWorkload", Message: fmt.Sprintf("Deployment %s/%s: annotation %s is %q, not a replica count", d.Namespace, d.Name, kultav1alpha1.AdoptedReplicasAnnotation, raw)}, nil
-		}
-		w.Adopted = ptr.To(int32(n))
+	adopted, err := adoptedReplicas(&d)
+	if err != nil {
+		return nil, &Problem{Reason: "InvalidWorkload", Message: err.Error()}, nil
 	}
+	w.Adopted = adopted
 	return w, nil, nil
+}
+
+// adoptedReplicas is the replica count d had before KULTA first scaled it down
+// (kultav1alpha1.AdoptedReplicasAnnotation), nil when KULTA never has; an annotation that is no
+// count is an error naming it.
+func adoptedReplicas(d *appsv1.Deployment) (*int32, error) {
+	raw, ok := d.Annotations[kultav1alpha1.AdoptedReplicasAnnotation]
+	if !ok {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(raw, 10, 32)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("deployment %s/%s: annotation %s is %q, not a replica count", d.Namespace, d.Name, kultav1alpha1.AdoptedReplicasAnnotation, raw)
+	}
+	return ptr.To(int32(n)), nil
 }
 
 // verifyTraffic reads what the routes carry. A route the user must fix is a Problem.
