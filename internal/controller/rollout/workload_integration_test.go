@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -195,4 +196,49 @@ func TestAdoptionExampleRuns(t *testing.T) {
 	g.Expect(e.Client.Update(ctx, update)).To(Succeed())
 	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
 	g.Expect(imagesWithReplicas(g, ns)).To(Equal(map[string]int32{"nginx:1.27": 3, "nginx:1.28": 1}))
+}
+
+// TestDeletingWhenTheDeploymentNeverComesBack deletes an adopted Rollout whose Deployment never
+// reports its Pods available again: the deletion waits no longer than progressDeadlineSeconds,
+// then hands the traffic back anyway with a WorkloadNotAvailable Warning; the Deployment is
+// back at its count.
+func TestDeletingWhenTheDeploymentNeverComesBack(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "adopt-deadline")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	d := deployment(ns, "shop", "nginx:1.27", 2)
+	g.Expect(e.Client.Create(ctx, d)).To(Succeed())
+	reportDeployment(g, d, 2)
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), func(ro *kultav1alpha1.Rollout) {
+		ro.Spec.Template, ro.Spec.Selector = kultav1alpha1.PodTemplate{}, nil
+		ro.Spec.WorkloadRef = &kultav1alpha1.WorkloadRef{Name: "shop", ScaleDown: kultav1alpha1.ScaleDownOnSuccess}
+		ro.Spec.ProgressDeadlineSeconds = ptr.To[int32](3)
+	})
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(func(g Gomega) *int32 { return getDeployment(g, d).Spec.Replicas }).WithTimeout(timeout).Should(Equal(ptr.To[int32](0)))
+	reportDeployment(g, d, 0)
+
+	deleted := time.Now()
+	g.Expect(e.Client.Delete(ctx, ro)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), &kultav1alpha1.Rollout{}))
+	}).WithTimeout(timeout).Should(BeTrue(), "the deletion goes on past the deadline")
+	g.Expect(time.Since(deleted)).To(BeNumerically(">=", 2*time.Second), "held for about progressDeadlineSeconds first")
+	g.Expect(getDeployment(g, d).Spec.Replicas).To(Equal(ptr.To[int32](2)))
+	sel, _ := selectorOf(g, ns, "shop-stable")
+	g.Expect(sel).To(Equal(map[string]string{"app": "shop"}))
+	g.Eventually(func(g Gomega) []string {
+		var list eventsv1.EventList
+		g.Expect(e.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, ev := range list.Items {
+			reasons = append(reasons, ev.Reason)
+		}
+		return reasons
+	}).WithTimeout(timeout).Should(ContainElement("WorkloadNotAvailable"))
 }

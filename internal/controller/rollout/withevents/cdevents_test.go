@@ -30,19 +30,7 @@ func TestMain(m *testing.M) {
 func TestCDEventsFollowTheRollout(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rec := testenv.StartCDEventsReceiver(t)
-	sender, err := cdevents.New(cdevents.Options{URL: rec.URL()})
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() {
-		if err := sender.Start(ctx); err != nil {
-			t.Errorf("CDEvents sender: %v", err)
-		}
-	}()
-	mgr, err := rollouttest.Start(ctx, e, rollouttest.WithEvents(sender))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer func() { g.Expect(mgr.Stop()).To(Succeed()) }()
+	ctx, rec, sender := startWithCDEvents(t, e)
 
 	ns := e.CreateNamespace(t, "cdevents")
 	for _, name := range []string{"done", "back"} {
@@ -72,19 +60,7 @@ func TestCDEventsFollowTheRollout(t *testing.T) {
 func TestCDEventsNameTheAdoptedDeploymentsImage(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rec := testenv.StartCDEventsReceiver(t)
-	sender, err := cdevents.New(cdevents.Options{URL: rec.URL()})
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() {
-		if err := sender.Start(ctx); err != nil {
-			t.Errorf("CDEvents sender: %v", err)
-		}
-	}()
-	mgr, err := rollouttest.Start(ctx, e, rollouttest.WithEvents(sender))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer func() { g.Expect(mgr.Stop()).To(Succeed()) }()
+	ctx, rec, _ := startWithCDEvents(t, e)
 
 	ns := e.CreateNamespace(t, "cdevents-adopt")
 	for _, svc := range []string{"shop-stable", "shop-canary"} {
@@ -107,4 +83,25 @@ func TestCDEventsNameTheAdoptedDeploymentsImage(t *testing.T) {
 	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	g.Eventually(func() []string { return rec.Artifacts(events.RolloutURI(ns, "shop")) }).WithTimeout(30 * time.Second).Should(And(
 		Not(BeEmpty()), HaveEach(ContainSubstring("shop@2.4.1"))))
+}
+
+// startWithCDEvents starts a CDEvents receiver, a sender to it and a manager whose reconciler
+// sends every transition; all stop when t ends, the manager first.
+func startWithCDEvents(t *testing.T, e *testenv.Env) (context.Context, *testenv.CDEventsReceiver, *cdevents.Sink) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	rec := testenv.StartCDEventsReceiver(t)
+	sender, err := cdevents.New(cdevents.Options{URL: rec.URL()})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() {
+		if err := sender.Start(ctx); err != nil {
+			t.Errorf("CDEvents sender: %v", err)
+		}
+	}()
+	mgr, err := rollouttest.Start(ctx, e, rollouttest.WithEvents(sender))
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { g.Expect(mgr.Stop()).To(Succeed()) })
+	return ctx, rec, sender
 }
