@@ -97,8 +97,9 @@ type RolloutStatus struct {
 	// +optional
 	CurrentPodTemplateHash string `json:"currentPodTemplateHash,omitempty"`
 
-	// headerRoutes names the canary's header routes (setHeaderRoute steps) KULTA has put on the
-	// routes, so that they are removed even when a later spec no longer names them.
+	// headerRoutes names the canary's header and mirror routes (setHeaderRoute and setMirrorRoute
+	// steps) KULTA has put on the routes, so that they are removed even when a later spec no
+	// longer names them.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64

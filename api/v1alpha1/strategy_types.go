@@ -6,6 +6,7 @@ package v1alpha1
 // +kubebuilder:validation:XValidation:rule="self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.canary.steps: setWeight must not decrease from one step to the next"
 // +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setCanaryScale))",message="spec.strategy.canary.steps[].setCanaryScale needs trafficRouting: without routes the canary's share of traffic is its share of the Pods"
 // +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setHeaderRoute))",message="spec.strategy.canary.steps[].setHeaderRoute needs trafficRouting: requests are routed by header only through routes"
+// +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setMirrorRoute))",message="spec.strategy.canary.steps[].setMirrorRoute needs trafficRouting: requests are mirrored only by routes"
 type CanaryStrategy struct {
 	// canaryService is the Service that KULTA points at the new revision's Pods.
 	// +required
@@ -74,9 +75,9 @@ type SetHeaderRoute struct {
 // HeaderRouteMatch is one condition of a header route: a header and how its value matches, or
 // a cookie.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.headerName) != has(self.cookie)",message="each setHeaderRoute.match entry sets exactly one of headerName and cookie"
-// +kubebuilder:validation:XValidation:rule="has(self.headerName) == has(self.headerValue)",message="setHeaderRoute.match[].headerName needs headerValue"
-// +kubebuilder:validation:XValidation:rule="!has(self.headerName) || self.headerName.lowerAscii() != 'cookie'",message="setHeaderRoute.match[].headerName must not be Cookie: match a cookie with cookie"
+// +kubebuilder:validation:XValidation:rule="has(self.headerName) != has(self.cookie)",message="each match entry sets exactly one of headerName and cookie"
+// +kubebuilder:validation:XValidation:rule="has(self.headerName) == has(self.headerValue)",message="match[].headerName needs headerValue"
+// +kubebuilder:validation:XValidation:rule="!has(self.headerName) || self.headerName.lowerAscii() != 'cookie'",message="match[].headerName must not be Cookie: match a cookie with cookie"
 type HeaderRouteMatch struct {
 	// headerName is the request header to match, such as X-Canary.
 	// +optional
@@ -119,8 +120,9 @@ type StringMatch struct {
 // CanaryStep is one step of a canary: set a weight, pause, or both (the weight first); or set
 // the canary's scale; or run an analysis.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale) || has(self.analysis) || has(self.setHeaderRoute)",message="each canary step must set setWeight, pause (or both), setCanaryScale, analysis or setHeaderRoute"
-// +kubebuilder:validation:XValidation:rule="!has(self.setHeaderRoute) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale) && !has(self.analysis))",message="a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale or analysis"
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) || has(self.pause) || has(self.setCanaryScale) || has(self.analysis) || has(self.setHeaderRoute) || has(self.setMirrorRoute)",message="each canary step must set setWeight, pause (or both), setCanaryScale, analysis, setHeaderRoute or setMirrorRoute"
+// +kubebuilder:validation:XValidation:rule="!has(self.setHeaderRoute) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale) && !has(self.analysis) && !has(self.setMirrorRoute))",message="a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale, analysis or setMirrorRoute"
+// +kubebuilder:validation:XValidation:rule="!has(self.setMirrorRoute) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale) && !has(self.analysis))",message="a canary step with setMirrorRoute must not also set setWeight, pause, setCanaryScale or analysis"
 // +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || (!has(self.setWeight) && !has(self.pause))",message="a canary step with setCanaryScale must not also set setWeight or pause"
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || (!has(self.setWeight) && !has(self.pause) && !has(self.setCanaryScale))",message="a canary step with analysis must not also set setWeight, pause or setCanaryScale"
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || (has(self.analysis.metrics) && size(self.analysis.metrics) > 0)",message="a canary step's analysis must list at least one metric"
@@ -158,6 +160,58 @@ type CanaryStep struct {
 	// aborted, or the Rollout is deleted. Alone in its step; needs trafficRouting.
 	// +optional
 	SetHeaderRoute *SetHeaderRoute `json:"setHeaderRoute,omitempty"`
+
+	// setMirrorRoute copies a percentage of the requests that match, on every route the Rollout
+	// names, to the canary from this step on: they are still answered where the weights send
+	// them, and the canary's answers to the copies are dropped, so analysis can judge the canary
+	// on real requests before it answers anyone. With percentage or match, the route named name
+	// is added (or changed); with the name alone, it is removed. Header and mirror routes share
+	// their names: a later step of either kind with the same name replaces the route. Every mirror
+	// route is removed when the rollout completes, is rolled back or aborted, or the Rollout is
+	// deleted. A request that a header route sends to the canary is not mirrored. Alone in its
+	// step; needs trafficRouting (Gateway API or Istio).
+	// +optional
+	SetMirrorRoute *SetMirrorRoute `json:"setMirrorRoute,omitempty"`
+}
+
+// SetMirrorRoute names a mirror route of a canary, what it matches and how much of it is copied.
+type SetMirrorRoute struct {
+	// name tells this route from the canary's other header and mirror routes; a later step with
+	// the same name changes or removes it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('-[0-9]+$')",message="setMirrorRoute.name must not end in a dash and digits: KULTA numbers the rules of a route that way"
+	Name string `json:"name"`
+
+	// percentage is the share of the matching requests copied to the canary; 100 when only match
+	// is given.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Percentage *int32 `json:"percentage,omitempty"`
+
+	// match lists the conditions a request must all meet to be copied. Without match, every
+	// request the Rollout's rules take may be.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.filter(m, has(m.cookie)).size() <= 1",message="setMirrorRoute.match may hold one cookie condition"
+	Match []HeaderRouteMatch `json:"match,omitempty"`
+}
+
+// Sets reports whether the step adds or changes its mirror route; false: it removes it.
+func (m *SetMirrorRoute) Sets() bool {
+	return m.Percentage != nil || len(m.Match) > 0
+}
+
+// PercentageOrDefault is the share of matching requests the route copies: percentage, or 100.
+func (m *SetMirrorRoute) PercentageOrDefault() int32 {
+	if m.Percentage != nil {
+		return *m.Percentage
+	}
+	return 100
 }
 
 // CanaryScale is the canary's size: a count, a percentage of spec.replicas, or the share of

@@ -177,7 +177,7 @@ var invalidRollouts = []invalidCase{
 	{
 		name:   "empty step",
 		mutate: testutil.WithCanarySteps(testutil.Weight(10), kultav1alpha1.CanaryStep{}),
-		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), setCanaryScale, analysis or setHeaderRoute",
+		field:  "spec.strategy.canary.steps[1]", message: "each canary step must set setWeight, pause (or both), setCanaryScale, analysis, setHeaderRoute or setMirrorRoute",
 	},
 	{
 		name: "canaryMetadata label with KULTA's prefix",
@@ -275,7 +275,58 @@ var invalidRollouts = []invalidCase{
 			step.SetWeight = ptr.To[int32](20)
 			testutil.WithCanarySteps(step)(ro)
 		},
-		field: "spec.strategy.canary.steps[0]", message: "a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale or analysis",
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale, analysis or setMirrorRoute",
+	},
+	{
+		name: "setMirrorRoute with a pause",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.MirrorRouteStep("shadow", 20)
+			step.Pause = &kultav1alpha1.RolloutPause{}
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with setMirrorRoute must not also set setWeight, pause, setCanaryScale or analysis",
+	},
+	{
+		name: "setMirrorRoute beside setHeaderRoute",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			step := testutil.MirrorRouteStep("shadow", 20)
+			step.SetHeaderRoute = &kultav1alpha1.SetHeaderRoute{Name: "testers"}
+			testutil.WithCanarySteps(step)(ro)
+		},
+		field: "spec.strategy.canary.steps[0]", message: "a canary step with setHeaderRoute must not also set setWeight, pause, setCanaryScale, analysis or setMirrorRoute",
+	},
+	{
+		name:   "setMirrorRoute without trafficRouting",
+		mutate: testutil.WithCanarySteps(testutil.MirrorRouteStep("shadow", 20), testutil.Weight(100)),
+		field:  "spec.strategy.canary", message: "spec.strategy.canary.steps[].setMirrorRoute needs trafficRouting: requests are mirrored only by routes",
+	},
+	{
+		name: "setMirrorRoute percentage over 100",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.MirrorRouteStep("shadow", 101))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setMirrorRoute.percentage", message: "should be less than or equal to 100",
+	},
+	{
+		name: "setMirrorRoute name numbered like KULTA's rules",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.MirrorRouteStep("shadow-2", 10))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setMirrorRoute.name", message: "setMirrorRoute.name must not end in a dash and digits",
+	},
+	{
+		name: "setMirrorRoute with two cookies",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(testutil.MirrorRouteStep("shadow", 10,
+				kultav1alpha1.HeaderRouteMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "a", Value: "1"}},
+				kultav1alpha1.HeaderRouteMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "b", Value: "1"}}))(ro)
+		},
+		field: "spec.strategy.canary.steps[0].setMirrorRoute.match", message: "setMirrorRoute.match may hold one cookie condition",
 	},
 	{
 		name: "setHeaderRoute header without a value",
@@ -283,7 +334,7 @@ var invalidRollouts = []invalidCase{
 			testutil.WithHTTPRoute("web")(ro)
 			testutil.WithCanarySteps(testutil.HeaderRouteStep("testers", kultav1alpha1.HeaderRouteMatch{HeaderName: "X-Canary"}))(ro)
 		},
-		field: "spec.strategy.canary.steps[0].setHeaderRoute.match[0]", message: "setHeaderRoute.match[].headerName needs headerValue",
+		field: "spec.strategy.canary.steps[0].setHeaderRoute.match[0]", message: "match[].headerName needs headerValue",
 	},
 	{
 		name: "setHeaderRoute value with exact and prefix",
@@ -696,6 +747,14 @@ func TestValidVariantsAccepted(t *testing.T) {
 				testutil.HeaderRouteStep("beta", kultav1alpha1.HeaderRouteMatch{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}},
 					kultav1alpha1.HeaderRouteMatch{HeaderName: "X-Region", HeaderValue: &kultav1alpha1.StringMatch{Regex: ptr.To("eu-.*")}}),
 				testutil.Weight(20), testutil.HeaderRouteStep("testers"), testutil.Weight(100))(ro)
+		},
+		"mirror routes": func(ro *kultav1alpha1.Rollout) {
+			testutil.WithHTTPRoute("web")(ro)
+			testutil.WithCanarySteps(
+				testutil.MirrorRouteStep("shadow", 25),
+				testutil.MirrorRouteStep("api", 0, kultav1alpha1.HeaderRouteMatch{HeaderName: "X-Api", HeaderValue: &kultav1alpha1.StringMatch{Prefix: ptr.To("v2")}}),
+				testutil.HeaderRouteStep("shadow", testutil.HeaderExact("X-Canary", "yes")),
+				testutil.Weight(20), testutil.MirrorRouteStep("api", 0), testutil.Weight(100))(ro)
 		},
 		"analysis steps": testutil.WithCanarySteps(testutil.Weight(10), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate", Threshold: "1"}),
 			testutil.Weight(50), testutil.PauseFor("1m"), testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "latency-p99", Threshold: "300", CompareToStable: true})),

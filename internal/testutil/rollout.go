@@ -156,6 +156,17 @@ func HeaderRouteStep(name string, match ...kultav1alpha1.HeaderRouteMatch) kulta
 	return kultav1alpha1.CanaryStep{SetHeaderRoute: &kultav1alpha1.SetHeaderRoute{Name: name, Match: match}}
 }
 
+// MirrorRouteStep is a setMirrorRoute step named name copying percent of the requests that meet
+// every match to the canary; percent 0 leaves the percentage unset (100, or removal without a
+// match).
+func MirrorRouteStep(name string, percent int32, match ...kultav1alpha1.HeaderRouteMatch) kultav1alpha1.CanaryStep {
+	m := &kultav1alpha1.SetMirrorRoute{Name: name, Match: match}
+	if percent > 0 {
+		m.Percentage = ptr.To(percent)
+	}
+	return kultav1alpha1.CanaryStep{SetMirrorRoute: m}
+}
+
 // HeaderExact matches header name with exactly value.
 func HeaderExact(name, value string) kultav1alpha1.HeaderRouteMatch {
 	return kultav1alpha1.HeaderRouteMatch{HeaderName: name, HeaderValue: &kultav1alpha1.StringMatch{Exact: &value}}
