@@ -5,6 +5,8 @@ import (
 	"errors"
 	"regexp"
 
+	"k8s.io/utils/ptr"
+
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
@@ -16,10 +18,11 @@ type Weights struct {
 	Canary int32
 }
 
-// HeaderRoute is a managed rule that sends matching requests to the canary Service.
+// HeaderRoute is a managed rule that sends matching requests to the canary Service, or, with
+// Mirror, copies them there.
 type HeaderRoute struct {
 	// Name identifies the rule among the rules KULTA manages on the route: HeaderRouteName for
-	// an A/B test's, StepHeaderRouteName for a canary's setHeaderRoute steps.
+	// an A/B test's, StepHeaderRouteName for a canary's setHeaderRoute and setMirrorRoute steps.
 	Name string
 	// Header, Cookie: an A/B test's match; at least one is set, and a request matching either
 	// goes to the canary Service.
@@ -29,14 +32,21 @@ type HeaderRoute struct {
 	// meets every one goes to the canary Service. A cookie is a regular expression on the Cookie
 	// header (CookieRegex), a prefix a regular expression on the header.
 	All []kultav1alpha1.HeaderMatch
+	// Mirror, when set, makes the rule a setMirrorRoute's: the requests that meet All (every
+	// request the managed rule takes, when All is empty) still go where the managed rule's
+	// weights send them, and Mirror percent of them are also copied to the canary Service,
+	// whose answers are dropped.
+	Mirror *int32
 }
 
 // Alternatives is hr's match as alternatives, each a list of header conditions that must all
 // hold: a request meeting any alternative goes to the canary. An A/B test's header and cookie
 // are two alternatives of one condition each (the cookie as a regular expression on the Cookie
-// header); a setHeaderRoute's conditions are one alternative.
+// header); a setHeaderRoute's conditions are one alternative, and so are a setMirrorRoute's,
+// even none.
 func (hr HeaderRoute) Alternatives() [][]kultav1alpha1.HeaderMatch {
-	if len(hr.All) > 0 {
+	if len(hr.All) > 0 || hr.Mirror != nil {
+		// A mirror route without conditions has one alternative with none: every request.
 		return [][]kultav1alpha1.HeaderMatch{hr.All}
 	}
 	var out [][]kultav1alpha1.HeaderMatch
@@ -73,26 +83,60 @@ func StepHeaderRouteName(ro *kultav1alpha1.Rollout, name string) string {
 
 // StepHeaderRoute is the header route a setHeaderRoute step with a match asks for.
 func StepHeaderRoute(ro *kultav1alpha1.Rollout, step *kultav1alpha1.SetHeaderRoute) HeaderRoute {
-	hr := HeaderRoute{Name: StepHeaderRouteName(ro, step.Name)}
-	for _, m := range step.Match {
+	return HeaderRoute{Name: StepHeaderRouteName(ro, step.Name), All: headerConditions(step.Match)}
+}
+
+// StepMirrorRoute is the mirror route a setMirrorRoute step that sets one asks for.
+func StepMirrorRoute(ro *kultav1alpha1.Rollout, step *kultav1alpha1.SetMirrorRoute) HeaderRoute {
+	return HeaderRoute{Name: StepHeaderRouteName(ro, step.Name), All: headerConditions(step.Match), Mirror: ptr.To(step.PercentageOrDefault())}
+}
+
+// headerConditions turns a step's match into header conditions: a cookie is a regular
+// expression on the Cookie header, a prefix one on the header.
+func headerConditions(match []kultav1alpha1.HeaderRouteMatch) []kultav1alpha1.HeaderMatch {
+	var all []kultav1alpha1.HeaderMatch
+	for _, m := range match {
 		switch v := m.HeaderValue; {
 		case m.Cookie != nil:
-			hr.All = append(hr.All, CookieHeader(m.Cookie.Name, m.Cookie.Value))
+			all = append(all, CookieHeader(m.Cookie.Name, m.Cookie.Value))
 		case v == nil:
 		case v.Exact != nil:
-			hr.All = append(hr.All, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchExact, Value: *v.Exact})
+			all = append(all, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchExact, Value: *v.Exact})
 		case v.Prefix != nil:
-			hr.All = append(hr.All, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchRegularExpression, Value: regexp.QuoteMeta(*v.Prefix) + ".*"})
+			all = append(all, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchRegularExpression, Value: regexp.QuoteMeta(*v.Prefix) + ".*"})
 		case v.Regex != nil:
-			hr.All = append(hr.All, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchRegularExpression, Value: *v.Regex})
+			all = append(all, kultav1alpha1.HeaderMatch{Name: m.HeaderName, Type: kultav1alpha1.MatchRegularExpression, Value: *v.Regex})
 		}
 	}
-	return hr
+	return all
+}
+
+// StepRoute is the route a setHeaderRoute or setMirrorRoute step asks for; ok is false when
+// the step removes its route (or is of neither kind).
+func StepRoute(ro *kultav1alpha1.Rollout, step kultav1alpha1.CanaryStep) (hr HeaderRoute, ok bool) {
+	switch {
+	case step.SetHeaderRoute != nil && len(step.SetHeaderRoute.Match) > 0:
+		return StepHeaderRoute(ro, step.SetHeaderRoute), true
+	case step.SetMirrorRoute != nil && step.SetMirrorRoute.Sets():
+		return StepMirrorRoute(ro, step.SetMirrorRoute), true
+	}
+	return HeaderRoute{}, false
+}
+
+// StepRouteName is the name a setHeaderRoute or setMirrorRoute step gives its route, or "".
+func StepRouteName(step kultav1alpha1.CanaryStep) string {
+	switch {
+	case step.SetHeaderRoute != nil:
+		return step.SetHeaderRoute.Name
+	case step.SetMirrorRoute != nil:
+		return step.SetMirrorRoute.Name
+	}
+	return ""
 }
 
 // HeaderRouteNames are the managed names of every header route ro may have put on its routes,
-// which Cleanup removes: its A/B test's, and those of its canary's setHeaderRoute steps, the
-// ones status.headerRoutes records and the ones the steps name.
+// which Cleanup removes: its A/B test's, and those of its canary's setHeaderRoute and
+// setMirrorRoute steps, the ones status.headerRoutes records and the ones the steps name.
 func HeaderRouteNames(ro *kultav1alpha1.Rollout) []string {
 	names := []string{HeaderRouteName(ro)}
 	seen := map[string]bool{}
@@ -107,8 +151,8 @@ func HeaderRouteNames(ro *kultav1alpha1.Rollout) []string {
 	}
 	if c := ro.Spec.Strategy.Canary; c != nil {
 		for _, s := range c.Steps {
-			if s.SetHeaderRoute != nil {
-				add(s.SetHeaderRoute.Name)
+			if name := StepRouteName(s); name != "" {
+				add(name)
 			}
 		}
 	}
@@ -116,7 +160,7 @@ func HeaderRouteNames(ro *kultav1alpha1.Rollout) []string {
 }
 
 // KnownHeaderRoute is the header route named name that ro's spec describes: its A/B test's, or
-// the last match a setHeaderRoute step gives that name. It lets routers find their rules by
+// the last route a setHeaderRoute or setMirrorRoute step that sets one gives that name. It lets routers find their rules by
 // content where the API server keeps no rule names.
 func KnownHeaderRoute(ro *kultav1alpha1.Rollout, name string) (HeaderRoute, bool) {
 	if hr, ok := ManagedHeaderRoute(ro); ok && hr.Name == name {
@@ -124,8 +168,8 @@ func KnownHeaderRoute(ro *kultav1alpha1.Rollout, name string) (HeaderRoute, bool
 	}
 	if c := ro.Spec.Strategy.Canary; c != nil {
 		for i := len(c.Steps) - 1; i >= 0; i-- {
-			if s := c.Steps[i].SetHeaderRoute; s != nil && len(s.Match) > 0 && StepHeaderRouteName(ro, s.Name) == name {
-				return StepHeaderRoute(ro, s), true
+			if hr, ok := StepRoute(ro, c.Steps[i]); ok && hr.Name == name {
+				return hr, true
 			}
 		}
 	}

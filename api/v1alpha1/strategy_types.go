@@ -7,6 +7,7 @@ package v1alpha1
 // +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setCanaryScale))",message="spec.strategy.canary.steps[].setCanaryScale needs trafficRouting: without routes the canary's share of traffic is its share of the Pods"
 // +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setHeaderRoute))",message="spec.strategy.canary.steps[].setHeaderRoute needs trafficRouting: requests are routed by header only through routes"
 // +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !self.steps.exists(s, has(s.setMirrorRoute))",message="spec.strategy.canary.steps[].setMirrorRoute needs trafficRouting: requests are mirrored only by routes"
+// +kubebuilder:validation:XValidation:rule="!has(self.trafficRouting) || !has(self.trafficRouting.nginx) || !self.steps.exists(s, has(s.setMirrorRoute))",message="spec.strategy.canary.steps[].setMirrorRoute needs Gateway API or Istio routes: ingress-nginx cannot copy a share of requests to the canary"
 type CanaryStrategy struct {
 	// canaryService is the Service that KULTA points at the new revision's Pods.
 	// +required

@@ -303,6 +303,14 @@ var invalidRollouts = []invalidCase{
 		field:  "spec.strategy.canary", message: "spec.strategy.canary.steps[].setMirrorRoute needs trafficRouting: requests are mirrored only by routes",
 	},
 	{
+		name: "setMirrorRoute with ingress-nginx",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithCanarySteps(testutil.MirrorRouteStep("shadow", 20), testutil.Weight(100))(ro)
+			ro.Spec.Strategy.Canary.TrafficRouting = &kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{StableIngress: "web"}}
+		},
+		field: "spec.strategy.canary", message: "setMirrorRoute needs Gateway API or Istio routes: ingress-nginx cannot copy a share of requests to the canary",
+	},
+	{
 		name: "setMirrorRoute percentage over 100",
 		mutate: func(ro *kultav1alpha1.Rollout) {
 			testutil.WithHTTPRoute("web")(ro)

@@ -28,6 +28,10 @@ type Capabilities struct {
 	// it the API server prunes the names KULTA gives its header rules, so the Router finds them
 	// by their content.
 	RuleNames bool
+	// MirrorPercent says whether the CRD of every served route kind has a RequestMirror filter's
+	// percent (v1.3.0 and later). Without it the API server would prune the percent, and a mirror
+	// route meant for some requests would copy them all, so KULTA refuses to write one.
+	MirrorPercent bool
 }
 
 // Serves reports whether the API server serves the route kind.
@@ -84,13 +88,14 @@ func Detect(ctx context.Context, mapper meta.RESTMapper, reader client.Reader) (
 		return Capabilities{}, err
 	}
 	kinds := c.Kinds()
-	c.RuleNames = len(kinds) > 0
+	c.RuleNames, c.MirrorPercent = len(kinds) > 0, len(kinds) > 0
 	for _, kind := range kinds {
-		names, err := crdHasRuleNames(ctx, reader, kind)
+		f, err := crdFeatures(ctx, reader, kind)
 		if err != nil {
-			ctrl.LoggerFrom(ctx).Info("Assuming the route CRD prunes rule names; KULTA finds its header rules by content", "kind", kind, "reason", err.Error())
+			ctrl.LoggerFrom(ctx).Info("Assuming the route CRD prunes rule names and mirror percentages; KULTA finds its header rules by content", "kind", kind, "reason", err.Error())
 		}
-		c.RuleNames = c.RuleNames && names
+		c.RuleNames = c.RuleNames && f.ruleNames
+		c.MirrorPercent = c.MirrorPercent && f.mirrorPercent
 	}
 	return c, nil
 }
@@ -114,21 +119,26 @@ func crdName(kind string) string {
 	return plural + "." + Group
 }
 
-// crdHasRuleNames reads the kind's CRD and reports whether its v1 schema keeps
-// spec.rules[].name; the error says why it could not tell (then the answer is false).
-func crdHasRuleNames(ctx context.Context, reader client.Reader, kind string) (bool, error) {
+// features are the fields of a route CRD's v1 schema that KULTA's writes depend on.
+type features struct {
+	ruleNames, mirrorPercent bool
+}
+
+// crdFeatures reads the kind's CRD and reports which of the fields KULTA needs its v1 schema
+// keeps; the error says why it could not tell (then the answer is none).
+func crdFeatures(ctx context.Context, reader client.Reader, kind string) (features, error) {
 	crd := &unstructured.Unstructured{}
 	crd.SetGroupVersionKind(crdGVK)
 	if err := reader.Get(ctx, types.NamespacedName{Name: crdName(kind)}, crd); err != nil {
-		return false, fmt.Errorf("reading CustomResourceDefinition %s: %w", crdName(kind), err)
+		return features{}, fmt.Errorf("reading CustomResourceDefinition %s: %w", crdName(kind), err)
 	}
-	return ruleNamesInCRD(crd)
+	return featuresInCRD(crd)
 }
 
-// ruleNamesInCRD reports whether a route CRD's v1 schema declares spec.rules[].name, which the
-// API server then keeps. The error names what is missing when the CRD has no v1 version or no
-// schema for the rules.
-func ruleNamesInCRD(crd *unstructured.Unstructured) (bool, error) {
+// featuresInCRD reports whether a route CRD's v1 schema declares spec.rules[].name and
+// spec.rules[].filters[].requestMirror.percent, which the API server then keeps. The error
+// names what is missing when the CRD has no v1 version or no schema for the rules.
+func featuresInCRD(crd *unstructured.Unstructured) (features, error) {
 	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
 	for _, item := range versions {
 		v, _ := item.(map[string]any)
@@ -137,10 +147,12 @@ func ruleNamesInCRD(crd *unstructured.Unstructured) (bool, error) {
 		}
 		items, found, _ := unstructured.NestedMap(v, "schema", "openAPIV3Schema", "properties", "spec", "properties", "rules", "items")
 		if !found {
-			return false, fmt.Errorf("CustomResourceDefinition %s version v1 has no schema for spec.rules", crd.GetName())
+			return features{}, fmt.Errorf("CustomResourceDefinition %s version v1 has no schema for spec.rules", crd.GetName())
 		}
-		_, named, _ := unstructured.NestedMap(items, "properties", "name")
-		return named, nil
+		var f features
+		_, f.ruleNames, _ = unstructured.NestedMap(items, "properties", "name")
+		_, f.mirrorPercent, _ = unstructured.NestedMap(items, "properties", "filters", "items", "properties", "requestMirror", "properties", "percent")
+		return f, nil
 	}
-	return false, fmt.Errorf("CustomResourceDefinition %s has no version v1", crd.GetName())
+	return features{}, fmt.Errorf("CustomResourceDefinition %s has no version v1", crd.GetName())
 }

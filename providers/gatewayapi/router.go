@@ -72,6 +72,7 @@ func (r *Router) backends(ro *kultav1alpha1.Rollout, ref kultav1alpha1.RouteRefe
 	b := backendsOf(ro)
 	b.Rules = ref.Rules
 	b.NoRuleNames = r.Capabilities != nil && !r.Capabilities.RuleNames
+	b.NoMirrorPercent = r.Capabilities != nil && !r.Capabilities.MirrorPercent
 	return b
 }
 

@@ -2,6 +2,7 @@ package gatewayapi
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -30,6 +31,9 @@ type Backends struct {
 	// than v1.4.0): header rules are then written without a name and recognised by their
 	// content, and Rules cannot select anything.
 	NoRuleNames bool
+	// NoMirrorPercent is set when the API server prunes a RequestMirror filter's percent (Gateway
+	// API CRDs older than v1.3.0): a mirror route of less than 100 percent cannot be written.
+	NoMirrorPercent bool
 }
 
 // The translation works on the route's unstructured content, so that fields this build of
@@ -94,10 +98,10 @@ func isService(ref map[string]any) bool {
 	return group == "" && (kind == "" || kind == "Service")
 }
 
-// managedRules returns the indexes of the rules KULTA moves weights in: those that reference
-// both Services at the port (and carry one of b.Rules' names, when set). Such a rule that
-// refers to one of the Services twice is an AmbiguousBackendRef RouteError: KULTA could weight
-// neither without guessing.
+// managedRules returns the indexes of the user's rules KULTA moves weights in: those that
+// reference both Services at the port (and carry one of b.Rules' names, when set), KULTA's
+// mirror rules aside (see isMirrorRule). Such a rule that refers to one of the Services twice
+// is an AmbiguousBackendRef RouteError: KULTA could weight neither without guessing.
 func managedRules(route *unstructured.Unstructured, b Backends) ([]int, error) {
 	if b.NoRuleNames && len(b.Rules) > 0 {
 		return nil, &providers.RouteError{Reason: providers.ReasonRuleNamesNotServed, Message: fmt.Sprintf(
@@ -107,7 +111,7 @@ func managedRules(route *unstructured.Unstructured, b Backends) ([]int, error) {
 	var out []int
 	for i, item := range rules(route) {
 		rule, _ := item.(map[string]any)
-		if rule == nil {
+		if rule == nil || isMirrorRule(route, rule, b) {
 			continue
 		}
 		name, _ := rule["name"].(string)
@@ -140,15 +144,65 @@ func describe(route *unstructured.Unstructured) string {
 	return fmt.Sprintf("%s %s/%s", route.GetKind(), route.GetNamespace(), route.GetName())
 }
 
-// SetWeights sets the weights of the stable and canary backendRefs in every managed rule of
-// route, and reports whether anything changed. Nothing else in the route is touched.
-func SetWeights(route *unstructured.Unstructured, b Backends, w providers.Weights) (bool, error) {
+// weightedRules returns the indexes of the rules whose weights KULTA sets: the managed rules,
+// and KULTA's mirror rules, which split the requests they take as their managed rule does.
+func weightedRules(route *unstructured.Unstructured, b Backends) ([]int, error) {
 	managed, err := managedRules(route, b)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if len(managed) == 0 {
-		return false, noRuleError(route, b)
+		return nil, noRuleError(route, b)
+	}
+	var out []int
+	for i, item := range rules(route) {
+		rule, _ := item.(map[string]any)
+		if slices.Contains(managed, i) {
+			out = append(out, i)
+			continue
+		}
+		if rule != nil && isMirrorRule(route, rule, b) {
+			if s, c, twice := backendIndexes(route, rule, b); s >= 0 && c >= 0 && twice == "" {
+				out = append(out, i)
+			}
+		}
+	}
+	return out, nil
+}
+
+// isMirrorRule reports whether rule is one of KULTA's mirror rules for b: one with a
+// RequestMirror filter whose backend is the canary Service at the port. KULTA writes no such
+// filter anywhere else, and a rule of the user's that copies requests to the canary Service is
+// taken for KULTA's.
+func isMirrorRule(route *unstructured.Unstructured, rule map[string]any, b Backends) bool {
+	_, found := mirrorFilter(route, rule, b)
+	return found
+}
+
+// mirrorFilter returns the RequestMirror filter of rule that copies requests to b's canary
+// Service at the port.
+func mirrorFilter(route *unstructured.Unstructured, rule map[string]any, b Backends) (map[string]any, bool) {
+	filters, _ := rule["filters"].([]any)
+	for _, item := range filters {
+		f, _ := item.(map[string]any)
+		if f == nil || f["type"] != "RequestMirror" {
+			continue
+		}
+		mirror, _ := f["requestMirror"].(map[string]any)
+		if ref, _ := mirror["backendRef"].(map[string]any); b.refersTo(route, ref, b.Canary) {
+			return mirror, true
+		}
+	}
+	return nil, false
+}
+
+// SetWeights sets the weights of the stable and canary backendRefs in every managed rule of
+// route, and in KULTA's mirror rules, and reports whether anything changed. Nothing else in the
+// route is touched.
+func SetWeights(route *unstructured.Unstructured, b Backends, w providers.Weights) (bool, error) {
+	managed, err := weightedRules(route, b)
+	if err != nil {
+		return false, err
 	}
 	items := rules(route)
 	changed := false
@@ -191,14 +245,12 @@ func toInt64(v any) int64 {
 	return -1
 }
 
-// CurrentWeights reads the weights of the managed rules; it returns nil when the rules disagree.
+// CurrentWeights reads the weights of the managed rules and KULTA's mirror rules; it returns
+// nil when the rules disagree.
 func CurrentWeights(route *unstructured.Unstructured, b Backends) (*providers.Weights, error) {
-	managed, err := managedRules(route, b)
+	managed, err := weightedRules(route, b)
 	if err != nil {
 		return nil, err
-	}
-	if len(managed) == 0 {
-		return nil, noRuleError(route, b)
 	}
 	var out *providers.Weights
 	items := rules(route)
@@ -224,14 +276,26 @@ func weightOf(item any) int32 {
 	return int32(toInt64(v))
 }
 
-// SetHeaderRoute makes route carry hr: for each managed rule, a rule placed just before it with
-// the same matches plus hr's header (or Cookie header) match, the same filters and timeouts, and
+// SetHeaderRoute makes route carry hr: for each managed rule, a rule placed before it with the
+// same matches plus hr's header (or Cookie header) match, the same filters and timeouts, and
 // only the canary backend at the port. It is named hr.Name-N, unless b.NoRuleNames. Such a rule
-// is more specific than its parent, so every Gateway API implementation prefers it. It reports
-// whether anything changed.
+// is more specific than its parent, so every Gateway API implementation prefers it.
+//
+// A mirror route (hr.Mirror) is a rule placed just before its managed rule, with the same
+// matches plus hr's conditions if any, the same backendRefs and weights, and the managed rule's
+// filters plus a RequestMirror filter that copies hr.Mirror percent of its requests to the
+// canary Service. Without conditions its matches are its parent's, and Gateway API gives a tie
+// to the rule listed first: the mirror rule takes all the managed rule's requests. A header
+// rule is placed before the mirror rules of its managed rule, so that a request both match
+// goes to the canary and is not copied there too. It reports whether anything changed.
 func SetHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.HeaderRoute) (bool, error) {
 	if hr.Cookie != nil && route.GetKind() == string(kultav1alpha1.KindGRPCRoute) {
 		return false, &providers.RouteError{Reason: providers.ReasonUnsupportedMatch, Message: fmt.Sprintf("%s: cookie matches are not supported on GRPCRoute; use a header match", describe(route))}
+	}
+	if hr.Mirror != nil && *hr.Mirror < 100 && b.NoMirrorPercent {
+		return false, &providers.RouteError{Reason: providers.ReasonUnsupportedMatch, Message: fmt.Sprintf(
+			"%s: mirror route %s copies %d%% of its requests, but the API server's %s CRD has no requestMirror.percent (Gateway API v1.3.0 or later has); mirror 100%% or upgrade the CRDs",
+			describe(route), hr.Name, *hr.Mirror, route.GetKind())}
 	}
 	base := route.DeepCopy()
 	if _, err := RemoveHeaderRoute(base, b, hr); err != nil {
@@ -248,9 +312,15 @@ func SetHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.H
 	var out []any
 	next := 0
 	for n, i := range managed {
-		out = append(out, items[next:i]...)
+		at := i
+		if hr.Mirror == nil {
+			for at > next && isMirrorRuleItem(base, items[at-1], b) {
+				at--
+			}
+		}
+		out = append(out, items[next:at]...)
 		out = append(out, headerRule(base, items[i].(map[string]any), b, hr, n))
-		next = i
+		next = at
 	}
 	out = append(out, items[next:]...)
 	want := base.DeepCopy()
@@ -262,6 +332,11 @@ func SetHeaderRoute(route *unstructured.Unstructured, b Backends, hr providers.H
 	}
 	route.Object = want.Object
 	return true, nil
+}
+
+func isMirrorRuleItem(route *unstructured.Unstructured, item any, b Backends) bool {
+	rule, _ := item.(map[string]any)
+	return rule != nil && isMirrorRule(route, rule, b)
 }
 
 // carries reports whether route already holds exactly the rules SetHeaderRoute writes for hr,
@@ -314,8 +389,10 @@ func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backe
 	for _, alt := range alternatives(hr) {
 		for _, pm := range parentMatches {
 			m := runtime.DeepCopyJSONValue(pm).(map[string]any)
-			headers, _ := m["headers"].([]any)
-			m["headers"] = append(headers, runtime.DeepCopyJSONValue(alt).([]any)...)
+			if len(alt) > 0 {
+				headers, _ := m["headers"].([]any)
+				m["headers"] = append(headers, runtime.DeepCopyJSONValue(alt).([]any)...)
+			}
 			matches = append(matches, m)
 		}
 	}
@@ -324,9 +401,33 @@ func headerRule(route *unstructured.Unstructured, parent map[string]any, b Backe
 	_, c, _ := backendIndexes(route, parent, b)
 	// A copy of the parent's canary backendRef: the Service at the port, with its filters.
 	canary := runtime.DeepCopyJSONValue(refs[c]).(map[string]any)
+	if hr.Mirror != nil {
+		// The parent's backends and weights, and a copy of the requests to the canary.
+		rule["backendRefs"] = runtime.DeepCopyJSONValue(refs)
+		filters, _ := rule["filters"].([]any)
+		rule["filters"] = append(filters, mirrorFilterFor(canary, *hr.Mirror))
+		return rule
+	}
 	delete(canary, "weight")
 	rule["backendRefs"] = []any{canary}
 	return rule
+}
+
+// mirrorFilterFor is the RequestMirror filter that copies percent of a rule's requests to the
+// Service of the backendRef canary. At 100 it carries no percent, which Gateway API defaults to
+// all requests, so that it can be written where the CRDs have no percent.
+func mirrorFilterFor(canary map[string]any, percent int32) map[string]any {
+	ref := map[string]any{}
+	for _, key := range []string{"group", "kind", "name", "namespace", "port"} {
+		if v, ok := canary[key]; ok {
+			ref[key] = v
+		}
+	}
+	mirror := map[string]any{"backendRef": ref}
+	if percent < 100 {
+		mirror["percent"] = int64(percent)
+	}
+	return map[string]any{"type": "RequestMirror", "requestMirror": mirror}
 }
 
 // alternatives turns hr's match into lists of Gateway API header matches: a request that meets
@@ -365,8 +466,9 @@ func RemoveHeaderRoute(route *unstructured.Unstructured, b Backends, hr provider
 
 // isHeaderRule reports whether rule is one SetHeaderRoute wrote for hr. A rule named hr.Name-N
 // is. So is a rule without a name whose content is one SetHeaderRoute writes for hr: its only
-// backendRef is the canary Service at the port, and each of its matches ends with the header
-// matches of one of hr's alternatives, every one of which is used. Those are the rules SetHeaderRoute writes where
+// backendRef is the canary Service at the port (for a mirror route: it copies hr.Mirror percent
+// to the canary Service), and each of its matches ends with the header matches of one of hr's
+// alternatives, every one of which is used. Those are the rules SetHeaderRoute writes where
 // the API server prunes rule names, and the ones it wrote before an upgrade of the Gateway API
 // CRDs brought rule names; a rule of the user's that does exactly what KULTA's does is taken
 // for KULTA's.
@@ -378,12 +480,23 @@ func isHeaderRule(route *unstructured.Unstructured, rule map[string]any, b Backe
 		suffix, found := strings.CutPrefix(name, hr.Name+"-")
 		return found && isDigits(suffix)
 	}
-	refs, _ := rule["backendRefs"].([]any)
-	if len(refs) != 1 {
-		return false
-	}
-	if ref, _ := refs[0].(map[string]any); !b.refersTo(route, ref, b.Canary) {
-		return false
+	if hr.Mirror != nil {
+		mirror, found := mirrorFilter(route, rule, b)
+		if !found || toInt64(mirror["percent"]) != int64(mirrorPercentWritten(*hr.Mirror)) {
+			return false
+		}
+		if len(hr.All) == 0 {
+			// Without conditions, the rule that copies this share of requests is the route's.
+			return true
+		}
+	} else {
+		refs, _ := rule["backendRefs"].([]any)
+		if len(refs) != 1 {
+			return false
+		}
+		if ref, _ := refs[0].(map[string]any); !b.refersTo(route, ref, b.Canary) {
+			return false
+		}
 	}
 	alts := alternatives(hr)
 	matches, _ := rule["matches"].([]any)
@@ -423,6 +536,15 @@ func endsWith(headers, tail []any) bool {
 		}
 	}
 	return true
+}
+
+// mirrorPercentWritten is the percent field mirrorFilterFor writes for percent: none (read as
+// -1) at 100.
+func mirrorPercentWritten(percent int32) int32 {
+	if percent >= 100 {
+		return -1
+	}
+	return percent
 }
 
 func isDigits(s string) bool {
@@ -465,6 +587,15 @@ func withDefaults(kind string, rules any) any {
 				setDefault(ref, "group", "")
 				setDefault(ref, "kind", "Service")
 				setDefault(ref, "weight", int64(1))
+			}
+		}
+		filters, _ := rule["filters"].([]any)
+		for _, f := range filters {
+			filter, _ := f.(map[string]any)
+			mirror, _ := filter["requestMirror"].(map[string]any)
+			if ref, _ := mirror["backendRef"].(map[string]any); ref != nil {
+				setDefault(ref, "group", "")
+				setDefault(ref, "kind", "Service")
 			}
 		}
 		matches, _ := rule["matches"].([]any)

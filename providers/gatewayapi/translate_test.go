@@ -124,6 +124,24 @@ func TestTranslationGolden(t *testing.T) {
 		{"many-rules-step-header-route-unnamed", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
 			return gatewayapi.SetHeaderRoute(r, unnamed(web8080), testersRoute)
 		}},
+		// A mirror of a quarter of every request and one of every request with a header, with
+		// weights set after them, then a header route: the mirror rules copy the managed rule's
+		// filters, matches and weights and add a RequestMirror (no percent at 100); the header
+		// rule comes before them.
+		{"many-rules-mirror-routes", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
+			for _, hr := range []providers.HeaderRoute{shadowRoute, apiMirrorRoute} {
+				if _, err := gatewayapi.SetHeaderRoute(r, web8080, hr); err != nil {
+					return false, err
+				}
+			}
+			if _, err := gatewayapi.SetWeights(r, web8080, providers.Weights{Stable: 70, Canary: 30}); err != nil {
+				return false, err
+			}
+			return gatewayapi.SetHeaderRoute(r, web8080, testersRoute)
+		}},
+		{"many-rules-mirror-route-unnamed", "many-rules", func(r *unstructured.Unstructured) (bool, error) {
+			return gatewayapi.SetHeaderRoute(r, unnamed(web8080), apiMirrorRoute)
+		}},
 		{"header-route-removed", "header-present", func(r *unstructured.Unstructured) (bool, error) {
 			return gatewayapi.RemoveHeaderRoute(r, web, providers.HeaderRoute{Name: "kulta-web-variant-b"})
 		}},
@@ -317,6 +335,10 @@ var (
 		}})
 	betaRoute = providers.StepHeaderRoute(&kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, &kultav1alpha1.SetHeaderRoute{
 		Name: "beta", Match: []kultav1alpha1.HeaderRouteMatch{{Cookie: &kultav1alpha1.CookieMatch{Name: "beta", Value: "1"}}}})
+	shadowRoute = providers.StepMirrorRoute(&kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, &kultav1alpha1.SetMirrorRoute{
+		Name: "shadow", Percentage: ptr.To[int32](25)})
+	apiMirrorRoute = providers.StepMirrorRoute(&kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, &kultav1alpha1.SetMirrorRoute{
+		Name: "api", Match: []kultav1alpha1.HeaderRouteMatch{{HeaderName: "X-Api", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("v2")}}}})
 )
 
 // TestStepHeaderRouteRemovedByContent sets a setHeaderRoute step's rules where the API server

@@ -59,9 +59,10 @@ func SetHeaderRoute(vs *unstructured.Unstructured, b Backends, hr providers.Head
 		if err != nil {
 			return false, err
 		}
-		out = append(out, http[next:ref.index]...)
+		at := insertAt(base, b, hr, ref.index, next)
+		out = append(out, http[next:at]...)
 		out = append(out, route)
-		next, n = ref.index, n+1
+		next, n = at, n+1
 	}
 	if n == 0 {
 		return false, routeError(providers.ReasonUnsupportedMatch, "%s: the Rollout manages no HTTP route there, and header and cookie matches need one", describe(vs))
@@ -76,6 +77,31 @@ func SetHeaderRoute(vs *unstructured.Unstructured, b Backends, hr providers.Head
 	}
 	vs.Object = base.Object
 	return true, nil
+}
+
+// insertAt is where hr's route for the managed HTTP route at index goes, no earlier than from:
+// Istio takes the first route that matches, so a header route goes before KULTA's mirror routes
+// of the same managed route (a request it sends to the canary is not copied there too), a
+// mirror route with conditions before the mirror routes without (which take every request of
+// the managed route), and a mirror route without conditions just before its managed route.
+func insertAt(vs *unstructured.Unstructured, b Backends, hr providers.HeaderRoute, index, from int) int {
+	if hr.Mirror != nil && len(hr.All) == 0 {
+		return index
+	}
+	parent := routeAt(vs, sectionHTTP, index)
+	at := index
+	for at > from {
+		prev := routeAt(vs, sectionHTTP, at-1)
+		if prev == nil || !isMirrorRoute(prev, b) {
+			break
+		}
+		if hr.Mirror != nil && !equality.Semantic.DeepEqual(prev["match"], parent["match"]) {
+			// A mirror route with conditions of its own: this one goes after it.
+			break
+		}
+		at--
+	}
+	return at
 }
 
 // carries reports whether vs already holds exactly the HTTP routes SetHeaderRoute writes for
@@ -130,6 +156,23 @@ func headerRoute(vs *unstructured.Unstructured, ref routeRef, hr providers.Heade
 	if n > 0 {
 		route["name"] = fmt.Sprintf("%s-%d", hr.Name, n)
 	}
+	if hr.Mirror != nil {
+		return mirrorRoute(vs, ref, parent, route, hr)
+	}
+	matches, err := headerRouteMatches(vs, ref, parent, hr)
+	if err != nil {
+		return nil, err
+	}
+	route["match"] = matches
+	canary, _ := runtime.DeepCopyJSONValue(destinationsOf(parent)[ref.canary]).(map[string]any)
+	canary["weight"] = int64(100)
+	route["route"] = []any{canary}
+	return route, nil
+}
+
+// headerRouteMatches are the managed HTTP route ref's matches, each with the conditions of one
+// of hr's alternatives added.
+func headerRouteMatches(vs *unstructured.Unstructured, ref routeRef, parent map[string]any, hr providers.HeaderRoute) ([]any, error) {
 	parentMatches, _ := parent["match"].([]any)
 	if len(parentMatches) == 0 {
 		parentMatches = []any{map[string]any{}}
@@ -156,10 +199,39 @@ func headerRoute(vs *unstructured.Unstructured, ref routeRef, hr providers.Heade
 			matches = append(matches, m)
 		}
 	}
-	route["match"] = matches
-	canary, _ := runtime.DeepCopyJSONValue(destinationsOf(parent)[ref.canary]).(map[string]any)
-	canary["weight"] = int64(100)
-	route["route"] = []any{canary}
+	return matches, nil
+}
+
+// mirrorRoute completes route, a copy of the managed HTTP route ref's settings, as hr's mirror
+// route: the managed route's matches, with hr's conditions added to each when it has any, its
+// destinations and weights, and its mirrors plus one that copies hr.Mirror percent of the
+// requests to the canary destination. A managed route that mirrors with mirror and
+// mirrorPercentage has that mirror moved into the list, as Istio allows only one of the forms.
+func mirrorRoute(vs *unstructured.Unstructured, ref routeRef, parent, route map[string]any, hr providers.HeaderRoute) (map[string]any, error) {
+	if match, ok := parent["match"]; ok {
+		route["match"] = runtime.DeepCopyJSONValue(match)
+	}
+	if len(hr.All) > 0 {
+		withHeaders, err := headerRouteMatches(vs, ref, parent, hr)
+		if err != nil {
+			return nil, err
+		}
+		route["match"] = withHeaders
+	}
+	route["route"] = runtime.DeepCopyJSONValue(parent["route"])
+	mirrors, _ := route["mirrors"].([]any)
+	if single, ok := route["mirror"]; ok {
+		entry := map[string]any{"destination": single}
+		if pct, ok := route["mirrorPercentage"]; ok {
+			entry["percentage"] = pct
+		}
+		mirrors = append([]any{entry}, mirrors...)
+		delete(route, "mirror")
+		delete(route, "mirrorPercentage")
+	}
+	canary, _ := destinationsOf(parent)[ref.canary].(map[string]any)
+	dest := runtime.DeepCopyJSONValue(canary["destination"])
+	route["mirrors"] = append(mirrors, map[string]any{"destination": dest, "percentage": map[string]any{"value": int64(*hr.Mirror)}})
 	return route, nil
 }
 

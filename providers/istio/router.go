@@ -113,6 +113,7 @@ func backendsOf(ro *kultav1alpha1.Rollout, vs kultav1alpha1.IstioVirtualService,
 		TLSRoutes:   vs.TLSRoutes,
 		TCPRoutes:   vs.TCPRoutes,
 		HeaderRoute: providers.HeaderRouteName(ro),
+		StepRoutes:  providers.HeaderRouteNames(ro)[1:],
 	}
 	services := ro.Spec.Strategy.Services()
 	b.Stable, b.Canary = services.Stable, services.Canary

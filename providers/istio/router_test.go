@@ -3,6 +3,7 @@ package istio_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -378,4 +379,81 @@ func withZeroWeights(routes []any) []any {
 		out = append(out, route)
 	}
 	return out
+}
+
+// TestMirrorRoutesOnTheAPIServer puts a canary's mirror routes and a header route on a
+// VirtualService that names no route, through the API server with Istio's CRD: each is written
+// once, the weights move the mirror routes' split with the managed route's, the managed route is
+// still found beside them, and the clean-up leaves the VirtualService as created.
+func TestMirrorRoutesOnTheAPIServer(t *testing.T) {
+	e := testenv.Require(t, env)
+	ctx := testContext(t)
+	ns := e.CreateNamespace(t, "mirror")
+	vs := newVirtualService(ns, "web", []*apinetworkingv1.HTTPRoute{httpRoute("", to("web-stable", 100), to("web-canary", 0))})
+	if err := e.Client.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	created := httpRoutes(t, e.Client, ns, "web")
+	ro := testutil.Rollout(ns, "web", testutil.WithCanarySteps(
+		testutil.MirrorRouteStep("shadow", 20),
+		testutil.MirrorRouteStep("api", 0, testutil.HeaderExact("X-Api", "v2")),
+		testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes"))), withIstio("web", nil))
+	c := &countingClient{Client: e.Client}
+	r := &istio.Router{Client: c}
+	for range 2 {
+		for _, step := range ro.Spec.Strategy.Canary.Steps {
+			hr, ok := providers.StepRoute(ro, step)
+			if !ok {
+				t.Fatalf("step %+v sets no route", step)
+			}
+			if err := r.SetHeaderRoute(ctx, ro, hr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := c.writes(); n != 3 {
+		t.Errorf("setting three routes twice wrote %d times, want 3", n)
+	}
+	w := providers.Weights{Stable: 70, Canary: 30}
+	if err := r.SetWeights(ctx, ro, w); err != nil {
+		t.Fatal(err)
+	}
+	verifyWeights(t, r, ro, w)
+	routes := httpRoutes(t, e.Client, ns, "web")
+	if got := strings.Join(routeNames(routes), ","); got != "kulta-web.testers,kulta-web.api,kulta-web.shadow," {
+		t.Fatalf("routes %s, want the header route, the mirror with a condition, the mirror of all, the managed route", got)
+	}
+	for _, i := range []int{1, 2} {
+		route := routes[i].(map[string]any)
+		if got := destinationWeights(route); got != "web-stable=70 web-canary=30" {
+			t.Errorf("mirror route %v splits %s, want 70/30", route["name"], got)
+		}
+		mirrors, _ := route["mirrors"].([]any)
+		if len(mirrors) != 1 {
+			t.Fatalf("mirror route %v mirrors %v, want one mirror", route["name"], mirrors)
+		}
+		host, _, _ := unstructured.NestedString(mirrors[0].(map[string]any), "destination", "host")
+		percent, _, _ := unstructured.NestedFieldNoCopy(mirrors[0].(map[string]any), "percentage", "value")
+		if want := map[int]int64{1: 100, 2: 20}[i]; host != "web-canary" || percent != want {
+			t.Errorf("mirror route %v copies %v%% to %s, want %d%% to web-canary", route["name"], percent, host, want)
+		}
+	}
+	ro.Status.HeaderRoutes = []string{"api", "shadow", "testers"}
+	if err := r.Cleanup(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	if got := httpRoutes(t, e.Client, ns, "web"); !equality.Semantic.DeepEqual(withZeroWeights(got), withZeroWeights(created)) {
+		t.Errorf("after the clean-up the routes are\n%v\nwant them as created\n%v", got, created)
+	}
+}
+
+// destinationWeights lists an HTTP route's destinations as host=weight, in order.
+func destinationWeights(route map[string]any) string {
+	var parts []string
+	for _, item := range route["route"].([]any) {
+		host, _, _ := unstructured.NestedString(item.(map[string]any), "destination", "host")
+		weight, _, _ := unstructured.NestedFieldNoCopy(item.(map[string]any), "weight")
+		parts = append(parts, fmt.Sprintf("%s=%v", host, weight))
+	}
+	return strings.Join(parts, " ")
 }

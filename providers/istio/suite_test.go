@@ -131,6 +131,11 @@ func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...
 	return c.Client.Update(ctx, obj, opts...)
 }
 
+func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	c.updates.Add(1)
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
 // writes returns how many writes were made since the last call.
 func (c *countingClient) writes() int32 { return c.updates.Swap(0) }
 

@@ -54,6 +54,36 @@ type Backends struct {
 	// HeaderRoute is the name of the Rollout's own header route (providers.HeaderRouteName):
 	// HTTP routes of that name (see isHeaderRoute) are KULTA's, never routes it manages.
 	HeaderRoute string
+	// StepRoutes are the names of the canary's header and mirror routes
+	// (providers.StepHeaderRouteName): KULTA's too.
+	StepRoutes []string
+}
+
+// isKultaRoute reports whether an HTTP route is one KULTA wrote for b's Rollout: its A/B test's
+// header route, one of its canary's header or mirror routes, or a route that mirrors to its
+// canary destination (see isMirrorRoute).
+func (b Backends) isKultaRoute(route map[string]any) bool {
+	if isHeaderRoute(route, b.HeaderRoute) || isMirrorRoute(route, b) {
+		return true
+	}
+	for _, name := range b.StepRoutes {
+		if isHeaderRoute(route, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// isMirrorRoute reports whether an HTTP route copies requests to b's canary destination, as
+// KULTA's mirror routes do; KULTA writes no such mirror anywhere else.
+func isMirrorRoute(route map[string]any, b Backends) bool {
+	mirrors, _ := route["mirrors"].([]any)
+	for _, item := range mirrors {
+		if m, _ := item.(map[string]any); m != nil && b.role(m) == "canary" {
+			return true
+		}
+	}
+	return false
 }
 
 // Subsets are a subset-level split's host and subset names.
@@ -242,7 +272,7 @@ func selectHTTP(vs *unstructured.Unstructured, b Backends) ([]int, error) {
 	var candidates []int
 	for i, item := range http {
 		route, _ := item.(map[string]any)
-		if route != nil && !isHeaderRoute(route, b.HeaderRoute) {
+		if route != nil && !b.isKultaRoute(route) {
 			candidates = append(candidates, i)
 		}
 	}
@@ -395,10 +425,34 @@ func setWeight(dest map[string]any, weight int32) bool {
 	return true
 }
 
-// SetWeights sets the weights of the stable and canary destinations in every managed route of
-// vs, and reports whether anything changed. Nothing else in vs is touched.
-func SetWeights(vs *unstructured.Unstructured, b Backends, w providers.Weights) (bool, error) {
+// weightedRoutes are the managed routes and KULTA's mirror routes, which split the requests they
+// take as their managed route does, in the order of the spec.
+func weightedRoutes(vs *unstructured.Unstructured, b Backends) ([]routeRef, error) {
 	refs, err := managedRoutes(vs, b)
+	if err != nil {
+		return nil, err
+	}
+	for i, item := range routesOf(vs, sectionHTTP) {
+		route, _ := item.(map[string]any)
+		if route == nil || !isMirrorRoute(route, b) {
+			continue
+		}
+		ref := routeRef{section: sectionHTTP, index: i}
+		if b.findDestinations(vs, &ref) == nil {
+			refs = append(refs, ref)
+		}
+	}
+	slices.SortStableFunc(refs, func(a, b routeRef) int {
+		return cmp.Or(cmp.Compare(sectionOrder[a.section], sectionOrder[b.section]), cmp.Compare(a.index, b.index))
+	})
+	return refs, nil
+}
+
+// SetWeights sets the weights of the stable and canary destinations in every managed route of
+// vs, and in KULTA's mirror routes, and reports whether anything changed. Nothing else in vs is
+// touched.
+func SetWeights(vs *unstructured.Unstructured, b Backends, w providers.Weights) (bool, error) {
+	refs, err := weightedRoutes(vs, b)
 	if err != nil {
 		return false, err
 	}
@@ -413,7 +467,7 @@ func SetWeights(vs *unstructured.Unstructured, b Backends, w providers.Weights) 
 
 // CurrentWeights reads the weights of the managed routes; it returns nil when they disagree.
 func CurrentWeights(vs *unstructured.Unstructured, b Backends) (*providers.Weights, error) {
-	refs, err := managedRoutes(vs, b)
+	refs, err := weightedRoutes(vs, b)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,6 +98,51 @@ func headerRoute(b istio.Backends, hr providers.HeaderRoute) func(*unstructured.
 	return func(vs *unstructured.Unstructured) (bool, error) { return istio.SetHeaderRoute(vs, b, hr) }
 }
 
+var (
+	stepRollout  = &kultav1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	shadowMirror = providers.StepMirrorRoute(stepRollout, &kultav1alpha1.SetMirrorRoute{Name: "shadow", Percentage: ptr.To[int32](25)})
+	apiMirror    = providers.StepMirrorRoute(stepRollout, &kultav1alpha1.SetMirrorRoute{Name: "api", Match: []kultav1alpha1.HeaderRouteMatch{
+		{HeaderName: "X-Api", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("v2")}}}})
+	testersRoute = providers.StepHeaderRoute(stepRollout, &kultav1alpha1.SetHeaderRoute{Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{
+		{HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")}}}})
+)
+
+// stepRoutes is b knowing the canary step routes named as KULTA's.
+func stepRoutes(b istio.Backends, names ...string) istio.Backends {
+	for _, name := range names {
+		b.StepRoutes = append(b.StepRoutes, providers.StepHeaderRouteName(stepRollout, name))
+	}
+	return b
+}
+
+// applyAll sets each of changes on vs in turn, header routes and weights, and reports whether
+// the last changed it; setting them all again must change nothing.
+func applyAll(vs *unstructured.Unstructured, b istio.Backends, changes ...any) (bool, error) {
+	var last bool
+	for pass := range 2 {
+		for _, c := range changes {
+			var changed bool
+			var err error
+			switch c := c.(type) {
+			case providers.HeaderRoute:
+				changed, err = istio.SetHeaderRoute(vs, b, c)
+			case providers.Weights:
+				changed, err = istio.SetWeights(vs, b, c)
+			}
+			if err != nil {
+				return false, err
+			}
+			if pass == 1 && changed {
+				return false, fmt.Errorf("setting %v again changed the VirtualService", c)
+			}
+			if pass == 0 {
+				last = changed
+			}
+		}
+	}
+	return last, nil
+}
+
 func TestTranslationGolden(t *testing.T) {
 	tls := web
 	tls.TLSRoutes = []kultav1alpha1.IstioTLSRoute{{Port: 443, SNIHosts: []string{"web.example.com"}}}
@@ -146,6 +192,18 @@ func TestTranslationGolden(t *testing.T) {
 			}
 			weighted, err := istio.SetWeights(vs, web, providers.Weights{Stable: 50, Canary: 50})
 			return added || weighted, err
+		}},
+		// Mirror routes on the only route of a Rollout that names none (the route is still found
+		// beside them): one of a quarter of every request, one of every request with a header,
+		// then weights, then a header route. Istio takes the first route that matches, so the
+		// header route comes first, then the mirror with a condition, then the one without.
+		{"unnamed-single-mirror-routes", "unnamed-single", func(vs *unstructured.Unstructured) (bool, error) {
+			return applyAll(vs, stepRoutes(web, "shadow", "api", "testers"), shadowMirror, apiMirror, providers.Weights{Stable: 60, Canary: 40}, testersRoute)
+		}},
+		// The managed route mirrors with mirror and mirrorPercentage: the mirror route lists that
+		// mirror and its own in mirrors, as Istio allows only one of the forms.
+		{"full-config-mirror-route", "full-config", func(vs *unstructured.Unstructured) (bool, error) {
+			return applyAll(vs, stepRoutes(withRoutes(web, "primary"), "shadow"), shadowMirror)
 		}},
 		{"destinationrule-labels", "destinationrule", func(dr *unstructured.Unstructured) (bool, error) {
 			return istio.SetSubsetLabels(dr, webDR, istio.SubsetHashes{Stable: "7c6d5b4a3", Canary: "9f8e7d6c5"})

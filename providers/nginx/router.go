@@ -77,6 +77,13 @@ func (r *Router) SetWeights(ctx context.Context, ro *kultav1alpha1.Rollout, w pr
 // it if need be. ingress-nginx has room for one header route per canary Ingress: one named
 // otherwise already there is a RouteError OneHeaderRoutePerIngress.
 func (r *Router) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollout, hr providers.HeaderRoute) error {
+	if hr.Mirror != nil {
+		// ingress-nginx's mirror-target copies every request of an Ingress, with no share and no
+		// condition, and would copy the canary Ingress's own requests, not the stable ones.
+		return &providers.RouteError{Reason: providers.ReasonUnsupportedMatch, Message: fmt.Sprintf(
+			"Rollout %s/%s: mirror route %s cannot be written for ingress-nginx, which has no way to copy a share of a route's requests to the canary; mirror routes need Gateway API or Istio",
+			ro.Namespace, ro.Name, hr.Name)}
+	}
 	return r.each(ctx, ro, "header route "+hr.Name, func(s State) (State, error) {
 		if s.HeaderRoute != nil && s.HeaderRoute.Name != hr.Name {
 			return s, &providers.RouteError{Reason: ReasonOneHeaderRoutePerIngress, Message: fmt.Sprintf(

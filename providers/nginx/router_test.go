@@ -527,3 +527,23 @@ func TestCanaryIngressNameTaken(t *testing.T) {
 		t.Errorf("a Rollout without a UID: got %v, want a plain error", err)
 	}
 }
+
+// TestMirrorRouteRefused: ingress-nginx cannot copy a share of requests to the canary, so a
+// mirror route is an UnsupportedMatch RouteError naming the route, and nothing is written.
+func TestMirrorRouteRefused(t *testing.T) {
+	c := &countingClient{}
+	r := &nginx.Router{Client: c}
+	ro := testutil.Rollout("shop", "web", testutil.WithCanarySteps(testutil.MirrorRouteStep("shadow", 10)))
+	hr, ok := providers.StepRoute(ro, ro.Spec.Strategy.Canary.Steps[0])
+	if !ok {
+		t.Fatal("the step sets no route")
+	}
+	err := r.SetHeaderRoute(context.Background(), ro, hr)
+	var re *providers.RouteError
+	if !errors.As(err, &re) || re.Reason != providers.ReasonUnsupportedMatch || !strings.Contains(re.Message, "kulta-web.shadow") {
+		t.Fatalf("SetHeaderRoute of a mirror route: %v, want an UnsupportedMatch RouteError naming kulta-web.shadow", err)
+	}
+	if n := c.writes(); n != 0 {
+		t.Errorf("a refused mirror route wrote %d times", n)
+	}
+}
