@@ -114,8 +114,9 @@ func (p *planner) canaryScale(total, weight int32) (n int32, scaled bool) {
 		break
 	}
 	n = canaryReplicas(total, weight)
-	if n == 0 && total > 0 && len(activeHeaderRoutes(p.ro.Spec.Strategy.Canary, int(ptr.Deref(p.out.Status.CurrentStepIndex, 0))+1)) > 0 {
-		// Requests a header route sends to the canary need a Pod there, whatever the weight.
+	if n == 0 && total > 0 && len(activeHeaderRoutes(p.ro, int(ptr.Deref(p.out.Status.CurrentStepIndex, 0))+1)) > 0 {
+		// Requests a header route sends (or a mirror route copies) to the canary need a Pod
+		// there, whatever the weight.
 		n = 1
 	}
 	return n, false
@@ -221,6 +222,12 @@ func (p *planner) advance(index int32, step kultav1alpha1.CanaryStep) {
 	case step.SetHeaderRoute != nil:
 		reason = "HeaderRouteRemoved"
 		message = fmt.Sprintf("Step %d done: header route %s removed", index, step.SetHeaderRoute.Name)
+	case step.SetMirrorRoute != nil && step.SetMirrorRoute.Sets():
+		reason = "MirrorRouteSet"
+		message = fmt.Sprintf("Step %d done: %d%% of the requests matching mirror route %s are copied to the canary", index, step.SetMirrorRoute.PercentageOrDefault(), step.SetMirrorRoute.Name)
+	case step.SetMirrorRoute != nil:
+		reason = "MirrorRouteRemoved"
+		message = fmt.Sprintf("Step %d done: mirror route %s removed", index, step.SetMirrorRoute.Name)
 	case step.Analysis != nil:
 		reason = "AnalysisPassed"
 		message = fmt.Sprintf("Step %d done: analysis passed with the canary at %d%%", index, ptr.Deref(st.CurrentWeight, 0))
@@ -260,24 +267,29 @@ func (p *planner) canaryFinish() {
 	p.promote("AllStepsCompleted", fmt.Sprintf("All %d steps completed", len(p.ro.Spec.Strategy.Canary.Steps)))
 }
 
-// activeHeaderRoutes are the header routes the canary's setHeaderRoute steps before step end
-// leave in place, by step name: each step with a match sets its route, each without removes it.
-func activeHeaderRoutes(c *kultav1alpha1.CanaryStrategy, end int) map[string]*kultav1alpha1.SetHeaderRoute {
-	active := map[string]*kultav1alpha1.SetHeaderRoute{}
-	for i := 0; i < min(end, len(c.Steps)); i++ {
-		s := c.Steps[i].SetHeaderRoute
-		switch {
-		case s == nil:
-		case len(s.Match) == 0:
-			delete(active, s.Name)
-		default:
-			active[s.Name] = s
+// activeHeaderRoutes are the header and mirror routes the canary's setHeaderRoute and
+// setMirrorRoute steps before step end leave in place, by step name: each step that sets its
+// route sets it (replacing one of the other kind with the same name), each that does not
+// removes it.
+func activeHeaderRoutes(ro *kultav1alpha1.Rollout, end int) map[string]providers.HeaderRoute {
+	active := map[string]providers.HeaderRoute{}
+	steps := ro.Spec.Strategy.Canary.Steps
+	for i := 0; i < min(end, len(steps)); i++ {
+		name := providers.StepRouteName(steps[i])
+		if name == "" {
+			continue
+		}
+		if hr, sets := providers.StepRoute(ro, steps[i]); sets {
+			active[name] = hr
+		} else {
+			delete(active, name)
 		}
 	}
 	return active
 }
 
-// canaryHeaderRoutes plans the canary's header routes (setHeaderRoute): while a canary is in
+// canaryHeaderRoutes plans the canary's header and mirror routes (setHeaderRoute,
+// setMirrorRoute): while a canary is in
 // flight and has an available Pod, those its steps so far set, with every other the routes may
 // carry removed; once the rollout completes, fails or is aborted, none. status.headerRoutes records the ones in place,
 // so that a route whose step a later spec no longer names is removed too.
@@ -288,12 +300,12 @@ func (p *planner) canaryHeaderRoutes() {
 	}
 	st := &p.out.Status
 	inFlight := p.stable != "" && p.obs.Hash != p.stable && st.Phase != kultav1alpha1.PhaseFailed
-	active := map[string]*kultav1alpha1.SetHeaderRoute{}
-	// A header route sends requests to the canary whatever the weight: never while the canary
-	// has no Pod to answer them (its Pods lost, scaled to 0, or steps skipped by
-	// kulta.io/promote=full before any was ready).
+	active := map[string]providers.HeaderRoute{}
+	// A header route sends requests to the canary whatever the weight, and a mirror route
+	// copies them there: never while the canary has no Pod to answer them (its Pods lost,
+	// scaled to 0, or steps skipped by kulta.io/promote=full before any was ready).
 	if inFlight && p.rev(p.obs.Hash).Available > 0 {
-		active = activeHeaderRoutes(c, int(ptr.Deref(st.CurrentStepIndex, 0)))
+		active = activeHeaderRoutes(p.ro, int(ptr.Deref(st.CurrentStepIndex, 0)))
 	}
 	gone := map[string]bool{}
 	for _, name := range p.ro.Status.HeaderRoutes {
@@ -302,14 +314,14 @@ func (p *planner) canaryHeaderRoutes() {
 	if !inFlight {
 		// Also those a step names, should their record not have been written.
 		for _, s := range c.Steps {
-			if s.SetHeaderRoute != nil {
-				gone[s.SetHeaderRoute.Name] = true
+			if name := providers.StepRouteName(s); name != "" {
+				gone[name] = true
 			}
 		}
 	}
 	st.HeaderRoutes = nil
 	for _, name := range slices.Sorted(maps.Keys(active)) {
-		p.out.HeaderRoutes = append(p.out.HeaderRoutes, providers.StepHeaderRoute(p.ro, active[name]))
+		p.out.HeaderRoutes = append(p.out.HeaderRoutes, active[name])
 		st.HeaderRoutes = append(st.HeaderRoutes, name)
 		delete(gone, name)
 	}

@@ -114,7 +114,7 @@ func TestHeaderRouteStepScalesTheCanary(t *testing.T) {
 	w.kubelet = true
 	canary.Ready, canary.Available = 1, 1
 	w.tick("canary Pod ready", time.Second)
-	if !w.headers["kulta-web.testers"] || ptr.Deref(w.ro.Status.CurrentStepIndex, 0) != 1 {
+	if _, set := w.headers["kulta-web.testers"]; !set || ptr.Deref(w.ro.Status.CurrentStepIndex, 0) != 1 {
 		t.Errorf("header routes %v at step %v once the Pod is ready, want kulta-web.testers at step 1", w.headers, w.ro.Status.CurrentStepIndex)
 	}
 }

@@ -39,7 +39,7 @@ type world struct {
 	services map[string]string
 	route    string
 	header   string
-	headers  map[string]bool // the header routes the routes carry, by managed name
+	headers  map[string]string // the header and mirror routes the routes carry, by managed name: "" or "mirror N%"
 	kubelet  bool            // false: Pods never turn ready
 	slow     map[string]bool // by revision name: its Pods do not turn ready
 	problem  *Problem
@@ -60,7 +60,7 @@ func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
 	return &world{
 		t: t, ro: ro, now: start, start: start, kubelet: true,
 		revs: map[string]*Revision{}, names: map[string]string{}, services: map[string]string{},
-		route: "-", header: "-", headers: map[string]bool{}, slow: map[string]bool{},
+		route: "-", header: "-", headers: map[string]string{}, slow: map[string]bool{},
 	}
 }
 
@@ -154,11 +154,21 @@ func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 		delete(w.headers, name)
 	}
 	for _, hr := range plan.HeaderRoutes {
-		w.headers[hr.Name] = true
+		w.headers[hr.Name] = ""
+		if hr.Mirror != nil {
+			w.headers[hr.Name] = fmt.Sprintf("mirror %d%%", *hr.Mirror)
+		}
 	}
 	w.header = "-"
 	if len(w.headers) > 0 {
-		w.header = strings.Join(slices.Sorted(maps.Keys(w.headers)), ",")
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(w.headers)) {
+			if kind := w.headers[name]; kind != "" {
+				name += " (" + kind + ")"
+			}
+			parts = append(parts, name)
+		}
+		w.header = strings.Join(parts, ",")
 	}
 	for _, key := range plan.Consume {
 		delete(w.ro.Annotations, key)
