@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
 )
 
 func (a *app) getCommand() *cobra.Command {
@@ -107,7 +108,7 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, workload *appsv
 	}
 	row("Weight", fmt.Sprintf("%d%% to the current revision", ptr.Deref(st.CurrentWeight, 0)))
 	if len(st.HeaderRoutes) > 0 {
-		row("Header routes", strings.Join(st.HeaderRoutes, ", ")+" (matching requests reach the canary)")
+		row("Canary routes", canaryRoutesLine(ro))
 	}
 	if st.PauseStartTime != nil {
 		row("Paused", "since "+duration.HumanDuration(now.Sub(st.PauseStartTime.Time))+" ago")
@@ -197,12 +198,42 @@ func stepLine(s kultav1alpha1.CanaryStep) string {
 			parts = append(parts, fmt.Sprintf("header route %s ("+conditions+")", h.Name, len(h.Match)))
 		}
 	}
+	if m := s.SetMirrorRoute; m != nil {
+		switch {
+		case !m.Sets():
+			parts = append(parts, "remove mirror route "+m.Name)
+		case len(m.Match) == 0:
+			parts = append(parts, fmt.Sprintf("mirror route %s (%d%% of all requests)", m.Name, m.PercentageOrDefault()))
+		case len(m.Match) == 1:
+			parts = append(parts, fmt.Sprintf("mirror route %s (%d%% of requests meeting 1 condition)", m.Name, m.PercentageOrDefault()))
+		default:
+			parts = append(parts, fmt.Sprintf("mirror route %s (%d%% of requests meeting all of %d conditions)", m.Name, m.PercentageOrDefault(), len(m.Match)))
+		}
+	}
 	if a := s.Analysis; a != nil {
 		names := make([]string, 0, len(a.Metrics))
 		for _, m := range a.Metrics {
 			names = append(names, m.Name)
 		}
 		parts = append(parts, "analysis of "+strings.Join(names, ", "))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// canaryRoutesLine lists the header and mirror routes in place (status.headerRoutes), each with
+// what it does as the spec's last step of its name describes it.
+func canaryRoutesLine(ro *kultav1alpha1.Rollout) string {
+	parts := make([]string, 0, len(ro.Status.HeaderRoutes))
+	for _, name := range ro.Status.HeaderRoutes {
+		hr, known := providers.KnownHeaderRoute(ro, providers.StepHeaderRouteName(ro, name))
+		switch {
+		case !known:
+			parts = append(parts, name)
+		case hr.Mirror != nil:
+			parts = append(parts, fmt.Sprintf("%s (%d%% of matching requests copied to the canary)", name, *hr.Mirror))
+		default:
+			parts = append(parts, name+" (matching requests reach the canary)")
+		}
 	}
 	return strings.Join(parts, ", ")
 }

@@ -81,6 +81,9 @@ func TestStepLine(t *testing.T) {
 		{testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes")), "header route testers (1 condition)"},
 		{testutil.HeaderRouteStep("qa", testutil.HeaderExact("X-Canary", "yes"), testutil.HeaderExact("X-Team", "qa")), "header route qa (all of 2 conditions)"},
 		{testutil.HeaderRouteStep("testers"), "remove header route testers"},
+		{testutil.MirrorRouteStep("shadow", 25), "mirror route shadow (25% of all requests)"},
+		{testutil.MirrorRouteStep("api", 0, testutil.HeaderExact("X-Api", "v2")), "mirror route api (100% of requests meeting 1 condition)"},
+		{testutil.MirrorRouteStep("shadow", 0), "remove mirror route shadow"},
 		{testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate"}, kultav1alpha1.Metric{Name: "latency-p99"}), "analysis of error-rate, latency-p99"},
 	} {
 		if got := stepLine(tc.step); got != tc.want {
@@ -108,5 +111,20 @@ func TestWorkloadLine(t *testing.T) {
 		if got := workloadLine(tc.ref, tc.d); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// The routes in place are named with what each does, as the last step of its name says: a
+// header route sends matching requests to the canary, a mirror route copies a share there, and
+// a name no step gives any more (the spec changed since) is shown by itself.
+func TestCanaryRoutesLine(t *testing.T) {
+	ro := testutil.Rollout("shop", "web", testutil.WithHTTPRoute("web"), testutil.WithCanarySteps(
+		testutil.HeaderRouteStep("shadow", testutil.HeaderExact("X-Canary", "yes")),
+		testutil.MirrorRouteStep("shadow", 25),
+		testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes"))))
+	ro.Status.HeaderRoutes = []string{"gone", "shadow", "testers"}
+	want := "gone, shadow (25% of matching requests copied to the canary), testers (matching requests reach the canary)"
+	if got := canaryRoutesLine(ro); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

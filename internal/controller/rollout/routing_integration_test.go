@@ -576,3 +576,82 @@ func TestDeletingRemovesHeaderRoutes(t *testing.T) {
 	g.Expect(ruleCount(g)).To(Equal(1), "the header route's rule is gone")
 	g.Expect(routeWeights(ns, "shop")()).To(Equal(providers.Weights{Stable: 100}))
 }
+
+// TestCanaryMirrorRoutesOnHTTPRoute runs a canary whose steps mirror a quarter of every request
+// and every request with a header to the canary, then sets a weight, on a real API server with
+// the Gateway API CRDs (their validation accepts the RequestMirror filters as KULTA writes
+// them): the mirror rules carry the managed rule's weights as they move, one step's removal
+// takes its rule away, and deleting the Rollout mid-way leaves the route as created.
+func TestCanaryMirrorRoutesOnHTTPRoute(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "mirrorroute")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "shop", "shop-stable", "shop-canary"))).To(Succeed())
+	route := func(g Gomega) *gatewayv1.HTTPRoute {
+		r := &gatewayv1.HTTPRoute{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, r)).To(Succeed())
+		return r
+	}
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(
+		testutil.MirrorRouteStep("shadow", 25),
+		testutil.MirrorRouteStep("api", 0, testutil.HeaderExact("X-Api", "v2")),
+		testutil.PauseUntilPromoted(),
+		testutil.Weight(20), testutil.MirrorRouteStep("shadow", 0), testutil.PauseUntilPromoted(), testutil.Weight(100)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	created := route(g).Spec.Rules
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](2))
+
+	type ruleView struct {
+		Name, Backends, Mirror string
+		Headers                int
+	}
+	view := func(g Gomega) []ruleView {
+		var out []ruleView
+		for _, r := range route(g).Spec.Rules {
+			v := ruleView{Name: string(ptr.Deref(r.Name, ""))}
+			for _, b := range r.BackendRefs {
+				v.Backends += fmt.Sprintf("%s=%d ", b.Name, ptr.Deref(b.Weight, 1))
+			}
+			for _, f := range r.Filters {
+				if m := f.RequestMirror; m != nil {
+					v.Mirror = fmt.Sprintf("%s:%d %d%%", m.BackendRef.Name, ptr.Deref(m.BackendRef.Port, 0), ptr.Deref(m.Percent, 100))
+				}
+			}
+			for _, m := range r.Matches {
+				v.Headers += len(m.Headers)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	g.Eventually(view).WithTimeout(timeout).Should(Equal([]ruleView{
+		{Name: "kulta-shop.api-0", Backends: "shop-stable=100 shop-canary=0 ", Mirror: "shop-canary:80 100%", Headers: 1},
+		{Name: "kulta-shop.shadow-0", Backends: "shop-stable=100 shop-canary=0 ", Mirror: "shop-canary:80 25%"},
+		{Backends: "shop-stable=100 shop-canary=0 "},
+	}), "each mirror rule before the managed rule, with its weights")
+	g.Expect(getRollout(g, ro).Status.HeaderRoutes).To(Equal([]string{"api", "shadow"}))
+	// With the mirror routes in place, reconciles write the route no more.
+	generation := route(g).Generation
+	annotate(t, ro, "test.kulta.io/poke")
+	g.Consistently(func(g Gomega) int64 { return route(g).Generation }).WithTimeout(2 * time.Second).Should(Equal(generation))
+
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](5))
+	g.Eventually(view).WithTimeout(timeout).Should(Equal([]ruleView{
+		{Name: "kulta-shop.api-0", Backends: "shop-stable=80 shop-canary=20 ", Mirror: "shop-canary:80 100%", Headers: 1},
+		{Backends: "shop-stable=80 shop-canary=20 "},
+	}), "the weights move the mirror rule's split too; the shadow step's removal takes its rule")
+
+	g.Expect(e.Client.Delete(ctx, getRollout(g, ro))).To(Succeed())
+	g.Eventually(func(g Gomega) bool {
+		err := e.Client.Get(ctx, client.ObjectKeyFromObject(ro), &kultav1alpha1.Rollout{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(timeout).Should(BeTrue())
+	g.Expect(route(g).Spec.Rules).To(Equal(created), "deleting the Rollout mid-way leaves the route as created")
+}
