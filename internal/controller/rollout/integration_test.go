@@ -284,8 +284,8 @@ func TestProgressDeadlineFailsAndRollsBack(t *testing.T) {
 		Should(Equal(map[string]int32{"nginx:1.27": 1, neverReadyImage: 0}), "the failed revision is scaled down after the rollback delay")
 }
 
-// TestKultaExamplesRunToCompletion applies KULTA's two canary examples unchanged and drives
-// each through a new image to Completed.
+// TestKultaExamplesRunToCompletion applies KULTA's canary examples unchanged and drives each
+// through a new image to Completed.
 func TestKultaExamplesRunToCompletion(t *testing.T) {
 	e := testenv.Require(t, env)
 	t.Parallel()
@@ -299,6 +299,7 @@ func TestKultaExamplesRunToCompletion(t *testing.T) {
 		{"canary-timed.yaml", false, steps},
 		{"canary-scale.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 100}}},
 		{"canary-header-route.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Canary: 100}, {Stable: 100}}},
+		{"canary-mirror-route.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Canary: 100}, {Stable: 100}}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
