@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,16 +23,22 @@ import (
 // deploymentAdopted starts where a team is before KULTA: a Deployment of three Pods serving
 // the route's traffic through its Services. A Rollout adopts it with workloadRef and scaleDown
 // progressively; the Deployment's next template goes out as a canary that testers reach by a
-// header route first, whose Pods carry their role labels; deleting the Rollout gives the
+// header route and judged by an analysis step on mirrored copies of the users' requests first,
+// whose Pods carry their role labels; deleting the Rollout gives the
 // service back to the Deployment. Throughout, from the moment the Deployment serves, the
 // Gateway stand-in (which also sends the testers' header requests) counts no request that
 // found no ready Pod to answer it.
 func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 	ns := w.newNamespace(ctx, t, "adopt")
 	a := canaryApp(w, ns, "shop", "5s")
-	// Testers reach the canary by header before any user does.
+	// A copy of every user's request reaches the canary first, so that an analysis step judges
+	// it on them before it answers anyone (with no other request reaching it yet, it would have
+	// nothing to judge without the copies, and hold until the deadline); then testers reach it
+	// by header before any user does.
 	p := a.strategy.Canary.Steps[1].Pause
 	a.strategy.Canary.Steps = append([]kultav1alpha1.CanaryStep{
+		{SetMirrorRoute: &kultav1alpha1.SetMirrorRoute{Name: "users", Percentage: ptr.To[int32](100)}},
+		{Analysis: errorRateAnalysis()},
 		{SetHeaderRoute: &kultav1alpha1.SetHeaderRoute{Name: "testers", Match: []kultav1alpha1.HeaderRouteMatch{{
 			HeaderName: "X-Canary", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("yes")},
 		}}}},
@@ -102,7 +109,8 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 	if err := w.client.Patch(ctx, got, client.MergeFrom(before)); err != nil {
 		t.Fatalf("updating Deployment %s/%s: %v", ns, a.name, err)
 	}
-	// The testers' rule is on the route while the canary has no weight yet.
+	// The users' mirror rule and the testers' rule are on the route while the canary has no
+	// weight yet, and the analysis step passed on the mirrored copies.
 	waitFor(ctx, t, time.Minute, func() error {
 		ro, err := a.get(ctx)
 		if err != nil {
@@ -112,10 +120,20 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 		if err != nil {
 			return err
 		}
-		if ptr.Deref(ro.Status.CurrentStepIndex, 0) != 1 || len(route.Spec.Rules) != 2 || string(ptr.Deref(route.Spec.Rules[0].Name, "")) != "kulta-"+a.name+".testers-0" {
-			return fmt.Errorf("at step %v with %d route rules, want the testers' rule at the pause of step 1", ro.Status.CurrentStepIndex, len(route.Spec.Rules))
+		var names []string
+		for _, rule := range route.Spec.Rules {
+			names = append(names, string(ptr.Deref(rule.Name, "")))
 		}
-		return nil
+		want := []string{"kulta-" + a.name + ".testers-0", "kulta-" + a.name + ".users-0", ""}
+		if ptr.Deref(ro.Status.CurrentStepIndex, 0) != 3 || !slices.Equal(names, want) {
+			return fmt.Errorf("at step %d with route rules %q, want %q at the pause of step 3", ptr.Deref(ro.Status.CurrentStepIndex, -1), names, want)
+		}
+		for _, d := range ro.Status.Decisions {
+			if d.Reason == "AnalysisPassed" && ptr.Deref(d.FromStep, -1) == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no AnalysisPassed decision for step 1, the analysis of the mirrored requests")
 	})
 	waitFor(ctx, t, time.Minute, func() error {
 		ro, err := a.get(ctx)
@@ -129,13 +147,13 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 		return err
 	})
 	ro = a.waitCompleted(ctx, t, stableHash, 2*time.Minute)
-	// +B: the testers' header rule is on the route. It goes after the promotion's reset, when
-	// both Services select the promoted revision.
-	a.expectRouteHistory(ctx, t, watch, "100/0", "100/0 +B", "80/20 +B", "50/50 +B", "100/0 +B", "100/0")
+	// +B: the testers' header rule is on the route; +M: the users' mirror rule. They go after
+	// the promotion's reset, when both Services select the promoted revision.
+	a.expectRouteHistory(ctx, t, watch, "100/0", "100/0 +M", "100/0 +B +M", "80/20 +B +M", "50/50 +B +M", "100/0 +B +M", "100/0 +M", "100/0")
 	if route, err := a.route(ctx); err != nil {
 		t.Error(err)
 	} else if len(route.Spec.Rules) != 1 {
-		t.Errorf("the route has %d rules after the promotion, want the user's one: the testers' rule removed", len(route.Spec.Rules))
+		t.Errorf("the route has %d rules after the promotion, want the user's one: the testers' and users' rules removed", len(route.Spec.Rules))
 	}
 	if got, err := a.deployment(ctx); err != nil {
 		t.Error(err)

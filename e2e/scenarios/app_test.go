@@ -375,18 +375,32 @@ func (a *app) weights(route *gatewayv1.HTTPRoute) string {
 }
 
 // routeState is the route's weights (see weights), followed by " +B" while a rule that matches
-// headers sends requests to the second Service (the A/B experiment's variant B rule).
+// headers sends requests to the second Service (the A/B experiment's variant B rule, a canary's
+// header route), and " +M" while a rule copies requests to it (a canary's mirror route).
 func (a *app) routeState(route *gatewayv1.HTTPRoute) string {
 	state := a.weights(route)
+	if len(a.services) < 2 {
+		return state
+	}
+	header, mirror := false, false
 	for _, rule := range route.Spec.Rules {
-		if len(rule.Matches) == 0 || len(rule.Matches[0].Headers) == 0 {
-			continue
-		}
-		for _, ref := range rule.BackendRefs {
-			if len(a.services) > 1 && string(ref.Name) == a.services[1] {
-				return state + " +B"
+		for _, f := range rule.Filters {
+			if m := f.RequestMirror; m != nil && string(m.BackendRef.Name) == a.services[1] {
+				mirror = true
 			}
 		}
+		if len(rule.Matches) == 0 || len(rule.Matches[0].Headers) == 0 || len(rule.BackendRefs) != 1 {
+			continue
+		}
+		if string(rule.BackendRefs[0].Name) == a.services[1] {
+			header = true
+		}
+	}
+	if header {
+		state += " +B"
+	}
+	if mirror {
+		state += " +M"
 	}
 	return state
 }

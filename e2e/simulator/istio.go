@@ -1,8 +1,10 @@
 package simulator
 
 import (
+	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	apinetworkingv1 "istio.io/api/networking/v1"
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -22,17 +24,8 @@ import (
 // carry no HTTP requests and are not played.
 func VirtualServiceRates(vs *istionetworkingv1.VirtualService, drs []*istionetworkingv1.DestinationRule, rate, headerRate float64) map[Target]float64 {
 	out := map[Target]float64{}
-	plain := 0
-	for _, route := range vs.Spec.GetHttp() {
-		if !istioHeaderRoute(route) {
-			plain++
-		}
-	}
-	for _, route := range vs.Spec.GetHttp() {
-		routeRate := headerRate
-		if !istioHeaderRoute(route) {
-			routeRate = rate / float64(plain)
-		}
+	rates := istioRouteRates(vs, rate, headerRate)
+	for r, route := range vs.Spec.GetHttp() {
 		dests := route.GetRoute()
 		weights := make([]*int32, len(dests))
 		for i, d := range dests {
@@ -42,7 +35,7 @@ func VirtualServiceRates(vs *istionetworkingv1.VirtualService, drs []*istionetwo
 			}
 			weights[i] = &w
 		}
-		for i, share := range SplitByWeight(routeRate, weights) {
+		for i, share := range SplitByWeight(rates[r], weights) {
 			target, ok := istioTarget(vs.Namespace, dests[i].GetDestination(), drs)
 			if ok && share > 0 {
 				out[target] += share
@@ -50,6 +43,63 @@ func VirtualServiceRates(vs *istionetworkingv1.VirtualService, drs []*istionetwo
 		}
 	}
 	return out
+}
+
+// VirtualServiceMirrorRates returns the rate of the copies each backend receives from the
+// mirrors of vs's HTTP routes (mirrors, or mirror with mirrorPercentage): a route's rate (as
+// VirtualServiceRates divides it) times each mirror's percentage, all of it without one.
+func VirtualServiceMirrorRates(vs *istionetworkingv1.VirtualService, drs []*istionetworkingv1.DestinationRule, rate, headerRate float64) map[Target]float64 {
+	out := map[Target]float64{}
+	rates := istioRouteRates(vs, rate, headerRate)
+	add := func(r int, dest *apinetworkingv1.Destination, percent *apinetworkingv1.Percent) {
+		share := 1.0
+		if percent != nil {
+			share = percent.GetValue() / 100
+		}
+		if target, ok := istioTarget(vs.Namespace, dest, drs); ok && rates[r]*share > 0 {
+			out[target] += rates[r] * share
+		}
+	}
+	for r, route := range vs.Spec.GetHttp() {
+		if m := route.GetMirror(); m != nil {
+			add(r, m, route.GetMirrorPercentage())
+		}
+		for _, m := range route.GetMirrors() {
+			add(r, m.GetDestination(), m.GetPercentage())
+		}
+	}
+	return out
+}
+
+// istioRouteRates is the request rate each HTTP route of vs takes: headerRate for a route whose
+// every match asks for a header, an even share of rate for each other route, none for a route
+// whose matches an earlier route without headers already has (Istio takes the first route that
+// matches).
+func istioRouteRates(vs *istionetworkingv1.VirtualService, rate, headerRate float64) []float64 {
+	routes := vs.Spec.GetHttp()
+	out := make([]float64, len(routes))
+	var seen [][]*apinetworkingv1.HTTPMatchRequest
+	var plain []int
+	for i, route := range routes {
+		if istioHeaderRoute(route) {
+			out[i] = headerRate
+			continue
+		}
+		if slices.ContainsFunc(seen, func(m []*apinetworkingv1.HTTPMatchRequest) bool { return sameMatches(m, route.GetMatch()) }) {
+			continue
+		}
+		seen = append(seen, route.GetMatch())
+		plain = append(plain, i)
+	}
+	for _, i := range plain {
+		out[i] = rate / float64(len(plain))
+	}
+	return out
+}
+
+// sameMatches reports whether two routes' match lists are equal.
+func sameMatches(a, b []*apinetworkingv1.HTTPMatchRequest) bool {
+	return slices.EqualFunc(a, b, func(x, y *apinetworkingv1.HTTPMatchRequest) bool { return proto.Equal(x, y) })
 }
 
 // istioHeaderRoute reports whether every match of route asks for a header, so that only

@@ -40,6 +40,29 @@ func destination(host, subset string, weight int32) *apinetworkingv1.HTTPRouteDe
 	return &apinetworkingv1.HTTPRouteDestination{Destination: &apinetworkingv1.Destination{Host: host, Subset: subset}, Weight: weight}
 }
 
+func uriPrefix(prefix string) []*apinetworkingv1.HTTPMatchRequest {
+	return []*apinetworkingv1.HTTPMatchRequest{{Uri: &apinetworkingv1.StringMatch{MatchType: &apinetworkingv1.StringMatch_Prefix{Prefix: prefix}}}}
+}
+
+// Mirrors copy their percentage of a route's rate (all of it without one), in both of Istio's
+// forms, to their destinations; a shadowed route's mirror copies nothing.
+func TestVirtualServiceMirrorRates(t *testing.T) {
+	vs := &istionetworkingv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"},
+		Spec: apinetworkingv1.VirtualService{Hosts: []string{"web"}, Http: []*apinetworkingv1.HTTPRoute{
+			{Name: "kulta-web.api", Match: []*apinetworkingv1.HTTPMatchRequest{{Headers: map[string]*apinetworkingv1.StringMatch{
+				"x-api": {MatchType: &apinetworkingv1.StringMatch_Exact{Exact: "v2"}}}}},
+				Route:   []*apinetworkingv1.HTTPRouteDestination{destination("web-stable", "", 100)},
+				Mirrors: []*apinetworkingv1.HTTPMirrorPolicy{{Destination: &apinetworkingv1.Destination{Host: "web-canary"}}}},
+			{Name: "kulta-web.shadow", Route: []*apinetworkingv1.HTTPRouteDestination{destination("web-stable", "", 100)},
+				Mirror: &apinetworkingv1.Destination{Host: "web-canary"}, MirrorPercentage: &apinetworkingv1.Percent{Value: 20}},
+			{Route: []*apinetworkingv1.HTTPRouteDestination{destination("web-stable", "", 100)},
+				Mirrors: []*apinetworkingv1.HTTPMirrorPolicy{{Destination: &apinetworkingv1.Destination{Host: "web-canary"}}}},
+		}},
+	}
+	expectRates(t, "VirtualServiceMirrorRates", VirtualServiceMirrorRates(vs, nil, 100, 10), map[Target]float64{svcTarget("ns", "web-canary"): 10 + 20})
+}
+
 func TestVirtualServiceRates(t *testing.T) {
 	headerMatch := []*apinetworkingv1.HTTPMatchRequest{{Headers: map[string]*apinetworkingv1.StringMatch{
 		"x-canary": {MatchType: &apinetworkingv1.StringMatch_Exact{Exact: "yes"}},
@@ -71,11 +94,19 @@ func TestVirtualServiceRates(t *testing.T) {
 		want: map[Target]float64{svcTarget("ns", "web"): 100},
 	}, {
 		name: "a destination at weight 0 among several gets nothing; hosts outside the cluster are left out",
-		http: []*apinetworkingv1.HTTPRoute{{Route: []*apinetworkingv1.HTTPRouteDestination{
+		http: []*apinetworkingv1.HTTPRoute{{Match: uriPrefix("/a"), Route: []*apinetworkingv1.HTTPRouteDestination{
 			destination("web-stable", "", 100), destination("web-canary", "", 0),
-		}}, {Route: []*apinetworkingv1.HTTPRouteDestination{destination("example.com", "", 100)}},
-			{Route: []*apinetworkingv1.HTTPRouteDestination{destination("api.other", "", 100)}}},
+		}}, {Match: uriPrefix("/b"), Route: []*apinetworkingv1.HTTPRouteDestination{destination("example.com", "", 100)}},
+			{Match: uriPrefix("/c"), Route: []*apinetworkingv1.HTTPRouteDestination{destination("api.other", "", 100)}}},
 		want: map[Target]float64{svcTarget("ns", "web-stable"): 100.0 / 3},
+	}, {
+		name: "a route with the matches of an earlier one takes nothing: Istio takes the first that matches",
+		http: []*apinetworkingv1.HTTPRoute{
+			{Name: "kulta-web.shadow", Route: []*apinetworkingv1.HTTPRouteDestination{destination("web-stable", "", 60), destination("web-canary", "", 40)},
+				Mirrors: []*apinetworkingv1.HTTPMirrorPolicy{{Destination: &apinetworkingv1.Destination{Host: "web-canary"}, Percentage: &apinetworkingv1.Percent{Value: 25}}}},
+			{Route: []*apinetworkingv1.HTTPRouteDestination{destination("web-stable", "", 60), destination("web-canary", "", 40)}},
+		},
+		want: map[Target]float64{svcTarget("ns", "web-stable"): 60, svcTarget("ns", "web-canary"): 40},
 	}, {
 		name: "header routes get the header rate, plain routes share the rate",
 		http: []*apinetworkingv1.HTTPRoute{

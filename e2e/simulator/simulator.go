@@ -101,8 +101,9 @@ type Simulator struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 
-	// backends are touched by the tick loop only.
-	backends map[Target]*backend
+	// backends are touched by the tick loop only; copyBackends hold the mirrors' copies apart,
+	// so that their counts do not disturb the requests' own.
+	backends, copyBackends map[Target]*backend
 	// istioServed is false once listing VirtualServices found the API not served (or not in the
 	// client's scheme), so that later ticks do not ask again.
 	istioServed bool
@@ -144,11 +145,12 @@ func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, err
 			Name: "http_request_duration_seconds", Help: "Request latency through the simulated Gateway, by namespace and service.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"namespace", "service"}),
-		backends:    map[Target]*backend{},
-		unserved:    map[ServiceKey]float64{},
-		istioServed: true,
-		served:      make(chan error, 1),
-		done:        make(chan struct{}),
+		backends:     map[Target]*backend{},
+		copyBackends: map[Target]*backend{},
+		unserved:     map[ServiceKey]float64{},
+		istioServed:  true,
+		served:       make(chan error, 1),
+		done:         make(chan struct{}),
 	}
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(s.requests); err != nil {
@@ -242,12 +244,12 @@ func (s *Simulator) report(err error) {
 // through the Gateway, the VirtualServices and the Ingresses.
 func (s *Simulator) tick(ctx context.Context) error {
 	var errs []error
-	rates := map[Target]float64{}
-	gateway, err := s.gatewayRates(ctx)
+	rates, copies := map[Target]float64{}, map[Target]float64{}
+	gateway, gatewayCopies, err := s.gatewayRates(ctx)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	mesh, err := s.istioRates(ctx)
+	mesh, meshCopies, err := s.istioRates(ctx)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -260,7 +262,12 @@ func (s *Simulator) tick(ctx context.Context) error {
 			rates[target] += rate
 		}
 	}
-	if len(rates) == 0 {
+	for _, part := range []map[Target]float64{gatewayCopies, meshCopies} {
+		for target, rate := range part {
+			copies[target] += rate
+		}
+	}
+	if len(rates) == 0 && len(copies) == 0 {
 		return errors.Join(errs...)
 	}
 	var pods corev1.PodList
@@ -268,7 +275,12 @@ func (s *Simulator) tick(ctx context.Context) error {
 		return errors.Join(append(errs, fmt.Errorf("listing Pods: %w", err))...)
 	}
 	for target, rate := range rates {
-		if err := s.serve(ctx, target, rate, pods.Items); err != nil {
+		if err := s.serve(ctx, target, rate, pods.Items, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for target, rate := range copies {
+		if err := s.serve(ctx, target, rate, pods.Items, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -277,17 +289,17 @@ func (s *Simulator) tick(ctx context.Context) error {
 
 // gatewayRates accepts the HTTPRoutes attached to the Gateway and returns the request rate
 // each of their permitted backends receives.
-func (s *Simulator) gatewayRates(ctx context.Context) (map[Target]float64, error) {
+func (s *Simulator) gatewayRates(ctx context.Context) (rates, copies map[Target]float64, err error) {
 	var routes gatewayv1.HTTPRouteList
 	if err := s.client.List(ctx, &routes); err != nil {
-		return nil, fmt.Errorf("listing HTTPRoutes: %w", err)
+		return nil, nil, fmt.Errorf("listing HTTPRoutes: %w", err)
 	}
 	grants, err := s.grants(ctx, routes.Items)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs []error
-	rates := map[Target]float64{}
+	rates, copies = map[Target]float64{}, map[Target]float64{}
 	for i := range routes.Items {
 		route := &routes.Items[i]
 		if !s.attached(route) {
@@ -302,38 +314,47 @@ func (s *Simulator) gatewayRates(ctx context.Context) (map[Target]float64, error
 				rates[Target{ServiceKey: key}] += rate
 			}
 		}
+		for key, rate := range RouteMirrorRates(route, s.opts.Rate, s.opts.HeaderRate) {
+			if !slices.Contains(notPermitted, key) {
+				copies[Target{ServiceKey: key}] += rate
+			}
+		}
 	}
-	return rates, errors.Join(errs...)
+	return rates, copies, errors.Join(errs...)
 }
 
 // istioRates returns the request rate each backend of every VirtualService receives (see
-// VirtualServiceRates), or nothing when the cluster does not serve Istio's API.
-func (s *Simulator) istioRates(ctx context.Context) (map[Target]float64, error) {
+// VirtualServiceRates) and the rate of copies its mirrors send (VirtualServiceMirrorRates), or
+// nothing when the cluster does not serve Istio's API.
+func (s *Simulator) istioRates(ctx context.Context) (rates, copies map[Target]float64, err error) {
 	if !s.istioServed {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var services istionetworkingv1.VirtualServiceList
 	if err := s.client.List(ctx, &services); err != nil {
 		if meta.IsNoMatchError(err) || runtime.IsNotRegisteredError(err) {
 			s.istioServed = false
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, fmt.Errorf("listing VirtualServices: %w", err)
+		return nil, nil, fmt.Errorf("listing VirtualServices: %w", err)
 	}
 	if len(services.Items) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var rules istionetworkingv1.DestinationRuleList
 	if err := s.client.List(ctx, &rules); err != nil {
-		return nil, fmt.Errorf("listing DestinationRules: %w", err)
+		return nil, nil, fmt.Errorf("listing DestinationRules: %w", err)
 	}
-	rates := map[Target]float64{}
+	rates, copies = map[Target]float64{}, map[Target]float64{}
 	for _, vs := range services.Items {
 		for target, rate := range VirtualServiceRates(vs, rules.Items, s.opts.Rate, s.opts.HeaderRate) {
 			rates[target] += rate
 		}
+		for target, rate := range VirtualServiceMirrorRates(vs, rules.Items, s.opts.Rate, s.opts.HeaderRate) {
+			copies[target] += rate
+		}
 	}
-	return rates, nil
+	return rates, copies, nil
 }
 
 // ingressRates returns the request rate each backend Service receives through the Ingresses of
@@ -405,13 +426,18 @@ func (s *Simulator) miss(key ServiceKey, rate float64) {
 // serve records one tick of requests at rate for target, answered as its ready Pods' images
 // say, under the name of target's Service. A Service that does not exist or has no ready Pod
 // (in the subset) records nothing in http_requests_total, and owes nothing for that time; the
-// requests count as Unserved.
-func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods []corev1.Pod) error {
+// requests count as Unserved, unless they are copies (a mirror's), whose answers nobody waits
+// for: those are dropped.
+func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods []corev1.Pod, copies bool) error {
 	key := target.ServiceKey
-	b, known := s.backends[target]
+	backends := s.backends
+	if copies {
+		backends = s.copyBackends
+	}
+	b, known := backends[target]
 	if !known {
 		b = &backend{}
-		s.backends[target] = b
+		backends[target] = b
 		// Every series exists from the start, so that queries see zero rather than nothing.
 		s.requests.WithLabelValues(key.Namespace, key.Name, "200")
 		s.requests.WithLabelValues(key.Namespace, key.Name, "500")
@@ -423,7 +449,9 @@ func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods
 		if client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("reading Service %s/%s: %w", key.Namespace, key.Name, err)
 		}
-		s.miss(key, rate)
+		if !copies {
+			s.miss(key, rate)
+		}
 		return nil
 	}
 	ready := ReadyPodsBehind(&svc, pods)
@@ -437,7 +465,9 @@ func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods
 	behaviour, reachable := BehaviourOf(ready, s.opts.Behaviour)
 	if !reachable {
 		b.due = b.sent
-		s.miss(key, rate)
+		if !copies {
+			s.miss(key, rate)
+		}
 		return nil
 	}
 	b.due += rate * s.opts.Tick.Seconds()

@@ -2,10 +2,13 @@ package simulator
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -151,32 +154,86 @@ type ServiceKey struct {
 
 // RouteRates returns the request rate each backend Service of route receives: rate requests per
 // second are divided evenly among the rules that match without headers, headerRate goes to each
-// header rule (HeaderRule), and each rule's share is split by weight (SplitByWeight). Backends
+// header rule (HeaderRule), and each rule's share is split by weight (SplitByWeight). A rule
+// without headers whose matches an earlier rule already has takes nothing: Gateway API gives a
+// tie to the rule listed first, as KULTA's mirror rules without conditions rely on. Backends
 // that are not core Services are skipped.
 func RouteRates(route *gatewayv1.HTTPRoute, rate, headerRate float64) map[ServiceKey]float64 {
 	out := map[ServiceKey]float64{}
-	plain := 0
-	for _, rule := range route.Spec.Rules {
-		if !HeaderRule(rule) {
-			plain++
-		}
-	}
-	for _, rule := range route.Spec.Rules {
-		ruleRate := headerRate
-		if !HeaderRule(rule) {
-			ruleRate = rate / float64(plain)
-		}
+	rates := ruleRates(route, rate, headerRate)
+	for i, rule := range route.Spec.Rules {
 		weights := make([]*int32, len(rule.BackendRefs))
-		for i, ref := range rule.BackendRefs {
-			weights[i] = ref.Weight
+		for j, ref := range rule.BackendRefs {
+			weights[j] = ref.Weight
 		}
-		for i, share := range SplitByWeight(ruleRate, weights) {
-			if key, ok := serviceKey(route.Namespace, rule.BackendRefs[i].BackendObjectReference); ok {
+		for j, share := range SplitByWeight(rates[i], weights) {
+			if key, ok := serviceKey(route.Namespace, rule.BackendRefs[j].BackendObjectReference); ok {
 				out[key] += share
 			}
 		}
 	}
 	return out
+}
+
+// RouteMirrorRates returns the rate of the copies each Service receives from route's
+// RequestMirror filters: a rule's rate (as RouteRates divides it) times the filter's percent or
+// fraction, all of it without either. The copies' answers go nowhere: a data plane drops them.
+func RouteMirrorRates(route *gatewayv1.HTTPRoute, rate, headerRate float64) map[ServiceKey]float64 {
+	out := map[ServiceKey]float64{}
+	rates := ruleRates(route, rate, headerRate)
+	for i, rule := range route.Spec.Rules {
+		for _, f := range rule.Filters {
+			m := f.RequestMirror
+			if f.Type != gatewayv1.HTTPRouteFilterRequestMirror || m == nil {
+				continue
+			}
+			share := 1.0
+			switch {
+			case m.Percent != nil:
+				share = float64(*m.Percent) / 100
+			case m.Fraction != nil && ptr.Deref(m.Fraction.Denominator, 100) > 0:
+				share = float64(m.Fraction.Numerator) / float64(ptr.Deref(m.Fraction.Denominator, 100))
+			}
+			if key, ok := serviceKey(route.Namespace, m.BackendRef); ok && rates[i] > 0 {
+				out[key] += rates[i] * share
+			}
+		}
+	}
+	return out
+}
+
+// ruleRates is the request rate each rule of route takes: headerRate for a header rule, an even
+// share of rate for each other rule, none for a rule whose matches an earlier rule without
+// headers already has.
+func ruleRates(route *gatewayv1.HTTPRoute, rate, headerRate float64) []float64 {
+	out := make([]float64, len(route.Spec.Rules))
+	var seen [][]gatewayv1.HTTPRouteMatch
+	var plain []int
+	for i, rule := range route.Spec.Rules {
+		if HeaderRule(rule) {
+			out[i] = headerRate
+			continue
+		}
+		matches := defaultedMatches(rule.Matches)
+		if slices.ContainsFunc(seen, func(m []gatewayv1.HTTPRouteMatch) bool { return equality.Semantic.DeepEqual(m, matches) }) {
+			continue
+		}
+		seen = append(seen, matches)
+		plain = append(plain, i)
+	}
+	for _, i := range plain {
+		out[i] = rate / float64(len(plain))
+	}
+	return out
+}
+
+// defaultedMatches is a rule's matches as the API server defaults them: none is one match of
+// every path.
+func defaultedMatches(matches []gatewayv1.HTTPRouteMatch) []gatewayv1.HTTPRouteMatch {
+	if len(matches) > 0 {
+		return matches
+	}
+	return []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}}}
 }
 
 // serviceKey is the Service a backendRef of a route in routeNamespace names; ok is false when

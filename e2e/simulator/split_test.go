@@ -108,6 +108,36 @@ func TestRouteRates(t *testing.T) {
 	}
 }
 
+// A mirror rule without conditions, as KULTA writes it, comes before its managed rule with the
+// same matches: it takes the managed rule's requests, split by the same weights, and copies its
+// percent of them to the canary; the managed rule takes nothing. A mirror rule with a header
+// condition takes the header rate and copies all of it without a percent.
+func TestRouteMirrorRates(t *testing.T) {
+	all := []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}}}
+	mirror := func(percent *int32) []gatewayv1.HTTPRouteFilter {
+		return []gatewayv1.HTTPRouteFilter{{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: &gatewayv1.HTTPRequestMirrorFilter{
+			BackendRef: gatewayv1.BackendObjectReference{Name: "web-canary", Port: ptr.To[gatewayv1.PortNumber](80)}, Percent: percent}}}
+	}
+	split := []gatewayv1.HTTPBackendRef{backendRef("web-stable", 80), backendRef("web-canary", 20)}
+	route := &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"},
+		Spec: gatewayv1.HTTPRouteSpec{Rules: []gatewayv1.HTTPRouteRule{
+			{Matches: []gatewayv1.HTTPRouteMatch{{Path: all[0].Path, Headers: []gatewayv1.HTTPHeaderMatch{{Name: "X-Api", Value: "v2"}}}}, Filters: mirror(nil), BackendRefs: split},
+			{Matches: all, Filters: mirror(ptr.To[int32](25)), BackendRefs: split},
+			{Matches: all, BackendRefs: split},
+		}},
+	}
+	stable, canary := ServiceKey{Namespace: "ns", Name: "web-stable"}, ServiceKey{Namespace: "ns", Name: "web-canary"}
+	got := RouteRates(route, 100, 10)
+	if math.Abs(got[stable]-88) > 1e-9 || math.Abs(got[canary]-22) > 1e-9 || len(got) != 2 {
+		t.Errorf("RouteRates = %v, want web-stable 88 and web-canary 22 (the managed rule shadowed by its mirror rule)", got)
+	}
+	mirrored := RouteMirrorRates(route, 100, 10)
+	if math.Abs(mirrored[canary]-35) > 1e-9 || len(mirrored) != 1 {
+		t.Errorf("RouteMirrorRates = %v, want web-canary 35: a quarter of 100 and all of 10", mirrored)
+	}
+}
+
 func backendRef(name string, weight int32) gatewayv1.HTTPBackendRef {
 	return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
 		BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptr.To[gatewayv1.PortNumber](80)},
