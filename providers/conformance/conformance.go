@@ -22,6 +22,9 @@ const (
 	// FeatureCrossNamespaceRoute: the Rollout may route through objects in another namespace,
 	// once that namespace permits it (the Fixture then implements Permitter).
 	FeatureCrossNamespaceRoute Feature = "CrossNamespaceRoute"
+	// FeatureMirror: a canary's mirror routes (setMirrorRoute) copy a share of the requests to
+	// the canary. A provider without it must refuse them with an UnsupportedMatch RouteError.
+	FeatureMirror Feature = "Mirror"
 )
 
 // Harness tells the suite how to build and inspect one provider, in one of its modes.
@@ -111,6 +114,7 @@ var specs = []spec{
 	{name: "CookieRoute", requires: FeatureCookieMatch, run: testCookieRoute},
 	{name: "StepHeaderRoute", run: testStepHeaderRoute},
 	{name: "AllConditionsRoute", requires: FeatureAllConditions, run: testAllConditionsRoute},
+	{name: "MirrorRoute", run: testMirrorRoute},
 	{name: "ConflictRetry", run: testConflictRetry},
 	{name: "Drift", run: testDrift},
 	{name: "Cleanup", run: testCleanup},

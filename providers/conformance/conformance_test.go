@@ -41,6 +41,7 @@ const (
 	cleanupKeepsCanary bug = "Cleanup leaves the weights"
 	vagueRouteError    bug = "RouteErrors do not name the object"
 	ignoresPermission  bug = "objects in another namespace need no permission"
+	dropsMirror        bug = "SetHeaderRoute accepts a mirror route and writes nothing"
 )
 
 // toyRouter routes through ConfigMap data: backends, stable, canary and header.
@@ -124,6 +125,9 @@ func encodeHeaderRoute(hr providers.HeaderRoute) string {
 	for _, m := range hr.All {
 		s += " and " + m.Name + " " + string(m.Type) + " " + m.Value
 	}
+	if hr.Mirror != nil {
+		s += " mirror " + strconv.Itoa(int(*hr.Mirror))
+	}
 	return s
 }
 
@@ -135,6 +139,8 @@ func (r *toyRouter) SetHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollou
 		hr.All = nil
 	case r.bug == firstConditionOnly && len(hr.All) > 1:
 		hr.All = hr.All[:1]
+	case r.bug == dropsMirror && hr.Mirror != nil:
+		return nil
 	}
 	return r.change(ctx, ro, func(data map[string]string) bool {
 		changed := data["header"] != encodeHeaderRoute(hr)
@@ -340,6 +346,7 @@ func TestEverySpecCanFail(t *testing.T) {
 		{"CookieRoute", ignoresCookie},
 		{"StepHeaderRoute", ignoresConditions},
 		{"AllConditionsRoute", firstConditionOnly},
+		{"MirrorRoute", dropsMirror},
 		{"ConflictRetry", overwritesConflict},
 		{"Drift", trustsLastWrite},
 		{"Cleanup", cleanupKeepsCanary},

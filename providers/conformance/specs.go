@@ -101,6 +101,70 @@ func testAllConditionsRoute(t testing.TB, h Harness) {
 	})
 }
 
+// testMirrorRoute: a canary's setMirrorRoute step copying a quarter of the requests with a
+// header. Where the provider supports mirrors, the mirror is written once, the weights set
+// after it are what Verify reads (the mirror's split moves with the managed one's), and its
+// removal restores the objects; where it does not, it is an UnsupportedMatch RouteError and
+// nothing is written.
+func testMirrorRoute(t testing.TB, h Harness) {
+	f := h.NewFixture(t, false)
+	ctx := context.Background()
+	c := &countingClient{Client: h.Client}
+	ro := f.Rollout()
+	hr := providers.StepMirrorRoute(ro, &kultav1alpha1.SetMirrorRoute{Name: "shadow", Percentage: ptr.To[int32](25), Match: []kultav1alpha1.HeaderRouteMatch{
+		{HeaderName: "X-Shadow", HeaderValue: &kultav1alpha1.StringMatch{Exact: ptr.To("1")}},
+	}})
+	w := providers.Weights{Stable: 70, Canary: 30}
+	if err := h.NewRouter(c).SetWeights(ctx, ro, w); err != nil {
+		t.Fatalf("SetWeights(%v): %v", w, err)
+	}
+	before := f.Snapshot(t)
+	c.writes()
+	err := h.NewRouter(c).SetHeaderRoute(ctx, ro, hr)
+	if !h.supports(FeatureMirror) {
+		var re *providers.RouteError
+		if !errors.As(err, &re) || re.Reason != providers.ReasonUnsupportedMatch {
+			t.Fatalf("SetHeaderRoute of a mirror route: %v, want an UnsupportedMatch RouteError", err)
+		}
+		if n := c.writes(); n != 0 {
+			t.Errorf("a refused mirror route wrote %d times", n)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("SetHeaderRoute of a mirror route: %v", err)
+	}
+	if f.Snapshot(t) == before {
+		t.Fatal("the mirror route changed nothing")
+	}
+	c.writes()
+	if err := h.NewRouter(c).SetHeaderRoute(ctx, ro, hr); err != nil {
+		t.Fatalf("SetHeaderRoute of the mirror route again: %v", err)
+	}
+	if n := c.writes(); n != 0 {
+		t.Errorf("setting the same mirror route again wrote %d times", n)
+	}
+	for _, w := range []providers.Weights{{Stable: 40, Canary: 60}, {Stable: 70, Canary: 30}} {
+		if err := h.NewRouter(c).SetWeights(ctx, ro, w); err != nil {
+			t.Fatalf("SetWeights(%v) beside the mirror route: %v", w, err)
+		}
+		v, err := h.NewRouter(c).Verify(ctx, ro)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if v.Weights == nil || *v.Weights != w {
+			t.Errorf("Verify weights %v beside the mirror route, want %v", v.Weights, w)
+		}
+	}
+	f.Intact(t)
+	if err := h.NewRouter(c).RemoveHeaderRoute(ctx, ro, hr.Name); err != nil {
+		t.Fatalf("RemoveHeaderRoute of the mirror route: %v", err)
+	}
+	if after := f.Snapshot(t); after != before {
+		t.Errorf("removing the mirror route did not restore the objects:\n got %s\nwant %s", after, before)
+	}
+}
+
 // testHeaderRouteWith adds the header route of the fixture's Rollout, again (no write), and
 // removes it: the objects route as they did before, and nothing else changed on the way.
 func testHeaderRouteWith(t testing.TB, h Harness, route func(*kultav1alpha1.Rollout) providers.HeaderRoute) {

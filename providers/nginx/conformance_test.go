@@ -40,7 +40,7 @@ func TestConformance(t *testing.T) {
 		// ingress-nginx publishes no acceptance of a canary Ingress.
 		AcceptedWithoutController: true,
 		CookieValue:               "always",
-		Unsupported:               []conformance.Feature{conformance.FeatureCrossNamespaceRoute, conformance.FeatureAllConditions},
+		Unsupported:               []conformance.Feature{conformance.FeatureCrossNamespaceRoute, conformance.FeatureAllConditions, conformance.FeatureMirror},
 	})
 }
 
