@@ -40,8 +40,8 @@ type world struct {
 	route    string
 	header   string
 	headers  map[string]string // the header and mirror routes the routes carry, by managed name: "" or "mirror N%"
-	kubelet  bool            // false: Pods never turn ready
-	slow     map[string]bool // by revision name: its Pods do not turn ready
+	kubelet  bool              // false: Pods never turn ready
+	slow     map[string]bool   // by revision name: its Pods do not turn ready
 	problem  *Problem
 	weights  *providers.Weights
 	rejected bool // true: the routes' parents do not accept them
