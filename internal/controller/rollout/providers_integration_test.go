@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	apinetworkingv1 "istio.io/api/networking/v1"
@@ -155,4 +156,57 @@ func TestAbortReachesEveryProviderWhenOneFails(t *testing.T) {
 
 	allowUpdates(t, g, ns)
 	g.Eventually(routeWeights(ns, "shop")).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 100}))
+}
+
+// TestRouteKultaCannotWriteStalls: a canary's header route on a VirtualService whose managed
+// route already matches that header with another value cannot be written (Istio would need two
+// conditions on one header). The Rollout is Stalled with the router's reason, naming the
+// header, and no weight moves; once the user drops the route's own condition, the canary goes
+// on.
+func TestRouteKultaCannotWriteStalls(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "unwritable")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	vs := &istionetworkingv1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: apinetworkingv1.VirtualService{Hosts: []string{"shop"}, Http: []*apinetworkingv1.HTTPRoute{{
+			Name: "primary",
+			Match: []*apinetworkingv1.HTTPMatchRequest{{Headers: map[string]*apinetworkingv1.StringMatch{
+				"x-canary": {MatchType: &apinetworkingv1.StringMatch_Exact{Exact: "internal"}},
+			}}},
+			Route: []*apinetworkingv1.HTTPRouteDestination{
+				{Destination: &apinetworkingv1.Destination{Host: "shop-stable"}, Weight: 100},
+				{Destination: &apinetworkingv1.Destination{Host: "shop-canary"}, Weight: 0},
+			},
+		}}},
+	}
+	g.Expect(e.Client.Create(ctx, vs)).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithReplicas(2), testutil.WithCanarySteps(
+		testutil.HeaderRouteStep("testers", testutil.HeaderExact("X-Canary", "yes")), testutil.Weight(50), testutil.PauseUntilPromoted()),
+		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) {
+			c.TrafficRouting = &kultav1alpha1.TrafficRouting{Istio: &kultav1alpha1.IstioRouting{
+				VirtualService: &kultav1alpha1.IstioVirtualService{Name: "shop", Routes: []string{"primary"}},
+			}}
+		}))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	setImage(t, ro, "nginx:1.28")
+	g.Eventually(func(g Gomega) {
+		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(stalled.Reason).To(Equal(providers.ReasonUnsupportedMatch))
+		g.Expect(stalled.Message).To(ContainSubstring(`already matches header "x-canary"`))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Consistently(vsWeights(ns)).WithTimeout(2*time.Second).Should(Equal(providers.Weights{Stable: 100}), "no weight moves")
+
+	g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(vs), vs)).To(Succeed())
+	vs.Spec.Http[0].Match = nil
+	g.Expect(e.Client.Update(ctx, vs)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](2))
+	g.Expect(vsWeights(ns)()).To(Equal(providers.Weights{Stable: 50, Canary: 50}))
+	g.Expect(meta(getRollout(g, ro), kultav1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionFalse))
 }

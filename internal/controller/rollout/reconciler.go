@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -407,7 +408,8 @@ var deletionStarted = predicate.Funcs{
 // reportFailure records on the Rollout's status why a reconcile could not finish (a read or a
 // write that failed) and returns cause for the retry. The status keeps what the last successful
 // reconcile wrote; only the conditions and observedGeneration change. A rejected write (the API
-// server found it invalid, or RBAC forbids it) will not succeed by retrying: Stalled. Any other
+// server found it invalid, or RBAC forbids it), or a route the provider cannot write as asked (a
+// RouteError, with its reason), will not succeed by retrying: Stalled. Any other
 // error is retried: Reconciling. A conflict is retried at once and not reported, nor is
 // anything once ctx is done (the controller is stopping).
 func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Rollout, cause error) error {
@@ -424,11 +426,16 @@ func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Roll
 		})
 	}
 	reason := ReasonReconcileError
+	var routeErr *providers.RouteError
 	switch {
 	case apierrors.IsForbidden(cause):
 		reason = ReasonForbidden
 	case apierrors.IsInvalid(cause) || apierrors.IsBadRequest(cause):
 		reason = ReasonRejected
+	case errors.As(cause, &routeErr):
+		// A route KULTA cannot write as the Rollout asks (a match the provider cannot express):
+		// the user must change the route or the steps.
+		reason = routeErr.Reason
 	}
 	if reason == ReasonReconcileError {
 		set(kultav1alpha1.ConditionStalled, metav1.ConditionFalse, ReasonNoProblem, "")
