@@ -209,6 +209,12 @@ func (p *planner) scaleWorkload() {
 	}
 	p.out.Workload = &WorkloadScale{Replicas: want, Adopted: adopted}
 	p.event(corev1.EventTypeNormal, "WorkloadScaled", fmt.Sprintf("Deployment %s scaled from %d to %d Pods (scaleDown %s)", w.Name, w.Replicas, want, ref.ScaleDown))
+	if w.Adopted == nil && p.total() < adopted {
+		// Said once, as the adoption begins: the count is recorded with this scale.
+		p.event(corev1.EventTypeWarning, "FewerReplicasThanWorkload", fmt.Sprintf(
+			"Rollout runs %d Pods (spec.replicas) where Deployment %s ran %d: once adopted, the service has %d; set spec.replicas to %d to keep its capacity",
+			p.total(), w.Name, adopted, p.total(), adopted))
+	}
 }
 
 // steady keeps the stable revision at full scale with all traffic.

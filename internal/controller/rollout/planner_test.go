@@ -53,6 +53,7 @@ type world struct {
 	// workload turn ready per tick; zero: all of them at once.
 	podsPerTick int32
 	lines       []string
+	events      []Event // every Event the plans asked for, in order
 }
 
 func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
@@ -108,6 +109,7 @@ func (w *world) tick(note string, after time.Duration) {
 		obs.Workload = &c
 	}
 	plan := Compute(obs)
+	w.events = append(w.events, plan.Events...)
 	// As the reconciler does, leave out the status write that only says the weights just
 	// written are on their way: the next tick starts from the status stored before.
 	next := w.ro.DeepCopy()

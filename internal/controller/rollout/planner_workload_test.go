@@ -1,9 +1,12 @@
 package rollout
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -149,6 +152,37 @@ func TestWorkloadRefSequences(t *testing.T) {
 // TestStalledKeepsTheLastCounts: the adopted Deployment deleted (or any problem found before
 // the ReplicaSets are read) stalls the Rollout, and the status keeps the Pods and the selector
 // last seen, as an autoscaler on the scale subresource reads them.
+// TestFewerReplicasThanTheWorkloadWarns: a Rollout of 2 Pods adopting a Deployment of 4 says so
+// once, as the adoption scales the Deployment first, in a Warning that names both counts; a
+// Rollout of as many Pods says nothing.
+func TestFewerReplicasThanTheWorkloadWarns(t *testing.T) {
+	warnings := func(w *world) int {
+		w.podsPerTick = 1
+		for i := range 6 {
+			w.tick(fmt.Sprintf("tick %d", i), time.Second)
+		}
+		n := 0
+		for _, e := range w.events {
+			if e.Reason != "FewerReplicasThanWorkload" {
+				continue
+			}
+			n++
+			if e.Type != corev1.EventTypeWarning || !strings.Contains(e.Message, "runs 2 Pods") || !strings.Contains(e.Message, "Deployment web ran 4") {
+				t.Errorf("event %s %q is not a Warning naming both counts", e.Type, e.Message)
+			}
+		}
+		return n
+	}
+	w := adoptingRollout(t, kultav1alpha1.ScaleDownProgressively)
+	w.ro.Spec.Replicas = ptr.To[int32](2)
+	if n := warnings(w); n != 1 {
+		t.Errorf("%d FewerReplicasThanWorkload warnings over the adoption, want 1", n)
+	}
+	if n := warnings(adoptingRollout(t, kultav1alpha1.ScaleDownProgressively)); n != 0 {
+		t.Errorf("%d FewerReplicasThanWorkload warnings with as many replicas as the Deployment, want 0", n)
+	}
+}
+
 func TestStalledKeepsTheLastCounts(t *testing.T) {
 	ro := canaryRollout()
 	ro.Spec.Selector = nil
