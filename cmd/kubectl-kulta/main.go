@@ -112,7 +112,7 @@ func newRoot(out io.Writer) *cobra.Command {
 		a.annotateCommand("abort", "Send all traffic back to stable and scale the new revision down", "kulta.io/abort"),
 		a.annotateCommand("retry", "Start a failed or aborted rollout again from its first step", "kulta.io/retry"),
 		a.annotateCommand("conclude", "End a running A/B experiment", "kulta.io/conclude-experiment"),
-		a.pauseCommand(true), a.pauseCommand(false), a.undoCommand(), a.statusCommand(),
+		a.pauseCommand(true), a.pauseCommand(false), a.undoCommand(), a.statusCommand(), a.convertCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the plugin's version",
