@@ -68,6 +68,10 @@ func TestStrategies(t *testing.T) {
 			t.Parallel()
 			canaryScaleApart(ctx, t, w)
 		})
+		t.Run("Argo Rollouts canary converted by kubectl kulta convert", func(t *testing.T) {
+			t.Parallel()
+			argoCanaryConverted(ctx, t, w)
+		})
 		t.Run("Deployment adopted, updated and handed back without a failed request", func(t *testing.T) {
 			t.Parallel()
 			deploymentAdopted(ctx, t, w)
