@@ -10,6 +10,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -83,6 +84,24 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			}))
 		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	}
+	// A Rollout adopting a Deployment, for the adoption panel: the Deployment's counts are
+	// published as long as the Rollout adopts it.
+	legacy := map[string]string{"app": "legacy"}
+	g.Expect(e.Client.Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "legacy"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: legacy},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: legacy},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx:1.27"}}},
+			},
+		},
+	})).To(Succeed())
+	adopting := testutil.Rollout(ns, "legacy", testutil.WithSimple(nil))
+	adopting.Spec.Template, adopting.Spec.Selector = kultav1alpha1.PodTemplate{}, nil
+	adopting.Spec.WorkloadRef = &kultav1alpha1.WorkloadRef{Name: "legacy"}
+	g.Expect(e.Client.Create(ctx, adopting)).To(Succeed())
 	rollouttest.DriveToCompletionAndRollback(g, e.Client, ns, "shop", "cart", 60*time.Second)
 
 	q, err := analysis.NewPrometheus(prom.Address())

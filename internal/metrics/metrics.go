@@ -95,6 +95,21 @@ func Observe(ro *kultav1alpha1.Rollout) {
 	rollouts.observe(ro)
 }
 
+// Workload is the Deployment a Rollout adopts, as the controller observed it.
+type Workload struct {
+	// Name is the Deployment's name.
+	Name string
+	// Replicas is its spec.replicas, Available its available Pods.
+	Replicas, Available int32
+	// Adopted is its count before KULTA first scaled it; nil while KULTA has not.
+	Adopted *int32
+}
+
+// ObserveWorkload publishes the Deployment a Rollout adopts; nil says it adopts none.
+func ObserveWorkload(namespace, rollout string, w *Workload) {
+	rollouts.observeWorkload(namespace, rollout, w)
+}
+
 // Transition counts one transition of a Rollout by kind (step, promotion, rollback, abort,
 // pause) and reason.
 func Transition(namespace, rollout, kind, reason string) {

@@ -27,6 +27,12 @@ var (
 	transitionsDesc = prometheus.NewDesc("kulta_rollout_transitions_total",
 		"Rollout transitions by kind (step, promotion, rollback, abort, pause) and reason.",
 		[]string{"namespace", "rollout", "kind", "reason"}, nil)
+	routesDesc = prometheus.NewDesc("kulta_rollout_routes",
+		"Canary header and mirror routes (setHeaderRoute, setMirrorRoute) the Rollout has in place, by type.",
+		[]string{"namespace", "rollout", "type"}, nil)
+	workloadReplicasDesc = prometheus.NewDesc("kulta_rollout_workload_replicas",
+		"Replicas of the Deployment a Rollout adopts (spec.workloadRef) by kind: desired (its spec.replicas), available, and adopted (its count before KULTA scaled it).",
+		[]string{"namespace", "rollout", "workload", "kind"}, nil)
 )
 
 // rolloutKey names a Rollout.
@@ -43,7 +49,18 @@ type transition struct {
 type rolloutRecord struct {
 	strategy, phase                       string
 	step, weight, desired, ready, updated float64
+	headerRoutes, mirrorRoutes            float64
 	transitions                           []transition
+	// workload is the adopted Deployment, nil without spec.workloadRef.
+	workload *workloadRecord
+}
+
+// workloadRecord is what the collector keeps of an adopted Deployment.
+type workloadRecord struct {
+	name                string
+	replicas, available float64
+	// adopted is negative while KULTA has not scaled the Deployment.
+	adopted float64
 }
 
 // rolloutCollector holds the per-Rollout series as compact records and turns them into samples
@@ -60,7 +77,7 @@ func newRolloutCollector() *rolloutCollector {
 
 // Describe sends the descriptors of every per-Rollout series.
 func (c *rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{rolloutInfoDesc, rolloutStepDesc, rolloutWeightDesc, rolloutReplicasDesc, transitionsDesc} {
+	for _, d := range []*prometheus.Desc{rolloutInfoDesc, rolloutStepDesc, rolloutWeightDesc, rolloutReplicasDesc, transitionsDesc, routesDesc, workloadReplicasDesc} {
 		ch <- d
 	}
 }
@@ -77,6 +94,10 @@ func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, r := range c.rollouts {
 		e := entry{key: k, rec: *r}
 		e.rec.transitions = slices.Clone(r.transitions)
+		if r.workload != nil {
+			w := *r.workload
+			e.rec.workload = &w
+		}
 		entries = append(entries, e)
 	}
 	c.mu.RUnlock()
@@ -90,6 +111,15 @@ func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rolloutReplicasDesc, prometheus.GaugeValue, r.updated, ns, name, "updated")
 		for _, t := range r.transitions {
 			ch <- prometheus.MustNewConstMetric(transitionsDesc, prometheus.CounterValue, t.count, ns, name, t.kind, t.reason)
+		}
+		ch <- prometheus.MustNewConstMetric(routesDesc, prometheus.GaugeValue, r.headerRoutes, ns, name, "header")
+		ch <- prometheus.MustNewConstMetric(routesDesc, prometheus.GaugeValue, r.mirrorRoutes, ns, name, "mirror")
+		if w := r.workload; w != nil {
+			ch <- prometheus.MustNewConstMetric(workloadReplicasDesc, prometheus.GaugeValue, w.replicas, ns, name, w.name, "desired")
+			ch <- prometheus.MustNewConstMetric(workloadReplicasDesc, prometheus.GaugeValue, w.available, ns, name, w.name, "available")
+			if w.adopted >= 0 {
+				ch <- prometheus.MustNewConstMetric(workloadReplicasDesc, prometheus.GaugeValue, w.adopted, ns, name, w.name, "adopted")
+			}
 		}
 	}
 }
@@ -123,6 +153,48 @@ func (c *rolloutCollector) observe(ro *kultav1alpha1.Rollout) {
 		r.desired = float64(*ro.Spec.Replicas)
 	}
 	r.ready, r.updated = float64(ro.Status.ReadyReplicas), float64(ro.Status.UpdatedReplicas)
+	r.headerRoutes, r.mirrorRoutes = 0, 0
+	for _, name := range ro.Status.HeaderRoutes {
+		if mirrorRoute(ro, name) {
+			r.mirrorRoutes++
+		} else {
+			r.headerRoutes++
+		}
+	}
+}
+
+// mirrorRoute reports whether the canary route named name is a mirror route: the last step
+// that names it is a setMirrorRoute (header and mirror routes share their names).
+func mirrorRoute(ro *kultav1alpha1.Rollout, name string) bool {
+	c := ro.Spec.Strategy.Canary
+	if c == nil {
+		return false
+	}
+	for i := len(c.Steps) - 1; i >= 0; i-- {
+		switch s := c.Steps[i]; {
+		case s.SetMirrorRoute != nil && s.SetMirrorRoute.Name == name:
+			return true
+		case s.SetHeaderRoute != nil && s.SetHeaderRoute.Name == name:
+			return false
+		}
+	}
+	return false
+}
+
+// observeWorkload records the Deployment a Rollout adopts, or that it adopts none.
+func (c *rolloutCollector) observeWorkload(namespace, rollout string, w *Workload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.record(namespace, rollout)
+	if w == nil {
+		r.workload = nil
+		return
+	}
+	rec := &workloadRecord{name: w.Name, replicas: float64(w.Replicas), available: float64(w.Available), adopted: -1}
+	if w.Adopted != nil {
+		rec.adopted = float64(*w.Adopted)
+	}
+	r.workload = rec
 }
 
 func (c *rolloutCollector) transition(namespace, name, kind, reason string) {

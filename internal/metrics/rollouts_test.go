@@ -45,6 +45,10 @@ kulta_rollout_info{namespace="shop",phase="Paused",rollout="web",strategy="canar
 kulta_rollout_replicas{kind="desired",namespace="shop",rollout="web"} 4
 kulta_rollout_replicas{kind="ready",namespace="shop",rollout="web"} 5
 kulta_rollout_replicas{kind="updated",namespace="shop",rollout="web"} 1
+# HELP kulta_rollout_routes Canary header and mirror routes (setHeaderRoute, setMirrorRoute) the Rollout has in place, by type.
+# TYPE kulta_rollout_routes gauge
+kulta_rollout_routes{namespace="shop",rollout="web",type="header"} 0
+kulta_rollout_routes{namespace="shop",rollout="web",type="mirror"} 0
 # HELP kulta_rollout_step Current canary step index of the Rollout (-1 when it has no steps).
 # TYPE kulta_rollout_step gauge
 kulta_rollout_step{namespace="shop",rollout="web"} 2
@@ -86,12 +90,13 @@ func TestRolloutCollectorForget(t *testing.T) {
 	other.Name = "api"
 	c.observe(other)
 	c.transition("shop", "web", "start", "NewRevision")
-	if n := testutil.CollectAndCount(c); n != 13 {
-		t.Fatalf("two Rollouts and one transition: got %d series, want 13", n)
+	c.observeWorkload("shop", "web", &Workload{Name: "web", Replicas: 3, Available: 3})
+	if n := testutil.CollectAndCount(c); n != 19 {
+		t.Fatalf("two Rollouts, one adopting, and one transition: got %d series, want 19", n)
 	}
 	c.forget("shop", "web")
-	if n := testutil.CollectAndCount(c); n != 6 {
-		t.Fatalf("after forgetting web: got %d series, want the 6 of api", n)
+	if n := testutil.CollectAndCount(c); n != 8 {
+		t.Fatalf("after forgetting web: got %d series, want the 8 of api", n)
 	}
 	if n := testutil.CollectAndCount(c, "kulta_rollout_transitions_total"); n != 0 {
 		t.Fatalf("web's transition survived Forget: %d series", n)
@@ -108,5 +113,50 @@ func TestRolloutCollectorDescribesItsSeries(t *testing.T) {
 	}
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The routes in place are counted by type, a name's type being its last step's; an adopted
+// Deployment's counts are published while the Rollout adopts it, adopted only once KULTA
+// scaled it, and go when it no longer does.
+func TestRolloutCollectorRoutesAndWorkload(t *testing.T) {
+	c := newRolloutCollector()
+	ro := rolloutIn(kultav1alpha1.PhaseProgressing, ptr.To[int32](3), 0)
+	ro.Spec.Strategy.Canary = &kultav1alpha1.CanaryStrategy{Steps: []kultav1alpha1.CanaryStep{
+		{SetHeaderRoute: &kultav1alpha1.SetHeaderRoute{Name: "testers"}},
+		{SetHeaderRoute: &kultav1alpha1.SetHeaderRoute{Name: "shadow"}},
+		{SetMirrorRoute: &kultav1alpha1.SetMirrorRoute{Name: "shadow", Percentage: ptr.To[int32](10)}},
+		{SetMirrorRoute: &kultav1alpha1.SetMirrorRoute{Name: "api", Percentage: ptr.To[int32](10)}},
+	}}
+	ro.Status.HeaderRoutes = []string{"api", "shadow", "testers"}
+	c.observe(ro)
+	c.observeWorkload("shop", "web", &Workload{Name: "web-deploy", Replicas: 2, Available: 2})
+	want := `
+# HELP kulta_rollout_routes Canary header and mirror routes (setHeaderRoute, setMirrorRoute) the Rollout has in place, by type.
+# TYPE kulta_rollout_routes gauge
+kulta_rollout_routes{namespace="shop",rollout="web",type="header"} 1
+kulta_rollout_routes{namespace="shop",rollout="web",type="mirror"} 2
+# HELP kulta_rollout_workload_replicas Replicas of the Deployment a Rollout adopts (spec.workloadRef) by kind: desired (its spec.replicas), available, and adopted (its count before KULTA scaled it).
+# TYPE kulta_rollout_workload_replicas gauge
+kulta_rollout_workload_replicas{kind="available",namespace="shop",rollout="web",workload="web-deploy"} 2
+kulta_rollout_workload_replicas{kind="desired",namespace="shop",rollout="web",workload="web-deploy"} 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kulta_rollout_routes", "kulta_rollout_workload_replicas"); err != nil {
+		t.Fatal(err)
+	}
+	c.observeWorkload("shop", "web", &Workload{Name: "web-deploy", Replicas: 1, Available: 2, Adopted: ptr.To[int32](3)})
+	want = `
+# HELP kulta_rollout_workload_replicas Replicas of the Deployment a Rollout adopts (spec.workloadRef) by kind: desired (its spec.replicas), available, and adopted (its count before KULTA scaled it).
+# TYPE kulta_rollout_workload_replicas gauge
+kulta_rollout_workload_replicas{kind="adopted",namespace="shop",rollout="web",workload="web-deploy"} 3
+kulta_rollout_workload_replicas{kind="available",namespace="shop",rollout="web",workload="web-deploy"} 2
+kulta_rollout_workload_replicas{kind="desired",namespace="shop",rollout="web",workload="web-deploy"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kulta_rollout_workload_replicas"); err != nil {
+		t.Fatal(err)
+	}
+	c.observeWorkload("shop", "web", nil)
+	if n := testutil.CollectAndCount(c, "kulta_rollout_workload_replicas"); n != 0 {
+		t.Errorf("%d workload series after the Rollout stopped adopting, want 0", n)
 	}
 }

@@ -20,10 +20,18 @@ var transitionKinds = map[kultav1alpha1.DecisionAction]string{
 	kultav1alpha1.ActionInitialize:  "start",
 }
 
-// observeMetrics publishes the Rollout's state and the transitions this reconcile decided (the
-// planned decisions stamped with now), from memory: nothing here reads the API server.
-func observeMetrics(before, after *kultav1alpha1.Rollout, planned []kultav1alpha1.Decision, now time.Time) {
+// observeMetrics publishes the Rollout's state, the Deployment it adopts (workload, nil without
+// one) and the transitions this reconcile decided (the planned decisions stamped with now), from
+// memory: nothing here reads the API server.
+func observeMetrics(before, after *kultav1alpha1.Rollout, workload *Workload, planned []kultav1alpha1.Decision, now time.Time) {
 	metrics.Observe(after)
+	if workload == nil {
+		metrics.ObserveWorkload(after.Namespace, after.Name, nil)
+	} else {
+		metrics.ObserveWorkload(after.Namespace, after.Name, &metrics.Workload{
+			Name: workload.Name, Replicas: workload.Replicas, Available: workload.Available, Adopted: workload.Adopted,
+		})
+	}
 	strategy := string(after.Status.Strategy)
 	for _, d := range planned {
 		if !d.Timestamp.Time.Equal(now) {

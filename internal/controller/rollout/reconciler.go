@@ -176,7 +176,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 			r.Events.Emit(t)
 		}
 	}
-	observeMetrics(base, ro, plan.Status.Decisions, obs.Now)
+	observeMetrics(base, ro, obs.Workload, plan.Status.Decisions, obs.Now)
 	if len(plan.Events) > 0 {
 		log.V(1).Info("Rollout moved", "phase", ro.Status.Phase, "step", ro.Status.CurrentStepIndex, "weight", ro.Status.CurrentWeight, "message", ro.Status.Message)
 	}
