@@ -16,18 +16,20 @@ import (
 )
 
 // convertCommand is `kubectl kulta convert -f FILE|DIR|- [-o DIR] [--strict]`: it reads Argo
-// Rollouts manifests and writes KULTA's, passing every other object through. It needs no
-// cluster.
+// Rollouts and Flagger manifests and writes KULTA's, passing every other object through. It
+// needs no cluster.
 func (a *app) convertCommand() *cobra.Command {
 	var files []string
 	var outDir string
 	var strict bool
 	cmd := &cobra.Command{
 		Use:   "convert -f FILE|DIR|- [-o DIR] [--strict]",
-		Short: "Convert Argo Rollouts manifests into KULTA's",
+		Short: "Convert Argo Rollouts and Flagger manifests into KULTA's",
 		Long: `Convert reads YAML streams (files, directories read recursively, or - for standard input)
 and writes KULTA manifests: Argo Rollouts become KULTA Rollouts, with the AnalysisTemplates they
-name inlined; every other object passes through as it was written. Each thing KULTA cannot
+name inlined; Flagger Canaries become Rollouts adopting their target Deployment, with the Services
+and route Flagger would have generated and their MetricTemplates inlined; every other object
+passes through as it was written. Each thing KULTA cannot
 express is a warning on standard error naming the object and the field; --strict makes any
 warning fail the command. Without -o the result goes to standard output; with -o DIR each input
 file is written under DIR at its own relative path.`,

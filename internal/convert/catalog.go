@@ -8,17 +8,22 @@ import (
 // templates Rollouts inline, and the Services and routes that tell which port the Rollouts'
 // Services are reached on.
 type catalog struct {
-	// templates are AnalysisTemplates by NAMESPACE/NAME and ClusterAnalysisTemplates by /NAME.
+	// templates are AnalysisTemplates by NAMESPACE/NAME, ClusterAnalysisTemplates by /NAME and
+	// Flagger MetricTemplates by metric/NAMESPACE/NAME.
 	templates map[string]document
 	used      map[string]bool
 	// servicePorts are the ports of each Service, by NAMESPACE/NAME.
 	servicePorts map[string][]int64
 	// routePorts are the ports routes send to each Service at, by NAMESPACE/NAME.
 	routePorts map[string][]int64
+	// selectors are the Pod selectors (matchLabels) of the input's Deployments, by
+	// NAMESPACE/NAME, and replicas their replica counts.
+	selectors map[string]map[string]string
+	replicas  map[string]int64
 }
 
 func newCatalog(docs []document) *catalog {
-	c := &catalog{templates: map[string]document{}, used: map[string]bool{}, servicePorts: map[string][]int64{}, routePorts: map[string][]int64{}}
+	c := &catalog{templates: map[string]document{}, used: map[string]bool{}, servicePorts: map[string][]int64{}, routePorts: map[string][]int64{}, selectors: map[string]map[string]string{}, replicas: map[string]int64{}}
 	for _, d := range docs {
 		apiVersion, kind := d.kind()
 		ns, name := d.name()
@@ -27,6 +32,23 @@ func newCatalog(docs []document) *catalog {
 			c.templates[ns+"/"+name] = d
 		case apiVersion == argoAPIVersion && kind == "ClusterAnalysisTemplate":
 			c.templates["/"+name] = d
+		case apiVersion == flaggerAPIVersion && kind == "MetricTemplate":
+			c.templates["metric/"+ns+"/"+name] = d
+		case apiVersion == "apps/v1" && kind == "Deployment":
+			spec, _ := d.obj["spec"].(map[string]any)
+			if n, ok := spec["replicas"].(float64); ok {
+				c.replicas[ns+"/"+name] = int64(n)
+			}
+			selector, _ := spec["selector"].(map[string]any)
+			labels, _ := selector["matchLabels"].(map[string]any)
+			if len(labels) > 0 {
+				c.selectors[ns+"/"+name] = map[string]string{}
+				for k, v := range labels {
+					if s, ok := v.(string); ok {
+						c.selectors[ns+"/"+name][k] = s
+					}
+				}
+			}
 		case apiVersion == "v1" && kind == "Service":
 			spec, _ := d.obj["spec"].(map[string]any)
 			ports, _ := spec["ports"].([]any)

@@ -1,6 +1,6 @@
-// Package convert turns Argo Rollouts manifests into KULTA's: `kubectl kulta convert` reads
-// YAML streams, converts the objects it knows and passes every other object through as it was
-// written. What KULTA cannot express is never dropped silently: each loss is a
+// Package convert turns Argo Rollouts and Flagger manifests into KULTA's: `kubectl kulta
+// convert` reads YAML streams, converts the objects it knows and passes every other object
+// through as it was written. What KULTA cannot express is never dropped silently: each loss is a
 // Warning naming the object and the field. The same input gives byte-identical output.
 package convert
 
@@ -173,8 +173,10 @@ func (c *converter) convert(d document) (string, error) {
 		return c.argoRollout(d)
 	case apiVersion == argoAPIVersion && (kind == "AnalysisTemplate" || kind == "ClusterAnalysisTemplate"):
 		return "", nil
-	case apiVersion == flaggerAPIVersion:
-		c.warn(d.describe(), "", "Flagger objects are not converted by this version of kubectl kulta; passed through unchanged")
+	case apiVersion == flaggerAPIVersion && kind == "Canary":
+		return c.flaggerCanary(d)
+	case apiVersion == flaggerAPIVersion && kind == "MetricTemplate":
+		return "", nil
 	}
 	return string(d.raw), nil
 }

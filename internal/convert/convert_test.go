@@ -12,10 +12,14 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// goldenInputs are the Argo Rollouts manifests of testdata/argo, each converted on its own.
-func goldenInputs(t *testing.T) []string {
+// sources are the peers whose manifests testdata holds, a directory each.
+var sources = []string{"argo", "flagger"}
+
+// goldenInputs are the manifests of testdata/SOURCE, each converted on its own; at least 15 per
+// source.
+func goldenInputs(t *testing.T, source string) []string {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("testdata", "argo", "*.yaml"))
+	paths, err := filepath.Glob(filepath.Join("testdata", source, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +30,7 @@ func goldenInputs(t *testing.T) []string {
 		}
 	}
 	if len(inputs) < 15 {
-		t.Fatalf("%d golden inputs, want at least 15", len(inputs))
+		t.Fatalf("%d golden inputs in testdata/%s, want at least 15", len(inputs), source)
 	}
 	return inputs
 }
@@ -44,12 +48,16 @@ func convertFile(t *testing.T, path string) convert.Result {
 	return res
 }
 
-// TestArgoGolden converts each input and compares the output stream with NAME.out.yaml and
-// the warnings with NAME.warnings; converting again gives the same bytes.
-func TestArgoGolden(t *testing.T) {
-	for _, path := range goldenInputs(t) {
+// TestGolden converts each input and compares the output stream with NAME.out.yaml and the
+// warnings with NAME.warnings; converting again gives the same bytes.
+func TestGolden(t *testing.T) {
+	var paths []string
+	for _, source := range sources {
+		paths = append(paths, goldenInputs(t, source)...)
+	}
+	for _, path := range paths {
 		base := strings.TrimSuffix(path, ".yaml")
-		t.Run(filepath.Base(base), func(t *testing.T) {
+		t.Run(filepath.Base(filepath.Dir(base))+"/"+filepath.Base(base), func(t *testing.T) {
 			res := convertFile(t, path)
 			var warnings []string
 			for _, w := range res.Warnings {
