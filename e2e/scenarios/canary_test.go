@@ -72,6 +72,10 @@ func TestStrategies(t *testing.T) {
 			t.Parallel()
 			argoCanaryConverted(ctx, t, w)
 		})
+		t.Run("Flagger canary converted by kubectl kulta convert", func(t *testing.T) {
+			t.Parallel()
+			flaggerCanaryConverted(ctx, t, w)
+		})
 		t.Run("Deployment adopted, updated and handed back without a failed request", func(t *testing.T) {
 			t.Parallel()
 			deploymentAdopted(ctx, t, w)

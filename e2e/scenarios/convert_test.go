@@ -11,8 +11,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/convert"
 )
 
@@ -158,4 +160,98 @@ func argoCanaryConverted(ctx context.Context, t *testing.T, w *world) {
 		}
 	}
 	t.Errorf("no AnalysisPassed decision for step 2, the converted analysis step: %+v", ro.Status.Decisions)
+}
+
+// flaggerManifest is a team's Flagger canary on Gateway API, as Flagger documents it: the
+// target Deployment and the Canary, whose Services and route Flagger would generate. %[1]s is
+// the namespace.
+const flaggerManifest = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: podinfo
+  namespace: %[1]s
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: podinfo
+  template:
+    metadata:
+      labels:
+        app: podinfo
+    spec:
+      containers:
+        - name: app
+          image: ` + goodImage + `
+          ports:
+            - name: http
+              containerPort: 80
+---
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: %[1]s
+spec:
+  provider: gatewayapi:v1
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: podinfo
+  service:
+    port: 80
+    targetPort: 80
+    gatewayRefs:
+      - name: kulta-gateway
+        namespace: default
+  analysis:
+    interval: 5s
+    threshold: 2
+    maxWeight: 50
+    stepWeight: 25
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 95
+        interval: 5s
+`
+
+// flaggerCanaryConverted converts flaggerManifest with no warning and applies the output: the
+// Rollout adopts the Deployment, the generated Services and HTTPRoute carry the traffic, and the
+// team's next edit of the Deployment goes out as a canary at 25 %, then 50 %, judged by the
+// success rate, and completes.
+func flaggerCanaryConverted(ctx context.Context, t *testing.T, w *world) {
+	ns := w.newNamespace(ctx, t, "flagger")
+	res, err := convert.Convert([]convert.Input{{Name: "flagger.yaml", Data: []byte(fmt.Sprintf(flaggerManifest, ns))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, warning := range res.Warnings {
+		t.Errorf("warning: %s", warning)
+	}
+	for _, doc := range strings.Split(string(res.Outputs[0].Data), "\n---\n") {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+			t.Fatalf("converted output is not YAML: %v\n%s", err, doc)
+		}
+		create(ctx, t, w.client, obj)
+	}
+	a := &app{w: w, namespace: ns, name: "podinfo", services: []string{"podinfo", "podinfo-canary"}}
+	ro := a.waitCompleted(ctx, t, "", 90*time.Second)
+	stable := ro.Status.StablePodTemplateHash
+	watch := a.watchWeights(ctx, t)
+	d, err := a.deployment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := d.DeepCopy()
+	d.Spec.Template.Spec.Containers[0].Image = betterImage
+	if err := w.client.Patch(ctx, d, client.MergeFrom(before)); err != nil {
+		t.Fatalf("updating Deployment %s/podinfo: %v", ns, err)
+	}
+	ro = a.waitCompleted(ctx, t, stable, 3*time.Minute)
+	a.expectRouteHistory(ctx, t, watch, "100/0", "75/25", "50/50", "100/0")
+	if ro.Status.Analysis == nil || ro.Status.Analysis.Verdict != kultav1alpha1.VerdictPass {
+		t.Errorf("the converted success rate did not judge the canary: analysis %+v", ro.Status.Analysis)
+	}
 }
