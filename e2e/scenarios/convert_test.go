@@ -135,20 +135,7 @@ spec:
 // AnalysisTemplate, and the new revision completes.
 func argoCanaryConverted(ctx context.Context, t *testing.T, w *world) {
 	ns := w.newNamespace(ctx, t, "argo")
-	res, err := convert.Convert([]convert.Input{{Name: "argo.yaml", Data: []byte(fmt.Sprintf(argoManifest, ns, w.prometheus.Address()))}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, warning := range res.Warnings {
-		t.Errorf("warning: %s", warning)
-	}
-	for _, doc := range strings.Split(string(res.Outputs[0].Data), "\n---\n") {
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
-			t.Fatalf("converted output is not YAML: %v\n%s", err, doc)
-		}
-		create(ctx, t, w.client, obj)
-	}
+	applyConverted(ctx, t, w, fmt.Sprintf(argoManifest, ns, w.prometheus.Address()))
 	a := &app{w: w, namespace: ns, name: "web", services: []string{"web-stable", "web-canary"}}
 	ro := a.waitCompleted(ctx, t, "", 90*time.Second)
 	stable := ro.Status.StablePodTemplateHash
@@ -222,20 +209,7 @@ spec:
 // success rate, and completes.
 func flaggerCanaryConverted(ctx context.Context, t *testing.T, w *world) {
 	ns := w.newNamespace(ctx, t, "flagger")
-	res, err := convert.Convert([]convert.Input{{Name: "flagger.yaml", Data: []byte(fmt.Sprintf(flaggerManifest, ns))}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, warning := range res.Warnings {
-		t.Errorf("warning: %s", warning)
-	}
-	for _, doc := range strings.Split(string(res.Outputs[0].Data), "\n---\n") {
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
-			t.Fatalf("converted output is not YAML: %v\n%s", err, doc)
-		}
-		create(ctx, t, w.client, obj)
-	}
+	applyConverted(ctx, t, w, fmt.Sprintf(flaggerManifest, ns))
 	a := &app{w: w, namespace: ns, name: "podinfo", services: []string{"podinfo", "podinfo-canary"}}
 	ro := a.waitCompleted(ctx, t, "", 90*time.Second)
 	stable := ro.Status.StablePodTemplateHash
@@ -253,5 +227,25 @@ func flaggerCanaryConverted(ctx context.Context, t *testing.T, w *world) {
 	a.expectRouteHistory(ctx, t, watch, "100/0", "75/25", "50/50", "100/0")
 	if ro.Status.Analysis == nil || ro.Status.Analysis.Verdict != kultav1alpha1.VerdictPass {
 		t.Errorf("the converted success rate did not judge the canary: analysis %+v", ro.Status.Analysis)
+	}
+}
+
+// applyConverted converts manifest with kubectl kulta convert's code, expecting no warning, and
+// creates every object of the output, as a team applying it would.
+func applyConverted(ctx context.Context, t *testing.T, w *world, manifest string) {
+	t.Helper()
+	res, err := convert.Convert([]convert.Input{{Name: "manifest.yaml", Data: []byte(manifest)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, warning := range res.Warnings {
+		t.Errorf("warning: %s", warning)
+	}
+	for _, doc := range strings.Split(string(res.Outputs[0].Data), "\n---\n") {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+			t.Fatalf("converted output is not YAML: %v\n%s", err, doc)
+		}
+		create(ctx, t, w.client, obj)
 	}
 }
