@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	kultatestutil "github.com/false-systems/kulta/internal/testutil"
 )
 
 func rolloutIn(phase kultav1alpha1.Phase, step *int32, weight int32) *kultav1alpha1.Rollout {
@@ -158,5 +159,34 @@ kulta_rollout_workload_replicas{kind="desired",namespace="shop",rollout="web",wo
 	c.observeWorkload("shop", "web", nil)
 	if n := testutil.CollectAndCount(c, "kulta_rollout_workload_replicas"); n != 0 {
 		t.Errorf("%d workload series after the Rollout stopped adopting, want 0", n)
+	}
+}
+
+// A route's type is the kind of the last step that names it, even when that step removes the
+// route (a setMirrorRoute with neither percentage nor match, a setHeaderRoute with no match):
+// while the Rollout waits before that step, the route is counted as the kind that ends it.
+func TestRouteTypeIsTheLastNamingStep(t *testing.T) {
+	setHeader := kultatestutil.HeaderRouteStep("beta", kultatestutil.HeaderExact("X-Beta", "1"))
+	removeHeader := kultatestutil.HeaderRouteStep("beta")
+	setMirror := kultatestutil.MirrorRouteStep("beta", 5)
+	removeMirror := kultatestutil.MirrorRouteStep("beta", 0)
+	pause := kultatestutil.PauseUntilPromoted()
+	for _, tc := range []struct {
+		name   string
+		steps  []kultav1alpha1.CanaryStep
+		mirror bool
+	}{
+		{"header set, mirror removal last", []kultav1alpha1.CanaryStep{setHeader, pause, removeMirror}, true},
+		{"mirror set, header removal last", []kultav1alpha1.CanaryStep{setMirror, pause, removeHeader}, false},
+		{"mirror set and removed", []kultav1alpha1.CanaryStep{setMirror, pause, removeMirror}, true},
+		{"no step names it", []kultav1alpha1.CanaryStep{pause}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ro := rolloutIn(kultav1alpha1.PhasePaused, ptr.To[int32](1), 0)
+			ro.Spec.Strategy.Canary = &kultav1alpha1.CanaryStrategy{Steps: tc.steps}
+			if got := mirrorRoute(ro, "beta"); got != tc.mirror {
+				t.Errorf("mirrorRoute = %v, want %v", got, tc.mirror)
+			}
+		})
 	}
 }
