@@ -153,6 +153,14 @@ type RolloutStatus struct {
 	// analysis is the latest analysis of the current revision.
 	// +optional
 	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+
+	// webhooks are the latest answers of the strategy's webhooks for the current revision, one
+	// per webhook.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Webhooks []WebhookStatus `json:"webhooks,omitempty"`
 }
 
 // Verdict is the outcome of an analysis.

@@ -51,6 +51,14 @@ type CanaryStrategy struct {
 	// analysis checks the canary's metrics at each step and acts on a failing verdict.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// webhooks are called at the stages their types name: gates that must answer 2xx before the
+	// rollout goes on, hooks it drives, listeners it tells.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
 // SetHeaderRoute names a header route of a canary and what it matches.
@@ -249,6 +257,7 @@ type RolloutPause struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.activeService != self.previewService",message="spec.strategy.blueGreen.activeService and previewService must name different Services"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoPromotionSeconds) || (has(self.autoPromotionEnabled) && self.autoPromotionEnabled)",message="spec.strategy.blueGreen.autoPromotionSeconds requires autoPromotionEnabled: true"
+// +kubebuilder:validation:XValidation:rule="!has(self.webhooks) || self.webhooks.all(w, w.type != 'confirm-traffic-increase')",message="spec.strategy.blueGreen.webhooks: confirm-traffic-increase gates canary weight steps; blue-green cuts over at once, gated by confirm-promotion"
 type BlueGreenStrategy struct {
 	// activeService is the Service that receives production traffic.
 	// +required
@@ -295,12 +304,21 @@ type BlueGreenStrategy struct {
 	// analysis checks the preview's metrics before promotion.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// webhooks are called at the stages their types name: gates that must answer 2xx before the
+	// rollout goes on, hooks it drives, listeners it tells. confirm-traffic-increase has no place here: the cutover is the promotion.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
 // ABTestingStrategy sends requests that match variantBMatch to variant B and all others to
 // variant A, until the experiment concludes.
 //
 // +kubebuilder:validation:XValidation:rule="self.variantAService != self.variantBService",message="spec.strategy.abTesting.variantAService and variantBService must name different Services"
+// +kubebuilder:validation:XValidation:rule="!has(self.webhooks) || self.webhooks.all(w, w.type != 'confirm-traffic-increase' && w.type != 'rollout')",message="spec.strategy.abTesting.webhooks: confirm-traffic-increase and rollout webhooks need canary steps or threshold analysis; an A/B test is gated by confirm-rollout, pre-rollout and confirm-promotion"
 type ABTestingStrategy struct {
 	// variantAService is the Service of the control group (the current revision).
 	// +required
@@ -345,6 +363,14 @@ type ABTestingStrategy struct {
 	// analysis compares the two variants' metrics.
 	// +optional
 	Analysis *ABAnalysis `json:"analysis,omitempty"`
+
+	// webhooks are called at the stages their types name: gates that must answer 2xx before the
+	// rollout goes on, hooks it drives, listeners it tells. The experiment is judged by its statistics, so rollout webhooks and confirm-traffic-increase have no place here.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
 // ABMatch picks the requests for variant B by a header, a cookie, or either of the two.
@@ -409,6 +435,7 @@ type CookieMatch struct {
 // SimpleStrategy is a rolling update bounded by spec.maxSurge and spec.maxUnavailable.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || !has(self.analysis.metrics) || self.analysis.metrics.all(m, !has(m.compareToStable) || !m.compareToStable)",message="spec.strategy.simple.analysis.metrics[].compareToStable needs a stable Service to compare with, and the simple strategy has none"
+// +kubebuilder:validation:XValidation:rule="!has(self.webhooks) || self.webhooks.all(w, w.type != 'confirm-traffic-increase')",message="spec.strategy.simple.webhooks: confirm-traffic-increase gates canary weight steps; a rolling update has none"
 type SimpleStrategy struct {
 	// scaleDownDelaySeconds is how long a revision that stops serving (a rolled-back or a
 	// superseded new revision) keeps its Pods, so that connections in flight can finish. Default
@@ -421,6 +448,14 @@ type SimpleStrategy struct {
 	// analysis checks the new revision's metrics after the update and rolls back on failure.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// webhooks are called at the stages their types name: gates that must answer 2xx before the
+	// rollout goes on, hooks it drives, listeners it tells. confirm-traffic-increase has no place here: a rolling update has no weights.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
 // TrafficRouting names the objects whose weights and rules KULTA manages: Gateway API routes,

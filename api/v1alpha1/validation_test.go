@@ -709,6 +709,79 @@ var invalidRollouts = []invalidCase{
 		}}),
 		field: "spec.strategy.simple", message: "compareToStable needs a stable Service to compare with",
 	},
+	{
+		name:   "webhook URL that is no URL",
+		mutate: testutil.WithWebhooks(testutil.Hook("gate", kultav1alpha1.WebhookConfirmPromotion, "not a url")),
+		field:  "spec.strategy.canary.webhooks[0].url", message: "must be an absolute http or https URL",
+	},
+	{
+		name:   "webhook URL of another scheme",
+		mutate: testutil.WithWebhooks(testutil.Hook("gate", kultav1alpha1.WebhookConfirmPromotion, "ftp://hooks.example.com/gate")),
+		field:  "spec.strategy.canary.webhooks[0].url", message: "must be an absolute http or https URL",
+	},
+	{
+		name:   "webhook URL without a host",
+		mutate: testutil.WithWebhooks(testutil.Hook("gate", kultav1alpha1.WebhookConfirmPromotion, "http:///gate")),
+		field:  "spec.strategy.canary.webhooks[0].url", message: "must be an absolute http or https URL",
+	},
+	{
+		name:   "webhook of an unknown type",
+		mutate: testutil.WithWebhooks(testutil.Hook("gate", "confirm-everything", "http://hooks.example.com/")),
+		field:  "spec.strategy.canary.webhooks[0].type", message: "Unsupported value",
+	},
+	{
+		name: "webhook with both url and urlFrom",
+		mutate: testutil.WithWebhooks(kultav1alpha1.Webhook{Name: "gate", Type: kultav1alpha1.WebhookRollback, URL: "http://hooks.example.com/",
+			URLFrom: &kultav1alpha1.SecretKeyRef{Name: "hooks", Key: "url"}}),
+		field: "spec.strategy.canary.webhooks[0]", message: "set exactly one of url and urlFrom",
+	},
+	{
+		name:   "webhook with neither url nor urlFrom",
+		mutate: testutil.WithWebhooks(kultav1alpha1.Webhook{Name: "gate", Type: kultav1alpha1.WebhookRollback}),
+		field:  "spec.strategy.canary.webhooks[0]", message: "set exactly one of url and urlFrom",
+	},
+	{
+		name: "failureThreshold on a gate",
+		mutate: testutil.WithWebhooks(kultav1alpha1.Webhook{Name: "gate", Type: kultav1alpha1.WebhookConfirmPromotion, URL: "http://hooks.example.com/",
+			FailureThreshold: ptr.To[int32](3)}),
+		field: "spec.strategy.canary.webhooks[0]", message: "failureThreshold applies to rollout webhooks only",
+	},
+	{
+		name: "two webhooks of one name",
+		mutate: testutil.WithWebhooks(testutil.Hook("gate", kultav1alpha1.WebhookConfirmPromotion, "http://hooks.example.com/a"),
+			testutil.Hook("gate", kultav1alpha1.WebhookRollback, "http://hooks.example.com/b")),
+		field: "spec.strategy.canary.webhooks[1]", message: "Duplicate value",
+	},
+	{
+		name: "webhook timeout that is no duration",
+		mutate: testutil.WithWebhooks(kultav1alpha1.Webhook{Name: "gate", Type: kultav1alpha1.WebhookConfirmPromotion, URL: "http://hooks.example.com/",
+			Timeout: ptr.To[kultav1alpha1.Duration]("soon")}),
+		field: "spec.strategy.canary.webhooks[0].timeout", message: "must be a duration",
+	},
+	{
+		name: "confirm-traffic-increase in blue-green",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithBlueGreen()(ro)
+			testutil.WithWebhooks(testutil.Hook("more", kultav1alpha1.WebhookConfirmTrafficIncrease, "http://hooks.example.com/"))(ro)
+		},
+		field: "spec.strategy.blueGreen", message: "confirm-traffic-increase gates canary weight steps",
+	},
+	{
+		name: "rollout webhook in an A/B test",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithABTesting()(ro)
+			testutil.WithWebhooks(testutil.Hook("load", kultav1alpha1.WebhookRollout, "http://hooks.example.com/"))(ro)
+		},
+		field: "spec.strategy.abTesting", message: "confirm-traffic-increase and rollout webhooks need canary steps",
+	},
+	{
+		name: "confirm-traffic-increase in a rolling update",
+		mutate: func(ro *kultav1alpha1.Rollout) {
+			testutil.WithSimple(nil)(ro)
+			testutil.WithWebhooks(testutil.Hook("more", kultav1alpha1.WebhookConfirmTrafficIncrease, "http://hooks.example.com/"))(ro)
+		},
+		field: "spec.strategy.simple", message: "confirm-traffic-increase gates canary weight steps",
+	},
 }
 
 // TestInvalidRolloutsRejected checks that the API server refuses each invalid Rollout with a
@@ -799,6 +872,22 @@ func TestValidVariantsAccepted(t *testing.T) {
 			)
 			a.Metrics[0].CompareToStable = true
 		}),
+		"every webhook type": testutil.WithWebhooks(
+			testutil.Hook("ask", kultav1alpha1.WebhookConfirmRollout, "https://hooks.example.com/confirm?team=shop"),
+			testutil.Hook("prepare", kultav1alpha1.WebhookPreRollout, "http://10.0.0.7:8080/"),
+			kultav1alpha1.Webhook{Name: "load", Type: kultav1alpha1.WebhookRollout, URL: "http://loadtester.test/", FailureThreshold: ptr.To[int32](3),
+				Timeout: ptr.To[kultav1alpha1.Duration]("1m"), Metadata: map[string]string{"cmd": "hey -z 1m http://shop-canary/"}},
+			testutil.Hook("more", kultav1alpha1.WebhookConfirmTrafficIncrease, "http://hooks.example.com/"),
+			kultav1alpha1.Webhook{Name: "promote", Type: kultav1alpha1.WebhookConfirmPromotion,
+				URLFrom: &kultav1alpha1.SecretKeyRef{Name: "hooks", Key: "promote-url"}, TokenFrom: &kultav1alpha1.SecretKeyRef{Name: "hooks", Key: "token"}},
+			testutil.Hook("tell", kultav1alpha1.WebhookPostRollout, "http://hooks.example.com/"),
+			testutil.Hook("stop", kultav1alpha1.WebhookRollback, "http://hooks.example.com/"),
+		),
+		"gates of a blue-green": func(ro *kultav1alpha1.Rollout) {
+			testutil.WithBlueGreen()(ro)
+			testutil.WithWebhooks(testutil.Hook("promote", kultav1alpha1.WebhookConfirmPromotion, "http://hooks.example.com/"),
+				testutil.Hook("load", kultav1alpha1.WebhookRollout, "http://hooks.example.com/"))(ro)
+		},
 		"blue-green compared with active": testutil.WithBlueGreen(func(bg *kultav1alpha1.BlueGreenStrategy) {
 			bg.Analysis = &kultav1alpha1.Analysis{Metrics: []kultav1alpha1.Metric{{Name: "latency-p95", Threshold: "500", CompareToStable: true}}}
 		}),

@@ -176,3 +176,24 @@ func HeaderExact(name, value string) kultav1alpha1.HeaderRouteMatch {
 func PauseFor(d string) kultav1alpha1.CanaryStep {
 	return kultav1alpha1.CanaryStep{Pause: &kultav1alpha1.RolloutPause{Duration: ptr.To(kultav1alpha1.Duration(d))}}
 }
+
+// WithWebhooks sets the webhooks of the Rollout's strategy, whichever it is.
+func WithWebhooks(hooks ...kultav1alpha1.Webhook) RolloutOption {
+	return func(ro *kultav1alpha1.Rollout) {
+		switch s := &ro.Spec.Strategy; {
+		case s.Canary != nil:
+			s.Canary.Webhooks = hooks
+		case s.BlueGreen != nil:
+			s.BlueGreen.Webhooks = hooks
+		case s.ABTesting != nil:
+			s.ABTesting.Webhooks = hooks
+		case s.Simple != nil:
+			s.Simple.Webhooks = hooks
+		}
+	}
+}
+
+// Hook is a webhook of type kind named name calling url.
+func Hook(name string, kind kultav1alpha1.WebhookType, url string) kultav1alpha1.Webhook {
+	return kultav1alpha1.Webhook{Name: name, Type: kind, URL: url}
+}
