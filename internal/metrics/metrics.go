@@ -80,11 +80,27 @@ var (
 		Name: "kulta_traffic_route_writes_total",
 		Help: "Writes to Gateway API routes by route kind and result (ok, conflict, error).",
 	}, []string{"kind", "result"})
+
+	// WebhookCalls counts the calls of Rollouts' webhooks by type and result: passed (2xx),
+	// rejected (another status), unanswered (no answer: timeout, connection refused) and
+	// misconfigured (a Secret or URL KULTA could not use). Never labelled by URL.
+	WebhookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kulta_webhook_calls_total",
+		Help: "Calls of Rollouts' webhooks by webhook type and result (passed, rejected, unanswered, misconfigured).",
+	}, []string{"type", "result"})
+
+	// WebhookDuration observes how long webhook calls take until their answer or their timeout.
+	WebhookDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kulta_webhook_call_duration_seconds",
+		Help:    "Time from sending a webhook call to its answer (or its timeout), by webhook type.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+	}, []string{"type"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(rollouts, RolloutDuration, StepDuration, StepLatency, TrafficDriftCorrections, RouteWrites,
-		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration, PausedSeconds)
+		AnalysisValue, AnalysisThreshold, AnalysisChecks, AnalysisQueryErrors, AnalysisDuration, PausedSeconds,
+		WebhookCalls, WebhookDuration)
 }
 
 // rollouts holds the per-Rollout state series and transition counters.

@@ -30,6 +30,14 @@ func analysisSpec(ro *kultav1alpha1.Rollout) *kultav1alpha1.Analysis {
 		a = s.Simple.Analysis
 	}
 	if a == nil || len(a.Metrics) == 0 {
+		if s := ro.Spec.Strategy; s.ABTesting == nil && len(WebhooksOf(ro, kultav1alpha1.WebhookRollout)) > 0 {
+			// Rollout webhooks are an analysis of their own, checked at the default interval
+			// unless the analysis sets metrics.
+			if a == nil {
+				a = &kultav1alpha1.Analysis{}
+			}
+			return a
+		}
 		return nil
 	}
 	return a

@@ -18,6 +18,9 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 	if !p.besideStable("preview Pods of revision " + p.obs.Hash) {
 		return
 	}
+	if !p.preRollout(providers.Weights{Stable: 100}) {
+		return
+	}
 	if st.PauseStartTime == nil {
 		st.PauseStartTime = ptr.To(p.now)
 		p.progressed()
@@ -25,6 +28,9 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 		p.event("Normal", "PreviewReady", fmt.Sprintf("Preview of revision %s is ready behind %s", p.obs.Hash, bg.PreviewService))
 	}
 	if p.requested(kultav1alpha1.PromoteAnnotation) {
+		if !p.confirmPromotion(providers.Weights{Stable: 100}) {
+			return
+		}
 		p.consume(kultav1alpha1.PromoteAnnotation)
 		p.promote("ManualPromotion", "Promoted by the kulta.io/promote annotation")
 		return
@@ -35,6 +41,9 @@ func (p *planner) blueGreen(bg *kultav1alpha1.BlueGreenStrategy) {
 	if ptr.Deref(bg.AutoPromotionEnabled, false) {
 		at := st.PauseStartTime.Add(time.Duration(ptr.Deref(bg.AutoPromotionSeconds, 0)) * time.Second)
 		if !p.obs.Now.Before(at) {
+			if !p.confirmPromotion(providers.Weights{Stable: 100}) {
+				return
+			}
 			p.dueAt(at)
 			p.promote("AutoPromotion", fmt.Sprintf("Promoted automatically after %ds of preview", ptr.Deref(bg.AutoPromotionSeconds, 0)))
 			return
@@ -73,6 +82,10 @@ func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 		p.removeHeaderRoute()
 		return
 	}
+	if !p.preRollout(providers.Weights{Stable: 100}) {
+		p.removeHeaderRoute()
+		return
+	}
 	if trafficRouting(p.ro) != nil {
 		p.out.HeaderRoutes = []providers.HeaderRoute{{
 			Name:   providers.HeaderRouteName(p.ro),
@@ -95,6 +108,9 @@ func (p *planner) abTesting(ab *kultav1alpha1.ABTestingStrategy) {
 		return
 	}
 	if p.requested(kultav1alpha1.PromoteAnnotation) {
+		if !p.confirmPromotion(providers.Weights{Stable: 100}) {
+			return
+		}
 		p.consume(kultav1alpha1.PromoteAnnotation)
 		p.promote("ManualPromotion", "Variant B promoted by the kulta.io/promote annotation")
 		return

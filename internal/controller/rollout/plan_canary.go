@@ -62,6 +62,18 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	total := p.total()
 	want, scaled := p.canaryScale(total, weight)
 	canary := p.rev(p.obs.Hash)
+	index := ptr.Deref(p.out.Status.CurrentStepIndex, 0)
+	if trafficRouting(p.ro) == nil {
+		// Without routes the canary's Pods are its traffic: the gates come before it scales.
+		if open, failed := p.canaryGates(index, weight); !open {
+			if !failed {
+				p.out.Replicas[p.obs.Hash] = canary.Replicas
+				p.out.Replicas[p.stable] = total - min(canary.Replicas, canary.Available)
+				p.pinStableRoles(p.stable, p.obs.Hash)
+			}
+			return false
+		}
+	}
 	p.out.Replicas[p.obs.Hash] = want
 	stableReplicas := total
 	if trafficRouting(p.ro) == nil {
@@ -71,7 +83,6 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 	}
 	p.out.Replicas[p.stable] = stableReplicas
 	p.pinStableRoles(p.stable, p.obs.Hash)
-	index := ptr.Deref(p.out.Status.CurrentStepIndex, 0)
 	// A canary scaled to no Pods by setCanaryScale takes no traffic at all. (Without
 	// setCanaryScale, spec.replicas 0 gives it none either, and the weights move as before.)
 	noPods := scaled && want == 0 && weight > 0
@@ -90,8 +101,34 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 		p.waitForPods(fmt.Sprintf("Step %d: waiting for %d of %d canary Pods for weight %d%%", index, want-canary.Available, want, weight))
 		return false
 	}
+	if trafficRouting(p.ro) != nil {
+		// With routes the canary's Pods are ready before the gates are asked; the weights move
+		// once they say yes.
+		if open, failed := p.canaryGates(index, weight); !open {
+			if !failed {
+				held := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, index), weight)
+				p.setWeights(100-held, held)
+			}
+			return false
+		}
+	}
 	p.setWeights(100-weight, weight)
 	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
+}
+
+// canaryGates asks the gates before step index's weight: pre-rollout before the revision's
+// first step, confirm-traffic-increase before a weight above the previous step's. It reports
+// whether they are open, and whether one failed the rollout.
+func (p *planner) canaryGates(index, weight int32) (open, failed bool) {
+	previous := min(previousWeight(p.ro.Spec.Strategy.Canary.Steps, index), weight)
+	in := providers.Weights{Stable: 100 - previous, Canary: previous}
+	if !p.preRollout(in) {
+		return false, p.out.Status.Phase == kultav1alpha1.PhaseFailed
+	}
+	if weight > previous && !p.gateOpen(Gate{Type: kultav1alpha1.WebhookConfirmTrafficIncrease, Step: index}, in, &providers.Weights{Stable: 100 - weight, Canary: weight}) {
+		return false, p.out.Status.Phase == kultav1alpha1.PhaseFailed
+	}
+	return true, false
 }
 
 // canaryScale is the canary's number of Pods at the current step for weight percent of total:
@@ -262,6 +299,9 @@ func (p *planner) canaryFinish() {
 	p.setWeights(100-weight, weight)
 	if canary.Available < total {
 		p.waitForPods(fmt.Sprintf("All steps done: waiting for %d of %d canary Pods before promotion", total-canary.Available, total))
+		return
+	}
+	if !p.confirmPromotion(providers.Weights{Stable: 100 - weight, Canary: weight}) {
 		return
 	}
 	p.promote("AllStepsCompleted", fmt.Sprintf("All %d steps completed", len(p.ro.Spec.Strategy.Canary.Steps)))

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/providers"
 )
 
 // surgeAndUnavailable resolves spec.maxSurge (rounded up) and spec.maxUnavailable (rounded down)
@@ -54,6 +55,14 @@ func (p *planner) simple() {
 		return
 	}
 	current := p.rev(p.obs.Hash)
+	if !p.preRollout(providers.Weights{Stable: 100}) {
+		if st.Phase != kultav1alpha1.PhaseFailed {
+			for hash, r := range p.obs.Revisions {
+				p.out.Replicas[hash] = r.Replicas
+			}
+		}
+		return
+	}
 	var olds []*Revision
 	var oldReplicas, oldReady int32
 	for hash, r := range p.obs.Revisions {
@@ -96,7 +105,7 @@ func (p *planner) simple() {
 			st.StepStartTime = ptr.To(p.now)
 			p.progressed()
 		}
-		if !p.analysisPassed() {
+		if !p.analysisPassed() || !p.confirmPromotion(providers.Weights{Canary: 100}) {
 			return
 		}
 		p.promote("RollingUpdateDone", fmt.Sprintf("All %d Pods of revision %s ready; old revisions scaled down", total, p.obs.Hash))

@@ -72,6 +72,37 @@ type Observation struct {
 	Traffic *providers.Verification
 	// Workload is the adopted Deployment; nil without spec.workloadRef.
 	Workload *Workload
+	// Answers are the answers of the gates earlier plans of this reconcile asked for
+	// (Plan.Gate), by gate; a gate without an entry has not been asked in this reconcile.
+	Answers map[Gate][]WebhookAnswer
+	// Rollback, when set, is a rollback webhook's 2xx answer: the revision must be rolled back.
+	Rollback *WebhookAnswer
+}
+
+// Gate is one stage at which webhooks of a type must say yes: a type, and the canary step it
+// gates (-1 when it gates no step).
+type Gate struct {
+	Type kultav1alpha1.WebhookType
+	Step int32
+}
+
+// WebhookAnswer is one webhook's answer, as the planner reads it.
+type WebhookAnswer struct {
+	// Name is the webhook's name.
+	Name string
+	// OK is a 2xx answer.
+	OK bool
+	// Message says what the answer was; it never holds the URL or a token.
+	Message string
+}
+
+// GateRequest is a gate the plan waits on and whose webhooks were not asked yet in this
+// reconcile: the reconciler calls them and plans again with their answers.
+type GateRequest struct {
+	Gate
+	// Weights is the split in place; Next, for confirm-traffic-increase, the one the step asks.
+	Weights providers.Weights
+	Next    *providers.Weights
 }
 
 // Event is a Kubernetes Event the reconciler records.
@@ -108,6 +139,12 @@ type Plan struct {
 	Events []Event
 	// RequeueAfter asks for another reconcile after this long (0: only on change).
 	RequeueAfter time.Duration
+	// Gate, when set, is a gate this plan holds at without an answer: call its webhooks and
+	// plan again.
+	Gate *GateRequest
+	// PostRollout, when set, is the outcome (Completed, Failed) the post-rollout webhooks are
+	// told of after this plan is carried out; their answers are recorded in status.webhooks.
+	PostRollout string
 	// DueAt is when this plan's change became due by the clock (a timed pause or preview
 	// ending, an experiment reaching its maximum duration); zero when it waited on something
 	// observed instead. The step latency metric counts from it.

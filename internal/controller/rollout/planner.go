@@ -88,6 +88,8 @@ func (p *planner) run() {
 	p.scaleDownOthers()
 	p.scaleWorkload()
 	p.cleanupHistory()
+	p.pruneWebhooks()
+	p.postRollout()
 	if len(p.holding) > 0 {
 		sort.Strings(p.holding)
 		p.setPhase(p.out.Status.Phase, p.out.Status.Message+"; "+strings.Join(p.holding, "; "))
@@ -257,6 +259,17 @@ func (p *planner) inFlight() {
 	if p.ro.Spec.Paused {
 		p.holdPaused()
 		return
+	}
+	if p.rollbackRequested() || !p.confirmRollout() {
+		return
+	}
+	if len(WebhooksOf(p.ro, kultav1alpha1.WebhookRollback)) > 0 {
+		// The rollback webhooks are polled while the revision rolls out.
+		defer func() {
+			if p.out.Status.Phase != kultav1alpha1.PhaseFailed && p.out.Status.Phase != kultav1alpha1.PhaseCompleted {
+				p.requeue(GateRecheck)
+			}
+		}()
 	}
 	if p.ro.Annotations[kultav1alpha1.PromoteAnnotation] == "full" && p.ro.Spec.Strategy.Canary != nil {
 		p.consume(kultav1alpha1.PromoteAnnotation)

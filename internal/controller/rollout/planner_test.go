@@ -52,8 +52,14 @@ type world struct {
 	// podsPerTick, when above zero, is how many more Pods of each ReplicaSet and of the
 	// workload turn ready per tick; zero: all of them at once.
 	podsPerTick int32
-	lines       []string
-	events      []Event // every Event the plans asked for, in order
+	// refuse lists the webhook types whose webhooks answer no (503); the others say yes.
+	refuse map[kultav1alpha1.WebhookType]bool
+	// rollback makes the rollback webhooks answer yes when polled.
+	rollback bool
+	// calls are the webhook calls of the last tick, for its trace line.
+	calls  []string
+	lines  []string
+	events []Event // every Event the plans asked for, in order
 }
 
 func newWorld(t *testing.T, ro *kultav1alpha1.Rollout) *world {
@@ -80,7 +86,9 @@ func (w *world) hash() string {
 // pass.
 func (w *world) tick(note string, after time.Duration) {
 	hash := w.hash()
-	if w.verdict != "" && AnalysisDue(w.ro, w.now) {
+	due := AnalysisDue(w.ro, w.now)
+	last := w.ro.Status.Analysis
+	if w.verdict != "" && due {
 		w.ro.Status.Analysis = &kultav1alpha1.AnalysisStatus{
 			Revision:  w.ro.Status.CurrentPodTemplateHash,
 			StepIndex: w.ro.Status.CurrentStepIndex,
@@ -93,7 +101,21 @@ func (w *world) tick(note string, after time.Duration) {
 			}},
 		}
 	}
+	if hooks := WebhooksOf(w.ro, kultav1alpha1.WebhookRollout); len(hooks) > 0 && due {
+		// As the reconciler's analysis does: the rollout webhooks are called with each check.
+		result := w.ro.Status.Analysis
+		if result == nil || !result.CheckedAt.Time.Equal(w.now) {
+			result = &kultav1alpha1.AnalysisStatus{Revision: w.ro.Status.CurrentPodTemplateHash, StepIndex: copyInt32(w.ro.Status.CurrentStepIndex),
+				Verdict: kultav1alpha1.VerdictPass, CheckedAt: metav1.NewTime(w.now)}
+		}
+		w.ro.Status.Analysis = last // the check before this one, whose counters carry on
+		JudgeRolloutHooks(w.ro, result, w.answer(hooks), w.now)
+		w.ro.Status.Analysis = result
+	}
 	obs := Observation{Rollout: w.ro.DeepCopy(), Now: w.now, Hash: hash, Revisions: map[string]*Revision{}, Problem: w.problem}
+	if w.rollback && RollbackPollDue(obs.Rollout, hash) {
+		obs.Rollback = &w.answer(WebhooksOf(w.ro, kultav1alpha1.WebhookRollback))[0]
+	}
 	if trafficRouting(w.ro) != nil {
 		obs.Traffic = &providers.Verification{Weights: w.weights, Accepted: !w.rejected}
 		if w.rejected {
@@ -108,7 +130,17 @@ func (w *world) tick(note string, after time.Duration) {
 		c := *w.workload
 		obs.Workload = &c
 	}
-	plan := Compute(obs)
+	var asked []string
+	plan := ComputeWithGates(&obs, func(req GateRequest, _ kultav1alpha1.RolloutStatus) []WebhookAnswer {
+		answers := w.answer(WebhooksOf(w.ro, req.Type))
+		asked = append(asked, fmt.Sprintf("%s@%d:%t", req.Type, req.Step, answers[0].OK))
+		return answers
+	})
+	if plan.PostRollout != "" {
+		asked = append(asked, "post-rollout:"+plan.PostRollout)
+		RecordPostRollout(&plan.Status, hash, plan.PostRollout, w.answer(WebhooksOf(w.ro, kultav1alpha1.WebhookPostRollout)), w.now)
+	}
+	w.calls = asked
 	w.events = append(w.events, plan.Events...)
 	// As the reconciler does, leave out the status write that only says the weights just
 	// written are on their way: the next tick starts from the status stored before.
@@ -200,6 +232,24 @@ func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 	_ = hash
 }
 
+// answer is what hooks say: 503 for the types in w.refuse, 200 for the others; for rollback
+// webhooks, 200 only while w.rollback.
+func (w *world) answer(hooks []kultav1alpha1.Webhook) []WebhookAnswer {
+	out := make([]WebhookAnswer, 0, len(hooks))
+	for _, h := range hooks {
+		ok := !w.refuse[h.Type]
+		if h.Type == kultav1alpha1.WebhookRollback {
+			ok = w.rollback
+		}
+		a := WebhookAnswer{Name: h.Name, OK: ok, Message: "HTTP 200"}
+		if !ok {
+			a.Message = "HTTP 503: not yet"
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // readyNext is how many of want Pods are ready a tick after ready were.
 func (w *world) readyNext(ready, want int32) int32 {
 	if w.podsPerTick <= 0 || ready >= want {
@@ -251,6 +301,9 @@ func (w *world) log(note string, plan Plan, write string) {
 	}
 	if len(events) > 0 {
 		line += " events=" + strings.Join(events, ",")
+	}
+	if len(w.calls) > 0 {
+		line += " webhooks=" + strings.Join(w.calls, ",")
 	}
 	if len(plan.Consume) > 0 {
 		line += " consumed=" + strings.Join(plan.Consume, ",")

@@ -49,6 +49,8 @@ type Reconciler struct {
 	Analyzer Analyzer
 	// Events receives every transition (CDEvents, occurrences); it never blocks or fails.
 	Events kultaevents.Sink
+	// Webhooks calls the strategies' webhooks; without it a Rollout with gates holds at them.
+	Webhooks WebhookCaller
 
 	// MaxConcurrentReconciles is how many Rollouts are reconciled at once (one when zero).
 	// The same Rollout is never reconciled by two workers at a time.
@@ -68,6 +70,8 @@ type Reconciler struct {
 
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written freshness.Tracker
+	// polls notes when each Rollout's rollback webhooks were last polled.
+	polls rollbackPolls
 	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
 	// SetupWithManager, nil when the reconciler runs without a manager.
 	told *toldTimes
@@ -81,6 +85,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile observes one Rollout, plans its next state and applies the plan.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
@@ -102,6 +107,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	}
 	if ro == nil {
 		metrics.Forget(req.Namespace, req.Name)
+		r.polls.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !ro.DeletionTimestamp.IsZero() {
@@ -118,14 +124,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if err != nil {
 		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
-	analyzed, err := r.analyze(ctx, obs)
+	r.pollRollback(ctx, &obs)
+	analyzed, err := r.analyze(ctx, &obs)
 	if err != nil {
 		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
-	plan := Compute(obs)
+	plan := r.plan(ctx, &obs)
 	if err := r.act(ctx, ro, obs, plan); err != nil {
 		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
+	r.tellPostRollout(ctx, &obs, &plan)
 	if shifted(obs, plan) {
 		due := latest(obs.Now, told, analyzed, plan.DueAt)
 		metrics.StepLatency.WithLabelValues(string(plan.Status.Strategy)).Observe(r.Clock.Since(due).Seconds())
@@ -253,12 +261,12 @@ func latest(fallback time.Time, times ...time.Time) time.Time {
 // analyze runs the analysis when one is due and records it in the observed status, where the
 // planner reads it and the status patch keeps it. It returns when the result was in, zero when
 // no analysis ran.
-func (r *Reconciler) analyze(ctx context.Context, obs Observation) (time.Time, error) {
+func (r *Reconciler) analyze(ctx context.Context, obs *Observation) (time.Time, error) {
 	ro := obs.Rollout
-	if obs.Problem != nil || r.Analyzer == nil || obs.Hash != ro.Status.CurrentPodTemplateHash {
+	if obs.Problem != nil || obs.Hash != ro.Status.CurrentPodTemplateHash {
 		return time.Time{}, nil
 	}
-	if ExperimentDue(ro, obs.Now) {
+	if r.Analyzer != nil && ExperimentDue(ro, obs.Now) {
 		exp, err := r.Analyzer.Compare(ctx, ro, ro.Spec.Strategy.ABTesting.Analysis, obs.Now)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("comparing the variants of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
@@ -270,10 +278,22 @@ func (r *Reconciler) analyze(ctx context.Context, obs Observation) (time.Time, e
 	if !AnalysisDue(ro, obs.Now) {
 		return time.Time{}, nil
 	}
-	result, err := r.Analyzer.Analyze(ctx, ro, analysisSpec(ro), CanarySplit(obs), obs.Now)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	spec := analysisSpec(ro)
+	var result *kultav1alpha1.AnalysisStatus
+	if len(spec.Metrics) > 0 {
+		if r.Analyzer == nil {
+			return time.Time{}, nil
+		}
+		var err error
+		if result, err = r.Analyzer.Analyze(ctx, ro, spec, CanarySplit(*obs), obs.Now); err != nil {
+			return time.Time{}, fmt.Errorf("analysing Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+	} else {
+		// Rollout webhooks alone: the check is theirs.
+		result = &kultav1alpha1.AnalysisStatus{Revision: ro.Status.CurrentPodTemplateHash, StepIndex: copyInt32(ro.Status.CurrentStepIndex),
+			Verdict: kultav1alpha1.VerdictPass, CheckedAt: metav1.NewTime(obs.Now)}
 	}
+	r.callRolloutHooks(ctx, obs, result)
 	done := r.Clock.Now()
 	metrics.ObserveAnalysis(ro, result, done.Sub(obs.Now).Seconds())
 	r.warnOfMismatch(ro, result)
