@@ -520,3 +520,64 @@ func TestShardsGetTheirOwnDeployments(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookSecretsRBAC checks that reading Secrets is granted only by name and only for the
+// names webhooks.secretNames lists: what internal/webhook's RBAC marker asks (get on secrets),
+// in a ClusterRole of its own for a cluster-wide installation and a Role in each watched
+// namespace otherwise; with no names, no object anywhere grants access to a Secret.
+func TestWebhookSecretsRBAC(t *testing.T) {
+	const name = "kulta-webhook-secrets"
+	marked := permissions(markedRules(t, "./internal/webhook/..."))
+	if strings.Join(marked, ",") != "/secrets:get" {
+		t.Fatalf("internal/webhook marks %v, want get on secrets only", marked)
+	}
+	roleRules := func(objs []*unstructured.Unstructured, kind string) map[string][]rbacv1.PolicyRule {
+		out := map[string][]rbacv1.PolicyRule{}
+		for _, obj := range objs {
+			if obj.GetKind() != kind {
+				continue
+			}
+			js, err := obj.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var role rbacv1.Role
+			if err := yaml.Unmarshal(js, &role); err != nil {
+				t.Fatal(err)
+			}
+			out[obj.GetNamespace()+"/"+obj.GetName()] = role.Rules
+		}
+		return out
+	}
+	granting := func(objs []*unstructured.Unstructured) []string {
+		var out []string
+		for _, kind := range []string{"ClusterRole", "Role"} {
+			for key, rules := range roleRules(objs, kind) {
+				for _, p := range namedPermissions(rules) {
+					if strings.HasPrefix(p, "/secrets:") {
+						out = append(out, kind+" "+key+" "+p)
+					}
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	defaults := filepath.Join(root(t), "charts", "kulta", "ci", "default-values.yaml")
+	if got := granting(decode(t, render(t, defaults))); len(got) != 0 {
+		t.Errorf("default values grant Secrets: %v", got)
+	}
+	cluster := decode(t, render(t, defaults, "--set", "webhooks.secretNames={hooks,tokens}"))
+	want := []string{"ClusterRole /" + name + " /secrets:get/hooks", "ClusterRole /" + name + " /secrets:get/tokens"}
+	if got := granting(cluster); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("cluster-wide: Secrets granted\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !hasObject(cluster, "ClusterRoleBinding", name) {
+		t.Errorf("cluster-wide: no ClusterRoleBinding %s", name)
+	}
+	namespaced := decode(t, render(t, defaults, "--set", "webhooks.secretNames={hooks}", "--set", "watchNamespaces={shop,payments}"))
+	want = []string{"Role payments/" + name + " /secrets:get/hooks", "Role shop/" + name + " /secrets:get/hooks"}
+	if got := granting(namespaced); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("namespaced: Secrets granted\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
+	"github.com/false-systems/kulta/internal/webhook"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -289,6 +290,9 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		Clock:     clock.RealClock{},
 		Analyzer:  checker,
 		Events:    sinks,
+		// Secrets named by urlFrom and tokenFrom are read from the API server, never cached:
+		// the controller may get them by name only.
+		Webhooks: &webhook.Caller{Secrets: mgr.GetAPIReader()},
 
 		Providers:       ps,
 		RolloutSelector: o.rolloutSelector,

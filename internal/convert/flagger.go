@@ -17,7 +17,8 @@ import (
 // NAME (which Flagger points at the primary; KULTA's stable Service), NAME-canary, and an
 // HTTPRoute or VirtualService for the Gateway API and Istio providers. Flagger's analysis
 // becomes steps (stepWeight or stepWeights, a header route for A/B matches, a mirror) and KULTA
-// metrics (request-success-rate and request-duration, and MetricTemplates on Prometheus).
+// metrics (request-success-rate and request-duration, and MetricTemplates on Prometheus); its
+// webhooks become the strategy's webhooks.
 func (c *converter) flaggerCanary(d document) (string, error) {
 	obj := newNode("", d.obj)
 	obj.skip("apiVersion", "kind", "status")
@@ -148,6 +149,7 @@ func (fc *flaggerConversion) spec(spec *node) []any {
 	default:
 		fc.canarySteps(an, iterations, metrics, routing)
 	}
+	fc.webhooks(an, metrics)
 	fc.analysisLeftovers(an)
 	return extra
 }
@@ -519,11 +521,9 @@ func (fc *flaggerConversion) serviceLeftovers(svc *node) {
 // analysisLeftovers warns of the analysis settings KULTA has no counterpart for.
 func (fc *flaggerConversion) analysisLeftovers(an *node) {
 	an.skip("interval", "threshold", "iterations")
-	for _, key := range []string{"webhooks", "alerts"} {
-		if an.has(key) {
-			an.skip(key)
-			fc.warn(an.field(key), "KULTA has no %s yet: gates, hooks and notifications are the next release's; not converted", key)
-		}
+	if an.has("alerts") {
+		an.skip("alerts")
+		fc.warn(an.field("alerts"), "KULTA has no alerts yet: notifications are a later release's; not converted")
 	}
 }
 

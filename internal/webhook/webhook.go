@@ -1,6 +1,11 @@
 // Package webhook calls the webhooks of a Rollout's strategy: it resolves their URL and token
 // (from the spec or a Secret), POSTs the JSON payload with a timeout, and turns the answer into
 // a result whose message never carries the URL or the token.
+//
+// Reading Secrets is the only permission it needs. The chart grants it for the Secrets its
+// values name (webhooks.secretNames), by name, and never list or watch.
+//
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 package webhook
 
 import (
