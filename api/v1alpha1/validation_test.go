@@ -747,6 +747,12 @@ var invalidRollouts = []invalidCase{
 		field: "spec.strategy.canary.webhooks[0]", message: "failureThreshold applies to rollout webhooks only",
 	},
 	{
+		name: "interval on a gate",
+		mutate: testutil.WithWebhooks(kultav1alpha1.Webhook{Name: "gate", Type: kultav1alpha1.WebhookConfirmPromotion, URL: "http://hooks.example.com/",
+			Interval: ptr.To[kultav1alpha1.Duration]("30s")}),
+		field: "spec.strategy.canary.webhooks[0]", message: "interval applies to rollout webhooks only",
+	},
+	{
 		name: "two webhooks of one name",
 		mutate: testutil.WithWebhooks(testutil.Hook("gate", kultav1alpha1.WebhookConfirmPromotion, "http://hooks.example.com/a"),
 			testutil.Hook("gate", kultav1alpha1.WebhookRollback, "http://hooks.example.com/b")),
@@ -875,7 +881,7 @@ func TestValidVariantsAccepted(t *testing.T) {
 		"every webhook type": testutil.WithWebhooks(
 			testutil.Hook("ask", kultav1alpha1.WebhookConfirmRollout, "https://hooks.example.com/confirm?team=shop"),
 			testutil.Hook("prepare", kultav1alpha1.WebhookPreRollout, "http://10.0.0.7:8080/"),
-			kultav1alpha1.Webhook{Name: "load", Type: kultav1alpha1.WebhookRollout, URL: "http://loadtester.test/", FailureThreshold: ptr.To[int32](3),
+			kultav1alpha1.Webhook{Name: "load", Type: kultav1alpha1.WebhookRollout, URL: "http://loadtester.test/", FailureThreshold: ptr.To[int32](3), Interval: ptr.To[kultav1alpha1.Duration]("30s"),
 				Timeout: ptr.To[kultav1alpha1.Duration]("1m"), Metadata: map[string]string{"cmd": "hey -z 1m http://shop-canary/"}},
 			testutil.Hook("more", kultav1alpha1.WebhookConfirmTrafficIncrease, "http://hooks.example.com/"),
 			kultav1alpha1.Webhook{Name: "promote", Type: kultav1alpha1.WebhookConfirmPromotion,

@@ -35,6 +35,7 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="has(self.url) != has(self.urlFrom)",message="set exactly one of url and urlFrom"
 // +kubebuilder:validation:XValidation:rule="!has(self.failureThreshold) || self.type == 'rollout'",message="failureThreshold applies to rollout webhooks only"
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || self.type == 'rollout'",message="interval applies to rollout webhooks only"
 type Webhook struct {
 	// name tells this webhook from the strategy's others in status, Events and metrics.
 	// +required
@@ -68,6 +69,12 @@ type Webhook struct {
 	// +optional
 	// +kubebuilder:default="10s"
 	Timeout *Duration `json:"timeout,omitempty"`
+
+	// interval is how often a rollout webhook is called, such as 30s: the analysis is checked at
+	// the shortest interval of its metrics and its rollout webhooks (1m when none sets one), and
+	// every rollout webhook is called with each check.
+	// +optional
+	Interval *Duration `json:"interval,omitempty"`
 
 	// failureThreshold is how many failed calls in a row of a rollout webhook make the analysis
 	// fail; fewer leave it inconclusive. Default 1.

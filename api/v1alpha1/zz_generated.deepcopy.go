@@ -1395,6 +1395,11 @@ func (in *Webhook) DeepCopyInto(out *Webhook) {
 		*out = new(Duration)
 		**out = **in
 	}
+	if in.Interval != nil {
+		in, out := &in.Interval, &out.Interval
+		*out = new(Duration)
+		**out = **in
+	}
 	if in.FailureThreshold != nil {
 		in, out := &in.FailureThreshold, &out.FailureThreshold
 		*out = new(int32)

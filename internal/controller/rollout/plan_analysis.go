@@ -51,16 +51,23 @@ func analysisStep(c *kultav1alpha1.CanaryStrategy, index *int32) *kultav1alpha1.
 	return c.Steps[*index].Analysis
 }
 
-// AnalysisInterval is the shortest interval among the metrics.
-func AnalysisInterval(a *kultav1alpha1.Analysis) time.Duration {
+// AnalysisInterval is the shortest interval among the metrics of a and the rollout webhooks of
+// ro's strategy.
+func AnalysisInterval(ro *kultav1alpha1.Rollout, a *kultav1alpha1.Analysis) time.Duration {
 	interval := time.Duration(0)
-	for _, m := range a.Metrics {
-		if m.Interval == nil {
-			continue
+	shorter := func(v *kultav1alpha1.Duration) {
+		if v == nil {
+			return
 		}
-		if d, err := m.Interval.Parse(); err == nil && d > 0 && (interval == 0 || d < interval) {
+		if d, err := v.Parse(); err == nil && d > 0 && (interval == 0 || d < interval) {
 			interval = d
 		}
+	}
+	for _, m := range a.Metrics {
+		shorter(m.Interval)
+	}
+	for _, w := range WebhooksOf(ro, kultav1alpha1.WebhookRollout) {
+		shorter(w.Interval)
 	}
 	if interval == 0 {
 		return defaultAnalysisInterval
@@ -93,7 +100,7 @@ func AnalysisDue(ro *kultav1alpha1.Rollout, now time.Time) bool {
 		return false
 	}
 	last := currentAnalysis(ro)
-	return last == nil || !now.Before(last.CheckedAt.Add(AnalysisInterval(a)))
+	return last == nil || !now.Before(last.CheckedAt.Add(AnalysisInterval(ro, a)))
 }
 
 // ExperimentDue reports whether a running A/B experiment with analysis should be compared now:
@@ -156,7 +163,7 @@ func (p *planner) analysisPassed() bool {
 		return false
 	}
 	result := currentAnalysis(&view)
-	interval := AnalysisInterval(a)
+	interval := AnalysisInterval(&view, a)
 	switch {
 	case result == nil:
 		return p.analysisUndecided(a, nil, "Waiting for the first analysis of this step", time.Second)
@@ -166,6 +173,9 @@ func (p *planner) analysisPassed() bool {
 		if st.ProgressStartedAt == nil || st.ProgressStartedAt.Before(&result.CheckedAt) {
 			st.ProgressStartedAt = ptr.To(result.CheckedAt)
 		}
+		// The revision is checked again an interval later, also while nothing else would wake
+		// the reconciler (a pause until promoted, a preview waiting for a person).
+		p.requeue(max(time.Second, result.CheckedAt.Add(interval).Sub(p.obs.Now)))
 		return true
 	case result.Verdict == kultav1alpha1.VerdictInconclusive:
 		return p.analysisUndecided(a, result, "Analysis inconclusive: "+result.Message, interval)

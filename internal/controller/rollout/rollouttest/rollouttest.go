@@ -25,6 +25,7 @@ import (
 	"github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/webhook"
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 	"github.com/false-systems/kulta/providers/istio"
@@ -110,6 +111,7 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 		Recorder:  recorder,
 		Clock:     clock.RealClock{},
 		APIReader: mgr.GetAPIReader(),
+		Webhooks:  &webhook.Caller{Secrets: mgr.GetAPIReader()},
 
 		MaxConcurrentReconciles: 4,
 		// Short, so that the tests of a Gateway that never answers need not wait long.
