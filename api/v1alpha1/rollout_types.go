@@ -41,6 +41,15 @@ const (
 	// step. KULTA removes it once it has acted on it.
 	RetryAnnotation = "kulta.io/retry"
 
+	// NotifyAnnotation subscribes the Rollout to notification services configured for the
+	// controller, by name, comma-separated: "team-slack,audit".
+	NotifyAnnotation = "kulta.io/notify"
+
+	// NotifyOnAnnotation narrows the notifications to the triggers it lists, comma-separated
+	// (started, step-advanced, paused, analysis-failed, rolled-back, promoted, completed); all of
+	// them when absent.
+	NotifyOnAnnotation = "kulta.io/notify-on"
+
 	// CleanupFinalizer holds a deleted Rollout until KULTA has handed its traffic back: managed
 	// route rules removed, the managed weights all on the stable Service, and each Service's
 	// selector as the user wrote it.

@@ -154,6 +154,12 @@ type RolloutStatus struct {
 	// +optional
 	Analysis *AnalysisStatus `json:"analysis,omitempty"`
 
+	// notifiedThrough marks the decisions whose notifications are all delivered (or given up
+	// after their retries); those of later decisions are sent again after a controller
+	// restart, so that each is delivered at least once.
+	// +optional
+	NotifiedThrough *NotificationCursor `json:"notifiedThrough,omitempty"`
+
 	// webhooks are the latest answers of the strategy's webhooks for the current revision, one
 	// per webhook.
 	// +optional
@@ -161,6 +167,19 @@ type RolloutStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	Webhooks []WebhookStatus `json:"webhooks,omitempty"`
+}
+
+// NotificationCursor marks a place in status.decisions: every decision before time, and the
+// first count of those at time (decisions are recorded to the second, in order).
+type NotificationCursor struct {
+	// time is the timestamp of the last decision marked.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// count is how many of the decisions at time are marked.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Count int32 `json:"count,omitempty"`
 }
 
 // Verdict is the outcome of an analysis.

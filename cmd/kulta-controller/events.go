@@ -9,6 +9,7 @@ import (
 
 	"github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/events/cdevents"
+	"github.com/false-systems/kulta/internal/events/notify"
 	"github.com/false-systems/kulta/internal/events/occurrence"
 )
 
@@ -19,6 +20,7 @@ type eventOptions struct {
 	occurrenceDir    string
 	occurrenceStdout bool
 	cluster          string
+	notifications    string
 }
 
 func (e *eventOptions) bind(fs *flag.FlagSet) {
@@ -27,6 +29,24 @@ func (e *eventOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&e.occurrenceDir, "occurrence-dir", os.Getenv("KULTA_OCCURRENCE_DIR"), "Directory for FALSE Protocol occurrence files (env KULTA_OCCURRENCE_DIR).")
 	fs.BoolVar(&e.occurrenceStdout, "occurrence-stdout", false, "Write FALSE Protocol occurrences to standard output.")
 	fs.StringVar(&e.cluster, "cluster-name", os.Getenv("KULTA_CLUSTER_NAME"), "Cluster name recorded in occurrences (env KULTA_CLUSTER_NAME).")
+	fs.StringVar(&e.notifications, "notifications-config", os.Getenv("KULTA_NOTIFICATIONS_CONFIG"), "File of the notification services (Slack, Teams, webhooks) Rollouts subscribe to with kulta.io/notify (env KULTA_NOTIFICATIONS_CONFIG).")
+}
+
+// notifier builds the notification services of --notifications-config, run on the leader;
+// nil without the flag.
+func (e *eventOptions) notifier(mgr ctrl.Manager) (*notify.Notifier, error) {
+	if e.notifications == "" {
+		return nil, nil
+	}
+	cfg, err := notify.LoadConfig(e.notifications)
+	if err != nil {
+		return nil, err
+	}
+	n := notify.New(cfg, notify.Options{Logger: ctrl.Log.WithName("notifications")})
+	if err := mgr.Add(n); err != nil {
+		return nil, fmt.Errorf("adding the notifier: %w", err)
+	}
+	return n, nil
 }
 
 // sinks builds the configured sinks; the CDEvents sender runs as a manager runnable, on the

@@ -278,6 +278,10 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
+	notifier, err := o.events.notifier(mgr)
+	if err != nil {
+		return err
+	}
 	recorder := kubeevents.New(kubeevents.Options{Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
 		Controller: "kulta-controller", Logger: ctrl.Log.WithName("events")})
 	if err := mgr.Add(recorder); err != nil {
@@ -298,6 +302,10 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 		RolloutSelector: o.rolloutSelector,
 
 		MaxConcurrentReconciles: o.workers,
+	}
+	if notifier != nil {
+		// Not a nil *Notifier in the interface: the reconciler tests the interface for nil.
+		r.Notifications = notifier
 	}
 	return r.SetupWithManager(ctx, mgr)
 }

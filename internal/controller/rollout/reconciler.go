@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/false-systems/kulta/analysis"
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -51,6 +52,8 @@ type Reconciler struct {
 	Events kultaevents.Sink
 	// Webhooks calls the strategies' webhooks; without it a Rollout with gates holds at them.
 	Webhooks WebhookCaller
+	// Notifications tells subscribed services of transitions; nil without notification services.
+	Notifications Notifications
 
 	// MaxConcurrentReconciles is how many Rollouts are reconciled at once (one when zero).
 	// The same Rollout is never reconciled by two workers at a time.
@@ -107,6 +110,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if ro == nil {
 		metrics.Forget(req.Namespace, req.Name)
 		r.polls.forget(req.NamespacedName)
+		if r.Notifications != nil {
+			r.Notifications.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, nil
 	}
 	if !ro.DeletionTimestamp.IsZero() {
@@ -118,6 +124,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, err
 	}
 	base := ro.DeepCopy()
+	if r.Notifications != nil {
+		// What a previous leader had not delivered, or what did not fit a queue.
+		r.Notifications.Replay(base)
+	}
 
 	obs, err := r.observe(ctx, ro)
 	if err != nil {
@@ -152,6 +162,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	ro.Status = plan.Status
 	// Also while stalled: kstatus reads a Stalled condition only for the observed generation.
 	ro.Status.ObservedGeneration = ro.Generation
+	if r.Notifications != nil {
+		ro.Status.NotifiedThrough = r.Notifications.Cursor(ro, base.Status.NotifiedThrough, base.Status.Decisions)
+	}
 	requeue := plan.RequeueAfter
 	if folded := transientAfterOwnWrite(base, ro, obs, plan); folded {
 		// The next reconcile (the routes' acceptance, or the requeue below) records where the
@@ -178,9 +191,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	for _, e := range plan.Events {
 		r.Recorder.Eventf(ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
 	}
-	if r.Events != nil {
+	if r.Events != nil || r.Notifications != nil {
 		for _, t := range kultaevents.Transitions(base, ro) {
-			r.Events.Emit(t)
+			if r.Events != nil {
+				r.Events.Emit(t)
+			}
+			if r.Notifications != nil {
+				r.Notifications.Emit(t)
+			}
 		}
 	}
 	observeMetrics(base, ro, obs.Workload, plan.Status.Decisions, obs.Now)
@@ -388,6 +406,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		for _, w := range p.Watches {
 			b = b.Watches(w.Object, handler.EnqueueRequestsFromMapFunc(r.rolloutsReading(w)))
 		}
+	}
+	if r.Notifications != nil {
+		// A Rollout whose notifications of a decision are all done records it in its status.
+		b = b.WatchesRawSource(source.Channel(r.Notifications.Updates(), &handler.EnqueueRequestForObject{}))
 	}
 	r.told = newToldTimes(r.Clock)
 	b = b.WithOptions(controller.Options{

@@ -11,8 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	kultaevents "github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/webhook"
 	"github.com/false-systems/kulta/providers"
 )
@@ -20,6 +22,18 @@ import (
 // WebhookCaller calls one webhook of a Rollout; webhook.Caller is the implementation.
 type WebhookCaller interface {
 	Call(ctx context.Context, namespace string, hook kultav1alpha1.Webhook, payload webhook.Payload) webhook.Answer
+}
+
+// Notifications tells people and systems of transitions (notify.Notifier): Emit queues a
+// transition's notifications, Replay queues again those of a Rollout's decisions after its
+// status.notifiedThrough that this process does not have, Cursor is the new
+// status.notifiedThrough, and Updates names Rollouts whose cursor may move.
+type Notifications interface {
+	kultaevents.Sink
+	Replay(ro *kultav1alpha1.Rollout)
+	Cursor(ro *kultav1alpha1.Rollout, stored *kultav1alpha1.NotificationCursor, before []kultav1alpha1.Decision) *kultav1alpha1.NotificationCursor
+	Forget(key types.NamespacedName)
+	Updates() <-chan event.GenericEvent
 }
 
 // maxGatesPerReconcile bounds the gates one reconcile asks (pre-rollout, then

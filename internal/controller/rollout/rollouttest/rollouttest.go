@@ -162,3 +162,8 @@ func newManager(e *testenv.Env, cacheOpts cache.Options) (ctrl.Manager, error) {
 	}
 	return mgr, nil
 }
+
+// WithNotifications gives the reconciler a notifier; the test runs its Start.
+func WithNotifications(n rollout.Notifications) Option {
+	return func(r *rollout.Reconciler) { r.Notifications = n }
+}
