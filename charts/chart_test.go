@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/events/notify"
 	"github.com/false-systems/kulta/internal/testutil"
 )
 
@@ -579,5 +580,52 @@ func TestWebhookSecretsRBAC(t *testing.T) {
 	want = []string{"Role payments/" + name + " /secrets:get/hooks", "Role shop/" + name + " /secrets:get/hooks"}
 	if got := granting(namespaced); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("namespaced: Secrets granted\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestNotificationsConfigLoads renders the monitoring values' notification services and loads
+// the ConfigMap the chart writes with the controller's own loader, the Secret's files in a
+// temporary directory where the chart mounts them; the Pods mount both and name the file.
+func TestNotificationsConfigLoads(t *testing.T) {
+	objs := decode(t, render(t, filepath.Join(root(t), "charts", "kulta", "ci", "monitoring-values.yaml")))
+	var config string
+	for _, obj := range objs {
+		if obj.GetKind() == "ConfigMap" && obj.GetName() == "kulta-notifications" {
+			data, _, err := unstructured.NestedStringMap(obj.Object, "data")
+			if err != nil {
+				t.Fatal(err)
+			}
+			config = data["config.yaml"]
+		}
+	}
+	if config == "" {
+		t.Fatal("no ConfigMap kulta-notifications with config.yaml")
+	}
+	dir := t.TempDir()
+	for key, value := range map[string]string{"slack-url": "https://hooks.slack.com/services/T/B/X", "teams-url": "https://example.webhook.office.com/w", "audit-token": "t0ken"} {
+		if err := os.WriteFile(filepath.Join(dir, key), []byte(value), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "/etc/kulta/notification-secrets", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := notify.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("the controller refuses the chart's notifications config: %v\n%s", err, config)
+	}
+	if len(cfg.Services) != 3 {
+		t.Errorf("%d services loaded, want 3", len(cfg.Services))
+	}
+	manifests := render(t, filepath.Join(root(t), "charts", "kulta", "ci", "monitoring-values.yaml"))
+	for _, want := range []string{"--notifications-config=/etc/kulta/notifications/config.yaml", "mountPath: /etc/kulta/notification-secrets", "secretName: kulta-notifications"} {
+		if !strings.Contains(manifests, want) {
+			t.Errorf("the Deployment lacks %q", want)
+		}
+	}
+	if _, err := helm(t, "template", "kulta", "charts/kulta", "--set", "notifications.services[0].name=s", "--set", "notifications.services[0].type=slack",
+		"--set", "notifications.services[0].urlKey=u"); err == nil || !strings.Contains(err.Error(), "need notifications.secretName") {
+		t.Errorf("urlKey without secretName: want the chart to refuse naming the field, got %v", err)
 	}
 }

@@ -98,3 +98,19 @@ enabled provider's, what its package's markers list (tests check). */}}
 {{- if .Values.providers.nginx.enabled }}{{ $names = append $names "nginx" }}{{ end -}}
 {{- join "," $names -}}
 {{- end -}}
+
+{{/* The notification services as the controller reads them (--notifications-config): urlKey
+and tokenKey become files of the mounted Secret. */}}
+{{- define "kulta.notificationsConfig" -}}
+{{- $services := list -}}
+{{- range .Values.notifications.services -}}
+{{- $s := dict "name" .name "type" .type -}}
+{{- if .url }}{{ $_ := set $s "url" .url }}{{ end -}}
+{{- if .urlKey }}{{ $_ := set $s "urlFile" (printf "/etc/kulta/notification-secrets/%s" .urlKey) }}{{ end -}}
+{{- if .tokenKey }}{{ $_ := set $s "tokenFile" (printf "/etc/kulta/notification-secrets/%s" .tokenKey) }}{{ end -}}
+{{- with .triggers }}{{ $_ := set $s "triggers" . }}{{ end -}}
+{{- with .template }}{{ $_ := set $s "template" . }}{{ end -}}
+{{- $services = append $services $s -}}
+{{- end -}}
+{{- toYaml (dict "services" $services) -}}
+{{- end -}}
