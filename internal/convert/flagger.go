@@ -523,7 +523,7 @@ func (fc *flaggerConversion) analysisLeftovers(an *node) {
 	an.skip("interval", "threshold", "iterations")
 	if an.has("alerts") {
 		an.skip("alerts")
-		fc.warn(an.field("alerts"), "KULTA has no alerts yet: notifications are a later release's; not converted")
+		fc.warn(an.field("alerts"), "alert providers are KULTA notification services (slack, teams, webhook) configured once for the controller (--notifications-config, the chart's notifications.services), which the Rollout subscribes to with the kulta.io/notify annotation; not converted")
 	}
 }
 

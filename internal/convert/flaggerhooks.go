@@ -76,9 +76,9 @@ func (fc *flaggerConversion) webhooks(an *node, metrics []kultav1alpha1.Metric) 
 	}
 	// The warnings of the list go before those of its items: interval, then webhooks.
 	var list []Warning
-	if every := checkInterval(metrics); every != fc.interval && slices.ContainsFunc(hooks, func(h kultav1alpha1.Webhook) bool { return h.Type == kultav1alpha1.WebhookRollout }) {
+	if every := checkInterval(metrics); every < fc.interval && slices.ContainsFunc(hooks, func(h kultav1alpha1.Webhook) bool { return h.Type == kultav1alpha1.WebhookRollout }) {
 		list = append(list, Warning{Object: fc.object, Field: an.field("interval"), Message: fmt.Sprintf(
-			"KULTA calls rollout webhooks at each analysis check, every %s here (the shortest metric interval, or 1m), where Flagger called them every %s: check load tests sized to the interval",
+			"KULTA calls rollout webhooks at each analysis check, every %s here (the shortest interval of the metrics and the rollout webhooks), where Flagger called them every %s: check load tests sized to the interval",
 			formatDuration(every), formatDuration(fc.interval))})
 	}
 	list = append(list, Warning{Object: fc.object, Field: an.field("webhooks"),
@@ -103,7 +103,7 @@ func (fc *flaggerConversion) webhook(w *node, threshold int64) (kultav1alpha1.We
 	kind, known := flaggerHookTypes[w.str("type")]
 	switch {
 	case w.str("type") == "event":
-		fc.warn(w.field("type"), "KULTA has no event webhooks (Flagger posts every Kubernetes Event to them); notifications are a later release's; webhook %q not converted", flaggerName)
+		fc.warn(w.field("type"), "KULTA has no event webhooks (Flagger posts every Kubernetes Event to them): a notification service of type webhook, configured for the controller and subscribed to with kulta.io/notify, receives the transitions; webhook %q not converted", flaggerName)
 		return kultav1alpha1.Webhook{}, false
 	case !known:
 		fc.warn(w.field("type"), "%q is not a Flagger webhook type; webhook %q not converted", w.str("type"), flaggerName)
@@ -130,6 +130,10 @@ func (fc *flaggerConversion) webhook(w *node, threshold int64) (kultav1alpha1.We
 	if kind == kultav1alpha1.WebhookRollout && threshold > 0 {
 		hook.FailureThreshold = ptr.To(int32(min(threshold, 100)))
 	}
+	if kind == kultav1alpha1.WebhookRollout {
+		// Flagger calls rollout webhooks every analysis interval; so does KULTA with this.
+		hook.Interval = ptr.To(kultav1alpha1.Duration(formatDuration(fc.interval)))
+	}
 	if kind == kultav1alpha1.WebhookPreRollout && threshold > 1 {
 		fc.warn(w.field("type"), "Flagger calls a failing pre-rollout webhook again at each interval and rolls back after analysis.threshold (%d) failures; KULTA rolls back at its first failure", threshold)
 	}
@@ -141,7 +145,7 @@ func (fc *flaggerConversion) webhook(w *node, threshold int64) (kultav1alpha1.We
 		fc.warn(w.field("metadata"), "KULTA sends at most %d metadata keys; %s not converted", maxWebhookMetadata, strings.Join(keys[maxWebhookMetadata:], ", "))
 	}
 	if mute, _ := w.boolean("muteAlert"); mute {
-		fc.warn(w.field("muteAlert"), "KULTA has no alerts to mute; not converted")
+		fc.warn(w.field("muteAlert"), "KULTA's notifications are subscribed to per Rollout (kulta.io/notify, kulta.io/notify-on), not muted per webhook; not converted")
 	}
 	if retries, ok := w.integer("retries"); ok && retries != 0 {
 		fc.warn(w.field("retries"), "KULTA calls a webhook once per check, and asks a gate that holds again every 10s; not converted")
@@ -170,8 +174,8 @@ func (fc *flaggerConversion) refusal(kind kultav1alpha1.WebhookType) string {
 	return ""
 }
 
-// checkInterval is how often KULTA checks an analysis of metrics: the shortest metric interval,
-// or one minute.
+// checkInterval is how often KULTA checks an analysis of metrics whose rollout webhooks are
+// called every analysis interval: the shortest metric interval when shorter, else that one.
 func checkInterval(metrics []kultav1alpha1.Metric) time.Duration {
 	every := time.Duration(0)
 	for _, m := range metrics {
@@ -183,7 +187,7 @@ func checkInterval(metrics []kultav1alpha1.Metric) time.Duration {
 		}
 	}
 	if every == 0 {
-		return time.Minute
+		return time.Duration(1<<63 - 1)
 	}
 	return every
 }
