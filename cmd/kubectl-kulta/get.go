@@ -123,6 +123,12 @@ func render(ro *kultav1alpha1.Rollout, revs []appsv1.ReplicaSet, workload *appsv
 			row("  "+m.Name, metricLine(m))
 		}
 	}
+	if len(st.Webhooks) > 0 {
+		row("Webhooks", "")
+		for _, w := range st.Webhooks {
+			row("  "+w.Name, webhookLine(w, st.CurrentPodTemplateHash, now))
+		}
+	}
 	if e := st.ABExperiment; e != nil {
 		row("Experiment", experimentLine(e))
 		for _, r := range e.Results {
@@ -236,6 +242,25 @@ func canaryRoutesLine(ro *kultav1alpha1.Rollout) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// webhookLine says what a webhook last answered, and for which revision when not the current.
+func webhookLine(w kultav1alpha1.WebhookStatus, current string, now time.Time) string {
+	line := fmt.Sprintf("%s %s", w.Type, w.Result)
+	if w.StepIndex != nil {
+		line += fmt.Sprintf(" at step %d", *w.StepIndex)
+	}
+	if w.Outcome != "" {
+		line += " (told " + w.Outcome + ")"
+	}
+	if w.Revision != current {
+		line += " for revision " + w.Revision
+	}
+	line += " since " + duration.HumanDuration(now.Sub(w.Since.Time)) + " ago"
+	if w.Message != "" {
+		line += ": " + w.Message
+	}
+	return line
 }
 
 func metricLine(m kultav1alpha1.MetricStatus) string {

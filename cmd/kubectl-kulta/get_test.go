@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -126,5 +127,25 @@ func TestCanaryRoutesLine(t *testing.T) {
 	want := "gone, shadow (25% of matching requests copied to the canary), testers (matching requests reach the canary)"
 	if got := canaryRoutesLine(ro); got != want {
 		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestWebhookLine(t *testing.T) {
+	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	since := metav1.NewTime(now.Add(-90 * time.Second))
+	for _, tc := range []struct {
+		w    kultav1alpha1.WebhookStatus
+		want string
+	}{
+		{kultav1alpha1.WebhookStatus{Name: "more", Type: kultav1alpha1.WebhookConfirmTrafficIncrease, Revision: "new", StepIndex: ptr.To[int32](2),
+			Result: kultav1alpha1.WebhookHeld, Message: "HTTP 503: not yet", Since: since},
+			"confirm-traffic-increase Held at step 2 since 90s ago: HTTP 503: not yet"},
+		{kultav1alpha1.WebhookStatus{Name: "tell", Type: kultav1alpha1.WebhookPostRollout, Revision: "old", Outcome: "Failed",
+			Result: kultav1alpha1.WebhookPassed, Message: "HTTP 200", Since: since},
+			"post-rollout Passed (told Failed) for revision old since 90s ago: HTTP 200"},
+	} {
+		if got := webhookLine(tc.w, "new", now); got != tc.want {
+			t.Errorf("got %q\nwant %q", got, tc.want)
+		}
 	}
 }
