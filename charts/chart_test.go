@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/events/notify"
+	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 )
 
