@@ -408,3 +408,29 @@ func TestWebhookSecretsStaySecret(t *testing.T) {
 		return rs.Spec.Template.Spec.Containers[0].Image
 	}, Equal("nginx:1.28"))))
 }
+
+// TestGateThatNeverAnswersHolds: a confirm-rollout webhook whose receiver never answers holds
+// the new revision at its timeout, with no Pod; kulta.io/abort ends the hold at once.
+func TestGateThatNeverAnswersHolds(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ns := e.CreateNamespace(t, "silentgate")
+	rc := newReceiver(t)
+	ask := rc.hook("ask", kultav1alpha1.WebhookConfirmRollout)
+	ask.Timeout = ptr.To[kultav1alpha1.Duration]("200ms")
+	ro := webhookCanary(t, e, ns, ask)
+	rc.hang("/ask")
+	setImage(t, ro, "nginx:1.28")
+	g.Eventually(func(g Gomega) {
+		w := webhookRecord(g, ro, "ask")
+		g.Expect(w.Result).To(Equal(kultav1alpha1.WebhookHeld))
+		g.Expect(w.Message).To(Equal("no answer within 200ms"))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Expect(newRevisionReplicas(g, ns, "nginx:1.28")).To(BeZero())
+	g.Expect(getRollout(g, ro).Status.Message).To(ContainSubstring("Held: confirm-rollout webhooks did not say yes"))
+
+	annotate(t, ro, kultav1alpha1.AbortAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseFailed, nil)
+	g.Expect(meta(getRollout(g, ro), kultav1alpha1.ConditionStalled).Reason).To(Equal("Aborted"))
+}
