@@ -84,6 +84,14 @@ func TestStrategies(t *testing.T) {
 			t.Parallel()
 			providerCanaryPasses(ctx, t, w, viaGatewayAPIAndIstio)
 		})
+		t.Run("canary held for promotion by a webhook", func(t *testing.T) {
+			t.Parallel()
+			canaryHeldForPromotion(ctx, t, w)
+		})
+		t.Run("canary rolled back by a webhook", func(t *testing.T) {
+			t.Parallel()
+			canaryRolledBackByWebhook(ctx, t, w)
+		})
 	})
 }
 
