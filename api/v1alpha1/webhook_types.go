@@ -157,3 +157,32 @@ type WebhookStatus struct {
 	// +required
 	Since metav1.Time `json:"since"`
 }
+
+// StrategyWebhooks are the webhooks of whichever strategy s sets.
+func (s *RolloutStrategy) StrategyWebhooks() []Webhook {
+	switch {
+	case s.Canary != nil:
+		return s.Canary.Webhooks
+	case s.BlueGreen != nil:
+		return s.BlueGreen.Webhooks
+	case s.ABTesting != nil:
+		return s.ABTesting.Webhooks
+	case s.Simple != nil:
+		return s.Simple.Webhooks
+	}
+	return nil
+}
+
+// SetStrategyWebhooks sets the webhooks of whichever strategy s sets.
+func (s *RolloutStrategy) SetStrategyWebhooks(hooks []Webhook) {
+	switch {
+	case s.Canary != nil:
+		s.Canary.Webhooks = hooks
+	case s.BlueGreen != nil:
+		s.BlueGreen.Webhooks = hooks
+	case s.ABTesting != nil:
+		s.ABTesting.Webhooks = hooks
+	case s.Simple != nil:
+		s.Simple.Webhooks = hooks
+	}
+}

@@ -84,16 +84,7 @@ func (fc *flaggerConversion) webhooks(an *node, metrics []kultav1alpha1.Metric) 
 	list = append(list, Warning{Object: fc.object, Field: an.field("webhooks"),
 		Message: "KULTA's payload keeps Flagger's name, namespace and metadata (what Flagger's load tester reads) but has no checksum, and its phase and other fields are KULTA's: check receivers that read them"})
 	fc.c.warnings = slices.Insert(fc.c.warnings, at, list...)
-	switch s := &fc.ro.Spec.Strategy; {
-	case s.Canary != nil:
-		s.Canary.Webhooks = hooks
-	case s.BlueGreen != nil:
-		s.BlueGreen.Webhooks = hooks
-	case s.ABTesting != nil:
-		s.ABTesting.Webhooks = hooks
-	case s.Simple != nil:
-		s.Simple.Webhooks = hooks
-	}
+	fc.ro.Spec.Strategy.SetStrategyWebhooks(hooks)
 }
 
 // webhook converts one of Flagger's webhooks; ok is false, with a warning, for one that does not

@@ -179,18 +179,7 @@ func PauseFor(d string) kultav1alpha1.CanaryStep {
 
 // WithWebhooks sets the webhooks of the Rollout's strategy, whichever it is.
 func WithWebhooks(hooks ...kultav1alpha1.Webhook) RolloutOption {
-	return func(ro *kultav1alpha1.Rollout) {
-		switch s := &ro.Spec.Strategy; {
-		case s.Canary != nil:
-			s.Canary.Webhooks = hooks
-		case s.BlueGreen != nil:
-			s.BlueGreen.Webhooks = hooks
-		case s.ABTesting != nil:
-			s.ABTesting.Webhooks = hooks
-		case s.Simple != nil:
-			s.Simple.Webhooks = hooks
-		}
-	}
+	return func(ro *kultav1alpha1.Rollout) { ro.Spec.Strategy.SetStrategyWebhooks(hooks) }
 }
 
 // Hook is a webhook of type kind named name calling url.

@@ -21,17 +21,7 @@ const noStep = -1
 
 // Webhooks are the webhooks of the Rollout's strategy.
 func Webhooks(ro *kultav1alpha1.Rollout) []kultav1alpha1.Webhook {
-	switch s := ro.Spec.Strategy; {
-	case s.Canary != nil:
-		return s.Canary.Webhooks
-	case s.BlueGreen != nil:
-		return s.BlueGreen.Webhooks
-	case s.ABTesting != nil:
-		return s.ABTesting.Webhooks
-	case s.Simple != nil:
-		return s.Simple.Webhooks
-	}
-	return nil
+	return ro.Spec.Strategy.StrategyWebhooks()
 }
 
 // WebhooksOf are the strategy's webhooks of type kind.
