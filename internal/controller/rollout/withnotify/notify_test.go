@@ -97,6 +97,55 @@ func (r *receiver) texts() []string {
 	return out
 }
 
+// cards are the Adaptive Cards of the Teams messages received: their text and facts.
+func (r *receiver) cards() []teamsCard {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []teamsCard
+	for _, b := range r.bodies {
+		var m struct {
+			Type        string `json:"type"`
+			Attachments []struct {
+				ContentType string `json:"contentType"`
+				Content     struct {
+					Type string `json:"type"`
+					Body []struct {
+						Type  string `json:"type"`
+						Text  string `json:"text"`
+						Facts []struct {
+							Title string `json:"title"`
+							Value string `json:"value"`
+						} `json:"facts"`
+					} `json:"body"`
+				} `json:"content"`
+			} `json:"attachments"`
+		}
+		if json.Unmarshal(b, &m) != nil || m.Type != "message" || len(m.Attachments) != 1 ||
+			m.Attachments[0].ContentType != "application/vnd.microsoft.card.adaptive" || m.Attachments[0].Content.Type != "AdaptiveCard" {
+			out = append(out, teamsCard{Text: "not a Teams message: " + string(b)})
+			continue
+		}
+		card := teamsCard{Facts: map[string]string{}}
+		for _, el := range m.Attachments[0].Content.Body {
+			switch el.Type {
+			case "TextBlock":
+				card.Text = el.Text
+			case "FactSet":
+				for _, f := range el.Facts {
+					card.Facts[f.Title] = f.Value
+				}
+			}
+		}
+		out = append(out, card)
+	}
+	return out
+}
+
+type teamsCard struct {
+	Text  string
+	Facts map[string]string
+}
+
 // messages are the generic messages received, by trigger.
 func (r *receiver) messages() []notify.Message {
 	r.mu.Lock()
@@ -226,11 +275,15 @@ func notifiedToTheEnd(g Gomega, ro *kultav1alpha1.Rollout) {
 func TestNotificationsFollowTheRollout(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
-	slack, generic := newReceiver(t), newReceiver(t)
+	slack, generic, teams := newReceiver(t), newReceiver(t), newReceiver(t)
 	start(t, e, `services:
 - name: team-slack
   type: slack
   url: `+slack.URL+`/services/T000/B000/XXXX
+- name: ops-teams
+  type: teams
+  url: `+teams.URL+`/workflows/abc
+  triggers: [paused]
 - name: audit
   type: webhook
   url: `+generic.URL+`/audit
@@ -238,7 +291,7 @@ func TestNotificationsFollowTheRollout(t *testing.T) {
   template: "{{.Namespace}}/{{.Name}} {{.Trigger}} at {{.Weights.Canary}}%"
 `, notify.Options{})
 	ns := e.CreateNamespace(t, "notify")
-	ro := setup(t, e, ns, map[string]string{kultav1alpha1.NotifyAnnotation: "team-slack, audit"})
+	ro := setup(t, e, ns, map[string]string{kultav1alpha1.NotifyAnnotation: "team-slack, audit,ops-teams"})
 	quiet := testutil.Rollout(ns, "quiet", testutil.WithCanarySteps(testutil.Weight(50)))
 	g.Expect(e.Client.Create(context.Background(), quiet)).To(Succeed())
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted)
@@ -255,6 +308,11 @@ func TestNotificationsFollowTheRollout(t *testing.T) {
 	g.Eventually(slack.texts).WithTimeout(timeout).Should(ContainElements(
 		HavePrefix("["+ns+"/shop] revision"),
 		ContainSubstring("started rolling out"), ContainSubstring("at 50% of the traffic"), ContainSubstring("paused"), ContainSubstring("is stable")))
+	g.Eventually(teams.cards).WithTimeout(timeout).Should(ConsistOf(And(
+		HaveField("Text", And(HavePrefix("["+ns+"/shop] revision"), ContainSubstring("paused"))),
+		HaveField("Facts", And(HaveKeyWithValue("Rollout", ns+"/shop"), HaveKeyWithValue("Phase", "Paused"),
+			HaveKeyWithValue("Traffic", "50% new, 50% stable"), HaveKeyWithValue("Step", "1 of 3"))))),
+		"the Teams service wants pauses only: one Adaptive Card")
 	g.Eventually(func() []notify.Trigger { return triggers(generic.messages()) }).WithTimeout(timeout).Should(Equal([]notify.Trigger{notify.Completed, notify.Completed}),
 		"the first revision's completion and the second's; nothing else")
 	last := generic.messages()[1]
