@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -187,12 +189,12 @@ func (c *Caller) call(ctx context.Context, namespace string, hook kultav1alpha1.
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return Answer{Result: Unanswered, Message: fmt.Sprintf("no answer within %s", timeout)}, secrets
 		}
-		return Answer{Result: Unanswered, Message: "no answer: " + cause(err)}, secrets
+		return Answer{Result: Unanswered, Message: "no answer: " + Cause(err)}, secrets
 	}
 	defer func() {
 		// The rest of the body is dropped; closing frees the connection.
 		if err := resp.Body.Close(); err != nil {
-			ctrl.LoggerFrom(ctx).V(1).Info("Closing a webhook's answer", "webhook", hook.Name, "error", cause(err))
+			ctrl.LoggerFrom(ctx).V(1).Info("Closing a webhook's answer", "webhook", hook.Name, "error", Cause(err))
 		}
 	}()
 	message := fmt.Sprintf("HTTP %d", resp.StatusCode)
@@ -200,7 +202,7 @@ func (c *Caller) call(ctx context.Context, namespace string, hook kultav1alpha1.
 	switch quoted := quote(head); {
 	case err != nil:
 		// The status decides; a body cut short only loses the quote.
-		message += " (body unreadable: " + cause(err) + ")"
+		message += " (body unreadable: " + Cause(err) + ")"
 	case quoted != "":
 		message += ": " + quoted
 	}
@@ -260,8 +262,28 @@ func (c *Caller) secret(ctx context.Context, namespace, field string, ref kultav
 	return string(v), nil
 }
 
-// cause is the reason of a failed request without the URL Go's errors carry.
-func cause(err error) string {
+// Cause is the reason of a failed request without the URL, host or address Go's errors
+// carry: from a Secret, any part of the URL may be the secret.
+func Cause(err error) string {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		switch {
+		case dnsErr.IsNotFound:
+			return "the host name does not resolve"
+		case dnsErr.IsTimeout:
+			return "the host name lookup timed out"
+		}
+		return "the host name lookup failed"
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		inner := opErr.Err
+		var sysErr *os.SyscallError
+		if errors.As(inner, &sysErr) {
+			inner = sysErr.Err
+		}
+		return opErr.Op + ": " + inner.Error()
+	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		err = urlErr.Err

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/events"
+	"github.com/false-systems/kulta/internal/webhook"
 )
 
 // Options tune a Notifier; zero values take the defaults.
@@ -466,11 +466,7 @@ func (n *Notifier) send(ctx context.Context, s *Service, data []byte) (retry boo
 	}
 	resp, err := n.opts.HTTP.Do(req)
 	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err
-		}
-		return true, fmt.Errorf("no answer: %w", err)
+		return true, errors.New("no answer: " + webhook.Cause(err))
 	}
 	head, readErr := io.ReadAll(io.LimitReader(resp.Body, 512))
 	closeErr := resp.Body.Close()
