@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,8 +39,9 @@ type dashboard struct {
 }
 
 // TestDashboardQueriesReturnData runs the controller binary with a real Prometheus scraping its
-// /metrics, drives a canary with analysis to completion and another to a rollback, and checks
-// that every panel query of the chart's Grafana dashboard returns at least one series.
+// /metrics, drives a canary with analysis to completion (through a confirm-promotion webhook)
+// and another to a rollback, and checks that every panel query of the chart's Grafana dashboard
+// returns at least one series.
 func TestDashboardQueriesReturnData(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
@@ -68,6 +72,15 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 		}
 	}()
 
+	// A confirm-promotion receiver saying yes, for the webhook panels: shop's promotion calls it
+	// once (cart is aborted before its promotion).
+	var calls atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer receiver.Close()
+
 	ns := e.CreateNamespace(t, "dashboard")
 	for _, name := range []string{"shop", "cart"} {
 		for _, svc := range []string{name + "-stable", name + "-canary"} {
@@ -82,6 +95,10 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 					Name: "error-rate", Threshold: "5", Interval: ptr.To[kultav1alpha1.Duration]("5s"),
 				}}}
 			}))
+		if name == "shop" {
+			ro.Spec.Strategy.SetStrategyWebhooks([]kultav1alpha1.Webhook{
+				testutil.Hook("approve", kultav1alpha1.WebhookConfirmPromotion, receiver.URL)})
+		}
 		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	}
 	// A Rollout adopting a Deployment, for the adoption panel: the Deployment's counts are
@@ -103,6 +120,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	adopting.Spec.WorkloadRef = &kultav1alpha1.WorkloadRef{Name: "legacy"}
 	g.Expect(e.Client.Create(ctx, adopting)).To(Succeed())
 	rollouttest.DriveToCompletionAndRollback(g, e.Client, ns, "shop", "cart", 60*time.Second)
+	g.Expect(calls.Load()).To(BeNumerically(">", 0), "confirm-promotion webhook calls")
 
 	q, err := analysis.NewPrometheus(prom.Address())
 	g.Expect(err).NotTo(HaveOccurred())
