@@ -59,8 +59,18 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	prom := testenv.StartPrometheus(t, metricsAddr, app.Target())
 	startStandIns(t, ctx, e)
 	bin := buildController(t)
+	// A notification service for the notification panels: shop subscribes to it.
+	var notified atomic.Int32
+	notifications := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		notified.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer notifications.Close()
+	notifyConfig := filepath.Join(t.TempDir(), "notifications.yaml")
+	g.Expect(os.WriteFile(notifyConfig, []byte("services:\n- name: ops\n  type: webhook\n  url: "+notifications.URL+"/kulta\n"), 0o600)).To(Succeed())
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfigFor(t, e), "--metrics-bind-address", metricsAddr,
-		"--health-probe-bind-address", freeAddr(t), "--prometheus-address", prom.Address(), "--zap-log-level", "error")
+		"--health-probe-bind-address", freeAddr(t), "--prometheus-address", prom.Address(), "--zap-log-level", "error",
+		"--notifications-config", notifyConfig)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	g.Expect(cmd.Start()).To(Succeed())
 	defer func() {
@@ -96,6 +106,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 				}}}
 			}))
 		if name == "shop" {
+			ro.Annotations = map[string]string{kultav1alpha1.NotifyAnnotation: "ops"}
 			ro.Spec.Strategy.SetStrategyWebhooks([]kultav1alpha1.Webhook{
 				testutil.Hook("approve", kultav1alpha1.WebhookConfirmPromotion, receiver.URL)})
 		}
@@ -121,6 +132,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	g.Expect(e.Client.Create(ctx, adopting)).To(Succeed())
 	rollouttest.DriveToCompletionAndRollback(g, e.Client, ns, "shop", "cart", 60*time.Second)
 	g.Expect(calls.Load()).To(BeNumerically(">", 0), "confirm-promotion webhook calls")
+	g.Eventually(notified.Load).WithTimeout(30*time.Second).Should(BeNumerically(">", 0), "notifications delivered")
 
 	q, err := analysis.NewPrometheus(prom.Address())
 	g.Expect(err).NotTo(HaveOccurred())
