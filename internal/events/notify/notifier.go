@@ -358,7 +358,8 @@ func (n *Notifier) targetsLocked(t events.Transition) ([]*Service, []Trigger) {
 	return out, triggers
 }
 
-// prune forgets the finished decisions at or before the cursor.
+// prune forgets the finished decisions of the seconds before the cursor's: those of its own
+// second may still be after it (the cursor counts within the second).
 func (n *Notifier) prune(key types.NamespacedName, cur metav1.Time) {
 	tr := n.rollouts[key]
 	if tr == nil {
@@ -366,7 +367,7 @@ func (n *Notifier) prune(key types.NamespacedName, cur metav1.Time) {
 	}
 	for dkey, state := range tr.queued {
 		var unix int64
-		if _, err := fmt.Sscanf(dkey, "%d/", &unix); err == nil && state.left == 0 && unix <= cur.Unix() {
+		if _, err := fmt.Sscanf(dkey, "%d/", &unix); err == nil && state.left == 0 && unix < cur.Unix() {
 			delete(tr.queued, dkey)
 		}
 	}
