@@ -199,7 +199,8 @@ func (c *Caller) call(ctx context.Context, namespace string, hook kultav1alpha1.
 	}()
 	message := fmt.Sprintf("HTTP %d", resp.StatusCode)
 	head, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
-	switch quoted := quote(head); {
+	// Secrets are taken out before the quote is cut, so that no part of one survives it.
+	switch quoted := quote([]byte(redact(string(head), secrets))); {
 	case err != nil:
 		// The status decides; a body cut short only loses the quote.
 		message += " (body unreadable: " + Cause(err) + ")"
@@ -235,6 +236,10 @@ func (c *Caller) resolve(ctx context.Context, namespace string, hook kultav1alph
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// Say which field, never the URL: from a Secret it may carry a token.
 		return "", "", secrets, fmt.Errorf("%s is not an absolute http or https URL", urlField(hook))
+	}
+	if hook.URLFrom != nil {
+		// A receiver may echo the path or the query alone: either may be the secret.
+		secrets = append(secrets, u.EscapedPath(), u.Path, u.RawQuery)
 	}
 	return target, token, secrets, nil
 }
