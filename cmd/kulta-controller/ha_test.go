@@ -12,15 +12,18 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/internal/shard"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 )
@@ -323,4 +326,103 @@ func TestShardsSplitTheRollouts(t *testing.T) {
 	completed(rest, firstImage)
 	g.Eventually(main.rollouts).Should(Equal([]string{"rest"}))
 	g.Consistently(b.rollouts).WithTimeout(2 * time.Second).Should(Equal([]string{"rb"}))
+}
+
+// TestShardMarksItsObjects moves a Rollout that an unsharded replica rolled out (its Services,
+// route and first ReplicaSet unmarked) to shard a, and runs a replica of shard a, whose cache
+// holds only the objects marked shard.kulta.io/a: it marks the Rollout's first ReplicaSet the
+// first time it sees the Rollout, its Services and route on first read, and creates the next
+// revision marked; the next rollout then moves the route and scales the first revision down as
+// unsharded. The objects of a Rollout of shard b stay unmarked.
+func TestShardMarksItsObjects(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx, bin, kubeconfig, ns := processSetup(t, e, "shardmarks")
+	mark := shard.Label("a")
+	objects := func(name string) []client.Object {
+		return []client.Object{
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-stable"}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-canary"}},
+			&gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
+		}
+	}
+	rollout := func(name string) *kultav1alpha1.Rollout {
+		createServices(ctx, g, e, ns, name)
+		g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, name, name+"-stable", name+"-canary"))).To(Succeed())
+		ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50)), testutil.WithHTTPRoute(name),
+			testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](0) }))
+		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+		return ro
+	}
+	completed := func(ro *kultav1alpha1.Rollout, image string) *kultav1alpha1.Rollout {
+		t.Helper()
+		got := &kultav1alpha1.Rollout{}
+		g.Eventually(func(g Gomega) {
+			g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), got)).To(Succeed())
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+			g.Expect(got.Spec.Template.Spec.Containers[0].Image).To(Equal(image))
+			g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
+		}).WithTimeout(30*time.Second).Should(Succeed(), "Rollout %s", ro.Name)
+		return got
+	}
+	replicaSet := func(g Gomega, ro *kultav1alpha1.Rollout, hash string) *appsv1.ReplicaSet {
+		rs := &appsv1.ReplicaSet{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: ro.Name + "-" + hash}, rs)).To(Succeed())
+		return rs
+	}
+	marked := func(g Gomega, obj client.Object) bool {
+		g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		_, ok := obj.GetLabels()[mark]
+		return ok
+	}
+
+	// Rolled out unsharded: nothing is marked.
+	unsharded := startReplica(t, bin, kubeconfig, ns)
+	moved := rollout("moved")
+	first := completed(moved, firstImage).Status.StablePodTemplateHash
+	g.Expect(unsharded.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+	<-unsharded.exited
+	for _, obj := range append(objects("moved"), replicaSet(g, moved, first)) {
+		g.Expect(marked(g, obj)).To(BeFalse(), "%s marked by an unsharded replica", obj.GetName())
+	}
+
+	other := rollout("other")
+	g.Expect(e.Client.Patch(ctx, other, client.RawPatch(types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"`+kultav1alpha1.ShardLabel+`":"b"}}}`)))).To(Succeed())
+	g.Expect(e.Client.Patch(ctx, moved, client.RawPatch(types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"`+kultav1alpha1.ShardLabel+`":"a"}}}`)))).To(Succeed())
+	a := startReplica(t, bin, kubeconfig, ns, "--shard-key=a")
+	g.Eventually(a.leading).WithTimeout(30 * time.Second).Should(BeTrue())
+	g.Eventually(func(g Gomega) {
+		g.Expect(marked(g, replicaSet(g, moved, first))).To(BeTrue())
+	}).WithTimeout(20*time.Second).Should(Succeed(), "the first revision, created unsharded, is marked when shard a first sees the Rollout")
+
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
+	g.Expect(e.Client.Patch(ctx, moved.DeepCopy(), patch)).To(Succeed())
+	second := completed(moved, "nginx:1.28").Status.StablePodTemplateHash
+	g.Expect(second).NotTo(Equal(first))
+	g.Expect(marked(g, replicaSet(g, moved, second))).To(BeTrue(), "shard a creates its revisions marked")
+	for _, obj := range objects("moved") {
+		g.Expect(marked(g, obj)).To(BeTrue(), "%s marked on first read", obj.GetName())
+	}
+	route := &gatewayv1.HTTPRoute{}
+	g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "moved"}, route)).To(Succeed())
+	w, ok := rollouttest.RouteWeights(route, "moved-stable", "moved-canary")
+	g.Expect(ok).To(BeTrue())
+	g.Expect([]int32{w.Stable, w.Canary}).To(Equal([]int32{100, 0}), "the route, read through the mark, is handed back to stable")
+	g.Eventually(func(g Gomega) {
+		g.Expect(replicaSet(g, moved, first).Spec.Replicas).To(Equal(ptr.To[int32](0)))
+	}).WithTimeout(20*time.Second).Should(Succeed(), "the first revision, seen through its mark, is scaled down")
+
+	for _, obj := range objects("other") {
+		g.Expect(marked(g, obj)).To(BeFalse(), "%s of shard b marked by shard a", obj.GetName())
+	}
+	rs := &appsv1.ReplicaSetList{}
+	g.Expect(e.Client.List(ctx, rs, client.InNamespace(ns))).To(Succeed())
+	for _, item := range rs.Items {
+		if item.Labels["app"] == "other" {
+			t.Errorf("shard a created ReplicaSet %s for shard b's Rollout", item.Name)
+		}
+	}
 }

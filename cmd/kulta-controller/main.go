@@ -7,17 +7,21 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -28,6 +32,7 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
+	"github.com/false-systems/kulta/internal/shard"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
 	"github.com/false-systems/kulta/internal/webhook"
 )
@@ -54,6 +59,9 @@ type options struct {
 	retryPeriod      time.Duration
 	namespaces       string
 	shardKey         string
+	// shardKinds are the kinds a shard's cache holds only where marked for it (scopeToShard),
+	// set when the manager is built.
+	shardKinds []schema.GroupKind
 	watchSelector    string
 	rolloutSelector  labels.Selector
 	providerList     string
@@ -131,6 +139,9 @@ func shardSelector(shardKey, watchSelector string) (labels.Selector, error) {
 	case shardKey != "":
 		if errs := validation.IsValidLabelValue(shardKey); len(errs) > 0 {
 			return nil, fmt.Errorf("--shard-key %q is not a label value: %s", shardKey, strings.Join(errs, "; "))
+		}
+		if err := shard.Validate(shardKey); err != nil {
+			return nil, fmt.Errorf("--shard-key: %w", err)
 		}
 		return labels.SelectorFromSet(labels.Set{kultav1alpha1.ShardLabel: shardKey}), nil
 	case watchSelector != "":
@@ -234,6 +245,21 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	if err := rollout.SelectRollouts(&cacheOpts, o.rolloutSelector); err != nil {
 		return nil, err
 	}
+	// One REST mapper, shared with the manager: a shard's replica asks it which of the kinds it
+	// scopes are served before the cache is built.
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building the API server's HTTP client: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("building the REST mapper: %w", err)
+	}
+	if o.shardKey != "" {
+		if o.shardKinds, err = scopeToShard(&cacheOpts, o.shardKey, scheme, mapper); err != nil {
+			return nil, err
+		}
+	}
 	if o.namespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(o.namespaces, ",") {
@@ -244,6 +270,7 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
+		MapperProvider:                func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		PprofBindAddress:              o.pprofAddr,
@@ -287,8 +314,9 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 	if err := mgr.Add(recorder); err != nil {
 		return fmt.Errorf("adding the Event recorder: %w", err)
 	}
+	c, _ := o.readers(mgr)
 	r := &rollout.Reconciler{
-		Client:    mgr.GetClient(),
+		Client:    c,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  recorder,
 		Clock:     clock.RealClock{},
@@ -300,6 +328,7 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 
 		Providers:       ps,
 		RolloutSelector: o.rolloutSelector,
+		ShardKey:        o.shardKey,
 
 		MaxConcurrentReconciles: o.workers,
 	}

@@ -44,6 +44,8 @@ func cacheTrims() []providers.Provider {
 // with ProviderNotEnabled until it is installed and the controller restarts.
 func trafficProviders(ctx context.Context, o *options, mgr ctrl.Manager) ([]providers.Provider, error) {
 	log := ctrl.Log.WithName("setup")
+	// A shard's replica reads through the wrappers that mark what its scoped cache misses.
+	c, reader := o.readers(mgr)
 	var out []providers.Provider
 	for _, name := range o.providers {
 		switch name {
@@ -58,7 +60,7 @@ func trafficProviders(ctx context.Context, o *options, mgr ctrl.Manager) ([]prov
 				continue
 			}
 			// Routes are read from the cache the provider's route watches fill.
-			router := &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Capabilities: &caps}
+			router := &gatewayapi.Router{Client: c, Reader: reader, APIReader: mgr.GetAPIReader(), Capabilities: &caps}
 			out = append(out, gatewayapi.NewProvider(router, caps))
 		case istio.ProviderName:
 			served, err := istio.Served(mgr.GetRESTMapper())
@@ -69,11 +71,11 @@ func trafficProviders(ctx context.Context, o *options, mgr ctrl.Manager) ([]prov
 				log.Info("Istio's VirtualService and DestinationRule (networking.istio.io/v1) not served; Rollouts with trafficRouting.istio will be Stalled until they are and the controller restarts")
 				continue
 			}
-			router := &istio.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
+			router := &istio.Router{Client: c, Reader: reader, APIReader: mgr.GetAPIReader()}
 			out = append(out, istio.NewProvider(router))
 		case nginx.ProviderName:
 			// networking.k8s.io/v1 Ingress is served by every supported API server.
-			router := &nginx.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
+			router := &nginx.Router{Client: c, Reader: reader, APIReader: mgr.GetAPIReader()}
 			out = append(out, nginx.NewProvider(router))
 		}
 		log.Info("Traffic provider enabled", "provider", name)

@@ -19,6 +19,7 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/metrics"
 	"github.com/false-systems/kulta/internal/revision"
+	"github.com/false-systems/kulta/internal/shard"
 	"github.com/false-systems/kulta/providers"
 )
 
@@ -171,6 +172,10 @@ func (r *Reconciler) createRevision(ctx context.Context, ro *kultav1alpha1.Rollo
 	rs, err := revision.Build(ro, obs.Hash, digest, role, replicas, number+1, ro.Status.StablePodTemplateHash)
 	if err != nil {
 		return fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	if r.ShardKey != "" {
+		// The shard's cache holds only the ReplicaSets marked for it.
+		rs.Labels[shard.Label(r.ShardKey)] = ""
 	}
 	if err := r.Create(ctx, rs); err != nil {
 		return fmt.Errorf("creating ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)

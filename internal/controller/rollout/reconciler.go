@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,6 +31,7 @@ import (
 	kultaevents "github.com/false-systems/kulta/internal/events"
 	"github.com/false-systems/kulta/internal/freshness"
 	"github.com/false-systems/kulta/internal/metrics"
+	"github.com/false-systems/kulta/internal/shard"
 	"github.com/false-systems/kulta/providers"
 )
 
@@ -64,6 +66,12 @@ type Reconciler struct {
 	// (another shard's) are then dropped instead of reconciled to no effect.
 	RolloutSelector labels.Selector
 
+	// ShardKey, when set, is the shard whose objects alone the manager's cache holds (package
+	// shard): the reconciler marks the ReplicaSets it creates for the shard, and the first time
+	// it sees a Rollout it marks the ReplicaSets the Rollout had before it came to the shard.
+	// Client should then be a shard.Client, which marks what else the cache misses.
+	ShardKey string
+
 	// FoldedStatusBound bounds how long a status write left out after KULTA's own route write
 	// (see transientAfterOwnWrite) waits for the routes' acceptance before a reconcile comes to
 	// record where the step stands (DefaultFoldedStatusBound when zero). Under load the
@@ -73,6 +81,8 @@ type Reconciler struct {
 
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written freshness.Tracker
+	// inShard notes, per Rollout, the UID whose older ReplicaSets were marked for the shard.
+	inShard sync.Map
 	// polls notes when each Rollout's rollback webhooks were last polled.
 	polls rollbackPolls
 	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
@@ -109,6 +119,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	}
 	if ro == nil {
 		metrics.Forget(req.Namespace, req.Name)
+		r.inShard.Delete(req.NamespacedName)
 		r.polls.forget(req.NamespacedName)
 		if r.Notifications != nil {
 			r.Notifications.Forget(req.NamespacedName)
@@ -129,6 +140,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		r.Notifications.Replay(base)
 	}
 
+	if marked, err := r.markForShard(ctx, ro); err != nil {
+		return ctrl.Result{}, r.reportFailure(ctx, base, err)
+	} else if marked {
+		// The cache holds the ReplicaSets just marked once their watch events arrive, which
+		// also reconcile the Rollout; until then it would plan without them.
+		return ctrl.Result{RequeueAfter: shardCatchUp}, nil
+	}
 	obs, err := r.observe(ctx, ro)
 	if err != nil {
 		return ctrl.Result{}, r.reportFailure(ctx, base, err)
@@ -500,3 +518,33 @@ func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Roll
 
 // router is the TrafficRouter over every provider the controller runs.
 func (r *Reconciler) router() providers.TrafficRouter { return providers.Compose(r.Providers) }
+
+// shardCatchUp is how long a reconcile that marked ReplicaSets for the shard waits before it
+// plans, should their watch events not come first.
+const shardCatchUp = time.Second
+
+// markForShard, on a shard's replica, marks for the shard the ReplicaSets ro had before it came
+// to the shard (created unsharded, or by another shard), once per Rollout and process, so that
+// the shard's cache holds them. It reports whether it marked any.
+func (r *Reconciler) markForShard(ctx context.Context, ro *kultav1alpha1.Rollout) (bool, error) {
+	if r.ShardKey == "" {
+		return false, nil
+	}
+	nn := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+	if uid, ok := r.inShard.Load(nn); ok && uid == ro.UID {
+		return false, nil
+	}
+	var selector map[string]string
+	if ro.Spec.Selector != nil {
+		selector = ro.Spec.Selector.MatchLabels
+	}
+	marked, err := shard.AdoptReplicaSets(ctx, r.live(), r.Client, r.ShardKey, ro.Namespace, selector, kultav1alpha1.PodTemplateHashLabel, ro.UID)
+	if err != nil {
+		return false, fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	r.inShard.Store(nn, ro.UID)
+	if marked > 0 {
+		ctrl.LoggerFrom(ctx).Info("Marked the Rollout's earlier ReplicaSets for this shard", "replicaSets", marked, "shard", r.ShardKey)
+	}
+	return marked > 0, nil
+}

@@ -1,0 +1,225 @@
+// Package shard narrows what one shard's replica caches to the objects of its own Rollouts.
+//
+// A replica started with --shard-key caches only the Rollouts labelled kulta.io/shard=KEY. The
+// objects those Rollouts use (their ReplicaSets, Services, adopted Deployments and routes) carry
+// no Rollout label a cache could select on, so without this package every replica would cache
+// every one of them. Here each such object is marked for the shards that use it with the label
+// shard.kulta.io/KEY (empty value), and a shard's cache selects on that label:
+//
+//   - ReplicaSets a shard creates carry the label from the start;
+//   - an object the cache does not hold is read from the API server by Get and, when it
+//     exists, labelled (Client and Reader): one read and one write, once per object and shard;
+//   - the ReplicaSets a Rollout had before it came to the shard (created unsharded, or by
+//     another shard) are found by one uncached list the first time the replica sees the
+//     Rollout, and labelled (AdoptReplicaSets).
+//
+// An object several shards use carries one label per shard, and each of them caches it. A
+// label left by a shard a Rollout has moved away from only makes that shard cache one object
+// more.
+package shard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// LabelPrefix starts the label that marks an object for a shard: shard.kulta.io/KEY.
+const LabelPrefix = "shard.kulta.io/"
+
+// Label is the label that marks an object for shard key.
+func Label(key string) string { return LabelPrefix + key }
+
+// Validate reports whether key can name a shard: a label value that also makes a label name.
+func Validate(key string) error {
+	if errs := validation.IsQualifiedName(Label(key)); len(errs) > 0 {
+		return fmt.Errorf("shard key %q does not make the label name %s: %v", key, Label(key), errs)
+	}
+	return nil
+}
+
+// requirement is "the object is marked for shard key".
+func requirement(key string) (labels.Requirement, error) {
+	req, err := labels.NewRequirement(Label(key), selection.Exists, nil)
+	if err != nil {
+		return labels.Requirement{}, fmt.Errorf("selecting objects of shard %q: %w", key, err)
+	}
+	return *req, nil
+}
+
+// Scope narrows what opts caches of each kind in objs to the objects marked for shard key,
+// keeping the selector and other settings an entry already has, and adding an entry for a kind
+// that has none.
+func Scope(opts *cache.Options, key string, scheme *runtime.Scheme, objs ...client.Object) error {
+	req, err := requirement(key)
+	if err != nil {
+		return err
+	}
+	if opts.ByObject == nil {
+		opts.ByObject = map[client.Object]cache.ByObject{}
+	}
+	byKind := map[schema.GroupVersionKind]client.Object{}
+	for obj := range opts.ByObject {
+		gvk, err := apiutil.GVKForObject(obj, scheme)
+		if err != nil {
+			return fmt.Errorf("scoping the cache to shard %q: %w", key, err)
+		}
+		byKind[gvk] = obj
+	}
+	for _, obj := range objs {
+		gvk, err := apiutil.GVKForObject(obj, scheme)
+		if err != nil {
+			return fmt.Errorf("scoping the cache to shard %q: %w", key, err)
+		}
+		entry := obj
+		if existing, ok := byKind[gvk]; ok {
+			entry = existing
+		}
+		by := opts.ByObject[entry]
+		sel := by.Label
+		if sel == nil {
+			sel = labels.Everything()
+		}
+		by.Label = sel.Add(req)
+		opts.ByObject[entry] = by
+		byKind[gvk] = entry
+	}
+	return nil
+}
+
+// adopter reads what a shard's cache misses from the API server and marks it for the shard.
+type adopter struct {
+	live   client.Reader
+	writer client.Writer
+	scheme *runtime.Scheme
+	key    string
+	kinds  map[schema.GroupKind]bool
+}
+
+func newAdopter(live client.Reader, writer client.Writer, scheme *runtime.Scheme, key string, scoped []schema.GroupKind) adopter {
+	kinds := map[schema.GroupKind]bool{}
+	for _, gk := range scoped {
+		kinds[gk] = true
+	}
+	return adopter{live: live, writer: writer, scheme: scheme, key: key, kinds: kinds}
+}
+
+// get answers a Get the cache answered with cacheErr: a NotFound for a scoped kind is asked
+// again of the API server, and what it finds is marked for the shard.
+func (a adopter) get(ctx context.Context, nn types.NamespacedName, obj client.Object, cacheErr error, opts ...client.GetOption) error {
+	if !apierrors.IsNotFound(cacheErr) {
+		return cacheErr
+	}
+	gvk, err := apiutil.GVKForObject(obj, a.scheme)
+	if err != nil || !a.kinds[gvk.GroupKind()] {
+		return cacheErr
+	}
+	if err := a.live.Get(ctx, nn, obj, opts...); err != nil {
+		return err
+	}
+	if _, marked := obj.GetLabels()[Label(a.key)]; marked {
+		// Marked already: the cache has not caught up with the mark yet.
+		return nil
+	}
+	if err := mark(ctx, a.writer, obj, a.key); err != nil {
+		return fmt.Errorf("marking %s %s for shard %q: %w", gvk.Kind, nn, a.key, err)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Marked an object for this shard", "kind", gvk.Kind, "object", nn, "label", Label(a.key))
+	return nil
+}
+
+// mark adds the shard's label to obj with a merge patch of that label alone; obj becomes what
+// the API server answers.
+func mark(ctx context.Context, w client.Writer, obj client.Object, key string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{Label(key): ""}}})
+	if err != nil {
+		return fmt.Errorf("encoding the shard label: %w", err)
+	}
+	if err := w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("patching label %s: %w", Label(key), err)
+	}
+	return nil
+}
+
+// Client is a shard's client: reads come from its scoped cache, and a Get of a scoped kind the
+// cache does not hold goes to the API server and marks what it finds for the shard.
+type Client struct {
+	client.Client
+	adopter adopter
+}
+
+// NewClient wraps c (reading a cache scoped with Scope to shard key) for the GroupKinds in
+// scoped; live reads the API server.
+func NewClient(c client.Client, live client.Reader, key string, scoped ...schema.GroupKind) *Client {
+	return &Client{Client: c, adopter: newAdopter(live, c, c.Scheme(), key, scoped)}
+}
+
+// Get reads obj from the cache, and from the API server when the cache does not hold it.
+func (c *Client) Get(ctx context.Context, nn types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
+	return c.adopter.get(ctx, nn, obj, c.Client.Get(ctx, nn, obj, opts...), opts...)
+}
+
+// Reader is Client for a reader: a scoped cache, with writer to mark what it misses.
+type Reader struct {
+	client.Reader
+	adopter adopter
+}
+
+// NewReader wraps r (a cache scoped with Scope to shard key) for the GroupKinds in scoped.
+func NewReader(r client.Reader, live client.Reader, writer client.Client, key string, scoped ...schema.GroupKind) *Reader {
+	return &Reader{Reader: r, adopter: newAdopter(live, writer, writer.Scheme(), key, scoped)}
+}
+
+// Get reads obj from the cache, and from the API server when the cache does not hold it.
+func (r *Reader) Get(ctx context.Context, nn types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
+	return r.adopter.get(ctx, nn, obj, r.Reader.Get(ctx, nn, obj, opts...), opts...)
+}
+
+// AdoptReplicaSets marks for shard key the ReplicaSets in namespace that selector matches, that
+// carry hashLabel and not yet the shard's label, and that owner controls or no one does (an
+// orphan the reconciler would adopt, looked for only with a selector): the revisions a Rollout had before it came to the shard.
+// It reads the API server (metadata only) and returns how many it marked.
+func AdoptReplicaSets(ctx context.Context, live client.Reader, w client.Writer, key, namespace string, selector map[string]string, hashLabel string, owner types.UID) (int, error) {
+	sel := labels.SelectorFromSet(selector)
+	hashed, err := labels.NewRequirement(hashLabel, selection.Exists, nil)
+	if err != nil {
+		return 0, fmt.Errorf("selecting ReplicaSets by %s: %w", hashLabel, err)
+	}
+	unmarked, err := labels.NewRequirement(Label(key), selection.DoesNotExist, nil)
+	if err != nil {
+		return 0, fmt.Errorf("selecting ReplicaSets not of shard %q: %w", key, err)
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSetList"))
+	if err := live.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel.Add(*hashed, *unmarked)}); err != nil {
+		return 0, fmt.Errorf("listing ReplicaSets in %s not marked for shard %q: %w", namespace, key, err)
+	}
+	marked := 0
+	for i := range list.Items {
+		rs := &list.Items[i]
+		ref := metav1.GetControllerOfNoCopy(rs)
+		if (ref != nil && ref.UID != owner) || (ref == nil && len(selector) == 0) || !rs.DeletionTimestamp.IsZero() {
+			continue
+		}
+		rs.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
+		if err := mark(ctx, w, rs, key); client.IgnoreNotFound(err) != nil {
+			return marked, fmt.Errorf("marking ReplicaSet %s/%s for shard %q: %w", namespace, rs.Name, key, err)
+		}
+		marked++
+	}
+	return marked, nil
+}

@@ -1,0 +1,65 @@
+package shard
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestScopeNarrowsEachKind: an entry's own selector is kept and the shard's label required
+// beside it; a kind without an entry gets one (unstructured kinds by their GroupVersionKind);
+// other kinds are left cached whole.
+func TestScopeNarrowsEachKind(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	hashed := labels.SelectorFromSet(labels.Set{"hash": "x"})
+	rs, cm := &appsv1.ReplicaSet{}, &corev1.ConfigMap{}
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{rs: {Label: hashed}, cm: {}}}
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"})
+	if err := Scope(&opts, "alpha", scheme, &appsv1.ReplicaSet{}, &corev1.Service{}, route); err != nil {
+		t.Fatal(err)
+	}
+	if len(opts.ByObject) != 4 {
+		t.Fatalf("%d entries, want 4 (ReplicaSet kept as one, Service and HTTPRoute added, ConfigMap kept)", len(opts.ByObject))
+	}
+	for obj, by := range opts.ByObject {
+		sel := by.Label
+		if obj == cm {
+			if sel != nil {
+				t.Errorf("ConfigMaps narrowed to %q; they are not scoped", sel)
+			}
+			continue
+		}
+		marked := labels.Set{"shard.kulta.io/alpha": ""}
+		if sel == nil || !sel.Matches(marked) && obj != rs {
+			t.Errorf("%T: selector %v does not select objects marked for alpha", obj, sel)
+		}
+		if sel.Matches(labels.Set{"shard.kulta.io/beta": "", "hash": "x"}) {
+			t.Errorf("%T: selector %q selects another shard's objects", obj, sel)
+		}
+		if obj == rs {
+			if !sel.Matches(labels.Set{"shard.kulta.io/alpha": "", "hash": "x"}) || sel.Matches(marked) {
+				t.Errorf("ReplicaSets: selector %q lost its own requirement or the shard's", sel)
+			}
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for key, ok := range map[string]bool{"alpha": true, "team-1.eu": true, "": false, "-x": false, "a/b": false} {
+		if err := Validate(key); (err == nil) != ok {
+			t.Errorf("Validate(%q) = %v, want ok %t", key, err, ok)
+		}
+	}
+}
