@@ -32,8 +32,8 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
-	"github.com/false-systems/kulta/internal/shard"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
+	"github.com/false-systems/kulta/internal/shard"
 	"github.com/false-systems/kulta/internal/webhook"
 )
 
@@ -61,20 +61,20 @@ type options struct {
 	shardKey         string
 	// shardKinds are the kinds a shard's cache holds only where marked for it (scopeToShard),
 	// set when the manager is built.
-	shardKinds []schema.GroupKind
-	watchSelector    string
-	rolloutSelector  labels.Selector
-	providerList     string
-	providers        []string
-	qps              float64
-	burst            int
-	workers          int
-	shutdownTimeout  time.Duration
-	prometheus       prometheusOptions
-	events           eventOptions
-	zap              zap.Options
-	memLimitRatio    float64
-	showVersion      bool
+	shardKinds      []schema.GroupKind
+	watchSelector   string
+	rolloutSelector labels.Selector
+	providerList    string
+	providers       []string
+	qps             float64
+	burst           int
+	workers         int
+	shutdownTimeout time.Duration
+	prometheus      prometheusOptions
+	events          eventOptions
+	zap             zap.Options
+	memLimitRatio   float64
+	showVersion     bool
 }
 
 func parse(args []string) (*options, error) {
