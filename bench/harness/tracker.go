@@ -15,6 +15,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/providers"
 )
 
 // StepWeights are the canary weights of the bench's three steps.
@@ -26,7 +27,8 @@ var StepWeights = []int32{20, 50, 100}
 //   - step 1 (weight 20): from the new ReplicaSet first seen ready to the route first seen
 //     carrying canary weight 20;
 //   - steps 2 and 3: from the route first seen Accepted at the generation carrying the previous
-//     weight to the route first seen carrying the next weight.
+//     weight to the route first seen carrying the next weight (for the last step, 100, the
+//     route back at 100/0 once the stable Service serves the new revision: see promoted).
 //
 // Both ends pass through the same watch, so its delay mostly cancels out.
 type Tracker struct {
@@ -99,8 +101,8 @@ func (t *Tracker) onRoute(o any) {
 		return
 	}
 	tr := t.get(route.Namespace + "/" + route.Name)
-	if tr.next < len(StepWeights) && w.Canary == StepWeights[tr.next] {
-		tr.weightAt[w.Canary] = now
+	if tr.next < len(StepWeights) && (w.Canary == StepWeights[tr.next] || promoted(tr.next, w)) {
+		tr.weightAt[StepWeights[tr.next]] = now
 		tr.next++
 	}
 	if _, seen := tr.weightAt[w.Canary]; seen && acceptedAt(route) {
@@ -108,6 +110,14 @@ func (t *Tracker) onRoute(o any) {
 			tr.accepted[w.Canary] = now
 		}
 	}
+}
+
+// promoted reports whether weights w, seen while waiting for step next, are the promotion that
+// stands for a last step of weight 100: KULTA points the stable Service at the new revision and
+// then writes 100/0, without a 0/100 in between, so a route at 100/0 after the previous steps'
+// weights carries all the traffic to the new revision.
+func promoted(next int, w providers.Weights) bool {
+	return next > 0 && next == len(StepWeights)-1 && StepWeights[next] == 100 && w.Stable == 100 && w.Canary == 0
 }
 
 // acceptedAt reports whether every parent has accepted the route's current generation.

@@ -29,9 +29,9 @@ type transitions struct{ events, cdevents []string }
 // The transitions of a first revision followed by one update that completes, by strategy.
 var (
 	canaryUpdated = transitions{
+		// A step done in the reconcile that starts a pause or completes is told in that Event.
 		events: []string{"Normal/RolloutCompleted", "Normal/RolloutStarted",
-			"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced",
-			"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced", "Normal/RolloutCompleted"},
+			"Normal/RolloutPaused", "Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/RolloutCompleted"},
 		cdevents: []string{"service.deployed", "service.published",
 			"service.deployed", "service.upgraded", "service.upgraded", "service.upgraded", "service.upgraded", "service.published"},
 	}

@@ -260,7 +260,7 @@ func canaryRolledBackByWebhook(ctx context.Context, t *testing.T, w *world) {
 
 	a.expectRouteHistory(ctx, t, watch, "100/0", "80/20", "100/0")
 	a.expectServedByStableOnly(ctx, t, time.Now())
-	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/StepAdvanced", "Normal/RolloutPaused", "Warning/RollbackWebhook")
+	a.expectEvents(ctx, t, "Normal/RolloutCompleted", "Normal/RolloutStarted", "Normal/RolloutPaused", "Warning/RollbackWebhook")
 
 	// A failed revision is not polled any more.
 	atFailure := len(rcv.received())

@@ -55,9 +55,10 @@ func CacheOptions(ps ...providers.Provider) (cache.Options, error) {
 }
 
 // SelectRollouts narrows the Rollouts opts (from CacheOptions) caches, and so the Rollouts the
-// reconciler sees, to those selector matches: a shard's share. ReplicaSets, Services and the
-// providers' objects stay cached whole, so that no Rollout's existing ReplicaSet is ever
-// mistaken for missing. A nil or empty selector leaves opts as they are.
+// reconciler sees, to those selector matches: a shard's share. The objects those Rollouts use
+// are narrowed apart, by package shard and only for a shard key (the reconciler's ShardKey),
+// since they carry no label a selector of Rollouts could match. A nil or empty selector leaves
+// opts as they are.
 func SelectRollouts(opts *cache.Options, selector labels.Selector) error {
 	if selector == nil || selector.Empty() {
 		return nil

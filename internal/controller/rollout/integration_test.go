@@ -298,8 +298,8 @@ func TestKultaExamplesRunToCompletion(t *testing.T) {
 		{"canary-manual.yaml", true, steps},
 		{"canary-timed.yaml", false, steps},
 		{"canary-scale.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 100}}},
-		{"canary-header-route.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Canary: 100}, {Stable: 100}}},
-		{"canary-mirror-route.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Canary: 100}, {Stable: 100}}},
+		{"canary-header-route.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 100}}},
+		{"canary-mirror-route.yaml", true, []providers.Weights{{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 100}}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()

@@ -111,9 +111,29 @@ func (p *planner) canaryWeightReached(weight int32) bool {
 			}
 			return false
 		}
+		if p.promotesAtFull(index, weight) {
+			return true
+		}
 	}
 	p.setWeights(100-weight, weight)
 	return p.trafficAt(providers.Weights{Stable: 100 - weight, Canary: weight})
+}
+
+// promotesAtFull reports whether step index, which puts weight percent on the canary, is the
+// last step, gives the canary all the traffic, and leaves nothing to judge it there (no
+// analysis, no rollout webhooks): the promotion that follows then moves that traffic itself,
+// pointing the stable Service at the canary's Pods before the routes go back to 100/0, so the
+// routes never carry 0/100. That saves a route write, a status write and a wait for the routes
+// to be accepted, and no request sees a state the step would not have given it: from the
+// previous step's weights every request goes to the new revision at once, as with 0/100.
+func (p *planner) promotesAtFull(index, weight int32) bool {
+	steps := p.ro.Spec.Strategy.Canary.Steps
+	if weight != 100 || int(index) != len(steps)-1 || steps[index].SetWeight == nil {
+		return false
+	}
+	view := *p.ro
+	view.Status = p.out.Status
+	return analysisSpec(&view) == nil
 }
 
 // canaryGates asks the gates before step index's weight: pre-rollout before the revision's

@@ -576,7 +576,17 @@ func (p *planner) consume(keys ...string) {
 	}
 }
 
+// event adds a Kubernetes Event to the plan. A step's StepAdvanced followed in the same plan by
+// another Normal Event (the next step, a pause, the completion) is folded into that one, its
+// message first: one Event write instead of two, and the Event users read for the later
+// transition still says which step was done.
 func (p *planner) event(eventType, reason, message string) {
+	if n := len(p.out.Events); n > 0 && eventType == corev1.EventTypeNormal {
+		if last := p.out.Events[n-1]; last.Type == corev1.EventTypeNormal && last.Reason == "StepAdvanced" {
+			p.out.Events[n-1] = Event{Type: eventType, Reason: reason, Message: last.Message + "; " + message}
+			return
+		}
+	}
 	p.out.Events = append(p.out.Events, Event{Type: eventType, Reason: reason, Message: message})
 }
 

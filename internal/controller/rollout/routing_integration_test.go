@@ -89,9 +89,9 @@ func TestCanaryWalksUsersRoute(t *testing.T) {
 
 	var mu sync.Mutex
 	var violations []string
-	// The resource version of the write that takes the routes from 0/100 back to 100/0 after
-	// the promotion: the stable Service must select the promoted revision before it.
-	var allCanary bool
+	// The resource version of the write that takes the routes back to 100/0 after the
+	// promotion: the stable Service must select the promoted revision before it.
+	var toCanary bool
 	var resetVersion string
 	stopWatch := watchRoute(t, ns, "shop", func(r *gatewayv1.HTTPRoute) {
 		mu.Lock()
@@ -102,9 +102,9 @@ func TestCanaryWalksUsersRoute(t *testing.T) {
 		w, ok := rollouttest.RouteWeights(r, "shop-stable", "shop-canary")
 		switch {
 		case !ok:
-		case w == providers.Weights{Canary: 100}:
-			allCanary = true
-		case allCanary && resetVersion == "" && w == providers.Weights{Stable: 100}:
+		case w.Canary > 0:
+			toCanary = true
+		case toCanary && resetVersion == "" && w == providers.Weights{Stable: 100}:
 			resetVersion = r.ResourceVersion
 		}
 	})
@@ -124,7 +124,9 @@ func TestCanaryWalksUsersRoute(t *testing.T) {
 		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
 	}).WithTimeout(timeout).Should(Succeed())
 	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{
-		{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Canary: 100}, {Stable: 100},
+		// The last step, 100, is the promotion itself: the stable Service is pointed at the
+		// canary's Pods, then the routes go back to 100/0, without a 0/100 between.
+		{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 100},
 	}))
 	g.Eventually(func(g Gomega) metav1.ConditionStatus {
 		return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Status
@@ -140,7 +142,7 @@ func TestCanaryWalksUsersRoute(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	g.Expect(violations).To(BeEmpty(), "only the managed weights may change")
-	g.Expect(resetVersion).NotTo(BeEmpty(), "the watch saw the routes go from 0/100 to 100/0")
+	g.Expect(resetVersion).NotTo(BeEmpty(), "the watch saw the routes go from 50/50 to 100/0")
 	pinnedAt, err := strconv.ParseInt(stable.ResourceVersion, 10, 64)
 	g.Expect(err).NotTo(HaveOccurred())
 	resetAt, err := strconv.ParseInt(resetVersion, 10, 64)
@@ -467,7 +469,7 @@ func TestCanaryScaleApartFromWeight(t *testing.T) {
 	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
 	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{
-		{Stable: 100}, {Stable: 75, Canary: 25}, {Canary: 100}, {Stable: 100},
+		{Stable: 100}, {Stable: 75, Canary: 25}, {Stable: 100}, // the last step, 100, is the promotion
 	}))
 	g.Eventually(func(g Gomega) map[string]int32 { return imagesWithReplicas(g, ns) }).WithTimeout(timeout).
 		Should(Equal(map[string]int32{"nginx:1.27": 0, "nginx:1.28": 4}))
