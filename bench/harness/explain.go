@@ -9,16 +9,17 @@ import (
 // writeReasons says why KULTA makes each kind of write in a canary wave (steps 20 → 50 → 100,
 // no pauses, no analysis), for the targets table.
 var writeReasons = map[string]string{
-	"PATCH httproutes": "one per step, and 100/0 again once the stable Service serves the new revision; each a merge patch of the cached route " +
-		"with its resourceVersion as precondition, no read first",
-	"PATCH rollouts/status": "one when the revision starts, one per later step, one at completion " +
-		"(its reset of the routes to 100/0 moves no request, so TrafficRouted stays True; runs before 4 Dec 2026 wrote once more when it was accepted), " +
-		"and one when an old revision's Pods leave the counts; the write of a reconcile that only wrote a step's weights is folded into the next " +
-		"(more when a condition changes between them)",
+	"PATCH httproutes": "one for each step but the last, and one when the promotion hands the routes back to 100/0 once the stable Service serves the new " +
+		"revision: a last step of weight 100 is that promotion (runs before 5 Dec 2026 also wrote 0/100 first, 4 in all); each a merge patch of the " +
+		"cached route with its resourceVersion as precondition, no read first",
+	"PATCH rollouts/status": "one when the revision starts, one for the middle step, one at completion (which the last step, 100, is since 5 Dec 2026; " +
+		"its reset of the routes to 100/0 moves no request, so TrafficRouted stays True), and one when an old revision's Pods leave the counts; " +
+		"the write of a reconcile that only wrote a step's weights is folded into the next (more when a condition changes between them)",
 	"POST replicasets":  "the new revision",
 	"PATCH replicasets": "the old revision marked for scale-down, and scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next",
 	"PATCH services":    "canary Service pinned to the new revision at the start, stable Service at the end",
-	"POST events":       "user-facing transitions, counted apart",
+	"POST events": "the transitions users read: started, the first step done, completed (which tells the later steps done in its reconcile; " +
+		"runs before 5 Dec 2026 wrote each step's Event apart, 5 in all)",
 }
 
 // wavePerRollout lists the controller's writes in w per Rollout, with why each is made.

@@ -186,7 +186,7 @@ func TestWavePerRollout(t *testing.T) {
 		{RequestKey{Verb: "PATCH", Resource: "widgets"}, 100},
 	}}
 	got := wavePerRollout(r, w)
-	if !strings.HasPrefix(got, "PATCH httproutes 4.00 (one per step") {
+	if !strings.HasPrefix(got, "PATCH httproutes 4.00 (one for each step but the last") {
 		t.Errorf("route writes not explained: %q", got)
 	}
 	if strings.Contains(got, "GET") || strings.Contains(got, "leases") {

@@ -29,9 +29,11 @@ type transitions struct{ events, cdevents []string }
 // The transitions of a first revision followed by one update that completes, by strategy.
 var (
 	canaryUpdated = transitions{
-		// A step done in the reconcile that starts a pause or completes is told in that Event.
+		// Each step's analysis decides in a reconcile of its own, after the one that moved the
+		// weight, so no StepAdvanced shares a reconcile (and an Event) with the next transition.
 		events: []string{"Normal/RolloutCompleted", "Normal/RolloutStarted",
-			"Normal/RolloutPaused", "Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/RolloutCompleted"},
+			"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced",
+			"Normal/StepAdvanced", "Normal/RolloutPaused", "Normal/StepAdvanced", "Normal/RolloutCompleted"},
 		cdevents: []string{"service.deployed", "service.published",
 			"service.deployed", "service.upgraded", "service.upgraded", "service.upgraded", "service.upgraded", "service.published"},
 	}

@@ -129,7 +129,8 @@ func (a adopter) get(ctx context.Context, nn types.NamespacedName, obj client.Ob
 		return cacheErr
 	}
 	if err := a.live.Get(ctx, nn, obj, opts...); err != nil {
-		return err
+		// Wrapped with %w: a NotFound stays one for apierrors.IsNotFound.
+		return fmt.Errorf("reading %s %s from the API server: %w", gvk.Kind, nn, err)
 	}
 	if _, marked := obj.GetLabels()[Label(a.key)]; marked {
 		// Marked already: the cache has not caught up with the mark yet.

@@ -1,17 +1,22 @@
 package shard
 
 import (
+	"context"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
 // TestScopeNarrowsEachKind: an entry's own selector is kept and the shard's label required
@@ -61,5 +66,41 @@ func TestValidate(t *testing.T) {
 		if err := Validate(key); (err == nil) != ok {
 			t.Errorf("Validate(%q) = %v, want ok %t", key, err, ok)
 		}
+	}
+}
+
+// TestClientMarksWhatTheCacheMisses: a Service the cache does not hold but the API server does
+// is returned and labelled for the shard there; a kind not scoped, and an object missing from
+// both, stay NotFound (recognisable as such through the wrapping).
+func TestClientMarksWhatTheCacheMisses(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-stable"}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "settings"}}
+	live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(svc, cm).Build()
+	cached := fake.NewClientBuilder().WithScheme(scheme).Build()
+	c := NewClient(cached, live, "alpha", schema.GroupKind{Kind: "Service"})
+	// The cache's client writes: here the live one, so the mark lands where it is read back.
+	c.adopter.writer = live
+
+	got := &corev1.Service{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(svc), got); err != nil {
+		t.Fatalf("Service only the API server holds: %v", err)
+	}
+	stored := &corev1.Service{}
+	if err := live.Get(context.Background(), client.ObjectKeyFromObject(svc), stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored.Labels["shard.kulta.io/alpha"]; !ok {
+		t.Errorf("the Service was not labelled for the shard: %v", stored.Labels)
+	}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(cm), &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap, not scoped, missing from the cache: %v, want NotFound", err)
+	}
+	err := c.Get(context.Background(), types.NamespacedName{Namespace: "shop", Name: "gone"}, &corev1.Service{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("Service missing everywhere: %v, want NotFound", err)
 	}
 }
