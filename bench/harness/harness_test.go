@@ -382,6 +382,10 @@ func TestGoroutineTarget(t *testing.T) {
 	run := func(n int, peak, steady float64) *Result {
 		return &Result{N: n, WaveResults: []WaveResult{{During: Window{PeakGoroutines: peak}, Steady: Window{LastGoroutines: steady}}}}
 	}
+	on := func(r *Result, day int) *Result {
+		r.Started = time.Date(2026, 12, day, 12, 0, 0, 0, time.UTC)
+		return r
+	}
 	tests := []struct {
 		name    string
 		results []*Result
@@ -392,6 +396,8 @@ func TestGoroutineTarget(t *testing.T) {
 		{"peaks grow with N", []*Result{run(100, 120, 106), run(5000, 180, 111)}, "missed"},
 		{"steady grows with N", []*Result{run(100, 120, 106), run(5000, 125, 150)}, "missed"},
 		{"one N", []*Result{run(100, 120, 106)}, "not measured"},
+		{"an earlier build apart", []*Result{on(run(100, 125, 118), 5), on(run(1000, 125, 118), 5), on(run(5000, 116, 106), 4)}, "met"},
+		{"the newest day alone is one N", []*Result{on(run(100, 125, 118), 5), on(run(5000, 116, 150), 4)}, "missed"},
 	}
 	for _, tt := range tests {
 		if got := goroutineTarget(tt.results); got.Status != tt.want {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Target is one of the targets, measured.
@@ -527,11 +529,27 @@ func perProcess(rows []RequestRow, processes int) []RequestRow {
 
 func goroutineTarget(all []*Result) Target {
 	t := Target{Name: "goroutines independent of N"}
-	var results []*Result
+	// Goroutines at rest depend on the build (each feature's workers), so only the runs of the
+	// newest run's day are compared; earlier days' runs are listed apart.
+	var results, earlier []*Result
+	newest := ""
 	for _, r := range all {
-		if r.N >= minWaveN {
-			results = append(results, r)
+		if day := r.Started.Format(time.DateOnly); r.N >= minWaveN && day > newest {
+			newest = day
 		}
+	}
+	for _, r := range all {
+		switch {
+		case r.N < minWaveN:
+		case r.Started.Format(time.DateOnly) == newest:
+			results = append(results, r)
+		default:
+			earlier = append(earlier, r)
+		}
+	}
+	if len(results) < 2 {
+		results, earlier = append(results, earlier...), nil
+		slices.SortStableFunc(results, func(a, b *Result) int { return a.N - b.N })
 	}
 	if len(results) < 2 {
 		t.Status = "not measured"
@@ -557,6 +575,10 @@ func goroutineTarget(all []*Result) Target {
 	}
 	parts = append(parts, fmt.Sprintf("N grew %d×: steady counts differ by %.0f and the peak at N=%d is %+.0f from N=%d's (allowed: 10 each, for connections and timers in flight); the reconcile workers are fixed by --max-concurrent-reconciles",
 		largest.N/smallest.N, hi-lo, largest.N, peakGrowth, smallest.N))
+	for _, r := range earlier {
+		parts = append(parts, fmt.Sprintf("not compared, run %s with an earlier build: %s: peak %.0f, steady %.0f",
+			r.Started.Format(time.DateOnly), r.Label(), last(r).During.PeakGoroutines, last(r).Steady.LastGoroutines))
+	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
 }
