@@ -458,7 +458,8 @@ func shardTarget(results []*Result) Target {
 	if t.Status == "missed" {
 		parts = append(parts, "why: since 5 Dec 2026 a shard caches only its Rollouts and the ReplicaSets, Services and routes labelled for it "+
 			"(runs before cached every one of them), so what is left is what each process holds whatever its share: the binary's pages, "+
-			"the runtime and the informers' fixed costs, about 75 MiB (a process's RSS at N=1), which a quarter of N=1,000 does not outweigh; "+
+			"the runtime and the informers' fixed costs, about 80 MiB (a process's RSS at N=1), which a quarter of N=1,000 does not outweigh "+
+			"and a quarter of N=5,000 halves (the one-process run of N=5,000 is of 26 Nov 2026, with the code of then); "+
 			"the wave is no faster because the API server, not the controller, is the bottleneck on 2 cores")
 	}
 	t.Detail = strings.Join(parts, "; ")
