@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -424,5 +425,17 @@ func TestShardMarksItsObjects(t *testing.T) {
 		if item.Labels["app"] == "other" {
 			t.Errorf("shard a created ReplicaSet %s for shard b's Rollout", item.Name)
 		}
+	}
+
+	// Deleted, the moved Rollout is finalized by shard a through what it marked: its Services get
+	// their own selectors back and the Rollout goes.
+	g.Expect(e.Client.Delete(ctx, moved.DeepCopy())).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(e.Client.Get(ctx, client.ObjectKeyFromObject(moved), &kultav1alpha1.Rollout{}))
+	}).WithTimeout(30*time.Second).Should(BeTrue(), "shard a finalizes the Rollout it took over")
+	for _, name := range []string{"moved-stable", "moved-canary"} {
+		svc := &corev1.Service{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, svc)).To(Succeed())
+		g.Expect(svc.Spec.Selector).To(Equal(map[string]string{"app": "moved"}), "Service %s has its own selector back", name)
 	}
 }

@@ -33,7 +33,6 @@ import (
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
-	"github.com/false-systems/kulta/internal/shard"
 	"github.com/false-systems/kulta/internal/webhook"
 )
 
@@ -137,11 +136,9 @@ func shardSelector(shardKey, watchSelector string) (labels.Selector, error) {
 	case shardKey != "" && watchSelector != "":
 		return nil, fmt.Errorf("--shard-key and --watch-label-selector both set: use one (a shard's replicas --shard-key, the others --watch-label-selector='!%s')", kultav1alpha1.ShardLabel)
 	case shardKey != "":
+		// A non-empty label value is also a label name, so shard.Label(shardKey) is valid too.
 		if errs := validation.IsValidLabelValue(shardKey); len(errs) > 0 {
 			return nil, fmt.Errorf("--shard-key %q is not a label value: %s", shardKey, strings.Join(errs, "; "))
-		}
-		if err := shard.Validate(shardKey); err != nil {
-			return nil, fmt.Errorf("--shard-key: %w", err)
 		}
 		return labels.SelectorFromSet(labels.Set{kultav1alpha1.ShardLabel: shardKey}), nil
 	case watchSelector != "":
@@ -245,20 +242,22 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	if err := rollout.SelectRollouts(&cacheOpts, o.rolloutSelector); err != nil {
 		return nil, err
 	}
-	// One REST mapper, shared with the manager: a shard's replica asks it which of the kinds it
-	// scopes are served before the cache is built.
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("building the API server's HTTP client: %w", err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("building the REST mapper: %w", err)
-	}
+	var mapperProvider func(*rest.Config, *http.Client) (meta.RESTMapper, error)
 	if o.shardKey != "" {
+		// A shard's replica asks a REST mapper which of the kinds it scopes are served before
+		// the cache is built, and hands the same mapper to the manager.
+		httpClient, err := rest.HTTPClientFor(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("building the API server's HTTP client: %w", err)
+		}
+		mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+		if err != nil {
+			return nil, fmt.Errorf("building the REST mapper: %w", err)
+		}
 		if o.shardKinds, err = scopeToShard(&cacheOpts, o.shardKey, scheme, mapper); err != nil {
 			return nil, err
 		}
+		mapperProvider = func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil }
 	}
 	if o.namespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
@@ -270,7 +269,7 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		MapperProvider:                func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
+		MapperProvider:                mapperProvider, // nil: the manager's own
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		PprofBindAddress:              o.pprofAddr,

@@ -31,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,14 +42,6 @@ const LabelPrefix = "shard.kulta.io/"
 
 // Label is the label that marks an object for shard key.
 func Label(key string) string { return LabelPrefix + key }
-
-// Validate reports whether key can name a shard: a label value that also makes a label name.
-func Validate(key string) error {
-	if errs := validation.IsQualifiedName(Label(key)); len(errs) > 0 {
-		return fmt.Errorf("shard key %q does not make the label name %s: %v", key, Label(key), errs)
-	}
-	return nil
-}
 
 // requirement is "the object is marked for shard key".
 func requirement(key string) (labels.Requirement, error) {

@@ -61,14 +61,6 @@ func TestScopeNarrowsEachKind(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
-	for key, ok := range map[string]bool{"alpha": true, "team-1.eu": true, "": false, "-x": false, "a/b": false} {
-		if err := Validate(key); (err == nil) != ok {
-			t.Errorf("Validate(%q) = %v, want ok %t", key, err, ok)
-		}
-	}
-}
-
 // TestClientMarksWhatTheCacheMisses: a Service the cache does not hold but the API server does
 // is returned and labelled for the shard there; a kind not scoped, and an object missing from
 // both, stay NotFound (recognisable as such through the wrapping).
