@@ -137,6 +137,17 @@ type RolloutStatus struct {
 	// +optional
 	AvailableReplicas int32 `json:"availableReplicas"`
 
+	// scaleDowns are the revisions that stopped serving and still have Pods, each with the time
+	// KULTA scales it to zero (scaleDownDelaySeconds after it stopped serving), so the delay
+	// survives a controller restart. An entry goes when its revision is scaled to zero; past
+	// 128 revisions at once, those due first lose theirs and are scaled down when nothing
+	// routes to them.
+	// +optional
+	// +listType=map
+	// +listMapKey=podTemplateHash
+	// +kubebuilder:validation:MaxItems=128
+	ScaleDowns []ScaleDown `json:"scaleDowns,omitempty"`
+
 	// selector is spec.selector in label-query form, for the scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
@@ -167,6 +178,17 @@ type RolloutStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	Webhooks []WebhookStatus `json:"webhooks,omitempty"`
+}
+
+// ScaleDown is when a revision that stopped serving is scaled to zero.
+type ScaleDown struct {
+	// podTemplateHash names the revision (its ReplicaSet's pod-template-hash label).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	PodTemplateHash string `json:"podTemplateHash"`
+
+	// at is when KULTA scales the revision to zero, once nothing routes to it any more.
+	At metav1.Time `json:"at"`
 }
 
 // NotificationCursor marks a place in status.decisions: every decision before time, and the

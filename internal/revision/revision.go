@@ -23,7 +23,9 @@ const (
 	DigestAnnotation = "rollouts.kulta.io/template-digest"
 
 	// ScaleDownAtAnnotation, on a ReplicaSet, is the RFC 3339 time after which KULTA scales it to
-	// zero (blue-green's scaleDownDelaySeconds, and the delay after a rollback).
+	// zero. Earlier versions wrote it; KULTA now keeps that time in the Rollout's
+	// status.scaleDowns and only reads the annotation, so that a delay an earlier version started
+	// still holds after an upgrade.
 	ScaleDownAtAnnotation = "rollouts.kulta.io/scale-down-at"
 
 	// RevisionAnnotation numbers a Rollout's ReplicaSets in the order they were created.

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"sort"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -73,12 +72,10 @@ func routeFirst(ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
 }
 
 // finish runs the second half of act, once the Services and routes were written (err says
-// whether that worked): scale-down marks, scale-downs and deletions.
+// whether that worked): scale-downs and deletions (the scale-down
+// times go with the status write).
 func (r *Reconciler) finish(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, err error) error {
 	if err != nil {
-		return err
-	}
-	if err := r.markScaleDowns(ctx, ro, obs, plan.ScaleDownAt); err != nil {
 		return err
 	}
 	if err := r.scale(ctx, ro, obs, plan, false); err != nil {
@@ -278,22 +275,6 @@ func (r *Reconciler) route(ctx context.Context, ro *kultav1alpha1.Rollout, plan 
 	for _, name := range plan.RemoveHeaderRoutes {
 		if err := router.RemoveHeaderRoute(ctx, ro, name); err != nil {
 			return fmt.Errorf("removing header route %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// markScaleDowns records on each ReplicaSet when it is to be scaled down, so the delay survives
-// a controller restart.
-func (r *Reconciler) markScaleDowns(ctx context.Context, ro *kultav1alpha1.Rollout, obs Observation, at map[string]time.Time) error {
-	for hash, when := range at {
-		rev := obs.Revisions[hash]
-		if rev == nil || (rev.ScaleDownAt != nil && rev.ScaleDownAt.Equal(when.Truncate(time.Second))) {
-			continue
-		}
-		mark := map[string]any{"metadata": map[string]any{"annotations": map[string]any{revision.ScaleDownAtAnnotation: when.UTC().Format(time.RFC3339)}}}
-		if err := r.mergePatch(ctx, &appsv1.ReplicaSet{}, ro.Namespace, rev.Name, mark); err != nil {
-			return fmt.Errorf("marking ReplicaSet %s/%s for scale-down: %w", ro.Namespace, rev.Name, err)
 		}
 	}
 	return nil

@@ -161,8 +161,9 @@ func (r *Reconciler) observe(ctx context.Context, ro *kultav1alpha1.Rollout) (Ob
 			rev.Available = min(rev.Available, rev.Replicas)
 		}
 		rev.Number, _ = strconv.ParseInt(rs.Annotations[revision.RevisionAnnotation], 10, 64)
-		if at, err := time.Parse(time.RFC3339, rs.Annotations[revision.ScaleDownAtAnnotation]); err == nil {
-			rev.ScaleDownAt = &at
+		rev.ScaleDownAt = scaleDownTime(&ro.Status, h)
+		if at, err := time.Parse(time.RFC3339, rs.Annotations[revision.ScaleDownAtAnnotation]); err == nil && rev.ScaleDownAt == nil {
+			rev.ScaleDownAt = &at // marked by an earlier version of KULTA
 		}
 		obs.Revisions[h] = rev
 	}
@@ -379,4 +380,15 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// scaleDownTime is when revision hash is to be scaled to zero, as status.scaleDowns records it,
+// or nil.
+func scaleDownTime(st *kultav1alpha1.RolloutStatus, hash string) *time.Time {
+	for _, sd := range st.ScaleDowns {
+		if sd.PodTemplateHash == hash {
+			return ptr.To(sd.At.Time)
+		}
+	}
+	return nil
 }

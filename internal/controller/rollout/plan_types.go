@@ -119,7 +119,8 @@ type Plan struct {
 	Replicas map[string]int32
 	// NewRole is the role of the ReplicaSet created for Observation.Hash.
 	NewRole revision.Role
-	// ScaleDownAt marks revisions to be scaled down at a later time.
+	// ScaleDownAt marks revisions to be scaled down at a later time; Status.ScaleDowns records
+	// these marks with the earlier ones still pending.
 	ScaleDownAt map[string]time.Time
 	// Delete lists revisions whose ReplicaSets are removed (history beyond the limit).
 	Delete []string

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -88,6 +89,7 @@ func (p *planner) run() {
 	p.scaleDownOthers()
 	p.scaleWorkload()
 	p.cleanupHistory()
+	p.recordScaleDowns()
 	p.pruneWebhooks()
 	p.postRollout()
 	if len(p.holding) > 0 {
@@ -478,6 +480,42 @@ func (p *planner) stillServing(hash string) string {
 		}
 	}
 	return ""
+}
+
+// maxScaleDowns bounds status.scaleDowns (the CRD's maxItems).
+const maxScaleDowns = 128
+
+// recordScaleDowns writes to status.scaleDowns the scale-down time of each revision that keeps
+// its Pods for now, marked by this plan or before it: the record the next reconcile, or another
+// controller after a restart, waits on. A mark goes when the revision's last Pod has (with the
+// status write its Pod counts need anyway, not one of its own), and from the stable
+// revision and the one rolling out (unless it failed: its Pods wait out the delay after the
+// rollback). Times are to the second, as the API server keeps them, so an unchanged mark never
+// looks changed.
+func (p *planner) recordScaleDowns() {
+	var out []kultav1alpha1.ScaleDown
+	failed := p.out.Status.Phase == kultav1alpha1.PhaseFailed
+	for hash, r := range p.obs.Revisions {
+		gone := p.out.Replicas[hash] == 0 && r.Pods == 0
+		if gone || hash == p.stable || (hash == p.obs.Hash && !failed) || slices.Contains(p.out.Delete, hash) {
+			continue
+		}
+		at, marked := p.out.ScaleDownAt[hash]
+		if !marked {
+			if r.ScaleDownAt == nil {
+				continue
+			}
+			at = *r.ScaleDownAt
+		}
+		out = append(out, kultav1alpha1.ScaleDown{PodTemplateHash: hash, At: metav1.NewTime(at.Truncate(time.Second))})
+	}
+	if len(out) > maxScaleDowns {
+		// The latest marks stay; revisions past the bound are scaled down once nothing routes to them.
+		sort.Slice(out, func(i, j int) bool { return out[i].At.After(out[j].At.Time) })
+		out = out[:maxScaleDowns]
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PodTemplateHash < out[j].PodTemplateHash })
+	p.out.Status.ScaleDowns = out
 }
 
 // scaleDownDelay is how long a revision that stopped serving keeps its Pods: the strategy's

@@ -124,6 +124,7 @@ func (w *world) tick(note string, after time.Duration) {
 	}
 	for h, r := range w.revs {
 		c := *r
+		c.ScaleDownAt = scaleDownTime(&w.ro.Status, h) // as observe reads it
 		obs.Revisions[h] = &c
 	}
 	if w.workload != nil {
@@ -168,11 +169,6 @@ func (w *world) apply(hash string, plan Plan, keepStatus bool) {
 			w.revs[h] = r
 		}
 		r.Replicas = n
-	}
-	for h, at := range plan.ScaleDownAt {
-		if r := w.revs[h]; r != nil {
-			r.ScaleDownAt = ptr.To(at)
-		}
 	}
 	for _, h := range plan.Delete {
 		delete(w.revs, h)
@@ -301,6 +297,13 @@ func (w *world) log(note string, plan Plan, write string) {
 	}
 	if len(events) > 0 {
 		line += " events=" + strings.Join(events, ",")
+	}
+	if len(st.ScaleDowns) > 0 {
+		var marks []string
+		for _, sd := range st.ScaleDowns {
+			marks = append(marks, fmt.Sprintf("%s@t+%s", w.names[sd.PodTemplateHash], sd.At.Sub(w.start)))
+		}
+		line += " scale-down=" + strings.Join(marks, ",")
 	}
 	if len(w.calls) > 0 {
 		line += " webhooks=" + strings.Join(w.calls, ",")

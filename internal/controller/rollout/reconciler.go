@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -238,15 +239,19 @@ const DefaultFoldedStatusBound = 30 * time.Second
 // reconcile, which the routes' acceptance triggers at once: KULTA moved the routes to the
 // plan's weights (a step, a promotion or a rollback, not a drift correction), no event is
 // due, and apart from the message, the conditions (which say "waiting for the routes to
-// carry ...") and the Pod counts (which the next write brings up to date) nothing differs
-// from the status already stored: the same phase, step, weight, revisions, decisions and
-// analysis, at the same observed generation. This folds the second of the two status patches
-// of every traffic step.
+// carry ..."), the Pod counts (which the next write brings up to date) and scale-down marks
+// of revisions whose Pods are gone (each reconcile drops them again) nothing differs from the
+// status already stored: the same phase, step, weight, revisions, decisions and analysis, at
+// the same observed generation. This folds the second of the two status patches of every
+// traffic step.
 func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
 	if !shifted(obs, plan) || len(plan.Events) > 0 {
 		return false
 	}
 	before, after := base.Status.DeepCopy(), ro.Status.DeepCopy()
+	if onlyDropped(before.ScaleDowns, after.ScaleDowns) {
+		before.ScaleDowns, after.ScaleDowns = nil, nil
+	}
 	for _, st := range []*kultav1alpha1.RolloutStatus{before, after} {
 		st.Message, st.Conditions = "", nil
 		st.Replicas, st.ReadyReplicas, st.UpdatedReplicas, st.AvailableReplicas = 0, 0, 0, 0
@@ -257,6 +262,18 @@ func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, obs Observation, pl
 	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
 	return routed != nil && routed.Status == metav1.ConditionFalse &&
 		(routed.Reason == ReasonWeightsNotApplied || routed.Reason == ReasonWeightsBeingApplied)
+}
+
+// onlyDropped reports whether every scale-down mark in after is in before, unchanged.
+func onlyDropped(before, after []kultav1alpha1.ScaleDown) bool {
+	for _, sd := range after {
+		if !slices.ContainsFunc(before, func(b kultav1alpha1.ScaleDown) bool {
+			return b.PodTemplateHash == sd.PodTemplateHash && b.At.Equal(&sd.At)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // Analyzer measures the current revision of a Rollout against its analysis.

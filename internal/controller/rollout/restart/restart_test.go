@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,6 +16,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/internal/revision"
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
@@ -83,4 +85,62 @@ func TestRestartMidRolloutKeepsWeights(t *testing.T) {
 	g.Eventually(weights).WithTimeout(30*time.Second).Should(Equal([]providers.Weights{
 		{Stable: 100}, {Stable: 80, Canary: 20}, {Stable: 50, Canary: 50}, {Stable: 20, Canary: 80}, {Stable: 100},
 	}), "no weight was repeated, reset or skipped across the restart")
+}
+
+// TestRestartKeepsScaleDownDelay stops the controller during the scale-down delay that follows a
+// promotion and starts a new one: the old revision keeps its Pods until the time the first
+// controller recorded in status.scaleDowns, not a delay started afresh nor none at all, and its
+// ReplicaSet is never written to for the mark. Once its Pods are gone the mark goes.
+func TestRestartKeepsScaleDownDelay(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "restart-delay")
+	for _, name := range []string{"web-stable", "web-canary"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		g.Expect(e.Client.Create(ctx, svc)).To(Succeed())
+	}
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "web", "web-stable", "web-canary"))).To(Succeed())
+	const delay = 8
+	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithHTTPRoute("web"),
+		testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
+		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](delay) }))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	key := client.ObjectKeyFromObject(ro)
+
+	first, err := rollouttest.Start(ctx, e)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) kultav1alpha1.Phase { return getRollout(g, key).Status.Phase }).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
+	old := getRollout(g, key).Status.StablePodTemplateHash
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
+	g.Expect(e.Client.Patch(ctx, ro, patch)).To(Succeed())
+	var mark kultav1alpha1.ScaleDown
+	g.Eventually(func(g Gomega) {
+		now := getRollout(g, key)
+		g.Expect(now.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(now.Status.StablePodTemplateHash).NotTo(Equal(old))
+		g.Expect(now.Status.ScaleDowns).To(HaveLen(1))
+		mark = now.Status.ScaleDowns[0]
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(first.Stop()).To(Succeed())
+	g.Expect(mark.PodTemplateHash).To(Equal(old))
+	g.Expect(time.Until(mark.At.Time)).To(BeNumerically(">", 2*time.Second), "the delay should still be running after the stop")
+
+	second, err := rollouttest.Start(ctx, e)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { g.Expect(second.Stop()).To(Succeed()) }()
+	oldRS := func(g Gomega) *appsv1.ReplicaSet {
+		list := &appsv1.ReplicaSetList{}
+		g.Expect(env.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: old})).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		return &list.Items[0]
+	}
+	g.Consistently(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).
+		WithTimeout(time.Until(mark.At.Time) - time.Second).Should(Equal(int32(2)), "the new controller scaled the old revision down before its recorded time")
+	g.Eventually(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).WithTimeout(15 * time.Second).Should(BeZero())
+	g.Expect(time.Now()).To(BeTemporally(">=", mark.At.Time))
+	g.Expect(oldRS(g).Annotations).NotTo(HaveKey(revision.ScaleDownAtAnnotation), "the mark is kept in the Rollout's status, not on the ReplicaSet")
+	g.Eventually(func(g Gomega) []kultav1alpha1.ScaleDown { return getRollout(g, key).Status.ScaleDowns }).WithTimeout(15*time.Second).
+		Should(BeEmpty(), "the mark goes with the old revision's Pods")
 }
