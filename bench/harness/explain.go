@@ -13,11 +13,12 @@ var writeReasons = map[string]string{
 		"revision: a last step of weight 100 is that promotion (runs before 5 Dec 2026 also wrote 0/100 first, 4 in all); each a merge patch of the " +
 		"cached route with its resourceVersion as precondition, no read first",
 	"PATCH rollouts/status": "one when the revision starts, one for the middle step, one at completion (which the last step, 100, is since 5 Dec 2026; " +
-		"its reset of the routes to 100/0 moves no request, so TrafficRouted stays True), and one when an old revision's Pods leave the counts; " +
+		"its reset of the routes to 100/0 moves no request, so TrafficRouted stays True), and one when an old revision's Pods leave the counts (which also drops its status.scaleDowns mark); " +
 		"the write of a reconcile that only wrote a step's weights is folded into the next (more when a condition changes between them)",
-	"POST replicasets":  "the new revision",
-	"PATCH replicasets": "the old revision marked for scale-down, and scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next",
-	"PATCH services":    "canary Service pinned to the new revision at the start, stable Service at the end",
+	"POST replicasets": "the new revision",
+	"PATCH replicasets": "the old revision scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next " +
+		"(runs before 5 Dec 2026 16:40 UTC also marked it for scale-down with a patch of its own, 2 in all; the time now rides in status.scaleDowns)",
+	"PATCH services": "canary Service pinned to the new revision at the start, stable Service at the end",
 	"POST events": "the transitions users read: started, the first step done, completed (which tells the later steps done in its reconcile; " +
 		"runs before 5 Dec 2026 wrote each step's Event apart, 5 in all)",
 }
