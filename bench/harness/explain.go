@@ -14,7 +14,9 @@ var writeReasons = map[string]string{
 		"cached route with its resourceVersion as precondition, no read first",
 	"PATCH rollouts/status": "one when the revision starts, one for the middle step, one at completion (which the last step, 100, is since 5 Dec 2026; " +
 		"its reset of the routes to 100/0 moves no request, so TrafficRouted stays True), and one when an old revision's Pods leave the counts (which also drops its status.scaleDowns mark); " +
-		"the write of a reconcile that only wrote a step's weights is folded into the next (more when a condition changes between them)",
+		"the write of a reconcile that only wrote a step's weights is folded into the next, and so (in runs after 5 Dec 2026 17:00 UTC) is that of a reconcile " +
+		"that only finds those weights not yet accepted within 30 s of their write, which a quick controller meets as the watch event of its own write " +
+		"(more writes when a condition changes between them)",
 	"POST replicasets": "the new revision",
 	"PATCH replicasets": "the old revision scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next " +
 		"(runs before 5 Dec 2026 16:40 UTC also marked it for scale-down with a patch of its own, 2 in all; the time now rides in status.scaleDowns)",

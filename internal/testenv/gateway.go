@@ -3,9 +3,12 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -25,7 +28,14 @@ const (
 	RouteRefused
 	// RouteIgnored: the status is left as it is, as by a Gateway controller that is down.
 	RouteIgnored
+	// RouteAcceptedLate: accepted as RouteAccepted is, but only LateAcceptance after the
+	// stand-in first saw the route's generation, as by a Gateway controller that takes a moment
+	// to program its data plane.
+	RouteAcceptedLate
 )
+
+// LateAcceptance is how long the stand-in takes to accept a route judged RouteAcceptedLate.
+const LateAcceptance = 300 * time.Millisecond
 
 // AddRouteAcceptor registers a stand-in for a Gateway API implementation: envtest runs no
 // Gateway controller, so nothing would ever accept a route. For every HTTPRoute and GRPCRoute
@@ -41,7 +51,7 @@ func AddRouteAcceptor(mgr ctrl.Manager, judge func(client.Object) RouteVerdict) 
 		if !served {
 			continue
 		}
-		a := &acceptor{client: mgr.GetClient(), judge: judge, newObj: obj}
+		a := &acceptor{client: mgr.GetClient(), judge: judge, newObj: obj, seen: map[types.NamespacedName]seenGeneration{}}
 		name := fmt.Sprintf("test-route-acceptor-%T", obj)
 		if err := ctrl.NewControllerManagedBy(mgr).For(obj).Named(sanitize(name)).Complete(a); err != nil {
 			return fmt.Errorf("registering the route acceptor stand-in: %w", err)
@@ -83,6 +93,26 @@ type acceptor struct {
 	client client.Client
 	judge  func(client.Object) RouteVerdict
 	newObj client.Object
+	// seen notes when each route's generation was first seen, for RouteAcceptedLate.
+	mu   sync.Mutex
+	seen map[types.NamespacedName]seenGeneration
+}
+
+type seenGeneration struct {
+	generation int64
+	at         time.Time
+}
+
+// wait is how long a route judged RouteAcceptedLate still waits for its acceptance.
+func (a *acceptor) wait(key types.NamespacedName, generation int64) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.seen[key]
+	if !ok || s.generation != generation {
+		s = seenGeneration{generation: generation, at: time.Now()}
+		a.seen[key] = s
+	}
+	return LateAcceptance - time.Since(s.at)
 }
 
 func (a *acceptor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -96,6 +126,12 @@ func (a *acceptor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	if verdict == RouteIgnored {
 		return ctrl.Result{}, nil
+	}
+	if verdict == RouteAcceptedLate {
+		if wait := a.wait(req.NamespacedName, obj.GetGeneration()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		verdict = RouteAccepted
 	}
 	accepted := verdict == RouteAccepted
 	var parentRefs []gatewayv1.ParentReference

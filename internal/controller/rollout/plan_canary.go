@@ -203,7 +203,7 @@ func (p *planner) trafficAt(w providers.Weights) bool {
 		p.waitForPods(fmt.Sprintf("Step %d: setting route weights %d/%d", ptr.Deref(p.out.Status.CurrentStepIndex, 0), w.Stable, w.Canary))
 		return false
 	case !t.Accepted:
-		p.traffic("RouteNotAccepted", t.Message)
+		p.traffic(ReasonRouteNotAccepted, t.Message)
 		p.waitForPods(fmt.Sprintf("Step %d: %s", ptr.Deref(p.out.Status.CurrentStepIndex, 0), t.Message))
 		return false
 	}

@@ -31,6 +31,9 @@ const (
 	// not carry the planned weights yet.
 	ReasonWeightsNotApplied   = "WeightsNotApplied"
 	ReasonWeightsBeingApplied = "WeightsBeingApplied"
+	// ReasonRouteNotAccepted (TrafficRouted False): the routes carry the weights, but a parent
+	// (Gateway) has not accepted their latest generation.
+	ReasonRouteNotAccepted = "RouteNotAccepted"
 )
 
 func strategyName(ro *kultav1alpha1.Rollout) kultav1alpha1.StrategyName {
@@ -182,7 +185,7 @@ func (p *planner) setConditions() {
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, ReasonWeightsBeingApplied,
 			fmt.Sprintf("Writing weights %d/%d to the routes", p.out.Weights.Stable, p.out.Weights.Canary))
 	case p.obs.Traffic != nil && !p.obs.Traffic.Accepted:
-		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, "RouteNotAccepted", p.obs.Traffic.Message)
+		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionFalse, ReasonRouteNotAccepted, p.obs.Traffic.Message)
 	default:
 		set(kultav1alpha1.ConditionTrafficRouted, metav1.ConditionTrue, "RoutesAccepted", routesAcceptedMessage)
 	}

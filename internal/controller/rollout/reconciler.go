@@ -84,6 +84,9 @@ type Reconciler struct {
 	written freshness.Tracker
 	// inShard notes, per Rollout, the UID whose older ReplicaSets were marked for the shard.
 	inShard sync.Map
+	// landing notes, per Rollout whose status write was left out after KULTA's own route
+	// write, the weights written and when (a landingWrite).
+	landing sync.Map
 	// polls notes when each Rollout's rollback webhooks were last polled.
 	polls rollbackPolls
 	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
@@ -121,6 +124,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if ro == nil {
 		metrics.Forget(req.Namespace, req.Name)
 		r.inShard.Delete(req.NamespacedName)
+		r.landing.Delete(req.NamespacedName)
 		r.polls.forget(req.NamespacedName)
 		if r.Notifications != nil {
 			r.Notifications.Forget(req.NamespacedName)
@@ -185,15 +189,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		ro.Status.NotifiedThrough = r.Notifications.Cursor(ro, base.Status.NotifiedThrough, base.Status.Decisions)
 	}
 	requeue := plan.RequeueAfter
-	if folded := transientAfterOwnWrite(base, ro, obs, plan); folded {
+	if wait, folded := r.foldStatus(req.NamespacedName, base, ro, obs, plan); folded {
 		// The next reconcile (the routes' acceptance, or the requeue below) records where the
 		// step stands; until then the status keeps saying what it said.
-		bound := r.FoldedStatusBound
-		if bound <= 0 {
-			bound = DefaultFoldedStatusBound
-		}
-		if requeue == 0 || requeue > bound {
-			requeue = bound
+		if requeue == 0 || requeue > wait {
+			requeue = wait
 		}
 	} else if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		// Diff the status alone: ro's metadata may be newer than base's (annotations consumed
@@ -234,6 +234,53 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 // well within the progress deadline.
 const DefaultFoldedStatusBound = 30 * time.Second
 
+// landingWrite is a route write whose status write was left out: the weights and when.
+type landingWrite struct {
+	weights providers.Weights
+	at      time.Time
+}
+
+// foldStatus decides whether this reconcile leaves its status write to the next one, and how
+// long that one may wait: after KULTA's own route write (transientAfterOwnWrite), and in the
+// reconciles that follow any route write of a step while its weights wait for their
+// acceptance (the watch event of the write itself brings one at once), until
+// FoldedStatusBound has passed since the write.
+// Then the status says the routes are not accepted. What is noted is kept in memory only: after
+// a restart the status is written as it stands.
+func (r *Reconciler) foldStatus(key types.NamespacedName, base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) (time.Duration, bool) {
+	bound := r.FoldedStatusBound
+	if bound <= 0 {
+		bound = DefaultFoldedStatusBound
+	}
+	if shifted(obs, plan) {
+		r.landing.Store(key, landingWrite{weights: *plan.Weights, at: obs.Now})
+		return bound, transientAfterOwnWrite(base, ro, obs, plan)
+	}
+	v, ok := r.landing.LoadAndDelete(key)
+	if !ok {
+		return 0, false
+	}
+	w := v.(landingWrite)
+	left := bound - obs.Now.Sub(w.at)
+	if left <= 0 || !stillLanding(base, ro, obs, plan, w.weights) {
+		return 0, false
+	}
+	r.landing.Store(key, w)
+	return left, true
+}
+
+// stillLanding reports whether the routes carry the weights KULTA wrote, which the plan still
+// wants, and wait only for their acceptance, with a status that says no more than that since
+// the one stored (as transientAfterOwnWrite compares them).
+func stillLanding(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, written providers.Weights) bool {
+	t := obs.Traffic
+	if t == nil || t.Weights == nil || *t.Weights != written || t.Accepted || plan.Weights == nil || *plan.Weights != written || len(plan.Events) > 0 {
+		return false
+	}
+	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
+	return routed != nil && routed.Status == metav1.ConditionFalse && routed.Reason == ReasonRouteNotAccepted && onlyTransient(base, ro)
+}
+
 // transientAfterOwnWrite reports whether the status this reconcile computed only says that the
 // weights it just wrote are on their way, so that writing it can be left to the next
 // reconcile, which the routes' acceptance triggers at once: KULTA moved the routes to the
@@ -245,9 +292,18 @@ const DefaultFoldedStatusBound = 30 * time.Second
 // the same observed generation. This folds the second of the two status patches of every
 // traffic step.
 func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
-	if !shifted(obs, plan) || len(plan.Events) > 0 {
+	if !shifted(obs, plan) || len(plan.Events) > 0 || !onlyTransient(base, ro) {
 		return false
 	}
+	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
+	return routed != nil && routed.Status == metav1.ConditionFalse &&
+		(routed.Reason == ReasonWeightsNotApplied || routed.Reason == ReasonWeightsBeingApplied)
+}
+
+// onlyTransient reports whether ro's status differs from base's only in what a step's landing
+// changes for a moment: the message, the conditions, the Pod counts and the scale-down marks
+// of revisions whose Pods are gone.
+func onlyTransient(base, ro *kultav1alpha1.Rollout) bool {
 	before, after := base.Status.DeepCopy(), ro.Status.DeepCopy()
 	if onlyDropped(before.ScaleDowns, after.ScaleDowns) {
 		before.ScaleDowns, after.ScaleDowns = nil, nil
@@ -256,12 +312,7 @@ func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, obs Observation, pl
 		st.Message, st.Conditions = "", nil
 		st.Replicas, st.ReadyReplicas, st.UpdatedReplicas, st.AvailableReplicas = 0, 0, 0, 0
 	}
-	if !equality.Semantic.DeepEqual(before, after) {
-		return false
-	}
-	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
-	return routed != nil && routed.Status == metav1.ConditionFalse &&
-		(routed.Reason == ReasonWeightsNotApplied || routed.Reason == ReasonWeightsBeingApplied)
+	return equality.Semantic.DeepEqual(before, after)
 }
 
 // onlyDropped reports whether every scale-down mark in after is in before, unchanged.

@@ -300,6 +300,48 @@ func TestRouteNotAcceptedHoldsTheStep(t *testing.T) {
 	}
 }
 
+// TestLateAcceptanceWritesNoWaitingStatus runs a canary whose Gateway takes a moment to
+// accept each route generation (testenv.LateAcceptance), as real ones do. The watch event of
+// KULTA's own route write reconciles the Rollout before that acceptance; the status it would
+// write then only says the route is not accepted yet, and is left to the acceptance's
+// reconcile (within FoldedStatusBound). So no version of the Rollout says RouteNotAccepted, and
+// the wave takes no more status writes than with a Gateway that accepts at once. That a Gateway
+// which never accepts still shows is TestRouteNotAcceptedHoldsTheStep.
+func TestLateAcceptanceWritesNoWaitingStatus(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "late-accept")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
+	route.Labels = map[string]string{rollouttest.LateLabel: "true"}
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(testutil.Weight(30), testutil.Weight(60), testutil.Weight(100)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	weights := rollouttest.WatchWeights(t, e, ns, "shop", "shop-stable", "shop-canary")
+	versions := rollouttest.WatchRollout(t, e, ns, "shop")
+
+	setImage(t, ro, "nginx:1.28")
+	g.Eventually(func(g Gomega) {
+		got := getRollout(g, ro)
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 70, Canary: 30}, {Stable: 40, Canary: 60}, {Stable: 100}}))
+	var steps []string
+	for _, v := range versions() {
+		routed := meta(v, kultav1alpha1.ConditionTrafficRouted)
+		g.Expect(routed.Reason).NotTo(Equal("RouteNotAccepted"), "version %s wrote the wait for the acceptance: %s", v.ResourceVersion, routed.Message)
+		if i := v.Status.CurrentStepIndex; i != nil && (len(steps) == 0 || steps[len(steps)-1] != fmt.Sprint(*i)) {
+			steps = append(steps, fmt.Sprint(*i))
+		}
+	}
+	g.Expect(steps).To(Equal([]string{"0", "1", "3"}), "each step recorded once, the last one (100) being the promotion")
+}
+
 func TestDriftIsCorrected(t *testing.T) {
 	e := testenv.Require(t, env)
 	t.Parallel()

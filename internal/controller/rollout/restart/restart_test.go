@@ -137,7 +137,7 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 		return &list.Items[0]
 	}
 	g.Consistently(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).
-		WithTimeout(time.Until(mark.At.Time) - time.Second).Should(Equal(int32(2)), "the new controller scaled the old revision down before its recorded time")
+		WithTimeout(time.Until(mark.At.Time)-time.Second).Should(Equal(int32(2)), "the new controller scaled the old revision down before its recorded time")
 	g.Eventually(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).WithTimeout(15 * time.Second).Should(BeZero())
 	g.Expect(time.Now()).To(BeTemporally(">=", mark.At.Time))
 	g.Expect(oldRS(g).Annotations).NotTo(HaveKey(revision.ScaleDownAtAnnotation), "the mark is kept in the Rollout's status, not on the ReplicaSet")

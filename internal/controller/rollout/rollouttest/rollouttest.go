@@ -37,6 +37,9 @@ const (
 	// IgnoreLabel on a route makes the Gateway stand-in leave its status alone, as a Gateway
 	// controller that is down would.
 	IgnoreLabel = "test.kulta.io/ignore"
+	// LateLabel on a route makes the Gateway stand-in accept each generation only
+	// testenv.LateAcceptance after it sees it.
+	LateLabel = "test.kulta.io/late"
 	// NeverReadyImage is an image whose Pods the readiness stand-in never marks ready.
 	NeverReadyImage = "nginx:never-ready"
 )
@@ -136,6 +139,8 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 			return testenv.RouteRefused
 		case route.GetLabels()[IgnoreLabel] == "true":
 			return testenv.RouteIgnored
+		case route.GetLabels()[LateLabel] == "true":
+			return testenv.RouteAcceptedLate
 		}
 		return testenv.RouteAccepted
 	}); err != nil {
