@@ -102,7 +102,7 @@ func (c composed) RemoveHeaderRoute(ctx context.Context, ro *kultav1alpha1.Rollo
 // differs); the routes are accepted when every provider's are, and the message names the
 // providers whose are not.
 func (c composed) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (Verification, error) {
-	out := Verification{Accepted: true}
+	out := Verification{Accepted: true, Pending: true}
 	var pending []string
 	first := true
 	err := c.each(ro, func(p Provider) error {
@@ -119,6 +119,7 @@ func (c composed) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (Verifi
 		first = false
 		if !v.Accepted {
 			out.Accepted = false
+			out.Pending = out.Pending && v.Pending
 			pending = append(pending, p.Name+": "+v.Message)
 		}
 		return nil
@@ -127,6 +128,7 @@ func (c composed) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (Verifi
 		return Verification{}, err
 	}
 	out.Message = strings.Join(pending, "; ")
+	out.Pending = out.Pending && !out.Accepted
 	return out, nil
 }
 

@@ -205,6 +205,10 @@ type Verification struct {
 	Accepted bool
 	// Message explains a route that is not accepted yet, naming it.
 	Message string
+	// Pending is true when the routes are not accepted only because a parent has not yet
+	// processed their current generation: none refused it. A provider that cannot tell the two
+	// apart leaves it false.
+	Pending bool
 }
 
 // TrafficRouter moves a Rollout's traffic. Every method is idempotent: calling it again with the

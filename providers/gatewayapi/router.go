@@ -178,11 +178,11 @@ func skippableOnCleanup(ref kultav1alpha1.RouteReference, err *providers.RouteEr
 }
 
 // Verify reads every route: it reports the weights they all carry (nil when they differ) and
-// whether every parent accepted each route's current generation and resolved its references.
-// A route that is missing, may not be used, or does not reference the Services is a
+// whether every parent accepted each route's current generation and resolved its references,
+// or only waits for that (Pending: no parent refused a route). A route that is missing, may not be used, or does not reference the Services is a
 // *providers.RouteError.
 func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (providers.Verification, error) {
-	v := providers.Verification{Accepted: true}
+	v := providers.Verification{Accepted: true, Pending: true}
 	var common *providers.Weights
 	for i, ref := range RouteRefs(ro) {
 		route, err := r.get(ctx, ro, ref)
@@ -198,11 +198,16 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 		} else if w == nil || common == nil || *w != *common {
 			common = nil
 		}
-		if ok, msg := Accepted(route); !ok && v.Accepted {
+		ok, pending, msg := Acceptance(route)
+		if !ok && v.Accepted {
 			v.Accepted, v.Message = false, msg
+		}
+		if !ok && !pending {
+			v.Pending = false
 		}
 	}
 	v.Weights = common
+	v.Pending = v.Pending && !v.Accepted
 	return v, nil
 }
 

@@ -23,9 +23,16 @@ const (
 // condition, but some implementations omit it, and Accepted at the generation already says the
 // parent processed it. For the same reason a ResolvedRefs of an older generation is ignored.
 func Accepted(route *unstructured.Unstructured) (bool, string) {
+	ok, _, msg := Acceptance(route)
+	return ok, msg
+}
+
+// Acceptance is Accepted, also telling whether a route that is not routed only waits for a
+// parent to process its current generation (pending), none refusing it.
+func Acceptance(route *unstructured.Unstructured) (ok, pending bool, message string) {
 	parentRefs, _, _ := unstructured.NestedSlice(route.Object, "spec", "parentRefs")
 	if len(parentRefs) == 0 {
-		return false, fmt.Sprintf("%s has no parentRefs, so no Gateway or mesh serves it", describe(route))
+		return false, false, fmt.Sprintf("%s has no parentRefs, so no Gateway or mesh serves it", describe(route))
 	}
 	statuses, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
 	var waiting, refused []string
@@ -41,12 +48,12 @@ func Accepted(route *unstructured.Unstructured) (bool, string) {
 		}
 	}
 	if len(refused) > 0 {
-		return false, fmt.Sprintf("%s generation %d is not routed: %s", describe(route), route.GetGeneration(), strings.Join(refused, "; "))
+		return false, false, fmt.Sprintf("%s generation %d is not routed: %s", describe(route), route.GetGeneration(), strings.Join(refused, "; "))
 	}
 	if len(waiting) > 0 {
-		return false, fmt.Sprintf("%s generation %d is not yet accepted by parent %s", describe(route), route.GetGeneration(), strings.Join(waiting, ", "))
+		return false, true, fmt.Sprintf("%s generation %d is not yet accepted by parent %s", describe(route), route.GetGeneration(), strings.Join(waiting, ", "))
 	}
-	return true, ""
+	return true, false, ""
 }
 
 // parentRoutes reports whether the parent key routes the route's current generation; when it

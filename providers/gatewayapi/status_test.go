@@ -76,6 +76,8 @@ func TestAcceptedGatesOnResolvedRefs(t *testing.T) {
 		name    string
 		route   *unstructured.Unstructured
 		want    bool
+		// pending: not routed only because a parent has not processed the generation yet.
+		pending bool
 		message []string
 		// notInMessage must not appear in the message.
 		notInMessage string
@@ -106,10 +108,10 @@ func TestAcceptedGatesOnResolvedRefs(t *testing.T) {
 			route: statusRoute([]string{"public"}, parentStatus{"public", []condition{
 				{kind: "Accepted", status: "False", reason: "NotAllowedByListeners", message: "no listener allows routes from shop", generation: 4}}}),
 			message: []string{"HTTPRoute shop/web", "Gateway shop/public", "Accepted=False (NotAllowedByListeners: no listener allows routes from shop)"}},
-		{name: "accepted at an older generation", want: false,
+		{name: "accepted at an older generation", want: false, pending: true,
 			route:   statusRoute([]string{"public"}, parentStatus{"public", []condition{withGeneration(accepted, 3), notPermitted}}),
 			message: []string{"HTTPRoute shop/web generation 4 is not yet accepted by parent Gateway shop/public"}},
-		{name: "no status from the parent", want: false,
+		{name: "no status from the parent", want: false, pending: true,
 			route:   statusRoute([]string{"public"}),
 			message: []string{"not yet accepted by parent Gateway shop/public"}},
 		{name: "no parentRefs", want: false,
@@ -121,6 +123,9 @@ func TestAcceptedGatesOnResolvedRefs(t *testing.T) {
 			ok, msg := gatewayapi.Accepted(tc.route)
 			if ok != tc.want {
 				t.Fatalf("Accepted = %v (%q), want %v", ok, msg, tc.want)
+			}
+			if ok2, pending, msg2 := gatewayapi.Acceptance(tc.route); ok2 != ok || msg2 != msg || pending != tc.pending {
+				t.Errorf("Acceptance = %v, pending %v, %q; want %v, pending %v, %q", ok2, pending, msg2, ok, tc.pending, msg)
 			}
 			if ok && msg != "" {
 				t.Errorf("an accepted route has a message: %q", msg)

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -76,4 +77,94 @@ func TestTransientAfterOwnWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFoldStatusWhileLanding follows a step's weights from their write to their acceptance
+// through the reconciler's fold: the reconciles in between, which only find the weights not
+// yet accepted, leave their status write to the acceptance's, until FoldedStatusBound has
+// passed since the write; a parent that refuses them, a changed plan or a restart (nothing
+// noted) gets the write at once.
+func TestFoldStatusWhileLanding(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := types.NamespacedName{Namespace: "default", Name: "web"}
+	fifty := providers.Weights{Stable: 50, Canary: 50}
+	// stored is the status the step's own reconcile wrote: step 1, routes waiting for 50/50.
+	stored := testutil.Rollout("default", "web", testutil.WithHTTPRoute("web"),
+		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.Weight(100)))
+	stored.Generation = 2
+	stored.Status = kultav1alpha1.RolloutStatus{ObservedGeneration: 2, Phase: kultav1alpha1.PhaseProgressing,
+		Message: "Step 1: setting route weights 50/50", CurrentStepIndex: ptr.To[int32](1), CurrentWeight: ptr.To[int32](50)}
+	meta.SetStatusCondition(&stored.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionTrafficRouted,
+		Status: metav1.ConditionFalse, Reason: ReasonWeightsNotApplied, ObservedGeneration: 2})
+	// waiting is what a reconcile computes while the routes carry 50/50, not accepted yet.
+	waiting := func() *kultav1alpha1.Rollout {
+		ro := stored.DeepCopy()
+		ro.Status.Message = "Step 1: HTTPRoute default/web generation 3 is not yet accepted by parent Gateway default/public"
+		meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionTrafficRouted,
+			Status: metav1.ConditionFalse, Reason: ReasonRouteNotAccepted, ObservedGeneration: 2})
+		return ro
+	}
+	landing := func(at time.Time, v providers.Verification) (Observation, Plan) {
+		v.Weights = &fifty
+		return Observation{Rollout: stored, Now: at, Traffic: &v}, Plan{Status: waiting().Status, Weights: &fifty}
+	}
+	// The step's write: the routes carried 80/20 before it.
+	write := func(r *Reconciler) {
+		obs := Observation{Rollout: stored, Now: now, Traffic: &providers.Verification{Weights: &providers.Weights{Stable: 80, Canary: 20}, Accepted: true}}
+		ro := stored.DeepCopy()
+		plan := Plan{Status: ro.Status, Weights: &fifty, Events: []Event{{Type: "Normal", Reason: "StepAdvanced"}}}
+		if _, folded := r.foldStatus(key, stored, ro, obs, plan); folded {
+			t.Fatal("the step's own write carries an Event: it must be written")
+		}
+	}
+
+	r := &Reconciler{FoldedStatusBound: 30 * time.Second}
+	write(r)
+	obs, plan := landing(now.Add(100*time.Millisecond), providers.Verification{Pending: true, Message: "not yet accepted"})
+	wait, folded := r.foldStatus(key, stored, waiting(), obs, plan)
+	if !folded || wait != 30*time.Second-100*time.Millisecond {
+		t.Fatalf("the own write's watch event, weights not yet accepted: folded %v, wait %s; want folded, the rest of the bound", folded, wait)
+	}
+	obs, plan = landing(now.Add(20*time.Second), providers.Verification{Pending: true})
+	if _, folded := r.foldStatus(key, stored, waiting(), obs, plan); !folded {
+		t.Fatal("still waiting within the bound: the write must be left out")
+	}
+	obs, plan = landing(now.Add(30*time.Second), providers.Verification{Pending: true})
+	if _, folded := r.foldStatus(key, stored, waiting(), obs, plan); folded {
+		t.Fatal("the bound has passed: the status must say the routes are not accepted")
+	}
+
+	cases := map[string]func(ro *kultav1alpha1.Rollout, plan *Plan, obs *Observation){
+		"a parent refused the weights": func(_ *kultav1alpha1.Rollout, _ *Plan, obs *Observation) { obs.Traffic.Pending = false },
+		"the plan wants other weights": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) {
+			plan.Weights = &providers.Weights{Stable: 100}
+		},
+		"the routes carry other weights": func(_ *kultav1alpha1.Rollout, _ *Plan, obs *Observation) {
+			obs.Traffic.Weights = &providers.Weights{Stable: 80, Canary: 20}
+		},
+		"an event is due": func(_ *kultav1alpha1.Rollout, plan *Plan, _ *Observation) {
+			plan.Events = []Event{{Type: "Warning", Reason: "AnalysisFailed"}}
+		},
+		"the step moved": func(ro *kultav1alpha1.Rollout, _ *Plan, _ *Observation) {
+			ro.Status.CurrentStepIndex = ptr.To[int32](2)
+		},
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := &Reconciler{FoldedStatusBound: 30 * time.Second}
+			write(r)
+			ro := waiting()
+			obs, plan := landing(now.Add(time.Second), providers.Verification{Pending: true})
+			change(ro, &plan, &obs)
+			if _, folded := r.foldStatus(key, stored, ro, obs, plan); folded {
+				t.Errorf("%s: the status write was folded; it must be written", name)
+			}
+		})
+	}
+	t.Run("nothing noted (a restart)", func(t *testing.T) {
+		obs, plan := landing(now.Add(time.Second), providers.Verification{Pending: true})
+		if _, folded := (&Reconciler{}).foldStatus(key, stored, waiting(), obs, plan); folded {
+			t.Error("a reconciler that wrote no weights folded the status write")
+		}
+	})
 }

@@ -270,11 +270,12 @@ func (r *Reconciler) foldStatus(key types.NamespacedName, base, ro *kultav1alpha
 }
 
 // stillLanding reports whether the routes carry the weights KULTA wrote, which the plan still
-// wants, and wait only for their acceptance, with a status that says no more than that since
-// the one stored (as transientAfterOwnWrite compares them).
+// wants, and wait only for their acceptance (a parent that refused them is written at once),
+// with a status that says no more than that since the one stored (as transientAfterOwnWrite
+// compares them).
 func stillLanding(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, written providers.Weights) bool {
 	t := obs.Traffic
-	if t == nil || t.Weights == nil || *t.Weights != written || t.Accepted || plan.Weights == nil || *plan.Weights != written || len(plan.Events) > 0 {
+	if t == nil || t.Weights == nil || *t.Weights != written || !t.Pending || plan.Weights == nil || *plan.Weights != written || len(plan.Events) > 0 {
 		return false
 	}
 	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
