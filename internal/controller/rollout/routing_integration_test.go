@@ -321,6 +321,9 @@ func TestLateAcceptanceWritesNoWaitingStatus(t *testing.T) {
 	ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(testutil.Weight(30), testutil.Weight(60), testutil.Weight(100)))
 	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Eventually(func(g Gomega) string { return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Reason }).
+		WithTimeout(timeout).Should(Equal("RoutesAccepted"))
+	first := getRollout(g, ro).Status.StablePodTemplateHash
 	weights := rollouttest.WatchWeights(t, e, ns, "shop", "shop-stable", "shop-canary")
 	versions := rollouttest.WatchRollout(t, e, ns, "shop")
 
@@ -328,11 +331,15 @@ func TestLateAcceptanceWritesNoWaitingStatus(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := getRollout(g, ro)
 		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(got.Status.StablePodTemplateHash).NotTo(Equal(first))
 		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
 	}).WithTimeout(timeout).Should(Succeed())
 	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 70, Canary: 30}, {Stable: 40, Canary: 60}, {Stable: 100}}))
 	var steps []string
 	for _, v := range versions() {
+		if v.Status.CurrentPodTemplateHash == first {
+			continue // before the wave
+		}
 		routed := meta(v, kultav1alpha1.ConditionTrafficRouted)
 		g.Expect(routed.Reason).NotTo(Equal("RouteNotAccepted"), "version %s wrote the wait for the acceptance: %s", v.ResourceVersion, routed.Message)
 		if i := v.Status.CurrentStepIndex; i != nil && (len(steps) == 0 || steps[len(steps)-1] != fmt.Sprint(*i)) {
