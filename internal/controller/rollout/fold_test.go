@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -167,4 +168,57 @@ func TestFoldStatusWhileLanding(t *testing.T) {
 			t.Error("a reconciler that wrote no weights folded the status write")
 		}
 	})
+}
+
+// TestCountsLater checks that status writes that would only tell Pods turning ready wait for
+// one another, up to CountsInterval after the first, and that any other change is written at
+// once with the counts.
+func TestCountsLater(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := types.NamespacedName{Namespace: "default", Name: "web"}
+	stored := testutil.Rollout("default", "web", testutil.WithReplicas(4))
+	stored.Status = kultav1alpha1.RolloutStatus{Phase: kultav1alpha1.PhaseProgressing, Message: "Step 0: waiting for 4 of 4 canary Pods",
+		CurrentStepIndex: ptr.To[int32](0), Replicas: 4, ReadyReplicas: 4, AvailableReplicas: 4}
+	meta.SetStatusCondition(&stored.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionProgressing,
+		Status: metav1.ConditionTrue, Reason: ReasonProgressing, Message: stored.Status.Message})
+	ready := func(n int32) *kultav1alpha1.Rollout {
+		ro := stored.DeepCopy()
+		ro.Status.Replicas, ro.Status.UpdatedReplicas, ro.Status.ReadyReplicas = 8, 4, 4+n
+		ro.Status.Message = fmt.Sprintf("Step 0: waiting for %d of 4 canary Pods", 4-n)
+		ro.Status.Conditions[0].Message = ro.Status.Message
+		return ro
+	}
+	r := &Reconciler{CountsInterval: 5 * time.Second}
+	if wait, later := r.countsLater(key, stored, ready(1), now); !later || wait != 5*time.Second {
+		t.Fatalf("the first Pod ready: later %v, wait %s; want a wait of the whole interval", later, wait)
+	}
+	if wait, later := r.countsLater(key, stored, ready(2), now.Add(2*time.Second)); !later || wait != 3*time.Second {
+		t.Fatalf("the second Pod 2 s later: later %v, wait %s; want the rest of the interval", later, wait)
+	}
+	if _, later := r.countsLater(key, stored, ready(3), now.Add(5*time.Second)); later {
+		t.Fatal("the interval has passed since the first count waited: the counts must be written")
+	}
+	if _, later := r.countsLater(key, stored, ready(3), now.Add(6*time.Second)); !later {
+		t.Fatal("after a write a new wait starts")
+	}
+
+	cases := map[string]func(ro *kultav1alpha1.Rollout){
+		"nothing changed":  func(ro *kultav1alpha1.Rollout) { ro.Status = *stored.Status.DeepCopy() },
+		"the step moved":   func(ro *kultav1alpha1.Rollout) { ro.Status.CurrentStepIndex = ptr.To[int32](1) },
+		"the phase moved":  func(ro *kultav1alpha1.Rollout) { ro.Status.Phase = kultav1alpha1.PhasePaused },
+		"a reason changed": func(ro *kultav1alpha1.Rollout) { ro.Status.Conditions[0].Reason = "Other" },
+		"a condition came": func(ro *kultav1alpha1.Rollout) {
+			ro.Status.Conditions = append(ro.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "X"})
+		},
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := &Reconciler{}
+			ro := ready(1)
+			change(ro)
+			if _, later := r.countsLater(key, stored, ro, now); later {
+				t.Errorf("%s: the write waited; it must be made at once", name)
+			}
+		})
+	}
 }

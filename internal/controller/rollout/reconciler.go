@@ -80,6 +80,12 @@ type Reconciler struct {
 	// stands.
 	FoldedStatusBound time.Duration
 
+	// CountsInterval is how long a status write that would change only the Pod counts (and
+	// the message that tells them) may wait, so that Pods turning ready one after another make
+	// one write rather than one each (DefaultCountsInterval when zero). A write for any other
+	// reason carries the counts at once.
+	CountsInterval time.Duration
+
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written freshness.Tracker
 	// inShard notes, per Rollout, the UID whose older ReplicaSets were marked for the shard.
@@ -87,6 +93,8 @@ type Reconciler struct {
 	// landing notes, per Rollout whose status write was left out after KULTA's own route
 	// write, the weights written and when (a landingWrite).
 	landing sync.Map
+	// counting notes, per Rollout, since when a write of its Pod counts alone has waited.
+	counting sync.Map
 	// polls notes when each Rollout's rollback webhooks were last polled.
 	polls rollbackPolls
 	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
@@ -125,6 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		metrics.Forget(req.Namespace, req.Name)
 		r.inShard.Delete(req.NamespacedName)
 		r.landing.Delete(req.NamespacedName)
+		r.counting.Delete(req.NamespacedName)
 		r.polls.forget(req.NamespacedName)
 		if r.Notifications != nil {
 			r.Notifications.Forget(req.NamespacedName)
@@ -195,6 +204,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		if requeue == 0 || requeue > wait {
 			requeue = wait
 		}
+	} else if wait, later := r.countsLater(req.NamespacedName, base, ro, obs.Now); later {
+		if requeue == 0 || requeue > wait {
+			requeue = wait
+		}
 	} else if !equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		// Diff the status alone: ro's metadata may be newer than base's (annotations consumed
 		// above), and a resourceVersion in the patch would turn it into a precondition that a
@@ -233,6 +246,57 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 // is tens of seconds), short enough that a Gateway that never answers shows in the status
 // well within the progress deadline.
 const DefaultFoldedStatusBound = 30 * time.Second
+
+// DefaultCountsInterval is Reconciler.CountsInterval's default.
+const DefaultCountsInterval = 5 * time.Second
+
+// countsLater decides whether the status write of this reconcile, which would change only the
+// Pod counts and the messages that tell them, waits for the next reconcile (the next Pod's
+// change, or the requeue after the wait returned), up to CountsInterval after the first one
+// that waited. Kept in memory only: after a restart the write is made as it stands.
+func (r *Reconciler) countsLater(key types.NamespacedName, base, ro *kultav1alpha1.Rollout, now time.Time) (time.Duration, bool) {
+	if !onlyCounts(base, ro) {
+		r.counting.Delete(key)
+		return 0, false
+	}
+	interval := r.CountsInterval
+	if interval <= 0 {
+		interval = DefaultCountsInterval
+	}
+	since := now
+	if v, ok := r.counting.Load(key); ok {
+		since = v.(time.Time)
+	}
+	left := interval - now.Sub(since)
+	if left <= 0 {
+		r.counting.Delete(key)
+		return 0, false
+	}
+	r.counting.Store(key, since)
+	return left, true
+}
+
+// onlyCounts reports whether ro's status differs from base's, and only in the Pod counts, the
+// message and the conditions' messages (which tell those counts): no condition changes its
+// status or reason.
+func onlyCounts(base, ro *kultav1alpha1.Rollout) bool {
+	before, after := base.Status.DeepCopy(), ro.Status.DeepCopy()
+	if before.Replicas == after.Replicas && before.ReadyReplicas == after.ReadyReplicas &&
+		before.UpdatedReplicas == after.UpdatedReplicas && before.AvailableReplicas == after.AvailableReplicas {
+		return false
+	}
+	if len(before.Conditions) != len(after.Conditions) {
+		return false
+	}
+	for _, st := range []*kultav1alpha1.RolloutStatus{before, after} {
+		st.Message = ""
+		st.Replicas, st.ReadyReplicas, st.UpdatedReplicas, st.AvailableReplicas = 0, 0, 0, 0
+		for i := range st.Conditions {
+			st.Conditions[i].Message = ""
+		}
+	}
+	return equality.Semantic.DeepEqual(before, after)
+}
 
 // landingWrite is a route write whose status write was left out: the weights and when.
 type landingWrite struct {

@@ -119,6 +119,7 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 		MaxConcurrentReconciles: 4,
 		// Short, so that the tests of a Gateway that never answers need not wait long.
 		FoldedStatusBound: 2 * time.Second,
+		CountsInterval:    time.Second,
 	}
 	gateway.Router = &gatewayapi.Router{Client: mgr.GetClient(), Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}
 	r.Providers = []providers.Provider{gateway}
