@@ -16,7 +16,8 @@ var writeReasons = map[string]string{
 		"its reset of the routes to 100/0 moves no request, so TrafficRouted stays True), and one when an old revision's Pods leave the counts (which also drops its status.scaleDowns mark); " +
 		"the write of a reconcile that only wrote a step's weights is folded into the next, and so (in runs after 5 Dec 2026 17:00 UTC) is that of a reconcile " +
 		"that only finds those weights not yet accepted within 30 s of their write, which a quick controller meets as the watch event of its own write " +
-		"(more writes when a condition changes between them)",
+		"(more writes when a condition changes between them); a change of the Pod counts alone waits up to 5 s for the next (runs after 5 Dec 2026 17:55 UTC; " +
+		"before, a quick controller, as each of 4 shards is, wrote each Pod count change apart)",
 	"POST replicasets": "the new revision",
 	"PATCH replicasets": "the old revision scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next " +
 		"(runs before 5 Dec 2026 16:40 UTC also marked it for scale-down with a patch of its own, 2 in all; the time now rides in status.scaleDowns)",
