@@ -73,9 +73,9 @@ func TestAcceptedGatesOnResolvedRefs(t *testing.T) {
 	notPermitted := condition{kind: "ResolvedRefs", status: "False", reason: "RefNotPermitted",
 		message: "backendRef web-canary in namespace other is not permitted by any ReferenceGrant", generation: 4}
 	cases := []struct {
-		name    string
-		route   *unstructured.Unstructured
-		want    bool
+		name  string
+		route *unstructured.Unstructured
+		want  bool
 		// pending: not routed only because a parent has not processed the generation yet.
 		pending bool
 		message []string
