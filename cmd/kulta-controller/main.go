@@ -331,6 +331,11 @@ func setupReconciler(ctx context.Context, o *options, mgr ctrl.Manager) error {
 
 		MaxConcurrentReconciles: o.workers,
 	}
+	r.ClientQPS, r.ClientBurst = o.qps, o.burst
+	if o.qps == 0 {
+		// What client-go applies to a rest.Config that sets no limit.
+		r.ClientQPS, r.ClientBurst = float64(rest.DefaultQPS), rest.DefaultBurst
+	}
 	if notifier != nil {
 		// Not a nil *Notifier in the interface: the reconciler tests the interface for nil.
 		r.Notifications = notifier

@@ -210,6 +210,10 @@ func TestCountsLater(t *testing.T) {
 		"a condition came": func(ro *kultav1alpha1.Rollout) {
 			ro.Status.Conditions = append(ro.Status.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "X"})
 		},
+		"a scale-down mark came": func(ro *kultav1alpha1.Rollout) {
+			ro.Status.ScaleDowns = []kultav1alpha1.ScaleDown{{PodTemplateHash: "old", At: metav1.NewTime(now.Add(30 * time.Second))}}
+		},
+		"the generation was observed": func(ro *kultav1alpha1.Rollout) { ro.Status.ObservedGeneration = 3 },
 	}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -220,5 +224,88 @@ func TestCountsLater(t *testing.T) {
 				t.Errorf("%s: the write waited; it must be made at once", name)
 			}
 		})
+	}
+}
+
+// TestCountsWaitForRoom checks that a write of Pod counts alone, once its interval is over,
+// waits while the client's writes to Rollouts queue, retrying after as long again as it has
+// waited, and is made when the client has room or the bound has passed; a write that drops
+// the scale-down mark of a revision whose Pods are gone is such a write.
+func TestCountsWaitForRoom(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := types.NamespacedName{Namespace: "default", Name: "web"}
+	stored := testutil.Rollout("default", "web", testutil.WithReplicas(4))
+	stored.Status = kultav1alpha1.RolloutStatus{Phase: kultav1alpha1.PhaseCompleted, Replicas: 8, ReadyReplicas: 8, AvailableReplicas: 8, UpdatedReplicas: 4,
+		ScaleDowns: []kultav1alpha1.ScaleDown{{PodTemplateHash: "old", At: metav1.NewTime(now.Add(-time.Second))}}}
+	// The old revision's Pods are gone: the counts fall and its mark is dropped.
+	gone := stored.DeepCopy()
+	gone.Status.Replicas, gone.Status.ReadyReplicas, gone.Status.AvailableReplicas = 4, 4, 4
+	gone.Status.ScaleDowns = nil
+
+	// A client of 1 write/s that just made 100 writes: a queue of 99 s.
+	busy := &Reconciler{CountsInterval: 5 * time.Second, CountsBound: time.Minute, ClientQPS: 1, ClientBurst: 1}
+	for range 100 {
+		busy.rolloutWrites().spend(now)
+	}
+	want := []struct {
+		at   time.Duration
+		wait time.Duration
+	}{{0, 5 * time.Second}, {5 * time.Second, 5 * time.Second}, {10 * time.Second, 10 * time.Second},
+		{20 * time.Second, 20 * time.Second}, {40 * time.Second, 20 * time.Second}}
+	for _, w := range want {
+		wait, later := busy.countsLater(key, stored, gone, now.Add(w.at))
+		if !later || wait != w.wait {
+			t.Fatalf("queued client, %s after the first wait: later %v, wait %s; want a wait of %s", w.at, later, wait, w.wait)
+		}
+	}
+	if _, later := busy.countsLater(key, stored, gone, now.Add(time.Minute)); later {
+		t.Fatal("the bound has passed: the counts must be written though the client is still queued")
+	}
+
+	idle := &Reconciler{CountsInterval: 5 * time.Second, CountsBound: time.Minute, ClientQPS: 1, ClientBurst: 1}
+	if wait, later := idle.countsLater(key, stored, gone, now); !later || wait != 5*time.Second {
+		t.Fatalf("first wait: later %v, wait %s; want the interval", later, wait)
+	}
+	if _, later := idle.countsLater(key, stored, gone, now.Add(5*time.Second)); later {
+		t.Fatal("the interval is over and the client has room: the counts must be written")
+	}
+
+	unlimited := &Reconciler{CountsInterval: 5 * time.Second}
+	unlimited.rolloutWrites().spend(now)
+	unlimited.countsLater(key, stored, gone, now)
+	if _, later := unlimited.countsLater(key, stored, gone, now.Add(5*time.Second)); later {
+		t.Fatal("a client without a limit never queues: the counts must be written after the interval")
+	}
+}
+
+// TestWriteBudget checks the mirror of the client's bucket: a burst goes out at once, then
+// writes queue until the bucket refills at the client's rate.
+func TestWriteBudget(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := newWriteBudget(2, 2)
+	if !b.spare(now) {
+		t.Fatal("a full bucket has room")
+	}
+	b.spend(now)
+	b.spend(now)
+	if b.spare(now) {
+		t.Fatal("the burst is spent: the next write waits")
+	}
+	if !b.spare(now.Add(500 * time.Millisecond)) {
+		t.Fatal("at 2 writes/s a token is back after 0.5 s")
+	}
+	for range 4 {
+		b.spend(now)
+	}
+	if b.spare(now.Add(2 * time.Second)) {
+		t.Fatal("four writes beyond the burst queue for 2 s: no room until a token is back after that")
+	}
+	if !b.spare(now.Add(2500 * time.Millisecond)) {
+		t.Fatal("2.5 s later the queue has gone and a token is back")
+	}
+	var none *writeBudget
+	none.spend(now)
+	if !none.spare(now) || newWriteBudget(0, 10) != nil || newWriteBudget(-1, 10) != nil {
+		t.Fatal("without a limit the client always has room")
 	}
 }

@@ -86,6 +86,19 @@ type Reconciler struct {
 	// reason carries the counts at once.
 	CountsInterval time.Duration
 
+	// CountsBound bounds how long such a write of the Pod counts alone waits, past
+	// CountsInterval, while the client's writes to Rollouts queue (DefaultCountsBound when
+	// zero): the writes that move Rollouts go first, and under a wave of rollouts the counts
+	// follow when the client has room again.
+	CountsBound time.Duration
+
+	// ClientQPS and ClientBurst are the rate limit of the client's requests (rest.Config's QPS
+	// and Burst, which controller-runtime applies to each resource kind apart): the reconciler
+	// counts its writes to Rollouts against them to tell when those writes queue. A ClientQPS
+	// that is not positive means no limit: nothing ever queues.
+	ClientQPS   float64
+	ClientBurst int
+
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written freshness.Tracker
 	// inShard notes, per Rollout, the UID whose older ReplicaSets were marked for the shard.
@@ -95,6 +108,9 @@ type Reconciler struct {
 	landing sync.Map
 	// counting notes, per Rollout, since when a write of its Pod counts alone has waited.
 	counting sync.Map
+	// budget mirrors the client's bucket for Rollout writes; built once, from ClientQPS.
+	budget     *writeBudget
+	budgetOnce sync.Once
 	// polls notes when each Rollout's rollback webhooks were last polled.
 	polls rollbackPolls
 	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
@@ -214,6 +230,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		// concurrent user edit breaks, losing the step just taken.
 		statusBase := ro.DeepCopy()
 		statusBase.Status = base.Status
+		r.rolloutWrites().spend(r.Clock.Now())
 		if err := r.Status().Patch(ctx, ro, client.MergeFrom(statusBase)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
@@ -250,40 +267,67 @@ const DefaultFoldedStatusBound = 30 * time.Second
 // DefaultCountsInterval is Reconciler.CountsInterval's default.
 const DefaultCountsInterval = 5 * time.Second
 
+// DefaultCountsBound is Reconciler.CountsBound's default: about the time the client takes, at
+// its default limit, for the step writes of a wave of 1,000 Rollouts.
+const DefaultCountsBound = time.Minute
+
 // countsLater decides whether the status write of this reconcile, which would change only the
-// Pod counts and the messages that tell them, waits for the next reconcile (the next Pod's
-// change, or the requeue after the wait returned), up to CountsInterval after the first one
-// that waited. Kept in memory only: after a restart the write is made as it stands.
+// Pod counts, the messages that tell them and the scale-down marks of revisions whose Pods
+// are gone (onlyCounts), waits for a later reconcile (the next Pod's change, or the requeue
+// it returns), and for how long:
+//   - until CountsInterval has passed since the first such write waited, so that Pods turning
+//     ready one after another make one write rather than one each;
+//   - then while the client's writes to Rollouts queue (writeBudget), up to CountsBound since
+//     the first wait: a write that moves a Rollout (a step, a promotion, a rollback) takes
+//     the client's room before one that only keeps its counts current. It retries after as
+//     long again as it has waited, so a long wait costs few reconciles.
+//
+// Kept in memory only: after a restart the write is made as it stands.
 func (r *Reconciler) countsLater(key types.NamespacedName, base, ro *kultav1alpha1.Rollout, now time.Time) (time.Duration, bool) {
 	if !onlyCounts(base, ro) {
 		r.counting.Delete(key)
 		return 0, false
 	}
-	interval := r.CountsInterval
+	interval, bound := r.CountsInterval, r.CountsBound
 	if interval <= 0 {
 		interval = DefaultCountsInterval
+	}
+	if bound <= 0 {
+		bound = DefaultCountsBound
 	}
 	since := now
 	if v, ok := r.counting.Load(key); ok {
 		since = v.(time.Time)
 	}
-	left := interval - now.Sub(since)
-	if left <= 0 {
-		r.counting.Delete(key)
-		return 0, false
+	waited := now.Sub(since)
+	switch {
+	case waited < interval:
+		r.counting.Store(key, since)
+		return interval - waited, true
+	case waited < bound && !r.rolloutWrites().spare(now):
+		r.counting.Store(key, since)
+		return min(waited, bound-waited), true
 	}
-	r.counting.Store(key, since)
-	return left, true
+	r.counting.Delete(key)
+	return 0, false
+}
+
+// rolloutWrites is the mirror of the client's bucket for writes to Rollouts.
+func (r *Reconciler) rolloutWrites() *writeBudget {
+	r.budgetOnce.Do(func() { r.budget = newWriteBudget(r.ClientQPS, r.ClientBurst) })
+	return r.budget
 }
 
 // onlyCounts reports whether ro's status differs from base's, and only in the Pod counts, the
-// message and the conditions' messages (which tell those counts): no condition changes its
-// status or reason.
+// message and the conditions' messages (which tell those counts), and in scale-down marks
+// dropped (their revisions' Pods are gone): no condition changes its status or reason.
 func onlyCounts(base, ro *kultav1alpha1.Rollout) bool {
-	before, after := base.Status.DeepCopy(), ro.Status.DeepCopy()
-	if before.Replicas == after.Replicas && before.ReadyReplicas == after.ReadyReplicas &&
-		before.UpdatedReplicas == after.UpdatedReplicas && before.AvailableReplicas == after.AvailableReplicas {
+	if equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		return false
+	}
+	before, after := base.Status.DeepCopy(), ro.Status.DeepCopy()
+	if onlyDropped(before.ScaleDowns, after.ScaleDowns) {
+		before.ScaleDowns, after.ScaleDowns = nil, nil
 	}
 	if len(before.Conditions) != len(after.Conditions) {
 		return false
@@ -527,6 +571,7 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 	for _, k := range keys {
 		delete(ro.Annotations, k)
 	}
+	r.rolloutWrites().spend(r.Clock.Now())
 	if err := r.Patch(ctx, ro, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("removing annotations %v from Rollout %s/%s: %w", keys, ro.Namespace, ro.Name, err)
 	}
@@ -641,6 +686,7 @@ func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Roll
 	if equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		return cause
 	}
+	r.rolloutWrites().spend(r.Clock.Now())
 	if err := r.Status().Patch(ctx, ro, client.MergeFrom(base)); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Recording the failure in the Rollout's status", "failure", cause.Error())
 		return cause

@@ -34,6 +34,18 @@ func getRollout(g Gomega, key types.NamespacedName) *kultav1alpha1.Rollout {
 	return ro
 }
 
+// createWebRoute creates in ns the Services web-stable and web-canary and the HTTPRoute web
+// that sends traffic to them.
+func createWebRoute(g Gomega, ns string) {
+	ctx := context.Background()
+	for _, name := range []string{"web-stable", "web-canary"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		g.Expect(env.Client.Create(ctx, svc)).To(Succeed())
+	}
+	g.Expect(env.Client.Create(ctx, rollouttest.Route(ns, "web", "web-stable", "web-canary"))).To(Succeed())
+}
+
 // TestRestartMidRolloutKeepsWeights stops the controller while a canary waits at 50 %, starts a
 // new one, and checks that the new one neither resets nor regresses the route, then finishes.
 func TestRestartMidRolloutKeepsWeights(t *testing.T) {
@@ -41,12 +53,7 @@ func TestRestartMidRolloutKeepsWeights(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "restart")
-	for _, name := range []string{"web-stable", "web-canary"} {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
-		g.Expect(e.Client.Create(ctx, svc)).To(Succeed())
-	}
-	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "web", "web-stable", "web-canary"))).To(Succeed())
+	createWebRoute(g, ns)
 	weights := rollouttest.WatchWeights(t, e, ns, "web", "web-stable", "web-canary")
 	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithHTTPRoute("web"),
 		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(80)))
@@ -96,12 +103,7 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "restart-delay")
-	for _, name := range []string{"web-stable", "web-canary"} {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
-		g.Expect(e.Client.Create(ctx, svc)).To(Succeed())
-	}
-	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "web", "web-stable", "web-canary"))).To(Succeed())
+	createWebRoute(g, ns)
 	const delay = 8
 	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithHTTPRoute("web"),
 		testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
