@@ -235,6 +235,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
 		r.written.Wrote(req.NamespacedName, ro.ResourceVersion)
+		if v := log.V(1); v.Enabled() {
+			v.Info("Status written", "changed", statusChanges(&base.Status, &ro.Status), "resourceVersion", ro.ResourceVersion)
+		}
 		keepResolved()
 	}
 	for _, e := range plan.Events {
