@@ -42,7 +42,7 @@ func TestTransientAfterOwnWrite(t *testing.T) {
 		return ro, Plan{Status: ro.Status, Weights: &providers.Weights{Stable: 50, Canary: 50}}
 	}
 	ro, plan := writing()
-	if !transientAfterOwnWrite(stored, ro, obs, plan) {
+	if !shifted(obs, plan) || !transientAfterOwnWrite(stored, ro, plan) {
 		t.Fatal("the write of a step's weights, with only the message, conditions and Pod counts changed, must be folded")
 	}
 
@@ -73,7 +73,7 @@ func TestTransientAfterOwnWrite(t *testing.T) {
 			ro, plan := writing()
 			o := obs
 			change(ro, &plan, &o)
-			if transientAfterOwnWrite(stored, ro, o, plan) {
+			if shifted(o, plan) && transientAfterOwnWrite(stored, ro, plan) {
 				t.Errorf("%s: the status write was folded; it must be written", name)
 			}
 		})
@@ -114,7 +114,7 @@ func TestFoldStatusWhileLanding(t *testing.T) {
 		obs := Observation{Rollout: stored, Now: now, Traffic: &providers.Verification{Weights: &providers.Weights{Stable: 80, Canary: 20}, Accepted: true}}
 		ro := stored.DeepCopy()
 		plan := Plan{Status: ro.Status, Weights: &fifty, Events: []Event{{Type: "Normal", Reason: "StepAdvanced"}}}
-		if _, folded := r.foldStatus(key, stored, ro, obs, plan); folded {
+		if _, folded := r.foldStatus(key, stored, ro, obs, plan, shifted(obs, plan)); folded {
 			t.Fatal("the step's own write carries an Event: it must be written")
 		}
 	}
@@ -122,16 +122,16 @@ func TestFoldStatusWhileLanding(t *testing.T) {
 	r := &Reconciler{FoldedStatusBound: 30 * time.Second}
 	write(r)
 	obs, plan := landing(now.Add(100*time.Millisecond), providers.Verification{Pending: true, Message: "not yet accepted"})
-	wait, folded := r.foldStatus(key, stored, waiting(), obs, plan)
+	wait, folded := r.foldStatus(key, stored, waiting(), obs, plan, shifted(obs, plan))
 	if !folded || wait != 30*time.Second-100*time.Millisecond {
 		t.Fatalf("the own write's watch event, weights not yet accepted: folded %v, wait %s; want folded, the rest of the bound", folded, wait)
 	}
 	obs, plan = landing(now.Add(20*time.Second), providers.Verification{Pending: true})
-	if _, folded := r.foldStatus(key, stored, waiting(), obs, plan); !folded {
+	if _, folded := r.foldStatus(key, stored, waiting(), obs, plan, shifted(obs, plan)); !folded {
 		t.Fatal("still waiting within the bound: the write must be left out")
 	}
 	obs, plan = landing(now.Add(30*time.Second), providers.Verification{Pending: true})
-	if _, folded := r.foldStatus(key, stored, waiting(), obs, plan); folded {
+	if _, folded := r.foldStatus(key, stored, waiting(), obs, plan, shifted(obs, plan)); folded {
 		t.Fatal("the bound has passed: the status must say the routes are not accepted")
 	}
 
@@ -157,14 +157,14 @@ func TestFoldStatusWhileLanding(t *testing.T) {
 			ro := waiting()
 			obs, plan := landing(now.Add(time.Second), providers.Verification{Pending: true})
 			change(ro, &plan, &obs)
-			if _, folded := r.foldStatus(key, stored, ro, obs, plan); folded {
+			if _, folded := r.foldStatus(key, stored, ro, obs, plan, shifted(obs, plan)); folded {
 				t.Errorf("%s: the status write was folded; it must be written", name)
 			}
 		})
 	}
 	t.Run("nothing noted (a restart)", func(t *testing.T) {
 		obs, plan := landing(now.Add(time.Second), providers.Verification{Pending: true})
-		if _, folded := (&Reconciler{}).foldStatus(key, stored, waiting(), obs, plan); folded {
+		if _, folded := (&Reconciler{}).foldStatus(key, stored, waiting(), obs, plan, shifted(obs, plan)); folded {
 			t.Error("a reconciler that wrote no weights folded the status write")
 		}
 	})

@@ -148,7 +148,7 @@ func (w *world) tick(note string, after time.Duration) {
 	next := w.ro.DeepCopy()
 	next.Status = plan.Status
 	next.Status.ObservedGeneration = w.ro.Generation
-	kept := transientAfterOwnWrite(obs.Rollout, next, obs, plan)
+	kept := shifted(obs, plan) && transientAfterOwnWrite(obs.Rollout, next, plan)
 	write := "folded"
 	if !kept {
 		write = "none"

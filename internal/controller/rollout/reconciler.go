@@ -191,7 +191,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	}
 	r.tellPostRollout(ctx, &obs, &plan)
-	if shifted(obs, plan) {
+	// Whether the plan moved the routes, told before ro (which obs.Rollout is) takes the plan's
+	// status below: compared with itself, a promotion's status would look like a drift.
+	moved := shifted(obs, plan)
+	if moved {
 		due := latest(obs.Now, told, analyzed, plan.DueAt)
 		metrics.StepLatency.WithLabelValues(string(plan.Status.Strategy)).Observe(r.Clock.Since(due).Seconds())
 	}
@@ -214,7 +217,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		ro.Status.NotifiedThrough = r.Notifications.Cursor(ro, base.Status.NotifiedThrough, base.Status.Decisions)
 	}
 	requeue := plan.RequeueAfter
-	if wait, folded := r.foldStatus(req.NamespacedName, base, ro, obs, plan); folded {
+	if wait, folded := r.foldStatus(req.NamespacedName, base, ro, obs, plan, moved); folded {
 		// The next reconcile (the routes' acceptance, or the requeue below) records where the
 		// step stands; until then the status keeps saying what it said.
 		if requeue == 0 || requeue > wait {
@@ -357,15 +360,16 @@ type landingWrite struct {
 // acceptance (the watch event of the write itself brings one at once), until
 // FoldedStatusBound has passed since the write.
 // Then the status says the routes are not accepted. What is noted is kept in memory only: after
-// a restart the status is written as it stands.
-func (r *Reconciler) foldStatus(key types.NamespacedName, base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) (time.Duration, bool) {
+// a restart the status is written as it stands. moved tells whether this reconcile moved the
+// routes to the plan's weights (shifted, told from the status observed before the plan's).
+func (r *Reconciler) foldStatus(key types.NamespacedName, base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, moved bool) (time.Duration, bool) {
 	bound := r.FoldedStatusBound
 	if bound <= 0 {
 		bound = DefaultFoldedStatusBound
 	}
-	if shifted(obs, plan) {
+	if moved {
 		r.landing.Store(key, landingWrite{weights: *plan.Weights, at: obs.Now})
-		return bound, transientAfterOwnWrite(base, ro, obs, plan)
+		return bound, transientAfterOwnWrite(base, ro, plan)
 	}
 	v, ok := r.landing.LoadAndDelete(key)
 	if !ok {
@@ -395,16 +399,16 @@ func stillLanding(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, w
 
 // transientAfterOwnWrite reports whether the status this reconcile computed only says that the
 // weights it just wrote are on their way, so that writing it can be left to the next
-// reconcile, which the routes' acceptance triggers at once: KULTA moved the routes to the
-// plan's weights (a step, a promotion or a rollback, not a drift correction), no event is
-// due, and apart from the message, the conditions (which say "waiting for the routes to
+// reconcile, which the routes' acceptance triggers at once. The caller has seen that KULTA
+// moved the routes to the plan's weights (a step, a promotion or a rollback, not a drift
+// correction: shifted); no event is due, and apart from the message, the conditions (which say "waiting for the routes to
 // carry ..."), the Pod counts (which the next write brings up to date) and scale-down marks
 // of revisions whose Pods are gone (each reconcile drops them again) nothing differs from the
 // status already stored: the same phase, step, weight, revisions, decisions and analysis, at
 // the same observed generation. This folds the second of the two status patches of every
 // traffic step.
-func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan) bool {
-	if !shifted(obs, plan) || len(plan.Events) > 0 || !onlyTransient(base, ro) {
+func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, plan Plan) bool {
+	if len(plan.Events) > 0 || !onlyTransient(base, ro) {
 		return false
 	}
 	routed := meta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)

@@ -325,23 +325,27 @@ func TestLateAcceptanceWritesNoWaitingStatus(t *testing.T) {
 	setImage(t, ro, "nginx:1.28")
 	waitNewStable(g, ro, first)
 	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 70, Canary: 30}, {Stable: 40, Canary: 60}, {Stable: 100}}))
-	var steps, waits []string
-	for _, v := range versions() {
-		if v.Status.CurrentPodTemplateHash == first {
-			continue // before the wave
+	// The watch may deliver the last versions after the reads above saw them.
+	var waits []string
+	g.Eventually(func(g Gomega) {
+		var steps []string
+		waits = nil
+		for _, v := range versions() {
+			if v.Status.CurrentPodTemplateHash == first {
+				continue // before the wave
+			}
+			if routed := meta(v, kultav1alpha1.ConditionTrafficRouted); routed.Reason == "RouteNotAccepted" {
+				waits = append(waits, v.ResourceVersion+": "+routed.Message)
+			}
+			if i := v.Status.CurrentStepIndex; i != nil && (len(steps) == 0 || steps[len(steps)-1] != fmt.Sprint(*i)) {
+				steps = append(steps, fmt.Sprint(*i))
+			}
 		}
-		if routed := meta(v, kultav1alpha1.ConditionTrafficRouted); routed.Reason == "RouteNotAccepted" {
-			waits = append(waits, v.ResourceVersion+": "+routed.Message)
-		}
-		if i := v.Status.CurrentStepIndex; i != nil && (len(steps) == 0 || steps[len(steps)-1] != fmt.Sprint(*i)) {
-			steps = append(steps, fmt.Sprint(*i))
-		}
-	}
-	g.Expect(steps).To(Equal([]string{"0", "1", "3"}), "each step recorded once, the last one (100) being the promotion")
-	// Without the fold each of the three route writes is followed by such a write. One is
-	// tolerated: about one full run of this package in four, under load, has shown one, whose
-	// cause is not known yet (see issue 17).
-	g.Expect(len(waits)).To(BeNumerically("<=", 1), "versions that wrote the wait for the acceptance: %v", waits)
+		g.Expect(steps).To(Equal([]string{"0", "1", "3"}), "each step recorded once, the last one (100) being the promotion")
+	}).WithTimeout(timeout).Should(Succeed())
+	// Without the fold each of the three route writes, the promotion's among them, is followed
+	// by such a write.
+	g.Expect(waits).To(BeEmpty(), "versions that wrote the wait for the acceptance")
 }
 
 func TestDriftIsCorrected(t *testing.T) {
