@@ -12,8 +12,9 @@ import (
 
 // statusChanges names what differs between two statuses, for the log of a status write: the
 // JSON names of the fields that changed, and for conditions the types whose status or reason
-// changed ("conditions.Ready") or only their message ("conditions.Ready.message"). It tells
-// which writes move a Rollout and which only keep it current.
+// changed, with the new ones ("conditions.Ready=True/Completed"), those that went
+// ("conditions.Stalled") and those whose message alone changed ("conditions.Ready.message").
+// It tells which writes move a Rollout and which only keep it current.
 func statusChanges(before, after *kultav1alpha1.RolloutStatus) []string {
 	var changed []string
 	b, a := reflect.ValueOf(before).Elem(), reflect.ValueOf(after).Elem()
@@ -38,7 +39,7 @@ func conditionChanges(before, after *kultav1alpha1.RolloutStatus) []string {
 		old := meta.FindStatusCondition(before.Conditions, c.Type)
 		switch {
 		case old == nil || old.Status != c.Status || old.Reason != c.Reason || old.ObservedGeneration != c.ObservedGeneration:
-			changed = append(changed, "conditions."+c.Type)
+			changed = append(changed, "conditions."+c.Type+"="+string(c.Status)+"/"+c.Reason)
 		case old.Message != c.Message:
 			changed = append(changed, "conditions."+c.Type+".message")
 		}

@@ -23,7 +23,7 @@ func TestStatusChanges(t *testing.T) {
 	meta.SetStatusCondition(&after.Conditions, metav1.Condition{Type: kultav1alpha1.ConditionTrafficRouted, Status: metav1.ConditionTrue, Reason: "RoutesAccepted"})
 
 	got := statusChanges(before, after)
-	want := []string{"currentStepIndex", "replicas", "conditions.Ready.message", "conditions.TrafficRouted", "conditions.Stalled"}
+	want := []string{"currentStepIndex", "replicas", "conditions.Ready.message", "conditions.TrafficRouted=True/RoutesAccepted", "conditions.Stalled"}
 	if len(got) != len(want) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}
