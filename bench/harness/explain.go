@@ -17,7 +17,10 @@ var writeReasons = map[string]string{
 		"the write of a reconcile that only wrote a step's weights is folded into the next, and so (in runs after 5 Dec 2026 17:00 UTC) is that of a reconcile " +
 		"that only finds those weights not yet accepted within 30 s of their write, which a quick controller meets as the watch event of its own write " +
 		"(more writes when a condition changes between them); a change of the Pod counts alone waits up to 5 s for the next (runs after 5 Dec 2026 17:55 UTC; " +
-		"before, a quick controller, as each of 4 shards is, wrote each Pod count change apart)",
+		"before, a quick controller, as each of 4 shards is, wrote each Pod count change apart), and past those 5 s, up to 60 s, while the client's " +
+		"writes to Rollouts queue (runs after 5 Dec 2026 19:30 UTC); the promotion's reset of the routes is folded as a step's is (runs before " +
+		"5 Dec 2026 19:55 UTC wrote TrafficRouted twice more when a reconcile came before the Gateway accepted the reset, False then True, " +
+		"which a quick controller, as each of 4 shards is, often met: 1.85 status writes per step there)",
 	"POST replicasets": "the new revision",
 	"PATCH replicasets": "the old revision scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next " +
 		"(runs before 5 Dec 2026 16:40 UTC also marked it for scale-down with a patch of its own, 2 in all; the time now rides in status.scaleDowns)",
