@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -41,10 +40,7 @@ func TestCountsWaitBehindQueuedWrites(t *testing.T) {
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { g.Expect(c.Stop()).To(Succeed()) }()
-	g.Eventually(func(g Gomega) kultav1alpha1.Phase { return getRollout(g, key).Status.Phase }).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
-	old := getRollout(g, key).Status.StablePodTemplateHash
-	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
-	g.Expect(e.Client.Patch(ctx, ro, patch)).To(Succeed())
+	old := newImageOnceCompleted(g, ro)
 	g.Eventually(func(g Gomega) {
 		now := getRollout(g, key)
 		g.Expect(now.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))

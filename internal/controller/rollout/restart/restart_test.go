@@ -46,6 +46,17 @@ func createWebRoute(g Gomega, ns string) {
 	g.Expect(env.Client.Create(ctx, rollouttest.Route(ns, "web", "web-stable", "web-canary"))).To(Succeed())
 }
 
+// newImageOnceCompleted waits until ro has completed its rollout, then sets a new image on it,
+// and returns the revision that was stable until then.
+func newImageOnceCompleted(g Gomega, ro *kultav1alpha1.Rollout) string {
+	key := client.ObjectKeyFromObject(ro)
+	g.Eventually(func(g Gomega) kultav1alpha1.Phase { return getRollout(g, key).Status.Phase }).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
+	old := getRollout(g, key).Status.StablePodTemplateHash
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
+	g.Expect(env.Client.Patch(context.Background(), ro, patch)).To(Succeed())
+	return old
+}
+
 // TestRestartMidRolloutKeepsWeights stops the controller while a canary waits at 50 %, starts a
 // new one, and checks that the new one neither resets nor regresses the route, then finishes.
 func TestRestartMidRolloutKeepsWeights(t *testing.T) {
@@ -113,10 +124,7 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 
 	first, err := rollouttest.Start(ctx, e)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Eventually(func(g Gomega) kultav1alpha1.Phase { return getRollout(g, key).Status.Phase }).WithTimeout(30 * time.Second).Should(Equal(kultav1alpha1.PhaseCompleted))
-	old := getRollout(g, key).Status.StablePodTemplateHash
-	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`))
-	g.Expect(e.Client.Patch(ctx, ro, patch)).To(Succeed())
+	old := newImageOnceCompleted(g, ro)
 	var mark kultav1alpha1.ScaleDown
 	g.Eventually(func(g Gomega) {
 		now := getRollout(g, key)
