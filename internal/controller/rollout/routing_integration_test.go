@@ -348,6 +348,45 @@ func TestLateAcceptanceWritesNoWaitingStatus(t *testing.T) {
 	g.Expect(waits).To(BeEmpty(), "versions that wrote the wait for the acceptance")
 }
 
+// TestPromotionWaitsForAcceptanceUnwritten promotes a canary while its Gateway leaves the routes'
+// reset to 100/0 unanswered: the promotion's status (Completed, TrafficRouted True, since every
+// request already reaches the new revision) stands while KULTA waits FoldedStatusBound (2 s in
+// rollouttest) for the acceptance, as after a step's weights, and only then says the routes
+// are not accepted. A promotion judged as a drift of the routes wrote that at once.
+func TestPromotionWaitsForAcceptanceUnwritten(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "promote-pending")
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
+	route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"),
+		testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted(), testutil.Weight(100)))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	first := getRollout(g, ro).Status.StablePodTemplateHash
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+
+	label := func(value string) {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":`+value+`}}}`))
+		g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
+	}
+	label(`"true"`)
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitNewStable(g, ro, first)
+	g.Consistently(func(g Gomega) string { return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Reason }).
+		WithTimeout(time.Second).Should(Equal("RoutesAccepted"), "the reset's pending acceptance was written before the bound")
+	g.Eventually(func(g Gomega) string { return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Reason }).
+		WithTimeout(timeout).Should(Equal("RouteNotAccepted"), "after the bound an unanswered reset shows")
+	label("null")
+	g.Eventually(func(g Gomega) string { return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Reason }).
+		WithTimeout(timeout).Should(Equal("RoutesAccepted"))
+}
+
 func TestDriftIsCorrected(t *testing.T) {
 	e := testenv.Require(t, env)
 	t.Parallel()
