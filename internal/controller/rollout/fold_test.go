@@ -1,16 +1,22 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	kultascheme "github.com/false-systems/kulta/internal/scheme"
 	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
 )
@@ -307,5 +313,28 @@ func TestWriteBudget(t *testing.T) {
 	none.spend(now)
 	if !none.spare(now) || newWriteBudget(0, 10) != nil || newWriteBudget(-1, 10) != nil {
 		t.Fatal("without a limit the client always has room")
+	}
+}
+
+// TestDeletedRolloutForgetsItsNotes checks that the reconcile of a Rollout that is gone drops
+// what the reconciler kept in memory for it: a landing route write, a waiting count write and
+// its shard mark, so that deleting Rollouts mid-way leaves nothing behind.
+func TestDeletedRolloutForgetsItsNotes(t *testing.T) {
+	scheme, err := kultascheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: "shop", Name: "gone"}
+	r := &Reconciler{Client: fake.NewClientBuilder().WithScheme(scheme).Build(), Clock: clocktesting.NewFakePassiveClock(time.Now())}
+	r.landing.Store(key, landingWrite{weights: providers.Weights{Stable: 50, Canary: 50}, at: time.Now()})
+	r.counting.Store(key, time.Now())
+	r.inShard.Store(key, types.UID("uid"))
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key}); err != nil {
+		t.Fatalf("reconciling a deleted Rollout: %v", err)
+	}
+	for name, notes := range map[string]*sync.Map{"landing": &r.landing, "counting": &r.counting, "inShard": &r.inShard} {
+		if _, kept := notes.Load(key); kept {
+			t.Errorf("the %s note of the deleted Rollout was kept", name)
+		}
 	}
 }

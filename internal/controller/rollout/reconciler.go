@@ -401,12 +401,12 @@ func stillLanding(base, ro *kultav1alpha1.Rollout, obs Observation, plan Plan, w
 // weights it just wrote are on their way, so that writing it can be left to the next
 // reconcile, which the routes' acceptance triggers at once. The caller has seen that KULTA
 // moved the routes to the plan's weights (a step, a promotion or a rollback, not a drift
-// correction: shifted); no event is due, and apart from the message, the conditions (which say "waiting for the routes to
-// carry ..."), the Pod counts (which the next write brings up to date) and scale-down marks
-// of revisions whose Pods are gone (each reconcile drops them again) nothing differs from the
-// status already stored: the same phase, step, weight, revisions, decisions and analysis, at
-// the same observed generation. This folds the second of the two status patches of every
-// traffic step.
+// correction: shifted); no event is due, and apart from the message, the conditions (which
+// say "waiting for the routes to carry ..."), the Pod counts (which the next write brings up
+// to date) and scale-down marks of revisions whose Pods are gone (each reconcile drops them
+// again) nothing differs from the status already stored: the same phase, step, weight,
+// revisions, decisions and analysis, at the same observed generation. This folds the second
+// of the two status patches of every traffic step.
 func transientAfterOwnWrite(base, ro *kultav1alpha1.Rollout, plan Plan) bool {
 	if len(plan.Events) > 0 || !onlyTransient(base, ro) {
 		return false

@@ -27,11 +27,8 @@ func TestCountsWaitBehindQueuedWrites(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "queued")
-	createWebRoute(g, ns)
-	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithHTTPRoute("web"),
-		testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
+	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
 		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](1) }))
-	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	key := client.ObjectKeyFromObject(ro)
 
 	const bound = 5 * time.Second

@@ -34,9 +34,9 @@ func getRollout(g Gomega, key types.NamespacedName) *kultav1alpha1.Rollout {
 	return ro
 }
 
-// createWebRoute creates in ns the Services web-stable and web-canary and the HTTPRoute web
-// that sends traffic to them.
-func createWebRoute(g Gomega, ns string) {
+// createWeb creates in ns the Services web-stable and web-canary, the HTTPRoute web that sends
+// traffic to them, and the Rollout web of 2 replicas that routes it, with opts.
+func createWeb(g Gomega, ns string, opts ...testutil.RolloutOption) *kultav1alpha1.Rollout {
 	ctx := context.Background()
 	for _, name := range []string{"web-stable", "web-canary"} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -44,6 +44,9 @@ func createWebRoute(g Gomega, ns string) {
 		g.Expect(env.Client.Create(ctx, svc)).To(Succeed())
 	}
 	g.Expect(env.Client.Create(ctx, rollouttest.Route(ns, "web", "web-stable", "web-canary"))).To(Succeed())
+	ro := testutil.Rollout(ns, "web", append([]testutil.RolloutOption{testutil.WithReplicas(2), testutil.WithHTTPRoute("web")}, opts...)...)
+	g.Expect(env.Client.Create(ctx, ro)).To(Succeed())
+	return ro
 }
 
 // newImageOnceCompleted waits until ro has completed its rollout, then sets a new image on it,
@@ -64,11 +67,8 @@ func TestRestartMidRolloutKeepsWeights(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "restart")
-	createWebRoute(g, ns)
+	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(80)))
 	weights := rollouttest.WatchWeights(t, e, ns, "web", "web-stable", "web-canary")
-	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithHTTPRoute("web"),
-		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.PauseUntilPromoted(), testutil.Weight(80)))
-	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	key := client.ObjectKeyFromObject(ro)
 
 	first, err := rollouttest.Start(ctx, e)
@@ -114,12 +114,9 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "restart-delay")
-	createWebRoute(g, ns)
 	const delay = 8
-	ro := testutil.Rollout(ns, "web", testutil.WithReplicas(2), testutil.WithHTTPRoute("web"),
-		testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
+	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
 		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](delay) }))
-	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 	key := client.ObjectKeyFromObject(ro)
 
 	first, err := rollouttest.Start(ctx, e)
