@@ -69,9 +69,7 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 	}
 	create(ctx, t, w.client, d)
 	a.waitDeployment(ctx, t, 3)
-	// A tick that read the Pods before they were ready may still be counting.
-	time.Sleep(time.Second)
-	unserved := w.simulator.Unserved(ns)
+	unserved := w.unserved(ctx, t, ns)
 	t.Logf("%.0f requests found no ready Pod before the Deployment served", unserved)
 
 	ro := a.rollout(goodImage)
@@ -93,7 +91,7 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 		return nil
 	})
 	a.expectTrack(ctx, t, map[string]string{stableHash: "stable"})
-	adopted := w.simulator.Unserved(ns)
+	adopted := w.unserved(ctx, t, ns)
 	if n := adopted - unserved; n != 0 {
 		t.Errorf("%.0f requests found no ready Pod during the adoption, want 0", n)
 	}
@@ -161,8 +159,10 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 		t.Errorf("Deployment at %d replicas after the canary, want 0", n)
 	}
 
-	updated := w.simulator.Unserved(ns)
-	t.Logf("%.0f requests found no ready Pod during the canary", updated-adopted)
+	updated := w.unserved(ctx, t, ns)
+	if n := updated - adopted; n != 0 {
+		t.Errorf("%.0f requests found no ready Pod during the canary, want 0", n)
+	}
 
 	// Deleting the Rollout: the Deployment is scaled back up and serves again.
 	if err := w.client.Delete(ctx, ro); err != nil {
@@ -184,14 +184,9 @@ func deploymentAdopted(ctx context.Context, t *testing.T, w *world) {
 			t.Errorf("Service %s selects %v after the hand-back, want %v", name, sel, a.userSelector(name))
 		}
 	}
-	time.Sleep(time.Second)
-	handedBack := w.simulator.Unserved(ns)
-	t.Logf("%.0f requests found no ready Pod during the hand-back", handedBack-updated)
-	// One tick of the simulator (100 ms, 10 requests at 100 per second) once went unserved
-	// under CI load in the canary or the hand-back, not reproduced alone; a missing wait (for
-	// the canary's Pod, for the Deployment's) costs a Pod's start-up, many ticks.
-	if n := handedBack - adopted; n > 10 {
-		t.Errorf("%.0f requests found no ready Pod during the canary and the hand-back, want at most one tick's 10", n)
+	handedBack := w.unserved(ctx, t, ns)
+	if n := handedBack - updated; n != 0 {
+		t.Errorf("%.0f requests found no ready Pod during the hand-back, want 0", n)
 	}
 }
 

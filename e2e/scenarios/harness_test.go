@@ -161,6 +161,17 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// unserved is how many requests of namespace found no ready Pod so far (simulator.Unserved),
+// once a simulator tick begun now has ended: a tick that read the cluster earlier, and is slow
+// under load, has counted its requests by then.
+func (w *world) unserved(ctx context.Context, t *testing.T, namespace string) float64 {
+	t.Helper()
+	if err := w.simulator.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return w.simulator.Unserved(namespace)
+}
+
 // newNamespace creates a namespace named after prefix for one scenario.
 func (w *world) newNamespace(ctx context.Context, t *testing.T, prefix string) string {
 	t.Helper()

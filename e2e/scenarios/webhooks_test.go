@@ -51,9 +51,7 @@ func canaryHeldForPromotion(ctx context.Context, t *testing.T, w *world) {
 	}
 
 	watch := a.watchWeights(ctx, t)
-	// A tick that read the Pods before they were ready may still be counting.
-	time.Sleep(time.Second)
-	unservedBefore := w.simulator.Unserved(a.namespace)
+	unservedBefore := w.unserved(ctx, t, a.namespace)
 	began := time.Now()
 	generation := a.setImage(ctx, t, betterImage)
 	held := a.waitRollout(ctx, t, 90*time.Second, func(ro *kultav1alpha1.Rollout) (bool, string) {
@@ -165,7 +163,7 @@ func canaryHeldForPromotion(ctx context.Context, t *testing.T, w *world) {
 	if n := len(calls); n == 0 || calls[n-1].status != http.StatusOK || countOf(statuses(calls), http.StatusOK) != 1 {
 		t.Errorf("the receiver answered %v, want 503s and then the one 200 that promoted", statuses(calls))
 	}
-	if n := w.simulator.Unserved(a.namespace) - unservedBefore; n != 0 {
+	if n := w.unserved(ctx, t, a.namespace) - unservedBefore; n != 0 {
 		t.Errorf("%.0f requests found no ready Pod during the update, want 0", n)
 	}
 }
@@ -191,9 +189,7 @@ func canaryRolledBackByWebhook(ctx context.Context, t *testing.T, w *world) {
 	}
 
 	watch := a.watchWeights(ctx, t)
-	// A tick that read the Pods before they were ready may still be counting.
-	time.Sleep(time.Second)
-	unservedBefore := w.simulator.Unserved(a.namespace)
+	unservedBefore := w.unserved(ctx, t, a.namespace)
 	began := time.Now()
 	generation := a.setImage(ctx, t, betterImage)
 	paused := a.waitRollout(ctx, t, time.Minute, func(ro *kultav1alpha1.Rollout) (bool, string) {
@@ -295,7 +291,7 @@ func canaryRolledBackByWebhook(ctx context.Context, t *testing.T, w *world) {
 	if n := len(calls); n == 0 || calls[n-1].status != http.StatusOK || countOf(statuses(calls), http.StatusOK) != 1 {
 		t.Errorf("the receiver answered %v, want 404s and then the one 200 that rolled back", statuses(calls))
 	}
-	if n := w.simulator.Unserved(a.namespace) - unservedBefore; n != 0 {
+	if n := w.unserved(ctx, t, a.namespace) - unservedBefore; n != 0 {
 		t.Errorf("%.0f requests found no ready Pod during the update and its rollback, want 0", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -114,6 +115,10 @@ type Simulator struct {
 	// unserved counts, by Service, the requests the routes sent to it while it did not exist
 	// or had no ready Pod: a Gateway answers them with a 5xx of its own (see Unserved).
 	unserved map[ServiceKey]float64
+	// started and ended count the ticks begun and finished; ticked is closed, and replaced, as
+	// each tick ends (see Settle).
+	started, ended int
+	ticked         chan struct{}
 
 	stopOnce sync.Once
 	stopErr  error
@@ -128,7 +133,7 @@ type backend struct {
 }
 
 // Start serves /metrics on a random loopback port and starts the tick loop, which reads the
-// cluster through cl: HTTPRoutes, Ingresses, Services and Pods (list and get), ReferenceGrants
+// cluster through cl: HTTPRoutes, Ingresses, Services and Pods (list), ReferenceGrants
 // (list, when a route refers to another namespace), route status (patch), and Istio's
 // VirtualServices and DestinationRules (list) when the cluster serves them and cl's scheme
 // knows them.
@@ -148,6 +153,7 @@ func Start(ctx context.Context, cl client.Client, opts Options) (*Simulator, err
 		backends:     map[Target]*backend{},
 		copyBackends: map[Target]*backend{},
 		unserved:     map[ServiceKey]float64{},
+		ticked:       make(chan struct{}),
 		istioServed:  true,
 		served:       make(chan error, 1),
 		done:         make(chan struct{}),
@@ -221,9 +227,47 @@ func (s *Simulator) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+			s.mark(func() { s.started++ })
 			if err := s.tick(ctx); err != nil && ctx.Err() == nil {
 				s.report(err)
 			}
+			s.mark(func() {
+				s.ended++
+				close(s.ticked)
+				s.ticked = make(chan struct{})
+			})
+		}
+	}
+}
+
+// mark runs f under the simulator's lock.
+func (s *Simulator) mark(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
+// Settle waits until a tick that began after the call has ended, so that what Unserved says
+// next covers every request of a cluster state read before the call: a tick that read the
+// Pods before they turned ready, and is slow to finish under load, has recorded its misses by
+// then. It returns ctx's error, or an error once the simulator stops.
+func (s *Simulator) Settle(ctx context.Context) error {
+	s.mu.Lock()
+	want := s.started + 1
+	s.mu.Unlock()
+	for {
+		s.mu.Lock()
+		ended, ticked := s.ended, s.ticked
+		s.mu.Unlock()
+		if ended >= want {
+			return nil
+		}
+		select {
+		case <-ticked:
+		case <-s.done:
+			return errors.New("the simulator stopped before a tick ended")
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a simulator tick: %w", ctx.Err())
 		}
 	}
 }
@@ -270,21 +314,47 @@ func (s *Simulator) tick(ctx context.Context) error {
 	if len(rates) == 0 && len(copies) == 0 {
 		return errors.Join(errs...)
 	}
-	var pods corev1.PodList
-	if err := s.client.List(ctx, &pods); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing Pods: %w", err))...)
+	pods, services, err := s.endpoints(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 	for target, rate := range rates {
-		if err := s.serve(ctx, target, rate, pods.Items, false); err != nil {
+		if err := s.serve(target, rate, services, pods, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for target, rate := range copies {
-		if err := s.serve(ctx, target, rate, pods.Items, true); err != nil {
+		if err := s.serve(target, rate, services, pods, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// endpoints reads the Pods and the Services as they both stood at one moment: the Services are
+// listed at the exact resourceVersion of the Pods' list. A Service read later than the Pods
+// could select Pods that turned ready after they were read (or, read earlier, Pods deleted
+// since), and count as unserved requests no Gateway would have failed: a Service is pinned to
+// a revision only once its Pods are ready.
+func (s *Simulator) endpoints(ctx context.Context) ([]corev1.Pod, map[ServiceKey]*corev1.Service, error) {
+	var pods corev1.PodList
+	if err := s.client.List(ctx, &pods); err != nil {
+		return nil, nil, fmt.Errorf("listing Pods: %w", err)
+	}
+	var opts []client.ListOption
+	if rv := pods.ResourceVersion; rv != "" {
+		opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, ResourceVersionMatch: metav1.ResourceVersionMatchExact}})
+	}
+	var list corev1.ServiceList
+	if err := s.client.List(ctx, &list, opts...); err != nil {
+		return nil, nil, fmt.Errorf("listing Services at the Pods' resourceVersion %q: %w", pods.ResourceVersion, err)
+	}
+	services := make(map[ServiceKey]*corev1.Service, len(list.Items))
+	for i := range list.Items {
+		svc := &list.Items[i]
+		services[ServiceKey{Namespace: svc.Namespace, Name: svc.Name}] = svc
+	}
+	return pods.Items, services, nil
 }
 
 // gatewayRates accepts the HTTPRoutes attached to the Gateway and returns the request rate
@@ -428,7 +498,7 @@ func (s *Simulator) miss(key ServiceKey, rate float64) {
 // (in the subset) records nothing in http_requests_total, and owes nothing for that time; the
 // requests count as Unserved, unless they are copies (a mirror's), whose answers nobody waits
 // for: those are dropped.
-func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods []corev1.Pod, copies bool) error {
+func (s *Simulator) serve(target Target, rate float64, services map[ServiceKey]*corev1.Service, pods []corev1.Pod, copies bool) error {
 	key := target.ServiceKey
 	backends := s.backends
 	if copies {
@@ -443,18 +513,15 @@ func (s *Simulator) serve(ctx context.Context, target Target, rate float64, pods
 		s.requests.WithLabelValues(key.Namespace, key.Name, "500")
 		s.durations.WithLabelValues(key.Namespace, key.Name)
 	}
-	var svc corev1.Service
-	if err := s.client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, &svc); err != nil {
+	svc, exists := services[key]
+	if !exists {
 		b.due = b.sent
-		if client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("reading Service %s/%s: %w", key.Namespace, key.Name, err)
-		}
 		if !copies {
 			s.miss(key, rate)
 		}
 		return nil
 	}
-	ready := ReadyPodsBehind(&svc, pods)
+	ready := ReadyPodsBehind(svc, pods)
 	if target.Subset != "" {
 		subset, err := labels.Parse(target.Subset)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
@@ -169,5 +170,67 @@ func TestUnservedCountsRequestsNoPodAnswers(t *testing.T) {
 	}
 	if got := s.Unserved("ns"); got != 3600 {
 		t.Errorf("Unserved = %v after a second hour with a ready Pod behind each Service, want it still 3600", got)
+	}
+}
+
+// TestSettleWaitsForATickBegunAfterIt holds the simulator's ticks in their first read. Settle,
+// called while the first tick reads, returns neither while it does nor when it ends, but once
+// the second tick, begun after the call, has ended; after Stop it returns an error.
+func TestSettleWaitsForATickBegunAfterIt(t *testing.T) {
+	scheme, err := kultascheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads, release := make(chan struct{}), make(chan struct{})
+	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, routes := list.(*gatewayv1.HTTPRouteList); routes {
+				reads <- struct{}{}
+				<-release
+			}
+			return cl.List(ctx, list, opts...)
+		},
+	}).Build()
+	ctx := t.Context()
+	s, err := Start(ctx, c, Options{Tick: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-reads // the first tick reads the routes
+	settled := make(chan error, 1)
+	go func() { settled <- s.Settle(ctx) }()
+	notYet := func(when string) {
+		t.Helper()
+		select {
+		case err := <-settled:
+			t.Fatalf("Settle returned (%v) %s", err, when)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	notYet("while the tick under way at the call was reading")
+	release <- struct{}{}
+	<-reads // the second tick reads the routes: the first has ended
+	notYet("when the tick under way at the call ended")
+	release <- struct{}{}
+	select {
+	case err := <-settled:
+		if err != nil {
+			t.Fatalf("Settle after the second tick: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Settle did not return once a tick begun after the call had ended")
+	}
+
+	go func() {
+		for range reads {
+			release <- struct{}{}
+		}
+	}()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	close(reads)
+	if err := s.Settle(ctx); err == nil {
+		t.Error("Settle on a stopped simulator returned nil, want an error")
 	}
 }
