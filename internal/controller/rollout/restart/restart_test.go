@@ -9,12 +9,15 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/internal/revision"
 	"github.com/false-systems/kulta/internal/testenv"
@@ -150,4 +153,63 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 	g.Expect(oldRS(g).Annotations).NotTo(HaveKey(revision.ScaleDownAtAnnotation), "the mark is kept in the Rollout's status, not on the ReplicaSet")
 	g.Eventually(func(g Gomega) []kultav1alpha1.ScaleDown { return getRollout(g, key).Status.ScaleDowns }).WithTimeout(15*time.Second).
 		Should(BeEmpty(), "the mark goes with the old revision's Pods")
+}
+
+// TestRestartMidLandingWritesTheWait stops the controller while a step's weights are on the
+// route but the Gateway has not accepted them, and the first controller, as it does for
+// FoldedStatusBound (30 s here), leaves the status saying nothing of the wait. The new
+// controller has no note of when the weights were written: it says at once that the routes
+// are not accepted, rewrites nothing, and takes the step once the Gateway answers.
+func TestRestartMidLandingWritesTheWait(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "restart-landing")
+	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()))
+	key := client.ObjectKeyFromObject(ro)
+	weights := rollouttest.WatchWeights(t, e, ns, "web", "web-stable", "web-canary")
+	bound := func(r *rollout.Reconciler) { r.FoldedStatusBound = 30 * time.Second }
+	label := func(value string) {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":`+value+`}}}`))
+		g.Expect(env.Client.Patch(ctx, &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}, patch)).To(Succeed())
+	}
+	notAccepted := func(ro *kultav1alpha1.Rollout) bool {
+		c := apimeta.FindStatusCondition(ro.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)
+		return c != nil && c.Reason == rollout.ReasonRouteNotAccepted
+	}
+
+	first, err := rollouttest.Start(ctx, e, bound)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		now := getRollout(g, key)
+		g.Expect(now.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(apimeta.IsStatusConditionTrue(now.Status.Conditions, kultav1alpha1.ConditionTrafficRouted)).To(BeTrue())
+	}).WithTimeout(30*time.Second).Should(Succeed(), "the first revision is stable and its route accepted")
+	label(`"true"`)
+	newImageOnceCompleted(g, ro)
+	g.Eventually(weights).WithTimeout(30 * time.Second).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 50, Canary: 50}}))
+	g.Consistently(func(g Gomega) {
+		g.Expect(notAccepted(getRollout(g, key))).To(BeFalse(), "the first controller wrote the wait within its bound")
+	}).WithTimeout(time.Second).Should(Succeed())
+	g.Expect(first.Stop()).To(Succeed())
+	version := routeVersion(g, ns)
+
+	second, err := rollouttest.Start(ctx, e, bound)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { g.Expect(second.Stop()).To(Succeed()) }()
+	g.Eventually(func(g Gomega) {
+		now := getRollout(g, key)
+		g.Expect(notAccepted(now)).To(BeTrue(), "TrafficRouted says the routes are not accepted")
+		g.Expect(now.Status.CurrentStepIndex).To(Equal(ptr.To[int32](0)))
+	}).WithTimeout(10*time.Second).Should(Succeed(), "well within the 30 s bound the first controller would have waited")
+	g.Expect(routeVersion(g, ns)).To(Equal(version), "the new controller rewrote the route")
+
+	label("null")
+	g.Eventually(func(g Gomega) {
+		now := getRollout(g, key)
+		g.Expect(now.Status.Phase).To(Equal(kultav1alpha1.PhasePaused))
+		g.Expect(now.Status.CurrentStepIndex).To(Equal(ptr.To[int32](1)))
+		g.Expect(notAccepted(now)).To(BeFalse())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(weights()).To(Equal([]providers.Weights{{Stable: 100}, {Stable: 50, Canary: 50}}), "no weight was written twice")
 }
