@@ -30,7 +30,6 @@ func (r *Reconciler) addFinalizer(ctx context.Context, ro *kultav1alpha1.Rollout
 	}
 	before := ro.DeepCopy()
 	controllerutil.AddFinalizer(ro, kultav1alpha1.CleanupFinalizer)
-	r.rolloutWrites().spend(r.Clock.Now())
 	if err := r.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("adding finalizer %s to Rollout %s/%s: %w", kultav1alpha1.CleanupFinalizer, ro.Namespace, ro.Name, err)
 	}
@@ -71,7 +70,6 @@ func (r *Reconciler) finalize(ctx context.Context, ro *kultav1alpha1.Rollout) (c
 	}
 	before := ro.DeepCopy()
 	controllerutil.RemoveFinalizer(ro, kultav1alpha1.CleanupFinalizer)
-	r.rolloutWrites().spend(r.Clock.Now())
 	if err := r.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, fmt.Errorf("removing finalizer %s from Rollout %s/%s: %w", kultav1alpha1.CleanupFinalizer, ro.Namespace, ro.Name, err)
 	}

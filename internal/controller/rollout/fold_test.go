@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -335,6 +337,54 @@ func TestDeletedRolloutForgetsItsNotes(t *testing.T) {
 	for name, notes := range map[string]*sync.Map{"landing": &r.landing, "counting": &r.counting, "inShard": &r.inShard} {
 		if _, kept := notes.Load(key); kept {
 			t.Errorf("the %s note of the deleted Rollout was kept", name)
+		}
+	}
+}
+
+// TestBudgetedClientCountsRolloutWrites checks that the reconciler's client spends from the
+// mirror of the client's bucket for each write to a Rollout, object or status, and for no
+// write to another kind.
+func TestBudgetedClientCountsRolloutWrites(t *testing.T) {
+	scheme, err := kultascheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ro := testutil.Rollout("shop", "web")
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-stable"}}
+	spent := 0
+	c := budgetedClient{
+		Client: fake.NewClientBuilder().WithScheme(scheme).WithObjects(ro, svc).WithStatusSubresource(ro).Build(),
+		spend:  func() { spent++ },
+	}
+	writes := []struct {
+		name  string
+		write func() error
+		want  int
+	}{
+		{"patch a Rollout", func() error {
+			return c.Patch(ctx, ro, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"a":"b"}}}`)))
+		}, 1},
+		{"patch a Rollout's status", func() error {
+			return c.Status().Patch(ctx, ro, client.RawPatch(types.MergePatchType, []byte(`{"status":{"message":"m"}}`)))
+		}, 2},
+		{"update a Rollout's status", func() error { return c.Status().Update(ctx, ro) }, 3},
+		{"update a Rollout", func() error { return c.Update(ctx, ro) }, 4},
+		{"patch a Service", func() error {
+			return c.Patch(ctx, svc, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"a":"b"}}}`)))
+		}, 4},
+		{"create a Service", func() error {
+			return c.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-canary"}})
+		}, 4},
+		{"delete a Rollout", func() error { return c.Delete(ctx, ro) }, 5},
+		{"create a Rollout", func() error { return c.Create(ctx, testutil.Rollout("shop", "api")) }, 6},
+	}
+	for _, w := range writes {
+		if err := w.write(); err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		if spent != w.want {
+			t.Fatalf("after %s the budget has %d writes spent, want %d", w.name, spent, w.want)
 		}
 	}
 }

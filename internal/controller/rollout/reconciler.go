@@ -233,7 +233,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		// concurrent user edit breaks, losing the step just taken.
 		statusBase := ro.DeepCopy()
 		statusBase.Status = base.Status
-		r.rolloutWrites().spend(r.Clock.Now())
 		if err := r.Status().Patch(ctx, ro, client.MergeFrom(statusBase)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching status of Rollout %s: %w", req.NamespacedName, err)
 		}
@@ -578,7 +577,6 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 	for _, k := range keys {
 		delete(ro.Annotations, k)
 	}
-	r.rolloutWrites().spend(r.Clock.Now())
 	if err := r.Patch(ctx, ro, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("removing annotations %v from Rollout %s/%s: %w", keys, ro.Namespace, ro.Name, err)
 	}
@@ -587,8 +585,10 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 }
 
 // SetupWithManager registers the reconciler and its watches: owned ReplicaSets, and the
-// Services and HTTPRoutes that Rollouts name (through field indexes).
+// Services and HTTPRoutes that Rollouts name (through field indexes). From then on its client
+// counts its writes to Rollouts (budgetedClient).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	r.Client = budgetedClient{Client: r.Client, spend: func() { r.rolloutWrites().spend(r.Clock.Now()) }}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexServices, serviceNamesOf); err != nil {
 		return fmt.Errorf("indexing Rollouts by Service: %w", err)
 	}
@@ -693,7 +693,6 @@ func (r *Reconciler) reportFailure(ctx context.Context, base *kultav1alpha1.Roll
 	if equality.Semantic.DeepEqual(base.Status, ro.Status) {
 		return cause
 	}
-	r.rolloutWrites().spend(r.Clock.Now())
 	if err := r.Status().Patch(ctx, ro, client.MergeFrom(base)); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Recording the failure in the Rollout's status", "failure", cause.Error())
 		return cause
