@@ -382,6 +382,10 @@ func TestGoroutineTarget(t *testing.T) {
 	run := func(n int, peak, steady float64) *Result {
 		return &Result{N: n, WaveResults: []WaveResult{{During: Window{PeakGoroutines: peak}, Steady: Window{LastGoroutines: steady}}}}
 	}
+	workers := func(r *Result, n int) *Result {
+		r.Reconcilers = n
+		return r
+	}
 	on := func(r *Result, day int) *Result {
 		r.Started = time.Date(2026, 12, day, 12, 0, 0, 0, time.UTC)
 		return r
@@ -398,6 +402,8 @@ func TestGoroutineTarget(t *testing.T) {
 		{"one N", []*Result{run(100, 120, 106)}, "not measured"},
 		{"an earlier build apart", []*Result{on(run(100, 125, 118), 5), on(run(1000, 125, 118), 5), on(run(5000, 116, 106), 4)}, "met"},
 		{"the newest day alone is one N", []*Result{on(run(100, 125, 118), 5), on(run(5000, 116, 150), 4)}, "missed"},
+		{"more reconcile workers at one N", []*Result{workers(run(100, 123, 118), 4), workers(run(1000, 135, 130), 16)}, "met"},
+		{"as many workers, more goroutines", []*Result{workers(run(100, 123, 118), 16), workers(run(1000, 152, 130), 16)}, "missed"},
 	}
 	for _, tt := range tests {
 		if got := goroutineTarget(tt.results); got.Status != tt.want {

@@ -74,8 +74,8 @@ func TestFlags(t *testing.T) {
 	if o, err := parse(nil); err != nil || o.pprofAddr != "127.0.0.1:6060" {
 		t.Errorf("KULTA_PPROF_BIND_ADDRESS not honoured: %v, error %v", o, err)
 	}
-	if o.workers != 4 {
-		t.Errorf("--max-concurrent-reconciles defaults to %d, want 4", o.workers)
+	if o.workers != 16 {
+		t.Errorf("--max-concurrent-reconciles defaults to %d, want 16", o.workers)
 	}
 	if o, err := parse([]string{"--max-concurrent-reconciles=10"}); err != nil || o.workers != 10 {
 		t.Errorf("--max-concurrent-reconciles=10: workers %v, error %v", o, err)
