@@ -10,7 +10,8 @@ import (
 // controller-runtime gives each resource kind a REST client of its own, with a bucket of the
 // config's QPS and burst; only the reconciler writes Rollouts (their status, finalizer and
 // consumed annotations), through its client (budgetedClient), so counting those writes shows
-// when that bucket runs dry and writes queue behind it. A nil budget never runs dry: the client is not limited.
+// when that bucket runs dry and writes queue behind it. A nil budget never runs dry: the
+// client is not limited.
 type writeBudget struct {
 	bucket *rate.Limiter
 }
