@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -32,6 +31,7 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/events/kubeevents"
+	"github.com/false-systems/kulta/internal/metricsauth"
 	kultascheme "github.com/false-systems/kulta/internal/scheme"
 	"github.com/false-systems/kulta/internal/webhook"
 )
@@ -233,7 +233,7 @@ func newManager(o *options, cfg *rest.Config) (ctrl.Manager, error) {
 	}
 	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.FilterProvider
 	}
 	cacheOpts, err := rollout.CacheOptions(cacheTrims()...)
 	if err != nil {
