@@ -96,7 +96,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.watchSelector, "watch-label-selector", os.Getenv("KULTA_WATCH_LABEL_SELECTOR"), "Reconcile only the Rollouts this label selector matches, such as '!"+kultav1alpha1.ShardLabel+"' for the replicas that serve every Rollout no shard claims (env KULTA_WATCH_LABEL_SELECTOR).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Queries per second to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of queries to the API server.")
-	fs.IntVar(&o.workers, "max-concurrent-reconciles", 16, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
+	fs.IntVar(&o.workers, "max-concurrent-reconciles", rollout.DefaultMaxConcurrentReconciles, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	fs.Float64Var(&o.memLimitRatio, "auto-gomemlimit-ratio", 0.9, "Set the Go runtime's soft memory limit to this fraction of the container's memory limit (cgroup); 0 leaves it unset. GOMEMLIMIT in the environment wins.")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")

@@ -19,6 +19,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/bench/harness"
+	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/testenv"
 )
 
@@ -47,7 +48,7 @@ func parse(args []string) (*flags, error) {
 	fs.IntVar(&f.waves, "waves", 2, "Update waves per N (each changes every Rollout's image once).")
 	fs.Float64Var(&f.qps, "qps", 50, "The controller's --kube-api-qps; the floor client uses the same limit.")
 	fs.IntVar(&f.burst, "burst", 100, "The controller's --kube-api-burst; the floor client uses the same burst.")
-	fs.IntVar(&f.reconcilers, "reconcilers", 16, "The controller's --max-concurrent-reconciles (its default).")
+	fs.IntVar(&f.reconcilers, "reconcilers", rollout.DefaultMaxConcurrentReconciles, "The controller's --max-concurrent-reconciles (its default).")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "Bound on the whole run; everything is stopped when it passes.")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "Watch time after each wave (steady memory, writes when nothing changes).")
 	fs.DurationVar(&f.scrape, "scrape-interval", 5*time.Second, "How often the bench reads the controller's /metrics for heap and goroutines (/proc is read every second).")

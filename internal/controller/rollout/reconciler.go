@@ -272,6 +272,11 @@ const DefaultFoldedStatusBound = 30 * time.Second
 // DefaultCountsInterval is Reconciler.CountsInterval's default.
 const DefaultCountsInterval = 5 * time.Second
 
+// DefaultMaxConcurrentReconciles is how many Rollouts the controller reconciles at once unless
+// --max-concurrent-reconciles says otherwise: enough to keep a wave's requests in flight while
+// each reconcile waits on the API server (bench/README.md, "Where a wave's time goes").
+const DefaultMaxConcurrentReconciles = 16
+
 // DefaultCountsBound is Reconciler.CountsBound's default: about the time the client takes, at
 // its default limit, for the step writes of a wave of 1,000 Rollouts.
 const DefaultCountsBound = time.Minute
