@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -185,50 +184,4 @@ func SetImage(ctx context.Context, c client.Client, r Ref, image string) error {
 		return fmt.Errorf("patching the image: %w", err)
 	}
 	return nil
-}
-
-// CountCompleted lists the bench's Rollouts (in pages) and counts those Completed at their
-// current generation with image as their template's image.
-func CountCompleted(ctx context.Context, c client.Client, image string) (int, error) {
-	done := 0
-	opts := []client.ListOption{client.MatchingLabels{RunLabel: "true"}, client.Limit(500)}
-	cont := ""
-	for {
-		list := &kultav1alpha1.RolloutList{}
-		if err := c.List(ctx, list, append(opts, client.Continue(cont))...); err != nil {
-			return 0, fmt.Errorf("listing Rollouts: %w", err)
-		}
-		for i := range list.Items {
-			ro := &list.Items[i]
-			if ro.Status.Phase == kultav1alpha1.PhaseCompleted && ro.Status.ObservedGeneration == ro.Generation &&
-				ro.Spec.Template.Spec.Containers[0].Image == image {
-				done++
-			}
-		}
-		if cont = list.Continue; cont == "" {
-			return done, nil
-		}
-	}
-}
-
-// WaitCompleted polls CountCompleted every interval until n Rollouts are Completed with image,
-// and returns when that was first seen.
-func WaitCompleted(ctx context.Context, c client.Client, n int, image string, interval time.Duration, progress func(int)) (time.Time, error) {
-	for {
-		done, err := CountCompleted(ctx, c, image)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if progress != nil {
-			progress(done)
-		}
-		if done >= n {
-			return time.Now(), nil
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("waiting for %d Rollouts to complete (%d done): %w", n, done, ctx.Err())
-		case <-time.After(interval):
-		}
-	}
 }

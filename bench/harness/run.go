@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/false-systems/kulta/internal/testenv"
@@ -81,6 +82,9 @@ type runner struct {
 	harnessCount  *RequestCounter
 	standinCount  *RequestCounter
 	tracker       *Tracker
+	completions   *Completions
+	// standinCache is the stand-ins' informer cache, which the completions are counted from.
+	standinCache cache.Cache
 	// shardKeys, ctrls and samplers are the controller processes, one each; shardKeys holds
 	// the single "" of an unsharded run.
 	shardKeys    []string
@@ -96,7 +100,7 @@ type runner struct {
 // Run measures one N: it starts everything, runs the waves and the floor, stops everything and
 // returns the results. Nothing it started outlives it.
 func Run(ctx context.Context, cfg Config) (res *Result, err error) {
-	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), refs: Refs(cfg.N)}
+	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), completions: NewCompletions(), refs: Refs(cfg.N)}
 	AssignShards(r.refs, cfg.Shards)
 	if r.goMemLimit, err = GoMemLimit(cfg.MemoryLimit); err != nil {
 		return nil, err
@@ -221,6 +225,9 @@ func (r *runner) samplerFailures() (int, string) {
 func (r *runner) populate(ctx context.Context) (float64, error) {
 	start := time.Now()
 	r.logf("creating %d Rollouts (+%d Services, %d HTTPRoutes)", r.cfg.N, 2*r.cfg.N, r.cfg.N)
+	if err := r.completions.Expect(ctx, r.standinCache, InitialImage, r.cfg.N); err != nil {
+		return 0, err
+	}
 	if err := CreateNamespaces(ctx, r.client, r.refs); err != nil {
 		return 0, err
 	}
@@ -229,15 +236,11 @@ func (r *runner) populate(ctx context.Context) (float64, error) {
 	}); err != nil {
 		return 0, err
 	}
-	if _, err := WaitCompleted(ctx, r.client, r.cfg.N, InitialImage, r.pollInterval(), nil); err != nil {
+	if _, err := r.completions.Wait(ctx, nil); err != nil {
 		return 0, err
 	}
 	r.logf("all %d Completed after %.1fs", r.cfg.N, time.Since(start).Seconds())
 	return time.Since(start).Seconds(), sleep(ctx, r.cfg.Settle)
-}
-
-func (r *runner) pollInterval() time.Duration {
-	return max(time.Second, time.Duration(r.cfg.N/1000)*time.Second)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -254,6 +257,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	image := WaveImage(w)
 	r.tracker.StartWave(image)
+	if err := r.completions.Expect(ctx, r.standinCache, image, r.cfg.N); err != nil {
+		return WaveResult{}, err
+	}
 	s0, err := r.snapshot(ctx)
 	if err != nil {
 		return WaveResult{}, err
@@ -266,7 +272,7 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	}
 	patched := time.Since(s0.t)
 	last := -1
-	if _, err := WaitCompleted(ctx, r.client, r.cfg.N, image, r.pollInterval(), func(done int) {
+	if _, err := r.completions.Wait(ctx, func(done int) {
 		if done != last && done%max(1, r.cfg.N/10) == 0 {
 			r.logf("wave %d: %d/%d Completed", w, done, r.cfg.N)
 		}

@@ -107,7 +107,11 @@ func (r *runner) startStandins(ctx context.Context, logPath string) error {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return fmt.Errorf("stand-in caches did not sync")
 	}
-	return r.tracker.Register(ctx, mgr.GetCache())
+	r.standinCache = mgr.GetCache()
+	if err := r.completions.Register(ctx, r.standinCache); err != nil {
+		return err
+	}
+	return r.tracker.Register(ctx, r.standinCache)
 }
 
 // snapshot is every counter the bench reads at one moment.
