@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,30 @@ func TestCompletionsCountFromTheCacheAndEvents(t *testing.T) {
 func TestCompletionsWaitBeforeExpect(t *testing.T) {
 	if _, err := NewCompletions().Wait(context.Background(), nil); err == nil {
 		t.Fatal("Wait before Expect returned no error")
+	}
+}
+
+// TestRequestTableSplitsTheTail: with the requests made before all were Completed recorded, the
+// table gives them beside each total; without them (older results), the table has no such
+// column.
+func TestRequestTableSplitsTheTail(t *testing.T) {
+	status := RequestKey{Verb: "PATCH", Resource: "rollouts/status"}
+	rs := RequestKey{Verb: "PATCH", Resource: "replicasets"}
+	res := &Result{N: 1000, WaveResults: []WaveResult{{Wave: 3,
+		Controller:     []RequestRow{{rs, 1000}, {status, 4000}},
+		UntilCompleted: []RequestRow{{status, 3003}},
+	}}}
+	var b strings.Builder
+	writeRequestTable(&b, res)
+	for _, want := range []string{"| before all Completed |", "| rollouts/status | PATCH | 4000 | 4.00 | 3003 |", "| replicasets | PATCH | 1000 | 1.00 | 0 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table %q lacks %q", b.String(), want)
+		}
+	}
+	res.WaveResults[0].UntilCompleted = nil
+	b.Reset()
+	writeRequestTable(&b, res)
+	if strings.Contains(b.String(), "before all Completed") || !strings.Contains(b.String(), "| rollouts/status | PATCH | 4000 | 4.00 |\n") {
+		t.Errorf("table without the split: %q", b.String())
 	}
 }

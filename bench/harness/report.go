@@ -175,9 +175,21 @@ func writeRequestTable(b *strings.Builder, res *Result) {
 		return
 	}
 	w := res.WaveResults[len(res.WaveResults)-1]
-	fmt.Fprintf(b, "Controller requests in wave %d (API server count − bench's own), per Rollout:\n\n| resource | verb | total | per Rollout |\n|---|---|---|---|\n", w.Wave)
+	if w.UntilCompleted == nil {
+		fmt.Fprintf(b, "Controller requests in wave %d (API server count − bench's own), per Rollout:\n\n| resource | verb | total | per Rollout |\n|---|---|---|---|\n", w.Wave)
+		for _, row := range w.Controller {
+			fmt.Fprintf(b, "| %s | %s | %.0f | %.2f |\n", row.Resource, row.Verb, row.Count, row.Count/float64(res.N))
+		}
+		return
+	}
+	before := map[RequestKey]float64{}
+	for _, row := range w.UntilCompleted {
+		before[row.RequestKey] = row.Count
+	}
+	fmt.Fprintf(b, "Controller requests in wave %d (API server count − bench's own), per Rollout; of the total, those sent before every Rollout read Completed (the rest are the wave's tail):\n\n"+
+		"| resource | verb | total | per Rollout | before all Completed |\n|---|---|---|---|---|\n", w.Wave)
 	for _, row := range w.Controller {
-		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f |\n", row.Resource, row.Verb, row.Count, row.Count/float64(res.N))
+		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f | %.0f |\n", row.Resource, row.Verb, row.Count, row.Count/float64(res.N), before[row.RequestKey])
 	}
 }
 

@@ -41,8 +41,8 @@ type Result struct {
 // WaveResult is one update wave.
 type WaveResult struct {
 	Wave int `json:"wave"`
-	// WallSeconds runs from the first image patch to the poll that saw every Rollout Completed;
-	// PatchSeconds is how long sending the N patches took.
+	// WallSeconds runs from the first image patch to the moment every Rollout was seen
+	// Completed (by a watch since 6 Dec 2026, by a List once a second before); PatchSeconds is how long sending the N patches took.
 	WallSeconds          float64 `json:"wallSeconds"`
 	PatchSeconds         float64 `json:"patchSeconds"`
 	ControllerCPUSeconds float64 `json:"controllerCPUSeconds"`
@@ -59,6 +59,10 @@ type WaveResult struct {
 	APIServer  []RequestRow `json:"apiServerRequests"`
 	Bench      []RequestRow `json:"benchRequests"`
 	Controller []RequestRow `json:"controllerRequests"`
+	// UntilCompleted is the part of Controller sent before every Rollout read Completed,
+	// without the tail: what the controller's token buckets had to pass within WallSeconds.
+	// Nil in results from before 6 Dec 2026, which did not tell the two apart.
+	UntilCompleted []RequestRow `json:"controllerRequestsUntilCompleted,omitempty"`
 	// ControllerWrites are the controller's writes in the wave; per step divides by 3N.
 	ControllerWrites      float64 `json:"controllerWrites"`
 	WritesPerStep         float64 `json:"writesPerRolloutPerStep"`
@@ -189,6 +193,7 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		APIServer:             api.Rows(),
 		Bench:                 bench.Rows(),
 		Controller:            ctrlReqs.Rows(),
+		UntilCompleted:        s1.api.Sub(s0.api).Sub(s1.bench.Sub(s0.bench)).Rows(),
 		ControllerWrites:      writes,
 		WritesPerStep:         Finite(PerStep(writes, n, 1)),
 		NonEventWritesPerStep: Finite(PerStep(ctrlReqs.Writes("events"), n, 1)),

@@ -411,10 +411,17 @@ func floorTarget(results []*Result) Target {
 			}
 			// Each process of a sharded run has its own clients and token buckets, and about
 			// 1/shards of the requests.
-			bound := BusiestClient(perProcess(w.Controller, r.processes()), r.QPS, r.Burst)
-			busiest, workers := fmt.Sprintf("its busiest client (%s, %.0f writes)", bound.Resource, bound.Requests), reconcilers(r)
+			// The bound counts what had to pass before the last Rollout read Completed; older
+			// results count the tail's writes too (the old revisions' Pod counts, held back
+			// while the wave's writes queue), and say so.
+			rows, within := w.UntilCompleted, "before all were Completed"
+			if rows == nil {
+				rows, within = w.Controller, "in the wave and its tail, which these results do not tell apart"
+			}
+			bound := BusiestClient(perProcess(rows, r.processes()), r.QPS, r.Burst)
+			busiest, workers := fmt.Sprintf("its busiest client (%s, %.0f writes %s)", bound.Resource, bound.Requests, within), reconcilers(r)
 			if r.Sharded() {
-				busiest = fmt.Sprintf("the busiest client of each of its %d processes (%s, about %.0f writes, 1/%d of all)", r.Shards, bound.Resource, bound.Requests, r.Shards)
+				busiest = fmt.Sprintf("the busiest client of each of its %d processes (%s, about %.0f writes %s, 1/%d of all)", r.Shards, bound.Resource, bound.Requests, within, r.Shards)
 				workers += fmt.Sprintf(" in each of %d processes", r.Shards)
 			}
 			floorBound := max(0, float64(StepsPerWave*r.N-r.Burst)/r.QPS)
