@@ -7,11 +7,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -72,6 +75,66 @@ func TestFilterAsksTheAPIServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFailedReviewsAreNotKept runs the filter as a controller whose service account may not
+// create the reviews, against a real API server: the scrape gets 500 (the API server refused
+// the TokenReview, then the SubjectAccessReview), and once each right is granted the next
+// scrape with the same token goes further, so no failure was kept.
+func TestFailedReviewsAreNotKept(t *testing.T) {
+	e := testenv.Require(t, env)
+	ns := e.CreateNamespace(t, "metricsauth-rbac")
+	scraper := e.ServiceAccountToken(t, ns, "scraper", "/metrics")
+	controller := e.ServiceAccountToken(t, ns, "controller")
+
+	// The filter's client speaks as the controller's service account.
+	cfg := rest.AnonymousClientConfig(e.Config)
+	cfg.BearerToken = controller
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter, err := FilterProvider(cfg, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("metrics"))
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := func() (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+scraper)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, strings.TrimSpace(rec.Body.String())
+	}
+	// RBAC reaches the API server's authorizer through its informers: poll for the change.
+	await := func(what string, want int, body string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, got := scrape()
+			if code == want && strings.HasPrefix(got, body) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %d (%q), want %d (%q...)", what, code, got, want, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code, body := scrape(); code != http.StatusInternalServerError || body != "Authentication failed" {
+		t.Fatalf("without the right to review tokens: status %d (%q), want 500 (\"Authentication failed\")", code, body)
+	}
+	e.Grant(t, ns, "controller", "tokenreviews", rbacv1.PolicyRule{
+		APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}})
+	await("with tokenreviews only", http.StatusInternalServerError, "Authorization for user system:serviceaccount:"+ns+":scraper failed")
+	e.Grant(t, ns, "controller", "subjectaccessreviews", rbacv1.PolicyRule{
+		APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}})
+	await("with both rights", http.StatusOK, "metrics")
 }
 
 type fakeTokens struct {

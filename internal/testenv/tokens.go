@@ -27,29 +27,7 @@ func (e *Env) ServiceAccountToken(t testing.TB, namespace, name string, nonResou
 		t.Fatalf("creating service account %s/%s: %v", namespace, name, err)
 	}
 	if len(nonResourceURLs) > 0 {
-		role := &rbacv1.ClusterRole{
-			ObjectMeta: metav1.ObjectMeta{Name: namespace + "-" + name},
-			Rules:      []rbacv1.PolicyRule{{NonResourceURLs: nonResourceURLs, Verbs: []string{"get"}}},
-		}
-		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating ClusterRole %s: %v", role.Name, err)
-		}
-		binding := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}},
-		}
-		if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating ClusterRoleBinding %s: %v", binding.Name, err)
-		}
-		t.Cleanup(func() {
-			if err := cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{}); err != nil {
-				t.Errorf("deleting ClusterRoleBinding %s: %v", binding.Name, err)
-			}
-			if err := cs.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{}); err != nil {
-				t.Errorf("deleting ClusterRole %s: %v", role.Name, err)
-			}
-		})
+		e.Grant(t, namespace, name, "", rbacv1.PolicyRule{NonResourceURLs: nonResourceURLs, Verbs: []string{"get"}})
 	}
 	req := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
 	tok, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, req, metav1.CreateOptions{})
@@ -57,4 +35,40 @@ func (e *Env) ServiceAccountToken(t testing.TB, namespace, name string, nonResou
 		t.Fatalf("requesting a token for %s/%s: %v", namespace, name, err)
 	}
 	return tok.Status.Token
+}
+
+// Grant binds a ClusterRole with rules to the service account namespace/name, and removes both
+// when the test ends. The role is named namespace-name, with "-"+suffix when suffix is set, so
+// that one account can be granted several roles.
+func (e *Env) Grant(t testing.TB, namespace, name, suffix string, rules ...rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatalf("building a clientset: %v", err)
+	}
+	roleName := namespace + "-" + name
+	if suffix != "" {
+		roleName += "-" + suffix
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: roleName}, Rules: rules}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating ClusterRole %s: %v", role.Name, err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating ClusterRoleBinding %s: %v", binding.Name, err)
+	}
+	t.Cleanup(func() {
+		if err := cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("deleting ClusterRoleBinding %s: %v", binding.Name, err)
+		}
+		if err := cs.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("deleting ClusterRole %s: %v", role.Name, err)
+		}
+	})
 }
