@@ -1,11 +1,14 @@
 package metrics
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -188,5 +191,82 @@ func TestRouteTypeIsTheLastNamingStep(t *testing.T) {
 				t.Errorf("mirrorRoute = %v, want %v", got, tc.mirror)
 			}
 		})
+	}
+}
+
+// The label pairs of a Rollout's namespace and name, and those of bounded values, are made
+// once: every series and every scrape carries the same pairs, which client_golang only reads.
+// Values still come out right when the phase changes between scrapes.
+func TestRolloutCollectorSharesLabelPairs(t *testing.T) {
+	c := newRolloutCollector()
+	c.observe(rolloutIn(kultav1alpha1.PhaseProgressing, ptr.To[int32](1), 20))
+	c.transition("shop", "web", "step", "WeightReached")
+	scrape := func() []*dto.Metric {
+		ch := make(chan prometheus.Metric, 64)
+		c.Collect(ch)
+		close(ch)
+		var out []*dto.Metric
+		for m := range ch {
+			var d dto.Metric
+			if err := m.Write(&d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, &d)
+		}
+		return out
+	}
+	pairs := func(ms []*dto.Metric, name string) map[*dto.LabelPair]bool {
+		seen := map[*dto.LabelPair]bool{}
+		for _, m := range ms {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == name {
+					seen[l] = true
+				}
+			}
+		}
+		return seen
+	}
+	first := scrape()
+	c.observe(rolloutIn(kultav1alpha1.PhasePaused, ptr.To[int32](2), 50))
+	second := scrape()
+	for _, name := range []string{"namespace", "rollout", "kind"} {
+		all := pairs(append(slices.Clone(first), second...), name)
+		want := 1
+		if name == "kind" {
+			want = 4 // desired, ready, updated, and the transition's "step"
+		}
+		if len(all) != want {
+			t.Errorf("label %q: %d distinct pairs over %d series in two scrapes, want %d", name, len(all), len(first)+len(second), want)
+		}
+	}
+	for _, m := range second {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "phase" && l.GetValue() != "Paused" {
+				t.Errorf("second scrape: phase %q, want Paused", l.GetValue())
+			}
+		}
+	}
+}
+
+// BenchmarkRolloutCollectorScrape gathers the per-Rollout series of 10,000 Rollouts, each with
+// three transitions, through a registry, as /metrics does: its allocations are what a scrape
+// adds to the controller's heap while it runs.
+func BenchmarkRolloutCollectorScrape(b *testing.B) {
+	c := newRolloutCollector()
+	for i := range 10000 {
+		ro := rolloutIn(kultav1alpha1.PhaseCompleted, ptr.To[int32](3), 100)
+		ro.Namespace, ro.Name = fmt.Sprintf("ns-%03d", i/100), fmt.Sprintf("ro-%05d", i)
+		c.observe(ro)
+		for _, reason := range []string{"NewRevision", "WeightReached", "Completed"} {
+			c.transition(ro.Namespace, ro.Name, "step", reason)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
