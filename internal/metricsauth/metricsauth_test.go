@@ -34,20 +34,7 @@ func TestFilterAsksTheAPIServer(t *testing.T) {
 	scraper := e.ServiceAccountToken(t, ns, "scraper", "/metrics")
 	stranger := e.ServiceAccountToken(t, ns, "stranger")
 
-	httpClient, err := rest.HTTPClientFor(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	filter, err := FilterProvider(e.Config, httpClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("metrics"))
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := guarded(t, e.Config)
 	for _, tc := range []struct {
 		name, header, path string
 		want               int
@@ -90,20 +77,7 @@ func TestFailedReviewsAreNotKept(t *testing.T) {
 	// The filter's client speaks as the controller's service account.
 	cfg := rest.AnonymousClientConfig(e.Config)
 	cfg.BearerToken = controller
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	filter, err := FilterProvider(cfg, httpClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("metrics"))
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := guarded(t, cfg)
 	scrape := func() (int, string) {
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		req.Header.Set("Authorization", "Bearer "+scraper)
@@ -135,6 +109,27 @@ func TestFailedReviewsAreNotKept(t *testing.T) {
 	e.Grant(t, ns, "controller", "subjectaccessreviews", rbacv1.PolicyRule{
 		APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}})
 	await("with both rights", http.StatusOK, "metrics")
+}
+
+// guarded is a handler answering "metrics" behind the filter FilterProvider builds for the
+// controller's client cfg.
+func guarded(t *testing.T, cfg *rest.Config) http.Handler {
+	t.Helper()
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter, err := FilterProvider(cfg, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("metrics"))
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 type fakeTokens struct {
