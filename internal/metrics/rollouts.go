@@ -40,9 +40,10 @@ var (
 // rolloutKey names a Rollout.
 type rolloutKey struct{ namespace, name string }
 
-// transition is one counter of kulta_rollout_transitions_total.
+// transition is one counter of kulta_rollout_transitions_total, with the pairs of its kind and
+// reason.
 type transition struct {
-	kind, reason string
+	kind, reason *dto.LabelPair
 	count        float64
 }
 
@@ -50,8 +51,7 @@ type transition struct {
 // a labelled series of client_golang's vectors costs several hundred bytes each, and the label
 // pairs of its namespace and name, made once for all its series and scrapes.
 type rolloutRecord struct {
-	namespace, rollout                    *dto.LabelPair
-	strategy, phase                       string
+	namespace, rollout, strategy, phase   *dto.LabelPair
 	step, weight, desired, ready, updated float64
 	headerRoutes, mirrorRoutes            float64
 	transitions                           []transition
@@ -106,23 +106,23 @@ func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 		ns, name := r.namespace, r.rollout
 		// Each series' pairs sorted by label name, as client_golang expects them.
 		both := []*dto.LabelPair{ns, name}
-		ch <- gauge(rolloutInfoDesc, 1, ns, boundedPair("phase", r.phase), name, boundedPair("strategy", r.strategy))
+		ch <- gauge(rolloutInfoDesc, 1, ns, r.phase, name, r.strategy)
 		ch <- &sample{desc: rolloutStepDesc, value: r.step, labels: both}
 		ch <- &sample{desc: rolloutWeightDesc, value: r.weight, labels: both}
-		ch <- gauge(rolloutReplicasDesc, r.desired, boundedPair("kind", "desired"), ns, name)
-		ch <- gauge(rolloutReplicasDesc, r.ready, boundedPair("kind", "ready"), ns, name)
-		ch <- gauge(rolloutReplicasDesc, r.updated, boundedPair("kind", "updated"), ns, name)
+		ch <- gauge(rolloutReplicasDesc, r.desired, kindDesired, ns, name)
+		ch <- gauge(rolloutReplicasDesc, r.ready, kindReady, ns, name)
+		ch <- gauge(rolloutReplicasDesc, r.updated, kindUpdated, ns, name)
 		for _, t := range r.transitions {
 			ch <- &sample{desc: transitionsDesc, counter: true, value: t.count,
-				labels: []*dto.LabelPair{boundedPair("kind", t.kind), ns, boundedPair("reason", t.reason), name}}
+				labels: []*dto.LabelPair{t.kind, ns, t.reason, name}}
 		}
-		ch <- gauge(routesDesc, r.headerRoutes, ns, name, boundedPair("type", "header"))
-		ch <- gauge(routesDesc, r.mirrorRoutes, ns, name, boundedPair("type", "mirror"))
+		ch <- gauge(routesDesc, r.headerRoutes, ns, name, typeHeader)
+		ch <- gauge(routesDesc, r.mirrorRoutes, ns, name, typeMirror)
 		if w := r.workload; w != nil {
-			ch <- gauge(workloadReplicasDesc, w.replicas, boundedPair("kind", "desired"), ns, name, w.name)
-			ch <- gauge(workloadReplicasDesc, w.available, boundedPair("kind", "available"), ns, name, w.name)
+			ch <- gauge(workloadReplicasDesc, w.replicas, kindDesired, ns, name, w.name)
+			ch <- gauge(workloadReplicasDesc, w.available, kindAvailable, ns, name, w.name)
 			if w.adopted >= 0 {
-				ch <- gauge(workloadReplicasDesc, w.adopted, boundedPair("kind", "adopted"), ns, name, w.name)
+				ch <- gauge(workloadReplicasDesc, w.adopted, kindAdopted, ns, name, w.name)
 			}
 		}
 	}
@@ -163,8 +163,20 @@ func labelPair(name, value string) *dto.LabelPair {
 	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
 }
 
+// The pairs of fixed label values.
+var (
+	kindDesired   = labelPair("kind", "desired")
+	kindReady     = labelPair("kind", "ready")
+	kindUpdated   = labelPair("kind", "updated")
+	kindAvailable = labelPair("kind", "available")
+	kindAdopted   = labelPair("kind", "adopted")
+	typeHeader    = labelPair("type", "header")
+	typeMirror    = labelPair("type", "mirror")
+)
+
 // boundedPairs holds the pairs of labels whose values come from a set KULTA bounds (strategies,
-// phases, transition kinds and reasons, replica kinds, route types), shared by every Rollout.
+// phases, transition kinds and reasons), shared by every Rollout. Records take theirs when they
+// change, so a scrape looks nothing up.
 var boundedPairs sync.Map
 
 type pairKey struct{ name, value string }
@@ -184,7 +196,8 @@ func (c *rolloutCollector) record(namespace, name string) *rolloutRecord {
 	k := rolloutKey{namespace: namespace, name: name}
 	r, ok := c.rollouts[k]
 	if !ok {
-		r = &rolloutRecord{namespace: labelPair("namespace", namespace), rollout: labelPair("rollout", name), step: -1}
+		r = &rolloutRecord{namespace: labelPair("namespace", namespace), rollout: labelPair("rollout", name),
+			strategy: boundedPair("strategy", ""), phase: boundedPair("phase", ""), step: -1}
 		c.rollouts[k] = r
 	}
 	return r
@@ -194,7 +207,7 @@ func (c *rolloutCollector) observe(ro *kultav1alpha1.Rollout) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.record(ro.Namespace, ro.Name)
-	r.strategy, r.phase = string(ro.Status.Strategy), string(ro.Status.Phase)
+	r.strategy, r.phase = boundedPair("strategy", string(ro.Status.Strategy)), boundedPair("phase", string(ro.Status.Phase))
 	r.step = -1
 	if ro.Status.CurrentStepIndex != nil {
 		r.step = float64(*ro.Status.CurrentStepIndex)
@@ -261,12 +274,12 @@ func (c *rolloutCollector) transition(namespace, name, kind, reason string) {
 	defer c.mu.Unlock()
 	r := c.record(namespace, name)
 	for i := range r.transitions {
-		if t := &r.transitions[i]; t.kind == kind && t.reason == reason {
+		if t := &r.transitions[i]; t.kind.GetValue() == kind && t.reason.GetValue() == reason {
 			t.count++
 			return
 		}
 	}
-	r.transitions = append(r.transitions, transition{kind: kind, reason: reason, count: 1})
+	r.transitions = append(r.transitions, transition{kind: boundedPair("kind", kind), reason: boundedPair("reason", reason), count: 1})
 }
 
 func (c *rolloutCollector) forget(namespace, name string) {
