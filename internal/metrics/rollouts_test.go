@@ -270,3 +270,21 @@ func BenchmarkRolloutCollectorScrape(b *testing.B) {
 		}
 	}
 }
+
+// A Rollout that comes to adopt another Deployment publishes the new name: the workload's pair
+// is kept only while the name stays the same.
+func TestRolloutCollectorWorkloadRenamed(t *testing.T) {
+	c := newRolloutCollector()
+	c.observe(rolloutIn(kultav1alpha1.PhaseProgressing, ptr.To[int32](0), 0))
+	c.observeWorkload("shop", "web", &Workload{Name: "old-deploy", Replicas: 2, Available: 2})
+	c.observeWorkload("shop", "web", &Workload{Name: "new-deploy", Replicas: 3, Available: 1})
+	want := `
+# HELP kulta_rollout_workload_replicas Replicas of the Deployment a Rollout adopts (spec.workloadRef) by kind: desired (its spec.replicas), available, and adopted (its count before KULTA scaled it).
+# TYPE kulta_rollout_workload_replicas gauge
+kulta_rollout_workload_replicas{kind="available",namespace="shop",rollout="web",workload="new-deploy"} 1
+kulta_rollout_workload_replicas{kind="desired",namespace="shop",rollout="web",workload="new-deploy"} 3
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kulta_rollout_workload_replicas"); err != nil {
+		t.Fatal(err)
+	}
+}
