@@ -32,7 +32,7 @@ func Golden(t *testing.T, path string, got []byte, update bool, rerun string) {
 }
 
 // ReadUnstructured reads one YAML object from path.
-func ReadUnstructured(t *testing.T, path string) *unstructured.Unstructured {
+func ReadUnstructured(t testing.TB, path string) *unstructured.Unstructured {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

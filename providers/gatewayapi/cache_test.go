@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -78,25 +79,27 @@ func (f cacheFixture) read(t *testing.T, c client.Reader) *unstructured.Unstruct
 	return route
 }
 
-// TestRouterReadsFromCache runs the router on a real informer cache holding trimmed routes, as
-// kulta-controller's does: once the cache holds the route, Verify and SetWeights with unchanged
-// weights read nothing from the API server, and a weight change is one read from the API server
-// and one write, which keeps the fields the cache dropped.
+// TestRouterReadsFromCache runs the router on a real informer cache holding routes trimmed and
+// packed by the provider's trim, as kulta-controller's does: event handlers see the packed
+// route's metadata; once the cache holds the route, Verify and SetWeights with unchanged
+// weights read nothing from the API server, and a weight change is one write without a read,
+// which keeps the fields the cache dropped.
 func TestRouterReadsFromCache(t *testing.T) {
 	e := testenv.Require(t, env)
 	f := newCacheFixture(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The provider's trim, as kulta-controller's cache runs it (rollout.CacheOptions): routes
+	// are trimmed and packed.
+	trim := gatewayapi.NewProvider(nil, gatewayapi.Capabilities{HTTPRoute: true}).Trim
 	c, err := cache.New(e.Config, cache.Options{
 		Scheme: e.Scheme, DefaultNamespaces: map[string]cache.Config{f.key.Namespace: {}},
-		// As kulta-controller's cache does (rollout.CacheOptions).
 		DefaultTransform: func(obj any) (any, error) {
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok || !gatewayapi.IsRoute(u) {
+			trimmed, ok := trim(obj)
+			if !ok {
 				return nil, fmt.Errorf("the cache was given %T, want a route", obj)
 			}
-			gatewayapi.TrimRoute(u)
-			return u, nil
+			return trimmed, nil
 		},
 	})
 	if err != nil {
@@ -104,7 +107,16 @@ func TestRouterReadsFromCache(t *testing.T) {
 	}
 	informerRoute := &unstructured.Unstructured{}
 	informerRoute.SetGroupVersionKind(routeGVK)
-	if _, err := c.GetInformer(ctx, informerRoute); err != nil {
+	informer, err := c.GetInformer(ctx, informerRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Event handlers get what the cache holds: packed, with the metadata they read.
+	held := make(chan client.Object, 16)
+	if _, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { sendObject(held, obj) },
+		UpdateFunc: func(_, obj any) { sendObject(held, obj) },
+	}); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -133,6 +145,17 @@ func TestRouterReadsFromCache(t *testing.T) {
 			t.Fatal("the cache never held the route")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case obj := <-held:
+		if obj == nil {
+			t.Fatal("the informer holds an object that is not a client.Object")
+		}
+		if _, unpacked := obj.(*unstructured.Unstructured); unpacked || obj.GetName() != f.key.Name || obj.GetResourceVersion() == "" {
+			t.Errorf("the informer holds a %T named %q at resourceVersion %q, want the route packed with its metadata", obj, obj.GetName(), obj.GetResourceVersion())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the route")
 	}
 	w := providers.Weights{Stable: 80, Canary: 20}
 	if err := r.SetWeights(ctx, f.ro, w); err != nil {
@@ -179,6 +202,16 @@ func TestRouterReadsFromCache(t *testing.T) {
 	}
 	if !managers[gatewayapi.FieldManager] || len(managers) < 2 {
 		t.Errorf("managedFields after a write from the cache name %v, want KULTA's and the creator's", managers)
+	}
+}
+
+// sendObject passes an informer's object on as a client.Object, without waiting; one that is
+// not a client.Object is passed on as nil.
+func sendObject(to chan<- client.Object, obj any) {
+	o, _ := obj.(client.Object)
+	select {
+	case to <- o:
+	default:
 	}
 }
 

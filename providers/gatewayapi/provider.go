@@ -8,6 +8,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/internal/objects"
 )
 
 // ProviderName is the trafficRouting field that selects this provider.
@@ -19,20 +20,19 @@ const ProviderName = "gatewayAPI"
 
 // NewProvider registers the Gateway API provider: r moves the traffic (it may be nil until the
 // manager exists, and set on the returned value then); the route kinds caps says are served
-// are watched, with ReferenceGrants; cached routes are trimmed with TrimRoute.
+// are watched, with ReferenceGrants; cached routes are trimmed with TrimRoute and packed.
 func NewProvider(r *Router, caps Capabilities) providers.Provider {
 	p := providers.Provider{
 		Name:   ProviderName,
 		Uses:   func(tr *kultav1alpha1.TrafficRouting) bool { return tr != nil && tr.GatewayAPI != nil },
 		Router: r,
-		Trim: func(obj any) (any, bool) {
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok || !IsRoute(u) {
-				return obj, false
+		Trim: objects.CacheTrim(isRouteKind, func(u *unstructured.Unstructured) bool {
+			if !IsRoute(u) {
+				return false
 			}
 			TrimRoute(u)
-			return u, true
-		},
+			return true
+		}),
 	}
 	if r == nil {
 		p.Router = nil

@@ -35,10 +35,11 @@ const (
 // With a Reader (the manager's cache), routes are read from it rather than from the API server,
 // except while the cached copy is older than the router's own last write to that route (a plan
 // made from it would repeat or undo that write) and when the cache does not hold the route.
-// The cache may hold routes trimmed by TrimRoute. A change is made to the cached copy when it
-// includes the router's own last write, and sent as a patch of only what changed, with the
-// copy's resourceVersion as a precondition (see apply): no read precedes a write, no field the
-// trim dropped is written, and a route changed meanwhile is read again from the API server.
+// The cache may hold routes trimmed by TrimRoute, and packed (the provider's trim does both).
+// A change is made to the cached copy when it includes the router's own last write, and sent
+// as a patch of only what changed, with the copy's resourceVersion as a precondition (see
+// apply): no read precedes a write, no field the trim dropped is written, and a route changed
+// meanwhile is read again from the API server.
 type Router struct {
 	// Client writes routes; it also reads them when Reader is nil, and reads ReferenceGrants
 	// (from the cache, as the manager's client does for typed objects).

@@ -2,13 +2,18 @@ package gatewayapi
 
 import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
 // IsRoute reports whether u is a route kind the router handles (HTTPRoute, GRPCRoute).
 func IsRoute(u *unstructured.Unstructured) bool {
-	gvk := u.GroupVersionKind()
+	return isRouteKind(u.GroupVersionKind())
+}
+
+// isRouteKind reports whether gvk is a route kind the router handles.
+func isRouteKind(gvk schema.GroupVersionKind) bool {
 	return gvk.Group == Group && (gvk.Kind == string(kultav1alpha1.KindHTTPRoute) || gvk.Kind == string(kultav1alpha1.KindGRPCRoute))
 }
 

@@ -10,6 +10,7 @@ import (
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/internal/objects"
 )
 
 // ProviderName is the trafficRouting field that selects this provider.
@@ -21,18 +22,15 @@ const ProviderName = "istio"
 // NewProvider registers the Istio provider: r moves the traffic (it may be nil until the
 // manager exists, and set on the returned value then). It watches VirtualServices and
 // DestinationRules, keyed "VirtualService/NAMESPACE/NAME" and "DestinationRule/NAMESPACE/NAME",
-// so a change to one reconciles the Rollouts that name it; cached objects are trimmed with Trim.
+// so a change to one reconciles the Rollouts that name it; cached objects are trimmed with Trim
+// and packed (objects.Packed).
 func NewProvider(r *Router) providers.Provider {
 	p := providers.Provider{
 		Name: ProviderName,
 		Uses: func(tr *kultav1alpha1.TrafficRouting) bool { return tr != nil && tr.Istio != nil },
-		Trim: func(obj any) (any, bool) {
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok || !Trim(u) {
-				return obj, false
-			}
-			return u, true
-		},
+		Trim: objects.CacheTrim(func(gvk schema.GroupVersionKind) bool {
+			return gvk.Group == Group && (gvk.Kind == KindVirtualService || gvk.Kind == KindDestinationRule)
+		}, Trim),
 		Watches: []providers.Watch{
 			{
 				Object: VirtualServiceObject(),

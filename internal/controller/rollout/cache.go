@@ -33,8 +33,11 @@ import (
 //     copy of the spec; KULTA writes Rollouts only with patches of what it changes;
 //   - from HTTPRoutes and GRPCRoutes, what gatewayapi.TrimRoute drops: annotations, hostnames
 //     and the parents' conditions but for Accepted and ResolvedRefs (their status, generation,
-//     and reason and message when not True). The router decides from the cached copy and
-//     writes from one it reads from the API server.
+//     and reason and message when not True). What is left is held packed, its metadata typed
+//     and the rest as JSON, about a sixth of an unstructured object's size; a read from the
+//     cache unpacks it. The router decides from the cached copy and writes a patch of what it
+//     changed, with the copy's resourceVersion as a precondition. Istio's objects are trimmed
+//     and packed the same way by their provider.
 //
 // Only ReplicaSets carrying KULTA's pod-template-hash label are cached: the ones it created,
 // and the only ones it adopts. A cluster's Deployments' ReplicaSets are not held.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
@@ -148,7 +149,8 @@ func TestCachedRolloutsDropLastApplied(t *testing.T) {
 }
 
 // TestDefaultTrimRoutesAndStripsManagedFields checks the cache's default transform: routes are
-// trimmed by the Gateway API provider, every other object only loses its managedFields.
+// trimmed and packed by the Gateway API provider, every other object only loses its
+// managedFields.
 func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
 	trim := trimDefault([]providers.Provider{gatewayapi.NewProvider(nil, gatewayapi.Capabilities{})})
 	route := gatewayapi.RouteObject("GRPCRoute")
@@ -162,8 +164,19 @@ func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := out.(*unstructured.Unstructured)
-	if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "hostnames"); found || got.GetAnnotations() != nil || got.GetManagedFields() != nil {
+	// The cache holds the route packed, and hands out its copy (DeepCopyObject) unpacked.
+	held, ok := out.(client.Object)
+	if !ok {
+		t.Fatalf("the cache would hold a %T, want a client.Object", out)
+	}
+	if _, unpacked := held.(*unstructured.Unstructured); unpacked || held.GetName() != "web" {
+		t.Errorf("the cache would hold a %T named %q, want the route packed", held, held.GetName())
+	}
+	got, ok := held.DeepCopyObject().(*unstructured.Unstructured)
+	if !ok {
+		t.Fatalf("a cache reader would get a %T, want *unstructured.Unstructured", held.DeepCopyObject())
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "hostnames"); found || got.GetAnnotations() != nil || got.GetManagedFields() != nil || got.GetName() != "web" {
 		t.Errorf("route not trimmed: %v", got.Object)
 	}
 

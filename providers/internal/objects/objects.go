@@ -9,7 +9,8 @@
 // to a copy read from the API server. No read precedes a write when the cache is fresh. A cache
 // may hold trimmed copies, provided the trim keeps whole every field a change touches (a merge
 // patch replaces lists whole): what the trim dropped is the same before and after the change,
-// so it is never written.
+// so it is never written. A cache may also hold objects packed (Packed): a read from it gets
+// the object unpacked.
 package objects
 
 import (
