@@ -5,9 +5,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,7 +27,9 @@ import (
 //     in an annotation, and status conditions. KULTA reads a ReplicaSet's labels, revision,
 //     digest and scale-down annotations, owner, replicas and status counts; it creates
 //     ReplicaSets from the Rollout, and writes them with patches that name only the fields
-//     they change, so nothing dropped here is ever written back;
+//     they change, so nothing dropped here is ever written back. What is left is held packed
+//     (packedReplicaSet), without the room a ReplicaSet keeps for its Pod template: old
+//     revisions stay cached up to revisionHistoryLimit;
 //   - from Services, all but their metadata (without annotations but KULTA's own) and selector: KULTA checks
 //     a Service exists and patches its selector, with the resourceVersion as precondition;
 //   - from Deployments, annotations but KULTA's own, the strategy and status conditions:
@@ -49,7 +54,7 @@ func CacheOptions(ps ...providers.Provider) (cache.Options, error) {
 	return cache.Options{
 		DefaultTransform: trimDefault(ps),
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: trimReplicaSet},
+			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: packReplicaSet},
 			&corev1.Service{}:        {Transform: trimService},
 			&appsv1.Deployment{}:     {Transform: trimDeployment},
 			&kultav1alpha1.Rollout{}: {Transform: trimRollout},
@@ -119,6 +124,49 @@ var trimReplicaSet = trimmer("ReplicaSet", func(rs *appsv1.ReplicaSet) {
 	rs.Status.Conditions = nil
 	delete(rs.Annotations, revision.TemplateAnnotation)
 })
+
+// packReplicaSet is the cache's transform of ReplicaSets: trimReplicaSet, then packed. A
+// ReplicaSet packed already is kept as it is.
+func packReplicaSet(obj any) (any, error) {
+	if p, ok := obj.(*packedReplicaSet); ok {
+		return p, nil
+	}
+	trimmed, err := trimReplicaSet(obj)
+	if err != nil {
+		return nil, err
+	}
+	rs := trimmed.(*appsv1.ReplicaSet)
+	return &packedReplicaSet{TypeMeta: rs.TypeMeta, ObjectMeta: rs.ObjectMeta, replicas: rs.Spec.Replicas,
+		minReadySeconds: rs.Spec.MinReadySeconds, status: rs.Status}, nil
+}
+
+// packedReplicaSet is how the cache holds a ReplicaSet: what trimReplicaSet keeps of it, in a
+// struct of its own. A ReplicaSet's struct keeps room for its Pod template (824 of its 1,168
+// bytes) even when the template is dropped, and a Rollout keeps up to revisionHistoryLimit
+// old revisions cached.
+//
+// A cache reader hands out a deep copy of what the cache holds (DeepCopyObject), and the copy
+// of a packedReplicaSet is the ReplicaSet it holds: reads asking for an *appsv1.ReplicaSet get
+// one, as trimReplicaSet left it. Event handlers and predicates read only its metadata.
+type packedReplicaSet struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+	replicas        *int32
+	minReadySeconds int32
+	status          appsv1.ReplicaSetStatus
+}
+
+// DeepCopyObject returns the ReplicaSet p holds (see packedReplicaSet).
+func (p *packedReplicaSet) DeepCopyObject() runtime.Object {
+	rs := &appsv1.ReplicaSet{TypeMeta: p.TypeMeta}
+	p.ObjectMeta.DeepCopyInto(&rs.ObjectMeta)
+	if p.replicas != nil {
+		rs.Spec.Replicas = ptr.To(*p.replicas)
+	}
+	rs.Spec.MinReadySeconds = p.minReadySeconds
+	p.status.DeepCopyInto(&rs.Status)
+	return rs
+}
 
 // trimService drops from a cached Service all but what the reconciler reads: its metadata,
 // without annotations but KULTA's record of the user's selector, and its selector.

@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"runtime"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -9,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -20,7 +23,8 @@ import (
 )
 
 // TestCachedReplicaSetsKeepWhatTheReconcilerReads trims a ReplicaSet as KULTA builds it and
-// checks that what the reconciler reads survives and the pod template is gone.
+// checks that what the reconciler reads survives and the pod template is gone, and that the
+// cache, which holds it packed, hands the trimmed ReplicaSet out.
 func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	ro := testutil.Rollout("default", "web", testutil.WithReplicas(3))
 	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
@@ -71,6 +75,35 @@ func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	}
 	if _, err := trimReplicaSet(ro); err == nil {
 		t.Error("trimming a Rollout as a ReplicaSet did not fail")
+	}
+
+	// The cache holds it packed, and a read gets the trimmed ReplicaSet back, a copy of its own.
+	packed, err := packReplicaSet(want.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, ok := packed.(client.Object)
+	if _, unpacked := packed.(*appsv1.ReplicaSet); !ok || unpacked || held.GetName() != want.Name ||
+		held.GetLabels()[kultav1alpha1.PodTemplateHashLabel] != hash || metav1.GetControllerOf(held) == nil {
+		t.Fatalf("the cache would hold a %T, want a packed ReplicaSet with its metadata", packed)
+	}
+	if again, err := packReplicaSet(packed); err != nil || again != packed {
+		t.Errorf("packing twice gave %T (%v), want the packed ReplicaSet as it was", again, err)
+	}
+	read, ok := held.DeepCopyObject().(*appsv1.ReplicaSet)
+	if !ok {
+		t.Fatalf("a cache read would get a %T, want *appsv1.ReplicaSet", held.DeepCopyObject())
+	}
+	if !equality.Semantic.DeepEqual(read, got) {
+		t.Errorf("a cache read gets\n%+v\nwant the trimmed ReplicaSet\n%+v", read, got)
+	}
+	*read.Spec.Replicas = 9
+	read.Labels["changed"] = "yes"
+	if again := held.DeepCopyObject().(*appsv1.ReplicaSet); *again.Spec.Replicas != 2 || again.Labels["changed"] != "" {
+		t.Error("changing what a read got changed the cached ReplicaSet")
+	}
+	if _, err := packReplicaSet(ro); err == nil {
+		t.Error("packing a Rollout as a ReplicaSet did not fail")
 	}
 }
 
@@ -201,5 +234,68 @@ func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
 	}
 	if got := out.(*corev1.Service); got.ManagedFields != nil || got.Annotations["team"] != "storefront" {
 		t.Errorf("typed object: managedFields %v, annotations %v", got.ManagedFields, got.Annotations)
+	}
+}
+
+// BenchmarkCachedReplicaSet measures what one old revision costs the cache: a ReplicaSet as
+// KULTA builds it, scaled to zero, decoded from protobuf as an informer decodes it, trimmed,
+// and packed as the cache holds it.
+// B/revision is the heap a thousand cached copies keep after a collection, per copy. Each
+// Rollout keeps up to revisionHistoryLimit (default 10) of them.
+func BenchmarkCachedReplicaSet(b *testing.B) {
+	ro := testutil.Rollout("shop", "web-00001", testutil.WithReplicas(3))
+	ro.UID = "0b3e0c39-3f5a-4b4e-9a57-3c3f2a9d8f11"
+	hash, err := revision.Hash(&ro.Spec.Template, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest, err := revision.Digest(&ro.Spec.Template)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs, err := revision.Build(ro, hash, digest, revision.RoleStable, 0, 4, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs.UID = "1b3e0c39-3f5a-4b4e-9a57-3c3f2a9d8f11"
+	rs.ResourceVersion = "123456789"
+	rs.Generation = 3
+	rs.CreationTimestamp = metav1.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC)
+	rs.Annotations[revision.ScaleDownAtAnnotation] = "2026-12-06T06:10:00Z"
+	rs.Status = appsv1.ReplicaSetStatus{ObservedGeneration: 3, TerminatingReplicas: ptr.To[int32](0)}
+	rs.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kulta-controller", Operation: metav1.ManagedFieldsOperationUpdate,
+		APIVersion: "apps/v1", FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}}}`)}}}
+	raw, err := rs.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		cache toolscache.TransformFunc
+	}{{"trimmed", trimReplicaSet}, {"packed", packReplicaSet}} {
+		b.Run(c.name, func(b *testing.B) {
+			const n = 1000
+			var retained float64
+			for b.Loop() {
+				held := make([]any, n)
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				for i := range held {
+					var decoded appsv1.ReplicaSet
+					if err := decoded.Unmarshal(raw); err != nil {
+						b.Fatal(err)
+					}
+					if held[i], err = c.cache(&decoded); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				retained += float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				runtime.KeepAlive(held)
+			}
+			b.ReportMetric(retained/float64(b.N*n), "B/revision")
+		})
 	}
 }
