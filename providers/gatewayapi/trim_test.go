@@ -1,7 +1,6 @@
 package gatewayapi_test
 
 import (
-	"runtime"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -94,26 +93,13 @@ func BenchmarkCachedRoute(b *testing.B) {
 		{"packed", func(u *unstructured.Unstructured) any { out, _ := trim(u); return out }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			const n = 1000
-			var retained float64
-			for b.Loop() {
-				held := make([]any, n)
-				var before, after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
-				for i := range held {
-					u := &unstructured.Unstructured{}
-					if err := u.UnmarshalJSON(raw); err != nil {
-						b.Fatal(err)
-					}
-					held[i] = c.cache(u)
+			testutil.ReportRetained(b, 1000, "B/route", func() (any, error) {
+				u := &unstructured.Unstructured{}
+				if err := u.UnmarshalJSON(raw); err != nil {
+					return nil, err
 				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				retained += float64(after.HeapAlloc) - float64(before.HeapAlloc)
-				runtime.KeepAlive(held)
-			}
-			b.ReportMetric(retained/float64(b.N*n), "B/route")
+				return c.cache(u), nil
+			})
 		})
 	}
 }

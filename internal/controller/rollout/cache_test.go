@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
@@ -28,18 +27,7 @@ import (
 func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	ro := testutil.Rollout("default", "web", testutil.WithReplicas(3))
 	ro.Spec.CanaryMetadata = &kultav1alpha1.PodMetadata{Labels: map[string]string{"track": "canary"}}
-	hash, err := revision.Hash(&ro.Spec.Template, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest, err := revision.Digest(&ro.Spec.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := revision.Build(ro, hash, digest, revision.RoleCanary, 2, 7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs, hash := buildRevision(t, ro, revision.RoleCanary, 2, 7)
 	rs.Status = appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 1, AvailableReplicas: 1, ObservedGeneration: 3,
 		Conditions: []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: "True"}}}
 	if _, ok := rs.Annotations[revision.TemplateAnnotation]; !ok {
@@ -237,26 +225,33 @@ func TestDefaultTrimRoutesAndStripsManagedFields(t *testing.T) {
 	}
 }
 
-// BenchmarkCachedReplicaSet measures what one old revision costs the cache: a ReplicaSet as
-// KULTA builds it, scaled to zero, decoded from protobuf as an informer decodes it, trimmed,
-// and packed as the cache holds it.
-// B/revision is the heap a thousand cached copies keep after a collection, per copy. Each
-// Rollout keeps up to revisionHistoryLimit (default 10) of them.
-func BenchmarkCachedReplicaSet(b *testing.B) {
-	ro := testutil.Rollout("shop", "web-00001", testutil.WithReplicas(3))
-	ro.UID = "0b3e0c39-3f5a-4b4e-9a57-3c3f2a9d8f11"
+// buildRevision builds ro's ReplicaSet of its template's revision as KULTA does, and returns
+// it with the revision's hash.
+func buildRevision(tb testing.TB, ro *kultav1alpha1.Rollout, role revision.Role, replicas int32, number int64) (*appsv1.ReplicaSet, string) {
+	tb.Helper()
 	hash, err := revision.Hash(&ro.Spec.Template, 0)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	digest, err := revision.Digest(&ro.Spec.Template)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	rs, err := revision.Build(ro, hash, digest, revision.RoleStable, 0, 4, "")
+	rs, err := revision.Build(ro, hash, digest, role, replicas, number, "")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return rs, hash
+}
+
+// BenchmarkCachedReplicaSet measures what one old revision costs the cache: a ReplicaSet as
+// KULTA builds it, scaled to zero, decoded from protobuf as an informer decodes it, trimmed,
+// and packed as the cache holds it. B/revision is the heap a thousand cached copies keep after
+// a collection, per copy. Each Rollout keeps up to revisionHistoryLimit (default 10) of them.
+func BenchmarkCachedReplicaSet(b *testing.B) {
+	ro := testutil.Rollout("shop", "web-00001", testutil.WithReplicas(3))
+	ro.UID = "0b3e0c39-3f5a-4b4e-9a57-3c3f2a9d8f11"
+	rs, _ := buildRevision(b, ro, revision.RoleStable, 0, 4)
 	rs.UID = "1b3e0c39-3f5a-4b4e-9a57-3c3f2a9d8f11"
 	rs.ResourceVersion = "123456789"
 	rs.Generation = 3
@@ -274,28 +269,13 @@ func BenchmarkCachedReplicaSet(b *testing.B) {
 		cache toolscache.TransformFunc
 	}{{"trimmed", trimReplicaSet}, {"packed", packReplicaSet}} {
 		b.Run(c.name, func(b *testing.B) {
-			const n = 1000
-			var retained float64
-			for b.Loop() {
-				held := make([]any, n)
-				var before, after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
-				for i := range held {
-					var decoded appsv1.ReplicaSet
-					if err := decoded.Unmarshal(raw); err != nil {
-						b.Fatal(err)
-					}
-					if held[i], err = c.cache(&decoded); err != nil {
-						b.Fatal(err)
-					}
+			testutil.ReportRetained(b, 1000, "B/revision", func() (any, error) {
+				var decoded appsv1.ReplicaSet
+				if err := decoded.Unmarshal(raw); err != nil {
+					return nil, err
 				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				retained += float64(after.HeapAlloc) - float64(before.HeapAlloc)
-				runtime.KeepAlive(held)
-			}
-			b.ReportMetric(retained/float64(b.N*n), "B/revision")
+				return c.cache(&decoded)
+			})
 		})
 	}
 }
