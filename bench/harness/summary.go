@@ -242,8 +242,8 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 			if prev != nil {
 				slope := (float64(peak) - float64(peakRSS(prev))) / float64(r.N-prev.N) / 1024
 				d += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
-					"(the Rollout with its template and decisions, 2 to 3 ReplicaSets without their Pod templates, 2 Services with only their selectors, "+
-					"the route trimmed but still a map per JSON object) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
+					"(the Rollout with its template and decisions, 2 to 3 ReplicaSets packed without their Pod templates, 2 Services with only their selectors, "+
+					"the route trimmed and packed, its metadata typed and the rest as JSON; with the code of 6 Dec 06:45 on) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
 					"Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs, and RSS holds what it has not yet returned to the kernel",
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}

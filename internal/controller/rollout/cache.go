@@ -159,7 +159,8 @@ type packedReplicaSet struct {
 // DeepCopyObject returns the ReplicaSet p holds (see packedReplicaSet).
 func (p *packedReplicaSet) DeepCopyObject() runtime.Object {
 	rs := &appsv1.ReplicaSet{TypeMeta: p.TypeMeta}
-	p.ObjectMeta.DeepCopyInto(&rs.ObjectMeta)
+	meta := &p.ObjectMeta
+	meta.DeepCopyInto(&rs.ObjectMeta)
 	if p.replicas != nil {
 		rs.Spec.Replicas = ptr.To(*p.replicas)
 	}

@@ -259,7 +259,7 @@ func BenchmarkCachedReplicaSet(b *testing.B) {
 	rs.Annotations[revision.ScaleDownAtAnnotation] = "2026-12-06T06:10:00Z"
 	rs.Status = appsv1.ReplicaSetStatus{ObservedGeneration: 3, TerminatingReplicas: ptr.To[int32](0)}
 	rs.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kulta-controller", Operation: metav1.ManagedFieldsOperationUpdate,
-		APIVersion: "apps/v1", FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}}}`)}}}
+		APIVersion: "apps/v1", FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{}}}`)}}
 	raw, err := rs.Marshal()
 	if err != nil {
 		b.Fatal(err)

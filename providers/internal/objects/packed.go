@@ -86,7 +86,8 @@ func (p *Packed) DeepCopyObject() runtime.Object {
 	u, err := p.Unpack()
 	if err != nil {
 		out := &Packed{TypeMeta: p.TypeMeta, rest: p.rest}
-		p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+		meta := &p.ObjectMeta
+		meta.DeepCopyInto(&out.ObjectMeta)
 		return out
 	}
 	return u
