@@ -73,10 +73,14 @@ type workloadRecord struct {
 type rolloutCollector struct {
 	mu       sync.RWMutex
 	rollouts map[rolloutKey]*rolloutRecord
+	// bounded holds the pairs of labels whose values come from a set KULTA bounds (strategies,
+	// phases, transition kinds and reasons), shared by every Rollout. Records take theirs when
+	// they change, under mu, so a scrape looks nothing up.
+	bounded map[pairKey]*dto.LabelPair
 }
 
 func newRolloutCollector() *rolloutCollector {
-	return &rolloutCollector{rollouts: map[rolloutKey]*rolloutRecord{}}
+	return &rolloutCollector{rollouts: map[rolloutKey]*rolloutRecord{}, bounded: map[pairKey]*dto.LabelPair{}}
 }
 
 // Describe sends the descriptors of every per-Rollout series.
@@ -174,21 +178,18 @@ var (
 	typeMirror    = labelPair("type", "mirror")
 )
 
-// boundedPairs holds the pairs of labels whose values come from a set KULTA bounds (strategies,
-// phases, transition kinds and reasons), shared by every Rollout. Records take theirs when they
-// change, so a scrape looks nothing up.
-var boundedPairs sync.Map
-
 type pairKey struct{ name, value string }
 
-// boundedPair is the shared pair name=value; value must come from a bounded set.
-func boundedPair(name, value string) *dto.LabelPair {
+// boundedPair is the shared pair name=value; value must come from a bounded set. c.mu must be
+// held for writing.
+func (c *rolloutCollector) boundedPair(name, value string) *dto.LabelPair {
 	k := pairKey{name: name, value: value}
-	if p, ok := boundedPairs.Load(k); ok {
-		return p.(*dto.LabelPair)
+	p, ok := c.bounded[k]
+	if !ok {
+		p = labelPair(name, value)
+		c.bounded[k] = p
 	}
-	p, _ := boundedPairs.LoadOrStore(k, labelPair(name, value))
-	return p.(*dto.LabelPair)
+	return p
 }
 
 // record returns the Rollout's record, creating it; c.mu must be held for writing.
@@ -197,7 +198,7 @@ func (c *rolloutCollector) record(namespace, name string) *rolloutRecord {
 	r, ok := c.rollouts[k]
 	if !ok {
 		r = &rolloutRecord{namespace: labelPair("namespace", namespace), rollout: labelPair("rollout", name),
-			strategy: boundedPair("strategy", ""), phase: boundedPair("phase", ""), step: -1}
+			strategy: c.boundedPair("strategy", ""), phase: c.boundedPair("phase", ""), step: -1}
 		c.rollouts[k] = r
 	}
 	return r
@@ -207,7 +208,7 @@ func (c *rolloutCollector) observe(ro *kultav1alpha1.Rollout) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.record(ro.Namespace, ro.Name)
-	r.strategy, r.phase = boundedPair("strategy", string(ro.Status.Strategy)), boundedPair("phase", string(ro.Status.Phase))
+	r.strategy, r.phase = c.boundedPair("strategy", string(ro.Status.Strategy)), c.boundedPair("phase", string(ro.Status.Phase))
 	r.step = -1
 	if ro.Status.CurrentStepIndex != nil {
 		r.step = float64(*ro.Status.CurrentStepIndex)
@@ -279,7 +280,7 @@ func (c *rolloutCollector) transition(namespace, name, kind, reason string) {
 			return
 		}
 	}
-	r.transitions = append(r.transitions, transition{kind: boundedPair("kind", kind), reason: boundedPair("reason", reason), count: 1})
+	r.transitions = append(r.transitions, transition{kind: c.boundedPair("kind", kind), reason: c.boundedPair("reason", reason), count: 1})
 }
 
 func (c *rolloutCollector) forget(namespace, name string) {
