@@ -28,9 +28,7 @@ func NewProvider(r *Router) providers.Provider {
 	p := providers.Provider{
 		Name: ProviderName,
 		Uses: func(tr *kultav1alpha1.TrafficRouting) bool { return tr != nil && tr.Istio != nil },
-		Trim: objects.CacheTrim(func(gvk schema.GroupVersionKind) bool {
-			return gvk.Group == Group && (gvk.Kind == KindVirtualService || gvk.Kind == KindDestinationRule)
-		}, Trim),
+		Trim: objects.CacheTrim(isCached, Trim),
 		Watches: []providers.Watch{
 			{
 				Object: VirtualServiceObject(),

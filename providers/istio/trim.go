@@ -2,18 +2,27 @@ package istio
 
 import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // IsVirtualService reports whether u is a networking.istio.io VirtualService.
 func IsVirtualService(u *unstructured.Unstructured) bool {
-	gvk := u.GroupVersionKind()
-	return gvk.Group == Group && gvk.Kind == KindVirtualService
+	return isKind(u.GroupVersionKind(), KindVirtualService)
 }
 
 // IsDestinationRule reports whether u is a networking.istio.io DestinationRule.
 func IsDestinationRule(u *unstructured.Unstructured) bool {
-	gvk := u.GroupVersionKind()
-	return gvk.Group == Group && gvk.Kind == KindDestinationRule
+	return isKind(u.GroupVersionKind(), KindDestinationRule)
+}
+
+// isKind reports whether gvk is the networking.istio.io kind.
+func isKind(gvk schema.GroupVersionKind, kind string) bool {
+	return gvk.Group == Group && gvk.Kind == kind
+}
+
+// isCached reports whether gvk is a kind the provider caches: VirtualService, DestinationRule.
+func isCached(gvk schema.GroupVersionKind) bool {
+	return isKind(gvk, KindVirtualService) || isKind(gvk, KindDestinationRule)
 }
 
 // Trim drops from a VirtualService or DestinationRule what the Router never reads, for an
