@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
@@ -224,6 +225,58 @@ func TestMissingServiceStallsAndRecovers(t *testing.T) {
 	g.Expect(e.Client.Create(ctx, service(ns, "pay-canary", map[string]string{"app": "pay"}))).To(Succeed())
 	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
 	g.Expect(meta(getRollout(g, ro), kultav1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionFalse))
+}
+
+// TestRouteDeletedMidCanaryStallsAndRecovers deletes the route under a canary paused for
+// promotion: only the route's delete event (the cache holds routes packed) can wake the
+// Rollout, which then stalls without promoting or rolling back; the route put back as the
+// user's manifest has it (all to stable) gets the step's weight again, and the canary goes on.
+func TestRouteDeletedMidCanaryStallsAndRecovers(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "routegone")
+	g.Expect(e.Client.Create(ctx, service(ns, "till-stable", map[string]string{"app": "till"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "till-canary", map[string]string{"app": "till"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "till-route", "till-stable", "till-canary"))).To(Succeed())
+	ro := testutil.Rollout(ns, "till", testutil.WithCanarySteps(testutil.Weight(50), testutil.PauseUntilPromoted()),
+		testutil.WithHTTPRoute("till-route"))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	first := getRollout(g, ro).Status.StablePodTemplateHash
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+	routeWeights := func(g Gomega) providers.Weights {
+		route := &gatewayv1.HTTPRoute{}
+		g.Expect(e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "till-route"}, route)).To(Succeed())
+		w, ok := rollouttest.RouteWeights(route, "till-stable", "till-canary")
+		g.Expect(ok).To(BeTrue(), "the route sends to both Services")
+		return w
+	}
+	g.Eventually(routeWeights).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 50, Canary: 50}))
+
+	g.Expect(e.Client.Delete(ctx, rollouttest.Route(ns, "till-route", "till-stable", "till-canary"))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		stalled := meta(getRollout(g, ro), kultav1alpha1.ConditionStalled)
+		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(stalled.Reason).To(Equal("HTTPRouteNotFound"))
+	}).WithTimeout(timeout).Should(Succeed())
+	stalled := getRollout(g, ro)
+	g.Expect(stalled.Status.StablePodTemplateHash).To(Equal(first), "a missing route neither promotes nor rolls back")
+	g.Expect(stalled.Status.CurrentStepIndex).To(Equal(ptr.To[int32](1)))
+
+	g.Expect(e.Client.Create(ctx, rollouttest.Route(ns, "till-route", "till-stable", "till-canary"))).To(Succeed())
+	g.Eventually(routeWeights).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 50, Canary: 50}),
+		"the route put back gets the paused step's weight")
+	g.Eventually(func(g Gomega) {
+		g.Expect(meta(getRollout(g, ro), kultav1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionFalse))
+	}).WithTimeout(timeout).Should(Succeed())
+
+	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	g.Expect(getRollout(g, ro).Status.StablePodTemplateHash).NotTo(Equal(first))
+	g.Eventually(routeWeights).WithTimeout(timeout).Should(Equal(providers.Weights{Stable: 100}))
 }
 
 func TestMissingHTTPRouteStallsWithoutTrafficAndRecovers(t *testing.T) {

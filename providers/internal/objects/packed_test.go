@@ -86,11 +86,13 @@ func TestPackKeepsTheObject(t *testing.T) {
 	if !equality.Semantic.DeepEqual(got.Object, before.Object) {
 		t.Errorf("unpacked\n%v\nwant\n%v", got.Object, before.Object)
 	}
-	if w, _, _ := unstructured.NestedSlice(got.Object, "spec", "rules"); len(w) == 1 {
-		weight := w[0].(map[string]any)["backendRefs"].([]any)[1].(map[string]any)["weight"]
-		if _, ok := weight.(int64); !ok {
-			t.Errorf("a weight unpacked as %T, want int64 as the API server's answers decode", weight)
-		}
+	rules, _, _ := unstructured.NestedSlice(got.Object, "spec", "rules")
+	if len(rules) != 1 {
+		t.Fatalf("unpacked %d rules, want 1", len(rules))
+	}
+	weight := rules[0].(map[string]any)["backendRefs"].([]any)[1].(map[string]any)["weight"]
+	if _, ok := weight.(int64); !ok {
+		t.Errorf("a weight unpacked as %T, want int64 as the API server's answers decode", weight)
 	}
 
 	copied, ok := p.DeepCopyObject().(*unstructured.Unstructured)
