@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,11 +33,15 @@ import (
 //     (packedReplicaSet), without the room a ReplicaSet keeps for its Pod template: old
 //     revisions stay cached up to revisionHistoryLimit;
 //   - from Services, all but their metadata (without annotations but KULTA's own) and selector: KULTA checks
-//     a Service exists and patches its selector, with the resourceVersion as precondition;
+//     a Service exists and patches its selector, with the resourceVersion as precondition.
+//     What is left is held packed (packedService), without the room a Service keeps for the
+//     rest of its spec and status;
 //   - from Deployments, annotations but KULTA's own, the strategy and status conditions:
 //     KULTA adopts a Deployment's template and selector and patches its replicas;
 //   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
-//     copy of the spec; KULTA writes Rollouts only with patches of what it changes;
+//     copy of the spec; KULTA writes Rollouts only with patches of what it changes. What is
+//     left is held packed (packedRollout): its metadata typed, its spec and status as JSON,
+//     about half the size of the typed Rollout;
 //   - from HTTPRoutes and GRPCRoutes, what gatewayapi.TrimRoute drops: annotations, hostnames
 //     and the parents' conditions but for Accepted and ResolvedRefs (their status, generation,
 //     and reason and message when not True). What is left is held packed, its metadata typed
@@ -55,9 +61,9 @@ func CacheOptions(ps ...providers.Provider) (cache.Options, error) {
 		DefaultTransform: trimDefault(ps),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.ReplicaSet{}:     {Label: labels.NewSelector().Add(*hashed), Transform: packReplicaSet},
-			&corev1.Service{}:        {Transform: trimService},
+			&corev1.Service{}:        {Transform: packService},
 			&appsv1.Deployment{}:     {Transform: trimDeployment},
-			&kultav1alpha1.Rollout{}: {Transform: trimRollout},
+			&kultav1alpha1.Rollout{}: {Transform: packRollout},
 		},
 	}, nil
 }
@@ -181,6 +187,44 @@ var trimService = trimmer("Service", func(svc *corev1.Service) {
 	svc.Status = corev1.ServiceStatus{}
 })
 
+// packService is the cache's transform of Services: trimService, then packed. A Service
+// packed already is kept as it is.
+func packService(obj any) (any, error) {
+	if p, ok := obj.(*packedService); ok {
+		return p, nil
+	}
+	trimmed, err := trimService(obj)
+	if err != nil {
+		return nil, err
+	}
+	svc := trimmed.(*corev1.Service)
+	return &packedService{TypeMeta: svc.TypeMeta, ObjectMeta: svc.ObjectMeta, selector: svc.Spec.Selector}, nil
+}
+
+// packedService is how the cache holds a Service: what trimService keeps of it, its metadata
+// and selector, in a struct of its own. A Service's struct keeps room for every field of its
+// spec and status (about 500 bytes) although the trim leaves them empty, and every Rollout
+// names two Services.
+//
+// Its copy (DeepCopyObject), which a cache read hands out, is the trimmed *corev1.Service.
+// Event handlers read only its metadata.
+type packedService struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+	selector map[string]string
+}
+
+// DeepCopyObject returns the Service p holds (see packedService).
+func (p *packedService) DeepCopyObject() runtime.Object {
+	svc := &corev1.Service{TypeMeta: p.TypeMeta}
+	meta := &p.ObjectMeta
+	meta.DeepCopyInto(&svc.ObjectMeta)
+	if p.selector != nil {
+		svc.Spec.Selector = maps.Clone(p.selector)
+	}
+	return svc
+}
+
 // trimDeployment drops from a cached Deployment what the reconciler never reads: annotations
 // but KULTA's record of its replica count, the strategy, and status conditions. Its Pod
 // template and selector are what a Rollout adopting it runs; KULTA writes Deployments only with
@@ -199,3 +243,86 @@ var trimDeployment = trimmer("Deployment", func(d *appsv1.Deployment) {
 var trimRollout = trimmer("Rollout", func(ro *kultav1alpha1.Rollout) {
 	delete(ro.Annotations, corev1.LastAppliedConfigAnnotation)
 })
+
+// packRollout is the cache's transform of Rollouts: trimRollout, then packed. A Rollout packed
+// already is kept as it is; one that cannot be packed is cached trimmed, unpacked, which only
+// costs memory.
+func packRollout(obj any) (any, error) {
+	if p, ok := obj.(*packedRollout); ok {
+		return p, nil
+	}
+	trimmed, err := trimRollout(obj)
+	if err != nil {
+		return nil, err
+	}
+	ro := trimmed.(*kultav1alpha1.Rollout)
+	spec, err := json.Marshal(&ro.Spec)
+	if err != nil {
+		return ro, nil
+	}
+	status, err := json.Marshal(&ro.Status)
+	if err != nil {
+		return ro, nil
+	}
+	return &packedRollout{TypeMeta: ro.TypeMeta, ObjectMeta: ro.ObjectMeta, spec: spec, status: status}, nil
+}
+
+// packedRollout is how the cache holds a Rollout: its metadata typed, which is what informers,
+// selectors, predicates and event handlers read, and its spec and status as the JSON they
+// stand for. A typed Rollout takes about twice that: every Pod template, step, condition and
+// decision is a struct with room for all its fields.
+//
+// A cache reader hands out a deep copy of what the cache holds (DeepCopyObject), and the copy
+// of a packedRollout is the Rollout unpacked: reads asking for a *kultav1alpha1.Rollout get
+// it whole, as trimRollout left it. The field indexes read its spec (rolloutOf).
+type packedRollout struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+	spec, status []byte
+}
+
+// unpack returns the Rollout p holds; without status, its status is left empty.
+func (p *packedRollout) unpack(status bool) (*kultav1alpha1.Rollout, error) {
+	ro := &kultav1alpha1.Rollout{TypeMeta: p.TypeMeta}
+	meta := &p.ObjectMeta
+	meta.DeepCopyInto(&ro.ObjectMeta)
+	if err := json.Unmarshal(p.spec, &ro.Spec); err != nil {
+		return nil, fmt.Errorf("unpacking the spec of Rollout %s/%s from the cache: %w", p.Namespace, p.Name, err)
+	}
+	if status {
+		if err := json.Unmarshal(p.status, &ro.Status); err != nil {
+			return nil, fmt.Errorf("unpacking the status of Rollout %s/%s from the cache: %w", p.Namespace, p.Name, err)
+		}
+	}
+	return ro, nil
+}
+
+// DeepCopyObject returns the Rollout p holds, unpacked (see packedRollout). Unpacking reads
+// JSON that packRollout wrote from the same types and cannot fail; were it to, the copy is a
+// packedRollout, which a cache reader refuses to hand out as a *kultav1alpha1.Rollout: the
+// read fails with the types named, and nothing is decided or written from a partial Rollout.
+func (p *packedRollout) DeepCopyObject() runtime.Object {
+	ro, err := p.unpack(true)
+	if err != nil {
+		out := &packedRollout{TypeMeta: p.TypeMeta, spec: p.spec, status: p.status}
+		meta := &p.ObjectMeta
+		meta.DeepCopyInto(&out.ObjectMeta)
+		return out
+	}
+	return ro
+}
+
+// rolloutOf returns the metadata and spec of a Rollout as the cache holds it, for the field
+// indexes; its status may be left out. A packed Rollout that cannot be unpacked gives false:
+// it is not indexed, and the Rollout's own reconcile, whose read of it fails, reports why.
+func rolloutOf(obj client.Object) (*kultav1alpha1.Rollout, bool) {
+	switch o := obj.(type) {
+	case *kultav1alpha1.Rollout:
+		return o, true
+	case *packedRollout:
+		ro, err := o.unpack(false)
+		return ro, err == nil
+	default:
+		return nil, false
+	}
+}

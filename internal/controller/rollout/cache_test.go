@@ -1,18 +1,24 @@
 package rollout
 
 import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/randfill"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/revision"
@@ -148,6 +154,72 @@ func TestCachedServicesKeepTheirSelector(t *testing.T) {
 	if _, err := trimService(&appsv1.ReplicaSet{}); err == nil {
 		t.Error("trimming a ReplicaSet as a Service did not fail")
 	}
+
+	// The cache holds it packed, and a read hands out the trimmed Service, a copy of its own.
+	cached, err := packService(want.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed, ok := cached.(*packedService)
+	if !ok {
+		t.Fatalf("Service cached as %T, want it packed", cached)
+	}
+	read, ok := packed.DeepCopyObject().(*corev1.Service)
+	if !ok || !equality.Semantic.DeepEqual(read, got) {
+		t.Fatalf("packed Service read back as %+v, want %+v", packed.DeepCopyObject(), got)
+	}
+	read.Spec.Selector["app"] = "changed"
+	read.Labels["app"] = "changed"
+	if again := packed.DeepCopyObject().(*corev1.Service); !equality.Semantic.DeepEqual(again, got) {
+		t.Errorf("a change to one read shows in the next: %+v", again)
+	}
+	if again, err := packService(packed); err != nil || again != packed {
+		t.Errorf("packing a packed Service gave %p (error %v), want it kept as it is", again, err)
+	}
+	external, err := packService(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel := external.(*packedService).DeepCopyObject().(*corev1.Service).Spec.Selector; sel != nil {
+		t.Errorf("a Service without a selector read back with %v", sel)
+	}
+	if _, err := packService(&appsv1.ReplicaSet{}); err == nil {
+		t.Error("packing a ReplicaSet as a Service did not fail")
+	}
+}
+
+// BenchmarkCachedService measures what one Service costs the cache: a Service as the bench
+// creates them (headless, one port, a selector), decoded from protobuf as an informer decodes
+// it, trimmed, and packed as the cache holds it. Each Rollout names two.
+func BenchmarkCachedService(b *testing.B) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "bench-000", Name: "ro-00001-canary", ResourceVersion: "123456789",
+			UID: "2b3e0c39-3f5a-4b4e-9a57-3c3f2a9d8f11", Labels: map[string]string{"bench.kulta.io/run": "true"},
+			CreationTimestamp: metav1.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC),
+			Annotations:       map[string]string{kultav1alpha1.OriginalSelectorAnnotation: `{"app":"ro-00001"}`}},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, ClusterIPs: []string{corev1.ClusterIPNone}, Type: corev1.ServiceTypeClusterIP,
+			Selector:        map[string]string{"app": "ro-00001", kultav1alpha1.PodTemplateHashLabel: "585c6995db"},
+			Ports:           []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}},
+			SessionAffinity: corev1.ServiceAffinityNone, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}},
+	}
+	raw, err := svc.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		cache toolscache.TransformFunc
+	}{{"trimmed", trimService}, {"packed", packService}} {
+		b.Run(c.name, func(b *testing.B) {
+			testutil.ReportRetained(b, 1000, "B/service", func() (any, error) {
+				var decoded corev1.Service
+				if err := decoded.Unmarshal(raw); err != nil {
+					return nil, err
+				}
+				return c.cache(&decoded)
+			})
+		})
+	}
 }
 
 // TestCachedRolloutsDropLastApplied checks that a cached Rollout loses `kubectl apply`'s copy
@@ -272,6 +344,141 @@ func BenchmarkCachedReplicaSet(b *testing.B) {
 			testutil.ReportRetained(b, 1000, "B/revision", func() (any, error) {
 				var decoded appsv1.ReplicaSet
 				if err := decoded.Unmarshal(raw); err != nil {
+					return nil, err
+				}
+				return c.cache(&decoded)
+			})
+		})
+	}
+}
+
+// TestCachedRolloutsReadBackWhole packs Rollouts as the cache does and checks that a read
+// hands each one out as trimRollout left it: the testdata Rollout after a wave (conditions,
+// decisions, scale-downs), every example, and randomly filled ones, so that a field JSON
+// would lose fails here. The field indexes read a packed Rollout as they read a typed one.
+func TestCachedRolloutsReadBackWhole(t *testing.T) {
+	var rollouts []*kultav1alpha1.Rollout
+	after := testutil.ReadUnstructured(t, "testdata/cached-rollout.yaml")
+	examples, err := filepath.Glob("../../../examples/*.yaml")
+	if err != nil || len(examples) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	objs := []*unstructured.Unstructured{after}
+	for _, file := range examples {
+		decoded, err := testutil.DecodeManifests(file)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		objs = append(objs, decoded...)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "Rollout" {
+			continue
+		}
+		ro := &kultav1alpha1.Rollout{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ro); err != nil {
+			t.Fatalf("%s: %v", u.GetName(), err)
+		}
+		rollouts = append(rollouts, ro)
+	}
+	if len(rollouts) < 10 || len(rollouts[0].Status.Decisions) == 0 {
+		t.Fatalf("%d Rollouts decoded, the first with %d decisions; want the testdata Rollout and the examples", len(rollouts), len(rollouts[0].Status.Decisions))
+	}
+	fill := randfill.NewWithSeed(17).NilChance(0.2).NumElements(1, 3).Funcs(
+		func(q *resource.Quantity, c randfill.Continue) {
+			*q = *resource.NewQuantity(c.Int63n(1<<20), resource.DecimalSI)
+		},
+		// A Decimal reads only as a number: the informer's decoding refuses any other.
+		func(d *kultav1alpha1.Decimal, c randfill.Continue) { *d = kultav1alpha1.NewDecimal(c.NormFloat64()) },
+		// As do managed fields: JSON.
+		func(f *metav1.FieldsV1, c randfill.Continue) {
+			*f = *metav1.NewFieldsV1(fmt.Sprintf(`{"f:%d":{}}`, c.Intn(100)))
+		},
+	)
+	for range 50 {
+		ro := &kultav1alpha1.Rollout{}
+		fill.Fill(ro)
+		rollouts = append(rollouts, ro)
+	}
+
+	for i, ro := range rollouts {
+		want := ro.DeepCopy()
+		want.ManagedFields = nil
+		delete(want.Annotations, corev1.LastAppliedConfigAnnotation)
+		cached, err := packRollout(ro.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		packed, ok := cached.(*packedRollout)
+		if !ok {
+			t.Fatalf("Rollout %d cached as %T, want it packed", i, cached)
+		}
+		if again, err := packRollout(packed); err != nil || again != packed {
+			t.Errorf("Rollout %d: packing a packed Rollout gave %p (error %v), want it kept as it is", i, again, err)
+		}
+		read, ok := packed.DeepCopyObject().(*kultav1alpha1.Rollout)
+		if !ok {
+			t.Fatalf("Rollout %d: a read gave %T", i, packed.DeepCopyObject())
+		}
+		if !equality.Semantic.DeepEqual(read, want) {
+			t.Errorf("Rollout %d read back as\n%+v\nwant\n%+v", i, read, want)
+			continue
+		}
+		read.Labels = map[string]string{"changed": "by the reader"}
+		read.Spec.Replicas = ptr.To[int32](99)
+		if again := packed.DeepCopyObject().(*kultav1alpha1.Rollout); !equality.Semantic.DeepEqual(again, want) {
+			t.Errorf("Rollout %d: a change to one read shows in the next", i)
+		}
+		if got, want := serviceNamesOf(packed), serviceNamesOf(want); !equality.Semantic.DeepEqual(got, want) {
+			t.Errorf("Rollout %d indexed by Services %v packed, %v typed", i, got, want)
+		}
+		if got, want := workloadNameOf(packed), workloadNameOf(want); !equality.Semantic.DeepEqual(got, want) {
+			t.Errorf("Rollout %d indexed by workload %v packed, %v typed", i, got, want)
+		}
+	}
+	if _, err := packRollout(&corev1.Service{}); err == nil {
+		t.Error("packing a Service as a Rollout did not fail")
+	}
+}
+
+// TestCachedRolloutThatCannotBeReadFailsTheRead checks what a packed Rollout whose JSON does
+// not decode gives: a cache read refuses it (its copy is not a Rollout), and the indexes skip it.
+func TestCachedRolloutThatCannotBeReadFailsTheRead(t *testing.T) {
+	ro := testutil.Rollout("default", "web", testutil.WithHTTPRoute("web"))
+	cached, err := packRollout(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed := cached.(*packedRollout)
+	if len(serviceNamesOf(packed)) != 2 {
+		t.Fatalf("packed Rollout indexed by Services %v, want its two", serviceNamesOf(packed))
+	}
+	packed.spec = []byte(`{"replicas":"three"}`)
+	if got, ok := packed.DeepCopyObject().(*packedRollout); !ok || got.Name != "web" {
+		t.Errorf("a read of a Rollout that cannot be unpacked gave %T, want a packedRollout a cache read refuses", packed.DeepCopyObject())
+	}
+	if names := serviceNamesOf(packed); names != nil {
+		t.Errorf("a Rollout that cannot be unpacked indexed by Services %v", names)
+	}
+}
+
+// BenchmarkCachedRollout measures what one Rollout costs the cache: the testdata Rollout (after
+// a wave of the bench: three steps, seven decisions), decoded from JSON as an informer decodes
+// it, trimmed, and packed as the cache holds it. B/rollout is the heap a thousand cached copies
+// keep after a collection, per copy.
+func BenchmarkCachedRollout(b *testing.B) {
+	raw, err := testutil.ReadUnstructured(b, "testdata/cached-rollout.yaml").MarshalJSON()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		cache toolscache.TransformFunc
+	}{{"trimmed", trimRollout}, {"packed", packRollout}} {
+		b.Run(c.name, func(b *testing.B) {
+			testutil.ReportRetained(b, 1000, "B/rollout", func() (any, error) {
+				var decoded kultav1alpha1.Rollout
+				if err := json.Unmarshal(raw, &decoded); err != nil {
 					return nil, err
 				}
 				return c.cache(&decoded)

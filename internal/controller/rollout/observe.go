@@ -33,7 +33,7 @@ const (
 )
 
 func serviceNamesOf(obj client.Object) []string {
-	ro, ok := obj.(*kultav1alpha1.Rollout)
+	ro, ok := rolloutOf(obj)
 	if !ok {
 		return nil
 	}
@@ -48,7 +48,7 @@ func serviceNamesOf(obj client.Object) []string {
 
 // workloadNameOf indexes a Rollout by the Deployment its spec.workloadRef names.
 func workloadNameOf(obj client.Object) []string {
-	ro, ok := obj.(*kultav1alpha1.Rollout)
+	ro, ok := rolloutOf(obj)
 	if !ok || ro.Spec.WorkloadRef == nil {
 		return nil
 	}
@@ -60,7 +60,7 @@ func serviceRolesNew(ro *kultav1alpha1.Rollout) string    { _, n := serviceRoles
 
 // providerKeysOf indexes a Rollout by the keys of the objects its traffic providers read.
 func (r *Reconciler) providerKeysOf(obj client.Object) []string {
-	ro, ok := obj.(*kultav1alpha1.Rollout)
+	ro, ok := rolloutOf(obj)
 	if !ok {
 		return nil
 	}
