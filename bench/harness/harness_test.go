@@ -638,3 +638,25 @@ func TestShardedTargets(t *testing.T) {
 		t.Errorf("per process bound %+v, want 550 requests, (550-100)/50 = 9 s", b)
 	}
 }
+
+// The peak RSS a target reads is the process's: a high-water mark reached in the settle
+// period after a wave (its tail still running) counts.
+func TestPeakRSSTakesInTheSettlePeriod(t *testing.T) {
+	r := &Result{N: 10000, WaveResults: []WaveResult{{
+		During: Window{PeakRSS: 495 * mib, HWM: 495 * mib},
+		Steady: Window{PeakRSS: 470 * mib, HWM: 502 * mib},
+	}}}
+	if got := peakRSS(r); got != 502*mib {
+		t.Errorf("peak RSS %d MiB, want the settle period's VmHWM, 502 MiB", got/mib)
+	}
+	target := Targets([]*Result{r})
+	for _, tg := range target {
+		if strings.HasPrefix(tg.Name, "at 10,000 Rollouts controller RSS") {
+			if tg.Status != "missed" || !strings.Contains(tg.Detail, "peak 502 MiB (VmHWM)") {
+				t.Errorf("target %q: %s, %s; want missed at 502 MiB", tg.Name, tg.Status, tg.Detail)
+			}
+			return
+		}
+	}
+	t.Fatal("no RSS target at 10,000 Rollouts")
+}

@@ -193,11 +193,13 @@ func excess(r *Result, w WaveResult) string {
 	return strings.Join(parts, ", ")
 }
 
-// peakRSS is the highest RSS (sampled or VmHWM) over a run's waves.
+// peakRSS is the highest RSS (sampled or VmHWM) over a run's waves and the settle periods
+// after them: a wave's tail can outlast the wave into its settle period. VmHWM counts from
+// the process's start, so it takes in the creation of the Rollouts as well.
 func peakRSS(r *Result) uint64 {
 	peak := uint64(0)
 	for _, w := range r.WaveResults {
-		peak = max(peak, w.During.PeakRSS, w.During.HWM)
+		peak = max(peak, w.During.PeakRSS, w.During.HWM, w.Steady.PeakRSS, w.Steady.HWM)
 	}
 	return peak
 }
@@ -243,7 +245,8 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 				slope := (float64(peak) - float64(peakRSS(prev))) / float64(r.N-prev.N) / 1024
 				d += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
 					"(the Rollout with its template and decisions, 2 to 3 ReplicaSets packed without their Pod templates, 2 Services with only their selectors, "+
-					"the route trimmed and packed, its metadata typed and the rest as JSON; with the code of 6 Dec 06:45 on) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
+					"the route trimmed and packed, its metadata typed and the rest as JSON, with the code of 6 Dec 06:45 on; the Rollout packed the same way and the Services packed to their metadata and selector, "+
+					"with the code of 6 Dec 09:20 on) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
 					"Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs, and RSS holds what it has not yet returned to the kernel",
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}
