@@ -100,11 +100,11 @@ func (w *world) start(ctx context.Context, in *inputs) error {
 	if err := w.startSimulator(ctx); err != nil {
 		return err
 	}
-	metricsAddr, err := freeAddr()
+	metricsAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
-	probeAddr, err := freeAddr()
+	probeAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -219,19 +219,6 @@ func (w *world) printAddresses(prometheusBin string) {
 	w.out.printf("    export KUBECONFIG=%s\n", c.Kubeconfig())
 	w.out.printf("    %s get rollout web --watch\n", w.kubectlKulta)
 	w.out.printf("    %s get rollouts.kulta.io,%s,replicasets,pods\n", filepath.Join(c.BinDir(), "kubectl"), w.provider.resources)
-}
-
-// freeAddr is a loopback address that was free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free loopback port: %w", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		return "", fmt.Errorf("releasing %s: %w", addr, err)
-	}
-	return addr, nil
 }
 
 // shutdown stops an HTTP server and waits until it has stopped serving.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -147,16 +146,13 @@ func startWorld(ctx context.Context, t *testing.T, opts worldOptions) *world {
 	return w
 }
 
-// freeAddr is a loopback address that was free a moment ago.
+// freeAddr is a loopback address that was free a moment ago, and that no other part of this
+// test process was given (testenv.FreeAddr).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("releasing %s: %v", addr, err)
+		t.Fatal(err)
 	}
 	return addr
 }

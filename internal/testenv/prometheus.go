@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -312,7 +313,48 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
-func freePort() (int, error) {
+// FreeAddr returns a loopback host:port that was free a moment ago (FreePort).
+func FreeAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+}
+
+// handedOut holds the ports freePort has given out in this process. A port is released as soon
+// as it is found, and the kernel may give it to the next listener that asks for any port: two
+// parts of one test (a controller's metrics address and the Prometheus that scrapes it) were
+// once handed the same port before either listened on it. No port is handed out twice.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePortTries bounds the search for a port not handed out before.
+const freePortTries = 100
+
+func freePort() (int, error) { return handOut(anyLoopbackPort) }
+
+// handOut returns a port find gives that was not handed out before, and notes it.
+func handOut(find func() (int, error)) (int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range freePortTries {
+		port, err := find()
+		if err != nil {
+			return 0, err
+		}
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("finding a loopback port not handed out before: %d tries gave ports already given", freePortTries)
+}
+
+// anyLoopbackPort is a loopback port the kernel gives a listener that asks for any, released.
+func anyLoopbackPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free loopback port: %w", err)

@@ -58,3 +58,27 @@ func waitSamples(ctx context.Context, t *testing.T, p *Prometheus, query string,
 		}
 	}
 }
+
+// A port the kernel gives again, released a moment ago, is not handed out a second time: the
+// next one is. One that keeps coming back is an error after freePortTries.
+func TestFreePortNeverHandsOutAPortTwice(t *testing.T) {
+	kernel := []int{1, 1, 2}
+	next := func() (int, error) {
+		port := kernel[0]
+		if len(kernel) > 1 {
+			kernel = kernel[1:]
+		}
+		return port, nil
+	}
+	first, err := handOut(next)
+	if err != nil || first != 1 {
+		t.Fatalf("first port %d (error %v), want 1", first, err)
+	}
+	second, err := handOut(next)
+	if err != nil || second != 2 {
+		t.Fatalf("second port %d (error %v), want 2, not 1 again", second, err)
+	}
+	if port, err := handOut(func() (int, error) { return 2, nil }); err == nil {
+		t.Errorf("a kernel that keeps giving port 2 handed out %d", port)
+	}
+}
