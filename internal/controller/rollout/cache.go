@@ -41,7 +41,7 @@ import (
 //   - from Rollouts, the last-applied-configuration annotation `kubectl apply` keeps, a second
 //     copy of the spec; KULTA writes Rollouts only with patches of what it changes. What is
 //     left is held packed (packedRollout): its metadata typed, its spec and status as JSON,
-//     about half the size of the typed Rollout;
+//     about two thirds of the typed Rollout's size (BenchmarkCachedRollout);
 //   - from HTTPRoutes and GRPCRoutes, what gatewayapi.TrimRoute drops: annotations, hostnames
 //     and the parents' conditions but for Accepted and ResolvedRefs (their status, generation,
 //     and reason and message when not True). What is left is held packed, its metadata typed
@@ -203,8 +203,8 @@ func packService(obj any) (any, error) {
 
 // packedService is how the cache holds a Service: what trimService keeps of it, its metadata
 // and selector, in a struct of its own. A Service's struct keeps room for every field of its
-// spec and status (about 500 bytes) although the trim leaves them empty, and every Rollout
-// names two Services.
+// spec and status although the trim leaves them empty (BenchmarkCachedService: 1.6 KiB
+// packed against 1.9 KiB), and every Rollout names two Services.
 //
 // Its copy (DeepCopyObject), which a cache read hands out, is the trimmed *corev1.Service.
 // Event handlers read only its metadata.
@@ -269,7 +269,7 @@ func packRollout(obj any) (any, error) {
 
 // packedRollout is how the cache holds a Rollout: its metadata typed, which is what informers,
 // selectors, predicates and event handlers read, and its spec and status as the JSON they
-// stand for. A typed Rollout takes about twice that: every Pod template, step, condition and
+// stand for. A typed Rollout takes half as much again: every Pod template, step, condition and
 // decision is a struct with room for all its fields.
 //
 // A cache reader hands out a deep copy of what the cache holds (DeepCopyObject), and the copy
