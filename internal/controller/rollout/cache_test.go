@@ -404,8 +404,16 @@ func TestCachedRolloutsReadBackWhole(t *testing.T) {
 			t.Errorf("Rollout %d read back as\n%+v\nwant\n%+v", i, read, want)
 			continue
 		}
-		read.Labels = map[string]string{"changed": "by the reader"}
-		read.Spec.Replicas = ptr.To[int32](99)
+		// Change the read in place: its maps and pointers must be its own, not the cache's.
+		for k := range read.Labels {
+			read.Labels[k] = "changed by the reader"
+		}
+		for k := range read.Annotations {
+			read.Annotations[k] = "changed by the reader"
+		}
+		if read.Spec.Replicas != nil {
+			*read.Spec.Replicas = 99
+		}
 		if again := packed.DeepCopyObject().(*kultav1alpha1.Rollout); !equality.Semantic.DeepEqual(again, want) {
 			t.Errorf("Rollout %d: a change to one read shows in the next", i)
 		}
@@ -418,6 +426,29 @@ func TestCachedRolloutsReadBackWhole(t *testing.T) {
 	}
 	if _, err := packRollout(&corev1.Service{}); err == nil {
 		t.Error("packing a Service as a Rollout did not fail")
+	}
+}
+
+// TestCachedRolloutThatCannotBePackedStaysTyped: a Rollout whose spec does not marshal (a
+// threshold that is not a number, which the informer's decoding would have refused) is cached
+// trimmed and typed, and indexed as any other.
+func TestCachedRolloutThatCannotBePackedStaysTyped(t *testing.T) {
+	ro := testutil.Rollout("default", "web", testutil.WithHTTPRoute("web"),
+		testutil.WithCanarySteps(testutil.AnalyzeStep(kultav1alpha1.Metric{Name: "error-rate", Threshold: "not a number"})))
+	ro.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":"copy"}`}
+	cached, err := packRollout(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed, ok := cached.(*kultav1alpha1.Rollout)
+	if !ok {
+		t.Fatalf("a Rollout that cannot be packed was cached as %T, want it typed", cached)
+	}
+	if _, kept := typed.Annotations[corev1.LastAppliedConfigAnnotation]; kept {
+		t.Error("a Rollout cached typed kept kubectl's copy of its spec: it was not trimmed")
+	}
+	if names := serviceNamesOf(typed); len(names) != 2 {
+		t.Errorf("a typed cached Rollout indexed by Services %v, want its two", names)
 	}
 }
 
