@@ -32,8 +32,8 @@ type Watch struct {
 	// Object is an empty object of the kind (typed, or unstructured with its GroupVersionKind).
 	Object client.Object
 	// RolloutKeys are the keys of the objects of this kind a Rollout uses. They are read from
-	// its metadata and spec: a field index computes them, from a Rollout whose status may be
-	// left empty.
+	// its metadata and spec: the controller's Rollout index computes them, from a Rollout
+	// whose status may be left empty.
 	RolloutKeys func(ro *kultav1alpha1.Rollout) []string
 	// ObjectKeys are the keys an object of this kind answers to.
 	ObjectKeys func(obj client.Object) []string

@@ -274,7 +274,7 @@ func packRollout(obj any) (any, error) {
 //
 // A cache reader hands out a deep copy of what the cache holds (DeepCopyObject), and the copy
 // of a packedRollout is the Rollout unpacked: reads asking for a *kultav1alpha1.Rollout get
-// it whole, as trimRollout left it. The field indexes read its spec (rolloutOf).
+// it whole, as trimRollout left it. The Rollout index reads its spec (rolloutOf).
 type packedRollout struct {
 	metav1.TypeMeta
 	metav1.ObjectMeta

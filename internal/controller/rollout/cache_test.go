@@ -335,7 +335,7 @@ func BenchmarkCachedReplicaSet(b *testing.B) {
 // TestCachedRolloutsReadBackWhole packs Rollouts as the cache does and checks that a read
 // hands each one out as trimRollout left it: the testdata Rollout after a wave (conditions,
 // decisions, scale-downs), every example, and randomly filled ones, so that a field JSON
-// would lose fails here. The field indexes read a packed Rollout as they read a typed one.
+// would lose fails here. The Rollout index reads a packed Rollout as it reads a typed one.
 func TestCachedRolloutsReadBackWhole(t *testing.T) {
 	var rollouts []*kultav1alpha1.Rollout
 	after := testutil.ReadUnstructured(t, "testdata/cached-rollout.yaml")

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -25,9 +24,6 @@ import (
 )
 
 const (
-	indexServices     = "kulta.io/services"
-	indexProviderKeys = "kulta.io/provider-keys"
-	indexWorkload     = "kulta.io/workload"
 	// maxCollisions bounds the search for a free pod-template hash.
 	maxCollisions = 8
 )
@@ -76,42 +72,25 @@ func (r *Reconciler) providerKeysOf(obj client.Object) []string {
 // rolloutsReading maps an object a provider watches to the Rollouts, in any namespace, that
 // read it.
 func (r *Reconciler) rolloutsReading(w providers.Watch) func(context.Context, client.Object) []reconcile.Request {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		seen := map[types.NamespacedName]bool{}
-		var reqs []reconcile.Request
-		for _, key := range w.ObjectKeys(obj) {
-			var list kultav1alpha1.RolloutList
-			if err := r.List(ctx, &list, client.MatchingFields{indexProviderKeys: key}); err != nil {
-				ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts for a watched object", "key", key)
-				return nil
-			}
-			for _, ro := range list.Items {
-				name := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-				if !seen[name] {
-					seen[name] = true
-					reqs = append(reqs, reconcile.Request{NamespacedName: name})
-				}
-			}
-		}
-		return reqs
+	return func(_ context.Context, obj client.Object) []reconcile.Request {
+		return requests(r.index.lookup(byProviderKey, w.ObjectKeys(obj)...))
 	}
 }
 
 // rolloutsNaming maps a Service or a Deployment to the Rollouts in its namespace that name it
-// (by index).
-func (r *Reconciler) rolloutsNaming(index string) func(context.Context, client.Object) []reconcile.Request {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var list kultav1alpha1.RolloutList
-		if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing Rollouts naming an object", "index", index, "name", obj.GetName())
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for _, ro := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}})
-		}
-		return reqs
+// (as kind says).
+func (r *Reconciler) rolloutsNaming(kind indexKind) func(context.Context, client.Object) []reconcile.Request {
+	return func(_ context.Context, obj client.Object) []reconcile.Request {
+		return requests(r.index.lookup(kind, obj.GetNamespace()+"/"+obj.GetName()))
 	}
+}
+
+func requests(names []types.NamespacedName) []reconcile.Request {
+	reqs := make([]reconcile.Request, len(names))
+	for i, name := range names {
+		reqs[i] = reconcile.Request{NamespacedName: name}
+	}
+	return reqs
 }
 
 // observe gathers what the planner needs: the current revision's hash, the Rollout's

@@ -116,6 +116,9 @@ type Reconciler struct {
 	// told holds, per queued Rollout, when KULTA was last told of a change to it; set by
 	// SetupWithManager, nil when the reconciler runs without a manager.
 	told *toldTimes
+	// index maps Services, adopted Deployments and the providers' objects to the Rollouts that
+	// name them, for the watches; set by SetupWithManager.
+	index *rolloutIndex
 }
 
 // +kubebuilder:rbac:groups=kulta.io,resources=rollouts,verbs=get;list;watch;patch
@@ -590,24 +593,19 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 }
 
 // SetupWithManager registers the reconciler and its watches: owned ReplicaSets, and the
-// Services and HTTPRoutes that Rollouts name (through field indexes). From then on its client
+// Services, Deployments and routes that Rollouts name (through rolloutIndex). From then on its client
 // counts its writes to Rollouts (budgetedClient).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.Client = budgetedClient{Client: r.Client, spend: func() { r.rolloutWrites().spend(r.Clock.Now()) }}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexServices, serviceNamesOf); err != nil {
-		return fmt.Errorf("indexing Rollouts by Service: %w", err)
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexWorkload, workloadNameOf); err != nil {
-		return fmt.Errorf("indexing Rollouts by the Deployment they adopt: %w", err)
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kultav1alpha1.Rollout{}, indexProviderKeys, r.providerKeysOf); err != nil {
-		return fmt.Errorf("indexing Rollouts by the objects their traffic providers read: %w", err)
+	r.index = newRolloutIndex(r.indexKeysOf)
+	if err := r.index.watch(ctx, mgr.GetCache(), &kultav1alpha1.Rollout{}); err != nil {
+		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&appsv1.ReplicaSet{}, builder.WithPredicates(r.ownerServed())).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexServices))).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(indexWorkload)))
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(byService))).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsNaming(byWorkload)))
 	// Each provider's objects are watched as the provider gives them (routes as unstructured
 	// objects, so that its router reads the same informer and writes back unknown fields).
 	for _, p := range r.Providers {
