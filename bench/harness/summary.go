@@ -246,7 +246,8 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 				d += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
 					"(the Rollout with its template and decisions, 2 to 3 ReplicaSets packed without their Pod templates, 2 Services with only their selectors, "+
 					"the route trimmed and packed, its metadata typed and the rest as JSON, with the code of 6 Dec 06:45 on; the Rollout packed the same way and the Services packed to their metadata and selector, "+
-					"with the code of 6 Dec 09:20 on) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
+					"with the code of 6 Dec 09:20 on), its entries in the index the watches read (KULTA's own with the code of 6 Dec 12:00 on; before, "+
+					"controller-runtime's field indexes, which keep each value twice) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
 					"Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs, and RSS holds what it has not yet returned to the kernel",
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}
