@@ -167,10 +167,15 @@ func (x *rolloutIndex) replace(name types.NamespacedName, keys []indexKey) {
 func (x *rolloutIndex) lookup(kind indexKind, keys ...string) []types.NamespacedName {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	if len(keys) == 1 {
+		return slices.Clone(x.rollouts[indexKey{kind: kind, key: keys[0]}])
+	}
 	var names []types.NamespacedName
+	seen := map[types.NamespacedName]bool{}
 	for _, key := range keys {
 		for _, name := range x.rollouts[indexKey{kind: kind, key: key}] {
-			if !slices.Contains(names, name) {
+			if !seen[name] {
+				seen[name] = true
 				names = append(names, name)
 			}
 		}

@@ -129,6 +129,11 @@ func TestRolloutIndexMapsObjectsToRollouts(t *testing.T) {
 		{"the Deployment of a Rollout whose deletion was missed", r.rolloutsNaming(byWorkload)(ctx, deployment("shop", "legacy")), nil},
 		{"the Service of a Rollout that cannot be read", byName(ctx, service("shop", "web-stable")), nil},
 	})
+	// A lookup of several keys (an object a provider knows by more than one) gives each Rollout
+	// once.
+	if got := r.index.lookup(byService, "shop/api-stable", "shop/api-canary", "shop/none"); len(got) != 1 || got[0].String() != "shop/api" {
+		t.Errorf("shop/api's two Services together map to %v, want shop/api once", got)
+	}
 	// Only shop/api is left: its two Services and its route, nothing of the others.
 	if len(r.index.keys) != 1 || len(r.index.rollouts) != 3 {
 		t.Errorf("index left with Rollouts %v and keys %v, want shop/api under its two Services and its route", r.index.keys, r.index.rollouts)
