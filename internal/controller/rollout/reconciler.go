@@ -593,8 +593,8 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 }
 
 // SetupWithManager registers the reconciler and its watches: owned ReplicaSets, and the
-// Services, Deployments and routes that Rollouts name (through rolloutIndex). From then on its client
-// counts its writes to Rollouts (budgetedClient).
+// Services, Deployments and routes that Rollouts name (through rolloutIndex). From then on its
+// client counts its writes to Rollouts (budgetedClient).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.Client = budgetedClient{Client: r.Client, spend: func() { r.rolloutWrites().spend(r.Clock.Now()) }}
 	r.index = newRolloutIndex(r.indexKeysOf)
