@@ -3,12 +3,10 @@ package rollout
 import (
 	"context"
 
+	"github.com/false-systems/kulta/providers"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-
-	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
-	"github.com/false-systems/kulta/providers"
 )
 
 // Index is the Rollout index and its lookups as the watches make them, for the integration
@@ -19,7 +17,7 @@ type Index struct{ r *Reconciler }
 func WatchIndex(ctx context.Context, c cache.Informers, ps ...providers.Provider) (*Index, error) {
 	r := &Reconciler{Providers: ps}
 	r.index = newRolloutIndex(r.indexKeysOf)
-	if err := r.index.watch(ctx, c, &kultav1alpha1.Rollout{}); err != nil {
+	if err := r.index.watch(ctx, c); err != nil {
 		return nil, err
 	}
 	return &Index{r: r}, nil

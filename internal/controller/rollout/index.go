@@ -8,8 +8,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 )
 
 // indexKind says what an indexKey names.
@@ -90,17 +93,22 @@ func (r *Reconciler) indexKeysOf(obj client.Object) []indexKey {
 }
 
 // watch feeds the index from the Rollout informer of c.
-func (x *rolloutIndex) watch(ctx context.Context, c cache.Informers, obj client.Object) error {
-	inf, err := c.GetInformer(ctx, obj)
+func (x *rolloutIndex) watch(ctx context.Context, c cache.Informers) error {
+	inf, err := c.GetInformer(ctx, &kultav1alpha1.Rollout{})
 	if err != nil {
-		return fmt.Errorf("getting the %T informer to index: %w", obj, err)
+		return fmt.Errorf("getting the Rollout informer to index: %w", err)
 	}
+	log := ctrl.LoggerFrom(ctx).WithName("rollout-index")
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    x.set,
 		UpdateFunc: func(_, obj any) { x.set(obj) },
-		DeleteFunc: x.remove,
+		DeleteFunc: func(obj any) {
+			if err := x.remove(obj); err != nil {
+				log.Error(err, "Rollout left listed in the index")
+			}
+		},
 	}); err != nil {
-		return fmt.Errorf("indexing %T: %w", obj, err)
+		return fmt.Errorf("indexing Rollouts: %w", err)
 	}
 	return nil
 }
@@ -115,8 +123,8 @@ func (x *rolloutIndex) set(obj any) {
 }
 
 // remove unlists a deleted Rollout, also when the informer missed the deletion and gives only
-// its last known state.
-func (x *rolloutIndex) remove(obj any) {
+// its key and last known state.
+func (x *rolloutIndex) remove(obj any) error {
 	var name types.NamespacedName
 	switch o := obj.(type) {
 	case client.Object:
@@ -124,13 +132,14 @@ func (x *rolloutIndex) remove(obj any) {
 	case toolscache.DeletedFinalStateUnknown:
 		ns, n, err := toolscache.SplitMetaNamespaceKey(o.Key)
 		if err != nil {
-			return
+			return fmt.Errorf("a deleted Rollout's key %q: %w", o.Key, err)
 		}
 		name = types.NamespacedName{Namespace: ns, Name: n}
 	default:
-		return
+		return fmt.Errorf("a deleted Rollout given as %T", obj)
 	}
 	x.replace(name, nil)
+	return nil
 }
 
 func (x *rolloutIndex) replace(name types.NamespacedName, keys []indexKey) {

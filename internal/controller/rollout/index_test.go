@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
 	"testing"
@@ -61,10 +60,7 @@ func TestRolloutIndexMapsObjectsToRollouts(t *testing.T) {
 
 	ctx := context.Background()
 	names := func(reqs []reconcile.Request) []string {
-		var out []string
-		for _, req := range reqs {
-			out = append(out, req.String())
-		}
+		out := requestNames(reqs)
 		sort.Strings(out)
 		return out
 	}
@@ -112,8 +108,17 @@ func TestRolloutIndexMapsObjectsToRollouts(t *testing.T) {
 	// by the informer, which hands over its last state; shop/web is changed into one that
 	// cannot be read.
 	r.index.set(packed(testutil.Rollout("shop", "api", testutil.WithHTTPRoute("back"))))
-	r.index.remove(packed(edge))
-	r.index.remove(toolscache.DeletedFinalStateUnknown{Key: "shop/adopter", Obj: packed(adopter)})
+	for _, deleted := range []any{packed(edge), toolscache.DeletedFinalStateUnknown{Key: "shop/adopter", Obj: packed(adopter)}} {
+		if err := r.index.remove(deleted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the informer never gives is refused by name, and removes nothing.
+	for _, odd := range []any{toolscache.DeletedFinalStateUnknown{Key: "a/b/c"}, "shop/api"} {
+		if err := r.index.remove(odd); err == nil {
+			t.Errorf("removing %#v did not fail", odd)
+		}
+	}
 	broken := packed(testutil.Rollout("shop", "web", testutil.WithHTTPRoute("front"))).(*packedRollout)
 	broken.spec = []byte(`{"replicas":"three"}`)
 	r.index.set(broken)
@@ -187,23 +192,15 @@ func BenchmarkRolloutIndex(b *testing.B) {
 		}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			var retained float64
-			for b.Loop() {
-				var before, after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
+			testutil.ReportRetainedBy(b, n, "B/rollout", func() (any, error) {
 				held, add := c.index()
 				for _, ro := range rollouts {
 					if err := add(ro); err != nil {
-						b.Fatal(err)
+						return nil, err
 					}
 				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				retained += float64(after.HeapAlloc) - float64(before.HeapAlloc)
-				runtime.KeepAlive(held)
-			}
-			b.ReportMetric(retained/float64(b.N*n), "B/rollout")
+				return held, nil
+			})
 		})
 	}
 }

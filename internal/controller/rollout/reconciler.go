@@ -598,7 +598,7 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.Client = budgetedClient{Client: r.Client, spend: func() { r.rolloutWrites().spend(r.Clock.Now()) }}
 	r.index = newRolloutIndex(r.indexKeysOf)
-	if err := r.index.watch(ctx, mgr.GetCache(), &kultav1alpha1.Rollout{}); err != nil {
+	if err := r.index.watch(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
