@@ -3,9 +3,12 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -80,6 +83,19 @@ func TestCachedReplicaSetsKeepWhatTheReconcilerReads(t *testing.T) {
 	if _, unpacked := packed.(*appsv1.ReplicaSet); !ok || unpacked || held.GetName() != want.Name ||
 		held.GetLabels()[kultav1alpha1.PodTemplateHashLabel] != hash || metav1.GetControllerOf(held) == nil {
 		t.Fatalf("the cache would hold a %T, want a packed ReplicaSet with its metadata", packed)
+	}
+	if held.(*packedReplicaSet).Labels != nil || held.(*packedReplicaSet).Annotations != nil {
+		t.Error("the packed ReplicaSet keeps its labels or annotations as maps")
+	}
+	if !maps.Equal(held.GetLabels(), got.Labels) || !maps.Equal(held.GetAnnotations(), got.Annotations) {
+		t.Errorf("packed labels %v and annotations %v, want %v and %v", held.GetLabels(), held.GetAnnotations(), got.Labels, got.Annotations)
+	}
+	if metaOf, ok := held.(metav1.ObjectMetaAccessor); !ok || metaOf.GetObjectMeta().GetLabels()[kultav1alpha1.PodTemplateHashLabel] != hash {
+		t.Error("GetObjectMeta of the packed ReplicaSet does not give its labels")
+	}
+	held.GetLabels()["changed"] = "yes"
+	if _, changed := held.GetLabels()["changed"]; changed {
+		t.Error("changing the map GetLabels gave changed the cached ReplicaSet")
 	}
 	if again, err := packReplicaSet(packed); err != nil || again != packed {
 		t.Errorf("packing twice gave %T (%v), want the packed ReplicaSet as it was", again, err)
@@ -167,6 +183,9 @@ func TestCachedServicesKeepTheirSelector(t *testing.T) {
 	read, ok := packed.DeepCopyObject().(*corev1.Service)
 	if !ok || !equality.Semantic.DeepEqual(read, got) {
 		t.Fatalf("packed Service read back as %+v, want %+v", packed.DeepCopyObject(), got)
+	}
+	if !maps.Equal(packed.GetLabels(), got.Labels) || !maps.Equal(packed.GetAnnotations(), got.Annotations) || packed.Labels != nil || packed.Annotations != nil {
+		t.Errorf("the cached metadata gives labels %v and annotations %v, want %v and %v, held as pairs", packed.GetLabels(), packed.GetAnnotations(), got.Labels, got.Annotations)
 	}
 	read.Spec.Selector["app"] = "changed"
 	read.Labels["app"] = "changed"
@@ -417,6 +436,10 @@ func TestCachedRolloutsReadBackWhole(t *testing.T) {
 		if again := packed.DeepCopyObject().(*kultav1alpha1.Rollout); !equality.Semantic.DeepEqual(again, want) {
 			t.Errorf("Rollout %d: a change to one read shows in the next", i)
 		}
+		if !maps.Equal(packed.GetLabels(), want.Labels) || !maps.Equal(packed.GetAnnotations(), want.Annotations) || packed.Labels != nil || packed.Annotations != nil {
+			t.Errorf("Rollout %d: the cached metadata gives labels %v and annotations %v, want %v and %v, held as pairs",
+				i, packed.GetLabels(), packed.GetAnnotations(), want.Labels, want.Annotations)
+		}
 		if got, want := serviceNamesOf(packed), serviceNamesOf(want); !equality.Semantic.DeepEqual(got, want) {
 			t.Errorf("Rollout %d indexed by Services %v packed, %v typed", i, got, want)
 		}
@@ -506,5 +529,31 @@ func benchmarkCached[T any](b *testing.B, unit string, trim, pack toolscache.Tra
 				return c.cache(decoded)
 			})
 		})
+	}
+}
+
+// TestPairsKeepAMap checks the pairs a packed ReplicaSet keeps its labels and annotations in:
+// a map reads back equal and of its own, sorted by key, an empty one as nil, and KULTA's own
+// keys are held as its constants rather than as copies decoded from the watch.
+func TestPairsKeepAMap(t *testing.T) {
+	decoded := string([]byte(kultav1alpha1.PodTemplateHashLabel))
+	m := map[string]string{"app": "web", decoded: "abc", "team": ""}
+	ps := pairsOf(m)
+	if want := (pairs{"app", "web", kultav1alpha1.PodTemplateHashLabel, "abc", "team", ""}); !slices.Equal(ps, want) {
+		t.Fatalf("pairs %q, want %q", ps, want)
+	}
+	if unsafe.StringData(ps[2]) != unsafe.StringData(kultav1alpha1.PodTemplateHashLabel) {
+		t.Error("KULTA's own key is held as the decoded copy, not its constant")
+	}
+	back := ps.toMap()
+	if !maps.Equal(back, m) {
+		t.Errorf("read back %v, want %v", back, m)
+	}
+	back["app"] = "changed"
+	if ps[1] != "web" {
+		t.Error("changing the map read back changed the pairs")
+	}
+	if pairsOf(map[string]string{}) != nil || pairsOf(nil) != nil || pairs(nil).toMap() != nil {
+		t.Error("an empty map is not held as nil, or nil pairs read back as a map")
 	}
 }
