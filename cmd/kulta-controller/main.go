@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +74,7 @@ type options struct {
 	events          eventOptions
 	zap             zap.Options
 	memLimitRatio   float64
+	gcPercent       int
 	showVersion     bool
 }
 
@@ -99,6 +101,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.workers, "max-concurrent-reconciles", rollout.DefaultMaxConcurrentReconciles, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	fs.Float64Var(&o.memLimitRatio, "auto-gomemlimit-ratio", 0.9, "Set the Go runtime's soft memory limit to this fraction of the container's memory limit (cgroup); 0 leaves it unset. GOMEMLIMIT in the environment wins.")
+	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "The Go garbage collector's goal, as GOGC: collect when the heap has grown by this percent of the live data; 0 leaves Go's default of 100. GOGC in the environment wins (env KULTA_GC_PERCENT).")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
 	o.prometheus.bind(fs)
 	o.events.bind(fs)
@@ -108,6 +111,12 @@ func parse(args []string) (*options, error) {
 	}
 	if o.memLimitRatio < 0 || o.memLimitRatio > 1 {
 		return nil, fmt.Errorf("--auto-gomemlimit-ratio must be between 0 and 1, got %g", o.memLimitRatio)
+	}
+	if err := intFromEnv(fs, "gc-percent", "KULTA_GC_PERCENT", &o.gcPercent); err != nil {
+		return nil, err
+	}
+	if o.gcPercent < 0 {
+		return nil, fmt.Errorf("--gc-percent must be 0 (Go's default) or more, got %d", o.gcPercent)
 	}
 	if o.workers < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
@@ -159,6 +168,25 @@ func envOr(key, def string) string {
 	return def
 }
 
+// intFromEnv sets *v from the environment variable key when the flag name was not given.
+func intFromEnv(fs *flag.FlagSet, name, key string, v *int) error {
+	raw, set := os.LookupEnv(key)
+	if !set || raw == "" {
+		return nil
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if given {
+		return nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		return fmt.Errorf("%s=%q (for --%s) is not an integer: %w", key, raw, name, err)
+	}
+	*v = n
+	return nil
+}
+
 func envBool(key string) bool {
 	switch strings.ToLower(os.Getenv(key)) {
 	case "1", "true", "yes", "on":
@@ -186,6 +214,7 @@ func run(ctx context.Context, args []string, cfg *rest.Config) int {
 			log.Error(err, "Running without a Go memory limit")
 		}
 	}
+	setGCPercent(o.gcPercent, ctrl.Log.WithName("gc"))
 	if err := start(ctx, o, cfg); err != nil {
 		log.Error(err, "Controller stopped")
 		return 1
