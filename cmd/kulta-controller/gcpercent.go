@@ -9,8 +9,8 @@ import (
 
 // defaultGCPercent is --gc-percent's default: a heap of one and a half times the live data
 // rather than Go's twice. Measured at 1,000 Rollouts (bench/README, "Where the memory goes"):
-// about a fifth less peak RSS for about a tenth more controller CPU, which is small beside the
-// API server's work in a wave.
+// about a sixth less peak RSS for about an eighth more controller CPU, which is small beside
+// the API server's work in a wave.
 const defaultGCPercent = 50
 
 // setGCPercent sets the garbage collector's goal: a collection starts when the heap has grown

@@ -348,7 +348,7 @@ func (p *packedMeta) GetLabels() map[string]string { return p.labels.toMap() }
 
 // SetLabels keeps labels as p's labels.
 func (p *packedMeta) SetLabels(labels map[string]string) {
-	p.labels, p.ObjectMeta.Labels = pairsOf(labels), nil
+	p.labels, p.Labels = pairsOf(labels), nil
 }
 
 // GetAnnotations builds the map of p's annotations; changing it does not change p.
@@ -356,7 +356,7 @@ func (p *packedMeta) GetAnnotations() map[string]string { return p.annotations.t
 
 // SetAnnotations keeps annotations as p's annotations.
 func (p *packedMeta) SetAnnotations(annotations map[string]string) {
-	p.annotations, p.ObjectMeta.Annotations = pairsOf(annotations), nil
+	p.annotations, p.Annotations = pairsOf(annotations), nil
 }
 
 // GetObjectMeta is p, whose labels and annotations the embedded ObjectMeta does not hold.
@@ -364,7 +364,7 @@ func (p *packedMeta) GetObjectMeta() metav1.Object { return p }
 
 // unpackInto writes a deep copy of the metadata p holds to out.
 func (p *packedMeta) unpackInto(out *metav1.ObjectMeta) {
-	p.ObjectMeta.DeepCopyInto(out)
+	p.DeepCopyInto(out)
 	out.Labels, out.Annotations = p.labels.toMap(), p.annotations.toMap()
 }
 
