@@ -246,9 +246,10 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 				d += fmt.Sprintf("; why: from N=%d (%.0f MiB) it grows %.0f KiB per Rollout. Each Rollout brings its objects to the informer caches "+
 					"(the Rollout with its template and decisions, 2 to 3 ReplicaSets packed without their Pod templates, 2 Services with only their selectors, "+
 					"the route trimmed and packed, its metadata typed and the rest as JSON, with the code of 6 Dec 06:45 on; the Rollout packed the same way and the Services packed to their metadata and selector, "+
-					"with the code of 6 Dec 09:20 on), its entries in the index the watches read (KULTA's own with the code of 6 Dec 12:00 on; before, "+
+					"with the code of 6 Dec 09:20 on; the labels and annotations of those three kinds as key-value pairs instead of maps, with the code of 6 Dec 16:40 on), its entries in the index the watches read (KULTA's own with the code of 6 Dec 12:00 on; before, "+
 					"controller-runtime's field indexes, which keep each value twice) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
-					"Go's collector lets the heap grow to twice the live data (GOGC 100) before it runs, and RSS holds what it has not yet returned to the kernel",
+					"Go's collector lets the heap grow to one and a half times the live data before it runs (--gc-percent 50, with the code of 6 Dec 17:00 on; twice, GOGC 100, before), "+
+					"and RSS holds what it has not yet returned to the kernel",
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}
 		}
@@ -382,8 +383,9 @@ func steadyGrowth(r *Result) (a, b Window, which string) {
 // retainedPerWave says what the controller keeps, by design and bounded, for each wave.
 const retainedPerWave = "why: what the controller holds grows with each wave by design, up to bounds: every Rollout gains a ReplicaSet " +
 	"(old revisions stay, scaled to 0, up to revisionHistoryLimit, default 10) and the wave's decisions in its status (20 kept); " +
-	"steady RSS and heap in use also carry garbage not yet collected (GOGC 100), " +
-	"so a leak would show as growth that continues past those bounds, which two waves cannot tell apart"
+	"steady RSS and heap in use also carry garbage not yet collected, " +
+	"so a leak would show as growth that continues past those bounds, which three waves cannot tell apart; " +
+	"a run of fifteen waves at N=1,000 (bench/results/growth, bench/README) levels off once they are reached, from the tenth wave on"
 
 // scrapeEvery is how often the run read the controller's /metrics, as text ("5 s").
 func scrapeEvery(r *Result) string {
