@@ -80,6 +80,10 @@ type options struct {
 
 func parse(args []string) (*options, error) {
 	o := &options{}
+	gcPercent, err := envInt("KULTA_GC_PERCENT", defaultGCPercent)
+	if err != nil {
+		return nil, err
+	}
 	fs := flag.NewFlagSet("kulta-controller", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Path to a kubeconfig; in-cluster configuration when empty.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the /metrics endpoint; 0 disables it.")
@@ -101,7 +105,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.workers, "max-concurrent-reconciles", rollout.DefaultMaxConcurrentReconciles, "How many Rollouts are reconciled at once; one Rollout is never reconciled by two at a time.")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	fs.Float64Var(&o.memLimitRatio, "auto-gomemlimit-ratio", 0.9, "Set the Go runtime's soft memory limit to this fraction of the container's memory limit (cgroup); 0 leaves it unset. GOMEMLIMIT in the environment wins.")
-	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "The Go garbage collector's goal, as GOGC: collect when the heap has grown by this percent of the live data; 0 leaves Go's default of 100. GOGC in the environment wins (env KULTA_GC_PERCENT).")
+	fs.IntVar(&o.gcPercent, "gc-percent", gcPercent, "The Go garbage collector's goal, as GOGC: collect when the heap has grown by this percent of the live data; 0 leaves Go's default of 100. GOGC in the environment wins (env KULTA_GC_PERCENT).")
 	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
 	o.prometheus.bind(fs)
 	o.events.bind(fs)
@@ -112,16 +116,12 @@ func parse(args []string) (*options, error) {
 	if o.memLimitRatio < 0 || o.memLimitRatio > 1 {
 		return nil, fmt.Errorf("--auto-gomemlimit-ratio must be between 0 and 1, got %g", o.memLimitRatio)
 	}
-	if err := intFromEnv(fs, "gc-percent", "KULTA_GC_PERCENT", &o.gcPercent); err != nil {
-		return nil, err
-	}
 	if o.gcPercent < 0 {
 		return nil, fmt.Errorf("--gc-percent must be 0 (Go's default) or more, got %d", o.gcPercent)
 	}
 	if o.workers < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.workers)
 	}
-	var err error
 	if o.providers, err = parseProviders(o.providerList); err != nil {
 		return nil, err
 	}
@@ -168,23 +168,17 @@ func envOr(key, def string) string {
 	return def
 }
 
-// intFromEnv sets *v from the environment variable key when the flag name was not given.
-func intFromEnv(fs *flag.FlagSet, name, key string, v *int) error {
-	raw, set := os.LookupEnv(key)
-	if !set || raw == "" {
-		return nil
-	}
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	if given {
-		return nil
+// envInt is the environment variable key as an integer, or def when it is empty.
+func envInt(key string, def int) (int, error) {
+	raw := os.Getenv(key)
+	if raw == "" {
+		return def, nil
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil {
-		return fmt.Errorf("%s=%q (for --%s) is not an integer: %w", key, raw, name, err)
+		return 0, fmt.Errorf("%s=%q is not an integer: %w", key, raw, err)
 	}
-	*v = n
-	return nil
+	return n, nil
 }
 
 func envBool(key string) bool {

@@ -302,9 +302,7 @@ func (p *packedRollout) unpack(status bool) (*kultav1alpha1.Rollout, error) {
 func (p *packedRollout) DeepCopyObject() runtime.Object {
 	ro, err := p.unpack(true)
 	if err != nil {
-		var meta metav1.ObjectMeta
-		p.unpackInto(&meta)
-		return &packedRollout{TypeMeta: p.TypeMeta, packedMeta: packMeta(meta), spec: p.spec, status: p.status}
+		return &packedRollout{TypeMeta: p.TypeMeta, packedMeta: p.deepCopy(), spec: p.spec, status: p.status}
 	}
 	return ro
 }
@@ -361,6 +359,14 @@ func (p *packedMeta) SetAnnotations(annotations map[string]string) {
 
 // GetObjectMeta is p, whose labels and annotations the embedded ObjectMeta does not hold.
 func (p *packedMeta) GetObjectMeta() metav1.Object { return p }
+
+// deepCopy is a copy of p of its own. Pairs are never changed in place (SetLabels and
+// SetAnnotations replace them), so the copy shares them.
+func (p *packedMeta) deepCopy() packedMeta {
+	out := packedMeta{labels: p.labels, annotations: p.annotations}
+	p.DeepCopyInto(&out.ObjectMeta)
+	return out
+}
 
 // unpackInto writes a deep copy of the metadata p holds to out.
 func (p *packedMeta) unpackInto(out *metav1.ObjectMeta) {

@@ -479,6 +479,7 @@ func TestCachedRolloutThatCannotBePackedStaysTyped(t *testing.T) {
 // not decode gives: a cache read refuses it (its copy is not a Rollout), and the indexes skip it.
 func TestCachedRolloutThatCannotBeReadFailsTheRead(t *testing.T) {
 	ro := testutil.Rollout("default", "web", testutil.WithHTTPRoute("web"))
+	ro.Labels = map[string]string{"team": "shop"}
 	cached, err := packRollout(ro)
 	if err != nil {
 		t.Fatal(err)
@@ -490,6 +491,11 @@ func TestCachedRolloutThatCannotBeReadFailsTheRead(t *testing.T) {
 	packed.spec = []byte(`{"replicas":"three"}`)
 	if got, ok := packed.DeepCopyObject().(*packedRollout); !ok || got.Name != "web" {
 		t.Errorf("a read of a Rollout that cannot be unpacked gave %T, want a packedRollout a cache read refuses", packed.DeepCopyObject())
+	} else {
+		got.Name = "changed"
+		if got.GetLabels()["team"] != "shop" || packed.Name != "web" {
+			t.Errorf("the refused copy has labels %v and the cached name became %q; want the labels kept and a copy of its own", got.GetLabels(), packed.Name)
+		}
 	}
 	if names := serviceNamesOf(packed); names != nil {
 		t.Errorf("a Rollout that cannot be unpacked indexed by Services %v", names)
