@@ -660,3 +660,28 @@ func TestPeakRSSTakesInTheSettlePeriod(t *testing.T) {
 	}
 	t.Fatal("no RSS target at 10,000 Rollouts")
 }
+
+func TestPeerTarget(t *testing.T) {
+	run := func(wave float64) *Result {
+		return &Result{N: 1000, QPS: 40, Burst: 80, Floor: FloorResult{WallSeconds: 73}, WaveResults: []WaveResult{{WallSeconds: wave}}}
+	}
+	tg := targetNamed(t, Targets([]*Result{run(92.2)}), "N=1,000 wave at least 5×")
+	for _, mention := range []string{
+		"N=1000: 92.2 s, 3.84× faster (5× is a wave of 70.8 s at most)",
+		"took 73.0 s (4.85× faster than Argo's wave): 3000 route patches alone take at least 73.0 s at 40 req/s after a burst of 80",
+		"took 130.5 s, 2.71× faster",
+	} {
+		if tg.Status != "missed" || !strings.Contains(tg.Detail, mention) {
+			t.Errorf("a wave of 92.2 s: %s, %q; want missed mentioning %q", tg.Status, tg.Detail, mention)
+		}
+	}
+	if tg := targetNamed(t, Targets([]*Result{run(70)}), "N=1,000 wave at least 5×"); tg.Status != "met" || tg.Detail != "N=1000: 70.0 s, 5.06× faster" {
+		t.Errorf("a wave of 70 s: %s, %q; want met", tg.Status, tg.Detail)
+	}
+	// Only the single-process run is judged; a sharded one is reported beside it.
+	sharded := run(98.5)
+	sharded.Shards = 4
+	if tg := targetNamed(t, Targets([]*Result{sharded}), "N=1,000 wave at least 5×"); tg.Status != "not measured" || !strings.Contains(tg.Detail, "98.5 s, 3.59× faster") {
+		t.Errorf("only a sharded run: %s, %q; want not measured, with its figures", tg.Status, tg.Detail)
+	}
+}
