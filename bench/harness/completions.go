@@ -3,6 +3,9 @@ package harness
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +30,9 @@ type Completions struct {
 	want  int
 	// done holds the Rollouts seen Completed with image; nil until Expect.
 	done map[client.ObjectKey]bool
+	// failed holds the Rollouts seen Failed with image, with their messages: a bench Rollout
+	// never should fail, and one that did does not go on without a human.
+	failed map[client.ObjectKey]string
 	// all is closed once done holds want Rollouts, at reachedAt.
 	all       chan struct{}
 	reachedAt time.Time
@@ -61,7 +67,7 @@ func (cs *Completions) Expect(ctx context.Context, r client.Reader, image string
 		return fmt.Errorf("listing the cached Rollouts: %w", err)
 	}
 	cs.image, cs.want = image, want
-	cs.done = map[client.ObjectKey]bool{}
+	cs.done, cs.failed = map[client.ObjectKey]bool{}, map[client.ObjectKey]string{}
 	cs.all, cs.reachedAt = make(chan struct{}), time.Time{}
 	for i := range list.Items {
 		cs.record(&list.Items[i])
@@ -101,6 +107,9 @@ func (cs *Completions) Wait(ctx context.Context, progress func(int)) (time.Time,
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("waiting for %d Rollouts to complete (%d done): %w", want, cs.Count(), ctx.Err())
 		case <-tick.C:
+			if err := cs.failures(); err != nil {
+				return time.Time{}, err
+			}
 			if progress != nil {
 				progress(cs.Count())
 			}
@@ -145,6 +154,11 @@ func (cs *Completions) record(ro *kultav1alpha1.Rollout) {
 	} else {
 		delete(cs.done, key)
 	}
+	if failedWith(ro, cs.image) {
+		cs.failed[key] = ro.Status.Message
+	} else {
+		delete(cs.failed, key)
+	}
 	cs.checkReached()
 }
 
@@ -154,6 +168,25 @@ func (cs *Completions) checkReached() {
 		cs.reachedAt = time.Now()
 		close(cs.all)
 	}
+}
+
+// failures is an error naming the first of the Rollouts seen Failed, nil when none is.
+func (cs *Completions) failures() error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.failed) == 0 {
+		return nil
+	}
+	keys := slices.SortedFunc(maps.Keys(cs.failed), func(a, b client.ObjectKey) int { return strings.Compare(a.String(), b.String()) })
+	return fmt.Errorf("%d Rollouts Failed with %s (%d Completed), the first %s: %s", len(keys), cs.image, len(cs.done), keys[0], cs.failed[keys[0]])
+}
+
+// failedWith reports whether ro is Failed at its current generation with image as its first
+// container's image.
+func failedWith(ro *kultav1alpha1.Rollout, image string) bool {
+	cs := ro.Spec.Template.Spec.Containers
+	return ro.Status.Phase == kultav1alpha1.PhaseFailed && ro.Status.ObservedGeneration == ro.Generation &&
+		len(cs) > 0 && cs[0].Image == image
 }
 
 // completedWith reports whether ro is Completed at its current generation with image as its

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/scheme"
@@ -140,5 +142,71 @@ func TestRequestTableSplitsTheTail(t *testing.T) {
 	writeRequestTable(&b, res)
 	if strings.Contains(b.String(), "before all Completed") || !strings.Contains(b.String(), "| rollouts/status | PATCH | 4000 | 4.00 |\n") {
 		t.Errorf("table without the split: %q", b.String())
+	}
+}
+
+func TestRouteWatchReportsRoutesLeftUnaccepted(t *testing.T) {
+	route := func(name string, generation, accepted int64) *gatewayv1.HTTPRoute {
+		r := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Generation: generation}}
+		if accepted >= 0 {
+			r.Status.Parents = []gatewayv1.RouteParentStatus{{Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, ObservedGeneration: accepted}}}}
+		}
+		return r
+	}
+	t0 := time.Date(2026, 12, 6, 18, 49, 5, 0, time.UTC)
+	rw := NewRouteWatch()
+	rw.observe(route("waits", 2, 1), t0)
+	rw.observe(route("accepted", 2, 1), t0)
+	rw.observe(route("accepted", 2, 2), t0.Add(time.Second))
+	rw.observe(route("new", 3, 2), t0.Add(4*time.Minute))
+	rw.observe(route("never", 1, -1), t0.Add(time.Minute))
+	// A status update of the same generation keeps the time the generation was first seen.
+	rw.observe(route("waits", 2, 1), t0.Add(2*time.Minute))
+
+	stuck, total := rw.Stuck(t0.Add(5*time.Minute), 3*time.Minute, 1)
+	if total != 2 || len(stuck) != 1 || stuck[0].Key.Name != "waits" || stuck[0].Generation != 2 || stuck[0].Accepted != 1 || stuck[0].For != 5*time.Minute {
+		t.Fatalf("Stuck = %+v, %d; want the route waiting 5m (of 2 stuck) first", stuck, total)
+	}
+	stuck, total = rw.Stuck(t0.Add(5*time.Minute), 3*time.Minute, 5)
+	if total != 2 || len(stuck) != 1 || stuck[0].Key.Name != "never" || stuck[0].Accepted != -1 {
+		t.Fatalf("second Stuck = %+v, %d; want only the route not reported yet", stuck, total)
+	}
+	rw.observe(route("waits", 2, 2), t0.Add(6*time.Minute))
+	if _, total := rw.Stuck(t0.Add(7*time.Minute+time.Second), 3*time.Minute, 5); total != 2 {
+		t.Fatalf("after one was accepted: %d stuck, want 2 (never, and new past 3 minutes)", total)
+	}
+}
+
+// A bench Rollout that fails never completes: Wait stops at once and names it, rather than
+// waiting for the run's timeout. One that failed with an earlier image is not counted.
+func TestCompletionsWaitStopsAtAFailedRollout(t *testing.T) {
+	s, err := scheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := NewCompletions()
+	ctx := context.Background()
+	if err := cs.Expect(ctx, fake.NewClientBuilder().WithScheme(s).Build(), "img:2", 2); err != nil {
+		t.Fatal(err)
+	}
+	cs.observe(benchRollout("ro-00000", "img:2", 2, 2, kultav1alpha1.PhaseCompleted))
+	oldFailure := benchRollout("ro-00002", "img:1", 1, 1, kultav1alpha1.PhaseFailed)
+	cs.observe(oldFailure)
+	failed := benchRollout("ro-00001", "img:2", 2, 2, kultav1alpha1.PhaseFailed)
+	failed.Status.Message = "No progress for 10m0s"
+	cs.observe(failed)
+	waited := make(chan error, 1)
+	go func() {
+		_, err := cs.Wait(ctx, nil)
+		waited <- err
+	}()
+	select {
+	case err := <-waited:
+		want := "1 Rollouts Failed with img:2 (1 Completed), the first bench-000/ro-00001: No progress for 10m0s"
+		if err == nil || err.Error() != want {
+			t.Errorf("Wait = %v; want %q", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return with a Rollout Failed")
 	}
 }

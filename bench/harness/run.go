@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/false-systems/kulta/internal/testenv"
 )
@@ -83,6 +84,7 @@ type runner struct {
 	standinCount  *RequestCounter
 	tracker       *Tracker
 	completions   *Completions
+	routes        *RouteWatch
 	// standinCache is the stand-ins' informer cache, which the completions are counted from.
 	standinCache cache.Cache
 	// shardKeys, ctrls and samplers are the controller processes, one each; shardKeys holds
@@ -100,7 +102,7 @@ type runner struct {
 // Run measures one N: it starts everything, runs the waves and the floor, stops everything and
 // returns the results. Nothing it started outlives it.
 func Run(ctx context.Context, cfg Config) (res *Result, err error) {
-	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), completions: NewCompletions(), refs: Refs(cfg.N)}
+	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), completions: NewCompletions(), routes: NewRouteWatch(), refs: Refs(cfg.N)}
 	AssignShards(r.refs, cfg.Shards)
 	if r.goMemLimit, err = GoMemLimit(cfg.MemoryLimit); err != nil {
 		return nil, err
@@ -236,7 +238,7 @@ func (r *runner) populate(ctx context.Context) (float64, error) {
 	}); err != nil {
 		return 0, err
 	}
-	if _, err := r.completions.Wait(ctx, nil); err != nil {
+	if _, err := r.waitCompleted(ctx, nil); err != nil {
 		return 0, err
 	}
 	r.logf("all %d Completed after %.1fs", r.cfg.N, time.Since(start).Seconds())
@@ -249,6 +251,54 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	case <-time.After(d):
 		return nil
+	}
+}
+
+// Routes left unaccepted this long are reported while the bench waits (see RouteWatch); the
+// stand-in accepts a route as soon as it sees it, and KULTA's progress deadline is 10 minutes.
+const (
+	stuckAfter       = 3 * time.Minute
+	stuckCheckPeriod = 30 * time.Second
+	stuckReported    = 3
+)
+
+// waitCompleted waits for the completions, and meanwhile reports the routes left unaccepted:
+// how the bench's watch and the API server see each.
+func (r *runner) waitCompleted(ctx context.Context, progress func(int)) (time.Time, error) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(stuckCheckPeriod)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case now := <-tick.C:
+				r.reportStuckRoutes(wctx, now)
+			}
+		}
+	}()
+	at, err := r.completions.Wait(ctx, progress)
+	stop()
+	<-done
+	return at, err
+}
+
+func (r *runner) reportStuckRoutes(ctx context.Context, now time.Time) {
+	stuck, total := r.routes.Stuck(now, stuckAfter, stuckReported)
+	for _, s := range stuck {
+		live := &gatewayv1.HTTPRoute{}
+		state := ""
+		if err := r.client.Get(ctx, s.Key, live); err != nil {
+			state = fmt.Sprintf("reading it from the API server: %v", err)
+		} else {
+			state = fmt.Sprintf("the API server holds generation %d, accepted at %d (resourceVersion %s)", live.Generation, AcceptedGeneration(live), live.ResourceVersion)
+		}
+		r.logf("route %s: generation %d unaccepted for %s in the bench's watch (accepted there: %d); %s; %d routes unaccepted for over %s",
+			s.Key, s.Generation, s.For.Round(time.Second), s.Accepted, state, total, stuckAfter)
 	}
 }
 
@@ -271,12 +321,12 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 		return WaveResult{}, err
 	}
 	patched := time.Since(s0.t)
-	last := -1
-	if _, err := r.completions.Wait(ctx, func(done int) {
-		if done != last && done%max(1, r.cfg.N/10) == 0 {
+	tenth, logged := max(1, r.cfg.N/10), 0
+	if _, err := r.waitCompleted(ctx, func(done int) {
+		if done/tenth > logged/tenth {
 			r.logf("wave %d: %d/%d Completed", w, done, r.cfg.N)
+			logged = done
 		}
-		last = done
 	}); err != nil {
 		return WaveResult{}, err
 	}

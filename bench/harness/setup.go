@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -77,7 +78,9 @@ func (r *runner) startStandins(ctx context.Context, logPath string) error {
 		return fmt.Errorf("creating the stand-ins' log: %w", err)
 	}
 	r.closers = append(r.closers, logFile.Close)
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	// At V(1) the route acceptor logs each route generation it accepts, which RouteWatch's
+	// reports are read against.
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile), zap.Level(zapcore.Level(-1))))
 	mgr, err := ctrl.NewManager(countedConfig(r.env.Config, 1000, 2000, r.standinCount), ctrl.Options{
 		Scheme:                 r.env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -109,6 +112,9 @@ func (r *runner) startStandins(ctx context.Context, logPath string) error {
 	}
 	r.standinCache = mgr.GetCache()
 	if err := r.completions.Register(ctx, r.standinCache); err != nil {
+		return err
+	}
+	if err := r.routes.Register(ctx, r.standinCache); err != nil {
 		return err
 	}
 	return r.tracker.Register(ctx, r.standinCache)

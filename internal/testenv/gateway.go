@@ -142,7 +142,9 @@ func (a *acceptor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	case *gatewayv1.GRPCRoute:
 		parentRefs, status = route.Spec.ParentRefs, &route.Status.RouteStatus
 	}
+	log := ctrl.LoggerFrom(ctx).V(1)
 	if upToDate(status, len(parentRefs), obj.GetGeneration(), accepted) {
+		log.Info("Route status already up to date", "generation", obj.GetGeneration(), "resourceVersion", obj.GetResourceVersion())
 		return ctrl.Result{}, nil
 	}
 	before := obj.DeepCopyObject().(client.Object)
@@ -162,6 +164,7 @@ func (a *acceptor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if err := a.client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patching route status: %w", err)
 	}
+	log.Info("Route status written", "generation", obj.GetGeneration(), "accepted", accepted, "resourceVersion", obj.GetResourceVersion())
 	return ctrl.Result{}, nil
 }
 
