@@ -685,3 +685,11 @@ func TestPeerTarget(t *testing.T) {
 		t.Errorf("only a sharded run: %s, %q; want not measured, with its figures", tg.Status, tg.Detail)
 	}
 }
+
+func TestStandinWorkersKeepPaceWithTheShards(t *testing.T) {
+	for shards, want := range map[int]int{0: 4, 1: 4, 4: 16} {
+		if got := StandinWorkers(shards); got != want {
+			t.Errorf("StandinWorkers(%d) = %d, want %d", shards, got, want)
+		}
+	}
+}

@@ -69,6 +69,13 @@ func (r *runner) startEnv(dir string) error {
 	return err
 }
 
+// StandinWorkers is how many routes (and ReplicaSets) the stand-ins handle at once: four for
+// each controller process, since each process has client limits of its own. With four in all,
+// the route acceptor fell behind 4 shards at N=10,000 (6 Dec 2026 18:35): its queue waited
+// more than the 10-minute progress deadline, and 1,087 Rollouts were rolled back for routes
+// the stand-in had not accepted yet, as they would be behind a Gateway that slow.
+func StandinWorkers(shards int) int { return 4 * max(1, shards) }
+
 // startStandins runs the ReplicaSet readiness stand-in (playing the ReplicaSet controller and
 // the kubelet) and the route acceptor (playing a Gateway) in this process, with the tracker's
 // handlers on their informers.
@@ -86,7 +93,7 @@ func (r *runner) startStandins(ctx context.Context, logPath string) error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Each N gets a fresh manager in the same process: the stand-ins' names repeat.
-		Controller: config.Controller{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)},
+		Controller: config.Controller{MaxConcurrentReconciles: StandinWorkers(r.cfg.Shards), SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return fmt.Errorf("stand-in manager: %w", err)
