@@ -531,7 +531,7 @@ func shardTarget(results []*Result) Target {
 			"(runs before cached every one of them), so what is left is what each process holds whatever its share: the binary's pages, "+
 			"the runtime and the informers' fixed costs, "+fixed+", which a quarter of N=1,000 does not outweigh "+
 			"and a quarter of N=5,000 halves (the one-process run of N=5,000 is of 26 Nov 2026, with the code of then); "+
-			"the wave is no faster because the API server, not the controller, is the bottleneck on 2 cores")
+			"the wave gains a tenth at most because the API server, not the controller, is the bottleneck on 2 cores")
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
