@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -112,7 +113,7 @@ func (rw *RouteWatch) Stuck(now time.Time, after time.Duration, limit int) ([]St
 			stuck = append(stuck, StuckRoute{Key: key, Generation: seen.generation, Accepted: seen.accepted, For: waited})
 		}
 	}
-	slices.SortFunc(stuck, func(a, b StuckRoute) int { return int(b.For - a.For) })
+	slices.SortFunc(stuck, func(a, b StuckRoute) int { return cmp.Compare(b.For, a.For) })
 	if len(stuck) > limit {
 		stuck = stuck[:limit]
 	}
