@@ -7,7 +7,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -105,7 +104,7 @@ func (t *Tracker) onRoute(o any) {
 		tr.weightAt[StepWeights[tr.next]] = now
 		tr.next++
 	}
-	if _, seen := tr.weightAt[w.Canary]; seen && acceptedAt(route) {
+	if _, seen := tr.weightAt[w.Canary]; seen && AcceptedGeneration(route) == route.Generation {
 		if _, done := tr.accepted[w.Canary]; !done {
 			tr.accepted[w.Canary] = now
 		}
@@ -118,20 +117,6 @@ func (t *Tracker) onRoute(o any) {
 // weights carries all the traffic to the new revision.
 func promoted(next int, w providers.Weights) bool {
 	return next > 0 && next == len(StepWeights)-1 && StepWeights[next] == 100 && w.Stable == 100 && w.Canary == 0
-}
-
-// acceptedAt reports whether every parent has accepted the route's current generation.
-func acceptedAt(route *gatewayv1.HTTPRoute) bool {
-	if len(route.Status.Parents) == 0 {
-		return false
-	}
-	for _, ps := range route.Status.Parents {
-		c := meta.FindStatusCondition(ps.Conditions, "Accepted")
-		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != route.Generation {
-			return false
-		}
-	}
-	return true
 }
 
 func (t *Tracker) onReplicaSet(o any) {

@@ -3,7 +3,9 @@ package harness
 import (
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 )
@@ -37,5 +39,49 @@ func TestTrackerTakesThePromotionForTheLastStep(t *testing.T) {
 	}
 	if _, ok := tr.tracks["ns/web"].weightAt[100]; !ok {
 		t.Errorf("the promotion was not recorded as step 3 (weight 100): %v", tr.tracks["ns/web"].weightAt)
+	}
+}
+
+// AcceptedGeneration is the generation every parent accepted; the tracker counts a step's
+// weights accepted only at the route's current generation.
+func TestAcceptedGeneration(t *testing.T) {
+	accepted := func(status metav1.ConditionStatus, generation int64) gatewayv1.RouteParentStatus {
+		return gatewayv1.RouteParentStatus{Conditions: []metav1.Condition{{Type: "Accepted", Status: status, ObservedGeneration: generation}}}
+	}
+	route := rollouttest.Route("ns", "web", "web-stable", "web-canary")
+	route.Generation = 3
+	for name, c := range map[string]struct {
+		parents []gatewayv1.RouteParentStatus
+		want    int64
+	}{
+		"no parent reported":    {nil, -1},
+		"one parent at 3":       {[]gatewayv1.RouteParentStatus{accepted(metav1.ConditionTrue, 3)}, 3},
+		"two parents at 2":      {[]gatewayv1.RouteParentStatus{accepted(metav1.ConditionTrue, 2), accepted(metav1.ConditionTrue, 2)}, 2},
+		"parents disagree":      {[]gatewayv1.RouteParentStatus{accepted(metav1.ConditionTrue, 3), accepted(metav1.ConditionTrue, 2)}, -1},
+		"one parent refuses":    {[]gatewayv1.RouteParentStatus{accepted(metav1.ConditionTrue, 3), accepted(metav1.ConditionFalse, 3)}, -1},
+		"no Accepted condition": {[]gatewayv1.RouteParentStatus{{}}, -1},
+	} {
+		route.Status.Parents = c.parents
+		if got := AcceptedGeneration(route); got != c.want {
+			t.Errorf("%s: AcceptedGeneration = %d, want %d", name, got, c.want)
+		}
+	}
+
+	// The tracker takes step 1 as accepted only once the route's current generation is.
+	tr := NewTracker()
+	tr.StartWave("img:2")
+	at20 := route.DeepCopy()
+	refs := at20.Spec.Rules[0].BackendRefs
+	refs[0].Weight, refs[1].Weight = ptr.To[int32](80), ptr.To[int32](20)
+	at20.Status.Parents = []gatewayv1.RouteParentStatus{accepted(metav1.ConditionTrue, 2)}
+	tr.onRoute(at20)
+	if _, ok := tr.tracks["ns/web"].accepted[20]; ok {
+		t.Fatal("weight 20 taken as accepted at an older generation")
+	}
+	at20 = at20.DeepCopy()
+	at20.Status.Parents = []gatewayv1.RouteParentStatus{accepted(metav1.ConditionTrue, 3)}
+	tr.onRoute(at20)
+	if _, ok := tr.tracks["ns/web"].accepted[20]; !ok {
+		t.Fatal("weight 20 not taken as accepted at the route's generation")
 	}
 }
