@@ -678,6 +678,12 @@ func TestPeerTarget(t *testing.T) {
 	if tg := targetNamed(t, Targets([]*Result{run(70)}), "N=1,000 wave at least 5×"); tg.Status != "met" || tg.Detail != "N=1000: 70.0 s, 5.06× faster" {
 		t.Errorf("a wave of 70 s: %s, %q; want met", tg.Status, tg.Detail)
 	}
+	// A wave at other client limits than Argo's is not compared.
+	faster := run(60)
+	faster.QPS, faster.Burst = 50, 100
+	if tg := targetNamed(t, Targets([]*Result{faster}), "N=1,000 wave at least 5×"); tg.Status != "not measured" || tg.Detail != "N=1000: not compared, run at QPS 50 / burst 100" {
+		t.Errorf("a run at 50/100: %s, %q; want not measured", tg.Status, tg.Detail)
+	}
 	// Only the single-process run is judged; a sharded one is reported beside it.
 	sharded := run(98.5)
 	sharded.Shards = 4
