@@ -295,6 +295,49 @@ func TestRouteNotAcceptedHoldsTheStep(t *testing.T) {
 	}
 }
 
+// TestRouteNeverAcceptedRollsBackAtTheDeadline: a Gateway that never accepts the step's route
+// generation (as the bench's stand-in, fallen behind four shards at N=10,000, did for ten
+// minutes) holds the step until progressDeadlineSeconds, then the Rollout fails and rolls back:
+// the route is written back to the stable revision, the stable revision stays, and once the
+// Gateway answers again the reset is routed while the Rollout stays Failed.
+func TestRouteNeverAcceptedRollsBackAtTheDeadline(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "never-accepted")
+	g.Expect(e.Client.Create(ctx, service(ns, "pay-stable", map[string]string{"app": "pay"}))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, service(ns, "pay-canary", map[string]string{"app": "pay"}))).To(Succeed())
+	route := rollouttest.Route(ns, "pay", "pay-stable", "pay-canary")
+	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
+	ro := testutil.Rollout(ns, "pay", testutil.WithHTTPRoute("pay"), testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()))
+	ro.Spec.ProgressDeadlineSeconds = ptr.To[int32](3)
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	stable := getRollout(g, ro).Status.StablePodTemplateHash
+
+	weights := rollouttest.WatchWeights(t, env, ns, "pay", "pay-stable", "pay-canary")
+	ignore := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":"true"}}}`))
+	g.Expect(e.Client.Patch(ctx, route, ignore)).To(Succeed())
+	setImage(t, ro, "nginx:1.28")
+	waitPhase(t, ro, kultav1alpha1.PhaseFailed, nil)
+	failed := getRollout(g, ro)
+	g.Expect(meta(failed, kultav1alpha1.ConditionProgressing).Reason).To(Equal("ProgressDeadlineExceeded"))
+	g.Expect(failed.Status.Message).To(And(ContainSubstring("progressDeadlineSeconds 3"), ContainSubstring("HTTPRoute "+ns+"/pay"), ContainSubstring("not yet accepted")))
+	g.Expect(failed.Status.StablePodTemplateHash).To(Equal(stable), "the stable revision stays")
+	g.Eventually(weights).WithTimeout(timeout).Should(Equal([]providers.Weights{{Stable: 100}, {Stable: 70, Canary: 30}, {Stable: 100}}),
+		"the step's weights were written, then the rollback wrote the route back to the stable revision")
+
+	answer := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+rollouttest.IgnoreLabel+`":null}}}`))
+	g.Expect(e.Client.Patch(ctx, route, answer)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := getRollout(g, ro)
+		g.Expect(meta(got, kultav1alpha1.ConditionTrafficRouted).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseFailed))
+		g.Expect(got.Status.StablePodTemplateHash).To(Equal(stable))
+	}).WithTimeout(timeout).Should(Succeed())
+}
+
 // TestLateAcceptanceWritesNoWaitingStatus runs a canary whose Gateway takes a moment to
 // accept each route generation (testenv.LateAcceptance), as real ones do. The watch event of
 // KULTA's own route write reconciles the Rollout before that acceptance; the status it would
