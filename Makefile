@@ -71,8 +71,8 @@ test: verify-generated lint build envtest-bin helm-bin prometheus-bin ## Unit, e
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: envtest-bin ## Cost at scale on a real API server (not part of `make test`); BENCH_N=100,1000,5000.
-	go run ./bench/cmd/kulta-bench -n $(or $(BENCH_N),100,1000,5000) -out bench/results
+bench: envtest-bin ## Cost at scale on a real API server (not part of `make test`); BENCH_N=100,1000,5000, BENCH_FLAGS for the rest (bench/README.md).
+	go run ./bench/cmd/kulta-bench -n $(or $(BENCH_N),100,1000,5000) -out bench/results $(BENCH_FLAGS)
 
 .PHONY: e2e
 e2e: cluster-bin prometheus-bin ## End-to-end tests on a full local cluster (etcd, API server, controller manager, scheduler, kwok, Prometheus).

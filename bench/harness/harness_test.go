@@ -200,9 +200,13 @@ func TestWavePerRollout(t *testing.T) {
 func TestReadResultsRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	started := time.Date(2026, 11, 25, 21, 44, 0, 0, time.UTC)
+	source := &Source{Commit: "5a73364e0c1d2b3a4f5e6d7c8b9a0f1e2d3c4b5a", Modified: true}
 	for _, n := range []int{1000, 100} {
 		res := &Result{N: n, Waves: 1, QPS: 50, Burst: 100, Reconcilers: 4, Started: started,
 			WaveResults: []WaveResult{{Wave: 1, WallSeconds: float64(n) / 10}}}
+		if n == 1000 {
+			res.Source = source
+		}
 		if err := WriteResult(dir, Machine{CPUs: 2}, res); err != nil {
 			t.Fatal(err)
 		}
@@ -216,6 +220,25 @@ func TestReadResultsRoundTrip(t *testing.T) {
 	}
 	if got[1].Reconcilers != 4 || !got[1].Started.Equal(started) || got[1].WaveResults[0].WallSeconds != 100 {
 		t.Errorf("result not read back whole: %+v", got[1])
+	}
+	if got[0].Source != nil || got[1].Source == nil || *got[1].Source != *source {
+		t.Errorf("sources read back: %v and %v; want none for N=100 and %+v for N=1000", got[0].Source, got[1].Source, *source)
+	}
+	summary := filepath.Join(dir, "RESULTS.md")
+	if err := WriteSummary(summary, Machine{}, got, "kulta-bench"); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## N = 100\n\nRun started 2026-11-25 21:44 UTC.\n",
+		"## N = 1000\n\nRun started 2026-11-25 21:44 UTC, controller built from commit 5a73364 with uncommitted changes.\n",
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
 	}
 	if none, err := ReadResults(t.TempDir()); err != nil || len(none) != 0 {
 		t.Errorf("an empty folder gave %d results, error %v", len(none), err)

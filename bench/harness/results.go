@@ -33,6 +33,9 @@ type Result struct {
 	// --shard-key=s<k>, each given every Shards-th Rollout); 0 for one process without a key.
 	// Each process had the QPS, burst, reconcilers and memory limit above.
 	Shards int `json:"shards,omitempty"`
+	// Source is the code the controller was built from; nil in results from before it was
+	// recorded (6 Dec 2026 22:00 UTC) or when git could not tell it.
+	Source *Source `json:"source,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`
@@ -293,6 +296,14 @@ func (r *Result) Title() string {
 		return fmt.Sprintf("N = %d, in a %s container (GOMEMLIMIT %.0f MiB)", r.N, r.MemoryLimit, float64(r.GoMemLimitBytes)/mib)
 	}
 	return fmt.Sprintf("N = %d", r.N)
+}
+
+// builtFrom completes the sentence "Run started <time>" with the code measured, when known.
+func (r *Result) builtFrom() string {
+	if r.Source == nil || r.Source.Commit == "" {
+		return ""
+	}
+	return ", controller built from " + r.Source.String()
 }
 
 // SortResults orders results by N; for one N the single-process runs come first, then the

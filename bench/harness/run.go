@@ -44,7 +44,9 @@ type Config struct {
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
-	Binary  string
+	Binary string
+	// Source is the code Binary was built from, recorded in the result; nil when unknown.
+	Source  *Source
 	WorkDir string
 	// Log receives progress lines.
 	Log io.Writer
@@ -118,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC(),
-		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit}
+		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit, Source: cfg.Source}
 	if cfg.Shards > 1 {
 		res.Shards = cfg.Shards
 	}

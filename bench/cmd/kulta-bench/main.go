@@ -110,6 +110,13 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	// Read before the build, so that a change made while it compiles cannot be missed.
+	var source *harness.Source
+	if s, err := harness.ReadSource(ctx, root); err != nil {
+		fmt.Fprintln(os.Stderr, "kulta-bench: the results will not name the commit measured:", err)
+	} else {
+		source = &s
+	}
 	bin, err := harness.BuildController(ctx, root, work)
 	if err != nil {
 		return err
@@ -123,7 +130,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		}
 		res, err := harness.Run(ctx, harness.Config{
 			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
-			Shards: f.shards, Workers: f.workers, Binary: bin, WorkDir: dir, Log: os.Stderr,
+			Shards: f.shards, Workers: f.workers, Binary: bin, Source: source, WorkDir: dir, Log: os.Stderr,
 		})
 		if err != nil {
 			return fmt.Errorf("run with %d Rollouts (logs in %s): %w", n, dir, err)
