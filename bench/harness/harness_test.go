@@ -294,6 +294,29 @@ func targetNamed(t *testing.T, targets []Target, prefix string) Target {
 	return Target{}
 }
 
+func TestTailBound(t *testing.T) {
+	for _, tc := range []struct {
+		n, processes int
+		qps          float64
+		want         time.Duration
+	}{
+		{1, 1, 40, 3 * time.Minute},
+		{1000, 1, 40, 3 * time.Minute},
+		// 30 s, then twice 5,000 writes at 40/s: 280 s.
+		{5000, 1, 40, 280 * time.Second},
+		{5000, 4, 40, 3 * time.Minute},
+		{10000, 1, 40, 530 * time.Second},
+		{10000, 4, 40, 3 * time.Minute},
+		{10000, 1, 50, 430 * time.Second},
+		// An unsharded run records 0 shards.
+		{5000, 0, 40, 280 * time.Second},
+	} {
+		if got := TailBound(tc.n, tc.processes, tc.qps); got != tc.want {
+			t.Errorf("TailBound(%d, %d, %g) = %s, want %s", tc.n, tc.processes, tc.qps, got, tc.want)
+		}
+	}
+}
+
 func TestIssueTargets(t *testing.T) {
 	row := func(verb, resource string, count float64) RequestRow {
 		return RequestRow{RequestKey{Verb: verb, Resource: resource}, count}
@@ -340,8 +363,22 @@ func TestIssueTargets(t *testing.T) {
 		t.Errorf("only lease renewals: %s, %q", tg.Status, tg.Detail)
 	}
 	single.WaveResults[0].IdleWrites = 3
-	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); tg.Status != "missed" {
-		t.Errorf("a write besides the lease renewals: %s, %q", tg.Status, tg.Detail)
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); tg.Status != "missed" || strings.Contains(tg.Detail, "tail") {
+		t.Errorf("a write besides the lease renewals, no tail recorded: %s, %q", tg.Status, tg.Detail)
+	}
+	// Writes in the settle period say the tail had not ended; whether the bench stopped
+	// waiting for it at its bound is told apart from a tail that went quiet for a while.
+	single.WaveResults[0].TailSeconds = 42
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail, 42 s, had not ended when the settle period began)") {
+		t.Errorf("a tail that paused: %q", tg.Detail)
+	}
+	single.WaveResults[0].TailSeconds, single.WaveResults[0].TailCut = 280, true
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail had not ended when the bench stopped waiting for it, after 280 s, and the settle period began)") {
+		t.Errorf("a tail cut at its bound: %q", tg.Detail)
+	}
+	single.WaveResults[0].IdleWrites = 2
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); tg.Status != "met" || strings.Contains(tg.Detail, "had not ended") {
+		t.Errorf("a cut tail, but only lease renewals after it: %s, %q", tg.Status, tg.Detail)
 	}
 	single.WaveResults[0].Controller = single.WaveResults[0].Controller[:2]
 	if tg := targetNamed(t, Targets([]*Result{single}), "no read before a write"); tg.Status != "met" {

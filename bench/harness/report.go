@@ -135,6 +135,9 @@ func writeResultTable(b *strings.Builder, res *Result) {
 			if w.TailSeconds > 0 {
 				length = f1(w.TailSeconds) + " s"
 			}
+			if w.TailCut {
+				length += ", cut at its bound"
+			}
 			return f0(w.TailWrites) + " (" + length + ") / " + idle
 		}},
 		{"step condition met → weight on route p50 / p99 (s), KULTA's kulta_rollout_step_latency_seconds", func(w WaveResult) string {

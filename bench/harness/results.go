@@ -90,6 +90,11 @@ type WaveResult struct {
 	// Results from before TailSeconds was recorded (0) took a fixed 5 s as the tail.
 	TailWrites  float64 `json:"tailWritesAfterCompleted"`
 	TailSeconds float64 `json:"tailSeconds,omitempty"`
+	// TailBoundSeconds is how long the bench would wait for the tail (TailBound), and TailCut
+	// whether it stopped there with the controller still writing; both are zero in results
+	// from before 6 Dec 2026 22:00 UTC, which waited 3 minutes at most.
+	TailBoundSeconds float64 `json:"tailBoundSeconds,omitempty"`
+	TailCut          bool    `json:"tailCut,omitempty"`
 	// IdleWrites are the controller's writes in the settle period after the tail, when no
 	// Rollout has anything left to do; IdleEventWrites the Events among them. It is nil in
 	// results from before it was recorded.

@@ -339,7 +339,9 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	// The wave's tail: the last Rollouts' writes after they read Completed, and what the
 	// controller's rate-limited clients still have queued. It ends when the controller has
 	// written nothing for a while; the settle period after it should see no write at all.
-	if err := r.waitQuiet(ctx); err != nil {
+	bound := TailBound(r.cfg.N, max(1, r.cfg.Shards), r.cfg.QPS)
+	cut, err := r.waitQuiet(ctx, bound)
+	if err != nil {
 		return WaveResult{}, err
 	}
 	tail, err := r.snapshot(ctx)
@@ -356,6 +358,8 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	wr := r.waveResult(w, s0, s1, tail, s2)
 	wr.PatchSeconds = patched.Seconds()
 	wr.TailSeconds = tail.t.Sub(s1.t).Seconds()
+	wr.TailBoundSeconds = bound.Seconds()
+	wr.TailCut = cut
 	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
 	return wr, nil
 }
@@ -415,21 +419,33 @@ func (r *runner) teardown() error {
 }
 
 // Quiet is how long the controller must go without a write (lease renewals aside) for a wave's
-// tail to be over; MaxTail bounds the wait.
-const (
-	Quiet   = 3 * time.Second
-	MaxTail = 3 * time.Minute
-)
+// tail to be over: longer than the pauses it takes on purpose (a Pod-count write waits 5 s for
+// the next, a revision's scale-down is looked at again every 5 s), so that the tail does not
+// end inside one of them. Results from before 6 Dec 2026 22:00 UTC took 3 s.
+const Quiet = 10 * time.Second
+
+// TailBound is how long waitQuiet waits for the tail of a wave of n Rollouts over the given
+// number of controller processes at qps: 3 minutes, or more where the tail's own writes need
+// it. Once every Rollout reads Completed, each still has its old revision scaled to 0 after
+// scaleDownDelaySeconds (30 s) and a status write when that revision's Pods leave its counts;
+// each process's clients send its share of each at qps (one token bucket per kind), and the
+// bound allows twice that. Results from before 6 Dec 2026 22:00 UTC took 3 minutes at any N.
+func TailBound(n, processes int, qps float64) time.Duration {
+	const least, scaleDownDelay = 3 * time.Minute, 30 * time.Second
+	perProcess := float64(n) / float64(max(1, processes))
+	need := scaleDownDelay + time.Duration(2*perProcess/qps*float64(time.Second))
+	return max(least, need)
+}
 
 // waitQuiet polls the API server's request counts every second until the controller has made
-// no write for Quiet, or MaxTail has passed.
-func (r *runner) waitQuiet(ctx context.Context) error {
+// no write for Quiet, or bound has passed; cut tells the latter.
+func (r *runner) waitQuiet(ctx context.Context, bound time.Duration) (cut bool, err error) {
 	start := time.Now()
 	last, changed := -1.0, start
 	for {
 		ss, err := Scrape(ctx, r.apiHTTP, r.apiMetricsURL)
 		if err != nil {
-			return err
+			return false, err
 		}
 		bench := addCounts(r.harnessCount.Snapshot(), r.standinCount.Snapshot())
 		writes := APIServerRequests(ss).Sub(bench).Writes("leases")
@@ -437,11 +453,14 @@ func (r *runner) waitQuiet(ctx context.Context) error {
 		if writes != last {
 			last, changed = writes, now
 		}
-		if now.Sub(changed) >= Quiet || now.Sub(start) >= MaxTail {
-			return nil
+		if now.Sub(changed) >= Quiet {
+			return false, nil
+		}
+		if now.Sub(start) >= bound {
+			return true, nil
 		}
 		if err := sleep(ctx, time.Second); err != nil {
-			return err
+			return false, err
 		}
 	}
 }

@@ -175,7 +175,10 @@ func idleTarget(results []*Result) Target {
 		if rest > 0 && r == measuredAt(results, 1000) {
 			t.Status = "missed"
 		}
-		if rest > 0 && w.TailSeconds > 0 && r.N >= 10000 {
+		switch {
+		case rest > 0 && w.TailCut:
+			d += fmt.Sprintf(" (the wave's tail had not ended when the bench stopped waiting for it, after %.0f s, and the settle period began)", w.TailSeconds)
+		case rest > 0 && w.TailSeconds > 0:
 			d += fmt.Sprintf(" (the wave's tail, %.0f s, had not ended when the settle period began)", w.TailSeconds)
 		}
 		parts = append(parts, d)
