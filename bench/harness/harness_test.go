@@ -294,6 +294,15 @@ func targetNamed(t *testing.T, targets []Target, prefix string) Target {
 	return Target{}
 }
 
+func TestSpanOf(t *testing.T) {
+	if got := spanOf(0.914, 1.241); got != "0.91× to 1.24×" {
+		t.Errorf("range: %q", got)
+	}
+	if got := spanOf(1.081, 1.079); got != "1.08×" {
+		t.Errorf("one ratio: %q", got)
+	}
+}
+
 func TestTailBound(t *testing.T) {
 	for _, tc := range []struct {
 		n, processes int
@@ -340,6 +349,7 @@ func TestIssueTargets(t *testing.T) {
 		{"at 1,000 Rollouts controller RSS under 100 MiB", "missed", "N=1000, no memory limit: peak 160 MiB (VmHWM)"},
 		{"in 4 shards", "missed", "peak 120 MiB in its largest process against 160 MiB in one (75%), 230 MiB in all 4; wave 130.0 s against 120.0 s in one process (1.08×)"},
 		{"in 4 shards", "missed", "the informers' fixed costs, 60 MiB, a process's peak RSS at N=1 (0001-01-01)"},
+		{"in 4 shards", "missed", "the wave takes 1.08× one process's because the API server"},
 		// The floor patched 6,000 times in 60 s: 100 req/s; the wave's 13,000 requests take 130 s at that rate.
 		{"step latency", "met", "N=1000: p50 2.000 s, p99 20.000 s over 3000 steps against 13000 requests / 100 req/s = 130.0 s"},
 	}
@@ -369,11 +379,19 @@ func TestIssueTargets(t *testing.T) {
 	// Writes in the settle period say the tail had not ended; whether the bench stopped
 	// waiting for it at its bound is told apart from a tail that went quiet for a while.
 	single.WaveResults[0].TailSeconds = 42
-	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail, 42 s, had not ended when the settle period began)") {
-		t.Errorf("a tail that paused: %q", tg.Detail)
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 42 s, which ended at the first 3 s without a controller write)") {
+		t.Errorf("a tail that paused, in a result from before the bound was recorded: %q", tg.Detail)
+	}
+	single.WaveResults[0].TailSeconds = 180
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail had not ended when the bench stopped waiting for it, after 180 s)") {
+		t.Errorf("a tail that reached the old 3-minute bound: %q", tg.Detail)
+	}
+	single.WaveResults[0].TailBoundSeconds = 280
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 180 s, which ended at the first 10 s without a controller write)") {
+		t.Errorf("a tail that paused, with its bound recorded: %q", tg.Detail)
 	}
 	single.WaveResults[0].TailSeconds, single.WaveResults[0].TailCut = 280, true
-	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail had not ended when the bench stopped waiting for it, after 280 s, and the settle period began)") {
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail had not ended when the bench stopped waiting for it, after 280 s)") {
 		t.Errorf("a tail cut at its bound: %q", tg.Detail)
 	}
 	single.WaveResults[0].IdleWrites = 2
