@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type ControllerOptions struct {
 	// ShardKey, when set, is --shard-key: the process reconciles and caches only the Rollouts
 	// labelled kulta.io/shard=ShardKey.
 	ShardKey string
+	// LogLevel is --zap-log-level ("debug" also logs each status write and what it changed);
+	// info when empty.
+	LogLevel string
 }
 
 // args are the controller's command-line arguments with /metrics on metricsPort and the
@@ -72,7 +76,7 @@ func (o ControllerOptions) args(metricsPort, probePort int) []string {
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
 		"--kube-api-qps=" + strconv.FormatFloat(o.QPS, 'f', -1, 64),
 		"--kube-api-burst=" + strconv.Itoa(o.Burst),
-		"--zap-log-level=info",
+		"--zap-log-level=" + cmp.Or(o.LogLevel, "info"),
 	}
 	if o.Reconcilers > 0 {
 		args = append(args, "--max-concurrent-reconciles="+strconv.Itoa(o.Reconcilers))

@@ -46,8 +46,10 @@ type Config struct {
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
 	Binary string
 	// Source is the code Binary was built from, recorded in the result; nil when unknown.
-	Source  *Source
-	WorkDir string
+	Source *Source
+	// ControllerLogLevel is each controller process's --zap-log-level; info when empty.
+	ControllerLogLevel string
+	WorkDir            string
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -162,6 +164,7 @@ func (r *runner) startControllers(ctx context.Context) error {
 		c, err := StartController(ControllerOptions{
 			Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst, Reconcilers: r.cfg.Reconcilers,
 			LogPath: filepath.Join(r.cfg.WorkDir, controllerLogName(key)), GoMemLimit: r.goMemLimit, ShardKey: key,
+			LogLevel: r.cfg.ControllerLogLevel,
 		})
 		if err != nil {
 			if key != "" {

@@ -39,6 +39,8 @@ type flags struct {
 	summary     string
 	earlier     bool
 	reportOnly  bool
+	logLevel    string
+	keepLogs    bool
 }
 
 func parse(args []string) (*flags, error) {
@@ -58,6 +60,8 @@ func parse(args []string) (*flags, error) {
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
 	fs.BoolVar(&f.earlier, "with-earlier", false, "Also summarise the results already in -out for numbers of Rollouts not run now (each section gives its date).")
+	fs.StringVar(&f.logLevel, "controller-log-level", "info", "The controller's --zap-log-level; debug also logs each status write and the fields it changed (more CPU: for finding out, not for figures).")
+	fs.BoolVar(&f.keepLogs, "keep-logs", false, "Keep the work folder with the controller's and stand-ins' logs after a run that succeeds (it is always kept after one that fails).")
 	fs.BoolVar(&f.reportOnly, "report-only", false, "Run nothing: write -summary from the results saved in -out.")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
@@ -131,6 +135,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		res, err := harness.Run(ctx, harness.Config{
 			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
 			Shards: f.shards, Workers: f.workers, Binary: bin, Source: source, WorkDir: dir, Log: os.Stderr,
+			ControllerLogLevel: f.logLevel,
 		})
 		if err != nil {
 			return fmt.Errorf("run with %d Rollouts (logs in %s): %w", n, dir, err)
@@ -150,6 +155,10 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		if err := harness.WriteSummary(summary, machine, results, strings.TrimSpace(command)); err != nil {
 			return err
 		}
+	}
+	if f.keepLogs {
+		fmt.Fprintln(os.Stderr, "kulta-bench: logs kept in", work)
+		return nil
 	}
 	if err := os.RemoveAll(work); err != nil {
 		return fmt.Errorf("removing %s: %w", work, err)
