@@ -44,12 +44,12 @@ type Config struct {
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
-	Binary string
+	Binary  string
+	WorkDir string
 	// Source is the code Binary was built from, recorded in the result; nil when unknown.
 	Source *Source
 	// ControllerLogLevel is each controller process's --zap-log-level; info when empty.
 	ControllerLogLevel string
-	WorkDir            string
 	// Log receives progress lines.
 	Log io.Writer
 }
