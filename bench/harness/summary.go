@@ -558,7 +558,9 @@ func shardTarget(results []*Result) Target {
 			"the runtime and the informers' fixed costs, "+fixed+", which every process pays once: a shard's share comes down towards a quarter "+
 			"only as its Rollouts outweigh them, as the shares above fall with N; "+
 			"the wave takes "+spanOf(fastest, slowest)+" one process's because the API server, not the controller, is the bottleneck on 2 cores, "+
-			"and the shards add their own watches and, quicker each than one busy process, write status transitions that process folds into its next write")
+			"and the shards add their own watches and more status writes: each, quicker than one busy process, comes back to a step before the Gateway "+
+			"(here the bench's stand-in, on the same saturated API server) has accepted its route, and once 30 s have passed says so "+
+			"(TrafficRouted False, RouteNotAccepted, and True again), where one busy process comes back later and finds the route accepted (bench/README.md)")
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
