@@ -349,7 +349,7 @@ func TestIssueTargets(t *testing.T) {
 		{"at 1,000 Rollouts controller RSS under 100 MiB", "missed", "N=1000, no memory limit: peak 160 MiB (VmHWM)"},
 		{"in 4 shards", "missed", "peak 120 MiB in its largest process against 160 MiB in one (75%), 230 MiB in all 4; wave 130.0 s against 120.0 s in one process (1.08×)"},
 		{"in 4 shards", "missed", "the informers' fixed costs, 60 MiB, a process's peak RSS at N=1 (0001-01-01)"},
-		{"in 4 shards", "missed", "the wave takes 1.08× one process's because the API server"},
+		{"in 4 shards", "missed", "the wave takes 1.08× one process's: the API server"},
 		// The floor patched 6,000 times in 60 s: 100 req/s; the wave's 13,000 requests take 130 s at that rate.
 		{"step latency", "met", "N=1000: p50 2.000 s, p99 20.000 s over 3000 steps against 13000 requests / 100 req/s = 130.0 s"},
 	}

@@ -135,7 +135,7 @@ func writeResultTable(b *strings.Builder, res *Result) {
 			if w.TailSeconds > 0 {
 				length = f1(w.TailSeconds) + " s"
 			}
-			if w.TailCut {
+			if tailCut(w) {
 				length += ", cut at its bound"
 			}
 			return f0(w.TailWrites) + " (" + length + ") / " + idle

@@ -34,7 +34,8 @@ type Result struct {
 	// Each process had the QPS, burst, reconcilers and memory limit above.
 	Shards int `json:"shards,omitempty"`
 	// Source is the code the controller was built from; nil in results from before it was
-	// recorded (6 Dec 2026 22:00 UTC) or when git could not tell it.
+	// recorded (6 Dec 2026 21:42 UTC; the N=5,000 run of 21:36 was given its commit by hand,
+	// bench/README.md) or when git could not tell it.
 	Source *Source `json:"source,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
@@ -91,8 +92,9 @@ type WaveResult struct {
 	TailWrites  float64 `json:"tailWritesAfterCompleted"`
 	TailSeconds float64 `json:"tailSeconds,omitempty"`
 	// TailBoundSeconds is how long the bench would wait for the tail (TailBound), and TailCut
-	// whether it stopped there with the controller still writing; both are zero in results
-	// from before 6 Dec 2026 22:00 UTC, which waited 3 minutes at most.
+	// whether it stopped there, the controller having written within the last Quiet; both are
+	// zero in results from before 6 Dec 2026 22:00 UTC, which waited 3 minutes at most (see
+	// tailCut).
 	TailBoundSeconds float64 `json:"tailBoundSeconds,omitempty"`
 	TailCut          bool    `json:"tailCut,omitempty"`
 	// IdleWrites are the controller's writes in the settle period after the tail, when no

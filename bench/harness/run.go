@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/false-systems/kulta/internal/controller/rollout"
 	"github.com/false-systems/kulta/internal/testenv"
 )
 
@@ -434,9 +435,9 @@ const Quiet = 10 * time.Second
 // each process's clients send its share of each at qps (one token bucket per kind), and the
 // bound allows twice that. Results from before 6 Dec 2026 22:00 UTC took 3 minutes at any N.
 func TailBound(n, processes int, qps float64) time.Duration {
-	const least, scaleDownDelay = 3 * time.Minute, 30 * time.Second
+	const least = 3 * time.Minute
 	perProcess := float64(n) / float64(max(1, processes))
-	need := scaleDownDelay + time.Duration(2*perProcess/qps*float64(time.Second))
+	need := rollout.DefaultScaleDownDelay + time.Duration(2*perProcess/qps*float64(time.Second))
 	return max(least, need)
 }
 

@@ -9,14 +9,14 @@ import (
 )
 
 // Source names the code a run measured: the commit the controller was built from, and whether
-// the working tree differed from it (a change not yet committed).
+// the controller's sources then differed from it (ControllerSources, new files included).
 type Source struct {
 	Commit   string `json:"commit"`
 	Modified bool   `json:"modified,omitempty"`
 }
 
 // String is how the results name the code: the commit's first 7 characters, and "with
-// uncommitted changes" when the tree differed.
+// uncommitted changes" when the controller's sources differed.
 func (s Source) String() string {
 	c := s.Commit
 	if len(c) > 7 {
@@ -28,14 +28,18 @@ func (s Source) String() string {
 	return "commit " + c
 }
 
-// ReadSource asks git which commit the repository at root has checked out and whether its
-// tracked files differ from it. Untracked files are left out: bench output lands in the tree.
+// ControllerSources are the paths go build ./cmd/kulta-controller compiles from (the chart,
+// docs, bench and its results are not among them).
+var ControllerSources = []string{"go.mod", "go.sum", "cmd", "api", "internal", "providers", "analysis"}
+
+// ReadSource asks git which commit the repository at root has checked out and whether the
+// controller's sources differ from it, files not yet added included.
 func ReadSource(ctx context.Context, root string) (Source, error) {
 	head, err := gitOutput(ctx, root, "rev-parse", "HEAD")
 	if err != nil {
 		return Source{}, err
 	}
-	status, err := gitOutput(ctx, root, "status", "--porcelain", "--untracked-files=no")
+	status, err := gitOutput(ctx, root, append([]string{"status", "--porcelain", "--untracked-files=all", "--"}, ControllerSources...)...)
 	if err != nil {
 		return Source{}, err
 	}
@@ -49,7 +53,10 @@ func gitOutput(ctx context.Context, dir string, args ...string) (string, error) 
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("git %s in %s: %w: %s", strings.Join(args, " "), dir, err, strings.TrimSpace(stderr.String()))
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return "", fmt.Errorf("git %s in %s: %w: %s", strings.Join(args, " "), dir, err, msg)
+		}
+		return "", fmt.Errorf("git %s in %s: %w", strings.Join(args, " "), dir, err)
 	}
 	return string(out), nil
 }

@@ -29,6 +29,11 @@ func TestReadSourceTellsCommitAndChanges(t *testing.T) {
 		t.Skip("no git on PATH")
 	}
 	dir := t.TempDir()
+	// Neither the user's git settings (commit signing, say) nor a repository above the
+	// temporary folder may change what the test sees.
+	t.Setenv("GIT_CONFIG_GLOBAL", os.DevNull)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(dir))
 	git := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("git", args...)
@@ -51,8 +56,12 @@ func TestReadSourceTellsCommitAndChanges(t *testing.T) {
 		t.Fatal("ReadSource outside a repository: no error")
 	}
 	git("init", "-q")
-	write("a.go", "package a\n")
-	git("add", "a.go")
+	if err := os.MkdirAll(filepath.Join(dir, "internal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("internal/a.go", "package a\n")
+	write("README.md", "text\n")
+	git("add", ".")
 	git("commit", "-q", "-m", "first")
 	head := git("rev-parse", "HEAD")
 
@@ -63,13 +72,23 @@ func TestReadSourceTellsCommitAndChanges(t *testing.T) {
 	if s != (Source{Commit: head}) {
 		t.Errorf("clean tree: got %+v, want commit %s unmodified", s, head)
 	}
-	// Bench output is written into the tree; a new file alone is not a change to the code.
+	// Bench output and docs are not the controller's code: a change there, or a new file
+	// there, is not a change to what was measured.
+	write("README.md", "other text\n")
 	write("results.json", "{}\n")
 	if s, err = ReadSource(ctx, dir); err != nil || s.Modified {
-		t.Errorf("untracked file: got %+v, %v; want unmodified", s, err)
+		t.Errorf("docs edited, results added: got %+v, %v; want unmodified", s, err)
 	}
-	write("a.go", "package a\n\nconst X = 1\n")
+	// A new file among the controller's sources is built in, as an edited one is.
+	write("internal/b.go", "package a\n\nconst Y = 2\n")
 	if s, err = ReadSource(ctx, dir); err != nil || s != (Source{Commit: head, Modified: true}) {
-		t.Errorf("edited tracked file: got %+v, %v; want commit %s modified", s, err, head)
+		t.Errorf("new source file: got %+v, %v; want commit %s modified", s, err, head)
+	}
+	if err := os.Remove(filepath.Join(dir, "internal", "b.go")); err != nil {
+		t.Fatal(err)
+	}
+	write("internal/a.go", "package a\n\nconst X = 1\n")
+	if s, err = ReadSource(ctx, dir); err != nil || s != (Source{Commit: head, Modified: true}) {
+		t.Errorf("edited source file: got %+v, %v; want commit %s modified", s, err, head)
 	}
 }

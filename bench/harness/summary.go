@@ -193,16 +193,20 @@ func idleTarget(results []*Result) Target {
 // (3 s in results from before 6 Dec 2026 22:00 UTC, which waited 3 minutes at most and did not
 // record whether they stopped there).
 func tailNote(w WaveResult) string {
-	const oldQuiet, oldBound = 3, 180
-	old := w.TailBoundSeconds == 0
-	if w.TailCut || (old && w.TailSeconds >= oldBound-1) {
+	if tailCut(w) {
 		return fmt.Sprintf(" (the wave's tail had not ended when the bench stopped waiting for it, after %.0f s)", w.TailSeconds)
 	}
 	quiet := Quiet.Seconds()
-	if old {
-		quiet = oldQuiet
+	if w.TailBoundSeconds == 0 {
+		quiet = 3
 	}
 	return fmt.Sprintf(" (after a tail of %.0f s, which ended at the first %.0f s without a controller write)", w.TailSeconds, quiet)
+}
+
+// tailCut reports whether the bench stopped waiting for the wave's tail at its bound: as
+// recorded, or for results from before the bound was recorded, at their fixed 3 minutes.
+func tailCut(w WaveResult) bool {
+	return w.TailCut || (w.TailBoundSeconds == 0 && w.TailSeconds >= 179)
 }
 
 // excess lists the controller's writes per Rollout per step other than route and status writes.
@@ -557,8 +561,9 @@ func shardTarget(results []*Result) Target {
 			"(runs before cached every one of them), so what is left is what each process holds whatever its share: the binary's pages, "+
 			"the runtime and the informers' fixed costs, "+fixed+", which every process pays once: a shard's share comes down towards a quarter "+
 			"only as its Rollouts outweigh them, as the shares above fall with N; "+
-			"the wave takes "+spanOf(fastest, slowest)+" one process's because the API server, not the controller, is the bottleneck on 2 cores, "+
-			"and the shards add their own watches and more status writes: each, quicker than one busy process, comes back to a step before the Gateway "+
+			"the wave takes "+spanOf(fastest, slowest)+" one process's: the API server, not the controller, is the bottleneck on 2 cores, "+
+			"single waves differ by up to a quarter there, and at large N the shards add their own watches and more status writes: "+
+			"each, quicker than one busy process, comes back to a step before the Gateway "+
 			"(here the bench's stand-in, on the same saturated API server) has accepted its route, and once 30 s have passed says so "+
 			"(TrafficRouted False, RouteNotAccepted, and True again), where one busy process comes back later and finds the route accepted (bench/README.md)")
 	}

@@ -114,7 +114,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	// Read before the build, so that a change made while it compiles cannot be missed.
+	// Read just before the build; a change made while it compiles is not seen.
 	var source *harness.Source
 	if s, err := harness.ReadSource(ctx, root); err != nil {
 		fmt.Fprintln(os.Stderr, "kulta-bench: the results will not name the commit measured:", err)

@@ -16,9 +16,9 @@ import (
 	"github.com/false-systems/kulta/providers"
 )
 
-// defaultScaleDownDelay is how long a revision that stopped serving keeps its Pods when the
+// DefaultScaleDownDelay is how long a revision that stopped serving keeps its Pods when the
 // strategy routes traffic and sets no scaleDownDelaySeconds.
-const defaultScaleDownDelay = 30 * time.Second
+const DefaultScaleDownDelay = 30 * time.Second
 
 // scaleDownRecheck is how often a scale-down held back for an unavailable stable is looked at
 // again; a change to a ReplicaSet also wakes the reconciler sooner.
@@ -537,7 +537,7 @@ func scaleDownDelay(ro *kultav1alpha1.Rollout) time.Duration {
 		return time.Duration(*set) * time.Second
 	}
 	if trafficRouting(ro) != nil {
-		return defaultScaleDownDelay
+		return DefaultScaleDownDelay
 	}
 	return 0
 }
