@@ -197,6 +197,20 @@ func TestWavePerRollout(t *testing.T) {
 	}
 }
 
+// summaryOf writes RESULTS.md for results into dir and returns it.
+func summaryOf(t *testing.T, dir string, results []*Result) string {
+	t.Helper()
+	summary := filepath.Join(dir, "RESULTS.md")
+	if err := WriteSummary(summary, Machine{}, results, "kulta-bench"); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
 func TestReadResultsRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	started := time.Date(2026, 11, 25, 21, 44, 0, 0, time.UTC)
@@ -224,19 +238,12 @@ func TestReadResultsRoundTrip(t *testing.T) {
 	if got[0].Source != nil || got[1].Source == nil || *got[1].Source != *source {
 		t.Errorf("sources read back: %v and %v; want none for N=100 and %+v for N=1000", got[0].Source, got[1].Source, *source)
 	}
-	summary := filepath.Join(dir, "RESULTS.md")
-	if err := WriteSummary(summary, Machine{}, got, "kulta-bench"); err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(summary)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text := summaryOf(t, dir, got)
 	for _, want := range []string{
 		"## N = 100\n\nRun started 2026-11-25 21:44 UTC.\n",
 		"## N = 1000\n\nRun started 2026-11-25 21:44 UTC, controller built from commit 5a73364 with uncommitted changes.\n",
 	} {
-		if !strings.Contains(string(text), want) {
+		if !strings.Contains(text, want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
 		}
 	}
@@ -601,17 +608,10 @@ func TestShardedResults(t *testing.T) {
 	if len(got) != 2 || got[0].Sharded() || got[1].Shards != 2 || len(got[1].WaveResults[0].Replicas) != 2 || got[1].WaveResults[0].Replicas[1].Shard != "s1" {
 		t.Fatalf("read back %d results; want the single-process one, then the sharded one with its replicas", len(got))
 	}
-	summary := filepath.Join(dir, "RESULTS.md")
-	if err := WriteSummary(summary, Machine{}, got, "kulta-bench"); err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(summary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(text), "N run: 100, 100 in 2 shards.") ||
-		!strings.Contains(string(text), "## N = 100\n") || !strings.Contains(string(text), "## N = 100 in 2 shards (one controller process each)") ||
-		strings.Index(string(text), "## N = 100\n") > strings.Index(string(text), "## N = 100 in 2 shards") {
+	text := summaryOf(t, dir, got)
+	if !strings.Contains(text, "N run: 100, 100 in 2 shards.") ||
+		!strings.Contains(text, "## N = 100\n") || !strings.Contains(text, "## N = 100 in 2 shards (one controller process each)") ||
+		strings.Index(text, "## N = 100\n") > strings.Index(text, "## N = 100 in 2 shards") {
 		t.Errorf("summary of a single-process and a sharded run:\n%s", text)
 	}
 }
