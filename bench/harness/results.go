@@ -34,8 +34,7 @@ type Result struct {
 	// Each process had the QPS, burst, reconcilers and memory limit above.
 	Shards int `json:"shards,omitempty"`
 	// Source is the code the controller was built from; nil in results from before it was
-	// recorded (6 Dec 2026 21:42 UTC; the N=5,000 run of 21:36 was given its commit by hand,
-	// bench/README.md) or when git could not tell it.
+	// recorded (6 Dec 2026 21:42 UTC) or when git could not tell it.
 	Source *Source `json:"source,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
