@@ -343,7 +343,7 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	// The wave's tail: the last Rollouts' writes after they read Completed, and what the
 	// controller's rate-limited clients still have queued. It ends when the controller has
 	// written nothing for a while; the settle period after it should see no write at all.
-	bound := TailBound(r.cfg.N, max(1, r.cfg.Shards), r.cfg.QPS)
+	bound := TailBound(r.cfg.N, r.cfg.Shards, r.cfg.QPS)
 	cut, err := r.waitQuiet(ctx, bound)
 	if err != nil {
 		return WaveResult{}, err

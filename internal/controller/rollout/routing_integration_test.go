@@ -257,13 +257,7 @@ func TestRouteNotAcceptedHoldsTheStep(t *testing.T) {
 			g := NewWithT(t)
 			ctx := context.Background()
 			ns := e.CreateNamespace(t, "not-accepted")
-			g.Expect(e.Client.Create(ctx, service(ns, "shop-stable", map[string]string{"app": "shop"}))).To(Succeed())
-			g.Expect(e.Client.Create(ctx, service(ns, "shop-canary", map[string]string{"app": "shop"}))).To(Succeed())
-			route := rollouttest.Route(ns, "shop", "shop-stable", "shop-canary")
-			g.Expect(e.Client.Create(ctx, route)).To(Succeed())
-			ro := testutil.Rollout(ns, "shop", testutil.WithHTTPRoute("shop"), testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()))
-			g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-			waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+			route, ro := pausedCanaryOnRoute(t, g, ns, "shop")
 
 			patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"`+label+`":"true"}}}`))
 			g.Expect(e.Client.Patch(ctx, route, patch)).To(Succeed())
@@ -295,6 +289,24 @@ func TestRouteNotAcceptedHoldsTheStep(t *testing.T) {
 	}
 }
 
+// pausedCanaryOnRoute creates app's stable and canary Services, an HTTPRoute named app that
+// splits between them, and a Rollout of app on that route with a canary of weight 30 then a
+// pause until promoted (opts change it before it is created), and waits for its first revision
+// to complete.
+func pausedCanaryOnRoute(t *testing.T, g Gomega, ns, app string, opts ...testutil.RolloutOption) (*gatewayv1.HTTPRoute, *kultav1alpha1.Rollout) {
+	t.Helper()
+	ctx := context.Background()
+	g.Expect(env.Client.Create(ctx, service(ns, app+"-stable", map[string]string{"app": app}))).To(Succeed())
+	g.Expect(env.Client.Create(ctx, service(ns, app+"-canary", map[string]string{"app": app}))).To(Succeed())
+	route := rollouttest.Route(ns, app, app+"-stable", app+"-canary")
+	g.Expect(env.Client.Create(ctx, route)).To(Succeed())
+	opts = append([]testutil.RolloutOption{testutil.WithHTTPRoute(app), testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted())}, opts...)
+	ro := testutil.Rollout(ns, app, opts...)
+	g.Expect(env.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	return route, ro
+}
+
 // TestRouteNeverAcceptedRollsBackAtTheDeadline: a Gateway that never accepts the step's route
 // generation (as the bench's stand-in, fallen behind four shards at N=10,000, did for ten
 // minutes) holds the step until progressDeadlineSeconds, then the Rollout fails and rolls back:
@@ -306,14 +318,7 @@ func TestRouteNeverAcceptedRollsBackAtTheDeadline(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "never-accepted")
-	g.Expect(e.Client.Create(ctx, service(ns, "pay-stable", map[string]string{"app": "pay"}))).To(Succeed())
-	g.Expect(e.Client.Create(ctx, service(ns, "pay-canary", map[string]string{"app": "pay"}))).To(Succeed())
-	route := rollouttest.Route(ns, "pay", "pay-stable", "pay-canary")
-	g.Expect(e.Client.Create(ctx, route)).To(Succeed())
-	ro := testutil.Rollout(ns, "pay", testutil.WithHTTPRoute("pay"), testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted()))
-	ro.Spec.ProgressDeadlineSeconds = ptr.To[int32](3)
-	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	route, ro := pausedCanaryOnRoute(t, g, ns, "pay", func(ro *kultav1alpha1.Rollout) { ro.Spec.ProgressDeadlineSeconds = ptr.To[int32](3) })
 	stable := getRollout(g, ro).Status.StablePodTemplateHash
 
 	weights := rollouttest.WatchWeights(t, env, ns, "pay", "pay-stable", "pay-canary")
