@@ -333,6 +333,52 @@ func TestTailBound(t *testing.T) {
 	}
 }
 
+func TestTailOver(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	for _, tc := range []struct {
+		name         string
+		changed, now time.Duration
+		want         bool
+	}{
+		// A wave of one Rollout: its last write comes right after Completed, and its old
+		// revision's scale-down is due 30 s later. A quiet of 10 s or 25 s before then is
+		// not the end of the tail.
+		{"quiet before the scale-down is due", 0, 10 * time.Second, false},
+		{"quiet until just before the scale-down is due", 0, 29 * time.Second, false},
+		{"quiet across the due time but not all after it", 0, 39 * time.Second, false},
+		{"quiet for Quiet after the due time", 0, 40 * time.Second, true},
+		// The scale-down and the status write after it came at 31 s and 32 s.
+		{"writes after the due time", 32 * time.Second, 41 * time.Second, false},
+		{"quiet after those writes", 32 * time.Second, 42 * time.Second, true},
+		// A large wave writes on past the delay; only the quiet matters then.
+		{"still writing", 300 * time.Second, 305 * time.Second, false},
+		{"quiet after a long tail", 300 * time.Second, 310 * time.Second, true},
+	} {
+		if got := tailOver(start, at(tc.changed), at(tc.now)); got != tc.want {
+			t.Errorf("%s: tailOver(last write at %s, now %s) = %v, want %v", tc.name, tc.changed, tc.now, got, tc.want)
+		}
+	}
+}
+
+func TestSampleNowRecordsAPoint(t *testing.T) {
+	s := NewSampler(os.Getpid(), "http://127.0.0.1:0/metrics", time.Hour, time.Hour)
+	from := time.Now()
+	s.SampleNow()
+	w := s.Window(from, time.Now())
+	if w.Samples != 1 || w.PeakRSS == 0 || w.HWM < w.PeakRSS || w.Scrapes != 0 {
+		t.Errorf("window after SampleNow = %+v, want one sample of this process's memory and no scrape", w)
+	}
+	if n, err := s.Failures(); n != 0 {
+		t.Errorf("SampleNow failed: %d, %v", n, err)
+	}
+	gone := NewSampler(1<<30, "http://127.0.0.1:0/metrics", time.Hour, time.Hour)
+	gone.SampleNow()
+	if n, err := gone.Failures(); n != 1 || err == nil {
+		t.Errorf("SampleNow of no process: %d failures, %v; want 1 and its error", n, err)
+	}
+}
+
 func TestIssueTargets(t *testing.T) {
 	row := func(verb, resource string, count float64) RequestRow {
 		return RequestRow{RequestKey{Verb: verb, Resource: resource}, count}
@@ -386,7 +432,7 @@ func TestIssueTargets(t *testing.T) {
 	// Writes in the settle period say the tail had not ended; whether the bench stopped
 	// waiting for it at its bound is told apart from a tail that went quiet for a while.
 	single.WaveResults[0].TailSeconds = 42
-	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 42 s, which ended at the first 3 s without a controller write)") {
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 42 s, which ended at the first 3 s without a controller write, wherever it fell)") {
 		t.Errorf("a tail that paused, in a result from before the bound was recorded: %q", tg.Detail)
 	}
 	single.WaveResults[0].TailSeconds = 180
@@ -394,8 +440,12 @@ func TestIssueTargets(t *testing.T) {
 		t.Errorf("a tail that reached the old 3-minute bound: %q", tg.Detail)
 	}
 	single.WaveResults[0].TailBoundSeconds = 280
-	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 180 s, which ended at the first 10 s without a controller write)") {
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 180 s, which ended at the first 10 s without a controller write, wherever it fell)") {
 		t.Errorf("a tail that paused, with its bound recorded: %q", tg.Detail)
+	}
+	single.WaveResults[0].TailAfterDelay = true
+	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(after a tail of 180 s, which ended at the first 10 s without a controller write once the old revisions' scale-downs were due)") {
+		t.Errorf("a tail that paused after the scale-down delay: %q", tg.Detail)
 	}
 	single.WaveResults[0].TailSeconds, single.WaveResults[0].TailCut = 280, true
 	if tg := targetNamed(t, Targets([]*Result{single}), "zero writes"); !strings.Contains(tg.Detail, "(the wave's tail had not ended when the bench stopped waiting for it, after 280 s)") {

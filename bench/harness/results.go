@@ -83,8 +83,8 @@ type WaveResult struct {
 	// KultaRouteWrites is kulta_traffic_route_writes_total{result="ok"}.
 	KultaRouteWrites     float64 `json:"kultaRouteWrites"`
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
-	// TailWrites are the controller's writes after every Rollout read Completed, until it went
-	// quiet (Quiet without a write) TailSeconds later: the last Rollouts' final writes
+	// TailWrites are the controller's writes after every Rollout read Completed, until its
+	// tail was over (tailOver) TailSeconds later: the last Rollouts' final writes
 	// (the scale-down marks and Service pins of the last completions) and what its rate-limited
 	// clients still had queued (Events above all). They are counted in the wave's writes.
 	// Results from before TailSeconds was recorded (0) took a fixed 5 s as the tail.
@@ -96,6 +96,11 @@ type WaveResult struct {
 	// tailCut).
 	TailBoundSeconds float64 `json:"tailBoundSeconds,omitempty"`
 	TailCut          bool    `json:"tailCut,omitempty"`
+	// TailAfterDelay says the tail's quiet was taken only after the last old revision's
+	// scale-down was due (tailOver); false in results from before 7 Dec 2026 02:00 UTC, whose
+	// tail ended at the first Quiet without a write, so that a small wave's could end before
+	// its scale-downs.
+	TailAfterDelay bool `json:"tailAfterScaleDownDelay,omitempty"`
 	// IdleWrites are the controller's writes in the settle period after the tail, when no
 	// Rollout has anything left to do; IdleEventWrites the Events among them. It is nil in
 	// results from before it was recorded.

@@ -364,6 +364,7 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	wr.TailSeconds = tail.t.Sub(s1.t).Seconds()
 	wr.TailBoundSeconds = bound.Seconds()
 	wr.TailCut = cut
+	wr.TailAfterDelay = true
 	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
 	return wr, nil
 }
@@ -428,6 +429,17 @@ func (r *runner) teardown() error {
 // end inside one of them. Results from before 6 Dec 2026 22:00 UTC took 3 s.
 const Quiet = 10 * time.Second
 
+// tailOver reports whether a wave's tail that began at start (every Rollout read Completed)
+// is over at now, the controller's last write having come at changed: Quiet has passed without
+// a write, and all of that quiet came after the last Rollout's old revision was due to be
+// scaled down (rollout.DefaultScaleDownDelay after it read Completed), so that a small wave,
+// whose writes stop long before that delay has passed, is not taken as over before the
+// scale-downs and the status writes after them. Results from before 7 Dec 2026 02:00 UTC took
+// the first Quiet without a write, wherever it fell.
+func tailOver(start, changed, now time.Time) bool {
+	return now.Sub(changed) >= Quiet && now.Sub(start) >= rollout.DefaultScaleDownDelay+Quiet
+}
+
 // TailBound is how long waitQuiet waits for the tail of a wave of n Rollouts over the given
 // number of controller processes at qps: 3 minutes, or more where the tail's own writes need
 // it. Once every Rollout reads Completed, each still has its old revision scaled to 0 after
@@ -441,8 +453,8 @@ func TailBound(n, processes int, qps float64) time.Duration {
 	return max(least, need)
 }
 
-// waitQuiet polls the API server's request counts every second until the controller has made
-// no write for Quiet, or bound has passed; cut tells the latter.
+// waitQuiet polls the API server's request counts every second until the wave's tail is over
+// (tailOver), or bound has passed; cut tells the latter.
 func (r *runner) waitQuiet(ctx context.Context, bound time.Duration) (cut bool, err error) {
 	start := time.Now()
 	last, changed := -1.0, start
@@ -457,7 +469,7 @@ func (r *runner) waitQuiet(ctx context.Context, bound time.Duration) (cut bool, 
 		if writes != last {
 			last, changed = writes, now
 		}
-		if now.Sub(changed) >= Quiet {
+		if tailOver(start, changed, now) {
 			return false, nil
 		}
 		if now.Sub(start) >= bound {

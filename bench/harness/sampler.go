@@ -48,15 +48,7 @@ func (s *Sampler) Run(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		p, err := s.sample(ctx)
-		s.mu.Lock()
-		if err != nil {
-			s.failures++
-			s.lastErr = err
-		} else {
-			s.points = append(s.points, p)
-		}
-		s.mu.Unlock()
+		s.record(s.sample(ctx))
 		select {
 		case <-ctx.Done():
 			return
@@ -65,17 +57,44 @@ func (s *Sampler) Run(ctx context.Context) {
 	}
 }
 
-func (s *Sampler) sample(ctx context.Context) (Point, error) {
+// SampleNow reads the process's /proc entries at once and keeps the point, without a scrape.
+// The runner takes one at each snapshot, so that a wave shorter than the interval (a single
+// Rollout's takes a fraction of a second) still has a sample of its own.
+func (s *Sampler) SampleNow() {
+	s.record(readProc(s.pid))
+}
+
+func (s *Sampler) record(p Point, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.failures++
+		s.lastErr = err
+		return
+	}
+	s.points = append(s.points, p)
+}
+
+// readProc reads the memory and CPU of process pid.
+func readProc(pid int) (Point, error) {
 	p := Point{T: time.Now()}
-	mem, err := ReadProcMemory(s.pid)
+	mem, err := ReadProcMemory(pid)
 	if err != nil {
 		return p, err
 	}
-	st, err := ReadProcStat(s.pid)
+	st, err := ReadProcStat(pid)
 	if err != nil {
 		return p, err
 	}
 	p.RSS, p.HWM, p.Anon, p.File, p.CPUSeconds = mem.RSS, mem.HWM, mem.Anon, mem.File, st.CPUSeconds
+	return p, nil
+}
+
+func (s *Sampler) sample(ctx context.Context) (Point, error) {
+	p, err := readProc(s.pid)
+	if err != nil {
+		return p, err
+	}
 	if p.T.Sub(s.lastScrape) < s.scrapeEvery {
 		return p, nil
 	}

@@ -142,6 +142,13 @@ type snapshot struct {
 }
 
 func (r *runner) snapshot(ctx context.Context) (snapshot, error) {
+	// A sample of each running controller just before the snapshot's time: the window that
+	// ends here has one even when it is shorter than the samplers' interval.
+	for i, c := range r.ctrls {
+		if !c.Exited() {
+			r.samplers[i].SampleNow()
+		}
+	}
 	s := snapshot{t: time.Now()}
 	ss, err := Scrape(ctx, r.apiHTTP, r.apiMetricsURL)
 	if err != nil {

@@ -189,9 +189,10 @@ func idleTarget(results []*Result) Target {
 }
 
 // tailNote tells how the wave's tail before a settle period with writes ended: cut at the
-// bench's bound, the controller still writing, or at the first pause of Quiet without a write
-// (3 s in results from before 6 Dec 2026 22:00 UTC, which waited 3 minutes at most and did not
-// record whether they stopped there).
+// bench's bound, the controller still writing, or at a pause of Quiet without a write: the
+// first after the last old revision's scale-down was due, or in older results the first at
+// all (3 s in results from before 6 Dec 2026 22:00 UTC, which waited 3 minutes at most and did
+// not record whether they stopped there).
 func tailNote(w WaveResult) string {
 	if tailCut(w) {
 		return fmt.Sprintf(" (the wave's tail had not ended when the bench stopped waiting for it, after %.0f s)", w.TailSeconds)
@@ -200,7 +201,10 @@ func tailNote(w WaveResult) string {
 	if w.TailBoundSeconds == 0 {
 		quiet = 3
 	}
-	return fmt.Sprintf(" (after a tail of %.0f s, which ended at the first %.0f s without a controller write)", w.TailSeconds, quiet)
+	if w.TailAfterDelay {
+		return fmt.Sprintf(" (after a tail of %.0f s, which ended at the first %.0f s without a controller write once the old revisions' scale-downs were due)", w.TailSeconds, quiet)
+	}
+	return fmt.Sprintf(" (after a tail of %.0f s, which ended at the first %.0f s without a controller write, wherever it fell)", w.TailSeconds, quiet)
 }
 
 // tailCut reports whether the bench stopped waiting for the wave's tail at its bound: as
