@@ -177,6 +177,22 @@ func TestBusiestClient(t *testing.T) {
 	}
 }
 
+func TestPerRolloutWritesLeaveOutLeases(t *testing.T) {
+	c := RequestCounts{
+		{Verb: "PATCH", Resource: "httproutes"}:      3,
+		{Verb: "PATCH", Resource: "rollouts/status"}: 4,
+		{Verb: "POST", Resource: "events"}:           3,
+		{Verb: "PUT", Resource: "leases"}:            5,
+		{Verb: "GET", Resource: "rollouts"}:          2,
+	}
+	if got := perRolloutWrites(c); got != 10 {
+		t.Errorf("writes = %v, want 10: routes, status and Events, without the 5 lease renewals or the read", got)
+	}
+	if got := perRolloutWrites(c, "events"); got != 7 {
+		t.Errorf("writes but Events = %v, want 7", got)
+	}
+}
+
 func TestWavePerRollout(t *testing.T) {
 	r := &Result{N: 100}
 	w := WaveResult{Controller: []RequestRow{
