@@ -22,7 +22,8 @@ var writeReasons = map[string]string{
 		"5 Dec 2026 19:55 UTC wrote TrafficRouted twice more when a reconcile came before the Gateway accepted the reset, False then True, " +
 		"which a quick controller, as each of 4 shards is, often met: 1.85 status writes per step there)",
 	"POST replicasets": "the new revision",
-	"PATCH replicasets": "the old revision scaled to 0 once scaleDownDelaySeconds (30 s) have passed: one wave's scale-down falls in the next " +
+	"PATCH replicasets": "the old revision scaled to 0 once scaleDownDelaySeconds (30 s) have passed, in the wave's tail after the last Completed " +
+		"(in small waves before 7 Dec 2026 01:40 UTC the bench's tail often ended before it, and it fell in the next wave) " +
 		"(runs before 5 Dec 2026 16:40 UTC also marked it for scale-down with a patch of its own, 2 in all; the time now rides in status.scaleDowns)",
 	"PATCH services": "canary Service pinned to the new revision at the start, stable Service at the end",
 	"POST events": "the transitions users read: started, the first step done, completed (which tells the later steps done in its reconcile; " +
@@ -58,7 +59,7 @@ type RateBound struct {
 
 // unthrottledResources are requests that do not hold up a wave: Events are sent in the
 // background by their own recorder, leases by leader election, the rest are start-up reads.
-var unthrottledResources = map[string]bool{"events": true, "leases": true, NonResource: true, "endpoints": true, "endpointslices": true}
+var unthrottledResources = map[string]bool{"events": true, leaseResource: true, NonResource: true, "endpoints": true, "endpointslices": true}
 
 // BusiestClient finds the resource with the most writes among rows and the least time its
 // client needs for them. controller-runtime builds one REST client, with its own token bucket

@@ -193,6 +193,20 @@ func TestPerRolloutWritesLeaveOutLeases(t *testing.T) {
 	}
 }
 
+func TestExcessLeavesOutLeases(t *testing.T) {
+	r := &Result{N: 100}
+	w := WaveResult{Controller: []RequestRow{
+		{RequestKey{Verb: "PATCH", Resource: "httproutes"}, 300},
+		{RequestKey{Verb: "PATCH", Resource: "rollouts/status"}, 400},
+		{RequestKey{Verb: "PUT", Resource: "leases"}, 9},
+		{RequestKey{Verb: "POST", Resource: "events"}, 300},
+		{RequestKey{Verb: "GET", Resource: "rollouts"}, 7},
+	}}
+	if got := excess(r, w); got != "POST events 1.00" {
+		t.Errorf("excess = %q, want only the Events: no lease renewals, reads, route or status writes", got)
+	}
+}
+
 func TestWavePerRollout(t *testing.T) {
 	r := &Result{N: 100}
 	w := WaveResult{Controller: []RequestRow{
@@ -757,6 +771,14 @@ func TestReplicaMemory(t *testing.T) {
 	writeResultTable(&b, &Result{N: 300, WaveResults: []WaveResult{{Wave: 1, During: d, Steady: s}}})
 	if strings.Contains(b.String(), "per replica") || strings.Contains(b.String(), "shard") {
 		t.Errorf("unsharded table shows shards:\n%s", b.String())
+	}
+	// A window without a /metrics reading shows none, not a zero that reads as measured.
+	b.Reset()
+	scrapedOnce := Window{Scrapes: 1, PeakHeapInuse: 30 * mib, MeanHeapInuse: 30 * mib, PeakGoroutines: 140, LastGoroutines: 130}
+	writeResultTable(&b, &Result{N: 1, WaveResults: []WaveResult{{Wave: 1, During: Window{Samples: 1, PeakRSS: 60 * mib}, Steady: scrapedOnce}}})
+	if !strings.Contains(b.String(), "| heap in use peak / steady (MiB) | not scraped / 30 | ") ||
+		!strings.Contains(b.String(), "| goroutines peak / steady | not scraped / 130 | ") {
+		t.Errorf("a wave without a scrape:\n%s", b.String())
 	}
 }
 

@@ -117,8 +117,12 @@ func writeResultTable(b *strings.Builder, res *Result) {
 			return mb(w.During.PeakAnon) + " / " + mb(w.During.PeakFile)
 		}},
 		{replicaRSSRowName, replicaRSSRow},
-		{"heap in use peak / steady (MiB)", func(w WaveResult) string { return mbf(w.During.PeakHeapInuse) + " / " + mbf(w.Steady.MeanHeapInuse) }},
-		{"goroutines peak / steady", func(w WaveResult) string { return f0(w.During.PeakGoroutines) + " / " + f0(w.Steady.LastGoroutines) }},
+		{"heap in use peak / steady (MiB)", func(w WaveResult) string {
+			return scraped(w.During, mbf(w.During.PeakHeapInuse)) + " / " + scraped(w.Steady, mbf(w.Steady.MeanHeapInuse))
+		}},
+		{"goroutines peak / steady", func(w WaveResult) string {
+			return scraped(w.During, f0(w.During.PeakGoroutines)) + " / " + scraped(w.Steady, f0(w.Steady.LastGoroutines))
+		}},
 		{"controller writes per Rollout per step (floor 2)", func(w WaveResult) string { return f2(w.WritesPerStep) }},
 		{"… excluding Events", func(w WaveResult) string { return f2(w.NonEventWritesPerStep) }},
 		{"… route writes / status writes", func(w WaveResult) string { return f2(w.RouteWritesPerStep) + " / " + f2(w.StatusWritesPerStep) }},
@@ -240,3 +244,12 @@ func mbf(x float64) string {
 
 // now is the report's date.
 func now() string { return time.Now().UTC().Format("2006-01-02 15:04 MST") }
+
+// scraped is v, or "not scraped" where the window had no /metrics reading: a wave shorter than
+// the scrape interval, in results from before its tail was counted in it.
+func scraped(w Window, v string) string {
+	if w.Scrapes == 0 {
+		return "not scraped"
+	}
+	return v
+}

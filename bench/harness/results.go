@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -51,7 +52,9 @@ type WaveResult struct {
 	ControllerCPUSeconds float64 `json:"controllerCPUSeconds"`
 	APIServerCPUSeconds  float64 `json:"apiServerCPUSeconds"`
 	EtcdCPUSeconds       float64 `json:"etcdCPUSeconds"`
-	// During covers the wave, Steady the settle period after it. In a sharded run both are
+	// During covers the wave and its tail (results from before 7 Dec 2026 02:20 UTC: the wave
+	// alone, up to the last Completed), Steady the settle period after it.
+	// A snapshot's own /proc sample ends each (Sampler.SampleNow). In a sharded run both are
 	// the process with the highest peak RSS during the wave (so they stay figures of one
 	// replica), and Replicas lists every process.
 	During   Window          `json:"during"`
@@ -69,13 +72,15 @@ type WaveResult struct {
 	// ControllerWrites are the controller's writes in the wave; per step divides by 3N.
 	// WritesPerStep and NonEventWritesPerStep leave out leader election's lease renewals,
 	// which each process makes every few seconds whatever its Rollouts do (at N=1, with a tail
-	// of 45 s, they were a third of the wave's writes); results from before 7 Dec 2026 02:00
-	// UTC count them (at N=1,000 about 0.004 per Rollout per step).
+	// of 45 s, they were about a quarter of the wave's writes) where LeasesApart is set; results
+	// from before commit 1e5119d (7 Dec 2026 01:43 UTC) count them (at N=1,000 about 0.004 per
+	// Rollout per step).
 	ControllerWrites      float64 `json:"controllerWrites"`
 	WritesPerStep         float64 `json:"writesPerRolloutPerStep"`
 	NonEventWritesPerStep float64 `json:"nonEventWritesPerRolloutPerStep"`
 	RouteWritesPerStep    float64 `json:"routeWritesPerRolloutPerStep"`
 	StatusWritesPerStep   float64 `json:"statusWritesPerRolloutPerStep"`
+	LeasesApart           bool    `json:"writesPerStepWithoutLeases,omitempty"`
 	EventsPerRollout      float64 `json:"eventsPerRolloutPerWave"`
 	// ClientWrites is the controller's own count (rest_client_requests_total, POST/PUT/PATCH/DELETE).
 	ClientWrites float64 `json:"controllerClientSideWrites"`
@@ -88,9 +93,9 @@ type WaveResult struct {
 	KultaRouteWrites     float64 `json:"kultaRouteWrites"`
 	ReconcilesPerRollout float64 `json:"reconcilesPerRollout"`
 	// TailWrites are the controller's writes after every Rollout read Completed, until its
-	// tail was over (tailOver) TailSeconds later: the last Rollouts' final writes
-	// (the scale-down marks and Service pins of the last completions) and what its rate-limited
-	// clients still had queued (Events above all). They are counted in the wave's writes.
+	// tail was over (tailOver) TailSeconds later: the old revisions' scale-downs and the status
+	// writes when their Pods leave the counts, and what its rate-limited clients still had
+	// queued (Events above all). They are counted in the wave's writes.
 	// Results from before TailSeconds was recorded (0) took a fixed 5 s as the tail.
 	TailWrites  float64 `json:"tailWritesAfterCompleted"`
 	TailSeconds float64 `json:"tailSeconds,omitempty"`
@@ -101,7 +106,8 @@ type WaveResult struct {
 	TailBoundSeconds float64 `json:"tailBoundSeconds,omitempty"`
 	TailCut          bool    `json:"tailCut,omitempty"`
 	// TailAfterDelay says the tail's quiet was taken only after the last old revision's
-	// scale-down was due (tailOver); false in results from before 7 Dec 2026 02:00 UTC, whose
+	// scale-down was due (tailOver); false in results from before commit 4a68b61 (7 Dec 2026
+	// 01:40 UTC), whose
 	// tail ended at the first Quiet without a write, so that a small wave's could end before
 	// its scale-downs.
 	TailAfterDelay bool `json:"tailAfterScaleDownDelay,omitempty"`
@@ -217,16 +223,17 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		NonEventWritesPerStep: Finite(PerStep(perRolloutWrites(ctrlReqs, "events"), n, 1)),
 		RouteWritesPerStep:    Finite(PerStep(resourceWrites(ctrlReqs, "httproutes"), n, 1)),
 		StatusWritesPerStep:   Finite(PerStep(resourceWrites(ctrlReqs, "rollouts/status"), n, 1)),
+		LeasesApart:           true,
 		EventsPerRollout:      resourceWrites(ctrlReqs, "events") / float64(n),
 		TailWrites:            tailReqs.Writes(),
 		IdleWrites:            idle.Writes(),
 		IdleEventWrites:       ptr.To(resourceWrites(idle, "events")),
-		IdleLeaseWrites:       ptr.To(resourceWrites(idle, "leases")),
+		IdleLeaseWrites:       ptr.To(resourceWrites(idle, leaseResource)),
 		StepLatency:           r.tracker.Latencies(),
 	}
 	during, steady := make([]Window, len(r.samplers)), make([]Window, len(r.samplers))
 	for i, s := range r.samplers {
-		during[i], steady[i] = s.Window(s0.t, s1.t), s.Window(tail.t, s2.t)
+		during[i], steady[i] = s.Window(s0.t, tail.t), s.Window(tail.t, s2.t)
 	}
 	wr.During, wr.Steady, wr.Replicas = replicaMemory(r.shardKeys, during, steady)
 	for _, m := range clientWriteMethods {
@@ -249,10 +256,14 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 	return wr
 }
 
+// leaseResource is leader election's: a leading process renews its Lease every few seconds,
+// whatever its Rollouts do.
+const leaseResource = "leases"
+
 // perRolloutWrites are the controller's writes on behalf of its Rollouts, but on the resources
 // except: all writes but leader election's lease renewals.
 func perRolloutWrites(c RequestCounts, except ...string) float64 {
-	return c.Writes(append(except, "leases")...)
+	return c.Writes(slices.Concat(except, []string{leaseResource})...)
 }
 
 // resourceWrites sums the writing verbs on one resource.

@@ -308,8 +308,8 @@ func (r *runner) reportStuckRoutes(ctx context.Context, now time.Time) {
 	}
 }
 
-// wave changes every template and waits until every Rollout is Completed again and the
-// controller has stopped writing, then watches for cfg.Settle more.
+// wave changes every template and waits until every Rollout is Completed again and the wave's
+// tail is over (tailOver), then watches for cfg.Settle more.
 func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	image := WaveImage(w)
 	r.tracker.StartWave(image)
@@ -340,9 +340,10 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	if err != nil {
 		return WaveResult{}, err
 	}
-	// The wave's tail: the last Rollouts' writes after they read Completed, and what the
-	// controller's rate-limited clients still have queued. It ends when the controller has
-	// written nothing for a while; the settle period after it should see no write at all.
+	// The wave's tail: the old revisions' scale-downs and the status writes after them, which
+	// come scaleDownDelaySeconds after each Rollout read Completed, and what the controller's
+	// rate-limited clients still have queued. It ends as tailOver says; the settle period after
+	// it should see no write at all.
 	bound := TailBound(r.cfg.N, r.cfg.Shards, r.cfg.QPS)
 	cut, err := r.waitQuiet(ctx, bound)
 	if err != nil {
@@ -434,8 +435,8 @@ const Quiet = 10 * time.Second
 // a write, and all of that quiet came after the last Rollout's old revision was due to be
 // scaled down (rollout.DefaultScaleDownDelay after it read Completed), so that a small wave,
 // whose writes stop long before that delay has passed, is not taken as over before the
-// scale-downs and the status writes after them. Results from before 7 Dec 2026 02:00 UTC took
-// the first Quiet without a write, wherever it fell.
+// scale-downs and the status writes after them. Results from before commit 4a68b61 (7 Dec 2026
+// 01:40 UTC) took the first Quiet without a write, wherever it fell (TailAfterDelay false).
 func tailOver(start, changed, now time.Time) bool {
 	return now.Sub(changed) >= Quiet && now.Sub(start) >= rollout.DefaultScaleDownDelay+Quiet
 }
@@ -464,7 +465,7 @@ func (r *runner) waitQuiet(ctx context.Context, bound time.Duration) (cut bool, 
 			return false, err
 		}
 		bench := addCounts(r.harnessCount.Snapshot(), r.standinCount.Snapshot())
-		writes := APIServerRequests(ss).Sub(bench).Writes("leases")
+		writes := perRolloutWrites(APIServerRequests(ss).Sub(bench))
 		now := time.Now()
 		if writes != last {
 			last, changed = writes, now

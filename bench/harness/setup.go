@@ -142,8 +142,9 @@ type snapshot struct {
 }
 
 func (r *runner) snapshot(ctx context.Context) (snapshot, error) {
-	// A sample of each running controller just before the snapshot's time: the window that
-	// ends here has one even when it is shorter than the samplers' interval.
+	// A sample of each running controller just before the snapshot's time: a window that ends
+	// at this snapshot (a wave with its tail, a settle period) has one even when it is shorter
+	// than the samplers' interval.
 	for i, c := range r.ctrls {
 		if !c.Exited() {
 			r.samplers[i].SampleNow()

@@ -217,7 +217,7 @@ func tailCut(w WaveResult) bool {
 func excess(r *Result, w WaveResult) string {
 	var parts []string
 	for _, row := range w.Controller {
-		if !IsWrite(row.Verb) || row.Resource == "httproutes" || row.Resource == "rollouts/status" || row.Resource == "leases" {
+		if !IsWrite(row.Verb) || row.Resource == "httproutes" || row.Resource == "rollouts/status" || row.Resource == leaseResource {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%s %s %.2f", row.Verb, row.Resource, PerStep(row.Count, r.N, 1)))
