@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/testenv"
 )
 
 const exposition = `# HELP apiserver_request_total Counter of apiserver requests.
@@ -865,6 +866,53 @@ func TestStandinWorkersKeepPaceWithTheShards(t *testing.T) {
 	for shards, want := range map[int]int{0: 4, 1: 4, 4: 16} {
 		if got := StandinWorkers(shards); got != want {
 			t.Errorf("StandinWorkers(%d) = %d, want %d", shards, got, want)
+		}
+	}
+}
+
+// TestControllerBuildIsTheImages checks the bench measures the binary users run: the
+// Makefile's build target and the Dockerfile build the controller with the environment and
+// flags of ControllerBuild (their -X main.version apart).
+func TestControllerBuildIsTheImages(t *testing.T) {
+	if got, want := ControllerBuild.String(), `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"`; got != want {
+		t.Fatalf("ControllerBuild renders as %s, want %s", got, want)
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"Makefile", "Dockerfile"} {
+		raw, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var line string
+		for _, l := range strings.Split(strings.ReplaceAll(string(raw), "\\\n", " "), "\n") {
+			if strings.Contains(l, "go build") && strings.Contains(l, "./cmd/kulta-controller") {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Fatalf("%s: no go build of ./cmd/kulta-controller", file)
+		}
+		for _, env := range ControllerBuild.Env {
+			if !strings.Contains(line, env) {
+				t.Errorf("%s builds the controller without %s: %s", file, env, line)
+			}
+		}
+		flags := ControllerBuild.Flags
+		for i := 0; i < len(flags); i++ {
+			if flags[i] == "-ldflags" {
+				i++
+				want := `-ldflags "` + flags[i]
+				if !strings.Contains(line, want+" -X") && !strings.Contains(line, want+`"`) {
+					t.Errorf("%s builds the controller without %s (its -X apart): %s", file, want, line)
+				}
+				continue
+			}
+			if !strings.Contains(line, " "+flags[i]+" ") {
+				t.Errorf("%s builds the controller without %s: %s", file, flags[i], line)
+			}
 		}
 	}
 }

@@ -166,7 +166,7 @@ func writeResultTable(b *strings.Builder, res *Result) {
 	}
 	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
 		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
-	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s%s.\n", res.QPS, res.Burst, reconcilers(res), shardFlags(res))
+	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s%s. %s\n", res.QPS, res.Burst, reconcilers(res), shardFlags(res), buildNote(res))
 	if res.Sharded() {
 		fmt.Fprintf(b, "%d controller processes, Rollout i labelled %s=s<i mod %d>: the RSS, heap and goroutine rows are the process with the highest peak RSS in the wave; "+
 			"controller CPU, its own counts, reconciles and KULTA's histograms are summed over the %d; requests are counted at the API server, as always.\n",
@@ -252,4 +252,12 @@ func scraped(w Window, v string) string {
 		return "not scraped"
 	}
 	return v
+}
+
+// buildNote says how the measured binary was built.
+func buildNote(res *Result) string {
+	if res.Build == "" {
+		return "Built with go build's defaults (dynamically linked, with symbols), as the bench did before 7 Dec 2026 04:00 UTC."
+	}
+	return "Built with `" + res.Build + "`, as the image is."
 }

@@ -37,6 +37,10 @@ type Result struct {
 	// Source is the code the controller was built from; nil in results from before it was
 	// recorded (6 Dec 2026 21:42 UTC) or when git could not tell it.
 	Source *Source `json:"source,omitempty"`
+	// Build is the go build command the controller was built with (ControllerBuild); empty in
+	// results from before it was recorded (7 Dec 2026 04:00 UTC), whose controller was built
+	// with go build's defaults, dynamically linked.
+	Build string `json:"build,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`

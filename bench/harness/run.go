@@ -49,6 +49,8 @@ type Config struct {
 	WorkDir string
 	// Source is the code Binary was built from, recorded in the result; nil when unknown.
 	Source *Source
+	// Build is how Binary was built (ControllerBuild's String), recorded in the result.
+	Build string
 	// ControllerLogLevel is each controller process's --zap-log-level; info when empty.
 	ControllerLogLevel string
 	// Log receives progress lines.
@@ -123,7 +125,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	res = &Result{N: cfg.N, Waves: cfg.Waves, QPS: cfg.QPS, Burst: cfg.Burst, Reconcilers: cfg.Reconcilers, Started: time.Now().UTC(),
-		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit, Source: cfg.Source}
+		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit, Source: cfg.Source, Build: cfg.Build}
 	if cfg.Shards > 1 {
 		res.Shards = cfg.Shards
 	}

@@ -134,7 +134,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		}
 		res, err := harness.Run(ctx, harness.Config{
 			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
-			Shards: f.shards, Workers: f.workers, Binary: bin, Source: source, WorkDir: dir, Log: os.Stderr,
+			Shards: f.shards, Workers: f.workers, Binary: bin, Source: source, Build: harness.ControllerBuild.String(), WorkDir: dir, Log: os.Stderr,
 			ControllerLogLevel: f.logLevel,
 		})
 		if err != nil {
