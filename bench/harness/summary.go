@@ -283,7 +283,7 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 					"the route trimmed and packed, its metadata typed and the rest as JSON, with the code of 6 Dec 06:45 on; the Rollout packed the same way and the Services packed to their metadata and selector, "+
 					"with the code of 6 Dec 09:20 on; the labels and annotations of those three kinds as key-value pairs instead of maps, with the code of 6 Dec 16:40 on), its entries in the index the watches read (KULTA's own with the code of 6 Dec 12:00 on; before, "+
 					"controller-runtime's field indexes, which keep each value twice) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
-					"Go's collector lets the heap grow to one and a half times the live data before it runs (--gc-percent 50, with the code of 6 Dec 17:00 on; twice, GOGC 100, before), "+
+					"Go's collector lets the heap grow to one and a quarter times the live data before it runs (--gc-percent 25, with the code of 7 Dec 04:30 on; one and a half times, 50, from 6 Dec 17:00; twice, GOGC 100, before), "+
 					"and RSS holds what it has not yet returned to the kernel",
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}
