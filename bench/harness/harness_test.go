@@ -916,3 +916,23 @@ func TestControllerBuildIsTheImages(t *testing.T) {
 		}
 	}
 }
+
+// A sharded run compared with one process built from other code, or another way, says so.
+func TestShardTargetNamesUnalikeBuilds(t *testing.T) {
+	wave := WaveResult{WallSeconds: 100, During: Window{PeakRSS: 100 * mib}}
+	sharded := &Result{N: 10000, Shards: 4, Source: &Source{Commit: "06cc64f0000"}, WaveResults: []WaveResult{wave}}
+	single := &Result{N: 10000, Source: &Source{Commit: "46edd720000"}, Build: ControllerBuild.String(), WaveResults: []WaveResult{wave}}
+	want := "(not the same controller: N=10000 in 4 shards commit 06cc64f, built with go build's defaults, N=10000 commit 46edd72, built as the image is)"
+	if tg := shardTarget([]*Result{sharded, single}); !strings.Contains(tg.Detail, want) {
+		t.Errorf("shard target detail %q, want it to contain %q", tg.Detail, want)
+	}
+	sharded.Source = single.Source
+	want = "(not the same controller: N=10000 in 4 shards commit 46edd72, built with go build's defaults, N=10000 commit 46edd72, built as the image is)"
+	if tg := shardTarget([]*Result{sharded, single}); !strings.Contains(tg.Detail, want) {
+		t.Errorf("shard target detail %q, want it to contain %q", tg.Detail, want)
+	}
+	sharded.Build = single.Build
+	if tg := shardTarget([]*Result{sharded, single}); strings.Contains(tg.Detail, "not the same controller") {
+		t.Errorf("runs of the same build named unalike: %q", tg.Detail)
+	}
+}

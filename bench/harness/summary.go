@@ -544,9 +544,9 @@ func shardTarget(results []*Result) Target {
 		fastest, slowest = min(fastest, w.WallSeconds/one.WallSeconds), max(slowest, w.WallSeconds/one.WallSeconds)
 		share := float64(peakRSS(r)) / float64(peakRSS(single))
 		parts = append(parts, fmt.Sprintf("%s: peak %.0f MiB in its largest process against %.0f MiB in one (%.0f%%), %.0f MiB in all %d; "+
-			"wave %.1f s against %.1f s in one process (%.2f×), %.1f against %.1f reconciles per Rollout",
+			"wave %.1f s against %.1f s in one process (%.2f×), %.1f against %.1f reconciles per Rollout%s",
 			r.Label(), float64(peakRSS(r))/mib, float64(peakRSS(single))/mib, share*100, float64(ReplicasPeakRSS(w))/mib, r.Shards,
-			w.WallSeconds, one.WallSeconds, w.WallSeconds/one.WallSeconds, w.ReconcilesPerRollout, one.ReconcilesPerRollout))
+			w.WallSeconds, one.WallSeconds, w.WallSeconds/one.WallSeconds, w.ReconcilesPerRollout, one.ReconcilesPerRollout, unalike(r, single)))
 		if r.Shards != 4 || r.N < largest {
 			continue
 		}
@@ -573,6 +573,24 @@ func shardTarget(results []*Result) Target {
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
+}
+
+// unalike says how two runs compared with each other were built, when their controllers were
+// not built from the same code the same way; empty when they were, or when either's code is
+// unknown.
+func unalike(a, b *Result) string {
+	if a.Source == nil || b.Source == nil || (*a.Source == *b.Source && a.Build == b.Build) {
+		return ""
+	}
+	return fmt.Sprintf(" (not the same controller: %s %s, %s %s)", a.Label(), builtFrom(a), b.Label(), builtFrom(b))
+}
+
+// builtFrom names a run's commit and how its controller was built.
+func builtFrom(r *Result) string {
+	if r.Build == "" {
+		return r.Source.String() + ", built with go build's defaults"
+	}
+	return r.Source.String() + ", built as the image is"
 }
 
 // spanOf writes a range of ratios, "0.91× to 1.24×", or the one ratio when they are equal.
