@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -871,8 +872,8 @@ func TestStandinWorkersKeepPaceWithTheShards(t *testing.T) {
 }
 
 // TestControllerBuildIsTheImages checks the bench measures the binary users run: the
-// Makefile's build target and the Dockerfile build the controller with the environment and
-// flags of ControllerBuild (their -X main.version apart).
+// Makefile's build target and the Dockerfile build the controller with exactly the environment
+// and flags of ControllerBuild, their target platform and -X main.version apart.
 func TestControllerBuildIsTheImages(t *testing.T) {
 	if got, want := ControllerBuild.String(), `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"`; got != want {
 		t.Fatalf("ControllerBuild renders as %s, want %s", got, want)
@@ -886,53 +887,144 @@ func TestControllerBuildIsTheImages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var line string
+		var found []string
 		for _, l := range strings.Split(strings.ReplaceAll(string(raw), "\\\n", " "), "\n") {
-			if strings.Contains(l, "go build") && strings.Contains(l, "./cmd/kulta-controller") {
-				line = l
+			if w := shellWords(l); slices.Contains(w, "./cmd/kulta-controller") && !strings.HasPrefix(strings.TrimSpace(l), "#") {
+				found = append(found, l)
 			}
 		}
-		if line == "" {
-			t.Fatalf("%s: no go build of ./cmd/kulta-controller", file)
+		if len(found) != 1 {
+			t.Fatalf("%s: %d go builds of ./cmd/kulta-controller, want 1: %q", file, len(found), found)
 		}
-		for _, env := range ControllerBuild.Env {
-			if !strings.Contains(line, env) {
-				t.Errorf("%s builds the controller without %s: %s", file, env, line)
-			}
+		env, flags := buildSettings(shellWords(found[0]))
+		if !slices.Equal(env, ControllerBuild.Env) || !slices.Equal(flags, ControllerBuild.Flags) {
+			t.Errorf("%s builds the controller with environment %q and flags %q, the bench with %q and %q", file, env, flags, ControllerBuild.Env, ControllerBuild.Flags)
 		}
-		flags := ControllerBuild.Flags
-		for i := 0; i < len(flags); i++ {
-			if flags[i] == "-ldflags" {
-				i++
-				want := `-ldflags "` + flags[i]
-				if !strings.Contains(line, want+" -X") && !strings.Contains(line, want+`"`) {
-					t.Errorf("%s builds the controller without %s (its -X apart): %s", file, want, line)
-				}
-				continue
-			}
-			if !strings.Contains(line, " "+flags[i]+" ") {
-				t.Errorf("%s builds the controller without %s: %s", file, flags[i], line)
-			}
+	}
+	// The comparison itself: a flag the bench does not pass, or an ldflag beyond -X, is seen.
+	for _, line := range []string{
+		`CGO_ENABLED=0 go build -trimpath -tags netgo -ldflags "-s -w" -o bin/kulta-controller ./cmd/kulta-controller`,
+		`CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -linkmode external" -o bin/kulta-controller ./cmd/kulta-controller`,
+		`GOAMD64=v3 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/kulta-controller ./cmd/kulta-controller`,
+	} {
+		if env, flags := buildSettings(shellWords(line)); slices.Equal(env, ControllerBuild.Env) && slices.Equal(flags, ControllerBuild.Flags) {
+			t.Errorf("%s read as the bench's build", line)
 		}
 	}
 }
 
-// A sharded run compared with one process built from other code, or another way, says so.
+// shellWords splits a command line at spaces, keeping a double-quoted part whole, without its
+// quotes.
+func shellWords(line string) []string {
+	var words []string
+	var cur strings.Builder
+	quoted, in := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, in = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+			}
+			in = false
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// buildSettings reads a go build command's environment (its target platform apart) and its
+// flags before -o, with -X settings left out of -ldflags.
+func buildSettings(words []string) (env, flags []string) {
+	i := slices.Index(words, "go")
+	if i < 0 || i+1 >= len(words) || words[i+1] != "build" {
+		return nil, nil
+	}
+	for _, w := range words[:i] {
+		name, _, ok := strings.Cut(w, "=")
+		if ok && name != "GOOS" && name != "GOARCH" {
+			env = append(env, w)
+		}
+	}
+	for j := i + 2; j < len(words) && words[j] != "-o"; j++ {
+		flags = append(flags, words[j])
+		if words[j] != "-ldflags" || j+1 >= len(words) {
+			continue
+		}
+		j++
+		var kept []string
+		parts := strings.Fields(words[j])
+		for k := 0; k < len(parts); k++ {
+			if parts[k] == "-X" {
+				k++
+				continue
+			}
+			kept = append(kept, parts[k])
+		}
+		flags = append(flags, strings.Join(kept, " "))
+	}
+	return env, flags
+}
+
+// A sharded run compared with one process built at another commit, or another way, says so.
 func TestShardTargetNamesUnalikeBuilds(t *testing.T) {
 	wave := WaveResult{WallSeconds: 100, During: Window{PeakRSS: 100 * mib}}
 	sharded := &Result{N: 10000, Shards: 4, Source: &Source{Commit: "06cc64f0000"}, WaveResults: []WaveResult{wave}}
 	single := &Result{N: 10000, Source: &Source{Commit: "46edd720000"}, Build: ControllerBuild.String(), WaveResults: []WaveResult{wave}}
-	want := "(not the same controller: N=10000 in 4 shards commit 06cc64f, built with go build's defaults, N=10000 commit 46edd72, built as the image is)"
-	if tg := shardTarget([]*Result{sharded, single}); !strings.Contains(tg.Detail, want) {
-		t.Errorf("shard target detail %q, want it to contain %q", tg.Detail, want)
+	for _, c := range []struct {
+		name          string
+		source        *Source
+		build, reason string
+	}{
+		{"another commit and build", &Source{Commit: "06cc64f0000"}, "",
+			"(measured at other commits or builds: N=10000 in 4 shards commit 06cc64f, built with go build's defaults; N=10000 commit 46edd72, built as the image is)"},
+		{"the same commit, go build's defaults", single.Source, "",
+			"(measured at other commits or builds: N=10000 in 4 shards commit 46edd72, built with go build's defaults; N=10000 commit 46edd72, built as the image is)"},
+		{"the same commit, another build", single.Source, "go build -race",
+			"(measured at other commits or builds: N=10000 in 4 shards commit 46edd72, built with go build -race; N=10000 commit 46edd72, built as the image is)"},
+		{"an unrecorded commit", nil, ControllerBuild.String(),
+			"(measured at other commits or builds: N=10000 in 4 shards at an unrecorded commit, built as the image is; N=10000 commit 46edd72, built as the image is)"},
+		{"alike", single.Source, ControllerBuild.String(), ""},
+	} {
+		sharded.Source, sharded.Build = c.source, c.build
+		detail := shardTarget([]*Result{sharded, single}).Detail
+		if c.reason == "" {
+			if strings.Contains(detail, "other commits or builds") {
+				t.Errorf("%s: runs of the same build named unalike: %q", c.name, detail)
+			}
+			continue
+		}
+		if !strings.Contains(detail, c.reason) {
+			t.Errorf("%s: shard target detail %q, want it to contain %q", c.name, detail, c.reason)
+		}
 	}
-	sharded.Source = single.Source
-	want = "(not the same controller: N=10000 in 4 shards commit 46edd72, built with go build's defaults, N=10000 commit 46edd72, built as the image is)"
-	if tg := shardTarget([]*Result{sharded, single}); !strings.Contains(tg.Detail, want) {
-		t.Errorf("shard target detail %q, want it to contain %q", tg.Detail, want)
+}
+
+// The collector's goal is the last one a scrape reported, and the report prints it.
+func TestGCPercentRecorded(t *testing.T) {
+	s := NewSampler(0, "", time.Second, time.Second)
+	if got := s.GCPercent(); got != 0 {
+		t.Fatalf("no scrape: goal %g, want 0", got)
 	}
-	sharded.Build = single.Build
-	if tg := shardTarget([]*Result{sharded, single}); strings.Contains(tg.Detail, "not the same controller") {
-		t.Errorf("runs of the same build named unalike: %q", tg.Detail)
+	now := time.Now()
+	s.record(Point{T: now, Scraped: true, GCPercent: 50}, nil)
+	s.record(Point{T: now.Add(time.Second), Scraped: true, GCPercent: 25}, nil)
+	s.record(Point{T: now.Add(2 * time.Second)}, nil)
+	if got := s.GCPercent(); got != 25 {
+		t.Errorf("goal %g, want the last scrape's 25", got)
+	}
+	res := &Result{Build: ControllerBuild.String(), GCPercent: 25}
+	if got, want := buildNote(res), "Built with `"+ControllerBuild.String()+"`, as the image is. Collector goal (go_gc_gogc_percent): 25."; got != want {
+		t.Errorf("build note %q, want %q", got, want)
+	}
+	if got := buildNote(&Result{Build: "go build -race"}); got != "Built with `go build -race`." {
+		t.Errorf("build note of another build %q", got)
 	}
 }

@@ -254,10 +254,19 @@ func scraped(w Window, v string) string {
 	return v
 }
 
-// buildNote says how the measured binary was built.
+// buildNote says how the measured binary was built, and the collector's goal it ran with.
 func buildNote(res *Result) string {
-	if res.Build == "" {
-		return "Built with go build's defaults (dynamically linked, with symbols), as the bench did before 7 Dec 2026 04:00 UTC."
+	var b string
+	switch res.Build {
+	case "":
+		b = "Built with go build's defaults (dynamically linked, with symbols), as the bench did before commit 001831b (7 Dec 2026 03:50 UTC)."
+	case ControllerBuild.String():
+		b = "Built with `" + res.Build + "`, as the image is."
+	default:
+		b = "Built with `" + res.Build + "`."
 	}
-	return "Built with `" + res.Build + "`, as the image is."
+	if res.GCPercent != 0 {
+		b += fmt.Sprintf(" Collector goal (go_gc_gogc_percent): %g.", res.GCPercent)
+	}
+	return b
 }

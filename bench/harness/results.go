@@ -38,9 +38,13 @@ type Result struct {
 	// recorded (6 Dec 2026 21:42 UTC) or when git could not tell it.
 	Source *Source `json:"source,omitempty"`
 	// Build is the go build command the controller was built with (ControllerBuild); empty in
-	// results from before it was recorded (7 Dec 2026 04:00 UTC), whose controller was built
+	// results from before commit 001831b (7 Dec 2026 03:50 UTC), whose controller was built
 	// with go build's defaults, dynamically linked.
 	Build string `json:"build,omitempty"`
+	// GCPercent is the collector's goal the controller's runtime reported on /metrics
+	// (go_gc_gogc_percent; the highest of a sharded run's processes); 0 in results from before
+	// it was recorded (7 Dec 2026 05:00 UTC).
+	GCPercent float64 `json:"controllerGCPercent,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`

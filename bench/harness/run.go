@@ -143,6 +143,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	res.SamplerFailures, res.SamplerLastError = r.samplerFailures()
+	for _, s := range r.samplers {
+		res.GCPercent = max(res.GCPercent, s.GCPercent())
+	}
 	res.finish()
 	return res, nil
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,6 +19,9 @@ type Point struct {
 	Scraped    bool
 	HeapInuse  float64
 	Goroutines float64
+	// GCPercent is the collector's goal the runtime reports (go_gc_gogc_percent), 0 when the
+	// scrape had none.
+	GCPercent float64
 }
 
 // Sampler reads the controller's /proc entries every interval and its /metrics every
@@ -106,7 +110,21 @@ func (s *Sampler) sample(ctx context.Context) (Point, error) {
 	p.Scraped = true
 	p.HeapInuse = ss.Sum("go_memstats_heap_inuse_bytes", nil)
 	p.Goroutines = ss.Sum("go_goroutines", nil)
+	p.GCPercent = ss.Sum("go_gc_gogc_percent", nil)
 	return p, nil
+}
+
+// GCPercent is the collector's goal the controller's last scrape that reported one gave
+// (--gc-percent, or GOGC from the environment), 0 when none did.
+func (s *Sampler) GCPercent() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range slices.Backward(s.points) {
+		if p.GCPercent != 0 {
+			return p.GCPercent
+		}
+	}
+	return 0
 }
 
 // Failures is how many samples failed and the last error.

@@ -283,7 +283,7 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 					"the route trimmed and packed, its metadata typed and the rest as JSON, with the code of 6 Dec 06:45 on; the Rollout packed the same way and the Services packed to their metadata and selector, "+
 					"with the code of 6 Dec 09:20 on; the labels and annotations of those three kinds as key-value pairs instead of maps, with the code of 6 Dec 16:40 on), its entries in the index the watches read (KULTA's own with the code of 6 Dec 12:00 on; before, "+
 					"controller-runtime's field indexes, which keep each value twice) and a compact record of its metric series, which a scrape turns into 11 samples for a moment; "+
-					"Go's collector lets the heap grow to one and a quarter times the live data before it runs (--gc-percent 25, with the code of 7 Dec 04:30 on; one and a half times, 50, from 6 Dec 17:00; twice, GOGC 100, before), "+
+					"Go's collector lets the heap grow to one and a quarter times the live data before it runs (--gc-percent 25, with the code of commit 46edd72 on (7 Dec 04:13); one and a half times, 50, from 6 Dec 17:00; twice, GOGC 100, before), "+
 					"and RSS holds what it has not yet returned to the kernel",
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}
@@ -575,22 +575,31 @@ func shardTarget(results []*Result) Target {
 	return t
 }
 
-// unalike says how two runs compared with each other were built, when their controllers were
-// not built from the same code the same way; empty when they were, or when either's code is
-// unknown.
+// unalike names the commits and builds of two runs compared with each other, when their
+// controllers were built at different commits or in different ways; empty when alike.
+// Different commits need not mean different controller code: the results do not record which
+// files changed between them.
 func unalike(a, b *Result) string {
-	if a.Source == nil || b.Source == nil || (*a.Source == *b.Source && a.Build == b.Build) {
+	sameCode := a.Source != nil && b.Source != nil && *a.Source == *b.Source
+	if sameCode && a.Build == b.Build {
 		return ""
 	}
-	return fmt.Sprintf(" (not the same controller: %s %s, %s %s)", a.Label(), builtFrom(a), b.Label(), builtFrom(b))
+	return fmt.Sprintf(" (measured at other commits or builds: %s %s; %s %s)", a.Label(), builtFrom(a), b.Label(), builtFrom(b))
 }
 
 // builtFrom names a run's commit and how its controller was built.
 func builtFrom(r *Result) string {
-	if r.Build == "" {
-		return r.Source.String() + ", built with go build's defaults"
+	code := "at an unrecorded commit"
+	if r.Source != nil {
+		code = r.Source.String()
 	}
-	return r.Source.String() + ", built as the image is"
+	switch r.Build {
+	case "":
+		return code + ", built with go build's defaults"
+	case ControllerBuild.String():
+		return code + ", built as the image is"
+	}
+	return code + ", built with " + r.Build
 }
 
 // spanOf writes a range of ratios, "0.91× to 1.24×", or the one ratio when they are equal.
