@@ -9,9 +9,9 @@ import (
 
 // defaultGCPercent is --gc-percent's default: a heap of one and a quarter times the live data
 // rather than Go's twice. Measured at 1,000 Rollouts over three waves (bench/README, "Where
-// the memory goes"): against 50, the earlier default, 10 MiB less peak RSS (89 against 99)
-// for about a fifth more controller CPU (26 against 21 s in the third wave), which is small
-// beside the API server's work in a wave, and the wave was as long.
+// the memory goes"): against 50, the earlier default, 8 to 10 MiB less peak RSS (89 and 91
+// against 99) for a fifth to a quarter more controller CPU, which stays under a quarter of
+// the API server's work in a wave, and waves as long.
 const defaultGCPercent = 25
 
 // setGCPercent sets the garbage collector's goal: a collection starts when the heap has grown
