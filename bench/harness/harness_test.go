@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -1019,6 +1021,18 @@ func TestGCPercentRecorded(t *testing.T) {
 	s.record(Point{T: now.Add(2 * time.Second)}, nil)
 	if got := s.GCPercent(); got != 25 {
 		t.Errorf("goal %g, want the last scrape's 25", got)
+	}
+	// The goal comes from the controller's /metrics, as its runtime reports it.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if _, err := fmt.Fprint(w, "# TYPE go_gc_gogc_percent gauge\ngo_gc_gogc_percent 40\n"); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer srv.Close()
+	scraped := NewSampler(os.Getpid(), srv.URL, time.Second, time.Second)
+	scraped.record(scraped.sample(t.Context()))
+	if n, err := scraped.Failures(); n != 0 || scraped.GCPercent() != 40 {
+		t.Errorf("scraped goal %g (failures %d, %v), want 40", scraped.GCPercent(), n, err)
 	}
 	res := &Result{Build: ControllerBuild.String(), GCPercent: 25}
 	if got, want := buildNote(res), "Built with `"+ControllerBuild.String()+"`, as the image is. Collector goal (go_gc_gogc_percent): 25."; got != want {
