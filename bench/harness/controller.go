@@ -68,6 +68,10 @@ type Controller struct {
 	PID int
 	// MetricsURL is its /metrics address on loopback.
 	MetricsURL string
+	// HeapProfileURL is its heap profile (/debug/pprof/heap, --pprof-bind-address) on
+	// loopback: what the runtime recorded at its last completed collection, so reading it
+	// forces none.
+	HeapProfileURL string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -97,13 +101,14 @@ type ControllerOptions struct {
 	LogLevel string
 }
 
-// args are the controller's command-line arguments with /metrics on metricsPort and the
-// probes on probePort, both on loopback.
-func (o ControllerOptions) args(metricsPort, probePort int) []string {
+// args are the controller's command-line arguments with /metrics on metricsPort, the probes
+// on probePort and Go's /debug/pprof on pprofPort, all on loopback.
+func (o ControllerOptions) args(metricsPort, probePort, pprofPort int) []string {
 	args := []string{
 		"--kubeconfig=" + o.Kubeconfig,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
+		fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort),
 		"--kube-api-qps=" + strconv.FormatFloat(o.QPS, 'f', -1, 64),
 		"--kube-api-burst=" + strconv.Itoa(o.Burst),
 		"--zap-log-level=" + cmp.Or(o.LogLevel, "info"),
@@ -119,7 +124,7 @@ func (o ControllerOptions) args(metricsPort, probePort int) []string {
 
 // StartController runs the controller on loopback ports and waits until /readyz answers.
 func StartController(o ControllerOptions) (*Controller, error) {
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +132,12 @@ func StartController(o ControllerOptions) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating controller log: %w", err)
 	}
-	c := &Controller{MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]), exited: make(chan struct{}), log: logFile}
-	c.cmd = exec.Command(o.Binary, o.args(ports[0], ports[1])...)
+	c := &Controller{
+		MetricsURL:     fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]),
+		HeapProfileURL: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", ports[2]),
+		exited:         make(chan struct{}), log: logFile,
+	}
+	c.cmd = exec.Command(o.Binary, o.args(ports[0], ports[1], ports[2])...)
 	if o.GoMemLimit > 0 {
 		c.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+strconv.FormatInt(o.GoMemLimit, 10))
 	}

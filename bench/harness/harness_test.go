@@ -622,14 +622,14 @@ func TestShardAssignment(t *testing.T) {
 		t.Errorf("ShardKeys(3) = %v", keys)
 	}
 	o := ControllerOptions{Kubeconfig: "kc", QPS: 50, Burst: 100, Reconcilers: 4}
-	if args := strings.Join(o.args(1, 2), " "); strings.Contains(args, "--shard-key") || !strings.Contains(args, "--zap-log-level=info") {
+	if args := strings.Join(o.args(1, 2, 3), " "); strings.Contains(args, "--shard-key") || !strings.Contains(args, "--zap-log-level=info") {
 		t.Errorf("unsharded controller args %q; want no shard key, info logs", args)
 	}
-	if args := strings.Join(ControllerOptions{LogLevel: "debug"}.args(1, 2), " "); !strings.Contains(args, "--zap-log-level=debug") {
+	if args := strings.Join(ControllerOptions{LogLevel: "debug"}.args(1, 2, 3), " "); !strings.Contains(args, "--zap-log-level=debug") {
 		t.Errorf("args %q; want debug logs", args)
 	}
 	o.ShardKey = "s1"
-	if args := o.args(1, 2); args[len(args)-1] != "--shard-key=s1" {
+	if args := o.args(1, 2, 3); args[len(args)-1] != "--shard-key=s1" {
 		t.Errorf("sharded controller args %q", args)
 	}
 	if controllerLogName("") != "controller.log" || controllerLogName("s2") != "controller-s2.log" {

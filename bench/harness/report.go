@@ -48,6 +48,12 @@ func WriteResult(dir string, m Machine, res *Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
+	if hp := res.HeapProfile; hp != nil && hp.raw != nil {
+		hp.File = res.Name() + ".heap.pb.gz"
+		if err := os.WriteFile(filepath.Join(dir, hp.File), hp.raw, 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", hp.File, err)
+		}
+	}
 	data, err := json.MarshalIndent(struct {
 		Machine Machine `json:"machine"`
 		*Result
@@ -64,6 +70,7 @@ func WriteResult(dir string, m Machine, res *Result) error {
 	writeResultTable(&b, res)
 	b.WriteString("\n")
 	writeRequestTable(&b, res)
+	writeHeapProfile(&b, res)
 	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("writing %s.md: %w", base, err)
 	}
@@ -269,4 +276,38 @@ func buildNote(res *Result) string {
 		b += fmt.Sprintf(" Collector goal (go_gc_gogc_percent): %g.", res.GCPercent)
 	}
 	return b
+}
+
+// writeHeapProfile writes where the live heap went (Result.HeapProfile) as a table, and why
+// it is missing when it could not be read; nothing for results from before it was read.
+func writeHeapProfile(b *strings.Builder, res *Result) {
+	hp := res.HeapProfile
+	if hp == nil {
+		if res.HeapProfileError != "" {
+			fmt.Fprintf(b, "\nHeap profile: not read (%s).\n", res.HeapProfileError)
+		}
+		return
+	}
+	process := ""
+	if hp.Shard != "" {
+		process = fmt.Sprintf(" of shard %s (the process with the highest peak RSS)", hp.Shard)
+	}
+	file := ""
+	if hp.File != "" {
+		file = fmt.Sprintf(" (`%s`, for `go tool pprof`)", hp.File)
+	}
+	fmt.Fprintf(b, "\nWhere the live heap%s went after wave %d's settle period, from the controller's heap profile%s: %s MB in %d records. "+
+		"The runtime records an allocation about every 512 KiB and scales it up, so each figure is an estimate within about that.\n\n"+
+		"| held by | MB | share |\n|---|---|---|\n", process, hp.Wave, file, f1(float64(hp.InuseBytes)/1e6), hp.Samples)
+	for _, o := range hp.Owners {
+		fmt.Fprintf(b, "| %s | %s | %s %% |\n", o.Name, f1(float64(o.Bytes)/1e6), f0(100*float64(o.Bytes)/float64(max(hp.InuseBytes, 1))))
+	}
+	if len(hp.Unclaimed) == 0 {
+		return
+	}
+	parts := make([]string, len(hp.Unclaimed))
+	for i, u := range hp.Unclaimed {
+		parts[i] = fmt.Sprintf("`%s` %s MB", u.Name, f2(float64(u.Bytes)/1e6))
+	}
+	fmt.Fprintf(b, "\nWhat no owner above claims, by the function that allocated it: %s.\n", strings.Join(parts, ", "))
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -138,6 +139,14 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			return nil, err
 		}
 		res.WaveResults = append(res.WaveResults, wr)
+	}
+	if len(res.WaveResults) > 0 {
+		last := res.WaveResults[len(res.WaveResults)-1]
+		if res.HeapProfile, err = r.heapProfile(ctx, last); err != nil {
+			// A profile that cannot be read loses the owners, not the run's figures.
+			res.HeapProfileError = err.Error()
+			r.logf("heap profile after wave %d: %v", last.Wave, err)
+		}
 	}
 	if res.Floor, err = r.floor(ctx); err != nil {
 		return nil, err
@@ -373,6 +382,44 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	wr.TailAfterDelay = true
 	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
 	return wr, nil
+}
+
+// heapProfile reads the heap profile of the process with the highest peak RSS in wave w
+// (the process whose memory the results give) and sorts its live heap by owner.
+func (r *runner) heapProfile(ctx context.Context, w WaveResult) (*HeapProfile, error) {
+	i := topReplica(w, r.shardKeys)
+	hc := &http.Client{Timeout: heapProfileTimeout}
+	data, err := FetchHeapProfile(ctx, hc, r.ctrls[i].HeapProfileURL)
+	if err != nil {
+		return nil, err
+	}
+	hp, err := AnalyseHeapProfile(data)
+	if err != nil {
+		return nil, err
+	}
+	hp.Wave, hp.Shard = w.Wave, r.shardKeys[i]
+	return hp, nil
+}
+
+// heapProfileTimeout bounds a heap profile's read; at 10,000 Rollouts it takes about a second.
+const heapProfileTimeout = time.Minute
+
+// topReplica is the index, in keys, of the process with the highest peak RSS in w (the first
+// of equals, as replicaMemory takes it); 0 for an unsharded run.
+func topReplica(w WaveResult, keys []string) int {
+	top := -1
+	for i, m := range w.Replicas {
+		if top < 0 || m.PeakRSS > w.Replicas[top].PeakRSS {
+			top = i
+		}
+	}
+	if top < 0 {
+		return 0
+	}
+	if i := slices.Index(keys, w.Replicas[top].Shard); i >= 0 {
+		return i
+	}
+	return 0
 }
 
 // floor stops every controller process and runs the plain-client baseline against the same

@@ -754,6 +754,7 @@ func WriteSummary(path string, m Machine, results []*Result, command string) err
 		writeResultTable(&b, r)
 		b.WriteString("\n")
 		writeRequestTable(&b, r)
+		writeHeapProfile(&b, r)
 		b.WriteString("\n")
 	}
 	b.WriteString("## Targets (measured, not asserted)\n\n| target | status | measured |\n|---|---|---|\n")

@@ -1,0 +1,222 @@
+package harness
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/pprof/profile"
+)
+
+// HeapProfile is where a controller process's live heap went, read from its heap profile
+// (/debug/pprof/heap) after the last wave's settle period. The Go runtime records an
+// allocation about every 512 KiB (runtime.MemProfileRate, which the bench leaves as the
+// controller has it) and scales each record up to the bytes it stands for, so shares are
+// estimates, within about a sample's size; they are what was live at the last collection
+// before the read, which the read does not force.
+type HeapProfile struct {
+	// Wave is the wave after whose settle period the profile was read; Shard the process's
+	// --shard-key in a sharded run (the process with the highest peak RSS in that wave).
+	Wave  int    `json:"wave"`
+	Shard string `json:"shard,omitempty"`
+	// File is the profile as read, beside the results (go tool pprof reads it).
+	File string `json:"file,omitempty"`
+	// InuseBytes is the live heap the profile accounts for; Samples the records behind it.
+	InuseBytes int64 `json:"inuseBytes"`
+	Samples    int   `json:"samples"`
+	// Owners splits InuseBytes by what holds it (heapOwners), largest first.
+	Owners []HeapShare `json:"owners"`
+	// Unclaimed are the functions that allocated what no owner claimed, by their nearest
+	// frame outside the runtime and the standard library's containers, largest first, at most
+	// ten.
+	Unclaimed []HeapShare `json:"unclaimed,omitempty"`
+
+	raw []byte
+}
+
+// HeapShare is a part of the live heap.
+type HeapShare struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+// heapOwner names what holds the memory allocated under any of its frames. Owners are tried
+// in order and the first with a frame in a sample's stack takes the sample: the packed
+// objects before the decoding they are made from, both before the informers' machinery that
+// calls them.
+type heapOwner struct {
+	name   string
+	frames []string
+}
+
+// heapOwners are the owners a profile's samples are sorted into. A frame matches a function
+// whose full name contains it.
+var heapOwners = []heapOwner{
+	{"CDEvents SDK: the JSON schemas it compiles when the process starts, and its validators", []string{
+		"github.com/cdevents/", "github.com/santhosh-tekuri/jsonschema", "github.com/go-playground/validator",
+	}},
+	{"/metrics being served: a scrape in progress at the collection (its gzip writer, the gathered series)", []string{
+		"client_golang/prometheus/promhttp.", "github.com/prometheus/common/expfmt.", "client_golang/prometheus.(*Registry).Gather",
+	}},
+	{"Rollouts in the cache, packed (spec and status as JSON)", []string{"internal/controller/rollout.packRollout"}},
+	{"ReplicaSets in the cache, packed", []string{"internal/controller/rollout.packReplicaSet"}},
+	{"Services in the cache, packed", []string{"internal/controller/rollout.packService"}},
+	{"routes (and Istio objects) in the cache, packed", []string{"kulta/providers/internal/objects."}},
+	{"KULTA's index of Rollouts by the objects they name", []string{"internal/controller/rollout.(*rolloutIndex)", "internal/controller/rollout.newRolloutIndex"}},
+	{"KULTA's per-Rollout metric records", []string{"kulta/internal/metrics."}},
+	{"KULTA's reconciler and recorders (queues, told times, notes, Events waiting to be sent)", []string{
+		"github.com/false-systems/kulta/internal/", "github.com/false-systems/kulta/providers/",
+		"github.com/false-systems/kulta/analysis", "github.com/false-systems/kulta/cmd/",
+	}},
+	{"objects decoded from the API server's lists and watches (the metadata packed objects keep, lists not yet replaced)", []string{
+		"k8s.io/apimachinery/pkg/runtime/serializer", "k8s.io/apimachinery/pkg/watch.(*StreamWatcher)",
+		"k8s.io/client-go/rest.Result", "k8s.io/client-go/tools/pager", "k8s.io/client-go/tools/cache.(*Reflector)",
+	}},
+	{"informer stores, indexes and queues", []string{"k8s.io/client-go/tools/cache.", "sigs.k8s.io/controller-runtime/pkg/cache"}},
+	{"Prometheus collectors", []string{"github.com/prometheus/"}},
+	{"API machinery: schemes, REST mappings, discovery", []string{
+		"k8s.io/apimachinery/pkg/runtime.", "k8s.io/client-go/restmapper", "k8s.io/client-go/discovery",
+		"sigs.k8s.io/controller-runtime/pkg/client/apiutil",
+	}},
+	{"HTTP/2 and TLS connections (to the API server, and /metrics and probes served)", []string{"golang.org/x/net/http2", "net/http.", "crypto/tls."}},
+	{"logging", []string{"go.uber.org/zap", "github.com/go-logr/"}},
+	{"package variables made at start by the linked packages' initialisers", []string{"runtime.doInit"}},
+	{"the runtime's own (goroutines, scheduler)", []string{"runtime.malg", "runtime.schedinit", "runtime.newproc", "runtime.allocm", "runtime.mcommoninit"}},
+}
+
+// FetchHeapProfile reads a heap profile from url with hc, and returns its bytes as read.
+func FetchHeapProfile(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("request for %s: %w", url, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, err)
+	}
+	data, rerr := io.ReadAll(resp.Body)
+	cerr := resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("reading %s: status %s", url, resp.Status)
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, rerr)
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("closing %s: %w", url, cerr)
+	}
+	return data, nil
+}
+
+// AnalyseHeapProfile sorts the live heap of a heap profile (as /debug/pprof/heap serves it)
+// into heapOwners.
+func AnalyseHeapProfile(data []byte) (*HeapProfile, error) {
+	p, err := profile.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("parsing a heap profile: %w", err)
+	}
+	inuse := -1
+	for i, st := range p.SampleType {
+		if st.Type == "inuse_space" {
+			inuse = i
+		}
+	}
+	if inuse < 0 {
+		return nil, fmt.Errorf("the heap profile has no inuse_space samples")
+	}
+	owned := make(map[string]int64)
+	unclaimed := make(map[string]int64)
+	hp := &HeapProfile{raw: data}
+	for _, s := range p.Sample {
+		v := s.Value[inuse]
+		if v == 0 {
+			continue
+		}
+		hp.InuseBytes += v
+		hp.Samples++
+		frames := sampleFrames(s)
+		if owner, ok := ownerOf(frames); ok {
+			owned[owner] += v
+			continue
+		}
+		owned[otherOwner] += v
+		unclaimed[allocatingFunction(frames)] += v
+	}
+	hp.Owners = shares(owned, 0)
+	hp.Unclaimed = shares(unclaimed, 10)
+	return hp, nil
+}
+
+// otherOwner takes what no heapOwner claims.
+const otherOwner = "other (see the functions below)"
+
+// sampleFrames are the functions of a sample's stack, from the allocation outwards.
+func sampleFrames(s *profile.Sample) []string {
+	var frames []string
+	for _, loc := range s.Location {
+		for _, line := range loc.Line {
+			if line.Function != nil {
+				frames = append(frames, line.Function.Name)
+			}
+		}
+	}
+	return frames
+}
+
+// ownerOf is the first heapOwner with a frame in frames.
+func ownerOf(frames []string) (string, bool) {
+	for _, o := range heapOwners {
+		for _, want := range o.frames {
+			for _, f := range frames {
+				if strings.Contains(f, want) {
+					return o.name, true
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// allocatingFunction is the frame nearest the allocation that is not the runtime's, nor one
+// of the standard library's containers and encoders that allocate on a caller's behalf.
+func allocatingFunction(frames []string) string {
+	for _, f := range frames {
+		if !allocatesForCaller(f) {
+			return f
+		}
+	}
+	if len(frames) == 0 {
+		return "(no stack)"
+	}
+	return frames[len(frames)-1]
+}
+
+// allocatesForCaller reports whether function f allocates on behalf of whoever called it.
+func allocatesForCaller(f string) bool {
+	for _, prefix := range []string{"runtime.", "internal/", "strings.", "bytes.", "bufio.", "encoding/", "reflect.", "sync.", "maps.", "slices."} {
+		if strings.HasPrefix(f, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// shares lists m largest first (then by name), at most limit of them when limit is above 0.
+func shares(m map[string]int64, limit int) []HeapShare {
+	out := make([]HeapShare, 0, len(m))
+	for name, b := range m {
+		out = append(out, HeapShare{Name: name, Bytes: b})
+	}
+	slices.SortFunc(out, func(a, b HeapShare) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), strings.Compare(a.Name, b.Name))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
