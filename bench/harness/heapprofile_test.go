@@ -241,3 +241,23 @@ func TestWriteResultKeepsTheHeapProfile(t *testing.T) {
 		t.Errorf("results from before profiles were read: %q, want nothing", b.String())
 	}
 }
+
+func TestRSSTargetNamesWhereTheHeapGoes(t *testing.T) {
+	hp := &HeapProfile{Wave: 3, InuseBytes: 30e6, Owners: []HeapShare{
+		{"CDEvents", 7e6}, {"Rollouts", 6e6}, {"routes", 5e6}, {"logging", 1e6},
+	}}
+	r := &Result{N: 1000, WaveResults: []WaveResult{{Wave: 3, During: Window{PeakRSS: 90 * mib}}}, HeapProfile: hp}
+	got := rssTarget([]*Result{r}, 1000, 100*mib).Detail
+	want := ", live heap after wave 3 30.0 MB (heap profile), the most of it held by: CDEvents 7.0 MB; Rollouts 6.0 MB; routes 5.0 MB"
+	if !strings.Contains(got, want) || strings.Contains(got, "logging") {
+		t.Errorf("RSS target %q; want the three largest owners: %q", got, want)
+	}
+	sharded := &Result{N: 1000, Shards: 4, WaveResults: r.WaveResults, HeapProfile: hp}
+	if got := rssTarget([]*Result{sharded}, 1000, 100*mib).Detail; !strings.Contains(got, want) {
+		t.Errorf("RSS target of a sharded run %q; want %q", got, want)
+	}
+	r.HeapProfile = nil
+	if got := rssTarget([]*Result{r}, 1000, 100*mib).Detail; strings.Contains(got, "heap profile") {
+		t.Errorf("RSS target without a profile %q names one", got)
+	}
+}

@@ -273,7 +273,7 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 	if r := unlimited; r != nil {
 		peak := peakRSS(r)
 		metWithout = peak <= limit
-		d := fmt.Sprintf("%s, no memory limit: peak %.0f MiB (VmHWM), steady after the last wave %.0f MiB", r.Label(), float64(peak)/mib, float64(last(r).Steady.MeanRSS)/mib)
+		d := fmt.Sprintf("%s, no memory limit: peak %.0f MiB (VmHWM), steady after the last wave %.0f MiB%s", r.Label(), float64(peak)/mib, float64(last(r).Steady.MeanRSS)/mib, heapLead(r))
 		if !metWithout {
 			d += fmt.Sprintf(", over by %.0f MiB (%.2f×)", float64(peak-limit)/mib, float64(peak)/float64(limit))
 			if prev != nil {
@@ -315,8 +315,8 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 		if peak <= limit && (metShards == 0 || r.Shards < metShards) {
 			metShards = r.Shards
 		}
-		d := fmt.Sprintf("%s: peak %.0f MiB in the largest of its %d processes, steady %.0f MiB there; the processes' peaks add up to %.0f MiB in the last wave",
-			r.Label(), float64(peak)/mib, r.Shards, float64(w.Steady.MeanRSS)/mib, float64(ReplicasPeakRSS(w))/mib)
+		d := fmt.Sprintf("%s: peak %.0f MiB in the largest of its %d processes, steady %.0f MiB there%s; the processes' peaks add up to %.0f MiB in the last wave",
+			r.Label(), float64(peak)/mib, r.Shards, float64(w.Steady.MeanRSS)/mib, heapLead(r), float64(ReplicasPeakRSS(w))/mib)
 		if peak > limit {
 			d += fmt.Sprintf(", over by %.0f MiB per process", float64(peak-limit)/mib)
 		}
@@ -337,6 +337,21 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
+}
+
+// heapLead is ", live heap after wave W X MB, the most of it held by: A a MB, B b MB, C c MB"
+// for a result with a heap profile (the three largest owners; its section has them all), ""
+// for one without.
+func heapLead(r *Result) string {
+	hp := r.HeapProfile
+	if hp == nil || len(hp.Owners) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, o := range hp.Owners[:min(3, len(hp.Owners))] {
+		parts = append(parts, fmt.Sprintf("%s %s MB", o.Name, f1(float64(o.Bytes)/1e6)))
+	}
+	return fmt.Sprintf(", live heap after wave %d %s MB (heap profile), the most of it held by: %s", hp.Wave, f1(float64(hp.InuseBytes)/1e6), strings.Join(parts, "; "))
 }
 
 // thousands writes n with a comma between thousands, as the issue does: 1,000, 10,000.
