@@ -68,9 +68,8 @@ type Controller struct {
 	PID int
 	// MetricsURL is its /metrics address on loopback.
 	MetricsURL string
-	// HeapProfileURL is its heap profile (/debug/pprof/heap, --pprof-bind-address) on
-	// loopback: what the runtime recorded at its last completed collection, so reading it
-	// forces none.
+	// HeapProfileURL is its heap profile on loopback (--pprof-bind-address), read after a
+	// collection (/debug/pprof/heap?gc=1).
 	HeapProfileURL string
 
 	cmd    *exec.Cmd
@@ -134,7 +133,7 @@ func StartController(o ControllerOptions) (*Controller, error) {
 	}
 	c := &Controller{
 		MetricsURL:     fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]),
-		HeapProfileURL: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", ports[2]),
+		HeapProfileURL: heapProfileURL(ports[2]),
 		exited:         make(chan struct{}), log: logFile,
 	}
 	c.cmd = exec.Command(o.Binary, o.args(ports[0], ports[1], ports[2])...)
@@ -157,6 +156,13 @@ func StartController(o ControllerOptions) (*Controller, error) {
 		return nil, errors.Join(err, c.Stop())
 	}
 	return c, nil
+}
+
+// heapProfileURL is the heap profile of a controller serving pprof on loopback port port, read
+// after a collection (?gc=1): what is live then, not what the runtime published at an earlier
+// collection.
+func heapProfileURL(port int) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", port)
 }
 
 func (c *Controller) waitReady(url string) error {

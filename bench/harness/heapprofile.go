@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,11 +15,13 @@ import (
 )
 
 // HeapProfile is where a controller process's live heap went, read from its heap profile
-// (/debug/pprof/heap) after the last wave's settle period. The Go runtime records an
-// allocation about every 512 KiB (runtime.MemProfileRate, which the bench leaves as the
-// controller has it) and scales each record up to the bytes it stands for, so shares are
-// estimates, within about a sample's size; they are what was live at the last collection
-// before the read, which the read does not force.
+// (/debug/pprof/heap?gc=1) after the last wave's settle period. The read makes the controller
+// collect first, so the profile is what was live then; the wave's and the settle period's
+// figures were taken before it. The Go runtime records about one allocation in every
+// SampleRateBytes allocated (runtime.MemProfileRate, 512 KiB by default, which the bench
+// leaves as the controller has it) and scales each record up to the bytes it stands for: a
+// share of B bytes made of small objects is an estimate with a standard error of about
+// √(B × SampleRateBytes), 1.4 MiB on 4 MiB and 3.2 MiB on 20 MiB at the default rate.
 type HeapProfile struct {
 	// Wave is the wave after whose settle period the profile was read; Shard the process's
 	// --shard-key in a sharded run (the process with the highest peak RSS in that wave).
@@ -26,18 +29,28 @@ type HeapProfile struct {
 	Shard string `json:"shard,omitempty"`
 	// File is the profile as read, beside the results (go tool pprof reads it).
 	File string `json:"file,omitempty"`
-	// InuseBytes is the live heap the profile accounts for; Samples the records behind it.
+	// Collected says the controller collected before the profile was taken (?gc=1). False in
+	// the results of commit d8f5ffc, which read the profile the runtime had published, as of
+	// up to two collections before the read.
+	Collected bool `json:"collectedFirst,omitempty"`
+	// SampleRateBytes is the profile's sampling period (runtime.MemProfileRate).
+	SampleRateBytes int64 `json:"sampleRateBytes,omitempty"`
+	// InuseBytes is the live heap the profile accounts for; Stacks the allocation stacks
+	// behind it.
 	InuseBytes int64 `json:"inuseBytes"`
-	Samples    int   `json:"samples"`
+	Stacks     int   `json:"stacks"`
 	// Owners splits InuseBytes by what holds it (heapOwners), largest first.
 	Owners []HeapShare `json:"owners"`
 	// Unclaimed are the functions that allocated what no owner claimed, by their nearest
 	// frame outside the runtime and the standard library's containers, largest first, at most
-	// ten.
+	// maxUnclaimed.
 	Unclaimed []HeapShare `json:"unclaimed,omitempty"`
 
 	raw []byte
 }
+
+// maxUnclaimed is how many functions HeapProfile.Unclaimed lists.
+const maxUnclaimed = 10
 
 // HeapShare is a part of the live heap.
 type HeapShare struct {
@@ -45,40 +58,44 @@ type HeapShare struct {
 	Bytes int64  `json:"bytes"`
 }
 
-// heapOwner names what holds the memory allocated under any of its frames. Owners are tried
-// in order and the first with a frame in a sample's stack takes the sample: the packed
-// objects before the decoding they are made from, both before the informers' machinery that
-// calls them.
+// heapOwner names what holds the memory allocated under any of its frames.
 type heapOwner struct {
 	name   string
 	frames []string
 }
 
 // heapOwners are the owners a profile's samples are sorted into. A frame matches a function
-// whose full name contains it.
+// whose full name contains it. Owners are tried in order and the first with a frame anywhere
+// in a sample's stack takes the sample: the packed objects before the decoding and the
+// informers' machinery that call their transforms, KULTA's own structures before the rest of
+// its code.
 var heapOwners = []heapOwner{
 	{"CDEvents SDK: the JSON schemas it compiles when the process starts, and its validators", []string{
 		"github.com/cdevents/", "github.com/santhosh-tekuri/jsonschema", "github.com/go-playground/validator",
 	}},
-	{"/metrics being served: a scrape in progress at the collection (its gzip writer, the gathered series)", []string{
+	{"/metrics served: a scrape in progress, or its gzip writer and buffers pooled for the next", []string{
 		"client_golang/prometheus/promhttp.", "github.com/prometheus/common/expfmt.", "client_golang/prometheus.(*Registry).Gather",
 	}},
 	{"Rollouts in the cache, packed (spec and status as JSON)", []string{"internal/controller/rollout.packRollout"}},
 	{"ReplicaSets in the cache, packed", []string{"internal/controller/rollout.packReplicaSet"}},
 	{"Services in the cache, packed", []string{"internal/controller/rollout.packService"}},
-	{"routes (and Istio objects) in the cache, packed", []string{"kulta/providers/internal/objects."}},
-	{"KULTA's index of Rollouts by the objects they name", []string{"internal/controller/rollout.(*rolloutIndex)", "internal/controller/rollout.newRolloutIndex"}},
-	{"KULTA's per-Rollout metric records", []string{"kulta/internal/metrics."}},
-	{"KULTA's reconciler and recorders (queues, told times, notes, Events waiting to be sent)", []string{
-		"github.com/false-systems/kulta/internal/", "github.com/false-systems/kulta/providers/",
-		"github.com/false-systems/kulta/analysis", "github.com/false-systems/kulta/cmd/",
+	{"routes (and Istio objects) in the cache, trimmed and packed", []string{
+		"kulta/providers/internal/objects.Pack", "kulta/providers/internal/objects.CacheTrim",
 	}},
-	{"objects decoded from the API server's lists and watches (the metadata packed objects keep, lists not yet replaced)", []string{
+	{"KULTA's index of Rollouts by the objects they name", []string{"internal/controller/rollout.(*rolloutIndex)", "internal/controller/rollout.newRolloutIndex"}},
+	{"KULTA's per-Rollout metric records", []string{"kulta/internal/metrics.(*rolloutCollector)"}},
+	{"metric series kept by client_golang (vectors and their children)", []string{
+		"client_golang/prometheus.(*MetricVec)", "client_golang/prometheus.(*metricMap)",
+	}},
+	{"KULTA's reconciler, providers and recorders (queues, told times and writes, notes, Events waiting to be sent)", []string{
+		"github.com/false-systems/kulta/internal/", "github.com/false-systems/kulta/providers/", "github.com/false-systems/kulta/analysis",
+	}},
+	{"objects decoded from the API server's lists and watches (the metadata the packed objects keep, objects cached whole, lists not yet replaced)", []string{
 		"k8s.io/apimachinery/pkg/runtime/serializer", "k8s.io/apimachinery/pkg/watch.(*StreamWatcher)",
-		"k8s.io/client-go/rest.Result", "k8s.io/client-go/tools/pager", "k8s.io/client-go/tools/cache.(*Reflector)",
+		"k8s.io/client-go/rest.Result", "k8s.io/client-go/tools/pager",
 	}},
 	{"informer stores, indexes and queues", []string{"k8s.io/client-go/tools/cache.", "sigs.k8s.io/controller-runtime/pkg/cache"}},
-	{"Prometheus collectors", []string{"github.com/prometheus/"}},
+	{"Prometheus collectors and descriptors", []string{"github.com/prometheus/"}},
 	{"API machinery: schemes, REST mappings, discovery", []string{
 		"k8s.io/apimachinery/pkg/runtime.", "k8s.io/client-go/restmapper", "k8s.io/client-go/discovery",
 		"sigs.k8s.io/controller-runtime/pkg/client/apiutil",
@@ -102,7 +119,8 @@ func FetchHeapProfile(ctx context.Context, hc *http.Client, url string) ([]byte,
 	data, rerr := io.ReadAll(resp.Body)
 	cerr := resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("reading %s: status %s", url, resp.Status)
+		err := fmt.Errorf("reading %s: status %s: %q", url, resp.Status, data[:min(len(data), 200)])
+		return nil, errors.Join(err, rerr, cerr)
 	}
 	if rerr != nil {
 		return nil, fmt.Errorf("reading %s: %w", url, rerr)
@@ -127,18 +145,18 @@ func AnalyseHeapProfile(data []byte) (*HeapProfile, error) {
 		}
 	}
 	if inuse < 0 {
-		return nil, fmt.Errorf("the heap profile has no inuse_space samples")
+		return nil, errors.New("the heap profile has no inuse_space samples")
 	}
 	owned := make(map[string]int64)
 	unclaimed := make(map[string]int64)
-	hp := &HeapProfile{raw: data}
+	hp := &HeapProfile{raw: data, SampleRateBytes: p.Period}
 	for _, s := range p.Sample {
 		v := s.Value[inuse]
 		if v == 0 {
 			continue
 		}
 		hp.InuseBytes += v
-		hp.Samples++
+		hp.Stacks++
 		frames := sampleFrames(s)
 		if owner, ok := ownerOf(frames); ok {
 			owned[owner] += v
@@ -148,7 +166,7 @@ func AnalyseHeapProfile(data []byte) (*HeapProfile, error) {
 		unclaimed[allocatingFunction(frames)] += v
 	}
 	hp.Owners = shares(owned, 0)
-	hp.Unclaimed = shares(unclaimed, 10)
+	hp.Unclaimed = shares(unclaimed, maxUnclaimed)
 	return hp, nil
 }
 

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,21 +55,34 @@ func heapProfileOf(t *testing.T, stacks map[string]int64) []byte {
 
 func TestAnalyseHeapProfileSortsByOwner(t *testing.T) {
 	const (
-		rolloutPack = "github.com/false-systems/kulta/internal/controller/rollout.packRollout"
-		reflector   = "k8s.io/client-go/tools/cache.(*Reflector).watchHandler"
+		kulta     = "github.com/false-systems/kulta/"
+		reflector = "k8s.io/client-go/tools/cache.(*Reflector).watchHandler"
+		decoded   = "objects decoded from the API server's lists and watches (the metadata the packed objects keep, objects cached whole, lists not yet replaced)"
 	)
 	data := heapProfileOf(t, map[string]int64{
 		// A Rollout packed by the cache's transform, called from the reflector: the packed
-		// object owns it, not the decoding that called it.
-		"runtime.mallocgc;encoding/json.Marshal;" + rolloutPack + ";" + reflector: 3 << 20,
+		// object owns it, not the decoding or the informer that called it.
+		"runtime.mallocgc;encoding/json.Marshal;" + kulta + "internal/controller/rollout.packRollout;" + reflector: 3 << 20,
 		// Metadata decoded from a watch, kept by a packed object.
 		"runtime.mallocgc;k8s.io/apimachinery/pkg/runtime/serializer/protobuf.(*Serializer).Decode;k8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive": 2 << 20,
-		"runtime.mallocgc;github.com/santhosh-tekuri/jsonschema/v6.(*Compiler).Compile;github.com/cdevents/sdk-go/pkg/api.init.1;runtime.doInit1":          5 << 20,
+		// The informer's queue, under the reflector: a store, not decoding.
+		"runtime.mallocgc;k8s.io/client-go/tools/cache.(*RealFIFO).addToItems_locked;" + reflector:                                                1 << 20,
+		"runtime.mallocgc;github.com/santhosh-tekuri/jsonschema/v6.(*Compiler).Compile;github.com/cdevents/sdk-go/pkg/api.init.1;runtime.doInit1": 5 << 20,
 		"runtime.mallocgc;compress/flate.NewWriter;github.com/prometheus/common/expfmt.NewEncoder.func7;" +
 			"github.com/prometheus/client_golang/prometheus/promhttp.HandlerForTransactional.func1": 1 << 20,
+		// KULTA's index, allocated in a helper of the reconciler's package nearer the
+		// allocation: the index's frame decides, wherever it stands.
+		"runtime.mallocgc;" + kulta + "internal/controller/rollout.indexKeysOf;" + kulta + "internal/controller/rollout.(*rolloutIndex).set": 1 << 19,
+		// A route written: the store's record of the write is the reconciler's, not the cache's.
+		"runtime.mallocgc;" + kulta + "providers/internal/objects.(*Store).write":                                                                                          1 << 18,
+		"runtime.mallocgc;encoding/json.Marshal;" + kulta + "providers/internal/objects.Pack;" + kulta + "providers/internal/objects.CacheTrim.func1":                      1 << 17,
+		"runtime.mallocgc;" + kulta + "internal/metrics.(*rolloutCollector).record":                                                                                        1 << 16,
+		"runtime.mallocgc;github.com/prometheus/client_golang/prometheus.(*MetricVec).GetMetricWithLabelValues;" + kulta + "internal/controller/rollout.(*Reconciler).act": 1 << 15,
+		"runtime.mallocgc;regexp.MustCompile;k8s.io/api/core/v1.init;runtime.doInit1":                                                                                      1 << 14,
 		// Nobody's: named by the first frame outside the runtime and the containers.
-		"runtime.mallocgc;runtime.makeslice;strings.(*Builder).grow;example.com/lib.render;main.main": 1 << 19,
-		"runtime.mallocgc;example.com/lib.other":                                                      1 << 18,
+		"runtime.mallocgc;runtime.makeslice;strings.(*Builder).grow;reflect.New;encoding/json.Marshal;example.com/lib.render;main.main": 1 << 13,
+		"runtime.mallocgc;example.com/lib.other": 1 << 12,
+		"runtime.mallocgc;runtime.growslice":     1 << 11,
 		// Freed: counted nowhere.
 		"runtime.mallocgc;example.com/lib.freed": 0,
 	})
@@ -75,19 +90,35 @@ func TestAnalyseHeapProfileSortsByOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(11<<20 + 1<<19 + 1<<18); hp.InuseBytes != want || hp.Samples != 6 {
-		t.Errorf("in use %d in %d samples, want %d in 6", hp.InuseBytes, hp.Samples, want)
+	if want := int64(12<<20 + 1<<19 + 1<<18 + 1<<17 + 1<<16 + 1<<15 + 1<<14 + 1<<13 + 1<<12 + 1<<11); hp.InuseBytes != want || hp.Stacks != 14 || hp.SampleRateBytes != 512<<10 {
+		t.Errorf("in use %d in %d stacks at %d, want %d in 14 at 512 KiB", hp.InuseBytes, hp.Stacks, hp.SampleRateBytes, want)
 	}
 	got := map[string]int64{}
 	for _, o := range hp.Owners {
 		got[o.Name] = o.Bytes
 	}
+	owner := func(frame string) string {
+		for _, o := range heapOwners {
+			if slices.Contains(o.frames, frame) {
+				return o.name
+			}
+		}
+		t.Fatalf("no owner has the frame %q", frame)
+		return ""
+	}
 	want := map[string]int64{
-		heapOwners[0].name: 5 << 20, // CDEvents
-		heapOwners[1].name: 1 << 20, // /metrics being served
-		heapOwners[2].name: 3 << 20, // Rollouts packed
-		"objects decoded from the API server's lists and watches (the metadata packed objects keep, lists not yet replaced)": 2 << 20,
-		otherOwner: 1<<19 + 1<<18,
+		owner("github.com/cdevents/"):                    5 << 20,
+		owner("client_golang/prometheus/promhttp."):      1 << 20,
+		owner("internal/controller/rollout.packRollout"): 3 << 20,
+		decoded:                                2 << 20,
+		owner("k8s.io/client-go/tools/cache."): 1 << 20,
+		owner("internal/controller/rollout.(*rolloutIndex)"): 1 << 19,
+		owner("github.com/false-systems/kulta/internal/"):    1 << 18,
+		owner("client_golang/prometheus.(*MetricVec)"):       1 << 15,
+		owner("kulta/providers/internal/objects.Pack"):       1 << 17,
+		owner("kulta/internal/metrics.(*rolloutCollector)"):  1 << 16,
+		owner("runtime.doInit"):                              1 << 14,
+		otherOwner:                                           1<<13 + 1<<12 + 1<<11,
 	}
 	if len(got) != len(want) {
 		t.Errorf("owners %v, want %v", got, want)
@@ -97,11 +128,31 @@ func TestAnalyseHeapProfileSortsByOwner(t *testing.T) {
 			t.Errorf("%q holds %d, want %d (all: %v)", name, got[name], b, got)
 		}
 	}
-	if hp.Owners[0].Name != heapOwners[0].name {
+	if hp.Owners[0].Name != owner("github.com/cdevents/") {
 		t.Errorf("largest owner %q, want the CDEvents SDK first", hp.Owners[0].Name)
 	}
-	if len(hp.Unclaimed) != 2 || hp.Unclaimed[0] != (HeapShare{"example.com/lib.render", 1 << 19}) || hp.Unclaimed[1] != (HeapShare{"example.com/lib.other", 1 << 18}) {
-		t.Errorf("unclaimed %v, want lib.render then lib.other", hp.Unclaimed)
+	wantUnclaimed := []HeapShare{{"example.com/lib.render", 1 << 13}, {"example.com/lib.other", 1 << 12}, {"runtime.growslice", 1 << 11}}
+	if !slices.Equal(hp.Unclaimed, wantUnclaimed) {
+		t.Errorf("unclaimed %v, want %v", hp.Unclaimed, wantUnclaimed)
+	}
+}
+
+func TestUnclaimedKeepsTheLargest(t *testing.T) {
+	stacks := map[string]int64{}
+	for i := range maxUnclaimed + 2 {
+		// Two of each size: equals are listed by name.
+		stacks[fmt.Sprintf("runtime.mallocgc;example.com/lib.f%02d", i)] = int64(1+i/2) << 10
+	}
+	hp, err := AnalyseHeapProfile(heapProfileOf(t, stacks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hp.Unclaimed) != maxUnclaimed {
+		t.Fatalf("%d unclaimed listed, want %d", len(hp.Unclaimed), maxUnclaimed)
+	}
+	if hp.Unclaimed[0] != (HeapShare{"example.com/lib.f10", 6 << 10}) || hp.Unclaimed[1] != (HeapShare{"example.com/lib.f11", 6 << 10}) ||
+		hp.Unclaimed[maxUnclaimed-1] != (HeapShare{"example.com/lib.f03", 2 << 10}) {
+		t.Errorf("unclaimed %v; want the largest first, equals by name, the two smallest left out", hp.Unclaimed)
 	}
 }
 
@@ -132,11 +183,14 @@ func retainForProfile(n int) {
 // TestFetchHeapProfileFromARuntime reads this process's own heap profile as the controller
 // serves its (net/http/pprof), and finds what a function of this test keeps live.
 func TestFetchHeapProfileFromARuntime(t *testing.T) {
+	// A finer rate from here on; what was sampled before is scaled at the old rate and does
+	// not count here: only retainForProfile's bytes are checked.
 	old := runtime.MemProfileRate
 	runtime.MemProfileRate = 4096
 	t.Cleanup(func() { runtime.MemProfileRate = old; retained = nil })
 	retainForProfile(64) // 4 MiB
-	// A heap profile is as of the collection before the last one.
+	// Without ?gc=1 a heap profile is as of up to two collections before the read, as the
+	// runtime publishes it; two collections publish what the test keeps.
 	runtime.GC()
 	runtime.GC()
 	srv := httptest.NewServer(pprof.Handler("heap"))
@@ -172,15 +226,69 @@ func TestFetchHeapProfileFromARuntime(t *testing.T) {
 func TestTopReplicaIsTheProcessWithTheHighestPeak(t *testing.T) {
 	keys := []string{"s0", "s1", "s2"}
 	w := WaveResult{Replicas: []ReplicaMemory{{Shard: "s0", PeakRSS: 5}, {Shard: "s1", PeakRSS: 9}, {Shard: "s2", PeakRSS: 9}}}
-	if i := topReplica(w, keys); i != 1 {
-		t.Errorf("top replica %d, want 1 (the first of the highest)", i)
+	if i, err := topReplica(w, keys); err != nil || i != 1 {
+		t.Errorf("top replica %d (%v), want 1 (the first of the highest)", i, err)
 	}
-	if i := topReplica(WaveResult{}, []string{""}); i != 0 {
-		t.Errorf("unsharded: %d, want 0", i)
+	if i, err := topReplica(WaveResult{}, []string{""}); err != nil || i != 0 {
+		t.Errorf("unsharded: %d (%v), want 0", i, err)
 	}
 	_, _, replicas := replicaMemory(keys, []Window{{PeakRSS: 5}, {PeakRSS: 9}, {PeakRSS: 9}}, make([]Window, 3))
-	if i := topReplica(WaveResult{Replicas: replicas}, keys); i != 1 {
-		t.Errorf("top replica of replicaMemory's list %d, want 1, the process whose windows the results give", i)
+	if i, err := topReplica(WaveResult{Replicas: replicas}, keys); err != nil || i != 1 {
+		t.Errorf("top replica of replicaMemory's list %d (%v), want 1, the process whose windows the results give", i, err)
+	}
+	for name, bad := range map[string]WaveResult{
+		"no figures":    {},
+		"fewer":         {Replicas: replicas[:2]},
+		"another order": {Replicas: []ReplicaMemory{replicas[1], replicas[0], replicas[2]}},
+	} {
+		if _, err := topReplica(bad, keys); err == nil {
+			t.Errorf("%s: a list of processes unlike the run's was taken", name)
+		}
+	}
+}
+
+// TestHeapProfileReadsTheTopProcess runs the runner's read against two processes' pprof
+// endpoints: the one with the highest peak is read, after a collection.
+func TestHeapProfileReadsTheTopProcess(t *testing.T) {
+	var asked []string
+	serve := func(data []byte) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			asked = append(asked, req.URL.RawQuery)
+			if _, err := w.Write(data); err != nil {
+				t.Error(err)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	s0 := serve([]byte("not a profile"))
+	s1 := serve(heapProfileOf(t, map[string]int64{"runtime.mallocgc;github.com/false-systems/kulta/internal/controller/rollout.packService": 1 << 20}))
+	r := &runner{
+		shardKeys: []string{"s0", "s1"},
+		ctrls:     []*Controller{{HeapProfileURL: s0.URL + "/debug/pprof/heap?gc=1"}, {HeapProfileURL: s1.URL + "/debug/pprof/heap?gc=1"}},
+	}
+	w := WaveResult{Wave: 2, Replicas: []ReplicaMemory{{Shard: "s0", PeakRSS: 5}, {Shard: "s1", PeakRSS: 7}}}
+	hp, err := r.heapProfile(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hp.Shard != "s1" || hp.Wave != 2 || !hp.Collected || hp.InuseBytes != 1<<20 {
+		t.Errorf("profile %+v; want shard s1's after wave 2, collected first", hp)
+	}
+	if !slices.Equal(asked, []string{"gc=1"}) {
+		t.Errorf("queries sent %q, want one, asking for a collection", asked)
+	}
+	w.Replicas[0].PeakRSS = 8
+	if _, err := r.heapProfile(context.Background(), w); err == nil || !strings.Contains(err.Error(), "parsing a heap profile") {
+		t.Errorf("shard s0's answer: err %v, want it not parsed", err)
+	}
+
+	o := ControllerOptions{Kubeconfig: "kc"}
+	if args := o.args(1, 2, 3); !slices.Contains(args, "--pprof-bind-address=127.0.0.1:3") {
+		t.Errorf("controller args %q; want pprof on loopback port 3", args)
+	}
+	if u := heapProfileURL(3); u != "http://127.0.0.1:3/debug/pprof/heap?gc=1" {
+		t.Errorf("heap profile at %q; want port 3's, after a collection", u)
 	}
 }
 
@@ -190,7 +298,7 @@ func TestWriteResultKeepsTheHeapProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hp.Wave, hp.Shard = 2, "s3"
+	hp.Wave, hp.Shard, hp.Collected = 2, "s3", true
 	dir := t.TempDir()
 	res := &Result{N: 1000, Waves: 2, Shards: 4, HeapProfile: hp, WaveResults: []WaveResult{{Wave: 1}, {Wave: 2}}}
 	if err := WriteResult(dir, Machine{}, res); err != nil {
@@ -223,7 +331,8 @@ func TestWriteResultKeepsTheHeapProfile(t *testing.T) {
 	for _, want := range []string{
 		"Where the live heap of shard s3 (the process with the highest peak RSS) went after wave 2's settle period",
 		"`results-1000-shards-4.heap.pb.gz`",
-		"| Services in the cache, packed | 2.1 | 100 % |",
+		"| Services in the cache, packed | 2.0 | 100 % |",
+		"after a collection the read asked for: 2.0 MiB in 1 allocation stacks",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results page lacks %q:\n%s", want, md)
@@ -243,14 +352,14 @@ func TestWriteResultKeepsTheHeapProfile(t *testing.T) {
 }
 
 func TestRSSTargetNamesWhereTheHeapGoes(t *testing.T) {
-	hp := &HeapProfile{Wave: 3, InuseBytes: 30e6, Owners: []HeapShare{
-		{"CDEvents", 7e6}, {"Rollouts", 6e6}, {"routes", 5e6}, {"logging", 1e6},
+	hp := &HeapProfile{Wave: 3, InuseBytes: 30 * mib, Owners: []HeapShare{
+		{"CDEvents", 7 * mib}, {otherOwner, 6.5 * mib}, {"Rollouts", 6 * mib}, {"routes", 5 * mib}, {"logging", 1 * mib},
 	}}
 	r := &Result{N: 1000, WaveResults: []WaveResult{{Wave: 3, During: Window{PeakRSS: 90 * mib}}}, HeapProfile: hp}
 	got := rssTarget([]*Result{r}, 1000, 100*mib).Detail
-	want := ", live heap after wave 3 30.0 MB (heap profile), the most of it held by: CDEvents 7.0 MB; Rollouts 6.0 MB; routes 5.0 MB"
+	want := ", live heap after wave 3 30.0 MiB (heap profile), the largest shares: CDEvents 7.0 MiB; Rollouts 6.0 MiB; routes 5.0 MiB"
 	if !strings.Contains(got, want) || strings.Contains(got, "logging") {
-		t.Errorf("RSS target %q; want the three largest owners: %q", got, want)
+		t.Errorf("RSS target %q; want the three largest owners but what none claims: %q", got, want)
 	}
 	sharded := &Result{N: 1000, Shards: 4, WaveResults: r.WaveResults, HeapProfile: hp}
 	if got := rssTarget([]*Result{sharded}, 1000, 100*mib).Detail; !strings.Contains(got, want) {

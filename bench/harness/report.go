@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -296,18 +297,27 @@ func writeHeapProfile(b *strings.Builder, res *Result) {
 	if hp.File != "" {
 		file = fmt.Sprintf(" (`%s`, for `go tool pprof`)", hp.File)
 	}
-	fmt.Fprintf(b, "\nWhere the live heap%s went after wave %d's settle period, from the controller's heap profile%s: %s MB in %d records. "+
-		"The runtime records an allocation about every 512 KiB and scales it up, so each figure is an estimate within about that.\n\n"+
-		"| held by | MB | share |\n|---|---|---|\n", process, hp.Wave, file, f1(float64(hp.InuseBytes)/1e6), hp.Samples)
+	when := "after a collection the read asked for"
+	if !hp.Collected {
+		when = "as the runtime had published it, up to two collections before the read"
+	}
+	fmt.Fprintf(b, "\nWhere the live heap%s went after wave %d's settle period, from the controller's heap profile%s, %s: %s MiB in %d allocation stacks. "+
+		"The runtime records about one allocation in every %s KiB allocated and scales it up, so a share of B bytes is an estimate with a standard error of about √(B × %s KiB) "+
+		"(%s MiB on 4 MiB).\n\n| held by | MiB | share |\n|---|---|---|\n",
+		process, hp.Wave, file, when, mibString(hp.InuseBytes), hp.Stacks, f0(float64(hp.SampleRateBytes)/1024), f0(float64(hp.SampleRateBytes)/1024),
+		f1(math.Sqrt(4*mib*float64(hp.SampleRateBytes))/mib))
 	for _, o := range hp.Owners {
-		fmt.Fprintf(b, "| %s | %s | %s %% |\n", o.Name, f1(float64(o.Bytes)/1e6), f0(100*float64(o.Bytes)/float64(max(hp.InuseBytes, 1))))
+		fmt.Fprintf(b, "| %s | %s | %s %% |\n", o.Name, mibString(o.Bytes), f0(100*float64(o.Bytes)/float64(max(hp.InuseBytes, 1))))
 	}
 	if len(hp.Unclaimed) == 0 {
 		return
 	}
 	parts := make([]string, len(hp.Unclaimed))
 	for i, u := range hp.Unclaimed {
-		parts[i] = fmt.Sprintf("`%s` %s MB", u.Name, f2(float64(u.Bytes)/1e6))
+		parts[i] = fmt.Sprintf("`%s` %s MiB", u.Name, f2(float64(u.Bytes)/mib))
 	}
 	fmt.Fprintf(b, "\nWhat no owner above claims, by the function that allocated it: %s.\n", strings.Join(parts, ", "))
 }
+
+// mibString is n bytes in MiB with one decimal.
+func mibString(n int64) string { return f1(float64(n) / mib) }

@@ -46,8 +46,8 @@ type Result struct {
 	// it was recorded (7 Dec 2026 05:00 UTC).
 	GCPercent float64 `json:"controllerGCPercent,omitempty"`
 	// HeapProfile is where the live heap went after the last wave's settle period (nil in
-	// results from before 7 Dec 2026 08:00 UTC, or when it could not be read:
-	// HeapProfileError says why).
+	// results from before commit d8f5ffc, or when it could not be read: HeapProfileError says
+	// why).
 	HeapProfile      *HeapProfile `json:"heapProfile,omitempty"`
 	HeapProfileError string       `json:"heapProfileError,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -142,11 +141,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	if len(res.WaveResults) > 0 {
 		last := res.WaveResults[len(res.WaveResults)-1]
-		if res.HeapProfile, err = r.heapProfile(ctx, last); err != nil {
+		hp, perr := r.heapProfile(ctx, last)
+		if perr != nil {
 			// A profile that cannot be read loses the owners, not the run's figures.
-			res.HeapProfileError = err.Error()
-			r.logf("heap profile after wave %d: %v", last.Wave, err)
+			res.HeapProfileError = perr.Error()
+			r.logf("heap profile after wave %d: %v", last.Wave, perr)
 		}
+		res.HeapProfile = hp
 	}
 	if res.Floor, err = r.floor(ctx); err != nil {
 		return nil, err
@@ -385,9 +386,13 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 }
 
 // heapProfile reads the heap profile of the process with the highest peak RSS in wave w
-// (the process whose memory the results give) and sorts its live heap by owner.
+// (the process whose memory the results give), after a collection it asks for: the wave's
+// and the settle period's figures are taken by then. It sorts the live heap by owner.
 func (r *runner) heapProfile(ctx context.Context, w WaveResult) (*HeapProfile, error) {
-	i := topReplica(w, r.shardKeys)
+	i, err := topReplica(w, r.shardKeys)
+	if err != nil {
+		return nil, err
+	}
 	hc := &http.Client{Timeout: heapProfileTimeout}
 	data, err := FetchHeapProfile(ctx, hc, r.ctrls[i].HeapProfileURL)
 	if err != nil {
@@ -397,29 +402,37 @@ func (r *runner) heapProfile(ctx context.Context, w WaveResult) (*HeapProfile, e
 	if err != nil {
 		return nil, err
 	}
-	hp.Wave, hp.Shard = w.Wave, r.shardKeys[i]
+	hp.Wave, hp.Shard, hp.Collected = w.Wave, r.shardKeys[i], true
 	return hp, nil
 }
 
-// heapProfileTimeout bounds a heap profile's read; at 10,000 Rollouts it takes about a second.
+// heapProfileTimeout bounds a heap profile's read, the collection it asks for included.
 const heapProfileTimeout = time.Minute
 
-// topReplica is the index, in keys, of the process with the highest peak RSS in w (the first
-// of equals, as replicaMemory takes it); 0 for an unsharded run.
-func topReplica(w WaveResult, keys []string) int {
-	top := -1
+// topReplica is the index, in keys (a run's processes, in the order replicaMemory lists
+// them), of the process with the highest peak RSS in w, the first of equals, as
+// replicaMemory takes it; 0 for an unsharded run. A list of processes that does not match
+// keys is an error.
+func topReplica(w WaveResult, keys []string) (int, error) {
+	if len(w.Replicas) == 0 {
+		if len(keys) > 1 {
+			return 0, fmt.Errorf("wave %d has no figures of its %d processes", w.Wave, len(keys))
+		}
+		return 0, nil
+	}
+	if len(w.Replicas) != len(keys) {
+		return 0, fmt.Errorf("wave %d has figures of %d processes, the run %d", w.Wave, len(w.Replicas), len(keys))
+	}
+	top := 0
 	for i, m := range w.Replicas {
-		if top < 0 || m.PeakRSS > w.Replicas[top].PeakRSS {
+		if m.Shard != keys[i] {
+			return 0, fmt.Errorf("wave %d: process %d is shard %q in the figures, %q in the run", w.Wave, i, m.Shard, keys[i])
+		}
+		if m.PeakRSS > w.Replicas[top].PeakRSS {
 			top = i
 		}
 	}
-	if top < 0 {
-		return 0
-	}
-	if i := slices.Index(keys, w.Replicas[top].Shard); i >= 0 {
-		return i
-	}
-	return 0
+	return top, nil
 }
 
 // floor stops every controller process and runs the plain-client baseline against the same

@@ -339,19 +339,27 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 	return t
 }
 
-// heapLead is ", live heap after wave W X MB, the most of it held by: A a MB, B b MB, C c MB"
-// for a result with a heap profile (the three largest owners; its section has them all), ""
-// for one without.
+// heapLead is "; live heap after wave W X MiB (heap profile), the largest shares A a MiB, B b
+// MiB, C c MiB" for a result with a heap profile (the three largest owners but what none
+// claims; its section has them all), "" for one without.
 func heapLead(r *Result) string {
 	hp := r.HeapProfile
-	if hp == nil || len(hp.Owners) == 0 {
+	if hp == nil {
 		return ""
 	}
 	var parts []string
-	for _, o := range hp.Owners[:min(3, len(hp.Owners))] {
-		parts = append(parts, fmt.Sprintf("%s %s MB", o.Name, f1(float64(o.Bytes)/1e6)))
+	for _, o := range hp.Owners {
+		if o.Name == otherOwner {
+			continue
+		}
+		if parts = append(parts, fmt.Sprintf("%s %s MiB", o.Name, mibString(o.Bytes))); len(parts) == 3 {
+			break
+		}
 	}
-	return fmt.Sprintf(", live heap after wave %d %s MB (heap profile), the most of it held by: %s", hp.Wave, f1(float64(hp.InuseBytes)/1e6), strings.Join(parts, "; "))
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", live heap after wave %d %s MiB (heap profile), the largest shares: %s", hp.Wave, mibString(hp.InuseBytes), strings.Join(parts, "; "))
 }
 
 // thousands writes n with a comma between thousands, as the issue does: 1,000, 10,000.
