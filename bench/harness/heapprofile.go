@@ -94,7 +94,10 @@ var heapOwners = []heapOwner{
 		"k8s.io/apimachinery/pkg/runtime/serializer", "k8s.io/apimachinery/pkg/watch.(*StreamWatcher)",
 		"k8s.io/client-go/rest.Result", "k8s.io/client-go/tools/pager",
 	}},
-	{"informer stores, indexes and queues", []string{"k8s.io/client-go/tools/cache.", "sigs.k8s.io/controller-runtime/pkg/cache"}},
+	{"informer stores and indexes, work queues", []string{
+		"k8s.io/client-go/tools/cache.", "sigs.k8s.io/controller-runtime/pkg/cache", "sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue",
+		"k8s.io/client-go/util/workqueue",
+	}},
 	{"Prometheus collectors and descriptors", []string{"github.com/prometheus/"}},
 	{"API machinery: schemes, REST mappings, discovery", []string{
 		"k8s.io/apimachinery/pkg/runtime.", "k8s.io/client-go/restmapper", "k8s.io/client-go/discovery",
@@ -103,7 +106,9 @@ var heapOwners = []heapOwner{
 	{"HTTP/2 and TLS connections (to the API server, and /metrics and probes served)", []string{"golang.org/x/net/http2", "net/http.", "crypto/tls."}},
 	{"logging", []string{"go.uber.org/zap", "github.com/go-logr/"}},
 	{"package variables made at start by the linked packages' initialisers", []string{"runtime.doInit"}},
-	{"the runtime's own (goroutines, scheduler)", []string{"runtime.malg", "runtime.schedinit", "runtime.newproc", "runtime.allocm", "runtime.mcommoninit"}},
+	{"the runtime's own (goroutines, scheduler)", []string{
+		"runtime.malg", "runtime.schedinit", "runtime.newproc", "runtime.allocm", "runtime.mcommoninit", "runtime.gcBgMarkWorker",
+	}},
 }
 
 // FetchHeapProfile reads a heap profile from url with hc, and returns its bytes as read.

@@ -370,3 +370,42 @@ func TestRSSTargetNamesWhereTheHeapGoes(t *testing.T) {
 		t.Errorf("RSS target without a profile %q names one", got)
 	}
 }
+
+// TestReadResultsSortsKeptProfilesAgain: a report made later sorts each kept profile with the
+// owners as they are then, and keeps what the run knew.
+func TestReadResultsSortsKeptProfilesAgain(t *testing.T) {
+	data := heapProfileOf(t, map[string]int64{"runtime.mallocgc;github.com/false-systems/kulta/internal/controller/rollout.packReplicaSet": 3 << 20})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "results-100.heap.pb.gz"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// As an older harness recorded it: other owners, another field for the stacks.
+	old := `{"n": 100, "heapProfile": {"wave": 3, "file": "results-100.heap.pb.gz", "inuseBytes": 5, "samples": 1,
+		"owners": [{"name": "an owner since renamed", "bytes": 5}]}}`
+	if err := os.WriteFile(filepath.Join(dir, "results-100.json"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A run whose profile file is gone keeps what it recorded.
+	gone := `{"n": 1000, "heapProfile": {"wave": 2, "file": "results-1000.heap.pb.gz", "inuseBytes": 7, "owners": [{"name": "kept", "bytes": 7}]}}`
+	if err := os.WriteFile(filepath.Join(dir, "results-1000.json"), []byte(gone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	results, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := results[0].HeapProfile
+	want := []HeapShare{{"ReplicaSets in the cache, packed", 3 << 20}}
+	if hp.Wave != 3 || hp.File != "results-100.heap.pb.gz" || hp.Collected || hp.InuseBytes != 3<<20 || hp.Stacks != 1 || !slices.Equal(hp.Owners, want) {
+		t.Errorf("profile read back %+v; want wave 3, not collected, sorted again: %v", hp, want)
+	}
+	if kept := results[1].HeapProfile; kept.InuseBytes != 7 || len(kept.Owners) != 1 || kept.Owners[0].Name != "kept" {
+		t.Errorf("profile without its file %+v; want it as recorded", kept)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results-100.heap.pb.gz"), []byte("not a profile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadResults(dir); err == nil || !strings.Contains(err.Error(), "results-100.heap.pb.gz") {
+		t.Errorf("a kept profile that does not parse: err %v, want one naming it", err)
+	}
+}

@@ -2,7 +2,9 @@ package harness
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -78,6 +80,30 @@ func WriteResult(dir string, m Machine, res *Result) error {
 	return nil
 }
 
+// reanalyse sorts the heap profile kept beside the results in dir (hp.File) again, with the
+// owners as they are now, so that a report made later names them alike for every run; hp
+// keeps what the run recorded when the file is not there. What the run knew (the wave, the
+// process, whether it collected first) stays.
+func reanalyse(dir string, hp *HeapProfile) error {
+	if hp == nil || hp.File == "" {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir, hp.File))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the heap profile: %w", err)
+	}
+	again, err := AnalyseHeapProfile(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", hp.File, err)
+	}
+	again.Wave, again.Shard, again.File, again.Collected = hp.Wave, hp.Shard, hp.File, hp.Collected
+	*hp = *again
+	return nil
+}
+
 // ReadResults reads the results-<N>.json files in dir, ordered by N; a missing dir is none.
 func ReadResults(dir string) ([]*Result, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "results-*.json"))
@@ -93,6 +119,9 @@ func ReadResults(dir string) ([]*Result, error) {
 		res := &Result{}
 		if err := json.Unmarshal(data, res); err != nil {
 			return nil, fmt.Errorf("decoding %s: %w", p, err)
+		}
+		if err := reanalyse(dir, res.HeapProfile); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		out = append(out, res)
 	}
