@@ -107,7 +107,7 @@ var heapOwners = []heapOwner{
 	{"logging", []string{"go.uber.org/zap", "github.com/go-logr/"}},
 	{"package variables made at start by the linked packages' initialisers", []string{"runtime.doInit"}},
 	{"the runtime's own (goroutines, scheduler)", []string{
-		"runtime.malg", "runtime.schedinit", "runtime.newproc", "runtime.allocm", "runtime.mcommoninit", "runtime.gcBgMarkWorker",
+		"runtime.malg", "runtime.schedinit", "runtime.newproc", "runtime.allocm", "runtime.mcommoninit", "runtime.gcBgMarkWorker", "runtime.bgscavenge", "runtime.bgsweep",
 	}},
 }
 
