@@ -290,6 +290,9 @@ func TestHeapProfileReadsTheTopProcess(t *testing.T) {
 	if u := heapProfileURL(3); u != "http://127.0.0.1:3/debug/pprof/heap?gc=1" {
 		t.Errorf("heap profile at %q; want port 3's, after a collection", u)
 	}
+	if shardSuffix("") != "" || shardSuffix("s2") != " s2" {
+		t.Errorf("shard suffixes %q, %q; want none for one process", shardSuffix(""), shardSuffix("s2"))
+	}
 }
 
 func TestWriteResultKeepsTheHeapProfile(t *testing.T) {

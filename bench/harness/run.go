@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -188,6 +189,7 @@ func (r *runner) startControllers(ctx context.Context) error {
 			}
 			return err
 		}
+		r.logf("controller%s: pid %d, pprof at %s", shardSuffix(key), c.PID, strings.TrimSuffix(c.HeapProfileURL, "heap?gc=1"))
 		s := NewSampler(c.PID, c.MetricsURL, time.Second, r.cfg.ScrapeInterval)
 		r.shardKeys, r.ctrls, r.samplers = append(r.shardKeys, key), append(r.ctrls, c), append(r.samplers, s)
 		go s.Run(sctx)
@@ -196,6 +198,14 @@ func (r *runner) startControllers(ctx context.Context) error {
 		r.logf("started %d controller processes, --shard-key=%s to %s", len(keys), keys[0], keys[len(keys)-1])
 	}
 	return nil
+}
+
+// shardSuffix is " s<k>" for shard key s<k>, "" for an unsharded run's only process.
+func shardSuffix(key string) string {
+	if key == "" {
+		return ""
+	}
+	return " " + key
 }
 
 // controllerLogName is the log file of the controller process with shard key key ("" for
