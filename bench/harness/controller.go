@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -251,24 +252,13 @@ func freePorts(n int) (ports []int, err error) {
 
 // Scrape fetches and parses a Prometheus /metrics endpoint with hc.
 func Scrape(ctx context.Context, hc *http.Client, url string) (Samples, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	data, err := get(ctx, hc, url, "scraping")
 	if err != nil {
-		return nil, fmt.Errorf("request for %s: %w", url, err)
+		return nil, err
 	}
-	resp, err := hc.Do(req)
+	ss, err := ParsePromText(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("scraping %s: %w", url, err)
-	}
-	ss, perr := ParsePromText(resp.Body)
-	cerr := resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scraping %s: status %s", url, resp.Status)
-	}
-	if perr != nil {
-		return nil, fmt.Errorf("parsing %s: %w", url, perr)
-	}
-	if cerr != nil {
-		return nil, fmt.Errorf("closing %s: %w", url, cerr)
+		return nil, fmt.Errorf("parsing %s: %w", url, err)
 	}
 	return ss, nil
 }

@@ -113,22 +113,28 @@ var heapOwners = []heapOwner{
 
 // FetchHeapProfile reads a heap profile from url with hc, and returns its bytes as read.
 func FetchHeapProfile(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
+	return get(ctx, hc, url, "reading")
+}
+
+// get is the body of a GET of url with hc; an answer but 200 OK is an error with its start.
+// doing names the read in errors ("reading", "scraping").
+func get(ctx context.Context, hc *http.Client, url, doing string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("request for %s: %w", url, err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", url, err)
+		return nil, fmt.Errorf("%s %s: %w", doing, url, err)
 	}
 	data, rerr := io.ReadAll(resp.Body)
 	cerr := resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("reading %s: status %s: %q", url, resp.Status, data[:min(len(data), 200)])
+		err := fmt.Errorf("%s %s: status %s: %q", doing, url, resp.Status, data[:min(len(data), 200)])
 		return nil, errors.Join(err, rerr, cerr)
 	}
 	if rerr != nil {
-		return nil, fmt.Errorf("reading %s: %w", url, rerr)
+		return nil, fmt.Errorf("%s %s: %w", doing, url, rerr)
 	}
 	if cerr != nil {
 		return nil, fmt.Errorf("closing %s: %w", url, cerr)
