@@ -405,6 +405,16 @@ func TestReadResultsSortsKeptProfilesAgain(t *testing.T) {
 	if kept := results[1].HeapProfile; kept.InuseBytes != 7 || len(kept.Owners) != 1 || kept.Owners[0].Name != "kept" {
 		t.Errorf("profile without its file %+v; want it as recorded", kept)
 	}
+	if err := WriteResultPage(dir, results[0]); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "results-100.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), "| ReplicaSets in the cache, packed | 3.0 | 100 % |") || strings.Contains(string(page), "since renamed") {
+		t.Errorf("page written again names the owners as recorded, not as now:\n%s", page)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "results-100.heap.pb.gz"), []byte("not a profile"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -68,14 +68,22 @@ func WriteResult(dir string, m Machine, res *Result) error {
 	if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing %s.json: %w", base, err)
 	}
+	return WriteResultPage(dir, res)
+}
+
+// WriteResultPage writes <name>.md, the page of one result, into dir. A report made later
+// writes it again from the result read back (ReadResults), so that every page names the heap's
+// owners as the summary does.
+func WriteResultPage(dir string, res *Result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# KULTA bench, %s\n\n", res.Title())
 	writeResultTable(&b, res)
 	b.WriteString("\n")
 	writeRequestTable(&b, res)
 	writeHeapProfile(&b, res)
-	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("writing %s.md: %w", base, err)
+	path := filepath.Join(dir, res.Name()+".md")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

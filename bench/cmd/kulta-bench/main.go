@@ -179,6 +179,11 @@ func reportOnly(root string, f *flags, args []string) error {
 	if len(results) == 0 {
 		return fmt.Errorf("no results-<N>.json in %s", out)
 	}
+	for _, res := range results {
+		if err := harness.WriteResultPage(out, res); err != nil {
+			return err
+		}
+	}
 	machine, err := harness.DescribeMachine()
 	if err != nil {
 		return err
