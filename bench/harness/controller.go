@@ -69,9 +69,9 @@ type Controller struct {
 	PID int
 	// MetricsURL is its /metrics address on loopback.
 	MetricsURL string
-	// HeapProfileURL is its heap profile on loopback (--pprof-bind-address), read after a
-	// collection (/debug/pprof/heap?gc=1).
-	HeapProfileURL string
+	// PprofURL is its Go /debug/pprof/ on loopback (--pprof-bind-address); HeapProfileURL
+	// the heap profile there, read after a collection (heap?gc=1).
+	PprofURL, HeapProfileURL string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -134,7 +134,8 @@ func StartController(o ControllerOptions) (*Controller, error) {
 	}
 	c := &Controller{
 		MetricsURL:     fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]),
-		HeapProfileURL: heapProfileURL(ports[2]),
+		PprofURL:       pprofURL(ports[2]),
+		HeapProfileURL: heapProfileURL(pprofURL(ports[2])),
 		exited:         make(chan struct{}), log: logFile,
 	}
 	c.cmd = exec.Command(o.Binary, o.args(ports[0], ports[1], ports[2])...)
@@ -159,12 +160,15 @@ func StartController(o ControllerOptions) (*Controller, error) {
 	return c, nil
 }
 
-// heapProfileURL is the heap profile of a controller serving pprof on loopback port port, read
-// after a collection (?gc=1): what is live then, not what the runtime published at an earlier
-// collection.
-func heapProfileURL(port int) string {
-	return fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", port)
+// pprofURL is Go's /debug/pprof/ of a controller serving it on loopback port port. Its heap
+// profile is read with ?gc=1: what is live after a collection, not what the runtime published
+// at an earlier one.
+func pprofURL(port int) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", port)
 }
+
+// heapProfileURL is the heap profile under pprof (a pprofURL), read after a collection.
+func heapProfileURL(pprof string) string { return pprof + "heap?gc=1" }
 
 func (c *Controller) waitReady(url string) error {
 	deadline := time.Now().Add(controllerReadyTimeout)

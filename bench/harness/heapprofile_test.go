@@ -287,7 +287,7 @@ func TestHeapProfileReadsTheTopProcess(t *testing.T) {
 	if args := o.args(1, 2, 3); !slices.Contains(args, "--pprof-bind-address=127.0.0.1:3") {
 		t.Errorf("controller args %q; want pprof on loopback port 3", args)
 	}
-	if u := heapProfileURL(3); u != "http://127.0.0.1:3/debug/pprof/heap?gc=1" {
+	if u := heapProfileURL(pprofURL(3)); u != "http://127.0.0.1:3/debug/pprof/heap?gc=1" {
 		t.Errorf("heap profile at %q; want port 3's, after a collection", u)
 	}
 	if shardSuffix("") != "" || shardSuffix("s2") != " s2" {

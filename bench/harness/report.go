@@ -77,15 +77,21 @@ func WriteResult(dir string, m Machine, res *Result) error {
 func WriteResultPage(dir string, res *Result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# KULTA bench, %s\n\n", res.Title())
-	writeResultTable(&b, res)
-	b.WriteString("\n")
-	writeRequestTable(&b, res)
-	writeHeapProfile(&b, res)
+	writeResultBody(&b, res)
 	path := filepath.Join(dir, res.Name()+".md")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeResultBody writes what a result's page and its section of the summary share: the table
+// by wave, the requests of the last wave and where the live heap went.
+func writeResultBody(b *strings.Builder, res *Result) {
+	writeResultTable(b, res)
+	b.WriteString("\n")
+	writeRequestTable(b, res)
+	writeHeapProfile(b, res)
 }
 
 // reanalyse sorts the heap profile kept beside the results in dir (hp.File) again, with the

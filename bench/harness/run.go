@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -189,7 +188,7 @@ func (r *runner) startControllers(ctx context.Context) error {
 			}
 			return err
 		}
-		r.logf("controller%s: pid %d, pprof at %s", shardSuffix(key), c.PID, strings.TrimSuffix(c.HeapProfileURL, "heap?gc=1"))
+		r.logf("controller%s: pid %d, pprof at %s", shardSuffix(key), c.PID, c.PprofURL)
 		s := NewSampler(c.PID, c.MetricsURL, time.Second, r.cfg.ScrapeInterval)
 		r.shardKeys, r.ctrls, r.samplers = append(r.shardKeys, key), append(r.ctrls, c), append(r.samplers, s)
 		go s.Run(sctx)

@@ -774,10 +774,7 @@ func WriteSummary(path string, m Machine, results []*Result, command string) err
 	fmt.Fprintf(&b, "N run: %s. Figures are for the last wave unless a row says otherwise.\n\n", strings.Join(ns, ", "))
 	for _, r := range results {
 		fmt.Fprintf(&b, "## %s\n\nRun started %s%s.\n\n", r.Title(), r.Started.Format("2006-01-02 15:04 MST"), r.builtFrom())
-		writeResultTable(&b, r)
-		b.WriteString("\n")
-		writeRequestTable(&b, r)
-		writeHeapProfile(&b, r)
+		writeResultBody(&b, r)
 		b.WriteString("\n")
 	}
 	b.WriteString("## Targets (measured, not asserted)\n\n| target | status | measured |\n|---|---|---|\n")
