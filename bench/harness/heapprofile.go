@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,9 +16,10 @@ import (
 )
 
 // HeapProfile is where a controller process's live heap went, read from its heap profile
-// (/debug/pprof/heap?gc=1) after the last wave's settle period. The read makes the controller
-// collect first, so the profile is what was live then; the wave's and the settle period's
-// figures were taken before it. The Go runtime records about one allocation in every
+// (/debug/pprof/heap?gc=1) after a wave's settle period (after each wave since 7 Dec 2026
+// 11:00 UTC, after the last before). The read makes the controller collect first, so the
+// profile is what was live then; the wave's and the settle period's figures were taken before
+// it, and the next wave starts from the collected heap, as it would after any collection. The Go runtime records about one allocation in every
 // SampleRateBytes allocated (runtime.MemProfileRate, 512 KiB by default, which the bench
 // leaves as the controller has it) and scales each record up to the bytes it stands for: a
 // share of B bytes made of small objects is an estimate with a standard error of about
@@ -248,4 +250,30 @@ func shares(m map[string]int64, limit int) []HeapShare {
 		out = out[:limit]
 	}
 	return out
+}
+
+// HeapGrowth is what each owner held more (negative: less) in profile b than in profile a,
+// largest gain first; an owner in only one of them held nothing in the other, and owners that
+// held the same are left out. The live heap's own change is b.InuseBytes - a.InuseBytes.
+func HeapGrowth(a, b *HeapProfile) []HeapShare {
+	delta := make(map[string]int64)
+	for _, o := range b.Owners {
+		delta[o.Name] += o.Bytes
+	}
+	for _, o := range a.Owners {
+		delta[o.Name] -= o.Bytes
+	}
+	maps.DeleteFunc(delta, func(_ string, d int64) bool { return d == 0 })
+	return shares(delta, 0)
+}
+
+// sameProcess says whether profiles were all read from one process (the same shard key;
+// always in an unsharded run), so that what they differ by is what that process gained.
+func sameProcess(hps []*HeapProfile) bool {
+	for _, hp := range hps {
+		if hp.Shard != hps[0].Shard {
+			return false
+		}
+	}
+	return true
 }

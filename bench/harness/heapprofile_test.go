@@ -422,3 +422,151 @@ func TestReadResultsSortsKeptProfilesAgain(t *testing.T) {
 		t.Errorf("a kept profile that does not parse: err %v, want one naming it", err)
 	}
 }
+
+// profileOf analyses a profile of the given stacks, as read after wave w of shard.
+func profileOf(t *testing.T, w int, shard string, stacks map[string]int64) *HeapProfile {
+	t.Helper()
+	hp, err := AnalyseHeapProfile(heapProfileOf(t, stacks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp.Wave, hp.Shard, hp.Collected = w, shard, true
+	return hp
+}
+
+const (
+	packedRS      = "runtime.mallocgc;github.com/false-systems/kulta/internal/controller/rollout.packReplicaSet"
+	packedRollout = "runtime.mallocgc;github.com/false-systems/kulta/internal/controller/rollout.packRollout"
+	packedSvc     = "runtime.mallocgc;github.com/false-systems/kulta/internal/controller/rollout.packService"
+	sdkInit       = "runtime.mallocgc;github.com/cdevents/sdk-go/pkg/api.init.1"
+	ownerRS       = "ReplicaSets in the cache, packed"
+	ownerRollouts = "Rollouts in the cache, packed (spec and status as JSON)"
+	ownerServices = "Services in the cache, packed"
+)
+
+func TestHeapGrowthByOwner(t *testing.T) {
+	a := profileOf(t, 1, "", map[string]int64{packedRS: 2 << 20, packedRollout: 4 << 20, sdkInit: 6 << 20, packedSvc: 1 << 20})
+	b := profileOf(t, 3, "", map[string]int64{packedRS: 5 << 20, packedRollout: 5 << 20, sdkInit: 6 << 20})
+	got := HeapGrowth(a, b)
+	want := []HeapShare{{ownerRS, 3 << 20}, {ownerRollouts, 1 << 20}, {ownerServices, -(1 << 20)}}
+	if !slices.Equal(got, want) {
+		t.Errorf("growth %v, want %v: largest gain first, an owner gone as a loss, the unchanged SDK left out", got, want)
+	}
+	if g := HeapGrowth(b, b); len(g) != 0 {
+		t.Errorf("a profile against itself gained %v", g)
+	}
+}
+
+// TestProfileAfterEachWave runs the runner's read after each of three waves: the earlier waves'
+// profiles are kept apart from the last wave's, and one that cannot be read is named without
+// losing the others.
+func TestProfileAfterEachWave(t *testing.T) {
+	answers := [][]byte{
+		heapProfileOf(t, map[string]int64{packedRS: 2 << 20}),
+		[]byte("not a profile"),
+		heapProfileOf(t, map[string]int64{packedRS: 3 << 20}),
+	}
+	read := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, err := w.Write(answers[read]); err != nil {
+			t.Error(err)
+		}
+		read++
+	}))
+	t.Cleanup(srv.Close)
+	var log strings.Builder
+	r := &runner{cfg: Config{N: 10, Log: &log}, shardKeys: []string{""}, ctrls: []*Controller{{HeapProfileURL: srv.URL + "/debug/pprof/heap?gc=1"}}}
+	res := &Result{N: 10, Waves: 3}
+	for w := 1; w <= 3; w++ {
+		r.profileAfter(context.Background(), res, WaveResult{Wave: w})
+	}
+	if read != 3 {
+		t.Errorf("%d profiles read, want one after each wave", read)
+	}
+	if len(res.EarlierHeapProfiles) != 1 || res.EarlierHeapProfiles[0].Wave != 1 || res.EarlierHeapProfiles[0].InuseBytes != 2<<20 {
+		t.Errorf("earlier profiles %+v, want wave 1's alone", res.EarlierHeapProfiles)
+	}
+	if hp := res.HeapProfile; hp == nil || hp.Wave != 3 || hp.InuseBytes != 3<<20 {
+		t.Errorf("last wave's profile %+v, want wave 3's", hp)
+	}
+	if !strings.HasPrefix(res.HeapProfileError, "after wave 2: parsing a heap profile") || strings.Contains(res.HeapProfileError, ";") {
+		t.Errorf("error %q, want wave 2's alone", res.HeapProfileError)
+	}
+	if !strings.Contains(log.String(), "heap profile after wave 2: parsing") {
+		t.Errorf("progress log %q does not name the profile not read", log.String())
+	}
+	srv.Close()
+	r.profileAfter(context.Background(), res, WaveResult{Wave: 3})
+	if parts := strings.Split(res.HeapProfileError, "; "); len(parts) != 2 || !strings.HasPrefix(parts[1], "after wave 3: ") {
+		t.Errorf("errors %q, want wave 2's then wave 3's", res.HeapProfileError)
+	}
+}
+
+// TestEveryWavesProfileIsKeptAndCompared: each wave's profile is kept in a file of its own,
+// read back and sorted again, and the page sets them side by side with each owner's gain.
+func TestEveryWavesProfileIsKeptAndCompared(t *testing.T) {
+	dir := t.TempDir()
+	res := &Result{N: 1000, Waves: 3, WaveResults: []WaveResult{{Wave: 1}, {Wave: 2}, {Wave: 3}},
+		EarlierHeapProfiles: []*HeapProfile{
+			profileOf(t, 1, "", map[string]int64{packedRS: 2 << 20, packedRollout: 4 << 20, packedSvc: 1 << 20}),
+			profileOf(t, 2, "", map[string]int64{packedRS: 3 << 20, packedRollout: 4 << 20, packedSvc: 1 << 20}),
+		},
+		HeapProfile: profileOf(t, 3, "", map[string]int64{packedRS: 4 << 20, packedRollout: 5 << 20}),
+	}
+	if err := WriteResult(dir, Machine{}, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results-1000.wave-1.heap.pb.gz", "results-1000.wave-2.heap.pb.gz", "results-1000.heap.pb.gz"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("profile file: %v", err)
+		}
+	}
+	back, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hps := back[0].HeapProfiles()
+	if len(hps) != 3 || hps[0].File != "results-1000.wave-1.heap.pb.gz" || hps[1].Wave != 2 || hps[2].File != "results-1000.heap.pb.gz" {
+		t.Fatalf("profiles read back %+v", hps)
+	}
+	if hps[0].InuseBytes != 7<<20 || hps[0].raw == nil {
+		t.Errorf("wave 1's profile read back %+v, want it sorted again from its file", hps[0])
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "results-1000.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| held by | wave 1 | wave 2 | wave 3 | wave 1 → 3 |\n|---|---|---|---|---|\n",
+		"| the live heap | 7.0 | 8.0 | 9.0 | +2.0 |",
+		"| " + ownerRollouts + " | 4.0 | 4.0 | 5.0 | +1.0 |",
+		"| " + ownerRS + " | 2.0 | 3.0 | 4.0 | +2.0 |",
+		// Held earlier, gone after the last wave: listed after the last wave's owners.
+		"| " + ownerRS + " | 2.0 | 3.0 | 4.0 | +2.0 |\n| " + ownerServices + " | 1.0 | 1.0 | 0.0 | -1.0 |",
+	} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+
+	target := growthTarget([]*Result{back[0]}).Detail
+	if want := ", live heap after wave 1 → 3 7.0 → 9.0 MiB (heap profiles), gained most by: " + ownerRS + " +2.0 MiB; " + ownerRollouts + " +1.0 MiB"; !strings.Contains(target, want) {
+		t.Errorf("growth target %q, want %q", target, want)
+	}
+
+	// In a sharded run the profiles may come from different processes: not compared.
+	res.Shards = 4
+	res.EarlierHeapProfiles[0].Shard, res.EarlierHeapProfiles[1].Shard, res.HeapProfile.Shard = "s1", "s2", "s2"
+	var b strings.Builder
+	writeHeapProfile(&b, res)
+	if s := b.String(); strings.Contains(s, "wave 1 → 3") || !strings.Contains(s, "after waves 1, 2, 3 were read from different processes") {
+		t.Errorf("profiles of different processes compared:\n%s", s)
+	}
+	if lead := heapGrowthLead(res); lead != "" {
+		t.Errorf("growth lead from different processes: %q", lead)
+	}
+	res.EarlierHeapProfiles[0].Shard = "s2"
+	if lead := heapGrowthLead(res); !strings.Contains(lead, "live heap of shard s2 after wave 1 → 3") {
+		t.Errorf("growth lead of one shard %q", lead)
+	}
+}

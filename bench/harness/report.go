@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,8 +52,11 @@ func WriteResult(dir string, m Machine, res *Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	if hp := res.HeapProfile; hp != nil && hp.raw != nil {
-		hp.File = res.Name() + ".heap.pb.gz"
+	for _, hp := range res.HeapProfiles() {
+		if hp.raw == nil {
+			continue
+		}
+		hp.File = heapProfileFile(res, hp)
 		if err := os.WriteFile(filepath.Join(dir, hp.File), hp.raw, 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", hp.File, err)
 		}
@@ -69,6 +73,15 @@ func WriteResult(dir string, m Machine, res *Result) error {
 		return fmt.Errorf("writing %s.json: %w", base, err)
 	}
 	return WriteResultPage(dir, res)
+}
+
+// heapProfileFile names the file hp, one of res's heap profiles, is kept in beside the results:
+// <name>.heap.pb.gz for the last wave's, <name>.wave-<W>.heap.pb.gz for an earlier one's.
+func heapProfileFile(res *Result, hp *HeapProfile) string {
+	if hp == res.HeapProfile {
+		return res.Name() + ".heap.pb.gz"
+	}
+	return fmt.Sprintf("%s.wave-%d.heap.pb.gz", res.Name(), hp.Wave)
 }
 
 // WriteResultPage writes <name>.md, the page of one result, into dir. A report made later
@@ -134,8 +147,10 @@ func ReadResults(dir string) ([]*Result, error) {
 		if err := json.Unmarshal(data, res); err != nil {
 			return nil, fmt.Errorf("decoding %s: %w", p, err)
 		}
-		if err := reanalyse(dir, res.HeapProfile); err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+		for _, hp := range res.HeapProfiles() {
+			if err := reanalyse(dir, hp); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
 		}
 		out = append(out, res)
 	}
@@ -322,16 +337,23 @@ func buildNote(res *Result) string {
 	return b
 }
 
-// writeHeapProfile writes where the live heap went (Result.HeapProfile) as a table, and why
-// it is missing when it could not be read; nothing for results from before it was read.
+// writeHeapProfile writes where the live heap went after the last wave (Result.HeapProfile)
+// as a table, what it gained by owner from wave to wave, and which profiles could not be read;
+// nothing for results from before profiles were read.
 func writeHeapProfile(b *strings.Builder, res *Result) {
-	hp := res.HeapProfile
-	if hp == nil {
-		if res.HeapProfileError != "" {
-			fmt.Fprintf(b, "\nHeap profile: not read (%s).\n", res.HeapProfileError)
-		}
+	if res.HeapProfileError != "" {
+		fmt.Fprintf(b, "\nHeap profile: not read (%s).\n", res.HeapProfileError)
+	}
+	if res.HeapProfile == nil {
 		return
 	}
+	writeHeapOwners(b, res.HeapProfile)
+	writeHeapGrowth(b, res)
+}
+
+// writeHeapOwners writes the owners of hp's live heap as a table, and the functions that
+// allocated what none of them claims.
+func writeHeapOwners(b *strings.Builder, hp *HeapProfile) {
 	process := ""
 	if hp.Shard != "" {
 		process = fmt.Sprintf(" of shard %s (the process with the highest peak RSS)", hp.Shard)
@@ -360,6 +382,65 @@ func writeHeapProfile(b *strings.Builder, res *Result) {
 		parts[i] = fmt.Sprintf("`%s` %s MiB", u.Name, f2(float64(u.Bytes)/mib))
 	}
 	fmt.Fprintf(b, "\nWhat no owner above claims, by the function that allocated it: %s.\n", strings.Join(parts, ", "))
+}
+
+// writeHeapGrowth writes the live heap by owner after each wave whose profile was read, and
+// what each owner gained from the first of them to the last: what the controller kept from
+// wave to wave. Profiles of different processes (in a sharded run the process with the highest
+// peak can change from wave to wave) are not set side by side; a result with one profile
+// has nothing to compare.
+func writeHeapGrowth(b *strings.Builder, res *Result) {
+	hps := res.HeapProfiles()
+	if len(hps) < 2 {
+		return
+	}
+	waves := make([]string, len(hps))
+	for i, hp := range hps {
+		waves[i] = fmt.Sprint(hp.Wave)
+	}
+	if !sameProcess(hps) {
+		fmt.Fprintf(b, "\nThe heap profiles after waves %s were read from different processes (each wave's highest peak), so they are not set side by side.\n", strings.Join(waves, ", "))
+		return
+	}
+	first, lastHP := hps[0], hps[len(hps)-1]
+	fmt.Fprintf(b, "\nThe live heap by owner after each wave's settle period (MiB; each profile read after a collection, as above), "+
+		"and what each owner gained from wave %d to wave %d, within the sampling error above:\n\n| held by | wave %s | wave %d → %d |\n|---|%s---|\n",
+		first.Wave, lastHP.Wave, strings.Join(waves, " | wave "), first.Wave, lastHP.Wave, strings.Repeat("---|", len(hps)))
+	row := func(name string, held func(*HeapProfile) int64) {
+		fmt.Fprintf(b, "| %s |", name)
+		for _, hp := range hps {
+			fmt.Fprintf(b, " %s |", mibString(held(hp)))
+		}
+		fmt.Fprintf(b, " %+.1f |\n", float64(held(lastHP)-held(first))/mib)
+	}
+	row("the live heap", func(hp *HeapProfile) int64 { return hp.InuseBytes })
+	for _, name := range ownerNames(hps) {
+		row(name, func(hp *HeapProfile) int64 { return ownerBytes(hp, name) })
+	}
+}
+
+// ownerNames are the owners of any of hps: in the order of the last, then those it lacks in
+// the order they first appear.
+func ownerNames(hps []*HeapProfile) []string {
+	var names []string
+	for _, hp := range append([]*HeapProfile{hps[len(hps)-1]}, hps[:len(hps)-1]...) {
+		for _, o := range hp.Owners {
+			if !slices.Contains(names, o.Name) {
+				names = append(names, o.Name)
+			}
+		}
+	}
+	return names
+}
+
+// ownerBytes is what owner name held in hp; 0 when hp does not name it.
+func ownerBytes(hp *HeapProfile, name string) int64 {
+	for _, o := range hp.Owners {
+		if o.Name == name {
+			return o.Bytes
+		}
+	}
+	return 0
 }
 
 // mibString is n bytes in MiB with one decimal.

@@ -48,8 +48,15 @@ type Result struct {
 	// HeapProfile is where the live heap went after the last wave's settle period (nil in
 	// results from before commit d8f5ffc, or when it could not be read: HeapProfileError says
 	// why).
-	HeapProfile      *HeapProfile `json:"heapProfile,omitempty"`
-	HeapProfileError string       `json:"heapProfileError,omitempty"`
+	HeapProfile *HeapProfile `json:"heapProfile,omitempty"`
+	// EarlierHeapProfiles are read the same way after the settle period of each wave before
+	// the last, in wave order (none in results from before 7 Dec 2026 11:00 UTC,
+	// nor in a run of one wave): with HeapProfile, what the live heap gained by owner from
+	// wave to wave (HeapGrowth). Each is kept beside the results as
+	// results-<N>.wave-<W>.heap.pb.gz.
+	EarlierHeapProfiles []*HeapProfile `json:"earlierHeapProfiles,omitempty"`
+	// HeapProfileError says which profiles could not be read, and why ("after wave W: …").
+	HeapProfileError string `json:"heapProfileError,omitempty"`
 	// SamplerLastError is the last failed sample's error (the controller's last seconds, when
 	// it is stopped before the floor, usually).
 	SamplerLastError string `json:"samplerLastError,omitempty"`
@@ -299,6 +306,16 @@ func (res *Result) finish() {
 
 // Sharded reports whether the run split the Rollouts over more than one controller process.
 func (r *Result) Sharded() bool { return r.Shards > 1 }
+
+// HeapProfiles are the heap profiles r holds, in wave order: those read after the earlier
+// waves, then the last wave's.
+func (r *Result) HeapProfiles() []*HeapProfile {
+	all := slices.Clone(r.EarlierHeapProfiles)
+	if r.HeapProfile != nil {
+		all = append(all, r.HeapProfile)
+	}
+	return all
+}
 
 // processes is the number of controller processes the run had.
 func (r *Result) processes() int { return max(1, r.Shards) }

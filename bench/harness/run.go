@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -138,16 +139,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			return nil, err
 		}
 		res.WaveResults = append(res.WaveResults, wr)
-	}
-	if len(res.WaveResults) > 0 {
-		last := res.WaveResults[len(res.WaveResults)-1]
-		hp, perr := r.heapProfile(ctx, last)
-		if perr != nil {
-			// A profile that cannot be read loses the owners, not the run's figures.
-			res.HeapProfileError = perr.Error()
-			r.logf("heap profile after wave %d: %v", last.Wave, perr)
-		}
-		res.HeapProfile = hp
+		r.profileAfter(ctx, res, wr)
 	}
 	if res.Floor, err = r.floor(ctx); err != nil {
 		return nil, err
@@ -392,6 +384,26 @@ func (r *runner) wave(ctx context.Context, w int) (WaveResult, error) {
 	wr.TailAfterDelay = true
 	r.logf("wave %d: %.1fs, %.2f controller writes per Rollout per step", w, wr.WallSeconds, wr.WritesPerStep)
 	return wr, nil
+}
+
+// profileAfter reads the heap profile after wave wr (heapProfile) and keeps it in res: as the
+// last wave's profile or, before the last wave, among the earlier ones. It is read after every
+// wave so that what the heap gains from wave to wave is seen by owner; the wave's figures and
+// its settle period's are taken by then. One that cannot be read is named in
+// res.HeapProfileError and loses the owners, not the run's figures.
+func (r *runner) profileAfter(ctx context.Context, res *Result, wr WaveResult) {
+	hp, err := r.heapProfile(ctx, wr)
+	if err != nil {
+		unread := fmt.Sprintf("after wave %d: %v", wr.Wave, err)
+		res.HeapProfileError = strings.TrimPrefix(res.HeapProfileError+"; "+unread, "; ")
+		r.logf("heap profile %s", unread)
+		return
+	}
+	if wr.Wave < res.Waves {
+		res.EarlierHeapProfiles = append(res.EarlierHeapProfiles, hp)
+		return
+	}
+	res.HeapProfile = hp
 }
 
 // heapProfile reads the heap profile of the process with the highest peak RSS in wave w

@@ -399,8 +399,8 @@ func growthTarget(results []*Result) Target {
 		}
 		// A process of a sharded run holds N/shards Rollouts.
 		rollouts := float64(r.N) / float64(r.processes())
-		parts = append(parts, fmt.Sprintf("%s: steady RSS %.0f → %.0f MiB (%+.1f MiB, %+.1f KiB per Rollout), heap %.0f → %.0f MiB",
-			label, float64(a.MeanRSS)/mib, float64(b.MeanRSS)/mib, growth/mib, growth/1024/rollouts, a.MeanHeapInuse/mib, b.MeanHeapInuse/mib))
+		parts = append(parts, fmt.Sprintf("%s: steady RSS %.0f → %.0f MiB (%+.1f MiB, %+.1f KiB per Rollout), heap %.0f → %.0f MiB%s",
+			label, float64(a.MeanRSS)/mib, float64(b.MeanRSS)/mib, growth/mib, growth/1024/rollouts, a.MeanHeapInuse/mib, b.MeanHeapInuse/mib, heapGrowthLead(r)))
 		// Allow 5% for allocator noise between two steady periods.
 		if growth > 0.05*float64(a.MeanRSS) {
 			t.Status = "missed"
@@ -414,6 +414,33 @@ func growthTarget(results []*Result) Target {
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
+}
+
+// heapGrowthLead is ", live heap after wave 1 → W a → b MiB (heap profiles), gained most
+// by: A +x MiB; B +y MiB; C +z MiB" for a result with heap profiles of one process after its
+// first and last waves (the three largest gains), "" for one without.
+func heapGrowthLead(r *Result) string {
+	hps := r.HeapProfiles()
+	if len(hps) < 2 || !sameProcess(hps) {
+		return ""
+	}
+	first, lastHP := hps[0], hps[len(hps)-1]
+	var gains []string
+	for _, g := range HeapGrowth(first, lastHP) {
+		if g.Bytes <= 0 || len(gains) == 3 {
+			break
+		}
+		gains = append(gains, fmt.Sprintf("%s %+.1f MiB", g.Name, float64(g.Bytes)/mib))
+	}
+	process := ""
+	if lastHP.Shard != "" {
+		process = " of shard " + lastHP.Shard
+	}
+	lead := fmt.Sprintf(", live heap%s after wave %d → %d %s → %s MiB (heap profiles)", process, first.Wave, lastHP.Wave, mibString(first.InuseBytes), mibString(lastHP.InuseBytes))
+	if len(gains) > 0 {
+		lead += ", gained most by: " + strings.Join(gains, "; ")
+	}
+	return lead
 }
 
 // steadyGrowth gives r's steady memory after its first and its last wave: of its one
