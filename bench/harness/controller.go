@@ -102,10 +102,15 @@ type ControllerOptions struct {
 }
 
 // args are the controller's command-line arguments with /metrics on metricsPort, the probes
-// on probePort and Go's /debug/pprof on pprofPort, all on loopback.
+// on probePort and Go's /debug/pprof on pprofPort, all on loopback. Each process elects a
+// leader with a Lease, as the chart runs it (leaderElection.enabled): its renewals, every
+// --leader-election-retry-period, are among the requests counted (in the shard's own Lease
+// for a process with a shard key).
 func (o ControllerOptions) args(metricsPort, probePort, pprofPort int) []string {
 	args := []string{
 		"--kubeconfig=" + o.Kubeconfig,
+		"--leader-elect",
+		"--leader-election-namespace=" + LeaseNamespace,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
 		fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort),
@@ -121,6 +126,10 @@ func (o ControllerOptions) args(metricsPort, probePort, pprofPort int) []string 
 	}
 	return args
 }
+
+// LeaseNamespace holds the controllers' leader-election Leases: one the API server makes
+// itself, so that nothing needs creating first.
+const LeaseNamespace = "default"
 
 // StartController runs the controller on loopback ports and waits until /readyz answers.
 func StartController(o ControllerOptions) (*Controller, error) {

@@ -284,8 +284,12 @@ func TestHeapProfileReadsTheTopProcess(t *testing.T) {
 	}
 
 	o := ControllerOptions{Kubeconfig: "kc"}
-	if args := o.args(1, 2, 3); !slices.Contains(args, "--pprof-bind-address=127.0.0.1:3") {
+	args := o.args(1, 2, 3)
+	if !slices.Contains(args, "--pprof-bind-address=127.0.0.1:3") {
 		t.Errorf("controller args %q; want pprof on loopback port 3", args)
+	}
+	if !slices.Contains(args, "--leader-elect") || !slices.Contains(args, "--leader-election-namespace=default") {
+		t.Errorf("controller args %q; want a leader elected with a Lease in default, as the chart runs it", args)
 	}
 	if u := heapProfileURL(pprofURL(3)); u != "http://127.0.0.1:3/debug/pprof/heap?gc=1" {
 		t.Errorf("heap profile at %q; want port 3's, after a collection", u)
