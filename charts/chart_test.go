@@ -144,6 +144,50 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	}
 }
 
+// TestChartRefusesUnsafeCombinations: values each valid alone but unsafe together are refused
+// with the fields named: more than one replica without leader election, in the main
+// Deployment or a shard's, and a shard key that makes a resource name over 63 characters.
+func TestChartRefusesUnsafeCombinations(t *testing.T) {
+	long := strings.Repeat("a", 40)
+	for _, c := range []struct {
+		release string
+		sets    []string
+		refused []string
+	}{
+		// replicaCount defaults to 2.
+		{"kulta", []string{"leaderElection.enabled=false"}, []string{"replicaCount is 2", "leaderElection.enabled is false"}},
+		{"kulta", []string{"leaderElection.enabled=false", "replicaCount=3", "sharding.shards[0]=s0"}, []string{"replicaCount is 3"}},
+		// "my-long-release-kulta-shard-" and 40 characters and "-metrics": 76.
+		{"my-long-release", []string{"sharding.shards[0]=s0", "sharding.shards[1]=" + long}, []string{"sharding.shards", `"` + long + `"`, "76 characters"}},
+		{"kulta", []string{"leaderElection.enabled=false", "replicaCount=1", "sharding.shards[0]=s0"}, nil},
+		// "kulta-shard-" and 40 characters and "-metrics": 60.
+		{"kulta", []string{"sharding.shards[0]=" + long}, nil},
+	} {
+		args := []string{"template", c.release, "charts/kulta", "--kube-version", kubeVersion}
+		for _, set := range c.sets {
+			args = append(args, "--set", set)
+		}
+		out, err := helm(t, args...)
+		if c.refused == nil {
+			if err != nil {
+				t.Errorf("%s %v refused: %v", c.release, c.sets, err)
+			} else if !strings.Contains(out, "kind: Deployment") {
+				t.Errorf("%s %v rendered no Deployment", c.release, c.sets)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s %v accepted", c.release, c.sets)
+			continue
+		}
+		for _, want := range c.refused {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s %v: the error must name %s: %v", c.release, c.sets, want, err)
+			}
+		}
+	}
+}
+
 func decode(t *testing.T, manifests string) []*unstructured.Unstructured {
 	t.Helper()
 	objs, err := testutil.DecodeManifestsFrom(strings.NewReader(manifests))

@@ -114,3 +114,19 @@ and tokenKey become files of the mounted Secret. */}}
 {{- end -}}
 {{- toYaml (dict "services" $services) -}}
 {{- end -}}
+
+{{- /* What the values schema cannot judge alone, refused with the fields named: more than one
+replica without leader election (each would reconcile the same Rollouts), and a shard key that
+makes one of the shard's resource names (its metrics Service's is the longest) longer than the
+63 characters Kubernetes allows. */}}
+{{- define "kulta.validate" -}}
+{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicaCount) 1) -}}
+{{- fail (printf "replicaCount is %d but leaderElection.enabled is false: every replica would reconcile the same Rollouts (in each shard too); set replicaCount to 1 or enable leader election" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- range .Values.sharding.shards -}}
+{{- $name := printf "%s-shard-%s-metrics" (include "kulta.fullname" $) . -}}
+{{- if gt (len $name) 63 -}}
+{{- fail (printf "sharding.shards: the key %q makes the metrics Service name %q, %d characters, longer than Kubernetes' 63; use a shorter key or release name" . $name (len $name)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
