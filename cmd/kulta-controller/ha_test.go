@@ -326,7 +326,13 @@ func TestShardsSplitTheRollouts(t *testing.T) {
 	g.Eventually(main.leading).WithTimeout(30 * time.Second).Should(BeTrue())
 	completed(rest, firstImage)
 	g.Eventually(main.rollouts).Should(Equal([]string{"rest"}))
-	g.Consistently(b.rollouts).WithTimeout(2 * time.Second).Should(Equal([]string{"rb"}))
+	// A process keeps a Rollout's record from its first reconcile of it: over a while, with
+	// every shard running, none has reconciled another's Rollout.
+	g.Consistently(func(g Gomega) {
+		g.Expect(standbysA[0].rollouts()).To(Equal([]string{"ra"}), "shard a's new leader")
+		g.Expect(b.rollouts()).To(Equal([]string{"rb"}), "shard b")
+		g.Expect(main.rollouts()).To(Equal([]string{"rest"}), "the replica for unclaimed Rollouts")
+	}).WithTimeout(3 * time.Second).Should(Succeed())
 }
 
 // TestShardMarksItsObjects moves a Rollout that an unsharded replica rolled out (its Services,
