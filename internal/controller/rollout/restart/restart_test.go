@@ -155,6 +155,55 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 		Should(BeEmpty(), "the mark goes with the old revision's Pods")
 }
 
+// TestUpgradeKeepsAnEarlierVersionsScaleDownMark: an earlier version of KULTA kept a revision's
+// scale-down time on its ReplicaSet (rollouts.kulta.io/scale-down-at), not in
+// status.scaleDowns. A controller started on what it left keeps the revision's Pods until
+// that time, later than the delay it would start afresh, and then scales the revision down.
+func TestUpgradeKeepsAnEarlierVersionsScaleDownMark(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "upgrade-mark")
+	const delay = 4
+	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
+		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](delay) }))
+	key := client.ObjectKeyFromObject(ro)
+
+	first, err := rollouttest.Start(ctx, e)
+	g.Expect(err).NotTo(HaveOccurred())
+	old := newImageOnceCompleted(g, ro)
+	g.Eventually(func(g Gomega) {
+		now := getRollout(g, key)
+		g.Expect(now.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+		g.Expect(now.Status.ScaleDowns).To(HaveLen(1))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(first.Stop()).To(Succeed())
+
+	// What the earlier version left: the time on the ReplicaSet, none in the status. It is
+	// further off than the delay a controller would start afresh.
+	oldRS := func(g Gomega) *appsv1.ReplicaSet {
+		list := &appsv1.ReplicaSetList{}
+		g.Expect(env.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: old})).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		return &list.Items[0]
+	}
+	at := time.Now().Add(3 * delay * time.Second).UTC().Truncate(time.Second)
+	mark := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+revision.ScaleDownAtAnnotation+`":"`+at.Format(time.RFC3339)+`"}}}`))
+	g.Expect(env.Client.Patch(ctx, oldRS(g), mark)).To(Succeed())
+	noMarks := client.RawPatch(types.MergePatchType, []byte(`{"status":{"scaleDowns":null}}`))
+	g.Expect(env.Client.Status().Patch(ctx, getRollout(g, key), noMarks)).To(Succeed())
+	g.Expect(getRollout(g, key).Status.ScaleDowns).To(BeEmpty())
+	g.Expect(ptr.Deref(oldRS(g).Spec.Replicas, 0)).To(Equal(int32(2)))
+
+	second, err := rollouttest.Start(ctx, e)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { g.Expect(second.Stop()).To(Succeed()) }()
+	g.Consistently(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).
+		WithTimeout(time.Until(at)-time.Second).Should(Equal(int32(2)), "the old revision was scaled down before the time the earlier version marked")
+	g.Eventually(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).WithTimeout(15 * time.Second).Should(BeZero())
+	g.Expect(time.Now()).To(BeTemporally(">=", at))
+}
+
 // TestRestartMidLandingWritesTheWait stops the controller while a step's weights are on the
 // route but the Gateway has not accepted them, and the first controller, as it does for
 // FoldedStatusBound (30 s here), leaves the status saying nothing of the wait. The new
