@@ -119,8 +119,11 @@ func readsTarget(results []*Result) Target {
 		t.Status = "met"
 	}
 	for _, r := range results {
-		gets, writes := 0.0, 0.0
+		gets, writes, rolloutGets := 0.0, 0.0, 0.0
 		for _, row := range last(r).Controller {
+			if row.Resource == "rollouts" && row.Verb == "GET" {
+				rolloutGets += row.Count
+			}
 			for _, kind := range routeKinds {
 				if row.Resource != kind {
 					continue
@@ -132,7 +135,7 @@ func readsTarget(results []*Result) Target {
 				}
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s (run %s): %.0f GETs for %.0f route writes", r.Label(), r.Started.Format("2006-01-02"), gets, writes))
+		parts = append(parts, fmt.Sprintf("%s (run %s): %.0f GETs for %.0f route writes, %.0f GETs of Rollouts", r.Label(), r.Started.Format("2006-01-02"), gets, writes, rolloutGets))
 		// A route is read from the API server when the cache has not yet seen KULTA's own last
 		// write to it, or after a conflict; a handful per wave is that, not a read on every
 		// write.
@@ -143,7 +146,7 @@ func readsTarget(results []*Result) Target {
 	if t.Status == "met" {
 		parts = append(parts, "every route write is a merge patch computed from the cached route, with its resourceVersion as precondition; "+
 			"the route is read from the API server instead only when the cache has not yet seen KULTA's own last write to it (its resourceVersion is older than the one that write returned) "+
-			"or after a conflict: the GETs above are those "+
+			"or after a conflict: the GETs above are those; a Rollout is read from the API server likewise when the cache has not yet seen KULTA's last write to it "+
 			"(runs from before 2026-12-04 still read each route before writing it whole)")
 	}
 	t.Detail = strings.Join(parts, "; ")
