@@ -162,6 +162,10 @@ func TestChartRefusesUnsafeCombinations(t *testing.T) {
 		{"kulta", []string{"leaderElection.enabled=false", "replicaCount=1", "sharding.shards[0]=s0"}, nil},
 		// "kulta-shard-" and 40 characters and "-metrics": 60.
 		{"kulta", []string{"sharding.shards[0]=" + long}, nil},
+		// A release name of 50 characters and "-kulta-metrics": 64.
+		{strings.Repeat("r", 50), nil, []string{"the release name", "64 characters"}},
+		// 49 and "-kulta-metrics": 63.
+		{strings.Repeat("r", 49), nil, nil},
 	} {
 		args := []string{"template", c.release, "charts/kulta", "--kube-version", kubeVersion}
 		for _, set := range c.sets {

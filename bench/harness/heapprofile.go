@@ -16,8 +16,8 @@ import (
 )
 
 // HeapProfile is where a controller process's live heap went, read from its heap profile
-// (/debug/pprof/heap?gc=1) after a wave's settle period (after each wave since 7 Dec 2026
-// 11:00 UTC, after the last before). The read makes the controller collect first, so the
+// (/debug/pprof/heap?gc=1) after a wave's settle period (after every wave since commit
+// 24a9c9f, after the last alone before). The read makes the controller collect first, so the
 // profile is what was live then; the wave's and the settle period's figures were taken before
 // it, and the next wave starts from the collected heap, as it would after any collection. The Go runtime records about one allocation in every
 // SampleRateBytes allocated (runtime.MemProfileRate, 512 KiB by default, which the bench

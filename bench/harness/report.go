@@ -342,12 +342,11 @@ func buildNote(res *Result) string {
 // nothing for results from before profiles were read.
 func writeHeapProfile(b *strings.Builder, res *Result) {
 	if res.HeapProfileError != "" {
-		fmt.Fprintf(b, "\nHeap profile: not read (%s).\n", res.HeapProfileError)
+		fmt.Fprintf(b, "\nHeap profile not read: %s.\n", res.HeapProfileError)
 	}
-	if res.HeapProfile == nil {
-		return
+	if res.HeapProfile != nil {
+		writeHeapOwners(b, res.HeapProfile)
 	}
-	writeHeapOwners(b, res.HeapProfile)
 	writeHeapGrowth(b, res)
 }
 
@@ -404,7 +403,7 @@ func writeHeapGrowth(b *strings.Builder, res *Result) {
 	}
 	first, lastHP := hps[0], hps[len(hps)-1]
 	fmt.Fprintf(b, "\nThe live heap by owner after each wave's settle period (MiB; each profile read after a collection, as above), "+
-		"and what each owner gained from wave %d to wave %d, within the sampling error above:\n\n| held by | wave %s | wave %d → %d |\n|---|%s---|\n",
+		"and what each owner gained from wave %d to wave %d, each figure good to the sampling error of its profile:\n\n| held by | wave %s | wave %d → %d |\n|---|%s---|\n",
 		first.Wave, lastHP.Wave, strings.Join(waves, " | wave "), first.Wave, lastHP.Wave, strings.Repeat("---|", len(hps)))
 	row := func(name string, held func(*HeapProfile) int64) {
 		fmt.Fprintf(b, "| %s |", name)

@@ -50,10 +50,9 @@ type Result struct {
 	// why).
 	HeapProfile *HeapProfile `json:"heapProfile,omitempty"`
 	// EarlierHeapProfiles are read the same way after the settle period of each wave before
-	// the last, in wave order (none in results from before 7 Dec 2026 11:00 UTC,
-	// nor in a run of one wave): with HeapProfile, what the live heap gained by owner from
-	// wave to wave (HeapGrowth). Each is kept beside the results as
-	// results-<N>.wave-<W>.heap.pb.gz.
+	// the last, in wave order (none in results from before commit 24a9c9f, nor in a run of one
+	// wave): with HeapProfile, what the live heap gained by owner from wave to wave
+	// (HeapGrowth). Each is kept beside the results as <Name()>.wave-<W>.heap.pb.gz.
 	EarlierHeapProfiles []*HeapProfile `json:"earlierHeapProfiles,omitempty"`
 	// HeapProfileError says which profiles could not be read, and why ("after wave W: …").
 	HeapProfileError string `json:"heapProfileError,omitempty"`

@@ -386,7 +386,7 @@ func cpuWithout(r *Result) float64 {
 }
 
 func growthTarget(results []*Result) Target {
-	t := Target{Name: "no RSS growth across update waves (steady RSS after the first and the last; three waves at N=1,000, as the issue asks)", Status: "met"}
+	t := Target{Name: "no RSS growth across update waves (steady RSS after the first wave and after the last)", Status: "met"}
 	var parts []string
 	measured := 0
 	for _, r := range results {
@@ -423,8 +423,8 @@ func growthTarget(results []*Result) Target {
 	return t
 }
 
-// heapGrowthLead is ", live heap after wave 1 → W a → b MiB (heap profiles), gained most
-// by: A +x MiB; B +y MiB; C +z MiB" for a result with heap profiles of one process after its
+// heapGrowthLead is ", live heap a MiB after wave 1, b MiB after wave W (heap profiles),
+// gained most by: A +x MiB; B +y MiB; C +z MiB" for a result with heap profiles of one process after its
 // first and last waves (the three largest gains), "" for one without.
 func heapGrowthLead(r *Result) string {
 	hps := r.HeapProfiles()
@@ -443,7 +443,7 @@ func heapGrowthLead(r *Result) string {
 	if lastHP.Shard != "" {
 		process = " of shard " + lastHP.Shard
 	}
-	lead := fmt.Sprintf(", live heap%s after wave %d → %d %s → %s MiB (heap profiles)", process, first.Wave, lastHP.Wave, mibString(first.InuseBytes), mibString(lastHP.InuseBytes))
+	lead := fmt.Sprintf(", live heap%s %s MiB after wave %d, %s MiB after wave %d (heap profiles)", process, mibString(first.InuseBytes), first.Wave, mibString(lastHP.InuseBytes), lastHP.Wave)
 	if len(gains) > 0 {
 		lead += ", gained most by: " + strings.Join(gains, "; ")
 	}
@@ -671,18 +671,20 @@ func spanOf(lo, hi float64) string {
 // becoming due; in a wave, p99 step latency grows with N no faster than the wave's API work
 // divided by the API server's throughput. That bound is the wave's controller requests over
 // the rate at which the API server took the floor's patches under the same client limits.
-// Each run's p99 is given as a share of it, and the share must not rise from one N to the
-// next among runs alike (the same number of processes and memory limit); a run with nothing
-// alike at a smaller N is listed, not judged. KULTA's quantiles are interpolated within
-// buckets stepLatencyBucketFactor apart, so the bench's own measure from outside (the
-// Tracker's nearest-rank p99) is set beside each share.
+// Each run's p99 is given as a share of it; p99 must stay within the bound, and the share must
+// not rise from one N to the next among runs alike (the same number of processes, memory limit,
+// client limits and reconcilers); a run with nothing alike at a smaller N is held to the bound
+// alone. KULTA's quantiles are interpolated within buckets stepLatencyBucketFactor apart, so
+// the rise is judged on the bench's own measure of the same interval from outside (the
+// Tracker's nearest-rank p99, exact) where a run has it, and on the histogram's otherwise;
+// both are given.
 func stepLatencyTarget(results []*Result) Target {
-	t := Target{Name: fmt.Sprintf("step latency p99 (KULTA's histogram): alone (N=1) at most %.0f ms; in a wave growing with N no faster than the wave's API work over the API server's throughput",
-		TargetLoneStepP99*1000), Status: "not measured"}
+	t := Target{Name: fmt.Sprintf("step latency p99: alone (N=1) at most %.0f ms (KULTA's histogram); in a wave within the wave's API work over the API server's throughput, "+
+		"and growing with N no faster than it (KULTA's histogram, the bench's exact watch beside it)", TargetLoneStepP99*1000), Status: "not measured"}
 	var parts []string
 	alone, waves := "not measured", "not measured"
 	type share struct {
-		n              int
+		label          string
 		kulta, outside float64
 	}
 	smaller := map[string]share{}
@@ -706,27 +708,38 @@ func stepLatencyTarget(results []*Result) Target {
 		for _, row := range w.Controller {
 			requests += row.Count
 		}
+		if requests == 0 || w.KultaStepLatencyP99 <= 0 {
+			parts = append(parts, d+" (no controller requests or no p99 recorded: not judged)")
+			continue
+		}
+		if waves == "not measured" {
+			waves = "met"
+		}
 		// The floor makes two patches per Rollout per step as fast as the API server takes them.
 		floorRate := float64(2*StepsPerWave*r.N) / r.Floor.WallSeconds
 		bound := requests / floorRate
-		now := share{n: r.N, kulta: w.KultaStepLatencyP99 / bound, outside: w.StepLatency.All.P99 / bound}
+		now := share{label: r.Label(), kulta: w.KultaStepLatencyP99 / bound, outside: w.StepLatency.All.P99 / bound}
 		d += fmt.Sprintf(" against API work of %.0f requests / %.0f req/s = %.1f s: p99 %.3f of it (the bench's watch: p99 %.3f s, %.3f)",
 			requests, floorRate, bound, now.kulta, w.StepLatency.All.P99, now.outside)
-		key := fmt.Sprintf("%d/%s", r.processes(), r.MemoryLimit)
-		if before, ok := smaller[key]; ok && before.kulta > 0 {
+		if w.KultaStepLatencyP99 > bound {
+			waves = "missed"
+			d += ", over the bound itself"
+		}
+		key := fmt.Sprintf("%d/%s/%g/%d/%d", r.processes(), r.MemoryLimit, r.QPS, r.Burst, r.Reconcilers)
+		if before, ok := smaller[key]; ok {
 			growth := now.kulta / before.kulta
-			d += fmt.Sprintf("; from N=%s its p99 grew %.2f× as fast as its API work", thousands(before.n), growth)
-			if before.outside > 0 {
-				d += fmt.Sprintf(" (the bench's watch: %.2f×)", now.outside/before.outside)
-			}
-			if waves == "not measured" {
-				waves = "met"
-			}
-			if growth > 1 {
-				waves = "missed"
-				if growth < stepLatencyBucketFactor {
-					d += fmt.Sprintf(", less than the %.2f× between the histogram's buckets", stepLatencyBucketFactor)
+			d += fmt.Sprintf("; from %s its p99 grew %.2f× as fast as its API work", before.label, growth)
+			rose := growth > 1
+			if before.outside > 0 && now.outside > 0 {
+				exact := now.outside / before.outside
+				d += fmt.Sprintf(" (the bench's watch: %.2f×)", exact)
+				if rose != (exact > 1) {
+					d += fmt.Sprintf("; the two disagree, within the histogram's buckets %.2f× apart, and the exact measure decides", stepLatencyBucketFactor)
 				}
+				rose = exact > 1
+			}
+			if rose {
+				waves = "missed"
 			}
 		}
 		smaller[key] = now

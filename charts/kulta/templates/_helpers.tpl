@@ -116,12 +116,16 @@ and tokenKey become files of the mounted Secret. */}}
 {{- end -}}
 
 {{- /* What the values schema cannot judge alone, refused with the fields named: more than one
-replica without leader election (each would reconcile the same Rollouts), and a shard key that
-makes one of the shard's resource names (its metrics Service's is the longest) longer than the
-63 characters Kubernetes allows. */}}
+replica without leader election (each would reconcile the same Rollouts), and a release name or
+shard key that makes a resource name (a metrics Service's is the longest) longer than the 63
+characters Kubernetes allows. */}}
 {{- define "kulta.validate" -}}
 {{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicaCount) 1) -}}
 {{- fail (printf "replicaCount is %d but leaderElection.enabled is false: every replica would reconcile the same Rollouts (in each shard too); set replicaCount to 1 or enable leader election" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- $main := printf "%s-metrics" (include "kulta.fullname" .) -}}
+{{- if gt (len $main) 63 -}}
+{{- fail (printf "the release name makes the metrics Service name %q, %d characters, longer than Kubernetes' 63; use a shorter release name" $main (len $main)) -}}
 {{- end -}}
 {{- range .Values.sharding.shards -}}
 {{- $name := printf "%s-shard-%s-metrics" (include "kulta.fullname" $) . -}}

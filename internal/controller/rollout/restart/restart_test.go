@@ -187,7 +187,7 @@ func TestUpgradeKeepsAnEarlierVersionsScaleDownMark(t *testing.T) {
 		g.Expect(list.Items).To(HaveLen(1))
 		return &list.Items[0]
 	}
-	at := time.Now().Add(3 * delay * time.Second).UTC().Truncate(time.Second)
+	at := time.Now().Add(5 * delay * time.Second).UTC().Truncate(time.Second)
 	mark := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+revision.ScaleDownAtAnnotation+`":"`+at.Format(time.RFC3339)+`"}}}`))
 	g.Expect(env.Client.Patch(ctx, oldRS(g), mark)).To(Succeed())
 	noMarks := client.RawPatch(types.MergePatchType, []byte(`{"status":{"scaleDowns":null}}`))
@@ -198,6 +198,8 @@ func TestUpgradeKeepsAnEarlierVersionsScaleDownMark(t *testing.T) {
 	second, err := rollouttest.Start(ctx, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { g.Expect(second.Stop()).To(Succeed()) }()
+	// Long enough for a delay started afresh to have run out before the mark's time.
+	g.Expect(time.Until(at)).To(BeNumerically(">", (delay+2)*time.Second), "the controller took too long to start for the check to tell the two apart")
 	g.Consistently(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).
 		WithTimeout(time.Until(at)-time.Second).Should(Equal(int32(2)), "the old revision was scaled down before the time the earlier version marked")
 	g.Eventually(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).WithTimeout(15 * time.Second).Should(BeZero())
