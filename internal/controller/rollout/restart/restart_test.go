@@ -108,21 +108,15 @@ func TestRestartMidRolloutKeepsWeights(t *testing.T) {
 	}), "no weight was repeated, reset or skipped across the restart")
 }
 
-// TestRestartKeepsScaleDownDelay stops the controller during the scale-down delay that follows a
-// promotion and starts a new one: the old revision keeps its Pods until the time the first
-// controller recorded in status.scaleDowns, not a delay started afresh nor none at all, and its
-// ReplicaSet is never written to for the mark. Once its Pods are gone the mark goes.
-func TestRestartKeepsScaleDownDelay(t *testing.T) {
-	e := testenv.Require(t, env)
-	g := NewWithT(t)
-	ctx := context.Background()
-	ns := e.CreateNamespace(t, "restart-delay")
-	const delay = 8
+// promoteThenStop creates the Rollout web in ns with steps of 50 and 100 % and a scale-down
+// delay of delay seconds, runs a controller until it has rolled a new image out and marked
+// the old revision for scale-down in status.scaleDowns, and stops it. It returns the Rollout's
+// key, the old revision and its mark.
+func promoteThenStop(g Gomega, e *testenv.Env, ns string, delay int32) (types.NamespacedName, string, kultav1alpha1.ScaleDown) {
 	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
-		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](delay) }))
+		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To(delay) }))
 	key := client.ObjectKeyFromObject(ro)
-
-	first, err := rollouttest.Start(ctx, e)
+	first, err := rollouttest.Start(context.Background(), e)
 	g.Expect(err).NotTo(HaveOccurred())
 	old := newImageOnceCompleted(g, ro)
 	var mark kultav1alpha1.ScaleDown
@@ -135,17 +129,34 @@ func TestRestartKeepsScaleDownDelay(t *testing.T) {
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(first.Stop()).To(Succeed())
 	g.Expect(mark.PodTemplateHash).To(Equal(old))
+	return key, old, mark
+}
+
+// replicaSetOf is the one ReplicaSet of revision hash in ns.
+func replicaSetOf(g Gomega, ns, hash string) *appsv1.ReplicaSet {
+	list := &appsv1.ReplicaSetList{}
+	g.Expect(env.Client.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: hash})).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1))
+	return &list.Items[0]
+}
+
+// TestRestartKeepsScaleDownDelay stops the controller during the scale-down delay that follows a
+// promotion and starts a new one: the old revision keeps its Pods until the time the first
+// controller recorded in status.scaleDowns, not a delay started afresh nor none at all, and its
+// ReplicaSet is never written to for the mark. Once its Pods are gone the mark goes.
+func TestRestartKeepsScaleDownDelay(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "restart-delay")
+	const delay = 8
+	key, old, mark := promoteThenStop(g, e, ns, delay)
 	g.Expect(time.Until(mark.At.Time)).To(BeNumerically(">", 2*time.Second), "the delay should still be running after the stop")
 
 	second, err := rollouttest.Start(ctx, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { g.Expect(second.Stop()).To(Succeed()) }()
-	oldRS := func(g Gomega) *appsv1.ReplicaSet {
-		list := &appsv1.ReplicaSetList{}
-		g.Expect(env.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: old})).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(1))
-		return &list.Items[0]
-	}
+	oldRS := func(g Gomega) *appsv1.ReplicaSet { return replicaSetOf(g, ns, old) }
 	g.Consistently(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).
 		WithTimeout(time.Until(mark.At.Time)-time.Second).Should(Equal(int32(2)), "the new controller scaled the old revision down before its recorded time")
 	g.Eventually(func(g Gomega) int32 { return ptr.Deref(oldRS(g).Spec.Replicas, 0) }).WithTimeout(15 * time.Second).Should(BeZero())
@@ -165,28 +176,11 @@ func TestUpgradeKeepsAnEarlierVersionsScaleDownMark(t *testing.T) {
 	ctx := context.Background()
 	ns := e.CreateNamespace(t, "upgrade-mark")
 	const delay = 4
-	ro := createWeb(g, ns, testutil.WithCanarySteps(testutil.Weight(50), testutil.Weight(100)),
-		testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](delay) }))
-	key := client.ObjectKeyFromObject(ro)
-
-	first, err := rollouttest.Start(ctx, e)
-	g.Expect(err).NotTo(HaveOccurred())
-	old := newImageOnceCompleted(g, ro)
-	g.Eventually(func(g Gomega) {
-		now := getRollout(g, key)
-		g.Expect(now.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
-		g.Expect(now.Status.ScaleDowns).To(HaveLen(1))
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Expect(first.Stop()).To(Succeed())
+	key, old, _ := promoteThenStop(g, e, ns, delay)
 
 	// What the earlier version left: the time on the ReplicaSet, none in the status. It is
 	// further off than the delay a controller would start afresh.
-	oldRS := func(g Gomega) *appsv1.ReplicaSet {
-		list := &appsv1.ReplicaSetList{}
-		g.Expect(env.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{kultav1alpha1.PodTemplateHashLabel: old})).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(1))
-		return &list.Items[0]
-	}
+	oldRS := func(g Gomega) *appsv1.ReplicaSet { return replicaSetOf(g, ns, old) }
 	at := time.Now().Add(5 * delay * time.Second).UTC().Truncate(time.Second)
 	mark := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+revision.ScaleDownAtAnnotation+`":"`+at.Format(time.RFC3339)+`"}}}`))
 	g.Expect(env.Client.Patch(ctx, oldRS(g), mark)).To(Succeed())
