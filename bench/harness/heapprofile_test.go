@@ -369,6 +369,14 @@ func TestRSSTargetNamesWhereTheHeapGoes(t *testing.T) {
 	if !strings.Contains(got, want) || strings.Contains(got, "logging") {
 		t.Errorf("RSS target %q; want the three largest owners but what none claims: %q", got, want)
 	}
+	// One wave, fewer than the revisions a Rollout keeps: the growth row tells the rest.
+	if !strings.Contains(got, "; met over 1 wave, fewer than a Rollout keeps old revisions (revisionHistoryLimit, 10 by default)") {
+		t.Errorf("RSS target met over one wave %q; want it to say the revisions are not all kept yet", got)
+	}
+	twelve := &Result{N: 1000, WaveResults: slices.Repeat(r.WaveResults, 12)}
+	if got := rssTarget([]*Result{twelve}, 1000, 100*mib).Detail; strings.Contains(got, "fewer than a Rollout keeps") {
+		t.Errorf("RSS target over twelve waves %q names the revisions not yet kept", got)
+	}
 	sharded := &Result{N: 1000, Shards: 4, WaveResults: r.WaveResults, HeapProfile: hp}
 	if got := rssTarget([]*Result{sharded}, 1000, 100*mib).Detail; !strings.Contains(got, want) {
 		t.Errorf("RSS target of a sharded run %q; want %q", got, want)

@@ -295,6 +295,15 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 					prev.N, float64(peakRSS(prev))/mib, slope)
 			}
 		}
+		if metWithout && len(r.WaveResults) < DefaultRevisionHistoryLimit {
+			// Each wave leaves an old revision per Rollout, held until revisionHistoryLimit.
+			waves := "waves"
+			if len(r.WaveResults) == 1 {
+				waves = "wave"
+			}
+			d += fmt.Sprintf("; met over %d %s, fewer than a Rollout keeps old revisions (revisionHistoryLimit, %d by default): "+
+				"what a process holds once they are all kept is in the growth row", len(r.WaveResults), waves, DefaultRevisionHistoryLimit)
+		}
 		parts = append(parts, d)
 	}
 	for _, r := range limited {
@@ -471,6 +480,10 @@ func steadyGrowth(r *Result) (a, b Window, which string) {
 	}
 	return a, b, which
 }
+
+// DefaultRevisionHistoryLimit is how many old revisions a Rollout keeps when its spec does not
+// say, as the planner takes it (the bench's Rollouts do not say).
+const DefaultRevisionHistoryLimit = 10
 
 // retainedPerWave says what the controller keeps, by design and bounded, for each wave.
 const retainedPerWave = "why: what the controller holds grows with each wave by design, up to bounds: every Rollout gains a ReplicaSet " +
