@@ -28,6 +28,7 @@ PROMETHEUS_BIN := $(BIN)/prometheus
 GO_TEST_FLAGS ?= -count=1
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 export KULTA_PROMETHEUS_BIN := $(PROMETHEUS_BIN)/prometheus
+export KULTA_HELM := $(HELM)
 
 ##@ General
 

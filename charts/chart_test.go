@@ -1,7 +1,6 @@
 package charts_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -54,23 +53,11 @@ func root(t *testing.T) string {
 // helm runs the helm binary that `make helm-bin` builds from Go modules.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	bin := os.Getenv("KULTA_HELM")
-	if bin == "" {
-		bin = filepath.Join(root(t), ".cache", "bin", "helm-v3.22.0")
+	// A missing binary fails the test here, not as the failure some tests expect of helm.
+	if _, err := testutil.HelmBinary(root(t)); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("helm not found at %s: run `make helm-bin` first", bin)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = root(t)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
-		return stdout.String(), fmt.Errorf("helm %s: %w: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String(), nil
+	return testutil.Helm(root(t), t.TempDir(), args...)
 }
 
 func valuesFiles(t *testing.T) []string {

@@ -72,16 +72,28 @@ func kubeconfigFor(t *testing.T, e *testenv.Env) string {
 // is kulta-NAMESPACE; with one, the shard's own Lease in that namespace.
 func startReplica(t *testing.T, bin, kubeconfig, namespace string, extra ...string) *replica {
 	t.Helper()
-	r := &replica{metricsAddr: freeAddr(t), exited: make(chan struct{})}
+	metricsAddr := freeAddr(t)
 	args := []string{"--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", namespace,
 		"--leader-election-lease-duration", "4s", "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "500ms",
-		"--metrics-bind-address", r.metricsAddr, "--health-probe-bind-address", freeAddr(t),
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", freeAddr(t),
 		"--namespaces", namespace, "--graceful-shutdown-timeout", "5s", "--zap-log-level", "error"}
 	if !slices.ContainsFunc(extra, func(arg string) bool { return strings.HasPrefix(arg, "--shard-key") }) {
 		args = append(args, "--leader-election-id", "kulta-"+namespace)
 	}
-	r.cmd = exec.Command(bin, append(args, extra...)...)
-	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	return startProcess(t, exec.Command(bin, append(args, extra...)...), metricsAddr)
+}
+
+// startProcess starts cmd, a controller process serving its metrics on metricsAddr, and kills
+// it when t ends if it is still running. Its output goes to cmd's, or to standard error.
+func startProcess(t *testing.T, cmd *exec.Cmd, metricsAddr string) *replica {
+	t.Helper()
+	r := &replica{cmd: cmd, metricsAddr: metricsAddr, exited: make(chan struct{})}
+	if r.cmd.Stdout == nil {
+		r.cmd.Stdout = os.Stderr
+	}
+	if r.cmd.Stderr == nil {
+		r.cmd.Stderr = os.Stderr
+	}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
