@@ -589,8 +589,31 @@ func TestGoroutineTarget(t *testing.T) {
 	}
 }
 
+// TestRefsLayout checks that Refs puts perNamespace Rollouts to a namespace, PerNamespace when
+// not positive.
+func TestRefsLayout(t *testing.T) {
+	namespaces := func(refs []Ref) []string {
+		var out []string
+		for _, r := range refs {
+			if !slices.Contains(out, r.Namespace) {
+				out = append(out, r.Namespace)
+			}
+		}
+		return out
+	}
+	if got := namespaces(Refs(250, 0)); !slices.Equal(got, []string{"bench-000", "bench-001", "bench-002"}) {
+		t.Errorf("default layout: namespaces %v", got)
+	}
+	if got := namespaces(Refs(250, 250)); !slices.Equal(got, []string{"bench-000"}) {
+		t.Errorf("250 to a namespace: namespaces %v", got)
+	}
+	if refs := Refs(5, 2); refs[1].Namespace != "bench-000" || refs[2].Namespace != "bench-001" || refs[4].Namespace != "bench-002" {
+		t.Errorf("2 to a namespace: %+v", refs)
+	}
+}
+
 func TestShardAssignment(t *testing.T) {
-	refs := Refs(10)
+	refs := Refs(10, 0)
 	AssignShards(refs, 1)
 	for _, r := range refs {
 		if r.Shard != "" || rolloutLabels(r)[kultav1alpha1.ShardLabel] != "" {
@@ -647,18 +670,21 @@ func TestShardedResults(t *testing.T) {
 		{sharded, "results-1000-shards-4", "N=1000 in 4 shards", "N = 1000 in 4 shards (one controller process each)"},
 		{both, "results-1000-limit-300Mi-shards-4", "N=1000 in 4 shards of 300Mi", "N = 1000 in 4 shards, each in a 300Mi container (GOMEMLIMIT 270 MiB)"},
 		{&Result{N: 1000, Shards: 1}, "results-1000", "N=1000", "N = 1000"},
+		{&Result{N: 1000, PerNamespace: 1000}, "results-1000-per-ns-1000", "N=1000, all in one namespace", "N = 1000, all in one namespace"},
+		{&Result{N: 1000, Shards: 4, PerNamespace: 500}, "results-1000-shards-4-per-ns-500", "N=1000 in 4 shards, 500 to a namespace",
+			"N = 1000 in 4 shards (one controller process each), 500 to a namespace"},
 	} {
 		if tc.r.Name() != tc.name || tc.r.Label() != tc.label || tc.r.Title() != tc.title {
 			t.Errorf("name %q, label %q, title %q; want %q, %q, %q", tc.r.Name(), tc.r.Label(), tc.r.Title(), tc.name, tc.label, tc.title)
 		}
 	}
-	results := []*Result{both, sharded, {N: 5000}, two, limited, plain, {N: 100, Shards: 2}}
+	results := []*Result{both, sharded, {N: 5000}, two, {N: 1000, PerNamespace: 1000}, limited, plain, {N: 100, Shards: 2}}
 	SortResults(results)
 	var names []string
 	for _, r := range results {
 		names = append(names, r.Name())
 	}
-	want := "results-100-shards-2 results-1000 results-1000-limit-300Mi results-1000-shards-2 results-1000-shards-4 results-1000-limit-300Mi-shards-4 results-5000"
+	want := "results-100-shards-2 results-1000 results-1000-per-ns-1000 results-1000-limit-300Mi results-1000-shards-2 results-1000-shards-4 results-1000-limit-300Mi-shards-4 results-5000"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("sorted:\n%s\nwant\n%s", got, want)
 	}

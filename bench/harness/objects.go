@@ -19,7 +19,8 @@ import (
 )
 
 const (
-	// PerNamespace is how many Rollouts share a namespace.
+	// PerNamespace is how many Rollouts share a namespace unless Config.PerNamespace says
+	// otherwise.
 	PerNamespace = 100
 	// RunLabel marks every object the bench creates.
 	RunLabel = "bench.kulta.io/run"
@@ -37,11 +38,15 @@ type Ref struct {
 	Shard string
 }
 
-// Refs are the Rollouts of a run of size n, spread over n/PerNamespace namespaces.
-func Refs(n int) []Ref {
+// Refs are the Rollouts of a run of size n, perNamespace to a namespace (PerNamespace when
+// not positive).
+func Refs(n, perNamespace int) []Ref {
+	if perNamespace <= 0 {
+		perNamespace = PerNamespace
+	}
 	out := make([]Ref, n)
 	for i := range out {
-		out[i] = Ref{Namespace: fmt.Sprintf("bench-%03d", i/PerNamespace), Name: fmt.Sprintf("ro-%05d", i)}
+		out[i] = Ref{Namespace: fmt.Sprintf("bench-%03d", i/perNamespace), Name: fmt.Sprintf("ro-%05d", i)}
 	}
 	return out
 }

@@ -34,6 +34,9 @@ type Result struct {
 	// --shard-key=s<k>, each given every Shards-th Rollout); 0 for one process without a key.
 	// Each process had the QPS, burst, reconcilers and memory limit above.
 	Shards int `json:"shards,omitempty"`
+	// PerNamespace is how many Rollouts shared a namespace when not PerNamespace (100, as in
+	// every run before 7 Dec 2026 13:30 UTC); 0 otherwise.
+	PerNamespace int `json:"perNamespace,omitempty"`
 	// Source is the code the controller was built from; nil in results from before it was
 	// recorded (6 Dec 2026 21:42 UTC) or when git could not tell it.
 	Source *Source `json:"source,omitempty"`
@@ -320,7 +323,8 @@ func (r *Result) HeapProfiles() []*HeapProfile {
 func (r *Result) processes() int { return max(1, r.Shards) }
 
 // Name is the results files' name: results-<N>, with -limit-<limit> for a run with a memory
-// limit and then -shards-<K> for a run in K shards (results-5000-limit-300Mi-shards-4).
+// limit, then -shards-<K> for a run in K shards and -per-ns-<P> for P Rollouts to a namespace
+// other than PerNamespace (results-5000-limit-300Mi-shards-4, results-1000-per-ns-1000).
 func (r *Result) Name() string {
 	name := fmt.Sprintf("results-%d", r.N)
 	if r.MemoryLimit != "" {
@@ -329,12 +333,30 @@ func (r *Result) Name() string {
 	if r.Sharded() {
 		name += fmt.Sprintf("-shards-%d", r.Shards)
 	}
+	if r.PerNamespace > 0 {
+		name += fmt.Sprintf("-per-ns-%d", r.PerNamespace)
+	}
 	return name
 }
 
+// layout completes a run's label and title for a run with other than PerNamespace Rollouts to
+// a namespace: ", all in one namespace" or ", 500 to a namespace"; empty otherwise.
+func (r *Result) layout() string {
+	switch {
+	case r.PerNamespace == 0:
+		return ""
+	case r.PerNamespace >= r.N:
+		return ", all in one namespace"
+	}
+	return fmt.Sprintf(", %d to a namespace", r.PerNamespace)
+}
+
 // Label names the run in the targets: "N=5000", "N=5000 in 300Mi" with a memory limit,
-// "N=5000 in 4 shards" in shards, "N=5000 in 4 shards of 300Mi" with both.
-func (r *Result) Label() string {
+// "N=5000 in 4 shards" in shards, "N=5000 in 4 shards of 300Mi" with both; then the layout,
+// when not the default ("N=1000, all in one namespace").
+func (r *Result) Label() string { return r.label() + r.layout() }
+
+func (r *Result) label() string {
 	switch {
 	case r.Sharded() && r.MemoryLimit != "":
 		return fmt.Sprintf("N=%d in %d shards of %s", r.N, r.Shards, r.MemoryLimit)
@@ -347,7 +369,9 @@ func (r *Result) Label() string {
 }
 
 // Title is the heading of the run's section.
-func (r *Result) Title() string {
+func (r *Result) Title() string { return r.title() + r.layout() }
+
+func (r *Result) title() string {
 	switch {
 	case r.Sharded() && r.MemoryLimit != "":
 		return fmt.Sprintf("N = %d in %d shards, each in a %s container (GOMEMLIMIT %.0f MiB)", r.N, r.Shards, r.MemoryLimit, float64(r.GoMemLimitBytes)/mib)
@@ -368,7 +392,8 @@ func (r *Result) builtFrom() string {
 }
 
 // SortResults orders results by N; for one N the single-process runs come first, then the
-// sharded ones by number of shards, and for each the run without a memory limit first.
+// sharded ones by number of shards, and for each the run without a memory limit first, and the
+// default layout (PerNamespace) before others.
 func SortResults(results []*Result) {
 	sort.SliceStable(results, func(i, j int) bool {
 		a, b := results[i], results[j]
@@ -378,6 +403,9 @@ func SortResults(results []*Result) {
 		if a.processes() != b.processes() {
 			return a.processes() < b.processes()
 		}
-		return a.MemoryLimit < b.MemoryLimit
+		if a.MemoryLimit != b.MemoryLimit {
+			return a.MemoryLimit < b.MemoryLimit
+		}
+		return a.PerNamespace < b.PerNamespace
 	})
 }

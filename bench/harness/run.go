@@ -43,6 +43,9 @@ type Config struct {
 	// labelled kulta.io/shard=s<i mod Shards> and process k runs with --shard-key=s<k>, with
 	// its own log (controller-s<k>.log) and sampler. 0 or 1 runs one process without a shard key.
 	Shards int
+	// PerNamespace is how many Rollouts share a namespace (PerNamespace when 0): the
+	// reconciler's reads of a Rollout's own objects must not grow with its neighbours.
+	PerNamespace int
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
@@ -110,7 +113,7 @@ type runner struct {
 // Run measures one N: it starts everything, runs the waves and the floor, stops everything and
 // returns the results. Nothing it started outlives it.
 func Run(ctx context.Context, cfg Config) (res *Result, err error) {
-	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), completions: NewCompletions(), routes: NewRouteWatch(), refs: Refs(cfg.N)}
+	r := &runner{cfg: cfg, harnessCount: NewRequestCounter(), standinCount: NewRequestCounter(), tracker: NewTracker(), completions: NewCompletions(), routes: NewRouteWatch(), refs: Refs(cfg.N, cfg.PerNamespace)}
 	AssignShards(r.refs, cfg.Shards)
 	if r.goMemLimit, err = GoMemLimit(cfg.MemoryLimit); err != nil {
 		return nil, err
@@ -129,6 +132,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		ScrapeSeconds: cfg.ScrapeInterval.Seconds(), MemoryLimit: cfg.MemoryLimit, GoMemLimitBytes: r.goMemLimit, Source: cfg.Source, Build: cfg.Build}
 	if cfg.Shards > 1 {
 		res.Shards = cfg.Shards
+	}
+	if cfg.PerNamespace > 0 && cfg.PerNamespace != PerNamespace {
+		res.PerNamespace = cfg.PerNamespace
 	}
 	if res.CreateSeconds, err = r.populate(ctx); err != nil {
 		return nil, err

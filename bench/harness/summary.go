@@ -58,10 +58,11 @@ const (
 	TargetLoneStepP99 = 0.1
 )
 
-// measuredAt is the single-process run without a memory limit at N=n, nil without one.
+// measuredAt is the single-process run without a memory limit, in the default layout, at N=n,
+// nil without one.
 func measuredAt(results []*Result, n int) *Result {
 	for _, r := range results {
-		if r.N == n && !r.Sharded() && r.MemoryLimit == "" {
+		if r.N == n && !r.Sharded() && r.MemoryLimit == "" && r.PerNamespace == 0 {
 			return r
 		}
 	}
@@ -688,7 +689,7 @@ func spanOf(lo, hi float64) string {
 // the rate at which the API server took the floor's patches under the same client limits.
 // Each run's p99 is given as a share of it; p99 must stay within the bound, and the share must
 // not rise from one N to the next among runs alike (the same number of processes, memory limit,
-// client limits and reconcilers); a run with nothing alike at a smaller N is held to the bound
+// client limits, reconcilers and Rollouts to a namespace); a run with nothing alike at a smaller N is held to the bound
 // alone. KULTA's quantiles are interpolated within buckets stepLatencyBucketFactor apart, so
 // the rise is judged on the bench's own measure of the same interval from outside (the
 // Tracker's nearest-rank p99, exact) where a run has it, and on the histogram's otherwise;
@@ -740,7 +741,7 @@ func stepLatencyTarget(results []*Result) Target {
 			waves = "missed"
 			d += ", over the bound itself"
 		}
-		key := fmt.Sprintf("%d/%s/%g/%d/%d", r.processes(), r.MemoryLimit, r.QPS, r.Burst, r.Reconcilers)
+		key := fmt.Sprintf("%d/%s/%g/%d/%d/%d", r.processes(), r.MemoryLimit, r.QPS, r.Burst, r.Reconcilers, r.PerNamespace)
 		if before, ok := smaller[key]; ok {
 			growth := now.kulta / before.kulta
 			d += fmt.Sprintf("; from %s its p99 grew %.2f× as fast as its API work", before.label, growth)

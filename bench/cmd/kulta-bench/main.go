@@ -41,6 +41,8 @@ type flags struct {
 	reportOnly  bool
 	logLevel    string
 	keepLogs    bool
+	// perNamespace is -per-namespace.
+	perNamespace int
 }
 
 func parse(args []string) (*flags, error) {
@@ -56,6 +58,7 @@ func parse(args []string) (*flags, error) {
 	fs.DurationVar(&f.scrape, "scrape-interval", 5*time.Second, "How often the bench reads the controller's /metrics for heap and goroutines (/proc is read every second).")
 	fs.StringVar(&f.memLimit, "memory-limit", "", "Run the controller as in a container with this memory limit (\"300Mi\"): GOMEMLIMIT at 0.9 of it, as --auto-gomemlimit-ratio sets it. Results are named results-<N>-limit-<limit>.")
 	fs.IntVar(&f.shards, "shards", 1, "Split the Rollouts over this many controller processes: Rollout i labelled "+kultav1alpha1.ShardLabel+"=s<i mod K>, process k run with --shard-key=s<k>. Results of K above 1 are named results-<N>-shards-<K>.")
+	fs.IntVar(&f.perNamespace, "per-namespace", harness.PerNamespace, "Rollouts to a namespace. Results of another number are named results-<N>-per-ns-<P>.")
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
@@ -74,8 +77,8 @@ func parse(args []string) (*flags, error) {
 		f.ns = append(f.ns, v)
 	}
 	sort.Ints(f.ns)
-	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 || f.scrape <= 0 || f.shards < 1 {
-		return nil, errors.New("-waves, -workers, -qps, -burst, -reconcilers, -scrape-interval and -shards must be positive")
+	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 || f.scrape <= 0 || f.shards < 1 || f.perNamespace < 1 {
+		return nil, errors.New("-waves, -workers, -qps, -burst, -reconcilers, -scrape-interval, -shards and -per-namespace must be positive")
 	}
 	return f, nil
 }
@@ -134,7 +137,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		}
 		res, err := harness.Run(ctx, harness.Config{
 			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
-			Shards: f.shards, Workers: f.workers, Binary: bin, Source: source, Build: harness.ControllerBuild.String(), WorkDir: dir, Log: os.Stderr,
+			Shards: f.shards, PerNamespace: f.perNamespace, Workers: f.workers, Binary: bin, Source: source, Build: harness.ControllerBuild.String(), WorkDir: dir, Log: os.Stderr,
 			ControllerLogLevel: f.logLevel,
 		})
 		if err != nil {
