@@ -34,7 +34,14 @@ type Env struct {
 	RepoRoot string
 
 	env *envtest.Environment
+	// beforeStop runs, last added first, before the API server stops (BeforeStop).
+	beforeStop []func() error
 }
+
+// BeforeStop has Main run stop, once the tests are done, before it stops the API server: for
+// a manager a setup started, so that it has stopped (its informers' watches closed) before the
+// API server it talks to goes.
+func (e *Env) BeforeStop(stop func() error) { e.beforeStop = append(e.beforeStop, stop) }
 
 // Start starts etcd and kube-apiserver and installs the CRDs: KULTA's and the standard Gateway
 // API CRDs of the gateway-api module this repository requires. Call Stop when done.
@@ -130,6 +137,14 @@ func Main(m *testing.M, out **Env, setups ...func(context.Context, *Env) error) 
 		code = m.Run()
 	}
 	cancel()
+	for i := len(env.beforeStop) - 1; i >= 0; i-- {
+		if err := env.beforeStop[i](); err != nil {
+			fmt.Fprintln(os.Stderr, "test teardown:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if code == 0 {

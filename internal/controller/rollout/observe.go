@@ -271,29 +271,52 @@ func specProblem(ro *kultav1alpha1.Rollout) *Problem {
 }
 
 // ownedReplicaSets lists the ReplicaSets the Rollout controls, adopting orphans that match its
-// selector and carry a pod-template hash.
+// selector and carry a pod-template hash. Both lists are read through replicaSetControllerIndex:
+// a Rollout's reconcile reads its own few ReplicaSets (and the orphans), not every one of its
+// namespace, which with a thousand Rollouts and their old revisions in one namespace would be
+// tens of thousands each time.
 func (r *Reconciler) ownedReplicaSets(ctx context.Context, ro *kultav1alpha1.Rollout) ([]appsv1.ReplicaSet, error) {
-	var list appsv1.ReplicaSetList
-	if err := r.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels(ro.Spec.Selector.MatchLabels)); err != nil {
+	selector := client.MatchingLabels(ro.Spec.Selector.MatchLabels)
+	var controlled, orphans appsv1.ReplicaSetList
+	if err := r.List(ctx, &controlled, client.InNamespace(ro.Namespace), selector,
+		client.MatchingFields{replicaSetControllerIndex: string(ro.UID)}); err != nil {
 		return nil, fmt.Errorf("listing ReplicaSets of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
-	var owned []appsv1.ReplicaSet
-	for i := range list.Items {
-		rs := &list.Items[i]
-		ref := metav1.GetControllerOf(rs)
-		switch {
-		case ref != nil && ref.UID == ro.UID:
-			owned = append(owned, *rs)
-		case ref == nil && rs.Labels[kultav1alpha1.PodTemplateHashLabel] != "" && rs.DeletionTimestamp.IsZero():
-			before := rs.DeepCopy()
-			rs.OwnerReferences = append(rs.OwnerReferences, *metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout")))
-			if err := r.Patch(ctx, rs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-				return nil, fmt.Errorf("adopting ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)
-			}
-			owned = append(owned, *rs)
+	if err := r.List(ctx, &orphans, client.InNamespace(ro.Namespace), selector,
+		client.MatchingFields{replicaSetControllerIndex: orphaned}); err != nil {
+		return nil, fmt.Errorf("listing ReplicaSets without a controller for Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	owned := controlled.Items
+	for i := range orphans.Items {
+		rs := &orphans.Items[i]
+		if rs.Labels[kultav1alpha1.PodTemplateHashLabel] == "" || !rs.DeletionTimestamp.IsZero() {
+			continue
 		}
+		before := rs.DeepCopy()
+		rs.OwnerReferences = append(rs.OwnerReferences, *metav1.NewControllerRef(ro, kultav1alpha1.GroupVersion.WithKind("Rollout")))
+		if err := r.Patch(ctx, rs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return nil, fmt.Errorf("adopting ReplicaSet %s/%s: %w", rs.Namespace, rs.Name, err)
+		}
+		owned = append(owned, *rs)
 	}
 	return owned, nil
+}
+
+// replicaSetControllerIndex is the cache's index of ReplicaSets by their controller's UID
+// (controllerUID), which SetupWithManager adds.
+const replicaSetControllerIndex = "kulta.io/controller-uid"
+
+// orphaned is the key replicaSetControllerIndex files ReplicaSets without a controller under,
+// which no UID is.
+const orphaned = "<orphaned>"
+
+// controllerUID is the key of obj, a ReplicaSet, in replicaSetControllerIndex: its controller's
+// UID, or orphaned.
+func controllerUID(obj client.Object) []string {
+	if ref := metav1.GetControllerOfNoCopy(obj); ref != nil {
+		return []string{string(ref.UID)}
+	}
+	return []string{orphaned}
 }
 
 // currentHash hashes spec.template, moving past hashes whose ReplicaSet was built from another

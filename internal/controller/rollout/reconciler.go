@@ -593,13 +593,17 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 }
 
 // SetupWithManager registers the reconciler and its watches: owned ReplicaSets, and the
-// Services, Deployments and routes that Rollouts name (through rolloutIndex). From then on its
+// Services, Deployments and routes that Rollouts name (through rolloutIndex); and the cache's
+// index of ReplicaSets by controller, which ownedReplicaSets reads. From then on its
 // client counts its writes to Rollouts (budgetedClient).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.Client = budgetedClient{Client: r.Client, spend: func() { r.rolloutWrites().spend(r.Clock.Now()) }}
 	r.index = newRolloutIndex(r.indexKeysOf)
 	if err := r.index.watch(ctx, mgr.GetCache()); err != nil {
 		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.ReplicaSet{}, replicaSetControllerIndex, controllerUID); err != nil {
+		return fmt.Errorf("indexing ReplicaSets by their controller: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -64,6 +65,80 @@ func TestOrphanIsAdopted(t *testing.T) {
 	ref := metav1.GetControllerOf(&rsList[0])
 	g.Expect(ref).NotTo(BeNil())
 	g.Expect(ref.UID).To(Equal(owner.UID))
+}
+
+// TestNeighboursKeepTheirReplicaSets runs two Rollouts in one namespace whose selectors overlap:
+// wide selects tier: web, which the ReplicaSets of narrow (app: narrow, tier: web) carry too.
+// Each Rollout is found with its own ReplicaSets (the cache's index by controller, not the
+// namespace's ReplicaSets filtered by selector): wide never takes narrow's, both through two
+// revisions. An orphan that carries wide's labels is adopted by wide; an orphan outside its
+// selector stays unowned.
+func TestNeighboursKeepTheirReplicaSets(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "neighbours")
+	web := func(ro *kultav1alpha1.Rollout) {
+		ro.Spec.Template.Metadata.Labels["tier"] = "web"
+	}
+	wide := testutil.Rollout(ns, "wide", testutil.WithSimple(nil))
+	wide.Spec.Selector.MatchLabels = map[string]string{"tier": "web"}
+	wide.Spec.Template.Metadata.Labels = map[string]string{"tier": "web", "app": "wide"}
+	narrow := testutil.Rollout(ns, "narrow", testutil.WithSimple(nil), web)
+
+	// Orphans: one with wide's labels and template (its next revision), one outside its selector.
+	next := wide.DeepCopy()
+	next.Spec.Template.Spec.Containers[0].Image = "nginx:1.28"
+	hash, err := revision.Hash(&next.Spec.Template, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	digest, err := revision.Digest(&next.Spec.Template)
+	g.Expect(err).NotTo(HaveOccurred())
+	adoptable, err := revision.Build(next, hash, digest, revision.RoleStable, 0, 2, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	adoptable.OwnerReferences = nil
+	outside := adoptable.DeepCopy()
+	outside.Name = "outside"
+	outside.Labels = map[string]string{kultav1alpha1.PodTemplateHashLabel: "outside", "tier": "db"}
+	outside.Spec.Selector = &metav1.LabelSelector{MatchLabels: outside.Labels}
+	outside.Spec.Template.Labels = outside.Labels
+	for _, obj := range []client.Object{adoptable, outside, wide, narrow} {
+		g.Expect(e.Client.Create(ctx, obj)).To(Succeed())
+	}
+	waitPhase(t, wide, kultav1alpha1.PhaseCompleted, nil)
+	waitPhase(t, narrow, kultav1alpha1.PhaseCompleted, nil)
+
+	// Both roll to nginx:1.28: wide onto the orphan it adopts, narrow onto a new revision.
+	for _, ro := range []*kultav1alpha1.Rollout{wide, narrow} {
+		g.Expect(e.Client.Patch(ctx, ro, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`)))).To(Succeed())
+	}
+	for _, ro := range []*kultav1alpha1.Rollout{wide, narrow} {
+		g.Eventually(func(g Gomega) {
+			got := getRollout(g, ro)
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted), "message: %s", got.Status.Message)
+		}).WithTimeout(timeout).Should(Succeed(), "Rollout %s", ro.Name)
+	}
+	owners := map[string]string{}
+	for _, rs := range replicaSets(g, ns) {
+		owner := "none"
+		if ref := metav1.GetControllerOf(&rs); ref != nil {
+			owner = ref.Name
+			g.Expect(ref.UID).To(Equal(getRollout(g, map[string]*kultav1alpha1.Rollout{"wide": wide, "narrow": narrow}[ref.Name]).UID))
+		}
+		owners[rs.Name] = owner
+		if owner == "narrow" {
+			g.Expect(rs.Labels).To(HaveKeyWithValue("app", "narrow"))
+		}
+	}
+	g.Expect(owners).To(HaveKeyWithValue(adoptable.Name, "wide"), "the orphan with wide's labels and its next template is wide's next revision")
+	g.Expect(owners).To(HaveKeyWithValue("outside", "none"), "an orphan outside wide's selector stays unowned")
+	counts := map[string]int{}
+	for _, owner := range owners {
+		counts[owner]++
+	}
+	g.Expect(counts).To(Equal(map[string]int{"wide": 2, "narrow": 2, "none": 1}), "ReplicaSets by controller: %v", owners)
 }
 
 // TestHashCollisionMovesToNewName pre-creates a ReplicaSet with the name KULTA would use but

@@ -18,7 +18,11 @@ const (
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, &env, testenv.InstallIstio, func(ctx context.Context, e *testenv.Env) error {
-		_, err := rollouttest.Start(ctx, e, rollouttest.WithIstio())
-		return err
+		m, err := rollouttest.Start(ctx, e, rollouttest.WithIstio())
+		if err != nil {
+			return err
+		}
+		e.BeforeStop(m.Stop)
+		return nil
 	}))
 }
