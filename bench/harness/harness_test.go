@@ -565,6 +565,10 @@ func TestGoroutineTarget(t *testing.T) {
 		r.Started = time.Date(2026, 12, day, 12, 0, 0, 0, time.UTC)
 		return r
 	}
+	elect := func(r *Result, elected bool) *Result {
+		r.LeaderElection = &elected
+		return r
+	}
 	tests := []struct {
 		name    string
 		results []*Result
@@ -581,10 +585,32 @@ func TestGoroutineTarget(t *testing.T) {
 		{"as many workers, more goroutines", []*Result{workers(run(100, 123, 118), 16), workers(run(1000, 152, 130), 16)}, "missed"},
 		{"every worker waiting at the larger N", []*Result{workers(run(100, 133, 131), 16), workers(run(1000, 152, 131), 16)}, "met"},
 		{"no workers to wait", []*Result{run(100, 120, 106), run(1000, 135, 106)}, "missed"},
+		{"leader election apart", []*Result{elect(run(1000, 160, 145), true), elect(run(10000, 160, 144), true), elect(run(5000, 150, 133), false)}, "met"},
+		{"leader election alike", []*Result{elect(run(1000, 160, 145), true), elect(run(5000, 150, 133), true)}, "missed"},
 	}
 	for _, tt := range tests {
 		if got := goroutineTarget(tt.results); got.Status != tt.want {
 			t.Errorf("%s: %s (%s), want %s", tt.name, got.Status, got.Detail, tt.want)
+		}
+	}
+}
+
+// TestElectedLeader checks how a run tells whether its controllers elected a leader: as
+// recorded, or, in a result from before it was recorded, by whether it started once the bench
+// elected one.
+func TestElectedLeader(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		r    *Result
+		want bool
+	}{
+		{&Result{Started: leaderElectionSince.Add(-time.Minute)}, false},
+		{&Result{Started: leaderElectionSince}, true},
+		{&Result{Started: leaderElectionSince.Add(-time.Hour), LeaderElection: &yes}, true},
+		{&Result{Started: leaderElectionSince.Add(time.Hour), LeaderElection: &no}, false},
+	} {
+		if got := tc.r.ElectedLeader(); got != tc.want {
+			t.Errorf("started %s, recorded %v: elected %t, want %t", tc.r.Started, tc.r.LeaderElection, got, tc.want)
 		}
 	}
 }

@@ -37,6 +37,10 @@ type Result struct {
 	// PerNamespace is how many Rollouts shared a namespace when not PerNamespace (100, as in
 	// every run before 7 Dec 2026 13:30 UTC); 0 otherwise.
 	PerNamespace int `json:"perNamespace,omitempty"`
+	// LeaderElection tells whether the controllers elected a leader (--leader-elect), as every
+	// run since bench commit 6cd5409 did; nil in results from before it was recorded, where
+	// ElectedLeader tells it from when the run started.
+	LeaderElection *bool `json:"leaderElection,omitempty"`
 	// Source is the code the controller was built from; nil in results from before it was
 	// recorded (6 Dec 2026 21:42 UTC) or when git could not tell it.
 	Source *Source `json:"source,omitempty"`
@@ -317,6 +321,20 @@ func (r *Result) HeapProfiles() []*HeapProfile {
 		all = append(all, r.HeapProfile)
 	}
 	return all
+}
+
+// leaderElectionSince is when the first run with leader election started (bench commit
+// 6cd5409, 7 Dec 2026): the earliest start of a result that elected a leader without saying
+// so.
+var leaderElectionSince = time.Date(2026, 12, 7, 9, 50, 0, 0, time.UTC)
+
+// ElectedLeader tells whether the run's controllers elected a leader: as recorded, or, for a
+// result from before that was recorded, whether it started after the bench began to.
+func (r *Result) ElectedLeader() bool {
+	if r.LeaderElection != nil {
+		return *r.LeaderElection
+	}
+	return !r.Started.Before(leaderElectionSince)
 }
 
 // processes is the number of controller processes the run had.

@@ -133,6 +133,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.Shards > 1 {
 		res.Shards = cfg.Shards
 	}
+	elected := true // ControllerOptions.args always elects a leader.
+	res.LeaderElection = &elected
 	if cfg.PerNamespace > 0 && cfg.PerNamespace != PerNamespace {
 		res.PerNamespace = cfg.PerNamespace
 	}

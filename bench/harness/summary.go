@@ -792,22 +792,25 @@ func perProcess(rows []RequestRow, processes int) []RequestRow {
 
 func goroutineTarget(all []*Result) Target {
 	t := Target{Name: "goroutines independent of N"}
-	// Goroutines at rest depend on the build (each feature's workers), so only the runs of the
-	// newest run's day are compared; earlier days' runs are listed apart.
-	var results, earlier []*Result
-	newest := ""
+	// Goroutines at rest depend on the build (each feature's workers) and on leader election
+	// (its renewal loop and the Lease's client), so only the runs of the newest run's day that
+	// elected a leader as the newest run did are compared; the others are listed apart.
+	var results, earlier, unalike []*Result
+	newest, elected := "", false
 	for _, r := range all {
-		if day := r.Started.Format(time.DateOnly); r.N >= minWaveN && day > newest {
-			newest = day
+		if day := r.Started.Format(time.DateOnly); r.N >= minWaveN && (day > newest || day == newest && r.ElectedLeader()) {
+			newest, elected = day, r.ElectedLeader()
 		}
 	}
 	for _, r := range all {
 		switch {
 		case r.N < minWaveN:
-		case r.Started.Format(time.DateOnly) == newest:
-			results = append(results, r)
-		default:
+		case r.Started.Format(time.DateOnly) != newest:
 			earlier = append(earlier, r)
+		case r.ElectedLeader() != elected:
+			unalike = append(unalike, r)
+		default:
+			results = append(results, r)
 		}
 	}
 	if len(results) < 2 {
@@ -850,6 +853,11 @@ func goroutineTarget(all []*Result) Target {
 	for _, r := range earlier {
 		parts = append(parts, fmt.Sprintf("not compared, run %s with an earlier build: %s: peak %.0f, steady %.0f",
 			r.Started.Format(time.DateOnly), r.Label(), last(r).During.PeakGoroutines, last(r).Steady.LastGoroutines))
+	}
+	for _, r := range unalike {
+		parts = append(parts, fmt.Sprintf("not compared, run %s (its controllers, unlike the others', %s): %s: peak %.0f, steady %.0f",
+			r.Started.Format("2006-01-02 15:04"), map[bool]string{true: "elected a leader", false: "elected no leader"}[r.ElectedLeader()],
+			r.Label(), last(r).During.PeakGoroutines, last(r).Steady.LastGoroutines))
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t
