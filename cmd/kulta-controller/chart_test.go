@@ -74,20 +74,11 @@ func TestChartShardsRunAsRendered(t *testing.T) {
 		g.Expect(leader.leading()).To(BeTrue(), "Deployment %s leads beside the others: a Lease of its own", name)
 	}
 
-	rollout := func(name, shard string) *kultav1alpha1.Rollout {
-		createServices(ctx, g, e, ns, name)
-		ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50)))
-		if shard != "" {
-			ro.Labels = map[string]string{kultav1alpha1.ShardLabel: shard}
-		}
-		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-		return ro
-	}
 	owned := map[string]*kultav1alpha1.Rollout{}
 	for name, shard := range shardOf {
-		owned[name] = rollout("ro-"+name, shard)
+		owned[name] = createShardRollout(ctx, g, e, ns, "ro-"+name, shard)
 	}
-	unclaimed := rollout("ro-delta", "delta")
+	unclaimed := createShardRollout(ctx, g, e, ns, "ro-delta", "delta")
 	for name, ro := range owned {
 		g.Eventually(func(g Gomega) {
 			got := &kultav1alpha1.Rollout{}

@@ -259,6 +259,18 @@ func leaderOf(t *testing.T, g Gomega, replicas ...*replica) (leader *replica, st
 	return leader, standbys
 }
 
+// createShardRollout creates the Services of a Rollout named name and the Rollout, a canary of
+// one step of 50 %, labelled for shard (unlabelled for "").
+func createShardRollout(ctx context.Context, g Gomega, e *testenv.Env, ns, name, shard string) *kultav1alpha1.Rollout {
+	createServices(ctx, g, e, ns, name)
+	ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50)))
+	if shard != "" {
+		ro.Labels = map[string]string{kultav1alpha1.ShardLabel: shard}
+	}
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	return ro
+}
+
 // firstImage is the image testutil.Rollout starts with.
 const firstImage = "nginx:1.27"
 
@@ -270,15 +282,7 @@ func TestShardsSplitTheRollouts(t *testing.T) {
 	e := testenv.Require(t, env)
 	g := NewWithT(t)
 	ctx, bin, kubeconfig, ns := processSetup(t, e, "shards")
-	rollout := func(name, shard string) *kultav1alpha1.Rollout {
-		createServices(ctx, g, e, ns, name)
-		ro := testutil.Rollout(ns, name, testutil.WithCanarySteps(testutil.Weight(50)))
-		if shard != "" {
-			ro.Labels = map[string]string{kultav1alpha1.ShardLabel: shard}
-		}
-		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-		return ro
-	}
+	rollout := func(name, shard string) *kultav1alpha1.Rollout { return createShardRollout(ctx, g, e, ns, name, shard) }
 	get := func(g Gomega, ro *kultav1alpha1.Rollout) *kultav1alpha1.Rollout {
 		out := &kultav1alpha1.Rollout{}
 		g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), out)).To(Succeed())
