@@ -491,9 +491,10 @@ const retainedPerWave = "why: what the controller holds grows with each wave by 
 	"(old revisions stay, scaled to 0, up to revisionHistoryLimit, default 10) and the wave's decisions in its status (20 kept); " +
 	"steady RSS and heap in use also carry garbage not yet collected, " +
 	"so a leak would show as growth that continues past those bounds, which three waves cannot tell apart; " +
-	"a run of twelve waves at N=1,000 with the controller code of these runs (7 Dec 2026, bench/results/growth-12, bench/README) levels off once they are reached: " +
-	"steady RSS 86 MiB after the first wave, 103 to 105 from the ninth, VmHWM 106 MiB at most from the eighth (over the 100 MiB RSS target at 1,000, which three waves meet), " +
-	"live heap 26 MiB after the first wave and 30 to 38 from the eighth, the packed ReplicaSets 1.0 MiB after the first and 4.0 to 5.5 from the tenth"
+	"a run of twelve waves at N=1,000 with the ReplicaSet index of commit 46457fd (7 Dec 2026 14:00, bench/results/growth-12-index, bench/README) levels off once they are reached: " +
+	"steady RSS 84 MiB after the first wave, 103 to 104 from the ninth, VmHWM 105 MiB at most from the eleventh (over the 100 MiB RSS target at 1,000, which three waves meet), " +
+	"live heap 27 MiB after the first wave and 39 to 47 from the fifth, the packed ReplicaSets 1.5 MiB after the first and 6.5 to 8.5 from the eighth; " +
+	"the run before the index (11:14, bench/results/growth-12) levelled at the same RSS (VmHWM 106 MiB at most), while its controller CPU per wave rose from 20.2 s to 34.4 s, against 20.0 s to 24.8 s with the index"
 
 // scrapeEvery is how often the run read the controller's /metrics, as text ("5 s").
 func scrapeEvery(r *Result) string {
