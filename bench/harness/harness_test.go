@@ -615,6 +615,20 @@ func TestElectedLeader(t *testing.T) {
 	}
 }
 
+// TestMeasuredAtDefaultLayout checks that the run the targets hold to N (measuredAt) is the one
+// in the default layout, whatever order the results come in: a run of all Rollouts in one
+// namespace is reported beside it, not instead of it.
+func TestMeasuredAtDefaultLayout(t *testing.T) {
+	oneNamespace := &Result{N: 1000, PerNamespace: 1000}
+	plain := &Result{N: 1000}
+	if got := measuredAt([]*Result{oneNamespace, plain}, 1000); got != plain {
+		t.Errorf("measured at 1,000: %s, want the default layout's run", got.Label())
+	}
+	if got := measuredAt([]*Result{oneNamespace}, 1000); got != nil {
+		t.Errorf("measured at 1,000 with only another layout: %s, want none", got.Label())
+	}
+}
+
 // TestRefsLayout checks that Refs puts perNamespace Rollouts to a namespace, PerNamespace when
 // not positive.
 func TestRefsLayout(t *testing.T) {
@@ -1134,6 +1148,12 @@ func TestStepLatencyGrowsNoFasterThanTheAPIWork(t *testing.T) {
 		if strings.Count(tg.Detail, "from N=") != 1 {
 			t.Errorf("%s: %q; want the one-process run at 1,000 alone compared", c.name, tg.Detail)
 		}
+	}
+	// Nor another layout of Rollouts to namespaces.
+	oneNamespace := run(1000, 0, 12000, 80, 70)
+	oneNamespace.PerNamespace = 1000
+	if tg := stepLatencyTarget([]*Result{small, oneNamespace}); strings.Contains(tg.Detail, "from N=") {
+		t.Errorf("a run of another layout compared: %s, %q", tg.Status, tg.Detail)
 	}
 	// Unalike client limits are not compared.
 	faster := run(1000, 0, 12000, 80, 70)

@@ -141,6 +141,36 @@ func TestNeighboursKeepTheirReplicaSets(t *testing.T) {
 	g.Expect(counts).To(Equal(map[string]int{"wide": 2, "narrow": 2, "none": 1}), "ReplicaSets by controller: %v", owners)
 }
 
+// TestReleasedReplicaSetIsAdoptedAgain drops the owner reference of a running Rollout's
+// ReplicaSet, as the garbage collector does when a Rollout is deleted with its dependents
+// orphaned: the cache's index moves the ReplicaSet from its controller's key to the orphans',
+// and the Rollout takes it back rather than creating another.
+func TestReleasedReplicaSetIsAdoptedAgain(t *testing.T) {
+	e := testenv.Require(t, env)
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := e.CreateNamespace(t, "release")
+	ro := testutil.Rollout(ns, "released", testutil.WithSimple(nil))
+	g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+	waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+	owner := getRollout(g, ro)
+	rsList := replicaSets(g, ns)
+	g.Expect(rsList).To(HaveLen(1))
+	released := rsList[0]
+	g.Expect(e.Client.Patch(ctx, &released, client.RawPatch(types.JSONPatchType,
+		[]byte(`[{"op":"remove","path":"/metadata/ownerReferences"}]`)))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		rsList := replicaSets(g, ns)
+		g.Expect(rsList).To(HaveLen(1), "no second ReplicaSet for the same template")
+		ref := metav1.GetControllerOf(&rsList[0])
+		g.Expect(ref).NotTo(BeNil(), "adopted again")
+		g.Expect(ref.UID).To(Equal(owner.UID))
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Consistently(func(g Gomega) []appsv1.ReplicaSet { return replicaSets(g, ns) }).WithTimeout(2 * time.Second).Should(HaveLen(1))
+	g.Expect(getRollout(g, ro).Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
+}
+
 // TestHashCollisionMovesToNewName pre-creates a ReplicaSet with the name KULTA would use but
 // another template: KULTA raises collisionCount and uses a new name.
 func TestHashCollisionMovesToNewName(t *testing.T) {
