@@ -20,6 +20,9 @@ type Provider struct {
 	Router TrafficRouter
 	// Watches are the objects the provider reads.
 	Watches []Watch
+	// Indexes are the cache's field indexes the provider's router lists its objects by. The
+	// controller adds them to the manager's cache before it starts.
+	Indexes []Index
 	// Trim, when set, trims a cached object of the provider's (see cache.Options.DefaultTransform)
 	// and reports whether obj was one; objects of other kinds are left to the caller.
 	Trim func(obj any) (any, bool)
@@ -37,6 +40,18 @@ type Watch struct {
 	RolloutKeys func(ro *kultav1alpha1.Rollout) []string
 	// ObjectKeys are the keys an object of this kind answers to.
 	ObjectKeys func(obj client.Object) []string
+}
+
+// Index is a field index of the manager's cache over one kind of a provider's objects: a List
+// of that kind from the cache with client.MatchingFields{Field: key} returns the objects for
+// which Extract gives key, without reading the others.
+type Index struct {
+	// Object is an empty object of the kind, as the provider's Watch of it gives it.
+	Object client.Object
+	// Field names the index; it must not be taken by another index of the kind.
+	Field string
+	// Extract gives the keys an object is filed under; none leaves it out.
+	Extract client.IndexerFunc
 }
 
 // ObjectKey is the usual key of a watched object: "Kind/namespace/name".

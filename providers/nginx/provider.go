@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -25,7 +26,8 @@ const ingressKind = "Ingress"
 // Ingresses, which every API server serves: a Rollout answers to the keys of its stable
 // Ingresses and of their canary Ingresses (IngressKeys), so a change to a stable Ingress, and
 // a canary Ingress changed or deleted by someone else or an object taking its name, reconcile
-// it. Cached Ingresses are trimmed with Trim.
+// it. Cached Ingresses are trimmed with Trim, and indexed by CanaryIngressIndex, which the
+// router lists a Rollout's canary Ingresses by.
 func NewProvider(r *Router) providers.Provider {
 	p := providers.Provider{
 		Name:   ProviderName,
@@ -37,6 +39,11 @@ func NewProvider(r *Router) providers.Provider {
 			ObjectKeys: func(obj client.Object) []string {
 				return []string{providers.ObjectKey(ingressKind, obj.GetNamespace(), obj.GetName())}
 			},
+		}},
+		Indexes: []providers.Index{{
+			Object:  &networkingv1.Ingress{},
+			Field:   CanaryIngressIndex,
+			Extract: CanaryIngressOwner,
 		}},
 		Trim: func(obj any) (any, bool) {
 			ing, ok := obj.(*networkingv1.Ingress)
@@ -51,6 +58,25 @@ func NewProvider(r *Router) providers.Provider {
 		p.Router = nil
 	}
 	return p
+}
+
+// CanaryIngressIndex is the cache's index of canary Ingresses by the UID of the Rollout that
+// controls them (CanaryIngressOwner). Reading a Rollout's canary Ingresses through it costs what
+// the Rollout has, however many other Rollouts share its namespace.
+const CanaryIngressIndex = "kulta.io/nginx-canary-ingress-of"
+
+// CanaryIngressOwner is the key of obj, an Ingress, in CanaryIngressIndex: the UID of its
+// controlling Rollout when it is a canary Ingress (CanaryIngressLabel "true"); any other
+// Ingress is left out of the index.
+func CanaryIngressOwner(obj client.Object) []string {
+	if obj.GetLabels()[CanaryIngressLabel] != "true" {
+		return nil
+	}
+	ref := metav1.GetControllerOfNoCopy(obj)
+	if ref == nil || !isRolloutRef(ref) {
+		return nil
+	}
+	return []string{string(ref.UID)}
 }
 
 // IngressKeys are the keys (providers.ObjectKey) of the Ingresses a Rollout reads: its stable

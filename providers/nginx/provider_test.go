@@ -76,6 +76,43 @@ func TestProviderWatches(t *testing.T) {
 	}
 }
 
+// TestCanaryIngressIndex checks the index the provider declares: over Ingresses, filing a canary
+// Ingress under the UID of the Rollout that controls it, and leaving out every other Ingress (a
+// stable one, one whose label was removed, one a Deployment controls, one a Rollout only owns).
+func TestCanaryIngressIndex(t *testing.T) {
+	p := nginx.NewProvider(nil)
+	if len(p.Indexes) != 1 || p.Indexes[0].Field != nginx.CanaryIngressIndex {
+		t.Fatalf("indexes %+v, want CanaryIngressIndex alone", p.Indexes)
+	}
+	if _, ok := p.Indexes[0].Object.(*networkingv1.Ingress); !ok {
+		t.Errorf("the index is over %T, want *networkingv1.Ingress", p.Indexes[0].Object)
+	}
+	canary := map[string]string{nginx.CanaryIngressLabel: "true"}
+	ref := func(apiVersion, kind string, controller bool) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: "web", UID: "uid-web", Controller: ptr.To(controller)}}
+	}
+	rollout := kultav1alpha1.GroupVersion.String()
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		owners []metav1.OwnerReference
+		want   []string
+	}{
+		{"canary Ingress of a Rollout", canary, ref(rollout, "Rollout", true), []string{"uid-web"}},
+		{"canary Ingress of a Rollout of another version", canary, ref("kulta.io/v1", "Rollout", true), []string{"uid-web"}},
+		{"label removed", nil, ref(rollout, "Rollout", true), nil},
+		{"label not true", map[string]string{nginx.CanaryIngressLabel: "false"}, ref(rollout, "Rollout", true), nil},
+		{"controlled by a Deployment", canary, ref("apps/v1", "Deployment", true), nil},
+		{"owned, not controlled", canary, ref(rollout, "Rollout", false), nil},
+		{"a stable Ingress", nil, nil, nil},
+	} {
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-public-canary", Labels: tc.labels, OwnerReferences: tc.owners}}
+		if got := p.Indexes[0].Extract(ing); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: filed under %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestTrimIngress(t *testing.T) {
 	p := nginx.NewProvider(nil)
 	if _, ok := p.Trim(&appsv1.ReplicaSet{}); ok {

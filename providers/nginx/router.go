@@ -44,7 +44,8 @@ type Router struct {
 	// Client writes canary Ingresses; it also reads Ingresses when Reader is nil.
 	Client client.Client
 	// Reader, when set, is where Ingresses are read first: an informer cache holding typed
-	// networking.k8s.io/v1 Ingresses.
+	// networking.k8s.io/v1 Ingresses, indexed by CanaryIngressIndex (NewProvider declares the
+	// index, and the controller adds it to the manager's cache).
 	Reader client.Reader
 	// APIReader reads from the API server when Reader's copy cannot be used; Client is used
 	// when it is nil.
@@ -160,7 +161,7 @@ func (r *Router) Verify(ctx context.Context, ro *kultav1alpha1.Rollout) (provide
 				key, stable.Namespace, stable.Name, ro.Name, strings.Join(differ, ", ")))
 		}
 	}
-	orphans, err := r.orphans(ctx, ro, names, r.reader())
+	orphans, err := r.orphans(ctx, ro, names)
 	if err != nil {
 		return providers.Verification{}, err
 	}
@@ -179,7 +180,7 @@ func (r *Router) Cleanup(ctx context.Context, ro *kultav1alpha1.Rollout) error {
 	if err := requireUID(ro); err != nil {
 		return err
 	}
-	owned, err := r.canaryIngresses(ctx, ro, r.apiReader())
+	owned, err := r.canaryIngresses(ctx, ro, true)
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func (r *Router) each(ctx context.Context, ro *kultav1alpha1.Rollout, what strin
 			return err
 		}
 	}
-	orphans, err := r.orphans(ctx, ro, names, r.reader())
+	orphans, err := r.orphans(ctx, ro, names)
 	if err != nil {
 		return err
 	}
@@ -446,11 +447,23 @@ func (r *Router) readStable(ctx context.Context, ro *kultav1alpha1.Rollout, name
 	return ing, nil
 }
 
-// canaryIngresses lists the canary Ingresses ro controls in its namespace, by CanaryIngressLabel.
-func (r *Router) canaryIngresses(ctx context.Context, ro *kultav1alpha1.Rollout, reader client.Reader) ([]networkingv1.Ingress, error) {
+// canaryIngresses lists the canary Ingresses ro controls. From the cache (Reader) they are read
+// through CanaryIngressIndex, so a reconcile reads its own Rollout's few and not every canary
+// Ingress of its namespace; from the API server (fromAPI), or without a cache, they are listed by
+// CanaryIngressLabel in ro's namespace.
+func (r *Router) canaryIngresses(ctx context.Context, ro *kultav1alpha1.Rollout, fromAPI bool) ([]networkingv1.Ingress, error) {
 	var list networkingv1.IngressList
-	if err := reader.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{CanaryIngressLabel: "true"}); err != nil {
-		return nil, fmt.Errorf("listing the canary Ingresses in %s: %w", ro.Namespace, err)
+	var err error
+	switch {
+	case fromAPI:
+		err = r.apiReader().List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{CanaryIngressLabel: "true"})
+	case r.Reader != nil:
+		err = r.Reader.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingFields{CanaryIngressIndex: string(ro.UID)})
+	default:
+		err = r.Client.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{CanaryIngressLabel: "true"})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing the canary Ingresses of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	var out []networkingv1.Ingress
 	for _, ing := range list.Items {
@@ -466,8 +479,8 @@ func (r *Router) canaryIngresses(ctx context.Context, ro *kultav1alpha1.Rollout,
 }
 
 // orphans are the canary Ingresses ro controls that are not those of the stable Ingresses names.
-func (r *Router) orphans(ctx context.Context, ro *kultav1alpha1.Rollout, names []string, reader client.Reader) ([]networkingv1.Ingress, error) {
-	owned, err := r.canaryIngresses(ctx, ro, reader)
+func (r *Router) orphans(ctx context.Context, ro *kultav1alpha1.Rollout, names []string) ([]networkingv1.Ingress, error) {
+	owned, err := r.canaryIngresses(ctx, ro, false)
 	if err != nil {
 		return nil, err
 	}
@@ -482,13 +495,6 @@ func (r *Router) orphans(ctx context.Context, ro *kultav1alpha1.Rollout, names [
 		}
 	}
 	return out, nil
-}
-
-func (r *Router) reader() client.Reader {
-	if r.Reader != nil {
-		return r.Reader
-	}
-	return r.Client
 }
 
 func (r *Router) apiReader() client.Reader {

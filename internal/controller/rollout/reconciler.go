@@ -593,8 +593,9 @@ func (r *Reconciler) consumeAnnotations(ctx context.Context, ro *kultav1alpha1.R
 }
 
 // SetupWithManager registers the reconciler and its watches: owned ReplicaSets, and the
-// Services, Deployments and routes that Rollouts name (through rolloutIndex); and the cache's
-// index of ReplicaSets by controller, which ownedReplicaSets reads. From then on its
+// Services, Deployments and routes that Rollouts name (through rolloutIndex); the cache's
+// index of ReplicaSets by controller, which ownedReplicaSets reads; and the providers' cache
+// indexes, which their routers read. From then on its
 // client counts its writes to Rollouts (budgetedClient).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.Client = budgetedClient{Client: r.Client, spend: func() { r.rolloutWrites().spend(r.Clock.Now()) }}
@@ -604,6 +605,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.ReplicaSet{}, replicaSetControllerIndex, controllerUID); err != nil {
 		return fmt.Errorf("indexing ReplicaSets by their controller: %w", err)
+	}
+	for _, p := range r.Providers {
+		for _, ix := range p.Indexes {
+			if err := mgr.GetFieldIndexer().IndexField(ctx, ix.Object, ix.Field, ix.Extract); err != nil {
+				return fmt.Errorf("adding the %s provider's cache index %s: %w", p.Name, ix.Field, err)
+			}
+		}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kultav1alpha1.Rollout{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).

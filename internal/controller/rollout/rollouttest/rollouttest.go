@@ -29,6 +29,7 @@ import (
 	"github.com/false-systems/kulta/providers"
 	"github.com/false-systems/kulta/providers/gatewayapi"
 	"github.com/false-systems/kulta/providers/istio"
+	"github.com/false-systems/kulta/providers/nginx"
 )
 
 const (
@@ -76,6 +77,14 @@ func WithAnalyzer(a rollout.Analyzer) Option {
 func WithIstio() Option {
 	return func(r *rollout.Reconciler) {
 		r.Providers = append(r.Providers, istio.NewProvider(&istio.Router{Client: r.Client, APIReader: r.APIReader}))
+	}
+}
+
+// WithNGINX adds the NGINX provider, reading Ingresses through the manager's client (its cache)
+// as kulta-controller's router does, so its cache index must be in place.
+func WithNGINX() Option {
+	return func(r *rollout.Reconciler) {
+		r.Providers = append(r.Providers, nginx.NewProvider(&nginx.Router{Client: r.Client, Reader: r.Client, APIReader: r.APIReader}))
 	}
 }
 
