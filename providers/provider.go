@@ -44,11 +44,13 @@ type Watch struct {
 
 // Index is a field index of the manager's cache over one kind of a provider's objects: a List
 // of that kind from the cache with client.MatchingFields{Field: key} returns the objects for
-// which Extract gives key, without reading the others.
+// which Extract gives key, without reading the others. Adding it starts the kind's informer, so
+// a provider is registered only where the API server serves its kinds (as for its Watches).
 type Index struct {
 	// Object is an empty object of the kind, as the provider's Watch of it gives it.
 	Object client.Object
-	// Field names the index; it must not be taken by another index of the kind.
+	// Field names the index. A name another index of the kind already has stops the
+	// controller at start-up (controller-runtime refuses the conflict).
 	Field string
 	// Extract gives the keys an object is filed under; none leaves it out.
 	Extract client.IndexerFunc

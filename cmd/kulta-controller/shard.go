@@ -23,7 +23,9 @@ import (
 // shard): the ReplicaSets KULTA creates, and what Rollouts name one by one: their Services, the
 // Deployments they adopt, their routes, and Istio's VirtualServices and DestinationRules. The
 // Gateway API's ReferenceGrants stay cached whole (one serves every route of a namespace), and
-// so do NGINX Ingresses (the NGINX router lists the canary Ingresses it made).
+// so do NGINX Ingresses: the NGINX router lists the canary Ingresses it made through a cache
+// index (nginx.CanaryIngressIndex), and a List, unlike the shard wrappers' Get, cannot fall back
+// to the API server for what a scoped cache would miss.
 func shardScoped() []client.Object {
 	return []client.Object{
 		&appsv1.ReplicaSet{}, &corev1.Service{}, &appsv1.Deployment{},

@@ -463,7 +463,8 @@ func (r *Router) canaryIngresses(ctx context.Context, ro *kultav1alpha1.Rollout,
 		err = r.Client.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{CanaryIngressLabel: "true"})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing the canary Ingresses of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		return nil, fmt.Errorf("listing the canary Ingresses of Rollout %s/%s (from the cache, they are read through index %s, which NewProvider declares): %w",
+			ro.Namespace, ro.Name, CanaryIngressIndex, err)
 	}
 	var out []networkingv1.Ingress
 	for _, ing := range list.Items {

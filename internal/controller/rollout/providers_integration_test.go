@@ -8,7 +8,6 @@ import (
 	. "github.com/onsi/gomega"
 	apinetworkingv1 "istio.io/api/networking/v1"
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,7 +19,6 @@ import (
 	"github.com/false-systems/kulta/internal/testenv"
 	"github.com/false-systems/kulta/internal/testutil"
 	"github.com/false-systems/kulta/providers"
-	"github.com/false-systems/kulta/providers/nginx"
 )
 
 // vsWeights reads the weights the VirtualService's route "primary" gives shop-stable and
@@ -211,84 +209,4 @@ func TestRouteKultaCannotWriteStalls(t *testing.T) {
 	waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](2))
 	g.Expect(vsWeights(ns)()).To(Equal(providers.Weights{Stable: 50, Canary: 50}))
 	g.Expect(meta(getRollout(g, ro), kultav1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionFalse))
-}
-
-// stableIngress is an ingress-nginx Ingress of ns sending host's traffic to service.
-func stableIngress(ns, name, host, service string) *networkingv1.Ingress {
-	return &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx"), Rules: []networkingv1.IngressRule{{Host: host,
-			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
-				Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix),
-				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: service, Port: networkingv1.ServiceBackendPort{Number: 80}}},
-			}}}},
-		}}},
-	}
-}
-
-// canaryWeight reads the weight of the canary Ingress KULTA keeps for Rollout ro's stable
-// Ingress: "" when there is none.
-func canaryWeight(ns, ro, ingress string) func() string {
-	return func() string {
-		ing := &networkingv1.Ingress{}
-		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: nginx.CanaryIngressName(ro, ingress)}, ing); err != nil {
-			if apierrors.IsNotFound(err) {
-				return ""
-			}
-			return "unreadable: " + err.Error()
-		}
-		return ing.Annotations["nginx.ingress.kubernetes.io/canary-weight"]
-	}
-}
-
-// TestNGINXNeighboursInOneNamespace runs two NGINX-routed canaries side by side in one namespace,
-// through the controller's cache and the provider's index of canary Ingresses: both reach their
-// first step with a canary Ingress each; aborting one takes its canary Ingress away and leaves
-// the neighbour's as it was; the neighbour then completes, and no canary Ingress is left.
-func TestNGINXNeighboursInOneNamespace(t *testing.T) {
-	e := testenv.Require(t, env)
-	t.Parallel()
-	g := NewWithT(t)
-	ctx := context.Background()
-	ns := e.CreateNamespace(t, "nginxneighbours")
-	var ros []*kultav1alpha1.Rollout
-	for _, name := range []string{"shop", "cart"} {
-		g.Expect(e.Client.Create(ctx, service(ns, name+"-stable", map[string]string{"app": name}))).To(Succeed())
-		g.Expect(e.Client.Create(ctx, service(ns, name+"-canary", map[string]string{"app": name}))).To(Succeed())
-		g.Expect(e.Client.Create(ctx, stableIngress(ns, name, name+".example.com", name+"-stable"))).To(Succeed())
-		ro := testutil.Rollout(ns, name, testutil.WithReplicas(2),
-			testutil.WithCanarySteps(testutil.Weight(40), testutil.PauseUntilPromoted(), testutil.Weight(100)))
-		ro.Spec.Strategy.Canary.TrafficRouting = &kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{StableIngress: name}}
-		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
-		ros = append(ros, ro)
-	}
-	shop, cart := ros[0], ros[1]
-	for _, ro := range ros {
-		waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
-		g.Expect(canaryWeight(ns, ro.Name, ro.Name)()).To(BeEmpty(), "no canary Ingress at rest")
-		setImage(t, ro, "nginx:1.28")
-	}
-	for _, ro := range ros {
-		waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
-		g.Expect(canaryWeight(ns, ro.Name, ro.Name)()).To(Equal("40"), "Rollout %s's canary Ingress carries its step", ro.Name)
-	}
-
-	annotate(t, shop, kultav1alpha1.AbortAnnotation)
-	waitPhase(t, shop, kultav1alpha1.PhaseFailed, nil)
-	g.Eventually(canaryWeight(ns, "shop", "shop")).WithTimeout(timeout).Should(BeEmpty(), "the aborted canary's Ingress goes")
-	g.Consistently(canaryWeight(ns, "cart", "cart")).WithTimeout(2*time.Second).Should(Equal("40"), "the neighbour's canary Ingress stays")
-	g.Expect(getRollout(g, cart).Status.Phase).To(Equal(kultav1alpha1.PhasePaused))
-
-	annotate(t, cart, kultav1alpha1.PromoteAnnotation)
-	g.Eventually(func(g Gomega) {
-		got := getRollout(g, cart)
-		g.Expect(got.Status.Phase).To(Equal(kultav1alpha1.PhaseCompleted))
-		g.Expect(got.Status.StablePodTemplateHash).To(Equal(got.Status.CurrentPodTemplateHash))
-	}).WithTimeout(timeout).Should(Succeed())
-	g.Eventually(canaryWeight(ns, "cart", "cart")).WithTimeout(timeout).Should(BeEmpty(), "the completed canary's Ingress goes")
-	for _, name := range []string{"shop", "cart"} {
-		ing := &networkingv1.Ingress{}
-		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ing)).To(Succeed())
-		g.Expect(ing.Annotations).To(BeEmpty(), "the stable Ingress %s is never written", name)
-	}
 }

@@ -18,7 +18,7 @@ const (
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, &env, testenv.InstallIstio, func(ctx context.Context, e *testenv.Env) error {
-		m, err := rollouttest.Start(ctx, e, rollouttest.WithIstio(), rollouttest.WithNGINX())
+		m, err := rollouttest.Start(ctx, e, rollouttest.WithIstio())
 		if err != nil {
 			return err
 		}

@@ -80,8 +80,8 @@ func WithIstio() Option {
 	}
 }
 
-// WithNGINX adds the NGINX provider, reading Ingresses through the manager's client (its cache)
-// as kulta-controller's router does, so its cache index must be in place.
+// WithNGINX adds the NGINX provider, reading Ingresses through the manager's client, that is
+// from its cache, trimmed and indexed as kulta-controller's are.
 func WithNGINX() Option {
 	return func(r *rollout.Reconciler) {
 		r.Providers = append(r.Providers, nginx.NewProvider(&nginx.Router{Client: r.Client, Reader: r.Client, APIReader: r.APIReader}))
@@ -101,7 +101,8 @@ func Start(ctx context.Context, e *testenv.Env, opts ...Option) (*Manager, error
 	// The reconciler's cache is set up as kulta-controller's is, trimmed; the stand-ins get a
 	// manager and cache of their own, since they read what KULTA's cache drops.
 	gateway := gatewayapi.NewProvider(nil, gatewayapi.Capabilities{HTTPRoute: true, GRPCRoute: true, RuleNames: true})
-	cacheOpts, err := rollout.CacheOptions(gateway)
+	// Every provider's trims, as kulta-controller's cache has them whichever providers run.
+	cacheOpts, err := rollout.CacheOptions(gateway, istio.NewProvider(nil), nginx.NewProvider(nil))
 	if err != nil {
 		return nil, err
 	}
