@@ -48,13 +48,7 @@ func replicaSets(g Gomega, ns string) []appsv1.ReplicaSet {
 
 func waitPhase(t *testing.T, ro *kultav1alpha1.Rollout, phase kultav1alpha1.Phase, step *int32) {
 	t.Helper()
-	NewWithT(t).Eventually(func(g Gomega) {
-		got := getRollout(g, ro)
-		g.Expect(got.Status.Phase).To(Equal(phase), "message: %s", got.Status.Message)
-		if step != nil {
-			g.Expect(got.Status.CurrentStepIndex).To(Equal(step))
-		}
-	}).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
+	rollouttest.WaitPhase(t, env.Client, ro, phase, step, timeout)
 }
 
 func annotate(t *testing.T, ro *kultav1alpha1.Rollout, key string) {
@@ -67,10 +61,7 @@ func annotate(t *testing.T, ro *kultav1alpha1.Rollout, key string) {
 
 func setImage(t *testing.T, ro *kultav1alpha1.Rollout, image string) {
 	t.Helper()
-	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"`+image+`"}]`))
-	if err := env.Client.Patch(context.Background(), ro.DeepCopy(), patch); err != nil {
-		t.Fatalf("setting image: %v", err)
-	}
+	rollouttest.SetImage(t, env.Client, ro, image)
 }
 
 // imagesWithReplicas maps each ReplicaSet's image to its spec.replicas.

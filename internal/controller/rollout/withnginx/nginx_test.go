@@ -50,26 +50,6 @@ func getRollout(g Gomega, ro *kultav1alpha1.Rollout) *kultav1alpha1.Rollout {
 	return out
 }
 
-// waitPhase waits until ro is in phase, and at step when step is not nil.
-func waitPhase(t *testing.T, ro *kultav1alpha1.Rollout, phase kultav1alpha1.Phase, step *int32) {
-	t.Helper()
-	NewWithT(t).Eventually(func(g Gomega) {
-		got := getRollout(g, ro)
-		g.Expect(got.Status.Phase).To(Equal(phase), "message: %s", got.Status.Message)
-		if step != nil {
-			g.Expect(got.Status.CurrentStepIndex).To(Equal(step))
-		}
-	}).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
-}
-
-func setImage(t *testing.T, ro *kultav1alpha1.Rollout, image string) {
-	t.Helper()
-	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"`+image+`"}]`))
-	if err := env.Client.Patch(context.Background(), ro.DeepCopy(), patch); err != nil {
-		t.Fatalf("setting image: %v", err)
-	}
-}
-
 // patch applies a merge patch to ro.
 func patch(t *testing.T, ro *kultav1alpha1.Rollout, body string) {
 	t.Helper()
@@ -131,12 +111,12 @@ func TestNGINXNeighboursInOneNamespace(t *testing.T) {
 	}
 	shop, cart := ros[0], ros[1]
 	for _, ro := range ros {
-		waitPhase(t, ro, kultav1alpha1.PhaseCompleted, nil)
+		rollouttest.WaitPhase(t, env.Client, ro, kultav1alpha1.PhaseCompleted, nil, timeout)
 		g.Expect(canaryWeight(ns, ro.Name, ro.Name)()).To(BeEmpty(), "no canary Ingress at rest")
-		setImage(t, ro, "nginx:1.28")
+		rollouttest.SetImage(t, env.Client, ro, "nginx:1.28")
 	}
 	for _, ro := range ros {
-		waitPhase(t, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1))
+		rollouttest.WaitPhase(t, env.Client, ro, kultav1alpha1.PhasePaused, ptr.To[int32](1), timeout)
 		g.Expect(canaryWeight(ns, ro.Name, ro.Name)()).To(Equal("40"), "Rollout %s's canary Ingress carries its step", ro.Name)
 	}
 
@@ -149,7 +129,7 @@ func TestNGINXNeighboursInOneNamespace(t *testing.T) {
 	g.Expect(canaryWeight(ns, "cart", "cart")()).To(Equal("40"), "the neighbour's canary Ingress stays")
 
 	patch(t, shop, `{"metadata":{"annotations":{"`+kultav1alpha1.AbortAnnotation+`":"true"}}}`)
-	waitPhase(t, shop, kultav1alpha1.PhaseFailed, nil)
+	rollouttest.WaitPhase(t, env.Client, shop, kultav1alpha1.PhaseFailed, nil, timeout)
 	g.Eventually(canaryWeight(ns, "shop", "shop-next")).WithTimeout(timeout).Should(BeEmpty(), "the aborted canary's Ingress goes")
 	g.Consistently(canaryWeight(ns, "cart", "cart")).WithTimeout(2*time.Second).Should(Equal("40"), "the neighbour's canary Ingress stays")
 	g.Expect(getRollout(g, cart).Status.Phase).To(Equal(kultav1alpha1.PhasePaused))
