@@ -452,19 +452,17 @@ func (r *Router) readStable(ctx context.Context, ro *kultav1alpha1.Rollout, name
 // Ingress of its namespace; from the API server (fromAPI), or without a cache, they are listed by
 // CanaryIngressLabel in ro's namespace.
 func (r *Router) canaryIngresses(ctx context.Context, ro *kultav1alpha1.Rollout, fromAPI bool) ([]networkingv1.Ingress, error) {
-	var list networkingv1.IngressList
-	var err error
+	var reader client.Reader = r.Client
+	var by client.ListOption = client.MatchingLabels{CanaryIngressLabel: "true"}
 	switch {
 	case fromAPI:
-		err = r.apiReader().List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{CanaryIngressLabel: "true"})
+		reader = r.apiReader()
 	case r.Reader != nil:
-		err = r.Reader.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingFields{CanaryIngressIndex: string(ro.UID)})
-	default:
-		err = r.Client.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{CanaryIngressLabel: "true"})
+		reader, by = r.Reader, client.MatchingFields{CanaryIngressIndex: string(ro.UID)}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("listing the canary Ingresses of Rollout %s/%s (from the cache, they are read through index %s, which NewProvider declares): %w",
-			ro.Namespace, ro.Name, CanaryIngressIndex, err)
+	var list networkingv1.IngressList
+	if err := reader.List(ctx, &list, client.InNamespace(ro.Namespace), by); err != nil {
+		return nil, fmt.Errorf("listing the canary Ingresses of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	var out []networkingv1.Ingress
 	for _, ing := range list.Items {

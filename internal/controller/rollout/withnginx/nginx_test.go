@@ -90,8 +90,9 @@ func canaryWeight(ns, ro, ingress string) func() string {
 // through the controller's cache and the provider's index of canary Ingresses: both reach their
 // first step with a canary Ingress each; one moved to another stable Ingress mid-canary loses
 // the canary Ingress of the one it left (found through the index) and gets a new one at its
-// step; aborting it takes that away too; the neighbour's stays as it was throughout, then
-// completes, and no canary Ingress is left.
+// step; aborting it takes that away too; a fix pushed after the abort gets a canary Ingress of
+// its own, and deleting the Rollout mid-canary takes it away; the neighbour's stays as it was
+// throughout, then completes, and no canary Ingress is left.
 func TestNGINXNeighboursInOneNamespace(t *testing.T) {
 	e := testenv.Require(t, env)
 	t.Parallel()
@@ -133,6 +134,17 @@ func TestNGINXNeighboursInOneNamespace(t *testing.T) {
 	g.Eventually(canaryWeight(ns, "shop", "shop-next")).WithTimeout(timeout).Should(BeEmpty(), "the aborted canary's Ingress goes")
 	g.Consistently(canaryWeight(ns, "cart", "cart")).WithTimeout(2*time.Second).Should(Equal("40"), "the neighbour's canary Ingress stays")
 	g.Expect(getRollout(g, cart).Status.Phase).To(Equal(kultav1alpha1.PhasePaused))
+
+	// A fix pushed after the abort runs a new canary, which is deleted mid-canary: the Rollout's
+	// clean-up takes its canary Ingress away, and only its own.
+	rollouttest.SetImage(t, env.Client, shop, "nginx:1.29")
+	g.Eventually(canaryWeight(ns, "shop", "shop-next")).WithTimeout(timeout).Should(Equal("40"), "the fix's canary Ingress carries its first step")
+	g.Expect(e.Client.Delete(ctx, shop)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(e.Client.Get(ctx, client.ObjectKeyFromObject(shop), &kultav1alpha1.Rollout{}))
+	}).WithTimeout(timeout).Should(BeTrue(), "the Rollout's finalizer is done")
+	g.Expect(canaryWeight(ns, "shop", "shop-next")()).To(BeEmpty(), "the deleted canary's Ingress goes")
+	g.Expect(canaryWeight(ns, "cart", "cart")()).To(Equal("40"), "the neighbour's canary Ingress stays")
 
 	patch(t, cart, `{"metadata":{"annotations":{"`+kultav1alpha1.PromoteAnnotation+`":"true"}}}`)
 	g.Eventually(func(g Gomega) {
