@@ -99,6 +99,8 @@ type ControllerOptions struct {
 	// LogLevel is --zap-log-level ("debug" also logs each status write and what it changed);
 	// info when empty.
 	LogLevel string
+	// Providers, when set, is --traffic-providers: the traffic providers the process runs.
+	Providers string
 }
 
 // args are the controller's command-line arguments with /metrics on metricsPort, the probes
@@ -123,6 +125,9 @@ func (o ControllerOptions) args(metricsPort, probePort, pprofPort int) []string 
 	}
 	if o.ShardKey != "" {
 		args = append(args, "--shard-key="+o.ShardKey)
+	}
+	if o.Providers != "" {
+		args = append(args, "--traffic-providers="+o.Providers)
 	}
 	return args
 }

@@ -12,6 +12,9 @@ var writeReasons = map[string]string{
 	"PATCH httproutes": "one for each step but the last, and one when the promotion hands the routes back to 100/0 once the stable Service serves the new " +
 		"revision: a last step of weight 100 is that promotion (runs before 5 Dec 2026 also wrote 0/100 first, 4 in all); each a merge patch of the " +
 		"cached route with its resourceVersion as precondition, no read first",
+	"POST ingresses":   "the canary Ingress, created at the first step with its weight beside the stable Ingress (NGINX)",
+	"PATCH ingresses":  "the canary Ingress's weight at the middle step: a merge patch of the cached copy with its resourceVersion as precondition, no read first (NGINX)",
+	"DELETE ingresses": "the canary Ingress, once the promotion has the stable Service serve the new revision: the last step of weight 100 (NGINX)",
 	"PATCH rollouts/status": "one when the revision starts, one for the middle step, one at completion (which the last step, 100, is since 5 Dec 2026; " +
 		"its reset of the routes to 100/0 moves no request, so TrafficRouted stays True), and one when an old revision's Pods leave the counts (which also drops its status.scaleDowns mark); " +
 		"the write of a reconcile that only wrote a step's weights is folded into the next, and so (in runs after 5 Dec 2026 17:00 UTC) is that of a reconcile " +

@@ -627,6 +627,41 @@ func TestMeasuredAtDefaultLayout(t *testing.T) {
 	if got := measuredAt([]*Result{oneNamespace}, 1000); got != nil {
 		t.Errorf("measured at 1,000 with only another layout: %s, want none", got.Label())
 	}
+	throughNGINX := &Result{N: 1000, Provider: ProviderNGINX}
+	if got := measuredAt([]*Result{throughNGINX, plain}, 1000); got != plain {
+		t.Errorf("measured at 1,000: %s, want the Gateway API run", got.Label())
+	}
+	if got := measuredAt([]*Result{throughNGINX}, 1000); got != nil {
+		t.Errorf("measured at 1,000 with only an NGINX run: %s, want none", got.Label())
+	}
+}
+
+// TestNGINXRunsBesideTheTargets checks that a run through NGINX Ingresses is listed in the
+// targets but judged by none of those held to the Gateway API runs: the RSS target's slope from
+// the N below, Argo's Gateway API plugin, the goroutine comparison.
+func TestNGINXRunsBesideTheTargets(t *testing.T) {
+	run := func(n int, rss uint64, provider string) *Result {
+		return &Result{N: n, QPS: 40, Burst: 80, Provider: provider, Floor: FloorResult{WallSeconds: 73},
+			WaveResults: []WaveResult{{WallSeconds: 90, During: Window{PeakRSS: rss, PeakGoroutines: 150}, Steady: Window{LastGoroutines: 140}}}}
+	}
+	gw1k, nginx1k, gw10k := run(1000, 90*mib, ""), run(1000, 900*mib, ProviderNGINX), run(10000, 600*mib, "")
+	results := []*Result{gw10k, nginx1k, gw1k}
+	rss := targetNamed(t, Targets(results), "at 10,000 Rollouts controller RSS")
+	if !strings.Contains(rss.Detail, "from N=1000 (90 MiB)") {
+		t.Errorf("RSS at 10,000: %q; want its slope from the Gateway API run at 1,000", rss.Detail)
+	}
+	peer := targetNamed(t, Targets(results), "N=1,000 wave at least 5×")
+	if strings.Contains(peer.Detail, "NGINX") {
+		t.Errorf("Argo's Gateway API plugin compared with an NGINX run: %q", peer.Detail)
+	}
+	g := goroutineTarget([]*Result{gw1k, nginx1k, gw10k})
+	if !strings.Contains(g.Detail, "not compared") || !strings.Contains(g.Detail, "ran the nginx provider's informers): N=1000, through NGINX Ingresses") {
+		t.Errorf("goroutines: %q; want the NGINX run apart", g.Detail)
+	}
+	writes := targetNamed(t, Targets(results), "writes per Rollout per step")
+	if !strings.Contains(writes.Detail, "N=1000, through NGINX Ingresses:") {
+		t.Errorf("writes: %q; want the NGINX run listed", writes.Detail)
+	}
 }
 
 // TestRefsLayout checks that Refs puts perNamespace Rollouts to a namespace, PerNamespace when
@@ -713,6 +748,9 @@ func TestShardedResults(t *testing.T) {
 		{&Result{N: 1000, PerNamespace: 1000}, "results-1000-per-ns-1000", "N=1000, all in one namespace", "N = 1000, all in one namespace"},
 		{&Result{N: 1000, Shards: 4, PerNamespace: 500}, "results-1000-shards-4-per-ns-500", "N=1000 in 4 shards, 500 to a namespace",
 			"N = 1000 in 4 shards (one controller process each), 500 to a namespace"},
+		{&Result{N: 1000, Provider: ProviderNGINX}, "results-1000-nginx", "N=1000, through NGINX Ingresses", "N = 1000, through NGINX Ingresses"},
+		{&Result{N: 1000, PerNamespace: 1000, Provider: ProviderNGINX}, "results-1000-per-ns-1000-nginx", "N=1000, all in one namespace, through NGINX Ingresses",
+			"N = 1000, all in one namespace, through NGINX Ingresses"},
 	} {
 		if tc.r.Name() != tc.name || tc.r.Label() != tc.label || tc.r.Title() != tc.title {
 			t.Errorf("name %q, label %q, title %q; want %q, %q, %q", tc.r.Name(), tc.r.Label(), tc.r.Title(), tc.name, tc.label, tc.title)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,6 +17,8 @@ import (
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/internal/testutil"
+	"github.com/false-systems/kulta/providers/gatewayapi"
+	"github.com/false-systems/kulta/providers/nginx"
 )
 
 const (
@@ -136,26 +139,59 @@ func CreateNamespaces(ctx context.Context, c client.Client, refs []Ref) error {
 	return nil
 }
 
-// CreateRollout creates one Rollout with its two Services and its HTTPRoute: a canary with
-// steps 20 → 50 → 100, replicas 1. The Rollout carries r's shard label when r has a shard.
-func CreateRollout(ctx context.Context, c client.Client, r Ref) error {
+// Traffic providers the bench drives: its Rollouts route through an HTTPRoute each (Gateway
+// API, the default), or through a stable Ingress each, beside which KULTA keeps a canary
+// Ingress (ingress-nginx).
+const (
+	ProviderGatewayAPI = gatewayapi.ProviderName
+	ProviderNGINX      = nginx.ProviderName
+)
+
+// Providers are the traffic providers the bench can drive.
+var Providers = []string{ProviderGatewayAPI, ProviderNGINX}
+
+// CreateRollout creates one Rollout with its two Services and, for provider, its HTTPRoute
+// (Gateway API; also for "") or its stable Ingress (NGINX): a canary with steps 20 → 50 → 100,
+// replicas 1. The Rollout carries r's shard label when r has a shard.
+func CreateRollout(ctx context.Context, c client.Client, r Ref, provider string) error {
 	labels := map[string]string{RunLabel: "true"}
-	route := rollouttest.Route(r.Namespace, r.Name, r.Name+"-stable", r.Name+"-canary")
-	route.Labels = labels
-	objs := []client.Object{service(r, "-stable"), service(r, "-canary"), route}
-	ro := testutil.Rollout(r.Namespace, r.Name,
-		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.Weight(100)),
-		testutil.WithReplicas(1),
-		testutil.WithHTTPRoute(r.Name),
-		testutil.WithImage(InitialImage))
+	var route client.Object
+	switch provider {
+	case "", ProviderGatewayAPI:
+		route = rollouttest.Route(r.Namespace, r.Name, r.Name+"-stable", r.Name+"-canary")
+	case ProviderNGINX:
+		route = stableIngress(r)
+	default:
+		return fmt.Errorf("no traffic provider %q in the bench (known: %v)", provider, Providers)
+	}
+	route.SetLabels(labels)
+	ro := rolloutOf(r, provider)
 	ro.Labels = rolloutLabels(r)
-	objs = append(objs, ro)
-	for _, obj := range objs {
+	for _, obj := range []client.Object{service(r, "-stable"), service(r, "-canary"), route, ro} {
 		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %T %s: %w", obj, obj.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// rolloutOf is the bench's Rollout r, routed by provider, without its labels.
+func rolloutOf(r Ref, provider string) *kultav1alpha1.Rollout {
+	routing := testutil.WithHTTPRoute(r.Name)
+	if provider == ProviderNGINX {
+		routing = testutil.WithNGINX(r.Name)
+	}
+	return testutil.Rollout(r.Namespace, r.Name,
+		testutil.WithCanarySteps(testutil.Weight(20), testutil.Weight(50), testutil.Weight(100)),
+		testutil.WithReplicas(1),
+		routing,
+		testutil.WithImage(InitialImage))
+}
+
+// stableIngress is r's stable Ingress (NGINX): every request for host NAME.bench.example to
+// its stable Service.
+func stableIngress(r Ref) *networkingv1.Ingress {
+	return rollouttest.StableIngress(r.Namespace, r.Name, r.Name+".bench.example", r.Name+"-stable")
 }
 
 // rolloutLabels are the labels of r's Rollout: the bench's run label and, in a sharded run,

@@ -37,6 +37,9 @@ type Result struct {
 	// PerNamespace is how many Rollouts shared a namespace when not PerNamespace (100, as in
 	// every run before 7 Dec 2026 13:30 UTC); 0 otherwise.
 	PerNamespace int `json:"perNamespace,omitempty"`
+	// Provider is the traffic provider the Rollouts routed through when not Gateway API (as in
+	// every run before 7 Dec 2026 19:00 UTC): "nginx"; empty otherwise.
+	Provider string `json:"provider,omitempty"`
 	// LeaderElection tells whether the controllers elected a leader (--leader-elect), as every
 	// run since bench commit 6cd5409 did; nil in results from before it was recorded, where
 	// ElectedLeader tells it from when the run started.
@@ -247,7 +250,7 @@ func (r *runner) waveResult(w int, s0, s1, tail, s2 snapshot) WaveResult {
 		ControllerWrites:      writes,
 		WritesPerStep:         Finite(PerStep(perRolloutWrites(ctrlReqs), n, 1)),
 		NonEventWritesPerStep: Finite(PerStep(perRolloutWrites(ctrlReqs, "events"), n, 1)),
-		RouteWritesPerStep:    Finite(PerStep(resourceWrites(ctrlReqs, "httproutes"), n, 1)),
+		RouteWritesPerStep:    Finite(PerStep(resourceWrites(ctrlReqs, routeKinds...), n, 1)),
 		StatusWritesPerStep:   Finite(PerStep(resourceWrites(ctrlReqs, "rollouts/status"), n, 1)),
 		LeasesApart:           true,
 		EventsPerRollout:      resourceWrites(ctrlReqs, "events") / float64(n),
@@ -292,11 +295,14 @@ func perRolloutWrites(c RequestCounts, except ...string) float64 {
 	return c.Writes(slices.Concat(except, []string{leaseResource})...)
 }
 
-// resourceWrites sums the writing verbs on one resource.
-func resourceWrites(c RequestCounts, resource string) float64 {
+// routeKinds are the resources of the objects a traffic router writes.
+var routeKinds = []string{"httproutes", "grpcroutes", "virtualservices", "destinationrules", "ingresses"}
+
+// resourceWrites sums the writing verbs on resources.
+func resourceWrites(c RequestCounts, resources ...string) float64 {
 	total := 0.0
 	for k, v := range c {
-		if k.Resource == resource && IsWrite(k.Verb) {
+		if slices.Contains(resources, k.Resource) && IsWrite(k.Verb) {
 			total += v
 		}
 	}
@@ -342,7 +348,8 @@ func (r *Result) processes() int { return max(1, r.Shards) }
 
 // Name is the results files' name: results-<N>, with -limit-<limit> for a run with a memory
 // limit, then -shards-<K> for a run in K shards and -per-ns-<P> for P Rollouts to a namespace
-// other than PerNamespace (results-5000-limit-300Mi-shards-4, results-1000-per-ns-1000).
+// other than PerNamespace, and -<provider> for a provider other than Gateway API
+// (results-5000-limit-300Mi-shards-4, results-1000-per-ns-1000-nginx).
 func (r *Result) Name() string {
 	name := fmt.Sprintf("results-%d", r.N)
 	if r.MemoryLimit != "" {
@@ -354,19 +361,32 @@ func (r *Result) Name() string {
 	if r.PerNamespace > 0 {
 		name += fmt.Sprintf("-per-ns-%d", r.PerNamespace)
 	}
+	if r.Provider != "" {
+		name += "-" + r.Provider
+	}
 	return name
 }
 
 // layout completes a run's label and title for a run with other than PerNamespace Rollouts to
-// a namespace: ", all in one namespace" or ", 500 to a namespace"; empty otherwise.
+// a namespace (", all in one namespace" or ", 500 to a namespace") or through another traffic
+// provider than Gateway API (", through NGINX Ingresses"); empty otherwise.
 func (r *Result) layout() string {
+	out := ""
 	switch {
 	case r.PerNamespace == 0:
-		return ""
 	case r.PerNamespace >= r.N:
-		return ", all in one namespace"
+		out = ", all in one namespace"
+	default:
+		out = fmt.Sprintf(", %d to a namespace", r.PerNamespace)
 	}
-	return fmt.Sprintf(", %d to a namespace", r.PerNamespace)
+	switch r.Provider {
+	case "":
+	case ProviderNGINX:
+		out += ", through NGINX Ingresses"
+	default:
+		out += ", through " + r.Provider
+	}
+	return out
 }
 
 // Label names the run in the targets: "N=5000", "N=5000 in 300Mi" with a memory limit,
@@ -410,8 +430,8 @@ func (r *Result) builtFrom() string {
 }
 
 // SortResults orders results by N; for one N the single-process runs come first, then the
-// sharded ones by number of shards, and for each the run without a memory limit first, and the
-// default layout (PerNamespace) before others.
+// sharded ones by number of shards, and for each the run without a memory limit first, the
+// default layout (PerNamespace) before others, and Gateway API before other providers.
 func SortResults(results []*Result) {
 	sort.SliceStable(results, func(i, j int) bool {
 		a, b := results[i], results[j]
@@ -424,6 +444,9 @@ func SortResults(results []*Result) {
 		if a.MemoryLimit != b.MemoryLimit {
 			return a.MemoryLimit < b.MemoryLimit
 		}
-		return a.PerNamespace < b.PerNamespace
+		if a.PerNamespace != b.PerNamespace {
+			return a.PerNamespace < b.PerNamespace
+		}
+		return a.Provider < b.Provider
 	})
 }

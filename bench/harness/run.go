@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,9 @@ type Config struct {
 	// PerNamespace is how many Rollouts share a namespace (PerNamespace when 0): the
 	// reconciler's reads of a Rollout's own objects must not grow with its neighbours.
 	PerNamespace int
+	// Provider is the traffic provider the Rollouts route through (Providers); Gateway API
+	// when empty. The controller runs with that provider alone (--traffic-providers).
+	Provider string
 	// Workers bounds concurrent object creation and floor writes.
 	Workers int
 	// Binary is the controller binary; WorkDir holds kubeconfig and logs.
@@ -138,6 +142,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.PerNamespace > 0 && cfg.PerNamespace != PerNamespace {
 		res.PerNamespace = cfg.PerNamespace
 	}
+	if cfg.Provider != ProviderGatewayAPI {
+		res.Provider = cfg.Provider
+	}
 	if res.CreateSeconds, err = r.populate(ctx); err != nil {
 		return nil, err
 	}
@@ -180,7 +187,7 @@ func (r *runner) startControllers(ctx context.Context) error {
 		c, err := StartController(ControllerOptions{
 			Binary: r.cfg.Binary, Kubeconfig: r.kubeconfig, QPS: r.cfg.QPS, Burst: r.cfg.Burst, Reconcilers: r.cfg.Reconcilers,
 			LogPath: filepath.Join(r.cfg.WorkDir, controllerLogName(key)), GoMemLimit: r.goMemLimit, ShardKey: key,
-			LogLevel: r.cfg.ControllerLogLevel,
+			LogLevel: r.cfg.ControllerLogLevel, Providers: cmp.Or(r.cfg.Provider, ProviderGatewayAPI),
 		})
 		if err != nil {
 			if key != "" {
@@ -256,7 +263,11 @@ func (r *runner) samplerFailures() (int, string) {
 // Rollout is Completed at its first revision.
 func (r *runner) populate(ctx context.Context) (float64, error) {
 	start := time.Now()
-	r.logf("creating %d Rollouts (+%d Services, %d HTTPRoutes)", r.cfg.N, 2*r.cfg.N, r.cfg.N)
+	routes := "HTTPRoutes"
+	if r.cfg.Provider == ProviderNGINX {
+		routes = "stable Ingresses"
+	}
+	r.logf("creating %d Rollouts (+%d Services, %d %s)", r.cfg.N, 2*r.cfg.N, r.cfg.N, routes)
 	if err := r.completions.Expect(ctx, r.standinCache, InitialImage, r.cfg.N); err != nil {
 		return 0, err
 	}
@@ -264,7 +275,7 @@ func (r *runner) populate(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	if err := ForEach(ctx, r.refs, r.cfg.Workers, func(ctx context.Context, ref Ref) error {
-		return CreateRollout(ctx, r.client, ref)
+		return CreateRollout(ctx, r.client, ref, r.cfg.Provider)
 	}); err != nil {
 		return 0, err
 	}
@@ -479,8 +490,8 @@ func (r *runner) floor(ctx context.Context) (FloorResult, error) {
 	if err != nil {
 		return FloorResult{}, err
 	}
-	r.logf("floor: %d route patches and %d status patches", StepsPerWave*r.cfg.N, StepsPerWave*r.cfg.N)
-	wall, err := RunFloor(ctx, c, r.refs, r.cfg.Workers)
+	r.logf("floor: %d route writes and %d status patches", StepsPerWave*r.cfg.N, StepsPerWave*r.cfg.N)
+	wall, err := RunFloor(ctx, c, r.refs, r.cfg.Workers, r.cfg.Provider)
 	if err != nil {
 		return FloorResult{}, err
 	}

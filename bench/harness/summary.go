@@ -58,11 +58,11 @@ const (
 	TargetLoneStepP99 = 0.1
 )
 
-// measuredAt is the single-process run without a memory limit, in the default layout, at N=n,
-// nil without one.
+// measuredAt is the single-process run without a memory limit, in the default layout and
+// through Gateway API, at N=n, nil without one.
 func measuredAt(results []*Result, n int) *Result {
 	for _, r := range results {
-		if r.N == n && !r.Sharded() && r.MemoryLimit == "" && r.PerNamespace == 0 {
+		if r.N == n && !r.Sharded() && r.MemoryLimit == "" && r.PerNamespace == 0 && r.Provider == "" {
 			return r
 		}
 	}
@@ -108,9 +108,6 @@ const writesFloorOfTheDesign = "why not 3: a wave of three steps, as KULTA runs 
 	"completion, which the last step of 100 is, and the old revision's Pods leaving the counts: each a state users and tools read), 3 route writes (two steps " +
 	"and the hand-back to the stable Service), 2 ReplicaSet writes (the new revision, the old one's scale-down), 2 Service pins and 3 Events (started, first step, " +
 	"completed): 14 writes, 4.67 per step; meeting 3 would mean leaving out Events users read, status they watch, or the Service pins the routes' weights rely on"
-
-// routeKinds are the resources of the objects a traffic router writes.
-var routeKinds = []string{"httproutes", "grpcroutes", "virtualservices", "destinationrules", "ingresses"}
 
 // readsTarget: no read before a write on the hot path.
 func readsTarget(results []*Result) Target {
@@ -225,7 +222,7 @@ func tailCut(w WaveResult) bool {
 func excess(r *Result, w WaveResult) string {
 	var parts []string
 	for _, row := range w.Controller {
-		if !IsWrite(row.Verb) || row.Resource == "httproutes" || row.Resource == "rollouts/status" || row.Resource == leaseResource {
+		if !IsWrite(row.Verb) || slices.Contains(routeKinds, row.Resource) || row.Resource == "rollouts/status" || row.Resource == leaseResource {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%s %s %.2f", row.Verb, row.Resource, PerStep(row.Count, r.N, 1)))
@@ -251,22 +248,18 @@ func peakRSS(r *Result) uint64 {
 // with a limit or in shards at that N are reported beside it.
 func rssTarget(results []*Result, n int, limit uint64) Target {
 	t := Target{Name: fmt.Sprintf("at %s Rollouts controller RSS under %.0f MiB", thousands(n), float64(limit)/mib)}
-	var unlimited, prev *Result
+	unlimited := measuredAt(results, n)
+	var prev *Result
 	var limited, sharded []*Result
 	for _, r := range results {
 		switch {
-		case r.Sharded():
-			if r.N == n {
-				sharded = append(sharded, r)
-			}
-		case r.MemoryLimit != "":
-			if r.N == n {
-				limited = append(limited, r)
-			}
-		case r.N == n && unlimited == nil:
-			unlimited = r
-		case r.N < n:
+		case r.N < n && measuredAt(results, r.N) == r:
 			prev = r
+		case r.N != n:
+		case r.Sharded():
+			sharded = append(sharded, r)
+		case r.MemoryLimit != "":
+			limited = append(limited, r)
 		}
 	}
 	if unlimited == nil && len(limited) == 0 && len(sharded) == 0 {
@@ -563,7 +556,8 @@ func peerTarget(results []*Result) Target {
 		TargetPeerSpeedup, ArgoWaveSeconds, ArgoQPS, ArgoBurst), Status: "not measured"}
 	var parts []string
 	for _, r := range results {
-		if r.N != 1000 || r.MemoryLimit != "" {
+		// Argo's figures are of its Gateway API plugin.
+		if r.N != 1000 || r.MemoryLimit != "" || r.Provider != "" {
 			continue
 		}
 		if r.QPS != ArgoQPS || r.Burst != ArgoBurst {
@@ -742,7 +736,7 @@ func stepLatencyTarget(results []*Result) Target {
 			waves = "missed"
 			d += ", over the bound itself"
 		}
-		key := fmt.Sprintf("%d/%s/%g/%d/%d/%d", r.processes(), r.MemoryLimit, r.QPS, r.Burst, r.Reconcilers, r.PerNamespace)
+		key := fmt.Sprintf("%d/%s/%g/%d/%d/%d/%s", r.processes(), r.MemoryLimit, r.QPS, r.Burst, r.Reconcilers, r.PerNamespace, r.Provider)
 		if before, ok := smaller[key]; ok {
 			growth := now.kulta / before.kulta
 			d += fmt.Sprintf("; from %s its p99 grew %.2f× as fast as its API work", before.label, growth)
@@ -793,9 +787,10 @@ func perProcess(rows []RequestRow, processes int) []RequestRow {
 
 func goroutineTarget(all []*Result) Target {
 	t := Target{Name: "goroutines independent of N"}
-	// Goroutines at rest depend on the build (each feature's workers) and on leader election
-	// (its renewal loop and the Lease's client), so only the runs of the newest run's day that
-	// elected a leader as the newest run did are compared; the others are listed apart.
+	// Goroutines at rest depend on the build (each feature's workers), on leader election (its
+	// renewal loop and the Lease's client) and on the traffic provider (its informers), so only
+	// the runs of the newest run's day that elected a leader as the newest run did, through
+	// Gateway API, are compared; the others are listed apart.
 	var results, earlier, unalike []*Result
 	newest, elected := "", false
 	for _, r := range all {
@@ -808,7 +803,7 @@ func goroutineTarget(all []*Result) Target {
 		case r.N < minWaveN:
 		case r.Started.Format(time.DateOnly) != newest:
 			earlier = append(earlier, r)
-		case r.ElectedLeader() != elected:
+		case r.ElectedLeader() != elected || r.Provider != "":
 			unalike = append(unalike, r)
 		default:
 			results = append(results, r)
@@ -856,9 +851,12 @@ func goroutineTarget(all []*Result) Target {
 			r.Started.Format(time.DateOnly), r.Label(), last(r).During.PeakGoroutines, last(r).Steady.LastGoroutines))
 	}
 	for _, r := range unalike {
+		why := map[bool]string{true: "elected a leader", false: "elected no leader"}[r.ElectedLeader()]
+		if r.ElectedLeader() == elected {
+			why = "ran the " + r.Provider + " provider's informers"
+		}
 		parts = append(parts, fmt.Sprintf("not compared, run %s (its controllers, unlike the others', %s): %s: peak %.0f, steady %.0f",
-			r.Started.Format("2006-01-02 15:04"), map[bool]string{true: "elected a leader", false: "elected no leader"}[r.ElectedLeader()],
-			r.Label(), last(r).During.PeakGoroutines, last(r).Steady.LastGoroutines))
+			r.Started.Format("2006-01-02 15:04"), why, r.Label(), last(r).During.PeakGoroutines, last(r).Steady.LastGoroutines))
 	}
 	t.Detail = strings.Join(parts, "; ")
 	return t

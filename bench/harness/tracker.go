@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
 	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/nginx"
 )
 
 // StepWeights are the canary weights of the bench's three steps.
@@ -28,6 +30,11 @@ var StepWeights = []int32{20, 50, 100}
 //   - steps 2 and 3: from the route first seen Accepted at the generation carrying the previous
 //     weight to the route first seen carrying the next weight (for the last step, 100, the
 //     route back at 100/0 once the stable Service serves the new revision: see promoted).
+//
+// Through NGINX the route is the canary Ingress KULTA keeps beside the stable one: its weight is
+// its canary-weight, it is accepted once seen (ingress-nginx reports no acceptance, and KULTA
+// takes a canary Ingress in the API server as accepted), and its deletion is the route back at
+// 100/0.
 //
 // Both ends pass through the same watch, so its delay mostly cancels out.
 type Tracker struct {
@@ -63,20 +70,29 @@ func (t *Tracker) get(key string) *track {
 	return tr
 }
 
-// Register adds the tracker's handlers to the HTTPRoute and ReplicaSet informers of c.
+// Register adds the tracker's handlers to the HTTPRoute, Ingress and ReplicaSet informers of c.
 func (t *Tracker) Register(ctx context.Context, c cache.Cache) error {
 	for _, obj := range []struct {
 		proto  client.Object
 		handle func(any)
-	}{{&gatewayv1.HTTPRoute{}, t.onRoute}, {&appsv1.ReplicaSet{}, t.onReplicaSet}} {
+		gone   func(any)
+	}{
+		{&gatewayv1.HTTPRoute{}, t.onRoute, nil},
+		{&networkingv1.Ingress{}, t.onCanaryIngress, t.onCanaryIngressDeleted},
+		{&appsv1.ReplicaSet{}, t.onReplicaSet, nil},
+	} {
 		inf, err := c.GetInformer(ctx, obj.proto)
 		if err != nil {
 			return fmt.Errorf("informer for %T: %w", obj.proto, err)
 		}
-		handle := obj.handle
+		handle, gone := obj.handle, obj.gone
+		if gone == nil {
+			gone = func(any) {}
+		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    handle,
 			UpdateFunc: func(_, o any) { handle(o) },
+			DeleteFunc: gone,
 		}); err != nil {
 			return fmt.Errorf("handler for %T: %w", obj.proto, err)
 		}
@@ -94,20 +110,60 @@ func (t *Tracker) onRoute(o any) {
 	if !ok {
 		return
 	}
+	t.observe(route.Namespace+"/"+route.Name, w, AcceptedGeneration(route) == route.Generation, now)
+}
+
+// observe records that the route of Rollout key was seen at now carrying weights w, accepted
+// or not.
+func (t *Tracker) observe(key string, w providers.Weights, accepted bool, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tracks == nil {
 		return
 	}
-	tr := t.get(route.Namespace + "/" + route.Name)
+	tr := t.get(key)
 	if tr.next < len(StepWeights) && (w.Canary == StepWeights[tr.next] || promoted(tr.next, w)) {
 		tr.weightAt[StepWeights[tr.next]] = now
 		tr.next++
 	}
-	if _, seen := tr.weightAt[w.Canary]; seen && AcceptedGeneration(route) == route.Generation {
+	if _, seen := tr.weightAt[w.Canary]; seen && accepted {
 		if _, done := tr.accepted[w.Canary]; !done {
 			tr.accepted[w.Canary] = now
 		}
+	}
+}
+
+// canaryIngressOf is the Rollout key of o when it is a canary Ingress KULTA keeps for one.
+func canaryIngressOf(o any) (*networkingv1.Ingress, string, bool) {
+	ing, ok := o.(*networkingv1.Ingress)
+	if !ok || ing.Labels[nginx.CanaryIngressLabel] != "true" {
+		return nil, "", false
+	}
+	owner := metav1.GetControllerOf(ing)
+	if owner == nil || owner.Kind != "Rollout" {
+		return nil, "", false
+	}
+	return ing, ing.Namespace + "/" + owner.Name, true
+}
+
+func (t *Tracker) onCanaryIngress(o any) {
+	ing, key, ok := canaryIngressOf(o)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	if w := nginx.WeightsOf(ing, nginx.DefaultAnnotationPrefix); w != nil {
+		t.observe(key, *w, true, now)
+	}
+}
+
+// onCanaryIngressDeleted takes a canary Ingress's deletion as its route back at 100/0.
+func (t *Tracker) onCanaryIngressDeleted(o any) {
+	if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = tomb.Obj
+	}
+	if _, key, ok := canaryIngressOf(o); ok {
+		t.observe(key, providers.Weights{Stable: 100}, true, time.Now())
 	}
 }
 

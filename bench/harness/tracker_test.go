@@ -3,7 +3,9 @@ package harness
 import (
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -83,5 +85,35 @@ func TestAcceptedGeneration(t *testing.T) {
 	tr.onRoute(at20)
 	if _, ok := tr.tracks["ns/web"].accepted[20]; !ok {
 		t.Fatal("weight 20 not taken as accepted at the route's generation")
+	}
+}
+
+// TestTrackerFollowsTheCanaryIngress: through NGINX, the canary Ingress at canary-weight 20 and
+// 50 lands steps 1 and 2, each accepted once seen, and its deletion (a tombstone too) lands
+// step 3; an Ingress that is not a Rollout's canary Ingress lands nothing.
+func TestTrackerFollowsTheCanaryIngress(t *testing.T) {
+	tr := NewTracker()
+	tr.StartWave("img:2")
+	ref := Ref{Namespace: "ns", Name: "web"}
+	at := func(w int32) *networkingv1.Ingress {
+		ing, err := floorIngressAt(ref, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ing
+	}
+	tr.onCanaryIngress(stableIngress(ref))
+	if len(tr.tracks) != 0 {
+		t.Fatalf("the stable Ingress was tracked: %v", tr.tracks)
+	}
+	tr.onCanaryIngress(at(20))
+	tr.onCanaryIngress(at(50))
+	track := tr.tracks["ns/web"]
+	if track == nil || len(track.weightAt) != 2 || track.accepted[20].IsZero() || track.accepted[50].IsZero() {
+		t.Fatalf("canary-weight 20 then 50: %+v, want both landed and accepted", track)
+	}
+	tr.onCanaryIngressDeleted(toolscache.DeletedFinalStateUnknown{Key: "ns/web-web-canary", Obj: at(50)})
+	if _, ok := track.weightAt[100]; !ok || track.next != 3 {
+		t.Errorf("the canary Ingress's deletion did not land step 3: %+v", track)
 	}
 }

@@ -106,8 +106,18 @@ func WithCanary(mutate func(*kultav1alpha1.CanaryStrategy)) RolloutOption {
 
 // WithHTTPRoute routes the strategy's traffic through the named HTTPRoute.
 func WithHTTPRoute(name string) RolloutOption {
+	return withTrafficRouting(&kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: name}})
+}
+
+// WithNGINX routes the strategy's traffic through canary Ingresses of the named ingress-nginx
+// Ingress.
+func WithNGINX(stableIngress string) RolloutOption {
+	return withTrafficRouting(&kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{StableIngress: stableIngress}})
+}
+
+// withTrafficRouting sets tr as the traffic routing of the strategy, whichever it is.
+func withTrafficRouting(tr *kultav1alpha1.TrafficRouting) RolloutOption {
 	return func(ro *kultav1alpha1.Rollout) {
-		tr := &kultav1alpha1.TrafficRouting{GatewayAPI: &kultav1alpha1.GatewayAPIRouting{HTTPRoute: name}}
 		switch s := ro.Spec.Strategy; {
 		case s.Canary != nil:
 			s.Canary.TrafficRouting = tr

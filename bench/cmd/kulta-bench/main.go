@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,8 @@ type flags struct {
 	keepLogs    bool
 	// perNamespace is -per-namespace.
 	perNamespace int
+	// provider is -provider.
+	provider string
 }
 
 func parse(args []string) (*flags, error) {
@@ -59,6 +62,9 @@ func parse(args []string) (*flags, error) {
 	fs.StringVar(&f.memLimit, "memory-limit", "", "Run the controller as in a container with this memory limit (\"300Mi\"): GOMEMLIMIT at 0.9 of it, as --auto-gomemlimit-ratio sets it. Results are named results-<N>-limit-<limit>.")
 	fs.IntVar(&f.shards, "shards", 1, "Split the Rollouts over this many controller processes: Rollout i labelled "+kultav1alpha1.ShardLabel+"=s<i mod K>, process k run with --shard-key=s<k>. Results of K above 1 are named results-<N>-shards-<K>.")
 	fs.IntVar(&f.perNamespace, "per-namespace", harness.PerNamespace, "Rollouts to a namespace. Results of another number are named results-<N>-per-ns-<P>.")
+	fs.StringVar(&f.provider, "provider", harness.ProviderGatewayAPI, "Traffic provider the Rollouts route through: "+strings.Join(harness.Providers, " or ")+
+		" (an HTTPRoute each, or a stable Ingress each beside which KULTA keeps a canary Ingress). The controller runs that provider alone. Results of another than "+
+		harness.ProviderGatewayAPI+" are named results-<N>-<provider>.")
 	fs.IntVar(&f.workers, "workers", 16, "Concurrent requests when creating objects, patching images and in the floor.")
 	fs.StringVar(&f.out, "out", "bench/results", "Folder for results-<N>.json and results-<N>.md.")
 	fs.StringVar(&f.summary, "summary", "bench/RESULTS.md", "Markdown summary of this invocation's runs; empty to skip.")
@@ -79,6 +85,9 @@ func parse(args []string) (*flags, error) {
 	sort.Ints(f.ns)
 	if f.waves < 1 || f.workers < 1 || f.qps <= 0 || f.burst < 1 || f.reconcilers < 1 || f.scrape <= 0 || f.shards < 1 || f.perNamespace < 1 {
 		return nil, errors.New("-waves, -workers, -qps, -burst, -reconcilers, -scrape-interval, -shards and -per-namespace must be positive")
+	}
+	if !slices.Contains(harness.Providers, f.provider) {
+		return nil, fmt.Errorf("-provider: %q is not one of %s", f.provider, strings.Join(harness.Providers, ", "))
 	}
 	return f, nil
 }
@@ -137,7 +146,7 @@ func run(ctx context.Context, f *flags, args []string) (err error) {
 		}
 		res, err := harness.Run(ctx, harness.Config{
 			N: n, Waves: f.waves, QPS: f.qps, Burst: f.burst, Reconcilers: f.reconcilers, Settle: f.settle, ScrapeInterval: f.scrape, MemoryLimit: f.memLimit,
-			Shards: f.shards, PerNamespace: f.perNamespace, Workers: f.workers, Binary: bin, Source: source, Build: harness.ControllerBuild.String(), WorkDir: dir, Log: os.Stderr,
+			Shards: f.shards, PerNamespace: f.perNamespace, Provider: f.provider, Workers: f.workers, Binary: bin, Source: source, Build: harness.ControllerBuild.String(), WorkDir: dir, Log: os.Stderr,
 			ControllerLogLevel: f.logLevel,
 		})
 		if err != nil {

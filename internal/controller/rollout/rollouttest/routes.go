@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
@@ -46,6 +47,20 @@ func GRPCRoute(ns, name, stable, canary string) *gatewayv1.GRPCRoute {
 				{BackendRef: backendRef(stable, 100)}, {BackendRef: backendRef(canary, 0)},
 			}}},
 		},
+	}
+}
+
+// StableIngress is an ingress-nginx Ingress (class "nginx") of ns sending every request for
+// host to port 80 of service: what trafficRouting.nginx.stableIngress names.
+func StableIngress(ns, name, host, service string) *networkingv1.Ingress {
+	return &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx"), Rules: []networkingv1.IngressRule{{Host: host,
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix),
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: service, Port: networkingv1.ServiceBackendPort{Number: 80}}},
+			}}}},
+		}}},
 	}
 }
 

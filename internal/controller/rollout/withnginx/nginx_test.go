@@ -58,19 +58,6 @@ func patch(t *testing.T, ro *kultav1alpha1.Rollout, body string) {
 	}
 }
 
-// stableIngress is an ingress-nginx Ingress of ns sending host's traffic to service.
-func stableIngress(ns, name, host, service string) *networkingv1.Ingress {
-	return &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx"), Rules: []networkingv1.IngressRule{{Host: host,
-			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
-				Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix),
-				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: service, Port: networkingv1.ServiceBackendPort{Number: 80}}},
-			}}}},
-		}}},
-	}
-}
-
 // canaryWeight reads the weight of the canary Ingress KULTA keeps for Rollout ro's stable
 // Ingress: "" when there is none.
 func canaryWeight(ns, ro, ingress string) func() string {
@@ -103,10 +90,9 @@ func TestNGINXNeighboursInOneNamespace(t *testing.T) {
 	for _, name := range []string{"shop", "cart"} {
 		g.Expect(e.Client.Create(ctx, service(ns, name+"-stable", map[string]string{"app": name}))).To(Succeed())
 		g.Expect(e.Client.Create(ctx, service(ns, name+"-canary", map[string]string{"app": name}))).To(Succeed())
-		g.Expect(e.Client.Create(ctx, stableIngress(ns, name, name+".example.com", name+"-stable"))).To(Succeed())
+		g.Expect(e.Client.Create(ctx, rollouttest.StableIngress(ns, name, name+".example.com", name+"-stable"))).To(Succeed())
 		ro := testutil.Rollout(ns, name, testutil.WithReplicas(2),
-			testutil.WithCanarySteps(testutil.Weight(40), testutil.PauseUntilPromoted(), testutil.Weight(100)))
-		ro.Spec.Strategy.Canary.TrafficRouting = &kultav1alpha1.TrafficRouting{NGINX: &kultav1alpha1.NGINXRouting{StableIngress: name}}
+			testutil.WithCanarySteps(testutil.Weight(40), testutil.PauseUntilPromoted(), testutil.Weight(100)), testutil.WithNGINX(name))
 		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
 		ros = append(ros, ro)
 	}
@@ -123,7 +109,7 @@ func TestNGINXNeighboursInOneNamespace(t *testing.T) {
 
 	// shop moves to another stable Ingress mid-canary: the canary Ingress of the one it left is
 	// found through the index as no longer needed and deleted, and the new one carries the step.
-	g.Expect(e.Client.Create(ctx, stableIngress(ns, "shop-next", "next.shop.example.com", "shop-stable"))).To(Succeed())
+	g.Expect(e.Client.Create(ctx, rollouttest.StableIngress(ns, "shop-next", "next.shop.example.com", "shop-stable"))).To(Succeed())
 	patch(t, shop, `{"spec":{"strategy":{"canary":{"trafficRouting":{"nginx":{"stableIngress":"shop-next"}}}}}}`)
 	g.Eventually(canaryWeight(ns, "shop", "shop-next")).WithTimeout(timeout).Should(Equal("40"), "the new stable Ingress gets a canary Ingress at the step")
 	g.Eventually(canaryWeight(ns, "shop", "shop")).WithTimeout(timeout).Should(BeEmpty(), "the canary Ingress of the stable Ingress shop left goes")
