@@ -1,6 +1,8 @@
 package providers
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -23,6 +25,13 @@ type Provider struct {
 	// Indexes are the cache's field indexes the provider's router lists its objects by. The
 	// controller adds them to the manager's cache before it starts.
 	Indexes []Index
+	// Created are the kinds of object the provider's router creates for a Rollout (NGINX's
+	// canary Ingresses), where it has any. A shard's replica caches the objects of a kind it
+	// scopes only where they carry its shard's mark (package shard): those it creates get the
+	// mark, and those a Rollout had before it came to the shard are marked the first time the
+	// replica sees the Rollout, so that its cache, and the router's Indexes over it, hold every
+	// one of the Rollout's.
+	Created []Created
 	// Trim, when set, trims a cached object of the provider's (see cache.Options.DefaultTransform)
 	// and reports whether obj was one; objects of other kinds are left to the caller.
 	Trim func(obj any) (any, bool)
@@ -55,6 +64,26 @@ type Index struct {
 	// Extract gives the keys an object is filed under; none leaves it out.
 	Extract client.IndexerFunc
 }
+
+// Created is one kind of object a provider's router creates for Rollouts, and how to tell
+// whose each is from its metadata alone (a shard's replica reads them metadata-only).
+type Created struct {
+	// Object is an empty object of the kind, as the provider's Watch of it gives it.
+	Object client.Object
+	// Labels select the router's objects among those of the kind.
+	Labels map[string]string
+	// Owner is the UID of the Rollout obj belongs to, "" for none.
+	Owner func(obj metav1.Object) types.UID
+}
+
+// OwnObject, given to a Reader's Get, says that the object read is one the router creates
+// itself (a Created kind), so that one missing from the cache does not exist: the router knows
+// what it wrote and when (see package freshness). A reader that asks the API server for what its
+// cache misses (a shard's, package shard) does not for such a Get; any other reader ignores it.
+type OwnObject struct{}
+
+// ApplyToGet leaves the options as they are: OwnObject only informs the reader.
+func (OwnObject) ApplyToGet(*client.GetOptions) {}
 
 // ObjectKey is the usual key of a watched object: "Kind/namespace/name".
 func ObjectKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }

@@ -230,8 +230,12 @@ func writeResultTable(b *strings.Builder, res *Result) {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %d route + %d status patches): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
-		res.QPS, res.Burst, StepsPerWave*res.N, StepsPerWave*res.N, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
+	writes := fmt.Sprintf("%d route + %d status patches", StepsPerWave*res.N, StepsPerWave*res.N)
+	if res.Provider == ProviderNGINX {
+		writes = fmt.Sprintf("%d canary Ingress writes, a create, a patch and a delete per Rollout, + %d status patches", StepsPerWave*res.N, StepsPerWave*res.N)
+	}
+	fmt.Fprintf(b, "\nFloor (plain client, same QPS %g / burst %d, %s): %.1f s, %.2f writes per Rollout per step; last wave / floor = %.2f×.\n",
+		res.QPS, res.Burst, writes, res.Floor.WallSeconds, res.Floor.WritesPerStep, res.FloorRatio)
 	fmt.Fprintf(b, "Controller flags: --kube-api-qps=%g --kube-api-burst=%d --max-concurrent-reconciles=%s%s. %s\n", res.QPS, res.Burst, reconcilers(res), shardFlags(res), buildNote(res))
 	if res.Sharded() {
 		fmt.Fprintf(b, "%d controller processes, Rollout i labelled %s=s<i mod %d>: the RSS, heap and goroutine rows are the process with the highest peak RSS in the wave; "+

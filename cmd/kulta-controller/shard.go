@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -20,17 +21,17 @@ import (
 )
 
 // shardScoped are the kinds a shard's replica caches only where marked for its shard (package
-// shard): the ReplicaSets KULTA creates, and what Rollouts name one by one: their Services, the
-// Deployments they adopt, their routes, and Istio's VirtualServices and DestinationRules. The
-// Gateway API's ReferenceGrants stay cached whole (one serves every route of a namespace), and
-// so do NGINX Ingresses: the NGINX router lists the canary Ingresses it made through a cache
-// index (nginx.CanaryIngressIndex), and a List, unlike the shard wrappers' Get, cannot fall back
-// to the API server for what a scoped cache would miss.
+// shard): the ReplicaSets KULTA creates, what Rollouts name one by one (their Services, the
+// Deployments they adopt, their routes, Istio's VirtualServices and DestinationRules, NGINX's
+// stable Ingresses), and what the NGINX router creates (canary Ingresses, which it lists through
+// a cache index: those it creates in the shard carry the mark from the start, and those a
+// Rollout had before it came to the shard are marked when the replica first sees it). The
+// Gateway API's ReferenceGrants stay cached whole: one serves every route of a namespace.
 func shardScoped() []client.Object {
 	return []client.Object{
 		&appsv1.ReplicaSet{}, &corev1.Service{}, &appsv1.Deployment{},
 		gatewayapi.RouteObject(string(kultav1alpha1.KindHTTPRoute)), gatewayapi.RouteObject(string(kultav1alpha1.KindGRPCRoute)),
-		istio.VirtualServiceObject(), istio.DestinationRuleObject(),
+		istio.VirtualServiceObject(), istio.DestinationRuleObject(), &networkingv1.Ingress{},
 	}
 }
 

@@ -6,12 +6,16 @@
 // every one of them. Here each such object is marked for the shards that use it with the label
 // shard.kulta.io/KEY (empty value), and a shard's cache selects on that label:
 //
-//   - ReplicaSets a shard creates carry the label from the start;
+//   - the objects a shard creates carry the label from the start: ReplicaSets, and what a
+//     traffic router creates through the shard's Client (NGINX's canary Ingresses);
 //   - an object the cache does not hold is read from the API server by Get and, when it
-//     exists, labelled (Client and Reader): one read and one write, once per object and shard;
-//   - the ReplicaSets a Rollout had before it came to the shard (created unsharded, or by
-//     another shard) are found by one uncached list the first time the replica sees the
-//     Rollout, and labelled (AdoptReplicaSets).
+//     exists, labelled (Client and Reader): one read and one write, once per object and shard.
+//     A Get marked providers.OwnObject (a router reading an object it creates itself) is not:
+//     such an object the cache misses does not exist;
+//   - the ReplicaSets, and the objects a router creates, a Rollout had before it came to the
+//     shard (created unsharded, or by another shard) are found by one uncached list of each kind
+//     the first time the replica sees the Rollout, and labelled (AdoptReplicaSets,
+//     AdoptCreated).
 //
 // An object several shards use carries one label per shard, and each of them caches it. A
 // label left by a shard a Rollout has moved away from only makes that shard cache one object
@@ -22,6 +26,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +40,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/false-systems/kulta/providers"
 )
 
 // LabelPrefix starts the label that marks an object for a shard: shard.kulta.io/KEY.
@@ -112,7 +119,7 @@ func newAdopter(live client.Reader, writer client.Writer, scheme *runtime.Scheme
 // get answers a Get the cache answered with cacheErr: a NotFound for a scoped kind is asked
 // again of the API server, and what it finds is marked for the shard.
 func (a adopter) get(ctx context.Context, nn types.NamespacedName, obj client.Object, cacheErr error, opts ...client.GetOption) error {
-	if !apierrors.IsNotFound(cacheErr) {
+	if !apierrors.IsNotFound(cacheErr) || slices.ContainsFunc(opts, isOwnObject) {
 		return cacheErr
 	}
 	gvk, err := apiutil.GVKForObject(obj, a.scheme)
@@ -132,6 +139,18 @@ func (a adopter) get(ctx context.Context, nn types.NamespacedName, obj client.Ob
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Marked an object for this shard", "kind", gvk.Kind, "object", nn, "label", Label(a.key))
 	return nil
+}
+
+// isOwnObject reports whether a Get option is providers.OwnObject.
+func isOwnObject(opt client.GetOption) bool {
+	_, ok := opt.(providers.OwnObject)
+	return ok
+}
+
+// scoped reports whether obj is of a kind the shard's cache is scoped for.
+func (a adopter) scoped(obj client.Object) bool {
+	gvk, err := apiutil.GVKForObject(obj, a.scheme)
+	return err == nil && a.kinds[gvk.GroupKind()]
 }
 
 // mark adds the shard's label to obj with a merge patch of that label alone; obj becomes what
@@ -163,6 +182,24 @@ func NewClient(c client.Client, live client.Reader, key string, scoped ...schema
 // Get reads obj from the cache, and from the API server when the cache does not hold it.
 func (c *Client) Get(ctx context.Context, nn types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
 	return c.adopter.get(ctx, nn, obj, c.Client.Get(ctx, nn, obj, opts...), opts...)
+}
+
+// Create creates obj, marked for the shard when it is of a scoped kind, so that the shard's
+// cache holds it from the start.
+func (c *Client) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if c.adopter.scoped(obj) {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[Label(c.adopter.key)] = ""
+		obj.SetLabels(labels)
+	}
+	if err := c.Client.Create(ctx, obj, opts...); err != nil {
+		// Wrapped with %w: an AlreadyExists stays one for apierrors.IsAlreadyExists.
+		return fmt.Errorf("creating %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
 }
 
 // Reader is Client for a reader: a scoped cache, with writer to mark what it misses.
@@ -210,6 +247,40 @@ func AdoptReplicaSets(ctx context.Context, live client.Reader, w client.Writer, 
 		rs.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
 		if err := mark(ctx, w, rs, key); client.IgnoreNotFound(err) != nil {
 			return marked, fmt.Errorf("marking ReplicaSet %s/%s for shard %q: %w", namespace, rs.Name, key, err)
+		}
+		marked++
+	}
+	return marked, nil
+}
+
+// AdoptCreated marks for shard key the objects of created's kind in namespace that created's
+// labels select, that do not carry the shard's label yet, and that belong to the Rollout with
+// UID owner (created.Owner): those a traffic router made for the Rollout before it came to the
+// shard. It reads the API server (metadata only) and returns how many it marked.
+func AdoptCreated(ctx context.Context, live client.Reader, w client.Client, key, namespace string, created providers.Created, owner types.UID) (int, error) {
+	gvk, err := apiutil.GVKForObject(created.Object, w.Scheme())
+	if err != nil {
+		return 0, fmt.Errorf("marking a router's objects for shard %q: %w", key, err)
+	}
+	unmarked, err := labels.NewRequirement(Label(key), selection.DoesNotExist, nil)
+	if err != nil {
+		return 0, fmt.Errorf("selecting %s not of shard %q: %w", gvk.Kind, key, err)
+	}
+	sel := labels.SelectorFromSet(created.Labels).Add(*unmarked)
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err := live.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return 0, fmt.Errorf("listing %s in %s not marked for shard %q: %w", gvk.Kind, namespace, key, err)
+	}
+	marked := 0
+	for i := range list.Items {
+		obj := &list.Items[i]
+		if created.Owner(obj) != owner || !obj.DeletionTimestamp.IsZero() {
+			continue
+		}
+		obj.SetGroupVersionKind(gvk)
+		if err := mark(ctx, w, obj, key); client.IgnoreNotFound(err) != nil {
+			return marked, fmt.Errorf("marking %s %s/%s for shard %q: %w", gvk.Kind, namespace, obj.Name, key, err)
 		}
 		marked++
 	}

@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -14,9 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/false-systems/kulta/providers"
+	"github.com/false-systems/kulta/providers/nginx"
 )
 
 // TestScopeNarrowsEachKind: an entry's own selector is kept and the shard's label required
@@ -94,5 +99,124 @@ func TestClientMarksWhatTheCacheMisses(t *testing.T) {
 	err := c.Get(context.Background(), types.NamespacedName{Namespace: "shop", Name: "gone"}, &corev1.Service{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("Service missing everywhere: %v, want NotFound", err)
+	}
+}
+
+// ingressScheme is client-go's scheme, which holds networking.k8s.io/v1 Ingresses.
+func ingressScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	return scheme
+}
+
+var ingressKind = schema.GroupKind{Group: "networking.k8s.io", Kind: "Ingress"}
+
+// TestClientMarksWhatItCreates: an object of a scoped kind created through a shard's client
+// carries the shard's label (its own labels kept); one of a kind not scoped does not.
+func TestClientMarksWhatItCreates(t *testing.T) {
+	live := fake.NewClientBuilder().WithScheme(ingressScheme(t)).Build()
+	c := NewClient(live, live, "alpha", ingressKind)
+	ctx := context.Background()
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-web-canary", Labels: map[string]string{"app": "web"}}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "settings"}}
+	for _, obj := range []client.Object{ing, cm} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := &networkingv1.Ingress{}
+	if err := live.Get(ctx, client.ObjectKeyFromObject(ing), stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored.Labels[Label("alpha")]; !ok || stored.Labels["app"] != "web" {
+		t.Errorf("Ingress created through the shard's client: labels %v, want the shard's beside app", stored.Labels)
+	}
+	storedCM := &corev1.ConfigMap{}
+	if err := live.Get(ctx, client.ObjectKeyFromObject(cm), storedCM); err != nil {
+		t.Fatal(err)
+	}
+	if len(storedCM.Labels) != 0 {
+		t.Errorf("ConfigMap, not scoped: labels %v, want none", storedCM.Labels)
+	}
+}
+
+// TestOwnObjectStaysInTheCache: a Get marked providers.OwnObject of an object the scoped cache
+// misses answers NotFound without reading or marking it on the API server; the same Get
+// unmarked finds and marks it.
+func TestOwnObjectStaysInTheCache(t *testing.T) {
+	scheme := ingressScheme(t)
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ing).Build()
+	cached := fake.NewClientBuilder().WithScheme(scheme).Build()
+	r := NewReader(cached, live, live, "alpha", ingressKind)
+	ctx := context.Background()
+	if err := r.Get(ctx, client.ObjectKeyFromObject(ing), &networkingv1.Ingress{}, providers.OwnObject{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("own object missing from the cache: %v, want NotFound", err)
+	}
+	stored := &networkingv1.Ingress{}
+	if err := live.Get(ctx, client.ObjectKeyFromObject(ing), stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored.Labels[Label("alpha")]; ok {
+		t.Fatal("a Get of an own object marked it on the API server")
+	}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(ing), &networkingv1.Ingress{}); err != nil {
+		t.Fatalf("the same Ingress read as another's: %v", err)
+	}
+	if err := live.Get(ctx, client.ObjectKeyFromObject(ing), stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored.Labels[Label("alpha")]; !ok {
+		t.Error("an Ingress read from the API server was not marked")
+	}
+}
+
+// TestAdoptCreated marks the canary Ingresses the NGINX router made for a Rollout before it came
+// to the shard, and only those: not another Rollout's, not a stable Ingress, not one already
+// marked (not listed), not one being deleted.
+func TestAdoptCreated(t *testing.T) {
+	const owner = types.UID("rollout-web")
+	canary := func(name string, uid types.UID, extra map[string]string) *networkingv1.Ingress {
+		labels := map[string]string{nginx.CanaryIngressLabel: "true"}
+		for k, v := range extra {
+			labels[k] = v
+		}
+		return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "kulta.io/v1alpha1", Kind: "Rollout", Name: "x", UID: uid, Controller: ptr.To(true)}}}}
+	}
+	deleting := canary("web-gone-canary", owner, nil)
+	deleting.Finalizers = []string{"example.com/hold"}
+	objs := []client.Object{
+		canary("web-web-canary", owner, nil),
+		canary("web-old-canary", owner, nil),
+		canary("web-marked-canary", owner, map[string]string{Label("alpha"): ""}),
+		canary("cart-cart-canary", "rollout-cart", nil),
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}},
+		deleting,
+	}
+	live := fake.NewClientBuilder().WithScheme(ingressScheme(t)).WithObjects(objs...).Build()
+	ctx := context.Background()
+	if err := live.Delete(ctx, deleting); err != nil {
+		t.Fatal(err)
+	}
+	created := nginx.NewProvider(nil).Created[0]
+	n, err := AdoptCreated(ctx, live, live, "alpha", "shop", created, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("marked %d, want 2", n)
+	}
+	for name, want := range map[string]bool{"web-web-canary": true, "web-old-canary": true, "web-marked-canary": true, "cart-cart-canary": false, "web": false, "web-gone-canary": false} {
+		got := &networkingv1.Ingress{}
+		if err := live.Get(ctx, types.NamespacedName{Namespace: "shop", Name: name}, got); err != nil {
+			t.Fatal(err)
+		}
+		if _, marked := got.Labels[Label("alpha")]; marked != want {
+			t.Errorf("Ingress %s marked %t, want %t", name, marked, want)
+		}
 	}
 }

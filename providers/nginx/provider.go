@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
@@ -27,7 +28,8 @@ const ingressKind = "Ingress"
 // Ingresses and of their canary Ingresses (IngressKeys), so a change to a stable Ingress, and
 // a canary Ingress changed or deleted by someone else or an object taking its name, reconcile
 // it. Cached Ingresses are trimmed with Trim, and indexed by CanaryIngressIndex, which the
-// router lists a Rollout's canary Ingresses by.
+// router lists a Rollout's canary Ingresses by. The canary Ingresses are the objects it creates
+// (labelled CanaryIngressLabel, belonging to the Rollout that controls them: CanaryIngressRollout).
 func NewProvider(r *Router) providers.Provider {
 	p := providers.Provider{
 		Name:   ProviderName,
@@ -44,6 +46,11 @@ func NewProvider(r *Router) providers.Provider {
 			Object:  &networkingv1.Ingress{},
 			Field:   CanaryIngressIndex,
 			Extract: CanaryIngressOwner,
+		}},
+		Created: []providers.Created{{
+			Object: &networkingv1.Ingress{},
+			Labels: map[string]string{CanaryIngressLabel: "true"},
+			Owner:  CanaryIngressRollout,
 		}},
 		Trim: func(obj any) (any, bool) {
 			ing, ok := obj.(*networkingv1.Ingress)
@@ -69,14 +76,23 @@ const CanaryIngressIndex = "kulta.io/nginx-canary-ingress-of"
 // controlling Rollout when it is a canary Ingress (CanaryIngressLabel "true"); any other
 // Ingress is left out of the index.
 func CanaryIngressOwner(obj client.Object) []string {
+	if uid := CanaryIngressRollout(obj); uid != "" {
+		return []string{string(uid)}
+	}
+	return nil
+}
+
+// CanaryIngressRollout is the UID of the Rollout that controls obj when obj is a canary Ingress
+// (CanaryIngressLabel "true"), "" otherwise. It reads only obj's metadata.
+func CanaryIngressRollout(obj metav1.Object) types.UID {
 	if obj.GetLabels()[CanaryIngressLabel] != "true" {
-		return nil
+		return ""
 	}
 	ref := metav1.GetControllerOfNoCopy(obj)
 	if ref == nil || !isRolloutRef(ref) {
-		return nil
+		return ""
 	}
-	return []string{string(ref.UID)}
+	return ref.UID
 }
 
 // IngressKeys are the keys (providers.ObjectKey) of the Ingresses a Rollout reads: its stable

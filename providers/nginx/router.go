@@ -377,7 +377,9 @@ func (r *Router) wrote(ctx context.Context, key types.NamespacedName, resourceVe
 func (r *Router) readCanary(ctx context.Context, ro *kultav1alpha1.Rollout, key types.NamespacedName, fromAPI bool) (*networkingv1.Ingress, bool, error) {
 	if r.Reader != nil && !fromAPI {
 		ing := &networkingv1.Ingress{}
-		err := r.Reader.Get(ctx, key, ing)
+		// A canary Ingress is the router's own: one the cache misses does not exist, unless the
+		// router wrote it and the cache has not caught up (r.written).
+		err := r.Reader.Get(ctx, key, ing, providers.OwnObject{})
 		deletedUID, wasDeleted := r.deleted.Load(key)
 		switch {
 		case err == nil && wasDeleted && deletedUID == ing.UID:

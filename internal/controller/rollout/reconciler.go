@@ -724,7 +724,8 @@ func (r *Reconciler) router() providers.TrafficRouter { return providers.Compose
 const shardCatchUp = time.Second
 
 // markForShard, on a shard's replica, marks for the shard the ReplicaSets ro had before it came
-// to the shard (created unsharded, or by another shard), once per Rollout and process, so that
+// to the shard (created unsharded, or by another shard), and the objects the traffic routers it
+// uses had created for it (providers.Provider.Created), once per Rollout and process, so that
 // the shard's cache holds them. It reports whether it marked any.
 func (r *Reconciler) markForShard(ctx context.Context, ro *kultav1alpha1.Rollout) (bool, error) {
 	if r.ShardKey == "" {
@@ -742,9 +743,22 @@ func (r *Reconciler) markForShard(ctx context.Context, ro *kultav1alpha1.Rollout
 	if err != nil {
 		return false, fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
-	r.inShard.Store(nn, ro.UID)
 	if marked > 0 {
 		ctrl.LoggerFrom(ctx).Info("Marked the Rollout's earlier ReplicaSets for this shard", "replicaSets", marked, "shard", r.ShardKey)
 	}
-	return marked > 0, nil
+	routed := 0
+	for _, p := range providers.Using(r.Providers, ro.Spec.Strategy.TrafficRouting()) {
+		for _, created := range p.Created {
+			n, err := shard.AdoptCreated(ctx, r.live(), r.Client, r.ShardKey, ro.Namespace, created, ro.UID)
+			if err != nil {
+				return false, fmt.Errorf("rollout %s/%s, traffic provider %s: %w", ro.Namespace, ro.Name, p.Name, err)
+			}
+			routed += n
+		}
+	}
+	if routed > 0 {
+		ctrl.LoggerFrom(ctx).Info("Marked the objects the traffic routers made for the Rollout for this shard", "objects", routed, "shard", r.ShardKey)
+	}
+	r.inShard.Store(nn, ro.UID)
+	return marked+routed > 0, nil
 }

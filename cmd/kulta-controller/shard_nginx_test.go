@@ -1,0 +1,120 @@
+package main
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kultav1alpha1 "github.com/false-systems/kulta/api/v1alpha1"
+	"github.com/false-systems/kulta/internal/controller/rollout/rollouttest"
+	"github.com/false-systems/kulta/internal/shard"
+	"github.com/false-systems/kulta/internal/testenv"
+	"github.com/false-systems/kulta/internal/testutil"
+	"github.com/false-systems/kulta/providers/nginx"
+)
+
+// TestShardMarksNGINXIngresses moves an NGINX-routed Rollout, paused mid-canary by an unsharded
+// replica (its stable Ingress and canary Ingress unmarked), to shard a and to another stable
+// Ingress, and runs a replica of shard a, whose cache holds only the Ingresses marked
+// shard.kulta.io/a. The canary Ingress made unsharded, which the Rollout no longer needs, is
+// marked when the replica first sees the Rollout, so that the router finds it through its index
+// and deletes it; the canary Ingress of the new stable Ingress is created marked; the new stable
+// Ingress is marked on first read; promoted, the Rollout completes and its canary Ingress goes.
+// The Ingresses of a Rollout of shard b stay unmarked.
+func TestShardMarksNGINXIngresses(t *testing.T) {
+	e := testenv.Require(t, env)
+	g := NewWithT(t)
+	ctx, bin, kubeconfig, ns := processSetup(t, e, "shardnginx")
+	const providers = "--traffic-providers=nginx"
+	mark := shard.Label("a")
+	weightKey := nginx.DefaultAnnotationPrefix + "/canary-weight"
+	ingress := func(g Gomega, name string) *networkingv1.Ingress {
+		ing := &networkingv1.Ingress{}
+		g.Expect(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ing)).To(Succeed())
+		return ing
+	}
+	marked := func(g Gomega, name string) bool {
+		_, ok := ingress(g, name).Labels[mark]
+		return ok
+	}
+	gone := func(name string) func() bool {
+		return func() bool {
+			return apierrors.IsNotFound(e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &networkingv1.Ingress{}))
+		}
+	}
+	rollout := func(name, shardKey string) *kultav1alpha1.Rollout {
+		createServices(ctx, g, e, ns, name)
+		g.Expect(e.Client.Create(ctx, rollouttest.StableIngress(ns, name, name+".example.com", name+"-stable"))).To(Succeed())
+		ro := testutil.Rollout(ns, name, testutil.WithNGINX(name),
+			testutil.WithCanarySteps(testutil.Weight(30), testutil.PauseUntilPromoted(), testutil.Weight(100)),
+			testutil.WithCanary(func(c *kultav1alpha1.CanaryStrategy) { c.ScaleDownDelaySeconds = ptr.To[int32](0) }))
+		if shardKey != "" {
+			ro.Labels = map[string]string{kultav1alpha1.ShardLabel: shardKey}
+		}
+		g.Expect(e.Client.Create(ctx, ro)).To(Succeed())
+		return ro
+	}
+	phase := func(ro *kultav1alpha1.Rollout, want kultav1alpha1.Phase, image string) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			got := &kultav1alpha1.Rollout{}
+			g.Expect(e.Client.Get(ctx, client.ObjectKeyFromObject(ro), got)).To(Succeed())
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.Phase).To(Equal(want))
+			g.Expect(got.Spec.Template.Spec.Containers[0].Image).To(Equal(image))
+		}).WithTimeout(30*time.Second).Should(Succeed(), "Rollout %s %s at %s", ro.Name, want, image)
+	}
+	patch := func(ro *kultav1alpha1.Rollout, typ types.PatchType, body string) {
+		t.Helper()
+		g.Expect(e.Client.Patch(ctx, ro.DeepCopy(), client.RawPatch(typ, []byte(body)))).To(Succeed())
+	}
+	newImage := `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`
+
+	// Paused at 30 by an unsharded replica: nothing is marked.
+	moved := rollout("moved", "")
+	unsharded := startReplica(t, bin, kubeconfig, ns, providers)
+	phase(moved, kultav1alpha1.PhaseCompleted, firstImage)
+	patch(moved, types.JSONPatchType, newImage)
+	phase(moved, kultav1alpha1.PhasePaused, "nginx:1.28")
+	oldCanary := nginx.CanaryIngressName("moved", "moved")
+	g.Expect(ingress(g, oldCanary).Annotations[weightKey]).To(Equal("30"))
+	g.Expect(unsharded.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+	<-unsharded.exited
+	for _, name := range []string{"moved", oldCanary} {
+		g.Expect(marked(g, name)).To(BeFalse(), "Ingress %s marked by an unsharded replica", name)
+	}
+
+	// Moved to shard a and to stable Ingress moved-next: the canary Ingress of moved is left over.
+	other := rollout("other", "b")
+	g.Expect(e.Client.Create(ctx, rollouttest.StableIngress(ns, "moved-next", "next.moved.example.com", "moved-stable"))).To(Succeed())
+	patch(moved, types.MergePatchType, `{"metadata":{"labels":{"`+kultav1alpha1.ShardLabel+`":"a"}},`+
+		`"spec":{"strategy":{"canary":{"trafficRouting":{"nginx":{"stableIngress":"moved-next"}}}}}}`)
+	a := startReplica(t, bin, kubeconfig, ns, "--shard-key=a", providers)
+	g.Eventually(a.leading).WithTimeout(30 * time.Second).Should(BeTrue())
+	g.Eventually(gone(oldCanary)).WithTimeout(20*time.Second).Should(BeTrue(),
+		"the canary Ingress made unsharded, marked when shard a first sees the Rollout, is found through the index and deleted")
+	newCanary := nginx.CanaryIngressName("moved", "moved-next")
+	g.Eventually(func(g Gomega) {
+		ing := ingress(g, newCanary)
+		g.Expect(ing.Annotations[weightKey]).To(Equal("30"))
+		g.Expect(ing.Labels).To(HaveKey(mark), "shard a creates its canary Ingresses marked")
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Expect(marked(g, "moved-next")).To(BeTrue(), "the stable Ingress is marked on first read")
+
+	// Promoted, the Rollout completes through what shard a marked: its canary Ingress goes.
+	patch(moved, types.MergePatchType, `{"metadata":{"annotations":{"`+kultav1alpha1.PromoteAnnotation+`":"true"}}}`)
+	phase(moved, kultav1alpha1.PhaseCompleted, "nginx:1.28")
+	g.Eventually(gone(newCanary)).WithTimeout(20*time.Second).Should(BeTrue(), "the promotion deletes the canary Ingress")
+
+	g.Consistently(func(g Gomega) {
+		g.Expect(marked(g, "other")).To(BeFalse(), "shard b's stable Ingress marked by shard a")
+	}).WithTimeout(2 * time.Second).Should(Succeed())
+	g.Expect(ingress(g, other.Name).Labels).NotTo(HaveKey(shard.Label("b")), "no replica of shard b runs")
+}
