@@ -7,7 +7,8 @@
 // shard.kulta.io/KEY (empty value), and a shard's cache selects on that label:
 //
 //   - the objects a shard creates carry the label from the start: ReplicaSets, and what a
-//     traffic router creates through the shard's Client (NGINX's canary Ingresses);
+//     traffic router creates through the shard's Client (NGINX's canary Ingresses); one that
+//     already exists unmarked when the Client creates it is marked where it is;
 //   - an object the cache does not hold is read from the API server by Get and, when it
 //     exists, labelled (Client and Reader): one read and one write, once per object and shard.
 //     A Get marked providers.OwnObject (a router reading an object it creates itself) is not:
@@ -25,6 +26,7 @@ package shard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -185,9 +187,12 @@ func (c *Client) Get(ctx context.Context, nn types.NamespacedName, obj client.Ob
 }
 
 // Create creates obj, marked for the shard when it is of a scoped kind, so that the shard's
-// cache holds it from the start.
+// cache holds it from the start. One of a scoped kind that already exists unmarked (made by
+// another shard's replica still finishing a reconcile of a Rollout that moved) is marked, so
+// that the cache holds it from then on, and the AlreadyExists returned; obj is left as given.
 func (c *Client) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
-	if c.adopter.scoped(obj) {
+	scoped := c.adopter.scoped(obj)
+	if scoped {
 		labels := obj.GetLabels()
 		if labels == nil {
 			labels = map[string]string{}
@@ -195,9 +200,32 @@ func (c *Client) Create(ctx context.Context, obj client.Object, opts ...client.C
 		labels[Label(c.adopter.key)] = ""
 		obj.SetLabels(labels)
 	}
-	if err := c.Client.Create(ctx, obj, opts...); err != nil {
-		// Wrapped with %w: an AlreadyExists stays one for apierrors.IsAlreadyExists.
-		return fmt.Errorf("creating %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	err := c.Client.Create(ctx, obj, opts...)
+	if err == nil {
+		return nil
+	}
+	if scoped && apierrors.IsAlreadyExists(err) {
+		if markErr := c.markExisting(ctx, obj); markErr != nil {
+			return errors.Join(fmt.Errorf("creating %s/%s: %w", obj.GetNamespace(), obj.GetName(), err), markErr)
+		}
+	}
+	// Wrapped with %w: an AlreadyExists stays one for apierrors.IsAlreadyExists.
+	return fmt.Errorf("creating %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+}
+
+// markExisting marks for the shard the object of obj's kind and name on the API server,
+// through its metadata alone; one gone since is no error.
+func (c *Client) markExisting(ctx context.Context, obj client.Object) error {
+	gvk, err := apiutil.GVKForObject(obj, c.adopter.scheme)
+	if err != nil {
+		return fmt.Errorf("marking %s/%s for shard %q: %w", obj.GetNamespace(), obj.GetName(), c.adopter.key, err)
+	}
+	existing := &metav1.PartialObjectMetadata{}
+	existing.SetGroupVersionKind(gvk)
+	existing.SetNamespace(obj.GetNamespace())
+	existing.SetName(obj.GetName())
+	if err := mark(ctx, c.Client, existing, c.adopter.key); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("marking %s %s/%s for shard %q: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), c.adopter.key, err)
 	}
 	return nil
 }

@@ -115,7 +115,8 @@ func ingressScheme(t *testing.T) *runtime.Scheme {
 var ingressKind = schema.GroupKind{Group: "networking.k8s.io", Kind: "Ingress"}
 
 // TestClientMarksWhatItCreates: an object of a scoped kind created through a shard's client
-// carries the shard's label (its own labels kept); one of a kind not scoped does not.
+// carries the shard's label (its own labels kept), and one that exists already is marked where
+// it is; one of a kind not scoped is not.
 func TestClientMarksWhatItCreates(t *testing.T) {
 	live := fake.NewClientBuilder().WithScheme(ingressScheme(t)).Build()
 	c := NewClient(live, live, "alpha", ingressKind)
@@ -133,6 +134,21 @@ func TestClientMarksWhatItCreates(t *testing.T) {
 	}
 	if _, ok := stored.Labels[Label("alpha")]; !ok || stored.Labels["app"] != "web" {
 		t.Errorf("Ingress created through the shard's client: labels %v, want the shard's beside app", stored.Labels)
+	}
+	// One that exists unmarked, made by another shard's replica, is marked and reported.
+	other := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart-cart-canary"}}
+	if err := live.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	again := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart-cart-canary", Labels: map[string]string{"app": "cart"}}}
+	if err := c.Create(ctx, again); !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating an Ingress that exists: %v, want AlreadyExists", err)
+	}
+	if err := live.Get(ctx, client.ObjectKeyFromObject(other), stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored.Labels[Label("alpha")]; !ok || stored.Labels["app"] != "" {
+		t.Errorf("Ingress that existed: labels %v, want the shard's alone", stored.Labels)
 	}
 	storedCM := &corev1.ConfigMap{}
 	if err := live.Get(ctx, client.ObjectKeyFromObject(cm), storedCM); err != nil {
