@@ -662,6 +662,12 @@ func TestNGINXRunsBesideTheTargets(t *testing.T) {
 	if !strings.Contains(writes.Detail, "N=1000, through NGINX Ingresses:") {
 		t.Errorf("writes: %q; want the NGINX run listed", writes.Detail)
 	}
+	sharded := run(1000, 80*mib, ProviderNGINX)
+	sharded.Shards = 4
+	shards := targetNamed(t, Targets([]*Result{gw1k, sharded}), "in 4 shards")
+	if shards.Status != "not measured" || !strings.Contains(shards.Detail, "N=1000 in 4 shards, through NGINX Ingresses: not compared") {
+		t.Errorf("shards: %s, %q; want the NGINX shards not compared with the Gateway API process", shards.Status, shards.Detail)
+	}
 }
 
 // TestRefsLayout checks that Refs puts perNamespace Rollouts to a namespace, PerNamespace when

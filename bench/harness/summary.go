@@ -608,6 +608,12 @@ func shardTarget(results []*Result) Target {
 		if !r.Sharded() || single == nil {
 			continue
 		}
+		if r.Provider != "" {
+			// The one-process runs the share is taken of route through Gateway API.
+			parts = append(parts, fmt.Sprintf("%s: not compared (the one-process run at N=%d routes through Gateway API): peak %.0f MiB in its largest process, %.0f MiB in all %d",
+				r.Label(), r.N, float64(peakRSS(r))/mib, float64(ReplicasPeakRSS(last(r)))/mib, r.Shards))
+			continue
+		}
 		w, one := last(r), last(single)
 		fastest, slowest = min(fastest, w.WallSeconds/one.WallSeconds), max(slowest, w.WallSeconds/one.WallSeconds)
 		share := float64(peakRSS(r)) / float64(peakRSS(single))
