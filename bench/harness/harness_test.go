@@ -662,6 +662,12 @@ func TestNGINXRunsBesideTheTargets(t *testing.T) {
 	if !strings.Contains(writes.Detail, "N=1000, through NGINX Ingresses:") {
 		t.Errorf("writes: %q; want the NGINX run listed", writes.Detail)
 	}
+	nginxShards := run(10000, 90*mib, ProviderNGINX)
+	nginxShards.Shards = 4
+	rss10k := targetNamed(t, Targets([]*Result{gw1k, gw10k, nginxShards}), "at 10,000 Rollouts controller RSS")
+	if strings.Contains(rss10k.Detail, "NGINX") {
+		t.Errorf("RSS at 10,000: %s, %q; want the NGINX shards left out", rss10k.Status, rss10k.Detail)
+	}
 	sharded := run(1000, 80*mib, ProviderNGINX)
 	sharded.Shards = 4
 	shards := targetNamed(t, Targets([]*Result{gw1k, sharded}), "in 4 shards")

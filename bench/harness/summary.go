@@ -255,7 +255,7 @@ func rssTarget(results []*Result, n int, limit uint64) Target {
 		switch {
 		case r.N < n && measuredAt(results, r.N) == r:
 			prev = r
-		case r.N != n:
+		case r.N != n, r.Provider != "":
 		case r.Sharded():
 			sharded = append(sharded, r)
 		case r.MemoryLimit != "":

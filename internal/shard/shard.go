@@ -119,7 +119,8 @@ func newAdopter(live client.Reader, writer client.Writer, scheme *runtime.Scheme
 }
 
 // get answers a Get the cache answered with cacheErr: a NotFound for a scoped kind is asked
-// again of the API server, and what it finds is marked for the shard.
+// again of the API server, and what it finds is marked for the shard, unless the Get is marked
+// providers.OwnObject.
 func (a adopter) get(ctx context.Context, nn types.NamespacedName, obj client.Object, cacheErr error, opts ...client.GetOption) error {
 	if !apierrors.IsNotFound(cacheErr) || slices.ContainsFunc(opts, isOwnObject) {
 		return cacheErr
@@ -143,10 +144,13 @@ func (a adopter) get(ctx context.Context, nn types.NamespacedName, obj client.Ob
 	return nil
 }
 
-// isOwnObject reports whether a Get option is providers.OwnObject.
+// isOwnObject reports whether a Get option is providers.OwnObject (or a pointer to one).
 func isOwnObject(opt client.GetOption) bool {
-	_, ok := opt.(providers.OwnObject)
-	return ok
+	switch opt.(type) {
+	case providers.OwnObject, *providers.OwnObject:
+		return true
+	}
+	return false
 }
 
 // scoped reports whether obj is of a kind the shard's cache is scoped for.
@@ -187,9 +191,10 @@ func (c *Client) Get(ctx context.Context, nn types.NamespacedName, obj client.Ob
 }
 
 // Create creates obj, marked for the shard when it is of a scoped kind, so that the shard's
-// cache holds it from the start. One of a scoped kind that already exists unmarked (made by
-// another shard's replica still finishing a reconcile of a Rollout that moved) is marked, so
-// that the cache holds it from then on, and the AlreadyExists returned; obj is left as given.
+// cache holds it from the start (obj gets the label too). One of a scoped kind that already
+// exists unmarked with obj's controller (made by another shard's replica still finishing a
+// reconcile of a Rollout that moved) is marked where it is, so that the cache holds it from then
+// on; the AlreadyExists is returned either way, and obj is not replaced by the one that exists.
 func (c *Client) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
 	scoped := c.adopter.scoped(obj)
 	if scoped {
@@ -204,26 +209,39 @@ func (c *Client) Create(ctx context.Context, obj client.Object, opts ...client.C
 	if err == nil {
 		return nil
 	}
+	// Wrapped with %w: an AlreadyExists stays one for apierrors.IsAlreadyExists.
+	err = fmt.Errorf("shard %q: %w", c.adopter.key, err)
 	if scoped && apierrors.IsAlreadyExists(err) {
 		if markErr := c.markExisting(ctx, obj); markErr != nil {
-			return errors.Join(fmt.Errorf("creating %s/%s: %w", obj.GetNamespace(), obj.GetName(), err), markErr)
+			return errors.Join(err, markErr)
 		}
 	}
-	// Wrapped with %w: an AlreadyExists stays one for apierrors.IsAlreadyExists.
-	return fmt.Errorf("creating %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	return err
 }
 
-// markExisting marks for the shard the object of obj's kind and name on the API server,
-// through its metadata alone; one gone since is no error.
+// markExisting marks for the shard the object of obj's kind and name on the API server when it
+// is not marked yet and has obj's controller, reading and patching its metadata alone; one gone
+// since is no error.
 func (c *Client) markExisting(ctx context.Context, obj client.Object) error {
+	want := metav1.GetControllerOfNoCopy(obj)
+	if want == nil {
+		return nil
+	}
 	gvk, err := apiutil.GVKForObject(obj, c.adopter.scheme)
 	if err != nil {
 		return fmt.Errorf("marking %s/%s for shard %q: %w", obj.GetNamespace(), obj.GetName(), c.adopter.key, err)
 	}
 	existing := &metav1.PartialObjectMetadata{}
 	existing.SetGroupVersionKind(gvk)
-	existing.SetNamespace(obj.GetNamespace())
-	existing.SetName(obj.GetName())
+	if err := c.adopter.live.Get(ctx, client.ObjectKeyFromObject(obj), existing); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("reading %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err))
+	}
+	if _, marked := existing.Labels[Label(c.adopter.key)]; marked {
+		return nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(existing); ref == nil || ref.UID != want.UID {
+		return nil
+	}
 	if err := mark(ctx, c.Client, existing, c.adopter.key); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("marking %s %s/%s for shard %q: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), c.adopter.key, err)
 	}

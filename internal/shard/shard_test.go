@@ -115,8 +115,8 @@ func ingressScheme(t *testing.T) *runtime.Scheme {
 var ingressKind = schema.GroupKind{Group: "networking.k8s.io", Kind: "Ingress"}
 
 // TestClientMarksWhatItCreates: an object of a scoped kind created through a shard's client
-// carries the shard's label (its own labels kept), and one that exists already is marked where
-// it is; one of a kind not scoped is not.
+// carries the shard's label (its own labels kept), and one that exists already with the same
+// controller is marked where it is; one of a kind not scoped is not.
 func TestClientMarksWhatItCreates(t *testing.T) {
 	live := fake.NewClientBuilder().WithScheme(ingressScheme(t)).Build()
 	c := NewClient(live, live, "alpha", ingressKind)
@@ -135,20 +135,35 @@ func TestClientMarksWhatItCreates(t *testing.T) {
 	if _, ok := stored.Labels[Label("alpha")]; !ok || stored.Labels["app"] != "web" {
 		t.Errorf("Ingress created through the shard's client: labels %v, want the shard's beside app", stored.Labels)
 	}
-	// One that exists unmarked, made by another shard's replica, is marked and reported.
-	other := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart-cart-canary"}}
-	if err := live.Create(ctx, other); err != nil {
-		t.Fatal(err)
+	// One that exists unmarked with the same controller, made by another shard's replica, is
+	// marked; one with another controller, or none, is left alone; each is reported.
+	controlledBy := func(uid types.UID) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: "kulta.io/v1alpha1", Kind: "Rollout", Name: "cart", UID: uid, Controller: ptr.To(true)}}
 	}
-	again := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart-cart-canary", Labels: map[string]string{"app": "cart"}}}
-	if err := c.Create(ctx, again); !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("creating an Ingress that exists: %v, want AlreadyExists", err)
-	}
-	if err := live.Get(ctx, client.ObjectKeyFromObject(other), stored); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := stored.Labels[Label("alpha")]; !ok || stored.Labels["app"] != "" {
-		t.Errorf("Ingress that existed: labels %v, want the shard's alone", stored.Labels)
+	for _, tc := range []struct {
+		name   string
+		owners []metav1.OwnerReference
+		marked bool
+	}{
+		{"cart-cart-canary", controlledBy("rollout-cart"), true},
+		{"cart-other-canary", controlledBy("rollout-other"), false},
+		{"cart-users-canary", nil, false},
+	} {
+		existing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: tc.name, OwnerReferences: tc.owners}}
+		if err := live.Create(ctx, existing); err != nil {
+			t.Fatal(err)
+		}
+		again := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: tc.name, Labels: map[string]string{"app": "cart"},
+			OwnerReferences: controlledBy("rollout-cart")}}
+		if err := c.Create(ctx, again); !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating Ingress %s that exists: %v, want AlreadyExists", tc.name, err)
+		}
+		if err := live.Get(ctx, client.ObjectKeyFromObject(existing), stored); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := stored.Labels[Label("alpha")]; ok != tc.marked || stored.Labels["app"] != "" {
+			t.Errorf("Ingress %s that existed: labels %v, want marked %t and no other label", tc.name, stored.Labels, tc.marked)
+		}
 	}
 	storedCM := &corev1.ConfigMap{}
 	if err := live.Get(ctx, client.ObjectKeyFromObject(cm), storedCM); err != nil {

@@ -101,7 +101,8 @@ type Reconciler struct {
 
 	// written holds, per Rollout, the resourceVersion of KULTA's last write to it.
 	written freshness.Tracker
-	// inShard notes, per Rollout, the UID whose older ReplicaSets were marked for the shard.
+	// inShard notes, per Rollout, the UID and traffic providers (shardSeen) whose older
+	// ReplicaSets, and the objects those providers' routers made, were marked for the shard.
 	inShard sync.Map
 	// landing notes, per Rollout whose status write was left out after KULTA's own route
 	// write, the weights written and when (a landingWrite).
@@ -176,8 +177,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if marked, err := r.markForShard(ctx, ro); err != nil {
 		return ctrl.Result{}, r.reportFailure(ctx, base, err)
 	} else if marked {
-		// The cache holds the ReplicaSets just marked once their watch events arrive, which
-		// also reconcile the Rollout; until then it would plan without them.
+		// The cache holds the ReplicaSets (and routers' objects) just marked once their watch
+		// events arrive, which also reconcile the Rollout; until then it would plan without them.
 		return ctrl.Result{RequeueAfter: shardCatchUp}, nil
 	}
 	obs, err := r.observe(ctx, ro)
@@ -726,13 +727,23 @@ const shardCatchUp = time.Second
 // markForShard, on a shard's replica, marks for the shard the ReplicaSets ro had before it came
 // to the shard (created unsharded, or by another shard), and the objects the traffic routers it
 // uses had created for it (providers.Provider.Created), once per Rollout and process, so that
-// the shard's cache holds them. It reports whether it marked any.
+// the shard's cache holds them; again when the Rollout changes traffic providers. It reports
+// whether it marked any.
+//
+// A router's object that another shard's replica, still finishing a reconcile of a Rollout
+// that has moved, creates after this list is not marked here: the shard's client marks it when
+// the router creates it here in turn, and clean-up on deletion reads the API server.
 func (r *Reconciler) markForShard(ctx context.Context, ro *kultav1alpha1.Rollout) (bool, error) {
 	if r.ShardKey == "" {
 		return false, nil
 	}
 	nn := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-	if uid, ok := r.inShard.Load(nn); ok && uid == ro.UID {
+	using := providers.Using(r.Providers, ro.Spec.Strategy.TrafficRouting())
+	seen := shardSeen{uid: ro.UID}
+	for _, p := range using {
+		seen.providers += p.Name + ","
+	}
+	if was, ok := r.inShard.Load(nn); ok && was == seen {
 		return false, nil
 	}
 	var selector map[string]string
@@ -747,7 +758,7 @@ func (r *Reconciler) markForShard(ctx context.Context, ro *kultav1alpha1.Rollout
 		ctrl.LoggerFrom(ctx).Info("Marked the Rollout's earlier ReplicaSets for this shard", "replicaSets", marked, "shard", r.ShardKey)
 	}
 	routed := 0
-	for _, p := range providers.Using(r.Providers, ro.Spec.Strategy.TrafficRouting()) {
+	for _, p := range using {
 		for _, created := range p.Created {
 			n, err := shard.AdoptCreated(ctx, r.live(), r.Client, r.ShardKey, ro.Namespace, created, ro.UID)
 			if err != nil {
@@ -759,6 +770,13 @@ func (r *Reconciler) markForShard(ctx context.Context, ro *kultav1alpha1.Rollout
 	if routed > 0 {
 		ctrl.LoggerFrom(ctx).Info("Marked the objects the traffic routers made for the Rollout for this shard", "objects", routed, "shard", r.ShardKey)
 	}
-	r.inShard.Store(nn, ro.UID)
+	r.inShard.Store(nn, seen)
 	return marked+routed > 0, nil
+}
+
+// shardSeen is what markForShard marked a Rollout's objects for: its UID, and the names of
+// the traffic providers it used then, each followed by a comma.
+type shardSeen struct {
+	uid       types.UID
+	providers string
 }
