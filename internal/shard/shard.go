@@ -269,34 +269,15 @@ func (r *Reader) Get(ctx context.Context, nn types.NamespacedName, obj client.Ob
 // orphan the reconciler would adopt, looked for only with a selector): the revisions a Rollout had before it came to the shard.
 // It reads the API server (metadata only) and returns how many it marked.
 func AdoptReplicaSets(ctx context.Context, live client.Reader, w client.Writer, key, namespace string, selector map[string]string, hashLabel string, owner types.UID) (int, error) {
-	sel := labels.SelectorFromSet(selector)
 	hashed, err := labels.NewRequirement(hashLabel, selection.Exists, nil)
 	if err != nil {
 		return 0, fmt.Errorf("selecting ReplicaSets by %s: %w", hashLabel, err)
 	}
-	unmarked, err := labels.NewRequirement(Label(key), selection.DoesNotExist, nil)
-	if err != nil {
-		return 0, fmt.Errorf("selecting ReplicaSets not of shard %q: %w", key, err)
-	}
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSetList"))
-	if err := live.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel.Add(*hashed, *unmarked)}); err != nil {
-		return 0, fmt.Errorf("listing ReplicaSets in %s not marked for shard %q: %w", namespace, key, err)
-	}
-	marked := 0
-	for i := range list.Items {
-		rs := &list.Items[i]
+	sel := labels.SelectorFromSet(selector).Add(*hashed)
+	return adoptUnmarked(ctx, live, w, key, namespace, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), sel, func(rs *metav1.PartialObjectMetadata) bool {
 		ref := metav1.GetControllerOfNoCopy(rs)
-		if (ref != nil && ref.UID != owner) || (ref == nil && len(selector) == 0) || !rs.DeletionTimestamp.IsZero() {
-			continue
-		}
-		rs.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
-		if err := mark(ctx, w, rs, key); client.IgnoreNotFound(err) != nil {
-			return marked, fmt.Errorf("marking ReplicaSet %s/%s for shard %q: %w", namespace, rs.Name, key, err)
-		}
-		marked++
-	}
-	return marked, nil
+		return (ref == nil && len(selector) > 0) || (ref != nil && ref.UID == owner)
+	})
 }
 
 // AdoptCreated marks for shard key the objects of created's kind in namespace that created's
@@ -308,20 +289,29 @@ func AdoptCreated(ctx context.Context, live client.Reader, w client.Client, key,
 	if err != nil {
 		return 0, fmt.Errorf("marking a router's objects for shard %q: %w", key, err)
 	}
+	return adoptUnmarked(ctx, live, w, key, namespace, gvk, labels.SelectorFromSet(created.Labels), func(obj *metav1.PartialObjectMetadata) bool {
+		return created.Owner(obj) == owner
+	})
+}
+
+// adoptUnmarked lists, from the API server and metadata only, the objects of kind gvk in
+// namespace that sel selects and that do not carry shard key's label yet, and marks for the
+// shard those not being deleted that belongs accepts. It returns how many it marked.
+func adoptUnmarked(ctx context.Context, live client.Reader, w client.Writer, key, namespace string, gvk schema.GroupVersionKind, sel labels.Selector,
+	belongs func(*metav1.PartialObjectMetadata) bool) (int, error) {
 	unmarked, err := labels.NewRequirement(Label(key), selection.DoesNotExist, nil)
 	if err != nil {
 		return 0, fmt.Errorf("selecting %s not of shard %q: %w", gvk.Kind, key, err)
 	}
-	sel := labels.SelectorFromSet(created.Labels).Add(*unmarked)
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err := live.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := live.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel.Add(*unmarked)}); err != nil {
 		return 0, fmt.Errorf("listing %s in %s not marked for shard %q: %w", gvk.Kind, namespace, key, err)
 	}
 	marked := 0
 	for i := range list.Items {
 		obj := &list.Items[i]
-		if created.Owner(obj) != owner || !obj.DeletionTimestamp.IsZero() {
+		if !obj.DeletionTimestamp.IsZero() || !belongs(obj) {
 			continue
 		}
 		obj.SetGroupVersionKind(gvk)

@@ -251,3 +251,51 @@ func TestAdoptCreated(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptReplicaSets marks the revisions a Rollout had before it came to the shard: those it
+// controls and the orphans its selector matches (which the reconciler would adopt), not another
+// controller's, not one without the hash label, and no orphan when there is no selector.
+func TestAdoptReplicaSets(t *testing.T) {
+	const owner, hash = types.UID("rollout-web"), "pod-template-hash"
+	rs := func(name string, uid types.UID, labels map[string]string) *appsv1.ReplicaSet {
+		out := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: labels}}
+		if uid != "" {
+			out.OwnerReferences = []metav1.OwnerReference{{APIVersion: "kulta.io/v1alpha1", Kind: "Rollout", Name: "web", UID: uid, Controller: ptr.To(true)}}
+		}
+		return out
+	}
+	web := func(extra ...string) map[string]string {
+		l := map[string]string{"app": "web"}
+		for _, k := range extra {
+			l[k] = "x"
+		}
+		return l
+	}
+	live := fake.NewClientBuilder().WithScheme(ingressScheme(t)).WithObjects(
+		rs("web-1", owner, web(hash)),
+		rs("web-orphan", "", web(hash)),
+		rs("web-other", "rollout-other", web(hash)),
+		rs("web-unhashed", owner, web()),
+	).Build()
+	ctx := context.Background()
+	n, err := AdoptReplicaSets(ctx, live, live, "alpha", "shop", map[string]string{"app": "web"}, hash, owner)
+	if err != nil || n != 2 {
+		t.Fatalf("marked %d (%v), want 2", n, err)
+	}
+	for name, want := range map[string]bool{"web-1": true, "web-orphan": true, "web-other": false, "web-unhashed": false} {
+		got := &appsv1.ReplicaSet{}
+		if err := live.Get(ctx, types.NamespacedName{Namespace: "shop", Name: name}, got); err != nil {
+			t.Fatal(err)
+		}
+		if _, marked := got.Labels[Label("alpha")]; marked != want {
+			t.Errorf("ReplicaSet %s marked %t, want %t", name, marked, want)
+		}
+	}
+	// Without a selector no orphan is taken; marked ones are not listed again.
+	if n, err := AdoptReplicaSets(ctx, live, live, "beta", "shop", nil, hash, owner); err != nil || n != 1 {
+		t.Errorf("without a selector: marked %d (%v), want 1 (web-1 alone)", n, err)
+	}
+	if n, err := AdoptReplicaSets(ctx, live, live, "alpha", "shop", map[string]string{"app": "web"}, hash, owner); err != nil || n != 0 {
+		t.Errorf("again: marked %d (%v), want 0", n, err)
+	}
+}
