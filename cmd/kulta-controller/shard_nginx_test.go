@@ -27,6 +27,8 @@ import (
 // marked when the replica first sees the Rollout, so that the router finds it through its index
 // and deletes it; the canary Ingress of the new stable Ingress is created marked; the new stable
 // Ingress is marked on first read; promoted, the Rollout completes and its canary Ingress goes.
+// Then, in shard a, an abort mid-canary removes the canary Ingress, a fix pushed after it gets a
+// marked one, and deleting the Rollout mid-canary removes that and leaves the stable Ingress.
 // The Ingresses of a Rollout moved to shard b, paused with a canary Ingress in the same
 // namespace, stay unmarked and as they were.
 func TestShardMarksNGINXIngresses(t *testing.T) {
@@ -117,6 +119,27 @@ func TestShardMarksNGINXIngresses(t *testing.T) {
 	patch(moved, types.MergePatchType, `{"metadata":{"annotations":{"`+kultav1alpha1.PromoteAnnotation+`":"true"}}}`)
 	phase(moved, kultav1alpha1.PhaseCompleted, "nginx:1.28")
 	g.Eventually(gone(newCanary)).WithTimeout(20*time.Second).Should(BeTrue(), "the promotion deletes the canary Ingress")
+
+	// In shard a, a new revision paused at 30 and aborted loses its canary Ingress; a fix pushed
+	// after the abort gets one, marked, and deleting the Rollout mid-canary removes it (the
+	// finalizer's clean-up) and leaves the stable Ingress.
+	patch(moved, types.JSONPatchType, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.29"}]`)
+	phase(moved, kultav1alpha1.PhasePaused, "nginx:1.29")
+	g.Expect(ingress(g, newCanary).Labels).To(HaveKey(mark))
+	patch(moved, types.MergePatchType, `{"metadata":{"annotations":{"`+kultav1alpha1.AbortAnnotation+`":"true"}}}`)
+	g.Eventually(gone(newCanary)).WithTimeout(20*time.Second).Should(BeTrue(), "the abort deletes the canary Ingress")
+	patch(moved, types.JSONPatchType, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.30"}]`)
+	g.Eventually(func(g Gomega) {
+		ing := ingress(g, newCanary)
+		g.Expect(ing.Annotations[weightKey]).To(Equal("30"))
+		g.Expect(ing.Labels).To(HaveKey(mark))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "the fix pushed after the abort gets a marked canary Ingress")
+	g.Expect(e.Client.Delete(ctx, moved.DeepCopy())).To(Succeed())
+	g.Eventually(gone(newCanary)).WithTimeout(20*time.Second).Should(BeTrue(), "deleting the Rollout mid-canary deletes its canary Ingress")
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(e.Client.Get(ctx, client.ObjectKeyFromObject(moved), &kultav1alpha1.Rollout{}))
+	}).WithTimeout(20*time.Second).Should(BeTrue(), "shard a finalizes the Rollout")
+	g.Expect(marked(g, "moved-next")).To(BeTrue(), "the stable Ingress stays")
 
 	// Shard a's first look at moved listed the namespace's unmarked canary Ingresses, other's
 	// among them: it marked only moved's.
