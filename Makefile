@@ -69,7 +69,7 @@ build: ## Build the static controller and kubectl plugin binaries into bin/.
 
 .PHONY: test
 test: verify-generated lint build envtest-bin helm-bin prometheus-bin ## Unit, envtest and Prometheus suites.
-	go test $(GO_TEST_FLAGS) ./...
+	go test $(GO_TEST_FLAGS) -timeout 20m ./...
 
 .PHONY: bench
 bench: envtest-bin ## Cost at scale on a real API server (not part of `make test`); BENCH_N=100,1000,5000, BENCH_FLAGS for the rest (bench/README.md).

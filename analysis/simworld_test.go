@@ -17,9 +17,10 @@ import (
 
 // simWorld is a synthetic Prometheus for the simulations: each service has counters that grow
 // look by look (requests, 5xx responses and latency buckets), and every query the built-in
-// metrics send is answered from them with Prometheus' semantics for counters that start at 0:
-// increase(x[W]) at t is the counter at t minus the counter at t-W, where a counter's value at
-// an instant is that of its latest sample. Requests are drawn from a seeded source, so a
+// metrics send is answered from them as exact counts, as BuiltinMetric's are (not extrapolated):
+// the count over W at t is the counter at t minus the counter at t-W, where a counter's value at
+// an instant is that of its latest sample. (A real Prometheus starts the count of a series older
+// than the range at its first sample inside it, up to one scrape later.) Requests are drawn from a seeded source, so a
 // simulation is deterministic.
 type simWorld struct {
 	rng      *rand.Rand

@@ -140,7 +140,9 @@ func canaryAnalysisFails(ctx context.Context, t *testing.T, w *world) {
 	canaryHash := ro.Status.CurrentPodTemplateHash
 
 	a.expectRevisions(ctx, t, time.Minute, stableHash, 3, canaryHash)
-	if after := time.Since(failedAt); after < 20*time.Second || after > 45*time.Second {
+	// The delay is 30 s; the upper bound leaves room for the ReplicaSet controller and the
+	// kubelet on a loaded machine, the lower one shows that the delay was kept.
+	if after := time.Since(failedAt); after < 20*time.Second || after > 60*time.Second {
 		t.Errorf("canary scaled to 0 %s after the rollback, want about 30s", after.Round(time.Millisecond))
 	} else {
 		t.Logf("canary scaled to 0 %s after the rollback", after.Round(time.Millisecond))

@@ -165,11 +165,20 @@ func (a *app) expectPinned(ctx context.Context, t *testing.T, name string) {
 // expectServedByStableOnly checks, through the request counts Prometheus scrapes from the
 // Gateway simulator, that the stable Service answers requests while the canary Service gets
 // none. since is when the route was seen back at 100/0; counting starts with a scrape a second
-// later, which holds every request sent before.
+// later, or after the simulator's ticks begun before have ended, which holds every request sent
+// before.
 func (a *app) expectServedByStableOnly(ctx context.Context, t *testing.T, since time.Time) {
 	t.Helper()
 	stable, canary := a.services[0], a.services[1]
+	// A simulator tick that read the route before since, and is slow to end under load, has
+	// recorded its requests once Settle returns; a scrape after that holds them.
+	if err := a.w.simulator.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	from := since.Add(time.Second)
+	if settled := time.Now(); settled.After(from) {
+		from = settled
+	}
 	stableBefore, canaryBefore := a.served(ctx, t, stable, from), a.served(ctx, t, canary, from)
 	// Three seconds of the route's 100 requests a second; the simulator may lose ticks under load.
 	to := time.Now().Add(3 * time.Second)

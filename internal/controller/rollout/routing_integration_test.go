@@ -426,8 +426,9 @@ func TestPromotionWaitsForAcceptanceUnwritten(t *testing.T) {
 	label(`"true"`)
 	annotate(t, ro, kultav1alpha1.PromoteAnnotation)
 	waitNewStable(g, ro, first)
+	// Half a second of the 2 s bound, which began before waitNewStable saw the promotion.
 	g.Consistently(func(g Gomega) string { return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Reason }).
-		WithTimeout(time.Second).Should(Equal("RoutesAccepted"), "the reset's pending acceptance was written before the bound")
+		WithTimeout(500*time.Millisecond).Should(Equal("RoutesAccepted"), "the reset's pending acceptance was written before the bound")
 	g.Eventually(func(g Gomega) string { return meta(getRollout(g, ro), kultav1alpha1.ConditionTrafficRouted).Reason }).
 		WithTimeout(timeout).Should(Equal("RouteNotAccepted"), "after the bound an unanswered reset shows")
 	label("null")

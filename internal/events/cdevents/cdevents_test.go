@@ -354,7 +354,12 @@ func checkEmitNeverBlocks(t *testing.T, url string) {
 	tr := transition(t, canaryRollout("nginx:1.28"), kultav1alpha1.ActionStepAdvance, "WeightReached", 0, 1, 20)
 	droppedBefore := testutil.ToFloat64(droppedTotal)
 	s.Emit(tr)
-	time.Sleep(20 * time.Millisecond) // the worker takes the first event and is stuck with it
+	// The worker takes the first event off the queue and is stuck with it.
+	for deadline := time.Now().Add(5 * time.Second); len(s.queue) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never took the first event")
+		}
+	}
 	start := time.Now()
 	for range emits {
 		s.Emit(tr)
