@@ -99,15 +99,17 @@ func IsBuiltinMetric(name string) bool {
 // BuiltinMetric returns the queries of a built-in metric:
 //
 //   - error-rate, a proportion in percent:
-//     events  sum(exact(http_requests_total{namespace="NS",service="SVC",code=~"5.."}, W))
-//     trials  sum(exact(http_requests_total{namespace="NS",service="SVC"}, W))
+//     events    sum(increase(http_requests_total{namespace="NS",service="SVC",code=~"5.."}[W]))
+//     trials    sum(increase(http_requests_total{namespace="NS",service="SVC"}[W]))
+//     observed  sum(seen(http_requests_total{namespace="NS",service="SVC"}, W))
 //   - latency-p95, in milliseconds (1000 times the quantile in seconds):
-//     value   histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="NS",service="SVC"}[W])))
-//     trials  sum(exact(http_request_duration_seconds_count{namespace="NS",service="SVC"}, W))
-//     buckets sum by (le) (exact(http_request_duration_seconds_bucket{namespace="NS",service="SVC"}, W))
+//     value     histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="NS",service="SVC"}[W])))
+//     trials    sum(increase(http_request_duration_seconds_count{namespace="NS",service="SVC"}[W]))
+//     observed  sum(seen(http_request_duration_seconds_count{namespace="NS",service="SVC"}, W))
+//     buckets   sum by (le) (increase(http_request_duration_seconds_bucket{namespace="NS",service="SVC"}[W]))
 //
-// where exact(S, W) is the PromQL of countQuery: the requests each series counted in the window,
-// not extrapolated. Both counts of each metric come from the same window W. Unknown names and
+// where seen(S, W) is the PromQL of seenQuery: the requests the series' samples in the window
+// show, not extrapolated. All counts of a metric come from the same window W. Unknown names and
 // invalid metric or label names are errors wrapping ErrInvalidInput.
 func BuiltinMetric(name string, opts BuiltinOptions) (MetricQuery, error) {
 	o, err := opts.withDefaults()
@@ -118,11 +120,13 @@ func BuiltinMetric(name string, opts BuiltinOptions) (MetricQuery, error) {
 	switch name {
 	case MetricErrorRate:
 		return MetricQuery{
-			Name:        name,
-			EventsQuery: "sum(" + countQuery(fmt.Sprintf(`%s{%s,%s=~"5.."}`, o.RequestsTotal, selector, o.Labels.Code)) + ")",
-			SampleQuery: "sum(" + countQuery(fmt.Sprintf(`%s{%s}`, o.RequestsTotal, selector)) + ")",
-			Scale:       100,
-			Window:      o.Window,
+			Name: name,
+			EventsQuery: fmt.Sprintf(`sum(increase(%s{%s,%s=~"5.."}[{{.Window}}]))`,
+				o.RequestsTotal, selector, o.Labels.Code),
+			SampleQuery:   fmt.Sprintf(`sum(increase(%s{%s}[{{.Window}}]))`, o.RequestsTotal, selector),
+			ObservedQuery: "sum(" + seenQuery(fmt.Sprintf(`%s{%s}`, o.RequestsTotal, selector)) + ")",
+			Scale:         100,
+			Window:        o.Window,
 		}, nil
 	case MetricLatencyP95, MetricLatencyP99:
 		quantile := "0.95"
@@ -133,29 +137,29 @@ func BuiltinMetric(name string, opts BuiltinOptions) (MetricQuery, error) {
 			Name: name,
 			Query: fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(%s_bucket{%s}[{{.Window}}])))`,
 				quantile, o.RequestDuration, selector),
-			SampleQuery:    "sum(" + countQuery(fmt.Sprintf(`%s_count{%s}`, o.RequestDuration, selector)) + ")",
-			HistogramQuery: "sum by (le) (" + countQuery(fmt.Sprintf(`%s_bucket{%s}`, o.RequestDuration, selector)) + ")",
-			Scale:          1000,
-			Window:         o.Window,
+			SampleQuery:   fmt.Sprintf(`sum(increase(%s_count{%s}[{{.Window}}]))`, o.RequestDuration, selector),
+			ObservedQuery: "sum(" + seenQuery(fmt.Sprintf(`%s_count{%s}`, o.RequestDuration, selector)) + ")",
+			HistogramQuery: fmt.Sprintf(`sum by (le) (increase(%s_bucket{%s}[{{.Window}}]))`,
+				o.RequestDuration, selector),
+			Scale:  1000,
+			Window: o.Window,
 		}, nil
 	default:
 		return MetricQuery{}, fmt.Errorf("%w: %q is not a built-in metric (error-rate, latency-p95, latency-p99)", ErrInvalidInput, name)
 	}
 }
 
-// countQuery is the PromQL for the number of requests each counter of series counted in the
-// query window, exactly, where increase() would extrapolate it. increase() stretches a series'
-// growth between its first and last sample in the range out to the range's edges, so with few
-// samples in the range (a young revision; a scrape interval near the window) it counts up to
-// twice the requests there were, and a sequential test or a rank test fed those counts would
-// take the evidence of twice the requests. For each series without a counter reset in the
-// window the count is its last value in the range less its first one there, or less nothing
-// when the series had no sample at the window's start: a series born inside the window (a new
-// Pod, a first 5xx of a code) counted from 0. The requests of an older series before its first
-// sample in the window are left out, at most one scrape interval's worth, the same for every
-// code. A series whose counter reset in the window (a restarted container) is counted by
-// increase(), which adds the counts up across the reset.
-func countQuery(series string) string {
+// seenQuery is the PromQL for the number of requests the samples of series in the query window
+// show: the evidence a test may take from the window. increase() stretches a series' growth
+// between its first and last sample in the range out to the range's edges, which makes the
+// counts of different series and targets comparable (their rates, their proportions) but, with
+// few samples in the range (a young revision; a scrape interval near the window), reports up to
+// twice the requests scraped. For each series without a counter reset in the window this is its
+// last value in the range less its first one there, or less nothing when the series had no
+// sample at the window's start (born inside it, from 0: a new Pod's); a series whose counter
+// reset in the window (a restarted container) is counted by increase(), which adds the counts up
+// across the reset.
+func seenQuery(series string) string {
 	inRange := series + "[{{.Window}}]"
 	return fmt.Sprintf("((max_over_time(%[1]s) - (min_over_time(%[1]s) and %[2]s offset {{.Window}}))"+
 		" or max_over_time(%[1]s)) and resets(%[1]s) == 0 or increase(%[1]s)", inRange, series)

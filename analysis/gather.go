@@ -92,6 +92,13 @@ type MetricQuery struct {
 	// SampleQuery is the template counting trials (requests) in the window. Required for a
 	// proportion; optional for a value metric, which then has no sample count.
 	SampleQuery string
+	// ObservedQuery, optional beside a SampleQuery, is the template counting the trials the
+	// window's samples show, without extrapolation. The sample and events queries of Prometheus
+	// counters (increase()) estimate the whole window, which makes targets comparable but can
+	// count up to twice the requests scraped; with ObservedQuery set, a measurement keeps their
+	// proportion and histogram shape and takes the observed count, when smaller, as its number
+	// of trials: the evidence a test may take.
+	ObservedQuery string
 	// Scale multiplies the value: 100 for a percentage, 1000 for seconds to milliseconds.
 	// Zero means 1.
 	Scale float64
@@ -116,13 +123,16 @@ func (m MetricQuery) Validate() error {
 	if m.EventsQuery != "" && m.SampleQuery == "" {
 		return fmt.Errorf("%w: metric %s is a proportion and needs a sample query", ErrInvalidInput, m.Name)
 	}
+	if m.ObservedQuery != "" && m.SampleQuery == "" {
+		return fmt.Errorf("%w: metric %s has an observed-count query but no sample query", ErrInvalidInput, m.Name)
+	}
 	if math.IsNaN(m.Scale) || math.IsInf(m.Scale, 0) {
 		return fmt.Errorf("%w: metric %s has scale %v", ErrInvalidInput, m.Name, m.Scale)
 	}
 	if m.Window != 0 && m.Window < time.Second {
 		return fmt.Errorf("%w: metric %s has window %s, shorter than 1s", ErrInvalidInput, m.Name, m.Window)
 	}
-	for _, text := range []string{m.Query, m.EventsQuery, m.SampleQuery, m.HistogramQuery} {
+	for _, text := range []string{m.Query, m.EventsQuery, m.SampleQuery, m.ObservedQuery, m.HistogramQuery} {
 		if text == "" {
 			continue
 		}
@@ -161,9 +171,13 @@ type Measurement struct {
 	Err error
 	// Value is the metric in its unit (percent, milliseconds, or the user's).
 	Value float64
-	// Samples is the number of trials (requests) in the window, rounded from Prometheus'
-	// extrapolated increase; meaningful when HasSamples.
+	// Samples is the number of trials (requests) in the window: the observed count where the
+	// MetricQuery has one and it is smaller, else the sample query's, rounded; meaningful when
+	// HasSamples.
 	Samples int64
+	// Estimated is the sample query's count, rounded: for comparing targets over one window,
+	// which extrapolated counts are made for (see MetricQuery.ObservedQuery).
+	Estimated int64
 	// HasSamples is true when a sample query ran and returned a count.
 	HasSamples bool
 	// Events is the number of events (such as 5xx responses) among Samples, for a proportion.
@@ -212,10 +226,25 @@ func Gather(ctx context.Context, q Querier, m MetricQuery, target Target, now ti
 		if err != nil {
 			return meas.fail(OutcomeInvalidValue, err)
 		}
-		meas.Samples, meas.HasSamples = samples, true
+		meas.Samples, meas.Estimated, meas.HasSamples = samples, samples, true
 		if samples == 0 {
 			return meas.fail(OutcomeNoTraffic, fmt.Errorf("%w: sample query %q counted no requests in %s",
 				ErrNoTraffic, r.query, meas.Window))
+		}
+		if m.ObservedQuery != "" {
+			r := run.scalar("observed", m.ObservedQuery)
+			if r.outcome != OutcomeOK {
+				return meas.fail(r.outcome, r.err)
+			}
+			observed, err := toCount(r.value, "observed", r.query)
+			if err != nil {
+				return meas.fail(OutcomeInvalidValue, err)
+			}
+			meas.Samples = min(observed, samples)
+			if meas.Samples == 0 {
+				return meas.fail(OutcomeNoTraffic, fmt.Errorf("%w: the samples of %s in %s show no requests yet",
+					ErrNoTraffic, m.Name, meas.Window))
+			}
 		}
 	}
 	if meas.Proportion {
@@ -246,6 +275,10 @@ func gatherEvents(run queryRun, m MetricQuery, meas Measurement) Measurement {
 	events, err := toCount(r.value, "events", r.query)
 	if err != nil {
 		return meas.fail(OutcomeInvalidValue, err)
+	}
+	// The events keep the estimated proportion over the observed trials.
+	if meas.Samples < meas.Estimated {
+		events = int64(math.Round(float64(events) * float64(meas.Samples) / float64(meas.Estimated)))
 	}
 	// Extrapolation can round the events a little above the trials; a proportion cannot.
 	meas.Events = min(events, meas.Samples)

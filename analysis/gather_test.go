@@ -17,25 +17,24 @@ import (
 )
 
 // errorRateQueries renders the built-in error-rate queries for testTarget.
-func errorRateQueries(t *testing.T) (m MetricQuery, events, trials string) {
+func errorRateQueries(t *testing.T) (m MetricQuery, events, trials, observed string) {
 	t.Helper()
 	m, err := BuiltinMetric(MetricErrorRate, BuiltinOptions{Window: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err = RenderQuery(m.EventsQuery, testTarget, time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	render := func(text string) string {
+		query, err := RenderQuery(text, testTarget, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return query
 	}
-	trials, err = RenderQuery(m.SampleQuery, testTarget, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, events, trials
+	return m, render(m.EventsQuery), render(m.SampleQuery), render(m.ObservedQuery)
 }
 
 func TestGatherProportion(t *testing.T) {
-	m, events, trials := errorRateQueries(t)
+	m, events, trials, observed := errorRateQueries(t)
 	twoSeries := model.Vector{
 		&model.Sample{Metric: model.Metric{"code": "500"}, Value: 1},
 		&model.Sample{Metric: model.Metric{"code": "503"}, Value: 2},
@@ -79,11 +78,29 @@ func TestGatherProportion(t *testing.T) {
 			nil, OutcomeInvalidValue, ErrInvalidValue, 0, 100, 0},
 		{"native histogram", map[string]model.Vector{trials: {&model.Sample{Histogram: &model.SampleHistogram{}}}},
 			nil, OutcomeInvalidValue, ErrInvalidValue, 0, 0, 0},
+		// The observed count (the cases above observe what the sample query estimates).
+		{"fewer requests observed than estimated: the proportion over those", map[string]model.Vector{events: one(20.2), trials: one(199.6), observed: one(100)},
+			nil, OutcomeOK, nil, 10, 100, 10},
+		{"more observed than estimated keeps the estimate", map[string]model.Vector{events: one(15), trials: one(150), observed: one(160)},
+			nil, OutcomeOK, nil, 10, 150, 15},
+		{"nothing observed yet", map[string]model.Vector{events: one(3), trials: one(40), observed: one(0)},
+			nil, OutcomeNoTraffic, ErrNoTraffic, 0, 0, 0},
+		{"observed count fails", map[string]model.Vector{trials: one(40)}, map[string]error{observed: errors.New("timeout")},
+			OutcomeQueryError, ErrQuery, 0, 40, 0},
+		{"observed count without series", map[string]model.Vector{trials: one(40), observed: {}},
+			nil, OutcomeNoData, ErrNoData, 0, 40, 0},
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := &fakeQuerier{results: tt.results, errs: tt.errs}
+			results := map[string]model.Vector{}
+			for query, v := range tt.results {
+				results[query] = v
+			}
+			if _, ok := results[observed]; !ok && results[trials] != nil && tt.errs[observed] == nil {
+				results[observed] = results[trials]
+			}
+			q := &fakeQuerier{results: results, errs: tt.errs}
 			got := Gather(context.Background(), q, m, testTarget, now)
 			if got.Outcome != tt.wantOutcome || !errors.Is(got.Err, tt.wantErr) {
 				t.Fatalf("outcome %s (%v), want %s (%v)", got.Outcome, got.Err, tt.wantOutcome, tt.wantErr)
@@ -163,8 +180,8 @@ func TestGatherComparison(t *testing.T) {
 	canary := Target{Namespace: "shop", Service: "canary"}
 	render := func(text string, target Target) string { return mustRenderWindow(t, text, target, time.Minute) }
 	q := &fakeQuerier{results: map[string]model.Vector{
-		render(m.EventsQuery, stable): one(12), render(m.SampleQuery, stable): one(99),
-		render(m.EventsQuery, canary): one(5), render(m.SampleQuery, canary): one(83),
+		render(m.EventsQuery, stable): one(12), render(m.SampleQuery, stable): one(99), render(m.ObservedQuery, stable): one(99),
+		render(m.EventsQuery, canary): one(5), render(m.SampleQuery, canary): one(83), render(m.ObservedQuery, canary): one(83),
 	}}
 	c := GatherComparison(context.Background(), q, m, stable, canary, time.Time{})
 	if c.Metric != MetricErrorRate || c.A.Events != 12 || c.A.Samples != 99 || c.B.Events != 5 || c.B.Samples != 83 {
@@ -226,5 +243,69 @@ func TestQueryErrorOutcome(t *testing.T) {
 		if got := queryErrorOutcome(tc.err); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A histogram keeps its shape over the requests its samples show, when increase() estimated
+// more; an observed count of 0 is no traffic yet.
+func TestGatherHistogramTakesTheObservedCount(t *testing.T) {
+	m, err := BuiltinMetric(MetricLatencyP95, BuiltinOptions{Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(text string) string { return mustRenderWindow(t, text, testTarget, time.Minute) }
+	buckets := model.Vector{
+		&model.Sample{Metric: model.Metric{model.BucketLabel: "0.1"}, Value: 40},
+		&model.Sample{Metric: model.Metric{model.BucketLabel: "0.25"}, Value: 80},
+		&model.Sample{Metric: model.Metric{model.BucketLabel: "+Inf"}, Value: 100},
+	}
+	for _, tt := range []struct {
+		name        string
+		observed    float64
+		wantOutcome Outcome
+		want        []float64
+	}{
+		{"half observed", 50, OutcomeOK, []float64{20, 40, 50}},
+		{"all observed", 100, OutcomeOK, []float64{40, 80, 100}},
+		{"more observed than estimated", 120, OutcomeOK, []float64{40, 80, 100}},
+		{"nothing observed yet", 0, OutcomeNoTraffic, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := &fakeQuerier{results: map[string]model.Vector{render(m.HistogramQuery): buckets, render(m.ObservedQuery): one(tt.observed)}}
+			got := GatherHistogram(context.Background(), q, m, testTarget, time.Minute, time.Time{})
+			if got.Outcome != tt.wantOutcome {
+				t.Fatalf("outcome %s (%v), want %s", got.Outcome, got.Err, tt.wantOutcome)
+			}
+			if tt.want != nil && fmt.Sprint(got.Histogram.Cumulative) != fmt.Sprint(tt.want) {
+				t.Errorf("cumulative %v, want %v", got.Histogram.Cumulative, tt.want)
+			}
+		})
+	}
+}
+
+// The split check compares targets over one window: a canary whose counters were born after the
+// split counts every request from 0, while stable's older counters count from their first sample
+// in the window, up to a scrape later. Their estimated counts cover the same window; the
+// observed ones give the evidence.
+func TestSplitCountsCompareOneWindow(t *testing.T) {
+	stable := Measurement{Samples: 600, Estimated: 800, HasSamples: true}
+	canary := Measurement{Samples: 200, Estimated: 200, HasSamples: true}
+	counts := splitCounts(stable, canary)
+	if fmt.Sprint(counts) != "[640 160]" {
+		t.Fatalf("split counts %v, want [640 160]: the estimated 80/20 over the 800 requests observed", counts)
+	}
+	weights := []float64{80, 20}
+	r, err := SampleRatioMismatch(counts, weights, srmAlpha)
+	if err != nil || r.Mismatch {
+		t.Errorf("an 80/20 split over one window: %+v, %v; want no mismatch", r, err)
+	}
+	// The observed counts alone, over windows a scrape apart, would read as a mismatch.
+	r, err = SampleRatioMismatch([]int64{stable.Samples, canary.Samples}, weights, srmAlpha)
+	if err != nil || !r.Mismatch {
+		t.Errorf("observed counts %d/%d against 80/20: %+v, %v; the test no longer shows what splitCounts avoids", stable.Samples, canary.Samples, r, err)
+	}
+	// Without an observed count below the estimate the counts are the estimates.
+	if got := splitCounts(Measurement{Samples: 90, Estimated: 90}, Measurement{Samples: 10, Estimated: 10}); fmt.Sprint(got) != "[90 10]" {
+		t.Errorf("split counts %v, want [90 10]", got)
 	}
 }

@@ -59,7 +59,39 @@ func GatherHistogram(ctx context.Context, q Querier, m MetricQuery, target Targe
 		out.Outcome, out.Err = OutcomeNoTraffic, fmt.Errorf("%w: histogram query %q counted no requests in %s", ErrNoTraffic, query, window)
 		return out
 	}
+	if m.ObservedQuery != "" {
+		run := queryRun{ctx: ctx, q: q, target: target, window: window, at: now}
+		r := run.scalar("observed", m.ObservedQuery)
+		if r.outcome != OutcomeOK {
+			out.Outcome, out.Err = r.outcome, r.err
+			return out
+		}
+		observed, err := toCount(r.value, "observed", r.query)
+		if err != nil {
+			out.Outcome, out.Err = OutcomeInvalidValue, err
+			return out
+		}
+		if observed == 0 {
+			out.Outcome, out.Err = OutcomeNoTraffic, fmt.Errorf("%w: the samples of %s in %s show no requests yet", ErrNoTraffic, m.Name, window)
+			return out
+		}
+		out.Histogram = h.scaledTo(float64(observed))
+	}
 	out.Outcome = OutcomeOK
+	return out
+}
+
+// scaledTo keeps the histogram's shape over total observations, when that is fewer than it
+// counts: the extrapolated buckets of a window hold the evidence of the requests scraped.
+func (h Histogram) scaledTo(total float64) Histogram {
+	have := float64(h.Total())
+	if total >= have {
+		return h
+	}
+	out := Histogram{Bounds: h.Bounds, Cumulative: make([]float64, len(h.Cumulative))}
+	for i, c := range h.Cumulative {
+		out.Cumulative[i] = c * total / have
+	}
 	return out
 }
 

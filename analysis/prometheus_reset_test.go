@@ -62,33 +62,11 @@ func (a *resettingApp) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 // increase() adds the counters back up across the reset, where the difference of the counters
 // would lose everything before it.
 func TestPrometheusCountsAcrossCounterResets(t *testing.T) {
-	testenv.PrometheusBinary(t)
 	app := &resettingApp{}
-	server := httptest.NewServer(app)
-	t.Cleanup(server.Close)
-	prom := testenv.StartPrometheus(t, strings.TrimPrefix(server.URL, "http://"))
-	q, err := NewPrometheus(prom.Address(), WithTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	errorRate, err := BuiltinMetric(MetricErrorRate, BuiltinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The first scrape, so that the series exist from a known value.
+	q, errorRate := scrapedApp(t, app, "reset", 2)
 	target := Target{Namespace: "reset", Rollout: "web", Service: "web"}
 
-	// Wait for the first scrape, so that the series exist from a known value.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, ok, err := prom.Query(context.Background(), `count(http_requests_total{namespace="reset"})`)
-		if err == nil && ok && v == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the series never appeared: %v %v", v, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	start := time.Now()
 	run := func(d time.Duration) {
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
@@ -119,5 +97,34 @@ func TestPrometheusCountsAcrossCounterResets(t *testing.T) {
 	}
 	if rate := m.Value; rate < 4 || rate > 6 {
 		t.Errorf("error rate %.2f%% across the reset, want about 5%%", rate)
+	}
+}
+
+// scrapedApp serves app's metrics to a Prometheus of its own and waits until it holds want
+// series of http_requests_total in namespace. It returns a querier of that Prometheus and the
+// built-in error-rate.
+func scrapedApp(t *testing.T, app http.Handler, namespace string, want float64) (Querier, MetricQuery) {
+	t.Helper()
+	testenv.PrometheusBinary(t)
+	server := httptest.NewServer(app)
+	t.Cleanup(server.Close)
+	prom := testenv.StartPrometheus(t, strings.TrimPrefix(server.URL, "http://"))
+	q, err := NewPrometheus(prom.Address(), WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errorRate, err := BuiltinMetric(MetricErrorRate, BuiltinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := fmt.Sprintf(`count(http_requests_total{namespace=%q})`, namespace)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		v, ok, err := prom.Query(context.Background(), count)
+		if err == nil && ok && v == want {
+			return q, errorRate
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached %v: %v %v", count, want, v, err)
+		}
 	}
 }

@@ -98,27 +98,38 @@ func TestRenderQueryCannotBeInjected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, wantOutside := literalValues(t, mustRender(t, text.EventsQuery, testTarget))
-	// The query names its selector once per use (the range, the offset, the fallback), each
-	// with the namespace, the service and the code pattern.
-	if len(plain) == 0 || len(plain)%3 != 0 {
-		t.Fatalf("the events query holds literals %q, want triples of namespace, service and code", plain)
-	}
-	for _, value := range hostile {
-		target := Target{Namespace: value, Rollout: value, Service: value, Revision: value}
-		query := mustRender(t, text.EventsQuery, target)
-		values, outside := literalValues(t, query)
-		if outside != wantOutside {
-			t.Errorf("value %q changed the query structure:\n%s\nwant the text outside strings to be\n%s", value, outside, wantOutside)
+	// Each query names its selector once per use (the observed count's in the range, the
+	// offset and the fallback), each time with the namespace, the service and any code pattern.
+	for _, q := range []struct {
+		name, text string
+		tuple      []string // the literals of one selector; "" stands for the hostile value
+	}{
+		{"events", text.EventsQuery, []string{"", "", "5.."}},
+		{"observed", text.ObservedQuery, []string{"", ""}},
+	} {
+		plain, wantOutside := literalValues(t, mustRender(t, q.text, testTarget))
+		if len(plain) == 0 || len(plain)%len(q.tuple) != 0 {
+			t.Fatalf("the %s query holds literals %q, not whole selectors", q.name, plain)
 		}
-		if len(values) != len(plain) {
-			t.Errorf("value %q: literals %q, want %d", value, values, len(plain))
-			continue
-		}
-		for i := 0; i < len(values); i += 3 {
-			if values[i] != value || values[i+1] != value || values[i+2] != "5.." {
-				t.Errorf("value %q: literals %q, want [%q %q \"5..\"] repeated", value, values, value, value)
-				break
+		for _, value := range hostile {
+			target := Target{Namespace: value, Rollout: value, Service: value, Revision: value}
+			values, outside := literalValues(t, mustRender(t, q.text, target))
+			if outside != wantOutside {
+				t.Errorf("%s query: value %q changed the query structure:\n%s\nwant the text outside strings to be\n%s", q.name, value, outside, wantOutside)
+			}
+			if len(values) != len(plain) {
+				t.Errorf("%s query: value %q: literals %q, want %d", q.name, value, values, len(plain))
+				continue
+			}
+			for i, got := range values {
+				want := q.tuple[i%len(q.tuple)]
+				if want == "" {
+					want = value
+				}
+				if got != want {
+					t.Errorf("%s query: value %q: literal %d is %q, want %q (all: %q)", q.name, value, i, got, want, values)
+					break
+				}
 			}
 		}
 	}
@@ -182,8 +193,10 @@ func TestBuiltinMetric(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertEqual(t, "error-rate events", mustRender(t, errorRate.EventsQuery, testTarget),
-		`sum(((max_over_time(http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."}[5m]) - (min_over_time(http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."}[5m]) and http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."} offset 5m)) or max_over_time(http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."}[5m])) and resets(http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."}[5m]) == 0 or increase(http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."}[5m]))`)
+		`sum(increase(http_requests_total{namespace="shop",service="checkout-canary",code=~"5.."}[5m]))`)
 	assertEqual(t, "error-rate trials", mustRender(t, errorRate.SampleQuery, testTarget),
+		`sum(increase(http_requests_total{namespace="shop",service="checkout-canary"}[5m]))`)
+	assertEqual(t, "error-rate observed", mustRender(t, errorRate.ObservedQuery, testTarget),
 		`sum(((max_over_time(http_requests_total{namespace="shop",service="checkout-canary"}[5m]) - (min_over_time(http_requests_total{namespace="shop",service="checkout-canary"}[5m]) and http_requests_total{namespace="shop",service="checkout-canary"} offset 5m)) or max_over_time(http_requests_total{namespace="shop",service="checkout-canary"}[5m])) and resets(http_requests_total{namespace="shop",service="checkout-canary"}[5m]) == 0 or increase(http_requests_total{namespace="shop",service="checkout-canary"}[5m]))`)
 	if errorRate.Scale != 100 || errorRate.Query != "" {
 		t.Errorf("error-rate = %+v, want a proportion scaled by 100", errorRate)
@@ -201,9 +214,11 @@ func TestBuiltinMetric(t *testing.T) {
 	assertEqual(t, "latency-p95 value", mustRenderWindow(t, latency.Query, testTarget, latency.Window),
 		`histogram_quantile(0.95, sum by (le) (rate(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m])))`)
 	assertEqual(t, "latency-p95 samples", mustRenderWindow(t, latency.SampleQuery, testTarget, latency.Window),
+		`sum(increase(istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]))`)
+	assertEqual(t, "latency-p95 observed", mustRenderWindow(t, latency.ObservedQuery, testTarget, latency.Window),
 		`sum(((max_over_time(istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]) - (min_over_time(istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]) and istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"} offset 1m)) or max_over_time(istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m])) and resets(istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]) == 0 or increase(istio_request_duration_seconds_count{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]))`)
 	assertEqual(t, "latency-p95 buckets", mustRenderWindow(t, latency.HistogramQuery, testTarget, latency.Window),
-		`sum by (le) (((max_over_time(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]) - (min_over_time(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]) and istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"} offset 1m)) or max_over_time(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m])) and resets(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]) == 0 or increase(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]))`)
+		`sum by (le) (increase(istio_request_duration_seconds_bucket{kubernetes_namespace="shop",destination_service="checkout-canary"}[1m]))`)
 	if latency.Scale != 1000 || latency.Window != time.Minute {
 		t.Errorf("latency-p95 = %+v, want scale 1000 and window 1m", latency)
 	}

@@ -17,11 +17,11 @@ import (
 
 // simWorld is a synthetic Prometheus for the simulations: each service has counters that grow
 // look by look (requests, 5xx responses and latency buckets), and every query the built-in
-// metrics send is answered from them as exact counts, as BuiltinMetric's are (not extrapolated):
-// the count over W at t is the counter at t minus the counter at t-W, where a counter's value at
-// an instant is that of its latest sample. (A real Prometheus starts the count of a series older
-// than the range at its first sample inside it, up to one scrape later.) Requests are drawn from a seeded source, so a
-// simulation is deterministic.
+// metrics send is answered from them with exact counts: the count over W at t, estimated or
+// observed (MetricQuery.ObservedQuery), is the counter at t minus the counter at t-W, where a
+// counter's value at an instant is that of its latest sample. A real Prometheus extrapolates
+// the estimate to the range's edges, and KULTA takes the smaller observed count as the trials.
+// Requests are drawn from a seeded source, so a simulation is deterministic.
 type simWorld struct {
 	rng      *rand.Rand
 	services map[string]*simService

@@ -176,12 +176,27 @@ func (c *Checker) sampleRatio(ctx context.Context, s stableComparison) (string, 
 	if !stable.HasSamples || !canary.HasSamples || stable.Samples+canary.Samples == 0 {
 		return "", false
 	}
-	srm, err := SampleRatioMismatch([]int64{stable.Samples, canary.Samples}, []float64{100 - split.CanaryPercent, split.CanaryPercent}, srmAlpha)
+	counts := splitCounts(stable, canary)
+	srm, err := SampleRatioMismatch(counts, []float64{100 - split.CanaryPercent, split.CanaryPercent}, srmAlpha)
 	if err != nil || !srm.Mismatch {
 		return "", false
 	}
 	return fmt.Sprintf("%s: over the last %s stable served %d and the canary %d requests, which does not match the split %.4g/%.4g KULTA set (chi2 %.1f, p %.2g)",
-		s.spec.Metric, window, stable.Samples, canary.Samples, 100-split.CanaryPercent, split.CanaryPercent, srm.ChiSquare, srm.PValue), true
+		s.spec.Metric, window, counts[0], counts[1], 100-split.CanaryPercent, split.CanaryPercent, srm.ChiSquare, srm.PValue), true
+}
+
+// splitCounts is how a split's requests fell between stable and the canary, as the chi-square
+// test takes them: in the proportion of the two targets' estimated counts, which cover the same
+// window (a canary's counters, born after the split, and stable's older ones are scraped at
+// different instants), over the requests the samples show in all (Measurement.Samples).
+func splitCounts(stable, canary Measurement) []int64 {
+	observed, estimated := stable.Samples+canary.Samples, stable.Estimated+canary.Estimated
+	if estimated <= observed || estimated == 0 {
+		return []int64{stable.Estimated, canary.Estimated}
+	}
+	stableShare := float64(stable.Estimated) / float64(estimated)
+	onStable := int64(math.Round(stableShare * float64(observed)))
+	return []int64{onStable, observed - onStable}
 }
 
 // latencyAgainstStable compares the revision's latency distribution with stable's over every

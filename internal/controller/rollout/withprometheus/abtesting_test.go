@@ -252,7 +252,7 @@ func expectABResult(g Gomega, exp *kultav1alpha1.ABExperimentStatus, winner kult
 }
 
 // tolerance is how far a measured error rate (percent) may be from the one the traffic app
-// sends: ample for counts of whole requests over ranges that begin and end at scrapes.
+// sends: Prometheus extrapolates increase() to the window's edges.
 func tolerance(percent float64) float64 {
 	return max(0.5, percent/5)
 }
@@ -273,7 +273,7 @@ func expectVariantBRule(g Gomega, route *gatewayv1.HTTPRoute) {
 }
 
 // waitForWindow waits until Prometheus counts most of a full comparison window of the service's
-// requests, by increase() over the window.
+// requests, with the query the built-in error-rate counts samples with.
 func (s *suite) waitForWindow(t *testing.T, ns, service string) {
 	t.Helper()
 	window, err := kultav1alpha1.Duration(abInterval).Parse()

@@ -370,9 +370,8 @@ func (s *suite) startCanary(t *testing.T, ns string, a *kultav1alpha1.Analysis, 
 }
 
 // waitForRequests waits until Prometheus counts at least n requests of the service in the last
-// 10s by increase(), which has a value only from two scrapes of a series on (the built-in
-// metrics count from the first; rate() in a latency quantile needs two). With n = 0 it waits
-// until the count has a value at all.
+// 10s, with the query the built-in metrics count samples with. With n = 0 it waits until the
+// count has a value at all: two scrapes of the series.
 func (s *suite) waitForRequests(t *testing.T, ns, service string, n float64) {
 	t.Helper()
 	query := fmt.Sprintf(`sum(increase(http_requests_total{namespace=%q,service=%q}[10s]))`, ns, service)
