@@ -158,9 +158,12 @@ func BuiltinMetric(name string, opts BuiltinOptions) (MetricQuery, error) {
 // last value in the range less its first one there, or less nothing when the series had no
 // sample at the window's start (born inside it, from 0: a new Pod's); a series whose counter
 // reset in the window (a restarted container) is counted by increase(), which adds the counts up
-// across the reset.
+// across the reset. Each series takes the smaller of that and its increase(), so that a series
+// counted from 0 that was not new (a Pod first scraped inside the window, a scrape gap past the
+// lookback) adds no more than increase() would, and a series with one sample, which increase()
+// cannot count, adds nothing.
 func seenQuery(series string) string {
 	inRange := series + "[{{.Window}}]"
-	return fmt.Sprintf("((max_over_time(%[1]s) - (min_over_time(%[1]s) and %[2]s offset {{.Window}}))"+
-		" or max_over_time(%[1]s)) and resets(%[1]s) == 0 or increase(%[1]s)", inRange, series)
+	return fmt.Sprintf("(((max_over_time(%[1]s) - (min_over_time(%[1]s) and %[2]s offset {{.Window}}))"+
+		" or max_over_time(%[1]s)) and resets(%[1]s) == 0) < increase(%[1]s) or increase(%[1]s)", inRange, series)
 }

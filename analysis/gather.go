@@ -233,12 +233,16 @@ func Gather(ctx context.Context, q Querier, m MetricQuery, target Target, now ti
 		}
 		if m.ObservedQuery != "" {
 			r := run.scalar("observed", m.ObservedQuery)
-			if r.outcome != OutcomeOK {
-				return meas.fail(r.outcome, r.err)
+			observed, err := int64(0), r.err
+			if r.outcome == OutcomeOK {
+				if observed, err = toCount(r.value, "observed", r.query); err != nil {
+					r.outcome = OutcomeInvalidValue
+				}
 			}
-			observed, err := toCount(r.value, "observed", r.query)
-			if err != nil {
-				return meas.fail(OutcomeInvalidValue, err)
+			if r.outcome != OutcomeOK {
+				// No number of requests to report: the estimate alone would overstate it.
+				meas.Samples, meas.HasSamples = 0, false
+				return meas.fail(r.outcome, err)
 			}
 			meas.Samples = min(observed, samples)
 			if meas.Samples == 0 {
@@ -272,13 +276,14 @@ func gatherEvents(run queryRun, m MetricQuery, meas Measurement) Measurement {
 	default:
 		return meas.fail(r.outcome, r.err)
 	}
-	events, err := toCount(r.value, "events", r.query)
+	// The events keep the estimated proportion over the observed trials, rounded once.
+	value := r.value
+	if meas.Samples < meas.Estimated {
+		value *= float64(meas.Samples) / float64(meas.Estimated)
+	}
+	events, err := toCount(value, "events", r.query)
 	if err != nil {
 		return meas.fail(OutcomeInvalidValue, err)
-	}
-	// The events keep the estimated proportion over the observed trials.
-	if meas.Samples < meas.Estimated {
-		events = int64(math.Round(float64(events) * float64(meas.Samples) / float64(meas.Estimated)))
 	}
 	// Extrapolation can round the events a little above the trials; a proportion cannot.
 	meas.Events = min(events, meas.Samples)

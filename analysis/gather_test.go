@@ -85,10 +85,12 @@ func TestGatherProportion(t *testing.T) {
 			nil, OutcomeOK, nil, 10, 150, 15},
 		{"nothing observed yet", map[string]model.Vector{events: one(3), trials: one(40), observed: one(0)},
 			nil, OutcomeNoTraffic, ErrNoTraffic, 0, 0, 0},
-		{"observed count fails", map[string]model.Vector{trials: one(40)}, map[string]error{observed: errors.New("timeout")},
-			OutcomeQueryError, ErrQuery, 0, 40, 0},
-		{"observed count without series", map[string]model.Vector{trials: one(40), observed: {}},
-			nil, OutcomeNoData, ErrNoData, 0, 40, 0},
+		{"observed count fails: no number of requests", map[string]model.Vector{trials: one(40)}, map[string]error{observed: errors.New("timeout")},
+			OutcomeQueryError, ErrQuery, 0, 0, 0},
+		{"observed count without series: no number of requests", map[string]model.Vector{trials: one(40), observed: {}},
+			nil, OutcomeNoData, ErrNoData, 0, 0, 0},
+		{"events scaled from the unrounded estimate, rounded once", map[string]model.Vector{events: one(10.6), trials: one(200), observed: one(100)},
+			nil, OutcomeOK, nil, 5, 100, 5},
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tt := range tests {

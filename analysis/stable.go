@@ -181,8 +181,8 @@ func (c *Checker) sampleRatio(ctx context.Context, s stableComparison) (string, 
 	if err != nil || !srm.Mismatch {
 		return "", false
 	}
-	return fmt.Sprintf("%s: over the last %s stable served %d and the canary %d requests, which does not match the split %.4g/%.4g KULTA set (chi2 %.1f, p %.2g)",
-		s.spec.Metric, window, counts[0], counts[1], 100-split.CanaryPercent, split.CanaryPercent, srm.ChiSquare, srm.PValue), true
+	return fmt.Sprintf("%s: over the last %s the %d requests seen fell %d on stable and %d on the canary, which does not match the split %.4g/%.4g KULTA set (chi2 %.1f, p %.2g)",
+		s.spec.Metric, window, counts[0]+counts[1], counts[0], counts[1], 100-split.CanaryPercent, split.CanaryPercent, srm.ChiSquare, srm.PValue), true
 }
 
 // splitCounts is how a split's requests fell between stable and the canary, as the chi-square
