@@ -232,23 +232,13 @@ func Gather(ctx context.Context, q Querier, m MetricQuery, target Target, now ti
 				ErrNoTraffic, r.query, meas.Window))
 		}
 		if m.ObservedQuery != "" {
-			r := run.scalar("observed", m.ObservedQuery)
-			observed, err := int64(0), r.err
-			if r.outcome == OutcomeOK {
-				if observed, err = toCount(r.value, "observed", r.query); err != nil {
-					r.outcome = OutcomeInvalidValue
-				}
-			}
-			if r.outcome != OutcomeOK {
+			observed, outcome, err := run.observed(m)
+			if outcome != OutcomeOK {
 				// No number of requests to report: the estimate alone would overstate it.
-				meas.Samples, meas.HasSamples = 0, false
-				return meas.fail(r.outcome, err)
+				meas.Samples, meas.HasSamples = 0, outcome == OutcomeNoTraffic
+				return meas.fail(outcome, err)
 			}
 			meas.Samples = min(observed, samples)
-			if meas.Samples == 0 {
-				return meas.fail(OutcomeNoTraffic, fmt.Errorf("%w: the samples of %s in %s show no requests yet",
-					ErrNoTraffic, m.Name, meas.Window))
-			}
 		}
 	}
 	if meas.Proportion {
@@ -331,6 +321,23 @@ func (r queryRun) scalar(role, text string) scalarResult {
 	}
 	res.value, res.outcome, res.err = singleValue(vector, role, query)
 	return res
+}
+
+// observed runs m's ObservedQuery: the requests the window's samples show. Anything but a
+// positive count is an outcome other than OK, a count of 0 OutcomeNoTraffic.
+func (r queryRun) observed(m MetricQuery) (int64, Outcome, error) {
+	res := r.scalar("observed", m.ObservedQuery)
+	if res.outcome != OutcomeOK {
+		return 0, res.outcome, res.err
+	}
+	n, err := toCount(res.value, "observed", res.query)
+	switch {
+	case err != nil:
+		return 0, OutcomeInvalidValue, err
+	case n == 0:
+		return 0, OutcomeNoTraffic, fmt.Errorf("%w: the samples of %s in %s show no requests yet", ErrNoTraffic, m.Name, r.window)
+	}
+	return n, OutcomeOK, nil
 }
 
 // singleValue extracts the one finite float of a query result.

@@ -61,18 +61,9 @@ func GatherHistogram(ctx context.Context, q Querier, m MetricQuery, target Targe
 	}
 	if m.ObservedQuery != "" {
 		run := queryRun{ctx: ctx, q: q, target: target, window: window, at: now}
-		r := run.scalar("observed", m.ObservedQuery)
-		if r.outcome != OutcomeOK {
-			out.Outcome, out.Err = r.outcome, r.err
-			return out
-		}
-		observed, err := toCount(r.value, "observed", r.query)
-		if err != nil {
-			out.Outcome, out.Err = OutcomeInvalidValue, err
-			return out
-		}
-		if observed == 0 {
-			out.Outcome, out.Err = OutcomeNoTraffic, fmt.Errorf("%w: the samples of %s in %s show no requests yet", ErrNoTraffic, m.Name, window)
+		observed, outcome, err := run.observed(m)
+		if outcome != OutcomeOK {
+			out.Outcome, out.Err = outcome, err
 			return out
 		}
 		out.Histogram = h.scaledTo(float64(observed))
